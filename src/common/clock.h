@@ -1,0 +1,30 @@
+/*
+ * Time as the suite uses it: monotonic milliseconds for timers and
+ * deadlines, wall-clock seconds for what is stored (lease expiry) and
+ * must survive a restart.
+ */
+#ifndef DSTM_CLOCK_H
+#define DSTM_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t
+clock_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t
+clock_wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * Logging for every program of the suite: see log.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "common/log.h"
+
+static int log_stderr = 1;
+static int log_verbose;
+static const char *log_ident = "dstm";
+
+void
+log_init(int to_stderr, int verbose, const char *ident)
+{
+	log_stderr = to_stderr;
+	log_verbose = verbose;
+	log_ident = ident;
+	if (!to_stderr)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	tzset();
+}
+
+void
+log_setverbose(int verbose)
+{
+	log_verbose = verbose;
+}
+
+int
+log_getverbose(void)
+{
+	return log_verbose;
+}
+
+void
+vlog(int pri, const char *fmt, va_list ap)
+{
+	if (pri == LOG_DEBUG && !log_verbose)
+		return;
+	if (log_stderr) {
+		struct timespec ts;
+		struct tm tm;
+		char when[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		flockfile(stderr);
+		fprintf(stderr, "%s.%03ld %s: ", when, ts.tv_nsec / 1000000, log_ident);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		funlockfile(stderr);
+	} else {
+		vsyslog(pri, fmt, ap);
+	}
+}
+
+/* Log `fmt` followed by ": strerror(saved)". */
+static void
+vlog_errno(int pri, int saved, const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (pri == LOG_DEBUG && !log_verbose)
+		return;
+	if (log_stderr) {
+		struct timespec ts;
+		struct tm tm;
+		char when[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ld %s: %s: %s\n", when, ts.tv_nsec / 1000000, log_ident,
+			buf, strerror(saved));
+	} else {
+		syslog(pri, "%s: %s", buf, strerror(saved));
+	}
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_WARNING, saved, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_CRIT, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+bool
+log_rl_allow(struct log_rl *rl)
+{
+	struct timespec ts;
+	unsigned burst = rl->burst ? rl->burst : 10;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec != rl->window) {
+		if (rl->suppressed)
+			log_warnx("%u similar messages suppressed", rl->suppressed);
+		rl->window = ts.tv_sec;
+		rl->n = 0;
+		rl->suppressed = 0;
+	}
+	if (rl->n >= burst) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->n++;
+	return true;
+}
+
+const char *
+log_sanitize(char *out, size_t outlen, const void *in, size_t inlen)
+{
+	const unsigned char *s = in;
+	size_t o = 0;
+
+	if (outlen == 0)
+		return out;
+	for (size_t i = 0; i < inlen && o + 5 < outlen; i++) {
+		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\') {
+			out[o++] = (char)s[i];
+		} else {
+			snprintf(out + o, outlen - o, "\\x%02x", s[i]);
+			o += 4;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
