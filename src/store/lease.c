@@ -500,7 +500,8 @@ mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 		}
 	}
 	/* Claim slots in deadline order, so quarantines join the pool's list at its tail. */
-	qsort(ld.v, ld.n, sizeof(*ld.v), cmp_deadline);
+	if (ld.n > 0)
+		qsort(ld.v, ld.n, sizeof(*ld.v), cmp_deadline);
 	for (size_t i = 0; i < ld.n; i++) {
 		struct lent *e = ld.v[i];
 
