@@ -204,7 +204,9 @@ main(int argc, char **argv)
 	       "ns/pkt", "vs Snabb");
 	for (unsigned s = 0; s < 2; s++) {
 		uint32_t nb = sizes[s], x = 2463534242u;
-		struct bt *bt = bt_new(nb);
+		uint32_t pool_base = POOL;
+		unsigned pool_len = 12;
+		struct bt *bt = bt_new_pools(&pool_base, &pool_len, 1);
 		struct dp dp;
 
 		for (uint32_t i = 0; i < nb; i++) {
