@@ -376,3 +376,35 @@ def test_kill9_under_load_keeps_every_acknowledged_lease(tmp):
     assert len(acked) > 50
     lost = [k for k, v in acked.items() if by_identity.get(k) != v]
     assert not lost, "acknowledged leases lost: %s" % lost[:5]
+
+
+TSPLOAD = os.path.join(BUILD, "src/tsp/tsp-load")
+
+
+def test_mechanisms_and_port_ranges(tmp):
+    secrets = os.path.join(tmp, "secrets.json")
+    with open(secrets, "w") as f:
+        json.dump({"users": {"alice": "s3cret", "bob": "hunter2"}}, f)
+    d = Dstmd(tmp, auth={"mechanisms": ["SCRAM-SHA-256", "DIGEST-MD5", "PLAIN"],
+                         "secrets": secrets, "plain_without_tls": True},
+              pools=[{"name": "p", "ranges": ["192.0.2.10"], "port_range_size": 16128}]).start()
+    try:
+        def load(mech, user, secret, prefix):
+            out = subprocess.run([TSPLOAD, "-s", "[::1]:%d" % d.port, "-c", "1", "-n", "1",
+                                  "-m", mech, "-u", user, "-p", secret, "--prefix", prefix,
+                                  "--print"], capture_output=True, text=True, timeout=20)
+            return out.stdout + out.stderr
+        for mech in ("SCRAM-SHA-256", "DIGEST-MD5", "PLAIN"):
+            out = load(mech, "alice", "s3cret", "fd00:d57:1::")
+            assert "status 200 Success: 1" in out, (mech, out)
+        assert "status 200 Success" not in load("SCRAM-SHA-256", "alice", "wrong", "fd00:d57:1::")
+        assert "status 200 Success" not in load("ANONYMOUS", "x", "x", "fd00:d57:1::")
+        # One address shared by 4 clients, 16128 ports each; the 5th finds the pool full.
+        out = load("DIGEST-MD5", "bob", "hunter2", "fd00:d57:2::")
+        assert '<ports start="17152" end="33279"/>' in out, out
+        leases = d.ctl("leases")
+        assert {l["identity"] for l in leases} == {"tsp:alice", "tsp:bob"}
+        assert all(l["ipv4"] == "192.0.2.10" for l in leases)
+        assert sorted(l["port_lo"] for l in leases) == [1024, 17152]
+    finally:
+        d.kill()
