@@ -100,6 +100,7 @@ void lease_mgr_free(struct lease_mgr *m);
  *   -ENOSPC         no free slot (TSP 306)
  *   -ENOENT         no pool has that name
  *   -EIO            the store failed (see above)
+ *   -ENOMEM         out of memory (nothing changed)
  * The lease is durable only after lease_commit().
  */
 int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *v6,
