@@ -1,0 +1,359 @@
+/*
+ * dstmctl: the operator's command line for every daemon of the suite.
+ * It knows no command by heart beyond a few positional shorthands: it
+ * sends COMMAND with its arguments over the daemon's control socket
+ * (src/common/ctl.h, doc/internals.md) and shows the result for people
+ * (an array of objects as a table, an object as "key  value" lines) or
+ * passes it through unchanged with --json. Exit status: 0 success,
+ * 1 the daemon answered with an error, 2 usage or no daemon reachable.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ctl.h"
+
+#define DSTMCTL_DEFAULT_SOCKET "/run/dstm/dstmd.sock"
+#define DSTMCTL_MAX_COLUMNS    64
+
+/* Arguments that may be given by position instead of as KEY=VALUE. */
+static const struct {
+	const char *command;
+	const char *keys[3];
+} positional[] = {
+    {"revoke", {"address"}},
+    {"binding-add", {"ipv4", "ipv6"}},
+    {"binding-del", {"ipv4"}},
+};
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: dstmctl [-s SOCKET] [--json] [-t SECONDS] COMMAND [KEY=VALUE | ARG]...\n"
+	      "\n"
+	      "Talks to a daemon's control socket: -s SOCKET, else $DSTMCTL_SOCKET, else\n" //
+	      "  " DSTMCTL_DEFAULT_SOCKET ".\n"
+	      "\n"
+	      "Commands:\n"
+	      "  every daemon  status                  what it is doing\n"
+	      "                counters                its named counters\n"
+	      "  dstmd         leases                  the leases (IPv4, client, TEP, expiry)\n"
+	      "                pools                   the pools and how full they are\n"
+	      "                revoke ADDRESS          end the lease of an IPv4 address\n"
+	      "  dstm-tep      bindings                the IPv4 -> IPv6 binding table\n"
+	      "                binding-add IPV4 IPV6   add a binding by hand\n"
+	      "                binding-del IPV4        remove a binding\n"
+	      "  dstm-client   status                  lease, TEP and interface state\n"
+	      "\n"
+	      "Arguments are KEY=VALUE (an integer VALUE is sent as a number) or\n"
+	      "KEY:=JSON for any JSON value; the commands above also take them by position.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -s, --socket SOCKET   the control socket\n"
+	      "  -j, --json            print the daemon's result as JSON, unchanged\n"
+	      "  -t, --timeout SECONDS how long to wait for the reply (default 5)\n"
+	      "  -h, --help            this text\n"
+	      "\n"
+	      "Exit status: 0 success, 1 the daemon answered with an error,\n"
+	      "2 usage error or the daemon cannot be reached. See dstmctl(8).\n",
+	      f);
+}
+
+/* "123" or "-5" as an integer; anything else stays a string. */
+static json_t *
+arg_value(const char *s)
+{
+	const char *p = s;
+	char *end;
+	long long v;
+
+	if (*p == '-')
+		p++;
+	if (*p == '\0' || strspn(p, "0123456789") != strlen(p) || strlen(p) > 18)
+		return json_string(s);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return json_string(s);
+	return json_integer(v);
+}
+
+/* Build the args object from the words after COMMAND; NULL after a usage message. */
+static json_t *
+parse_args(const char *command, int argc, char **argv)
+{
+	json_t *args = json_object(), *v;
+	const char *const *keys = NULL;
+	size_t i, npos = 0;
+	int k;
+
+	for (i = 0; i < sizeof(positional) / sizeof(positional[0]); i++)
+		if (strcmp(positional[i].command, command) == 0)
+			keys = positional[i].keys;
+	for (k = 0; k < argc; k++) {
+		char *eq = strchr(argv[k], '=');
+		char key[256];
+
+		if (eq && eq != argv[k] && (size_t)(eq - argv[k]) < sizeof(key)) {
+			size_t klen = (size_t)(eq - argv[k]);
+			bool raw = argv[k][klen - 1] == ':';
+
+			memcpy(key, argv[k], klen - raw);
+			key[klen - raw] = '\0';
+			if (raw) {
+				json_error_t jerr;
+
+				v = json_loads(eq + 1, JSON_DECODE_ANY, &jerr);
+				if (v == NULL) {
+					fprintf(stderr, "dstmctl: %s: bad JSON: %s\n", key,
+					        jerr.text);
+					goto fail;
+				}
+			} else {
+				v = arg_value(eq + 1);
+			}
+			if (key[0] == '\0') {
+				json_decref(v);
+				fprintf(stderr, "dstmctl: %s: empty key\n", argv[k]);
+				goto fail;
+			}
+			json_object_set_new(args, key, v);
+			continue;
+		}
+		if (keys == NULL || npos >= 3 || keys[npos] == NULL) {
+			fprintf(stderr, "dstmctl: %s: unexpected argument (use KEY=VALUE)\n",
+			        argv[k]);
+			goto fail;
+		}
+		json_object_set_new(args, keys[npos++], arg_value(argv[k]));
+	}
+	return args;
+fail:
+	json_decref(args);
+	return NULL;
+}
+
+/* A scalar as a person reads it; nested values as compact JSON. Caller frees. */
+static char *
+cell_text(json_t *v)
+{
+	char *s = NULL;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return strdup(json_string_value(v));
+	case JSON_NULL:
+		return strdup("-");
+	default:
+		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		return s ? s : strdup("?");
+	}
+}
+
+static bool
+is_table(json_t *v)
+{
+	size_t i;
+	json_t *row;
+
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return false;
+	json_array_foreach(v, i, row)
+	{
+		if (!json_is_object(row))
+			return false;
+	}
+	return true;
+}
+
+/* An array of objects: columns are the keys of the first object, in order. */
+static void
+print_table(json_t *rows)
+{
+	const char *cols[DSTMCTL_MAX_COLUMNS];
+	size_t width[DSTMCTL_MAX_COLUMNS];
+	size_t ncols = 0, i, c;
+	const char *key;
+	json_t *row, *v;
+	char *t;
+
+	json_object_foreach(json_array_get(rows, 0), key, v)
+	{
+		if (ncols == DSTMCTL_MAX_COLUMNS)
+			break;
+		cols[ncols] = key;
+		width[ncols++] = strlen(key);
+	}
+	json_array_foreach(rows, i, row)
+	{
+		for (c = 0; c < ncols; c++) {
+			t = cell_text(json_object_get(row, cols[c]) ? json_object_get(row, cols[c])
+			                                            : json_null());
+			if (t && strlen(t) > width[c])
+				width[c] = strlen(t);
+			free(t);
+		}
+	}
+	for (c = 0; c < ncols; c++)
+		printf("%-*s%s", c + 1 < ncols ? (int)width[c] : 0, cols[c],
+		       c + 1 < ncols ? "  " : "\n");
+	json_array_foreach(rows, i, row)
+	{
+		for (c = 0; c < ncols; c++) {
+			v = json_object_get(row, cols[c]);
+			t = cell_text(v ? v : json_null());
+			printf("%-*s%s", c + 1 < ncols ? (int)width[c] : 0, t ? t : "?",
+			       c + 1 < ncols ? "  " : "\n");
+			free(t);
+		}
+	}
+}
+
+/* Widest flattened key of an object, for alignment. */
+static size_t
+key_width(json_t *obj, size_t prefix, unsigned depth)
+{
+	const char *key;
+	json_t *v;
+	size_t w = 0, k;
+
+	json_object_foreach(obj, key, v)
+	{
+		if (json_is_object(v) && json_object_size(v) > 0 && depth < 16)
+			k = key_width(v, prefix + strlen(key) + 1, depth + 1);
+		else
+			k = prefix + strlen(key);
+		if (k > w)
+			w = k;
+	}
+	return w;
+}
+
+/* "key  value" lines; nested objects flattened as "outer.inner". */
+static void
+print_object(json_t *obj, const char *prefix, int width, unsigned depth)
+{
+	const char *key;
+	json_t *v;
+	char name[512], *t;
+
+	json_object_foreach(obj, key, v)
+	{
+		snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", key);
+		if (json_is_object(v) && json_object_size(v) > 0 && depth < 16) {
+			print_object(v, name, width, depth + 1);
+			continue;
+		}
+		t = cell_text(v);
+		printf("%-*s  %s\n", width, name, t ? t : "?");
+		free(t);
+	}
+}
+
+static void
+print_result(json_t *r)
+{
+	char *t;
+
+	if (is_table(r)) {
+		print_table(r);
+	} else if (json_is_array(r) && json_array_size(r) == 0) {
+		printf("(none)\n");
+	} else if (json_is_object(r)) {
+		print_object(r, "", (int)key_width(r, 0, 0), 0);
+	} else if (json_is_array(r)) {
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(r, i, v)
+		{
+			t = cell_text(v);
+			printf("%s\n", t ? t : "?");
+			free(t);
+		}
+	} else if (!json_is_null(r) && !json_is_true(r)) {
+		t = cell_text(r);
+		printf("%s\n", t ? t : "?");
+		free(t);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL, *command;
+	bool as_json = false;
+	double timeout = 5.0;
+	char err[1024], *end, *text;
+	json_t *args, *result;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "+s:jt:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 't':
+			timeout = strtod(optarg, &end);
+			if (*end || !(timeout > 0) || timeout > 86400) {
+				fprintf(stderr, "dstmctl: -t %s: seconds, more than 0\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	command = argv[optind];
+	if (path == NULL)
+		path = getenv("DSTMCTL_SOCKET");
+	if (path == NULL || path[0] == '\0')
+		path = DSTMCTL_DEFAULT_SOCKET;
+	args = parse_args(command, argc - optind - 1, argv + optind + 1);
+	if (args == NULL)
+		return 2;
+	rc =
+	    ctl_request(path, command, args, (unsigned)(timeout * 1000), &result, err, sizeof(err));
+	json_decref(args);
+	if (rc == CTL_EREPLY) {
+		fprintf(stderr, "dstmctl: %s: %s\n", command, err);
+		return 1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "dstmctl: %s\n", err);
+		return 2;
+	}
+	if (as_json) {
+		text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		if (text)
+			printf("%s\n", text);
+		free(text);
+	} else {
+		print_result(result);
+	}
+	json_decref(result);
+	if (fflush(stdout) == EOF)
+		return 2;
+	return 0;
+}
