@@ -678,6 +678,48 @@ pool_index(const struct lease_mgr *m, const char *name, size_t *first, size_t *e
 	return -ENOENT;
 }
 
+/*
+ * An orphan may overlap a slot the pool considers free: the pool's hold
+ * on it (orphan_hold) ends when the orphan would have ended, but the
+ * orphan's row goes only when lease_expire() reaches it, or later if it
+ * expired late. An orphan whose quarantine is over is dropped here; a
+ * live one sends the slot back to quarantine until the orphan's end.
+ * Returns 0 (slot usable), 1 (blocked, slot given back) or -EIO.
+ */
+static int
+orphan_block(struct lease_mgr *m, size_t pi, uint32_t slot, int64_t now)
+{
+	uint32_t a;
+	uint16_t lo, hi;
+
+	if (m->norphans == 0)
+		return 0;
+	pool_slot(m->pools[pi], slot, &a, &lo, &hi);
+	if (lo == 0 && hi == 0)
+		hi = UINT16_MAX;
+	for (size_t i = 0; i < m->norphans; i++) {
+		struct lent *o = m->orphans[i];
+		uint16_t olo = o->l.port_lo, ohi = o->l.port_hi;
+		int64_t end;
+
+		if (olo == 0 && ohi == 0)
+			ohi = UINT16_MAX;
+		if (o->l.v4 != a || ohi < lo || olo > hi)
+			continue;
+		if (o->l.state == LEASE_QUARANTINE && o->l.quarantine_until <= now) {
+			if (lease_drop(m, o) < 0)
+				return -EIO;
+			i--; /* lease_drop moved the last orphan here */
+			continue;
+		}
+		end = o->l.state == LEASE_ACTIVE ? o->l.expiry + m->pol.quarantine
+		                                 : o->l.quarantine_until;
+		pool_release(m->pools[pi], slot, end > now ? end : now + 1);
+		return 1;
+	}
+	return 0;
+}
+
 /* A specific address: any free slot (port range) of it. */
 static int
 take_v4(struct lease_mgr *m, size_t first, size_t end, uint32_t v4, int64_t now, size_t *pi,
@@ -690,7 +732,13 @@ take_v4(struct lease_mgr *m, size_t first, size_t end, uint32_t v4, int64_t now,
 		if (!pool_find(p, v4, POOL_PORT_FIRST, &base))
 			continue;
 		for (uint32_t s = base; s < base + pool_slots_per_addr(p); s++) {
-			if (pool_take(p, s, now) == 0) {
+			int rc;
+
+			if (pool_take(p, s, now) != 0)
+				continue;
+			if ((rc = orphan_block(m, i, s, now)) < 0)
+				return rc;
+			if (rc == 0) {
 				*pi = i;
 				*slot = s;
 				return 0;
@@ -746,9 +794,18 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 			return rc;
 		}
 	} else {
-		for (pi = first; pi < end; pi++)
-			if ((rc = pool_alloc(m->pools[pi], now, &slot)) == 0)
+		for (pi = first; pi < end; pi++) {
+			/* Bounded: a blocked slot leaves the free queue until after now. */
+			while ((rc = pool_alloc(m->pools[pi], now, &slot)) == 0) {
+				if ((rc = orphan_block(m, pi, slot, now)) <= 0)
+					break;
+				rc = -ENOSPC;
+			}
+			if (rc == 0)
 				break;
+			if (rc == -EIO)
+				return rc;
+		}
 		if (rc < 0) {
 			m->c.exhausted++;
 			return -ENOSPC;

@@ -100,6 +100,7 @@ void lease_mgr_free(struct lease_mgr *m);
  *   -ENOSPC         no free slot (TSP 306)
  *   -ENOENT         no pool has that name
  *   -EIO            the store failed (see above)
+ *   -ENOMEM         out of memory (nothing changed)
  * The lease is durable only after lease_commit().
  */
 int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *v6,
@@ -116,7 +117,10 @@ int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
 /* The active lease of an identity. */
 const struct lease *lease_find_identity(const struct lease_mgr *m, const char *identity);
-/* Every lease (active and quarantined); a non-zero return of cb stops and is returned. */
+/*
+ * Every lease (active and quarantined), in no order; cb must not change
+ * leases. A non-zero return of cb stops the walk and is returned.
+ */
 int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct lease *l),
                   void *arg);
 

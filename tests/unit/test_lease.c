@@ -461,6 +461,32 @@ test_ports(void **state)
 		l = acq(&w, "c", "fd00:d57::13", 0, 1010, NULL, 0);
 		assert_int_equal(l->port_lo, 1024 + 4 * 8064); /* the first slot not held */
 		assert_int_equal(lease_commit(w.m), 0);
+
+		/* 1150: the pool's hold is over but the orphans are not expired yet. */
+		for (int i = 0; i < 11; i++) {
+			char id[16];
+
+			snprintf(id, sizeof(id), "n%d", i);
+			acq(&w, id, "fd00:d57::40", 0, 1150, NULL, 0);
+		}
+		acq(&w, "n11", "fd00:d57::40", 0, 1150, NULL, -ENOSPC);
+		acq(&w, "n11", "fd00:d57::40", v4("192.0.2.10"), 1150, NULL, -EADDRNOTAVAIL);
+		/* a, b and c (expired at 1110) go to quarantine until 1200. */
+		assert_int_equal(lease_expire(w.m, 1150, NULL, NULL), 3);
+		assert_int_equal(lease_commit(w.m), 0);
+		/* 1200: the orphans' rows are still there until the slot is taken; taking it
+		 * drops them in the same transaction, so the unique index holds. */
+		l = acq(&w, "n11", "fd00:d57::40", v4("192.0.2.10"), 1200, NULL, 0);
+		assert_int_equal(l->port_lo, 1024);
+		acq(&w, "n12", "fd00:d57::40", 0, 1200, NULL, 0);
+		acq(&w, "n13", "fd00:d57::40", 0, 1200, NULL, 0);
+		acq(&w, "n14", "fd00:d57::40", 0, 1200, NULL, 0);
+		acq(&w, "n15", "fd00:d57::40", 0, 1200, NULL, 0);
+		acq(&w, "n16", "fd00:d57::40", 0, 1200, NULL, -ENOSPC);
+		assert_int_equal(lease_commit(w.m), 0);
+		lease_counters(w.m, &cnt);
+		assert_int_equal(cnt.active, 16);
+		assert_int_equal(cnt.quarantined, 0);
 	}
 	down(&w);
 }
