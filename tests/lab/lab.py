@@ -1,0 +1,165 @@
+"""Drive scripts/lab from Python: the end-to-end tests bring a DSTM domain of
+network namespaces up (DESIGN §8), run commands on its nodes and query the
+daemons' control sockets through dstmctl, and always take it down again.
+
+    lab = Lab()                      # DSTM_LAB = "t<pid>", build dir = $DSTM_BUILD or build/
+    lab.up(clients=2, access="tsp", scenario="intranet")
+    lab.exec("c1", "ping", "-c1", "198.51.100.2").returncode
+    lab.ctl("srv", "leases")         # dstmctl --json leases, parsed
+    lab.down()
+"""
+
+import json
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_SCRIPT = os.path.join(ROOT, "scripts", "lab")
+
+# Where each program lives in a build directory.
+PROGRAMS = {
+    "dstmd": "src/dstmd/dstmd",
+    "dstm-tep": "src/tep/dstm-tep",
+    "dstm-client": "src/client/dstm-client",
+    "dstmctl": "src/ctl/dstmctl",
+}
+
+SRV6 = "fd00:d57::1"
+TEP6 = "fd00:d57::2"
+TEP4 = "198.51.100.1"
+V44 = "198.51.100.2"
+POOL = "192.0.2.0/24"
+
+
+def client_ipv6(i):
+    """The IPv6 address of client ci (c1 is fd00:d57::11)."""
+    return "fd00:d57::%x" % (0x10 + i)
+
+
+class LabError(Exception):
+    """scripts/lab failed; the message holds its output (with the failing node's log)."""
+
+
+class CtlError(Exception):
+    """dstmctl failed: returncode 1 is an error reply of the daemon, 2 no daemon or usage."""
+
+    def __init__(self, message, returncode):
+        super().__init__(message)
+        self.returncode = returncode
+
+
+class Lab:
+    def __init__(self, name=None, build=None):
+        self.name = name or "t%d" % os.getpid()
+        build = build or os.environ.get("DSTM_BUILD") or os.path.join(ROOT, "build")
+        self.build = build if os.path.isabs(build) else os.path.join(ROOT, build)
+        self.run_dir = "/run/dstm-lab/" + self.name
+        self.clients = 0
+        self.options = {}
+
+    # -- the lab's own commands
+
+    def _env(self, extra=None):
+        env = dict(os.environ, DSTM_LAB=self.name, DSTM_BUILD=self.build)
+        env.update(extra or {})
+        return env
+
+    def _lab(self, *args, timeout=180, env=None):
+        return subprocess.run(
+            [LAB_SCRIPT, *args],
+            env=self._env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+
+    def up(self, access="tsp", clients=2, scenario="intranet", lifetime=None, timeout=180):
+        """Bring the lab up (taking down a previous one of this name); LabError if it fails."""
+        env = {}
+        if lifetime is not None:
+            env["DSTM_LAB_LIFETIME"] = str(lifetime)
+        r = self._lab("up", "--access", access, "--clients", str(clients),
+                      "--scenario", scenario, timeout=timeout, env=env)
+        if r.returncode != 0:
+            raise LabError("scripts/lab up failed (exit %d):\n%s" % (r.returncode, r.stdout))
+        self.clients = clients
+        self.options = {"access": access, "clients": clients, "scenario": scenario,
+                        "lifetime": lifetime}
+        return r.stdout
+
+    def down(self):
+        r = self._lab("down", timeout=120)
+        self.clients = 0
+        if r.returncode != 0:
+            raise LabError("scripts/lab down failed (exit %d):\n%s" % (r.returncode, r.stdout))
+        return r.stdout
+
+    def status(self):
+        return self._lab("status", timeout=60).stdout
+
+    # -- nodes
+
+    @property
+    def client_nodes(self):
+        return ["c%d" % i for i in range(1, self.clients + 1)]
+
+    def nodes(self):
+        return ["sw", "srv", "tep", "v4"] + self.client_nodes
+
+    def netns(self, node):
+        return "%s-%s" % (self.name, node)
+
+    def namespaces(self):
+        """The namespaces of this lab that exist now."""
+        out = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
+        names = [line.split()[0] for line in out.splitlines() if line.strip()]
+        return sorted(n for n in names if n.startswith(self.name + "-"))
+
+    def path(self, node, *parts):
+        """A file of a node under /run/dstm-lab/LAB/NODE/."""
+        return os.path.join(self.run_dir, node, *parts)
+
+    def built(self, program):
+        """True when `program` (dstmd, dstm-tep, dstm-client, dstmctl) exists in the build."""
+        return os.access(os.path.join(self.build, PROGRAMS[program]), os.X_OK)
+
+    def exec(self, node, *cmd, timeout=30, check=False, input=None):
+        """Run cmd in the node's namespace (build programs first in PATH, DSTMCTL_SOCKET set)."""
+        r = subprocess.run(
+            [LAB_SCRIPT, "exec", node, *cmd],
+            env=self._env(),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
+        if check and r.returncode != 0:
+            raise AssertionError("%s: %s exited %d\nstdout:\n%s\nstderr:\n%s"
+                                 % (node, " ".join(cmd), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def ctl(self, node, command, timeout=10, **args):
+        """dstmctl --json COMMAND on the node's control socket; the parsed result.
+
+        Keyword arguments become the command's args with their JSON types kept
+        (lab.ctl("srv", "revoke", address="192.0.2.10")). CtlError on failure.
+        """
+        words = ["%s:=%s" % (k, json.dumps(v))
+                 for k, v in args.items()]
+        r = self.exec(node, "dstmctl", "--json", "-t", str(timeout), command, *words,
+                      timeout=timeout + 10)
+        if r.returncode != 0:
+            raise CtlError("%s: dstmctl %s: %s" % (node, command, r.stderr.strip()), r.returncode)
+        return json.loads(r.stdout)
+
+    def log(self, node):
+        """The node's log so far ('' when there is none)."""
+        try:
+            with open(self.path(node, node + ".log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
