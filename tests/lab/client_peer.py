@@ -3,16 +3,18 @@
 private network namespace, before or without the real dstmd and dstm-tep.
 
 It speaks the DSTM profile of TSP (seed 001 appendix C, DESIGN 3.1) with
-ANONYMOUS authentication, hands out one address per session with a
-short lifetime, and acts as the TEP with a raw IPPROTO_IPIP socket:
-it answers ICMP echo requests and echoes UDP datagrams sent to the IPv4
-"far" host, so that the client's whole data path is exercised with real
-packets. Commands on stdin drive it: "delete" sends the server's delete
-on every open session; "quit" stops. It logs one JSON line per event on
+ANONYMOUS authentication, hands out a new address for every first create
+with a short lifetime, and acts as the TEP with a raw IPPROTO_IPIP socket
+and a TUN device behind which this namespace's own IPv4 stack plays the
+"far" IPv4-only host, so that the client's whole data path is exercised
+with real TCP, UDP and ICMP. Commands on stdin drive it: "delete" sends
+the server's delete on every open session; "mute" makes it ignore every
+further create (a lease then expires); "quit" stops. It logs one JSON line per event on
 stdout (create, renew, delete-from-client, tunnelled packets).
 
 usage: client_peer.py SERVER6 TEP6 TEP4 FAR4 POOL_FIRST LIFETIME
 """
+import fcntl
 import ipaddress
 import json
 import os
@@ -30,20 +32,12 @@ lock = threading.Lock()
 sessions = []
 next_addr = [int(ipaddress.IPv4Address(POOL_FIRST))]
 bound = {}  # client IPv4 -> client IPv6
+muted = [False]  # ignore creates (lets a lease expire)
 
 
 def log(**kw):
     with lock:
         print(json.dumps(kw), flush=True)
-
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
 
 
 def tunnel_xml(action, v4, v6, lifetime):
@@ -80,6 +74,9 @@ def session(conn):
             action = re.search(r'action="(\w+)"', xml).group(1)
             v6 = re.search(r'type="ipv6">([^<]+)<', xml).group(1)
             m = re.search(r'type="ipv4">([^<]+)<', xml)
+            if action == "create" and muted[0]:
+                log(event="ignored-create")
+                continue
             if action == "create":
                 if m:
                     v4 = m.group(1)
@@ -91,7 +88,8 @@ def session(conn):
                     log(event="create", v4=v4, v6=v6, ll="fe80:" in xml)
                 with lock:
                     bound[v4] = v6
-                    sessions.append((conn, v4, v6))
+                    if not m:
+                        sessions.append((conn, v4, v6))
                 send_frame(conn, "200 Success", tunnel_xml("info", v4, v6, LIFETIME))
             elif action == "delete":
                 log(event="delete-from-client", v4=m.group(1) if m else None)
@@ -117,36 +115,35 @@ def server():
 
 
 def tep():
+    """Decapsulate into a TUN device whose far side is this namespace's own
+    IPv4 stack (FAR4 on lo): real TCP, UDP and ICMP answer. What the stack
+    sends back to a bound client address is encapsulated toward its IPv6."""
+    tun = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(tun, 0x400454CA, struct.pack("16sH", b"far0", 0x0001 | 0x1000))
+    os.system("ip link set far0 up mtu 1460 && ip addr add %s/32 dev lo && "
+              "ip route add 192.0.2.0/24 dev far0 && "
+              "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.far0.rp_filter=0" % FAR4)
     r = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 4)
     r.bind((TEP6, 0))
-    far = socket.inet_aton(FAR4)
     while True:
-        pkt, src = r.recvfrom(65535)
-        ihl = (pkt[0] & 15) * 4
-        s4, d4 = pkt[12:16], pkt[16:20]
-        with lock:
-            ok = bound.get(socket.inet_ntoa(s4)) == src[0]
-        log(event="tunnelled", src6=src[0], src4=socket.inet_ntoa(s4), dst4=socket.inet_ntoa(d4),
-            proto=pkt[9], bound=ok)
-        if not ok or d4 != far:
-            continue
-        body = bytearray(pkt[ihl:])
-        if pkt[9] == 1 and body[0] == 8:
-            body[0] = 0
-            body[2:4] = b"\0\0"
-            body[2:4] = struct.pack("!H", csum(bytes(body)))
-        elif pkt[9] == 17:
-            body[0:2], body[2:4] = body[2:4], body[0:2]
-            body[6:8] = b"\0\0"
-        elif pkt[9] == 6:
-            continue
-        hdr = bytearray(pkt[:20])
-        hdr[0] = 0x45
-        hdr[12:16], hdr[16:20] = d4, s4
-        hdr[2:4] = struct.pack("!H", 20 + len(body))
-        hdr[10:12] = b"\0\0"
-        hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
-        r.sendto(bytes(hdr + body), (src[0], 0))
+        rd, _, _ = select.select([r, tun], [], [])
+        if r in rd:
+            pkt, src = r.recvfrom(65535)
+            s4 = socket.inet_ntoa(pkt[12:16])
+            with lock:
+                ok = bound.get(s4) == src[0]
+            if not ok:
+                log(event="spoofed", src6=src[0], src4=s4)
+                continue
+            os.write(tun, pkt)
+        if tun in rd:
+            pkt = os.read(tun, 65535)
+            if pkt[0] >> 4 != 4:
+                continue
+            with lock:
+                v6 = bound.get(socket.inet_ntoa(pkt[16:20]))
+            if v6:
+                r.sendto(pkt, (v6, 0))
 
 
 threading.Thread(target=server, daemon=True).start()
@@ -165,5 +162,7 @@ for line in sys.stdin:
                 log(event="delete-sent", v4=v4)
             except OSError:
                 pass
+    elif cmd == "mute":
+        muted[0] = True
     elif cmd == "quit":
         break
