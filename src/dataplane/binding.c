@@ -1,0 +1,550 @@
+/*
+ * The binding table: see binding.h for the layout. Linear probing with
+ * backward-shift deletion (no tombstones, so probe sequences stay as short
+ * as the load allows); the hash is kept at most half full, which keeps the
+ * expected probe within the first cache line.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/binding.h"
+
+#define BT_CHUNK_SHIFT 12
+#define BT_CHUNK       (1u << BT_CHUNK_SHIFT)
+#define BT_REF_GROUP   0x80000000u
+#define BT_MAX_RECORDS 0x7ffffff0u
+
+struct bt_slot {
+	uint32_t v4;
+	uint32_t ref; /* 0 empty; BT_REF_GROUP | group index; else record index + 1 */
+};
+
+/* The ranges of one shared address: ref[(port - base) / size]. */
+struct bt_group {
+	uint32_t v4;
+	uint16_t base, size;
+	uint32_t nslots, used;
+	uint32_t ref[]; /* record index + 1, or 0 */
+};
+
+struct bt {
+	struct bt_slot *slots;
+	uint32_t mask;       /* number of slots - 1 (a power of two minus one) */
+	uint32_t slots_used; /* distinct addresses */
+	struct bt_binding **chunks;
+	uint32_t nchunks, chunks_cap;
+	uint32_t nrecords; /* records ever handed out (high-water mark) */
+	uint32_t count;    /* bindings */
+	uint32_t *free;    /* stack of freed record indexes */
+	uint32_t nfree, free_cap;
+	struct bt_group **groups;
+	uint32_t ngroups, groups_cap;
+	size_t group_bytes;
+	uint32_t expire_cursor;
+};
+
+/* murmur3's finalizer: pool addresses are consecutive, the slots must not be. */
+static inline uint32_t
+bt_hash(uint32_t v4)
+{
+	v4 ^= v4 >> 16;
+	v4 *= 0x85ebca6bu;
+	v4 ^= v4 >> 13;
+	v4 *= 0xc2b2ae35u;
+	v4 ^= v4 >> 16;
+	return v4;
+}
+
+static inline struct bt_binding *
+rec(const struct bt *bt, uint32_t idx)
+{
+	return &bt->chunks[idx >> BT_CHUNK_SHIFT][idx & (BT_CHUNK - 1)];
+}
+
+static inline bool
+is_whole(uint16_t lo, uint16_t hi)
+{
+	return lo == 0 && hi == 65535;
+}
+
+static int
+slots_alloc(struct bt *bt, uint32_t nslots)
+{
+	bt->slots = calloc(nslots, sizeof(*bt->slots));
+	if (!bt->slots)
+		return -ENOMEM;
+	bt->mask = nslots - 1;
+	return 0;
+}
+
+struct bt *
+bt_new(size_t addresses)
+{
+	struct bt *bt = calloc(1, sizeof(*bt));
+	uint32_t n = 64;
+
+	if (!bt)
+		return NULL;
+	while (n < 0x80000000u && (size_t)n < addresses * 2)
+		n <<= 1;
+	if (slots_alloc(bt, n) < 0) {
+		free(bt);
+		return NULL;
+	}
+	return bt;
+}
+
+void
+bt_free(struct bt *bt)
+{
+	if (!bt)
+		return;
+	for (uint32_t i = 0; i < bt->nchunks; i++)
+		free(bt->chunks[i]);
+	for (uint32_t i = 0; i < bt->ngroups; i++)
+		free(bt->groups[i]);
+	free(bt->chunks);
+	free(bt->groups);
+	free(bt->free);
+	free(bt->slots);
+	free(bt);
+}
+
+/* Index of v4's slot, or of the empty slot where it would go. */
+static uint32_t
+slot_find(const struct bt *bt, uint32_t v4)
+{
+	uint32_t i = bt_hash(v4) & bt->mask;
+
+	/* At most half full: an empty slot always ends the probe. */
+	for (uint32_t n = 0; n <= bt->mask; n++) {
+		if (bt->slots[i].ref == 0 || bt->slots[i].v4 == v4)
+			return i;
+		i = (i + 1) & bt->mask;
+	}
+	return i; /* unreachable while the load stays at most 1/2 */
+}
+
+static int
+slots_grow(struct bt *bt)
+{
+	struct bt_slot *old = bt->slots;
+	uint32_t oldn = bt->mask + 1;
+
+	if (oldn >= 0x80000000u)
+		return -ENOMEM;
+	if (slots_alloc(bt, oldn * 2) < 0) {
+		bt->slots = old;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < oldn; i++)
+		if (old[i].ref)
+			bt->slots[slot_find(bt, old[i].v4)] = old[i];
+	free(old);
+	return 0;
+}
+
+/* Backward-shift deletion: pull later members of the cluster into the hole. */
+static void
+slot_remove(struct bt *bt, uint32_t i)
+{
+	for (uint32_t n = 0; n <= bt->mask; n++) {
+		uint32_t j = (i + 1) & bt->mask, home;
+
+		for (;;) {
+			if (bt->slots[j].ref == 0)
+				goto out;
+			home = bt_hash(bt->slots[j].v4) & bt->mask;
+			/* j may move to i when i lies cyclically in [home, j). */
+			if (((j - home) & bt->mask) >= ((j - i) & bt->mask))
+				break;
+			j = (j + 1) & bt->mask;
+			if (j == i)
+				goto out;
+		}
+		bt->slots[i] = bt->slots[j];
+		i = j;
+	}
+out:
+	bt->slots[i].ref = 0;
+	bt->slots[i].v4 = 0;
+	bt->slots_used--;
+}
+
+static int
+rec_alloc(struct bt *bt, uint32_t *idx)
+{
+	if (bt->nfree) {
+		*idx = bt->free[--bt->nfree];
+		return 0;
+	}
+	if (bt->nrecords >= BT_MAX_RECORDS)
+		return -ENOMEM;
+	if (bt->free_cap <= bt->nrecords) {
+		uint32_t cap = bt->free_cap ? bt->free_cap * 2 : 64;
+		uint32_t *f = realloc(bt->free, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		bt->free = f;
+		bt->free_cap = cap;
+	}
+	if ((bt->nrecords >> BT_CHUNK_SHIFT) >= bt->nchunks) {
+		if (bt->nchunks == bt->chunks_cap) {
+			uint32_t cap = bt->chunks_cap ? bt->chunks_cap * 2 : 16;
+			struct bt_binding **c = realloc(bt->chunks, cap * sizeof(*c));
+			if (!c)
+				return -ENOMEM;
+			bt->chunks = c;
+			bt->chunks_cap = cap;
+		}
+		bt->chunks[bt->nchunks] =
+		    aligned_alloc(64, (size_t)BT_CHUNK * sizeof(struct bt_binding));
+		if (!bt->chunks[bt->nchunks])
+			return -ENOMEM;
+		bt->nchunks++;
+	}
+	*idx = bt->nrecords++;
+	return 0;
+}
+
+/* Never fails: rec_alloc() keeps the free stack as large as the records. */
+static void
+rec_release(struct bt *bt, uint32_t idx)
+{
+	memset(rec(bt, idx), 0, sizeof(struct bt_binding));
+	bt->free[bt->nfree++] = idx;
+	bt->count--;
+}
+
+static void
+rec_fill(struct bt_binding *b, uint32_t v4, uint16_t lo, uint16_t hi, const struct in6_addr *v6,
+         uint8_t flags)
+{
+	memset(b, 0, sizeof(*b));
+	b->v6 = *v6;
+	b->v4 = v4;
+	b->port_lo = lo;
+	b->port_hi = hi;
+	b->flags = BT_F_USED | flags;
+}
+
+/* A re-added binding keeps its counters unless it now names another client. */
+static void
+rec_update(struct bt_binding *b, const struct in6_addr *v6, uint8_t flags)
+{
+	if (memcmp(&b->v6, v6, sizeof(*v6)) != 0) {
+		b->v6 = *v6;
+		b->mtu = 0;
+		b->pkts_in = b->bytes_in = b->pkts_out = b->bytes_out = 0;
+	}
+	b->flags = BT_F_USED | flags;
+}
+
+static int
+group_new(struct bt *bt, uint32_t v4, uint16_t lo, uint16_t hi, uint32_t *gidx)
+{
+	uint32_t size = (uint32_t)hi - lo + 1, base = lo % size;
+	uint32_t nslots = (65536 - base + size - 1) / size;
+	size_t bytes = sizeof(struct bt_group) + nslots * sizeof(uint32_t);
+	struct bt_group *g;
+	uint32_t i;
+
+	for (i = 0; i < bt->ngroups; i++)
+		if (!bt->groups[i])
+			break;
+	if (i == bt->ngroups) {
+		if (bt->ngroups == bt->groups_cap) {
+			uint32_t cap = bt->groups_cap ? bt->groups_cap * 2 : 16;
+			struct bt_group **gs;
+
+			if (cap >= BT_REF_GROUP)
+				return -ENOMEM;
+			gs = realloc(bt->groups, cap * sizeof(*gs));
+			if (!gs)
+				return -ENOMEM;
+			bt->groups = gs;
+			bt->groups_cap = cap;
+		}
+		bt->groups[bt->ngroups++] = NULL;
+	}
+	g = calloc(1, bytes);
+	if (!g)
+		return -ENOMEM;
+	g->v4 = v4;
+	g->base = (uint16_t)base;
+	g->size = (uint16_t)size;
+	g->nslots = nslots;
+	bt->groups[i] = g;
+	bt->group_bytes += bytes;
+	*gidx = i;
+	return 0;
+}
+
+static void
+group_free(struct bt *bt, uint32_t gidx)
+{
+	struct bt_group *g = bt->groups[gidx];
+
+	bt->group_bytes -= sizeof(*g) + g->nslots * sizeof(uint32_t);
+	free(g);
+	bt->groups[gidx] = NULL;
+}
+
+/*
+ * The slot of `lo..hi` in group g, or -1 when the range does not fit the
+ * group's size and alignment. The last range may be cut short by 65535.
+ */
+static long
+group_index(const struct bt_group *g, uint16_t lo, uint16_t hi)
+{
+	uint32_t size = g->size;
+
+	if (lo < g->base || (lo - g->base) % size != 0)
+		return -1;
+	if ((uint32_t)hi - lo + 1 != size && !(hi == 65535 && (uint32_t)lo + size - 1 > 65535))
+		return -1;
+	return (long)((lo - g->base) / size);
+}
+
+int
+bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const struct in6_addr *v6,
+       uint8_t flags, struct bt_binding **out)
+{
+	struct bt_slot *s;
+	struct bt_group *g;
+	uint32_t i, idx, gidx = 0;
+	long k;
+	int rc;
+
+	flags &= (uint8_t)~BT_F_USED;
+	if (port_lo > port_hi)
+		return -EINVAL;
+	i = slot_find(bt, v4);
+	s = &bt->slots[i];
+	if (s->ref && !(s->ref & BT_REF_GROUP)) {
+		struct bt_binding *b = rec(bt, s->ref - 1);
+
+		if (!is_whole(port_lo, port_hi))
+			return -EEXIST;
+		rec_update(b, v6, flags);
+		if (out)
+			*out = b;
+		return 0;
+	}
+	if (s->ref) {
+		g = bt->groups[s->ref & ~BT_REF_GROUP];
+		if (is_whole(port_lo, port_hi))
+			return -EEXIST;
+		k = group_index(g, port_lo, port_hi);
+		if (k < 0)
+			return -EINVAL;
+		if (g->ref[k]) {
+			rec_update(rec(bt, g->ref[k] - 1), v6, flags);
+			if (out)
+				*out = rec(bt, g->ref[k] - 1);
+			return 0;
+		}
+		if ((rc = rec_alloc(bt, &idx)) < 0)
+			return rc;
+		g->ref[k] = idx + 1;
+		g->used++;
+		goto fill;
+	}
+
+	/* A new address: keep the hash at most half full. */
+	if ((bt->slots_used + 1) * 2 > bt->mask + 1) {
+		if ((rc = slots_grow(bt)) < 0)
+			return rc;
+		i = slot_find(bt, v4);
+		s = &bt->slots[i];
+	}
+	if ((rc = rec_alloc(bt, &idx)) < 0)
+		return rc;
+	if (!is_whole(port_lo, port_hi)) {
+		if ((rc = group_new(bt, v4, port_lo, port_hi, &gidx)) < 0) {
+			bt->free[bt->nfree++] = idx;
+			return rc;
+		}
+		g = bt->groups[gidx];
+		k = group_index(g, port_lo, port_hi);
+		g->ref[k] = idx + 1;
+		g->used = 1;
+		s->ref = BT_REF_GROUP | gidx;
+	} else {
+		s->ref = idx + 1;
+	}
+	s->v4 = v4;
+	bt->slots_used++;
+fill:
+	rec_fill(rec(bt, idx), v4, port_lo, port_hi, v6, flags);
+	bt->count++;
+	if (out)
+		*out = rec(bt, idx);
+	return 0;
+}
+
+int
+bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all)
+{
+	uint32_t i = slot_find(bt, v4), gidx;
+	struct bt_slot *s = &bt->slots[i];
+	struct bt_group *g;
+
+	if (s->ref == 0)
+		return -ENOENT;
+	if (!(s->ref & BT_REF_GROUP)) {
+		if (!all && port_lo != 0)
+			return -ENOENT;
+		rec_release(bt, s->ref - 1);
+		slot_remove(bt, i);
+		return 0;
+	}
+	gidx = s->ref & ~BT_REF_GROUP;
+	g = bt->groups[gidx];
+	if (all) {
+		for (uint32_t k = 0; k < g->nslots; k++)
+			if (g->ref[k])
+				rec_release(bt, g->ref[k] - 1);
+		g->used = 0;
+	} else {
+		long k;
+
+		if (port_lo < g->base || (port_lo - g->base) % g->size != 0)
+			return -ENOENT;
+		k = (port_lo - g->base) / g->size;
+		if (!g->ref[k])
+			return -ENOENT;
+		rec_release(bt, g->ref[k] - 1);
+		g->ref[k] = 0;
+		g->used--;
+	}
+	if (g->used == 0) {
+		group_free(bt, gidx);
+		slot_remove(bt, i);
+	}
+	return 0;
+}
+
+static inline struct bt_binding *
+resolve(const struct bt *bt, uint32_t ref, uint16_t port)
+{
+	const struct bt_group *g;
+	uint32_t k;
+
+	if (!(ref & BT_REF_GROUP))
+		return rec(bt, ref - 1);
+	g = bt->groups[ref & ~BT_REF_GROUP];
+	if (port < g->base)
+		return NULL;
+	k = (uint32_t)(port - g->base) / g->size;
+	if (k >= g->nslots || !g->ref[k])
+		return NULL;
+	return rec(bt, g->ref[k] - 1);
+}
+
+uint32_t
+bt_prefetch(const struct bt *bt, uint32_t v4)
+{
+	uint32_t h = bt_hash(v4);
+
+	__builtin_prefetch(&bt->slots[h & bt->mask]);
+	return h;
+}
+
+struct bt_binding *
+bt_find_hashed(const struct bt *bt, uint32_t hash, uint32_t v4, uint16_t port)
+{
+	uint32_t i = hash & bt->mask;
+
+	for (uint32_t n = 0; n <= bt->mask; n++) {
+		const struct bt_slot *s = &bt->slots[i];
+
+		if (s->ref == 0)
+			return NULL;
+		if (s->v4 == v4)
+			return resolve(bt, s->ref, port);
+		i = (i + 1) & bt->mask;
+	}
+	return NULL;
+}
+
+struct bt_binding *
+bt_lookup(const struct bt *bt, uint32_t v4, uint16_t port)
+{
+	return bt_find_hashed(bt, bt_hash(v4), v4, port);
+}
+
+void
+bt_lookup_batch(const struct bt *bt, const uint32_t *v4, const uint16_t *port, unsigned n,
+                struct bt_binding **out)
+{
+	uint32_t h[32];
+
+	for (unsigned base = 0; base < n; base += 32) {
+		unsigned m = n - base < 32 ? n - base : 32;
+
+		for (unsigned i = 0; i < m; i++)
+			h[i] = bt_prefetch(bt, v4[base + i]);
+		for (unsigned i = 0; i < m; i++) {
+			out[base + i] = bt_find_hashed(bt, h[i], v4[base + i], port[base + i]);
+			if (out[base + i])
+				__builtin_prefetch(out[base + i], 1);
+		}
+	}
+}
+
+bool
+bt_is_shared(const struct bt *bt, uint32_t v4)
+{
+	const struct bt_slot *s = &bt->slots[slot_find(bt, v4)];
+
+	return s->ref != 0 && (s->ref & BT_REF_GROUP);
+}
+
+size_t
+bt_count(const struct bt *bt)
+{
+	return bt->count;
+}
+
+size_t
+bt_memory(const struct bt *bt)
+{
+	return sizeof(*bt) + (size_t)(bt->mask + 1) * sizeof(struct bt_slot) +
+	       (size_t)bt->nchunks * BT_CHUNK * sizeof(struct bt_binding) +
+	       bt->chunks_cap * sizeof(*bt->chunks) + bt->free_cap * sizeof(*bt->free) +
+	       bt->groups_cap * sizeof(*bt->groups) + bt->group_bytes;
+}
+
+struct bt_binding *
+bt_next(const struct bt *bt, uint32_t *cursor)
+{
+	while (*cursor < bt->nrecords) {
+		struct bt_binding *b = rec(bt, (*cursor)++);
+
+		if (b->flags & BT_F_USED)
+			return b;
+	}
+	return NULL;
+}
+
+unsigned
+bt_expire_learned(struct bt *bt, uint32_t older_than, unsigned budget)
+{
+	unsigned removed = 0;
+
+	for (unsigned n = 0; n < budget && bt->nrecords; n++) {
+		struct bt_binding *b;
+
+		if (bt->expire_cursor >= bt->nrecords)
+			bt->expire_cursor = 0;
+		b = rec(bt, bt->expire_cursor++);
+		if ((b->flags & (BT_F_USED | BT_F_LEARNED)) == (BT_F_USED | BT_F_LEARNED) &&
+		    (int32_t)(b->last_seen - older_than) < 0) {
+			if (bt_del(bt, b->v4, b->port_lo, false) == 0)
+				removed++;
+		}
+	}
+	return removed;
+}

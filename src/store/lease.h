@@ -1,0 +1,143 @@
+/*
+ * The lease manager, the core of dstmd: pure logic over the pools
+ * (src/pool) and the store (src/store), driven by the caller's clock.
+ * A lease binds a client identity ("tsp:alice", "anon:fd00:d57::11", a
+ * DUID+IAID) and its IPv6 address to one pool slot (an IPv4 address, or
+ * an address plus port range) and a TEP, for a lifetime (seed 001 appendix
+ * C §2: allocation, renewal, end of allocation). An expired or released
+ * lease stays in quarantine, on disk too, before its address is reused.
+ *
+ * Durability: every change is written into an open store transaction as
+ * it happens (one is begun by the first change); lease_commit() commits
+ * it, fsync included. The caller sends the replies of an event-loop turn
+ * only after lease_commit() returned 0 (DESIGN §4: group commit). When a
+ * commit (or a write) fails the transaction is rolled back, memory no
+ * longer matches the disk, and the manager refuses every further change
+ * with -EIO: the caller must not answer, must exit, and reloads the
+ * committed state at restart (lease_mgr_new), which is consistent.
+ */
+#ifndef DSTM_LEASE_H
+#define DSTM_LEASE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool/pool.h"
+#include "store/store.h"
+
+/* Read-only to callers; valid until the lease is freed (lease_expire() or lease_mgr_free()). */
+struct lease {
+	const char *identity;
+	struct in6_addr v6;
+	uint32_t v4;               /* host byte order */
+	uint16_t port_lo, port_hi; /* 0, 0: the whole address */
+	const char *pool;          /* pool name */
+	const char *tep;           /* TEP name */
+	int64_t start, expiry;     /* wall-clock seconds */
+	enum lease_state state;
+	int64_t quarantine_until; /* when state is LEASE_QUARANTINE */
+	/*
+	 * Reloaded from the store but its address (+ ports) is in no
+	 * configured pool slot: kept until it expires, never renewed
+	 * (lease_acquire() gives -EADDRNOTAVAIL), never handed out again.
+	 */
+	bool orphan;
+};
+
+struct lease_policy {
+	uint32_t lifetime;   /* seconds a lease lasts from its last renewal */
+	uint32_t quarantine; /* seconds an address rests after expiry or release */
+};
+
+/* lease_acquire() flags */
+#define LEASE_NEW     0x1u /* a slot was allocated */
+#define LEASE_RENEWED 0x2u /* the identity's existing lease was extended */
+#define LEASE_MOVED \
+	0x4u /* renewed, and the client IPv6 or the TEP changed: push the binding again */
+
+struct lease_counters {
+	uint64_t allocations; /* LEASE_NEW */
+	uint64_t renewals;    /* LEASE_RENEWED */
+	uint64_t moves;       /* LEASE_MOVED */
+	uint64_t releases;    /* lease_release() */
+	uint64_t expiries;    /* active -> quarantine by lease_expire() */
+	uint64_t freed;       /* quarantine over, row deleted */
+	uint64_t exhausted;   /* -ENOSPC (TSP 306) */
+	uint64_t unavailable; /* -EADDRNOTAVAIL (TSP 308) */
+	uint64_t orphans;     /* rows reloaded whose address is in no pool slot */
+	uint64_t commits;     /* transactions committed */
+	uint64_t commit_failures;
+	uint64_t active, quarantined; /* leases now */
+};
+
+struct lease_mgr;
+
+/*
+ * Load every row of `st`. Leases that expired while the daemon was down
+ * enter quarantine counting from their expiry; finished quarantines are
+ * deleted and their slots freed; these changes are committed before it
+ * returns. The pools (names unique, no address in two pools) are borrowed
+ * and must outlive the manager. NULL with a message in err.
+ */
+struct lease_mgr *lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
+                                const struct lease_policy *policy, int64_t now, char *err,
+                                size_t errlen);
+/* Free memory; an uncommitted transaction is rolled back. */
+void lease_mgr_free(struct lease_mgr *m);
+
+/*
+ * Give `identity` a lease, now. The identity's active lease is renewed
+ * (expiry = now + lifetime, LEASE_RENEWED, plus LEASE_MOVED when `v6` or
+ * `tep` changed) whatever `pool` says, provided `want_v4` is 0 or its
+ * address. Otherwise a new slot: `want_v4` (any free port range of it in
+ * a port pool) or the head of the free queue of `pool` (NULL: the
+ * configured pools in order).
+ *   -EADDRNOTAVAIL  want_v4 is in no pool, not free, or not the
+ *                   identity's; the identity holds an orphan (TSP 308)
+ *   -ENOSPC         no free slot (TSP 306)
+ *   -ENOENT         no pool has that name
+ *   -EIO            the store failed (see above)
+ * The lease is durable only after lease_commit().
+ */
+int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *v6,
+                  uint32_t want_v4, const char *pool, const char *tep, int64_t now,
+                  const struct lease **out, unsigned *flags);
+
+/*
+ * Active -> quarantine until now + quarantine (client release, operator
+ * revoke). 0, -EALREADY when already in quarantine, -EIO.
+ */
+int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
+
+/* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
+const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
+/* The active lease of an identity. */
+const struct lease *lease_find_identity(const struct lease_mgr *m, const char *identity);
+/* Every lease (active and quarantined); a non-zero return of cb stops and is returned. */
+int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct lease *l),
+                  void *arg);
+
+/*
+ * The earliest time lease_expire() has work: an active lease's expiry or
+ * a quarantine's end. INT64_MAX when none.
+ */
+int64_t lease_next_expiry(const struct lease_mgr *m);
+/*
+ * Active leases whose expiry is <= now enter quarantine; cb (may be NULL)
+ * sees each one after the change (dstmd sends "delete" to the client and
+ * the TEP). Quarantines over by `now` are deleted. Returns how many
+ * leases expired. Costs O(log n) per lease due (a min-heap).
+ */
+unsigned lease_expire(struct lease_mgr *m, int64_t now,
+                      void (*cb)(void *arg, const struct lease *l), void *arg);
+
+/* Commit what was staged: 0 (also when nothing was) or -EIO. */
+int lease_commit(struct lease_mgr *m);
+/* True once a write or commit failed: the caller must exit and reload. */
+bool lease_mgr_failed(const struct lease_mgr *m);
+
+void lease_counters(const struct lease_mgr *m, struct lease_counters *c);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * The lease store of dstmd: one SQLite database in WAL mode with
+ * synchronous=FULL, so that a committed transaction is on disk (fsync'd)
+ * before store_commit() returns and a reply may be sent (DESIGN §4). One
+ * row per lease. Partial UNIQUE indexes make the database itself refuse
+ * an IPv4 address (+ port range) held by two live rows and two active
+ * rows for one client identity (seed 001 §1: the server MUST guarantee
+ * the uniqueness of the IPv4 address). Writes only happen between
+ * store_begin() and store_commit(): everything one event-loop turn
+ * decided is one transaction (group commit). The schema version is
+ * PRAGMA user_version.
+ */
+#ifndef DSTM_STORE_H
+#define DSTM_STORE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+enum lease_state {
+	LEASE_ACTIVE = 1,     /* held by a client until `expiry` */
+	LEASE_QUARANTINE = 2, /* expired or released; address not reused before quarantine_until */
+};
+
+/*
+ * One row. Strings point into the store's buffers during a store_load()
+ * callback and are only read by the write functions.
+ */
+struct lease_row {
+	int64_t id; /* assigned by store_insert() */
+	const char *identity;
+	struct in6_addr v6;
+	uint32_t v4;               /* host byte order */
+	uint16_t port_lo, port_hi; /* 0, 0: the whole address */
+	const char *pool;
+	const char *tep;
+	int64_t start, expiry; /* wall-clock seconds */
+	enum lease_state state;
+	int64_t quarantine_until; /* 0 while active */
+};
+
+struct store;
+
+/*
+ * Open or create the database (and its schema). NULL with a message in
+ * err when the file cannot be opened, is not our database, or was written
+ * by a newer schema.
+ */
+struct store *store_open(const char *path, char *err, size_t errlen);
+/* Close; an open transaction is rolled back. */
+void store_close(struct store *st);
+
+/*
+ * Every row, in id order. A non-zero return of cb stops the walk and is
+ * returned. -EIO on a database error.
+ */
+int store_load(struct store *st, int (*cb)(void *arg, const struct lease_row *row), void *arg);
+
+/* Transactions: 0 or -EIO (-EINVAL when nested / none is open). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+bool store_in_transaction(const struct store *st);
+
+/*
+ * Writes, only inside a transaction (-EINVAL otherwise). -EEXIST when a
+ * UNIQUE constraint refuses the row (address + ports or identity taken),
+ * -ENOENT when no row has that id, -EIO on any other database error.
+ */
+int store_insert(struct store *st, struct lease_row *row); /* sets row->id */
+/* Rewrites every field of row `row->id` but id and start. */
+int store_update(struct store *st, const struct lease_row *row);
+int store_delete(struct store *st, int64_t id);
+
+/* The last SQLite error message, for logs. */
+const char *store_errmsg(const struct store *st);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * What the TSP module's files share and its users never see: the error
+ * class of an XML parse (which status a server answers with), the SASL
+ * steps over GNU SASL, and the pure decisions of the line phase, kept
+ * here so that unit tests can drive them without sockets.
+ */
+#ifndef DSTM_TSP_INT_H
+#define DSTM_TSP_INT_H
+
+#include <gsasl.h>
+
+#include "tsp/tsp.h"
+
+#define TSP_LINE_MAX_DEFAULT    1024
+#define TSP_CONTENT_MAX_DEFAULT 16384
+#define TSP_XML_DEPTH_DEFAULT   16
+#define TSP_AUTH_OK_LINE        "OK Authentication successful"
+
+/* Fill zero members of a tsp_limits with the defaults of tsp.h. */
+void tsp_limits_fill(struct tsp_limits *out, const struct tsp_limits *in);
+/* Bytes a session must look at to be sure tsp_frame_next() decides. */
+size_t tsp_frame_window(const struct tsp_limits *lim);
+
+/* Which reply a parse error deserves (RFC 5572 §… / DESIGN §3.1 codes). */
+enum tsp_xml_errclass {
+	TSP_XML_ERR_NONE = 0,
+	TSP_XML_ERR_SYNTAX, /* 500: not a document we understand */
+	TSP_XML_ERR_IPV6,   /* 309 */
+	TSP_XML_ERR_IPV4,   /* 310 */
+};
+
+int tsp_xml_parse_ex(const char *xml, size_t len, unsigned max_depth, struct tsp_tunnel *out,
+                     char *err, size_t errlen, enum tsp_xml_errclass *cls);
+
+/* ---- Line phase decisions (pure) ---- */
+
+/*
+ * "VERSION=2.0.0": 0 and the version copied into `ver` when the line is a
+ * VERSION line, -EINVAL when it is not. tsp_version_supported() says
+ * whether we speak it (1.0, 2.0.0 to 2.0.2; DESIGN §3.1).
+ */
+int tsp_parse_version(const char *line, size_t len, char *ver, size_t verlen);
+bool tsp_version_supported(const char *ver);
+/* "AUTHENTICATE DIGEST-MD5": the mechanism, upper-cased. */
+int tsp_parse_authenticate(const char *line, size_t len, char *mech, size_t mechlen);
+/* Does "CAPABILITY TUNNEL=V4V6 AUTH=A AUTH=B" offer `mech`? */
+bool tsp_capability_offers(const char *line, size_t len, const char *mech);
+/*
+ * During authentication a server line is either a status ("OK …", "300 …",
+ * "302 …": it holds a space or is "OK") or a base64 SASL token.
+ * Returns true for a status, with the code in *code (200 for "OK").
+ */
+bool tsp_line_is_status(const char *line, size_t len, int *code);
+
+/* ---- SASL ---- */
+
+struct tsp_sasl_server; /* one GNU SASL context and the server's policy */
+struct tsp_sasl;        /* one exchange */
+
+struct tsp_sasl_server *tsp_sasl_server_new(const char *realm, const char *service,
+                                            const char *hostname, tsp_secret_fn secret,
+                                            void *secret_arg);
+void tsp_sasl_server_free(struct tsp_sasl_server *ss);
+/* Does GNU SASL implement `mech` on the server side? */
+bool tsp_sasl_server_supports(struct tsp_sasl_server *ss, const char *mech);
+
+int tsp_sasl_server_start(struct tsp_sasl_server *ss, const char *mech, struct tsp_sasl **out);
+int tsp_sasl_client_start(const char *mech, const char *user, const char *secret,
+                          const char *service, const char *hostname, struct tsp_sasl **out);
+
+enum tsp_sasl_result {
+	TSP_SASL_CONTINUE, /* send *out (maybe empty) and wait */
+	TSP_SASL_DONE,     /* finished; send *out when not NULL */
+	TSP_SASL_FAIL,
+};
+
+/*
+ * One step: `in` is the base64 token received (NULL for the first step),
+ * *out the base64 token to send (malloc'd; NULL when nothing is to be
+ * sent). `why` receives a short reason on failure.
+ */
+enum tsp_sasl_result tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out,
+                                   const char **why);
+/* The authenticated identity on the server side (NULL if none). */
+const char *tsp_sasl_user(const struct tsp_sasl *s);
+void tsp_sasl_free(struct tsp_sasl *s);
+
+#endif

@@ -1,0 +1,828 @@
+/*
+ * The server side of a TSP session over a libevent bufferevent (RFC 5572
+ * §4, seed 001 C §4, DESIGN §3.1): VERSION, CAPABILITY, AUTHENTICATE and
+ * the SASL steps as lines, then "Content-length" frames both ways.
+ * Commands reach the application through a callback; replies leave in the
+ * order the commands came, whatever order the application answers in, so
+ * each create/delete takes a slot in a FIFO that tsp_conn_reply() fills.
+ * Everything a peer can get wrong is counted in tsp_server_stats, logged
+ * at a limited rate with its bytes sanitized, and ends or answers the
+ * session as DESIGN §3.1 says. A session is freed only from its own
+ * deferred event, never inside a callback the application is running.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "tsp/tsp_int.h"
+
+#define MAX_PENDING     64           /* unanswered commands before we stop reading */
+#define OUT_HIGH        (256 * 1024) /* queued output before we stop reading */
+#define FRAMES_PER_TURN 64           /* then yield to the loop */
+#define CLOSE_FLUSH_SEC 5            /* longest wait for queued output at close */
+#define MAX_MECHS       8
+
+enum srv_state {
+	S_VERSION,
+	S_AUTHENTICATE,
+	S_SASL,
+	S_SASL_FINAL, /* server's last token sent, waiting for the empty line */
+	S_COMMAND,
+	S_CLOSING,
+	S_DEAD,
+};
+
+struct slot {
+	struct slot *next;
+	bool ready;
+	char *frame;
+	size_t len;
+};
+
+struct tsp_conn {
+	struct tsp_server *srv;
+	struct tsp_conn *prev, *next;
+	struct bufferevent *bev;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char peername[ADDR_STRLEN];
+	bool tls, eof, read_paused;
+	enum srv_state state;
+	struct event *deadline; /* handshake, then the flush at close */
+	struct event *kick;     /* resume reading input */
+	struct event *done;     /* deferred end of the session */
+	struct tsp_sasl *sasl;
+	char mech[32];
+	char *user;
+	void *data;
+	struct slot *head, *tail;
+	unsigned nslots; /* queued replies, answered or not */
+};
+
+struct tsp_server {
+	struct event_base *base;
+	struct tsp_limits lim;
+	char *mechs[MAX_MECHS];
+	unsigned nmechs;
+	bool plain_without_tls;
+	unsigned handshake_timeout, idle_timeout;
+	struct tsp_server_callbacks cb;
+	void *arg;
+	struct tsp_sasl_server *sasl;
+	struct tsp_server_stats st;
+	struct tsp_conn *conns;
+	struct log_rl rl;
+};
+
+static void conn_close(struct tsp_conn *c, bool flush);
+static void process_input(struct tsp_conn *c);
+
+static void
+conn_log(struct tsp_conn *c, const char *what, const void *bytes, size_t n)
+{
+	char clean[128];
+
+	if (bytes != NULL)
+		log_sanitize(clean, sizeof(clean), bytes, n > 60 ? 60 : n);
+	log_warnx_rl(&c->srv->rl, "tsp: %s: %s%s%s%s", c->peername, what, bytes ? " \"" : "",
+	             bytes ? clean : "", bytes ? "\"" : "");
+}
+
+static void
+send_line(struct tsp_conn *c, const char *line)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add(out, line, strlen(line));
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+send_status_line(struct tsp_conn *c, int code)
+{
+	char buf[96];
+
+	snprintf(buf, sizeof(buf), "%d %s", code, tsp_status_text(code));
+	send_line(c, buf);
+}
+
+static bool
+mech_offered(const struct tsp_conn *c, const char *mech)
+{
+	const struct tsp_server *s = c->srv;
+
+	/* PLAIN sends the password: only inside TLS unless told otherwise. */
+	if (strcmp(mech, "PLAIN") == 0 && !c->tls && !s->plain_without_tls)
+		return false;
+	for (unsigned i = 0; i < s->nmechs; i++)
+		if (strcmp(s->mechs[i], mech) == 0)
+			return true;
+	return false;
+}
+
+static void
+send_capability(struct tsp_conn *c)
+{
+	char buf[512];
+	size_t n;
+
+	/* seed 001 C §4.1: "CAPABILITY TUNNEL=V4V6 AUTH=DIGEST-MD5 AUTH=ANONYMOUS" */
+	n = (size_t)snprintf(buf, sizeof(buf), "CAPABILITY TUNNEL=V4V6");
+	for (unsigned i = 0; i < c->srv->nmechs; i++)
+		if (mech_offered(c, c->srv->mechs[i]) && n < sizeof(buf))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " AUTH=%s",
+			                      c->srv->mechs[i]);
+	send_line(c, buf);
+}
+
+/* ---- the reply FIFO ---- */
+
+static bool
+can_read(const struct tsp_conn *c)
+{
+	return c->state < S_CLOSING && !c->eof && c->nslots < MAX_PENDING &&
+	       evbuffer_get_length(bufferevent_get_output(c->bev)) < OUT_HIGH;
+}
+
+static void
+maybe_resume(struct tsp_conn *c)
+{
+	if (c->read_paused && can_read(c)) {
+		c->read_paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+		event_active(c->kick, 0, 0);
+	}
+}
+
+static void
+flush_replies(struct tsp_conn *c)
+{
+	while (c->head != NULL && c->head->ready) {
+		struct slot *sl = c->head;
+
+		bufferevent_write(c->bev, sl->frame, sl->len);
+		c->head = sl->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		c->nslots--;
+		free(sl->frame);
+		free(sl);
+	}
+	if (c->eof && c->nslots == 0 && c->state == S_COMMAND)
+		conn_close(c, true);
+	else
+		maybe_resume(c);
+}
+
+static struct slot *
+slot_push(struct tsp_conn *c)
+{
+	struct slot *sl = calloc(1, sizeof(*sl));
+
+	if (sl == NULL)
+		return NULL;
+	if (c->tail)
+		c->tail->next = sl;
+	else
+		c->head = sl;
+	c->tail = sl;
+	c->nslots++;
+	return sl;
+}
+
+/* "Content-length: N" CRLF, then "200 Success" CRLF and the XML. */
+static int
+build_frame(int status, const struct tsp_tunnel *t, char **frame, size_t *len)
+{
+	char body[TSP_CONTENT_MAX_DEFAULT + 128], *f;
+	int n, x = 0, h;
+	char hdr[64];
+
+	n = snprintf(body, sizeof(body), "%d %s\r\n", status, tsp_status_text(status));
+	if (t != NULL) {
+		x = tsp_xml_format(t, body + n, sizeof(body) - (size_t)n);
+		if (x < 0)
+			return x;
+	}
+	h = snprintf(hdr, sizeof(hdr), "Content-length: %d\r\n", n + x);
+	f = malloc((size_t)(h + n + x));
+	if (f == NULL)
+		return -ENOMEM;
+	memcpy(f, hdr, (size_t)h);
+	memcpy(f + h, body, (size_t)(n + x));
+	*frame = f;
+	*len = (size_t)(h + n + x);
+	return 0;
+}
+
+static void
+reply_now(struct tsp_conn *c, int status)
+{
+	struct slot *sl = slot_push(c);
+
+	if (sl == NULL || build_frame(status, NULL, &sl->frame, &sl->len) < 0) {
+		conn_close(c, false);
+		return;
+	}
+	sl->ready = true;
+	c->srv->st.replies++;
+	flush_replies(c);
+}
+
+int
+tsp_conn_reply(struct tsp_conn *c, int status, const struct tsp_tunnel *t)
+{
+	struct slot *sl;
+	int rc;
+
+	if (c->state != S_COMMAND)
+		return -ENOTCONN;
+	for (sl = c->head; sl != NULL && sl->ready; sl = sl->next)
+		;
+	if (sl == NULL)
+		return -ENOENT;
+	rc = build_frame(status, t, &sl->frame, &sl->len);
+	if (rc < 0)
+		return rc;
+	sl->ready = true;
+	c->srv->st.replies++;
+	flush_replies(c);
+	return 0;
+}
+
+int
+tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t)
+{
+	char *frame;
+	size_t len;
+	int rc;
+
+	if (c->state != S_COMMAND)
+		return -ENOTCONN;
+	rc = build_frame(TSP_OK, t, &frame, &len);
+	if (rc < 0)
+		return rc;
+	/* The client tells it from a reply by its action (delete/create). */
+	bufferevent_write(c->bev, frame, len);
+	free(frame);
+	return 0;
+}
+
+/* ---- authentication ---- */
+
+static void
+auth_failed(struct tsp_conn *c, const char *why)
+{
+	c->srv->st.auth_failed++;
+	conn_log(c, why, c->mech, strlen(c->mech));
+	send_status_line(c, TSP_AUTH_FAILED); /* RFC 5572: "300 Authentication failed" */
+	conn_close(c, true);
+}
+
+static void
+auth_succeeded(struct tsp_conn *c)
+{
+	const char *u = c->sasl ? tsp_sasl_user(c->sasl) : NULL;
+
+	if (u != NULL)
+		c->user = strdup(u);
+	tsp_sasl_free(c->sasl);
+	c->sasl = NULL;
+	send_line(c, TSP_AUTH_OK_LINE);
+	c->srv->st.auth_ok++;
+	c->state = S_COMMAND;
+	evtimer_del(c->deadline);
+	if (c->srv->idle_timeout) {
+		struct timeval tv = {.tv_sec = c->srv->idle_timeout, .tv_usec = 0};
+
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	}
+	if (c->srv->cb.authenticated)
+		c->srv->cb.authenticated(c, c->srv->arg);
+}
+
+static void
+sasl_result(struct tsp_conn *c, enum tsp_sasl_result r, char *out, const char *why)
+{
+	switch (r) {
+	case TSP_SASL_CONTINUE:
+		/* A client-first mechanism's empty first challenge is not sent. */
+		if (c->state == S_SASL || out[0] != '\0')
+			send_line(c, out);
+		c->state = S_SASL;
+		break;
+	case TSP_SASL_DONE:
+		if (out != NULL && out[0] != '\0') {
+			/* rspauth / server-final, then the client's empty line. */
+			send_line(c, out);
+			c->state = S_SASL_FINAL;
+		} else {
+			auth_succeeded(c);
+		}
+		break;
+	case TSP_SASL_FAIL:
+		auth_failed(c, why ? why : "SASL failed");
+		break;
+	}
+	free(out);
+}
+
+static void
+on_authenticate(struct tsp_conn *c, const char *line, size_t len)
+{
+	enum tsp_sasl_result r;
+	const char *why;
+	char *out;
+
+	if (tsp_parse_authenticate(line, len, c->mech, sizeof(c->mech)) < 0) {
+		c->srv->st.bad_line++;
+		conn_log(c, "expected AUTHENTICATE, got", line, len);
+		conn_close(c, false);
+		return;
+	}
+	if (!mech_offered(c, c->mech)) {
+		auth_failed(c, "mechanism not offered");
+		return;
+	}
+	/* seed 001 C §4.1: ANONYMOUS carries no token and succeeds at once. */
+	if (strcmp(c->mech, "ANONYMOUS") == 0) {
+		auth_succeeded(c);
+		return;
+	}
+	if (tsp_sasl_server_start(c->srv->sasl, c->mech, &c->sasl) < 0) {
+		auth_failed(c, "mechanism unavailable");
+		return;
+	}
+	c->state = S_AUTHENTICATE; /* until the first step says otherwise */
+	r = tsp_sasl_step(c->sasl, NULL, 0, &out, &why);
+	if (r == TSP_SASL_CONTINUE && out[0] == '\0') {
+		free(out);
+		c->state = S_SASL;
+		return;
+	}
+	sasl_result(c, r, out, why);
+}
+
+static void
+handle_line(struct tsp_conn *c, const char *line, size_t len)
+{
+	char ver[32];
+	enum tsp_sasl_result r;
+	const char *why;
+	char *out;
+
+	switch (c->state) {
+	case S_VERSION:
+		if (tsp_parse_version(line, len, ver, sizeof(ver)) < 0) {
+			c->srv->st.bad_line++;
+			conn_log(c, "expected VERSION, got", line, len);
+			conn_close(c, false);
+			return;
+		}
+		if (!tsp_version_supported(ver)) {
+			/* DESIGN §3.1: 302 and close. */
+			c->srv->st.bad_version++;
+			conn_log(c, "unsupported version", ver, strlen(ver));
+			send_status_line(c, TSP_UNSUPPORTED_VERSION);
+			conn_close(c, true);
+			return;
+		}
+		send_capability(c);
+		c->state = S_AUTHENTICATE;
+		return;
+	case S_AUTHENTICATE:
+		on_authenticate(c, line, len);
+		return;
+	case S_SASL:
+		r = tsp_sasl_step(c->sasl, line, len, &out, &why);
+		sasl_result(c, r, out, why);
+		return;
+	case S_SASL_FINAL:
+		if (len != 0) {
+			auth_failed(c, "expected an empty line after the last SASL token");
+			return;
+		}
+		auth_succeeded(c);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- commands ---- */
+
+static bool
+type_supported(const struct tsp_tunnel *t)
+{
+	/* An absent type is taken as the profile's own; only v4v6 is served. */
+	return t->type[0] == '\0' || strcasecmp(t->type, "v4v6") == 0;
+}
+
+static void
+handle_content(struct tsp_conn *c, const char *data, size_t len)
+{
+	struct tsp_tunnel t;
+	enum tsp_xml_errclass cls;
+	char err[128];
+	struct slot *sl;
+
+	c->srv->st.commands++;
+	if (tsp_xml_parse_ex(data, len, c->srv->lim.xml_depth, &t, err, sizeof(err), &cls) < 0) {
+		c->srv->st.bad_xml++;
+		conn_log(c, "bad command:", err, strlen(err));
+		reply_now(c, cls == TSP_XML_ERR_IPV6   ? TSP_INVALID_IPV6
+		             : cls == TSP_XML_ERR_IPV4 ? TSP_INVALID_IPV4
+		                                       : TSP_INVALID_REQUEST);
+		return;
+	}
+	if (t.action != TSP_ACTION_CREATE && t.action != TSP_ACTION_DELETE) {
+		/* info/accept/reject acknowledge what we sent: no reply. */
+		if (c->srv->cb.command)
+			c->srv->cb.command(c, &t, c->srv->arg);
+		return;
+	}
+	if (!type_supported(&t)) {
+		conn_log(c, "unsupported tunnel type", t.type, strlen(t.type));
+		reply_now(c, TSP_UNSUPPORTED_TUNNEL);
+		return;
+	}
+	sl = slot_push(c);
+	if (sl == NULL) {
+		conn_close(c, false);
+		return;
+	}
+	if (c->srv->cb.command)
+		c->srv->cb.command(c, &t, c->srv->arg);
+}
+
+static void
+process_input(struct tsp_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t win = tsp_frame_window(&c->srv->lim);
+
+	for (unsigned n = 0; n < FRAMES_PER_TURN; n++) {
+		struct tsp_frame f;
+		size_t len, consumed;
+		const char *p;
+
+		if (c->state >= S_CLOSING)
+			return;
+		if (!can_read(c)) {
+			c->read_paused = true;
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		len = evbuffer_get_length(in);
+		if (len == 0)
+			return;
+		if (len > win)
+			len = win;
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+		tsp_frame_next(&c->srv->lim, c->state == S_COMMAND, p, len, &f, &consumed);
+		switch (f.kind) {
+		case TSP_FRAME_NEED_MORE:
+			return;
+		case TSP_FRAME_ERROR:
+			if (strstr(f.error, "too long") || strstr(f.error, "limit") ||
+			    strstr(f.error, "padding"))
+				c->srv->st.too_long++;
+			else if (c->state == S_COMMAND)
+				c->srv->st.bad_frame++;
+			else
+				c->srv->st.bad_line++;
+			conn_log(c, f.error, p, len);
+			conn_close(c, false);
+			return;
+		case TSP_FRAME_LINE:
+			handle_line(c, f.data, f.len);
+			break;
+		case TSP_FRAME_CONTENT:
+			handle_content(c, f.data, f.len);
+			break;
+		}
+		if (c->state == S_DEAD)
+			return;
+		evbuffer_drain(in, consumed);
+	}
+	/* More may be waiting: come back after others had their turn. */
+	if (evbuffer_get_length(in) > 0)
+		event_active(c->kick, 0, 0);
+}
+
+/* ---- libevent glue ---- */
+
+static void
+conn_free(struct tsp_conn *c)
+{
+	struct tsp_server *s = c->srv;
+
+	while (c->head) {
+		struct slot *sl = c->head;
+
+		c->head = sl->next;
+		free(sl->frame);
+		free(sl);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->st.sessions_open--;
+	tsp_sasl_free(c->sasl);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->deadline);
+	event_free(c->kick);
+	event_free(c->done);
+	free(c->user);
+	free(c);
+}
+
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct tsp_conn *c = arg;
+
+	(void)fd, (void)what;
+	c->state = S_DEAD;
+	if (c->srv->cb.closed)
+		c->srv->cb.closed(c, c->srv->arg);
+	conn_free(c);
+}
+
+static void
+conn_close(struct tsp_conn *c, bool flush)
+{
+	struct timeval tv = {.tv_sec = CLOSE_FLUSH_SEC, .tv_usec = 0};
+
+	if (c->state >= S_CLOSING)
+		return;
+	c->state = S_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->deadline);
+	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		/* on_write ends it when the output drains, the deadline if not. */
+		evtimer_add(c->deadline, &tv);
+		return;
+	}
+	event_active(c->done, 0, 0);
+}
+
+void
+tsp_conn_close(struct tsp_conn *c)
+{
+	conn_close(c, true);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+static void
+on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	process_input(arg);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct tsp_conn *c = arg;
+
+	(void)bev;
+	if (c->state == S_CLOSING)
+		event_active(c->done, 0, 0);
+	else
+		maybe_resume(c);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct tsp_conn *c = arg;
+
+	(void)fd, (void)what;
+	if (c->state == S_CLOSING) {
+		event_active(c->done, 0, 0);
+		return;
+	}
+	c->srv->st.timeouts++;
+	conn_log(c, "handshake timed out", NULL, 0);
+	conn_close(c, false);
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tsp_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		c->srv->st.timeouts++;
+		conn_log(c, "idle timeout", NULL, 0);
+		conn_close(c, false);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->state == S_COMMAND && c->nslots > 0) {
+		/* A half-closed peer still gets the answers it asked for. */
+		c->eof = true;
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	if (c->state == S_CLOSING) {
+		event_active(c->done, 0, 0);
+		return;
+	}
+	conn_close(c, false);
+}
+
+static void
+set_nodelay(struct bufferevent *bev)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	int one = 1;
+
+	/* Lines of a handshake are small and sent back to back: no Nagle. */
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+struct tsp_conn *
+tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
+                  socklen_t peerlen, bool tls)
+{
+	struct tsp_conn *c = calloc(1, sizeof(*c));
+	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
+
+	if (c == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->srv = s;
+	c->bev = bev;
+	c->tls = tls;
+	if (peer != NULL && peerlen > 0 && peerlen <= sizeof(c->peer)) {
+		memcpy(&c->peer, peer, peerlen);
+		c->peerlen = peerlen;
+		addr_fmt_sockaddr(peer, c->peername);
+	} else {
+		snprintf(c->peername, sizeof(c->peername), "(local)");
+	}
+	c->deadline = evtimer_new(s->base, on_deadline, c);
+	c->kick = event_new(s->base, -1, 0, on_kick, c);
+	c->done = event_new(s->base, -1, 0, on_done, c);
+	if (!c->deadline || !c->kick || !c->done) {
+		if (c->deadline)
+			event_free(c->deadline);
+		if (c->kick)
+			event_free(c->kick);
+		if (c->done)
+			event_free(c->done);
+		free(c);
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->st.sessions++;
+	s->st.sessions_open++;
+	set_nodelay(bev);
+	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	evtimer_add(c->deadline, &tv);
+	return c;
+}
+
+/* ---- the server ---- */
+
+static int
+parse_mechs(struct tsp_server *s, const char *list)
+{
+	char buf[256], *tok, *save = NULL;
+
+	if (list == NULL)
+		list = "ANONYMOUS";
+	if (strlen(list) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, list);
+	for (tok = strtok_r(buf, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
+		for (char *p = tok; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				*p = (char)(*p - 'a' + 'A');
+		if (strcmp(tok, "ANONYMOUS") != 0 && !tsp_sasl_server_supports(s->sasl, tok)) {
+			log_warnx("tsp: SASL mechanism %s is not available", tok);
+			return -ENOTSUP;
+		}
+		if (s->nmechs == MAX_MECHS)
+			return -E2BIG;
+		s->mechs[s->nmechs] = strdup(tok);
+		if (s->mechs[s->nmechs] == NULL)
+			return -ENOMEM;
+		s->nmechs++;
+	}
+	return s->nmechs ? 0 : -EINVAL;
+}
+
+struct tsp_server *
+tsp_server_new(struct event_base *base, const struct tsp_server_config *cfg,
+               const struct tsp_server_callbacks *cb, void *arg)
+{
+	struct tsp_server *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->base = base;
+	tsp_limits_fill(&s->lim, &cfg->limits);
+	s->plain_without_tls = cfg->plain_without_tls;
+	s->handshake_timeout = cfg->handshake_timeout ? cfg->handshake_timeout : 10;
+	s->idle_timeout = cfg->idle_timeout;
+	if (cb)
+		s->cb = *cb;
+	s->arg = arg;
+	s->rl.burst = 10;
+	s->sasl = tsp_sasl_server_new(cfg->realm, cfg->service, cfg->hostname, cfg->secret,
+	                              cfg->secret_arg);
+	if (s->sasl == NULL || parse_mechs(s, cfg->mechanisms) < 0) {
+		tsp_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+tsp_server_free(struct tsp_server *s)
+{
+	if (s == NULL)
+		return;
+	/* Sessions end with their closed callback, as if the peer had left. */
+	while (s->conns) {
+		struct tsp_conn *c = s->conns;
+
+		c->state = S_DEAD;
+		if (s->cb.closed)
+			s->cb.closed(c, s->arg);
+		conn_free(c);
+	}
+	for (unsigned i = 0; i < s->nmechs; i++)
+		free(s->mechs[i]);
+	tsp_sasl_server_free(s->sasl);
+	free(s);
+}
+
+const struct tsp_server_stats *
+tsp_server_stats(const struct tsp_server *s)
+{
+	return &s->st;
+}
+
+void
+tsp_conn_set_data(struct tsp_conn *c, void *data)
+{
+	c->data = data;
+}
+
+void *
+tsp_conn_data(const struct tsp_conn *c)
+{
+	return c->data;
+}
+
+const char *
+tsp_conn_user(const struct tsp_conn *c)
+{
+	return c->user;
+}
+
+const char *
+tsp_conn_mechanism(const struct tsp_conn *c)
+{
+	return c->mech[0] ? c->mech : NULL;
+}
+
+const struct sockaddr *
+tsp_conn_peer(const struct tsp_conn *c)
+{
+	return c->peerlen ? (const struct sockaddr *)&c->peer : NULL;
+}
+
+bool
+tsp_conn_tls(const struct tsp_conn *c)
+{
+	return c->tls;
+}
