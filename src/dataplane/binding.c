@@ -14,6 +14,7 @@
 #define BT_CHUNK       (1u << BT_CHUNK_SHIFT)
 #define BT_REF_GROUP   0x80000000u
 #define BT_MAX_RECORDS 0x7ffffff0u
+#define BT_DIRECT_MAX  (1u << 22) /* pool addresses indexed directly: 16 MiB of refs */
 
 struct bt_slot {
 	uint32_t v4;
@@ -42,6 +43,12 @@ struct bt {
 	uint32_t ngroups, groups_cap;
 	size_t group_bytes;
 	uint32_t expire_cursor;
+	/* Pools indexed directly by address: ref[v4 - base]. */
+	unsigned ndirect;
+	struct bt_direct {
+		uint32_t base, size;
+		uint32_t *ref;
+	} direct[BT_MAX_DIRECT];
 };
 
 /* murmur3's finalizer: pool addresses are consecutive, the slots must not be. */
@@ -95,11 +102,40 @@ bt_new(size_t addresses)
 	return bt;
 }
 
+struct bt *
+bt_new_pools(const uint32_t *base, const unsigned *plen, unsigned n)
+{
+	uint64_t total = 0;
+	struct bt *bt;
+
+	for (unsigned i = 0; i < n; i++)
+		total += 1ull << (32 - plen[i]);
+	if (n > BT_MAX_DIRECT || total > BT_DIRECT_MAX)
+		return bt_new((size_t)(total < (1u << 24) ? total : (1u << 24)));
+	if (!(bt = bt_new(64)))
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		struct bt_direct *d = &bt->direct[i];
+
+		d->base = base[i];
+		d->size = (uint32_t)(1ull << (32 - plen[i]));
+		d->ref = calloc(d->size, sizeof(uint32_t));
+		if (!d->ref) {
+			bt_free(bt);
+			return NULL;
+		}
+		bt->ndirect = i + 1;
+	}
+	return bt;
+}
+
 void
 bt_free(struct bt *bt)
 {
 	if (!bt)
 		return;
+	for (unsigned i = 0; i < bt->ndirect; i++)
+		free(bt->direct[i].ref);
 	for (uint32_t i = 0; i < bt->nchunks; i++)
 		free(bt->chunks[i]);
 	for (uint32_t i = 0; i < bt->ngroups; i++)
@@ -170,6 +206,39 @@ out:
 	bt->slots[i].ref = 0;
 	bt->slots[i].v4 = 0;
 	bt->slots_used--;
+}
+
+/* The directly indexed ref of v4, or NULL when v4 is in no such pool. */
+static inline uint32_t *
+direct_ref(const struct bt *bt, uint32_t v4)
+{
+	for (unsigned i = 0; i < bt->ndirect; i++)
+		if (v4 - bt->direct[i].base < bt->direct[i].size)
+			return &bt->direct[i].ref[v4 - bt->direct[i].base];
+	return NULL;
+}
+
+/* The ref word of v4 (0 when unbound); *hidx its hash slot, or UINT32_MAX. */
+static uint32_t *
+ref_find(const struct bt *bt, uint32_t v4, uint32_t *hidx)
+{
+	uint32_t *r = direct_ref(bt, v4);
+
+	if (r) {
+		*hidx = UINT32_MAX;
+		return r;
+	}
+	*hidx = slot_find(bt, v4);
+	return &bt->slots[*hidx].ref;
+}
+
+static void
+ref_clear(struct bt *bt, uint32_t *refp, uint32_t hidx)
+{
+	if (hidx == UINT32_MAX)
+		*refp = 0;
+	else
+		slot_remove(bt, hidx);
 }
 
 static int
@@ -311,19 +380,17 @@ int
 bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const struct in6_addr *v6,
        uint8_t flags, struct bt_binding **out)
 {
-	struct bt_slot *s;
 	struct bt_group *g;
-	uint32_t i, idx, gidx = 0;
+	uint32_t hidx, idx, gidx = 0, *refp;
 	long k;
 	int rc;
 
 	flags &= (uint8_t)~BT_F_USED;
 	if (port_lo > port_hi)
 		return -EINVAL;
-	i = slot_find(bt, v4);
-	s = &bt->slots[i];
-	if (s->ref && !(s->ref & BT_REF_GROUP)) {
-		struct bt_binding *b = rec(bt, s->ref - 1);
+	refp = ref_find(bt, v4, &hidx);
+	if (*refp && !(*refp & BT_REF_GROUP)) {
+		struct bt_binding *b = rec(bt, *refp - 1);
 
 		if (!is_whole(port_lo, port_hi))
 			return -EEXIST;
@@ -332,8 +399,8 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 			*out = b;
 		return 0;
 	}
-	if (s->ref) {
-		g = bt->groups[s->ref & ~BT_REF_GROUP];
+	if (*refp) {
+		g = bt->groups[*refp & ~BT_REF_GROUP];
 		if (is_whole(port_lo, port_hi))
 			return -EEXIST;
 		k = group_index(g, port_lo, port_hi);
@@ -353,11 +420,10 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 	}
 
 	/* A new address: keep the hash at most half full. */
-	if ((bt->slots_used + 1) * 2 > bt->mask + 1) {
+	if (hidx != UINT32_MAX && (bt->slots_used + 1) * 2 > bt->mask + 1) {
 		if ((rc = slots_grow(bt)) < 0)
 			return rc;
-		i = slot_find(bt, v4);
-		s = &bt->slots[i];
+		refp = ref_find(bt, v4, &hidx);
 	}
 	if ((rc = rec_alloc(bt, &idx)) < 0)
 		return rc;
@@ -370,12 +436,14 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 		k = group_index(g, port_lo, port_hi);
 		g->ref[k] = idx + 1;
 		g->used = 1;
-		s->ref = BT_REF_GROUP | gidx;
+		*refp = BT_REF_GROUP | gidx;
 	} else {
-		s->ref = idx + 1;
+		*refp = idx + 1;
 	}
-	s->v4 = v4;
-	bt->slots_used++;
+	if (hidx != UINT32_MAX) {
+		bt->slots[hidx].v4 = v4;
+		bt->slots_used++;
+	}
 fill:
 	rec_fill(rec(bt, idx), v4, port_lo, port_hi, v6, flags);
 	bt->count++;
@@ -387,20 +455,19 @@ fill:
 int
 bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all)
 {
-	uint32_t i = slot_find(bt, v4), gidx;
-	struct bt_slot *s = &bt->slots[i];
+	uint32_t hidx, gidx, *refp = ref_find(bt, v4, &hidx);
 	struct bt_group *g;
 
-	if (s->ref == 0)
+	if (*refp == 0)
 		return -ENOENT;
-	if (!(s->ref & BT_REF_GROUP)) {
+	if (!(*refp & BT_REF_GROUP)) {
 		if (!all && port_lo != 0)
 			return -ENOENT;
-		rec_release(bt, s->ref - 1);
-		slot_remove(bt, i);
+		rec_release(bt, *refp - 1);
+		ref_clear(bt, refp, hidx);
 		return 0;
 	}
-	gidx = s->ref & ~BT_REF_GROUP;
+	gidx = *refp & ~BT_REF_GROUP;
 	g = bt->groups[gidx];
 	if (all) {
 		for (uint32_t k = 0; k < g->nslots; k++)
@@ -421,7 +488,7 @@ bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all)
 	}
 	if (g->used == 0) {
 		group_free(bt, gidx);
-		slot_remove(bt, i);
+		ref_clear(bt, refp, hidx);
 	}
 	return 0;
 }
@@ -446,8 +513,14 @@ resolve(const struct bt *bt, uint32_t ref, uint16_t port)
 uint32_t
 bt_prefetch(const struct bt *bt, uint32_t v4)
 {
-	uint32_t h = bt_hash(v4);
+	const uint32_t *r = direct_ref(bt, v4);
+	uint32_t h;
 
+	if (r) {
+		__builtin_prefetch(r);
+		return 0;
+	}
+	h = bt_hash(v4);
 	__builtin_prefetch(&bt->slots[h & bt->mask]);
 	return h;
 }
@@ -455,8 +528,11 @@ bt_prefetch(const struct bt *bt, uint32_t v4)
 struct bt_binding *
 bt_find_hashed(const struct bt *bt, uint32_t hash, uint32_t v4, uint16_t port)
 {
+	const uint32_t *r = direct_ref(bt, v4);
 	uint32_t i = hash & bt->mask;
 
+	if (r)
+		return *r ? resolve(bt, *r, port) : NULL;
 	for (uint32_t n = 0; n <= bt->mask; n++) {
 		const struct bt_slot *s = &bt->slots[i];
 
@@ -497,9 +573,9 @@ bt_lookup_batch(const struct bt *bt, const uint32_t *v4, const uint16_t *port, u
 bool
 bt_is_shared(const struct bt *bt, uint32_t v4)
 {
-	const struct bt_slot *s = &bt->slots[slot_find(bt, v4)];
+	uint32_t hidx, *r = ref_find(bt, v4, &hidx);
 
-	return s->ref != 0 && (s->ref & BT_REF_GROUP);
+	return *r != 0 && (*r & BT_REF_GROUP);
 }
 
 size_t
@@ -508,13 +584,23 @@ bt_count(const struct bt *bt)
 	return bt->count;
 }
 
+static size_t
+direct_bytes(const struct bt *bt)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < bt->ndirect; i++)
+		n += (size_t)bt->direct[i].size * sizeof(uint32_t);
+	return n;
+}
+
 size_t
 bt_memory(const struct bt *bt)
 {
 	return sizeof(*bt) + (size_t)(bt->mask + 1) * sizeof(struct bt_slot) +
 	       (size_t)bt->nchunks * BT_CHUNK * sizeof(struct bt_binding) +
 	       bt->chunks_cap * sizeof(*bt->chunks) + bt->free_cap * sizeof(*bt->free) +
-	       bt->groups_cap * sizeof(*bt->groups) + bt->group_bytes;
+	       bt->groups_cap * sizeof(*bt->groups) + bt->group_bytes + direct_bytes(bt);
 }
 
 struct bt_binding *

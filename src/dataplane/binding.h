@@ -5,6 +5,7 @@
  * address of the DSTM clients"). Both directions of the data plane look
  * every packet up here, so the layout is built for lookups:
  *
+ *   pool index (ref[v4 - pool base]), or for addresses outside the pools
  *   hash (open addressing, linear probing, 8-byte slots, load <= 1/2)
  *   +----------+----------+
  *   | v4 (u32) | ref (u32)|  ref 0: empty; ref & BT_REF_GROUP: a shared
@@ -64,6 +65,15 @@ struct bt;
  * size); it grows past that when needed. NULL on allocation failure.
  */
 struct bt *bt_new(size_t addresses);
+/*
+ * A table for the pools base[i]/plen[i] (host byte order): the pools'
+ * addresses are indexed directly (a 4-byte ref per pool address instead
+ * of a hash slot, so a lookup is one load with no probing), as long as
+ * they number at most 4,194,304; beyond that, a hash sized for them.
+ * Addresses outside the pools still work, through the hash.
+ */
+#define BT_MAX_DIRECT 16
+struct bt *bt_new_pools(const uint32_t *base, const unsigned *plen, unsigned n);
 void bt_free(struct bt *bt);
 
 /*

@@ -79,7 +79,8 @@ struct lease_mgr;
  * enter quarantine counting from their expiry; finished quarantines are
  * deleted and their slots freed; these changes are committed before it
  * returns. The pools (names unique, no address in two pools) are borrowed
- * and must outlive the manager. NULL with a message in err.
+ * and must outlive the manager; they must be fresh (nothing allocated):
+ * a reload builds new pools and a new manager. NULL with a message in err.
  */
 struct lease_mgr *lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
                                 const struct lease_policy *policy, int64_t now, char *err,

@@ -118,10 +118,9 @@ test_shared(void **state)
 
 /* Random adds and deletes against a plain array holding what must be there. */
 static void
-test_random_model(void **state)
+random_model(struct bt *bt)
 {
 	enum { N = 4096, OPS = 60000 };
-	struct bt *bt = bt_new(8);                   /* grows several times on the way */
 	uint32_t *model = calloc(N, sizeof(*model)); /* client number + 1, or 0 */
 	uint32_t seed = 12345, cursor = 0, seen = 0;
 	size_t count = 0;
@@ -166,6 +165,47 @@ test_random_model(void **state)
 		seen++;
 	assert_int_equal(seen, count);
 	free(model);
+	bt_free(bt);
+}
+
+static void
+test_random_model(void **state)
+{
+	random_model(bt_new(8)); /* grows several times on the way */
+}
+
+/* Half the keys in a directly indexed pool, half through the hash. */
+static void
+test_random_model_pools(void **state)
+{
+	uint32_t base = V4(10, 0, 0, 0);
+	unsigned plen = 15;
+
+	random_model(bt_new_pools(&base, &plen, 1));
+}
+
+static void
+test_pools_shared(void **state)
+{
+	uint32_t base[2] = {V4(192, 0, 2, 0), V4(198, 18, 0, 0)};
+	unsigned plen[2] = {24, 16};
+	struct bt *bt = bt_new_pools(base, plen, 2);
+	struct in6_addr a = v6(1), c = v6(2);
+	struct bt_binding *b;
+
+	assert_non_null(bt);
+	assert_int_equal(bt_add(bt, V4(198, 18, 7, 7), 0, 65535, &a, 0, &b), 0);
+	assert_ptr_equal(bt_lookup(bt, V4(198, 18, 7, 7), 9), b);
+	assert_int_equal(bt_add(bt, V4(192, 0, 2, 5), 1024, 2047, &c, 0, &b), 0);
+	assert_true(bt_is_shared(bt, V4(192, 0, 2, 5)));
+	assert_ptr_equal(bt_lookup(bt, V4(192, 0, 2, 5), 1500), b);
+	assert_null(bt_lookup(bt, V4(192, 0, 2, 5), 2048));
+	assert_null(bt_lookup(bt, V4(192, 0, 2, 6), 1500));
+	assert_int_equal(bt_del(bt, V4(192, 0, 2, 5), 1024, false), 0);
+	assert_false(bt_is_shared(bt, V4(192, 0, 2, 5)));
+	assert_int_equal(bt_count(bt), 1);
+	/* The directly indexed refs are counted in the memory. */
+	assert_true(bt_memory(bt) >= (256 + 65536) * 4);
 	bt_free(bt);
 }
 
@@ -224,7 +264,9 @@ static void
 test_million(void **state)
 {
 	enum { N = 1000000 };
-	struct bt *bt = bt_new(N);
+	uint32_t base = V4(10, 0, 0, 0);
+	unsigned plen = 12;
+	struct bt *bt = bt_new_pools(&base, &plen, 1);
 	size_t mem;
 
 	for (uint32_t i = 0; i < N; i++) {
@@ -249,7 +291,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_whole),        cmocka_unit_test(test_shared),
-	    cmocka_unit_test(test_random_model), cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_random_model), cmocka_unit_test(test_random_model_pools),
+	    cmocka_unit_test(test_pools_shared), cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_expire),       cmocka_unit_test(test_million),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
