@@ -49,7 +49,7 @@ def wait_for(pred, timeout, what):
 class Bed:
     """Two namespaces joined by a veth: the client's and the peer's."""
 
-    def __init__(self, tmp, mode="always-on", lifetime=6):
+    def __init__(self, tmp, mode="always-on", lifetime=6, redirect=None):
         tag = "client%d" % os.getpid()
         self.c, self.p = tag + "-c", tag + "-p"
         self.tmp = str(tmp)
@@ -61,7 +61,7 @@ class Bed:
         sh("ip", "link", "add", "cv0", "netns", self.c, "type", "veth", "peer", "name", "pv0",
            "netns", self.p)
         for ns, dev, addrs in ((self.c, "cv0", ["fd00:d57::11"]),
-                               (self.p, "pv0", ["fd00:d57::1", "fd00:d57::2"])):
+                               (self.p, "pv0", ["fd00:d57::1", "fd00:d57::2", "fd00:d57::3"])):
             self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
                     "net.ipv6.conf.%s.accept_dad=0" % dev)
             self.ns(ns, "ip", "link", "set", "lo", "up")
@@ -70,9 +70,11 @@ class Bed:
                 self.ns(ns, "ip", "-6", "addr", "add", a + "/64", "dev", dev, "nodad")
         self.peer = subprocess.Popen(
             ["ip", "netns", "exec", self.p, "python3", PEER, "fd00:d57::1", "fd00:d57::2",
-             "198.51.100.1", FAR4, "192.0.2.10", str(lifetime)],
+             "198.51.100.1", FAR4, "192.0.2.10", str(lifetime), "fd00:d57::3"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert json.loads(self.peer.stdout.readline())["event"] == "ready"
+        if redirect:
+            self.peer_cmd("redirect " + redirect)
         os.set_blocking(self.peer.stdout.fileno(), False)
         self.conf = os.path.join(self.tmp, "client.json")
         with open(self.conf, "w") as f:
@@ -271,3 +273,31 @@ def test_on_demand_first_packet_acquires_and_early_connections_keep_working(bed)
     assert n["early_translated_out"] > 0 and n["early_translated_in"] > 0
     assert n["acquisitions"] == 1 and n["drop_queue_full"] == 0
     assert b.ctl("status")["state"] == "bound"
+
+
+def test_redirect_to_broker(bed):
+    b = bed(redirect="fd00:d57::3")
+    st = b.wait_bound()
+    assert st["server"] == "fd00:d57::3"
+    ev = b.peer_events()
+    assert [e["event"] for e in ev if e["event"] in ("redirected", "create")] == [
+        "redirected", "create"]
+    assert [e for e in ev if e["event"] == "create"][0]["server"] == "fd00:d57::3"
+    assert b.ctl("counters")["redirects"] == 1
+    assert b.cns("ping", "-c", "1", "-W", "2", FAR4, check=False).returncode == 0
+
+
+def test_server_restart_keeps_lease_and_traffic(bed):
+    b = bed(lifetime=4)
+    b.wait_bound()
+    ping = subprocess.Popen(["ip", "netns", "exec", b.c, "ping", "-c", "50", "-i", "0.1", "-W",
+                             "1", FAR4], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    b.peer_cmd("drop")
+    out, _ = ping.communicate(timeout=20)
+    assert " 0% packet loss" in out, out
+    st = b.ctl("status")
+    assert st["state"] == "bound" and st["ipv4"] == "192.0.2.10"
+    n = b.ctl("counters")
+    assert n["session_failures"] >= 1 and n["sessions"] >= 2
+    assert n["acquisitions"] == 1 and n["renewals"] >= 1 and n["expiries"] == 0
