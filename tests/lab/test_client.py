@@ -12,6 +12,7 @@ Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client.py
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -301,3 +302,33 @@ def test_server_restart_keeps_lease_and_traffic(bed):
     n = b.ctl("counters")
     assert n["session_failures"] >= 1 and n["sessions"] >= 2
     assert n["acquisitions"] == 1 and n["renewals"] >= 1 and n["expiries"] == 0
+
+
+def test_path_mtu_shrinks(bed):
+    b = bed()
+    st = b.wait_bound()
+    assert st["mtu"] == 1460
+    # The IPv6 path toward the TEP shrinks to 1400 (a route's MTU here; a
+    # Packet Too Big would do the same to the kernel's route): within its
+    # once-a-second check the client lowers the DTI's MTU to 1360, after
+    # which a DF packet sized for the old MTU is refused at the source.
+    b.cns("ip", "-6", "route", "replace", "fd00:d57::/64", "dev", "cv0", "proto", "kernel",
+          "metric", "256", "mtu", "1400")
+    wait_for(lambda: b.ctl("status")["mtu"] == 1360, 2.5, "the DTI MTU to follow the path")
+    assert "mtu 1360" in b.cns("ip", "link", "show", "dstm0").stdout
+    r = b.cns("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1432", FAR4, check=False)
+    assert r.returncode != 0 and re.search(r"mtu ?= ?1360", r.stdout), r.stdout
+    assert b.cns("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1332", FAR4,
+                 check=False).returncode == 0
+    # bulk TCP from the far side fits the new MTU
+    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
+                            "import socket\n"
+                            "t=socket.socket(); t.bind(('%s',80)); t.listen(1); t.settimeout(8)\n"
+                            "c,a=t.accept(); c.sendall(bytes(300000)); c.close()\n" % FAR4])
+    time.sleep(0.3)
+    out = b.cns("python3", "-c",
+                "import socket\nt=socket.create_connection(('%s',80),5); n=0\n"
+                "while True:\n  d=t.recv(65536)\n  if not d: break\n  n+=len(d)\n"
+                "print(n)\n" % FAR4, timeout=20).stdout
+    srv.wait(10)
+    assert out.strip() == "300000"
