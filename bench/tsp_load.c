@@ -10,9 +10,15 @@
  *   tsp-load -s [::1]:3653 -c 100 -n 10000 [-m MECH -u USER -p SECRET]
  *            [--identities N] [--prefix fd00:d57:ffff::] [--renew]
  *            [--keep] [--print] [-V VERSION] [-t TIMEOUT]
+ *   tsp-load --serve [::1]:3653 [-m "MECHS"] [-u USER -p SECRET]
+ *
+ * --serve runs a stand-in server instead: it answers every create at once
+ * with 192.0.2.0/16 + a counter, so the TSP layer (framing, XML, SASL,
+ * sessions) can be measured without dstmd's pool and store behind it.
  */
 #include <errno.h>
 #include <event2/bufferevent.h>
+#include <event2/listener.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <math.h>
@@ -44,7 +50,8 @@ struct load {
 	uint64_t status[MAX_CODE + 1];
 	uint64_t ok, fail_auth, fail_version, fail_timeout, fail_transport, fail_other;
 	uint64_t deletes;
-	double *lat; /* ms, one per completed first reply */
+	unsigned logged; /* failures printed (the first 10) */
+	double *lat;     /* ms, one per completed first reply */
 	unsigned nlat;
 	int64_t t0, t1;
 	struct event *sigint;
@@ -202,7 +209,7 @@ on_closed(struct tsp_client *c, int status, const char *why, void *arg)
 			L->fail_transport++;
 		else
 			L->fail_other++;
-		if (L->print || L->concurrency == 1)
+		if (L->print || L->logged++ < 10)
 			fprintf(stderr, "tsp-load: session %u: %s (%d)\n", s->index, why, status);
 	}
 	s->c = c;
@@ -306,12 +313,136 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
+on_signal_base(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig, (void)what;
+	event_base_loopbreak(arg);
+}
+
+/* ---- --serve: a stand-in server for measuring the TSP layer alone ---- */
+
+struct serve {
+	struct tsp_server *srv;
+	const char *user, *secret;
+	uint32_t next;
+};
+
+static const char *
+serve_secret(void *arg, const char *user, const char *realm)
+{
+	struct serve *S = arg;
+
+	(void)realm;
+	return S->user && S->secret && strcmp(user, S->user) == 0 ? S->secret : NULL;
+}
+
+static void
+serve_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
+{
+	struct serve *S = arg;
+	struct tsp_tunnel r;
+
+	if (t->action != TSP_ACTION_CREATE) {
+		if (t->action == TSP_ACTION_DELETE)
+			(void)tsp_conn_reply(c, TSP_OK, NULL);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.action = TSP_ACTION_INFO;
+	strcpy(r.type, "v4v6");
+	r.lifetime = 3600;
+	r.server.present = r.server.has_v4 = r.server.has_v6 = true;
+	addr_parse_v4("198.51.100.1", &r.server.v4);
+	addr_parse_v6("fd00:d57::2", &r.server.v6);
+	r.client = t->client;
+	r.client.has_v6ll = false;
+	r.client.has_v4 = true;
+	r.client.v4 = t->client.has_v4 ? t->client.v4 : (0xc0000000u | (S->next++ & 0xffff));
+	(void)tsp_conn_reply(c, TSP_OK, &r);
+}
+
+static void
+serve_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+             void *arg)
+{
+	struct serve *S = arg;
+	struct bufferevent *bev =
+	    bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+
+	if (bev != NULL)
+		(void)tsp_server_accept(S->srv, bev, sa, (socklen_t)salen, false);
+}
+
+static void
+serve_stats(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *S = arg;
+	const struct tsp_server_stats *st = tsp_server_stats(S->srv);
+
+	(void)sig, (void)what;
+	printf("sessions %llu open %llu auth_ok %llu auth_failed %llu bad_version %llu bad_line "
+	       "%llu bad_frame %llu bad_xml %llu too_long %llu timeouts %llu commands %llu "
+	       "replies %llu\n",
+	       (unsigned long long)st->sessions, (unsigned long long)st->sessions_open,
+	       (unsigned long long)st->auth_ok, (unsigned long long)st->auth_failed,
+	       (unsigned long long)st->bad_version, (unsigned long long)st->bad_line,
+	       (unsigned long long)st->bad_frame, (unsigned long long)st->bad_xml,
+	       (unsigned long long)st->too_long, (unsigned long long)st->timeouts,
+	       (unsigned long long)st->commands, (unsigned long long)st->replies);
+	fflush(stdout);
+}
+
+static int
+serve_main(const char *addr, const char *mechs, const char *user, const char *secret)
+{
+	struct serve S = {.user = user, .secret = secret};
+	struct tsp_server_config sc = {0};
+	struct tsp_server_callbacks cb = {.command = serve_command};
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct event_base *base = event_base_new();
+	struct evconnlistener *l;
+	struct event *ev_int, *ev_usr;
+
+	if (!addr_parse_endpoint(addr, TSP_PORT, &ss, &sl))
+		fatalx("--serve %s: not an address[:port]", addr);
+	sc.mechanisms = mechs;
+	sc.plain_without_tls = true;
+	sc.realm = "dstm";
+	sc.service = "tsp";
+	sc.hostname = "localhost";
+	sc.secret = serve_secret;
+	sc.secret_arg = &S;
+	S.srv = tsp_server_new(base, &sc, &cb, &S);
+	if (S.srv == NULL)
+		fatalx("tsp_server_new failed (mechanisms \"%s\")", mechs);
+	l = evconnlistener_new_bind(base, serve_accept, &S,
+	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4096,
+	                            (struct sockaddr *)&ss, (int)sl);
+	if (l == NULL)
+		fatal("listen on %s", addr);
+	ev_int = evsignal_new(base, SIGINT, on_signal_base, base);
+	ev_usr = evsignal_new(base, SIGUSR1, serve_stats, &S);
+	event_add(ev_int, NULL);
+	event_add(ev_usr, NULL);
+	event_base_dispatch(base);
+	serve_stats(0, 0, &S);
+	evconnlistener_free(l);
+	event_free(ev_int);
+	event_free(ev_usr);
+	tsp_server_free(S.srv);
+	event_base_free(base);
+	return 0;
+}
+
+static void
 usage(void)
 {
 	fprintf(stderr,
 	        "usage: tsp-load -s SERVER[:PORT] [-c CONCURRENCY] [-n TOTAL] [-m MECH] [-u USER]\n"
 	        "                [-p SECRET] [-V VERSION] [-t TIMEOUT] [--identities N]\n"
-	        "                [--prefix IPV6] [--renew] [--keep] [--print]\n");
+	        "                [--prefix IPV6] [--renew] [--keep] [--print]\n"
+	        "       tsp-load --serve ADDR[:PORT] [-m \"MECH ...\"] [-u USER -p SECRET]\n");
 	exit(2);
 }
 
@@ -324,11 +455,13 @@ main(int argc, char **argv)
 	    {"renew", no_argument, NULL, 'R'},
 	    {"keep", no_argument, NULL, 'K'},
 	    {"print", no_argument, NULL, 'O'},
+	    {"serve", required_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct load L;
 	struct rlimit rl;
-	const char *server = "[::1]:3653", *prefix = "fd00:d57:ffff::";
+	const char *server = "[::1]:3653", *prefix = "fd00:d57:ffff::", *serve = NULL;
+	bool mech_given = false;
 	int ch;
 
 	memset(&L, 0, sizeof(L));
@@ -351,6 +484,7 @@ main(int argc, char **argv)
 			break;
 		case 'm':
 			L.cfg.mechanism = optarg;
+			mech_given = true;
 			break;
 		case 'u':
 			L.cfg.user = optarg;
@@ -379,10 +513,24 @@ main(int argc, char **argv)
 		case 'O':
 			L.print = true;
 			break;
+		case 'S':
+			serve = optarg;
+			break;
 		default:
 			usage();
 		}
 	}
+	/* One descriptor per session: lift the soft limit to the hard one. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (serve != NULL)
+		return serve_main(serve,
+		                  mech_given ? L.cfg.mechanism
+		                             : "SCRAM-SHA-256 DIGEST-MD5 PLAIN ANONYMOUS",
+		                  L.cfg.user, L.cfg.secret);
 	if (L.concurrency == 0 || L.total == 0)
 		usage();
 	if (L.concurrency > L.total)
@@ -392,11 +540,6 @@ main(int argc, char **argv)
 	if (!addr_parse_v6(prefix, &L.prefix))
 		fatalx("--prefix %s: not an IPv6 address", prefix);
 	L.cfg.hostname = "localhost";
-	/* One descriptor per session: lift the soft limit to the hard one. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
 	signal(SIGPIPE, SIG_IGN);
 	L.lat = calloc(L.total, sizeof(double));
 	L.base = event_base_new();

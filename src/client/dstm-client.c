@@ -48,20 +48,20 @@ enum client_state { ST_IDLE, ST_ACQUIRING, ST_BOUND, ST_EXPIRED };
 static const char *const state_names[] = {"idle", "acquiring", "bound", "expired"};
 
 /* Every drop reason has a counter (STYLE.md). */
-#define COUNTERS(X)                                                                            \
-	X(tun_rx_packets)                                                                      \
-	X(tun_rx_bytes) X(tunnel_tx_packets) X(tunnel_tx_bytes) X(tunnel_rx_packets)           \
-	    X(tunnel_rx_bytes) X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4)              \
-	        X(drop_malformed) X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed)  \
-	            X(drop_too_big) X(drop_send_error) X(drop_not_tep) X(drop_not_bound)       \
-	                X(drop_bad_destination) X(drop_tun_write) X(drop_early_table_full)     \
-	                    X(early_translated_out) X(early_translated_in)                     \
-	                        X(icmp_frag_needed_sent) X(mtu_updates) X(backpressure_waits)  \
-	                            X(queued) X(sessions) X(session_failures) X(auth_failures) \
-	                                X(acquisitions) X(acquire_failures) X(renewals)        \
-	                                    X(renewal_failures) X(redirects) X(server_deletes) \
-	                                        X(expiries) X(releases) X(unknown_commands)    \
-	                                            X(address_changes)
+#define COUNTERS(X)                                                                              \
+	X(tun_rx_packets)                                                                        \
+	X(tun_rx_bytes)                                                                          \
+	X(tunnel_tx_packets) X(tunnel_tx_bytes) X(tunnel_rx_packets) X(tunnel_rx_bytes)          \
+	    X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed)                 \
+	        X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big)      \
+	            X(drop_send_error) X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination) \
+	                X(drop_tun_write) X(drop_early_table_full) X(early_translated_out)       \
+	                    X(early_translated_in) X(icmp_frag_needed_sent) X(mtu_updates)       \
+	                        X(backpressure_waits) X(queued) X(sessions) X(session_failures)  \
+	                            X(auth_failures) X(acquisitions) X(acquire_failures)         \
+	                                X(renewals) X(renewal_failures) X(redirects)             \
+	                                    X(server_deletes) X(expiries) X(releases)            \
+	                                        X(unknown_commands) X(address_changes)
 
 struct counters {
 #define X(name) uint64_t name;
@@ -555,11 +555,26 @@ lease_timers(struct client *c)
 	evtimer_add(c->ev_expire, &life);
 }
 
+/* Seed 001 C §3.2: the link-local address of the interface of our global one. */
+static void
+find_linklocal(struct client *c)
+{
+	char ifn[IFNAMSIZ];
+	int idx = nl_addr6_ifindex(c->nl, &c->v6);
+
+	if (idx > 0 && if_indextoname((unsigned)idx, ifn) &&
+	    nl_addr6_linklocal(c->nl, ifn, &c->v6ll) == 0)
+		c->has_v6ll = true;
+}
+
 static void
 send_create(struct client *c)
 {
 	struct tsp_tunnel t;
 
+	/* The link-local address may still have been tentative at start. */
+	if (!c->has_v6ll)
+		find_linklocal(c);
 	memset(&t, 0, sizeof(t));
 	t.action = TSP_ACTION_CREATE;
 	snprintf(t.type, sizeof(t.type), "v4v6");
@@ -1032,10 +1047,9 @@ find_addresses(struct client *c)
 			fatalx("no global IPv6 address: %s", strerror(-ret));
 	}
 	idx = nl_addr6_ifindex(c->nl, &c->v6);
-	if (idx < 0)
+	if (idx < 0 || !if_indextoname((unsigned)idx, ifn))
 		fatalx("%s is not an address of this host", addr_fmt_v6(&c->v6, a));
-	if (if_indextoname((unsigned)idx, ifn) && nl_addr6_linklocal(c->nl, ifn, &c->v6ll) == 0)
-		c->has_v6ll = true;
+	find_linklocal(c);
 	log_info("IPv6 address %s on %s", addr_fmt_v6(&c->v6, a), ifn);
 }
 

@@ -79,7 +79,8 @@ struct lease_mgr;
  * enter quarantine counting from their expiry; finished quarantines are
  * deleted and their slots freed; these changes are committed before it
  * returns. The pools (names unique, no address in two pools) are borrowed
- * and must outlive the manager. NULL with a message in err.
+ * and must outlive the manager; they must be fresh (nothing allocated):
+ * a reload builds new pools and a new manager. NULL with a message in err.
  */
 struct lease_mgr *lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
                                 const struct lease_policy *policy, int64_t now, char *err,
@@ -99,6 +100,7 @@ void lease_mgr_free(struct lease_mgr *m);
  *   -ENOSPC         no free slot (TSP 306)
  *   -ENOENT         no pool has that name
  *   -EIO            the store failed (see above)
+ *   -ENOMEM         out of memory (nothing changed)
  * The lease is durable only after lease_commit().
  */
 int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *v6,
@@ -115,7 +117,10 @@ int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
 /* The active lease of an identity. */
 const struct lease *lease_find_identity(const struct lease_mgr *m, const char *identity);
-/* Every lease (active and quarantined); a non-zero return of cb stops and is returned. */
+/*
+ * Every lease (active and quarantined), in no order; cb must not change
+ * leases. A non-zero return of cb stops the walk and is returned.
+ */
 int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct lease *l),
                   void *arg);
 

@@ -3,8 +3,9 @@
  * §4, seed 001 C §4, DESIGN §3.1), used by dstm-client toward dstmd and by
  * dstmd toward its TEPs: VERSION, CAPABILITY (the mechanism must be
  * offered), AUTHENTICATE and the SASL steps, then commands whose replies
- * come back in order (FIFO). A frame whose action is delete or create is
- * the server's own command, not a reply. Every wait is bounded: the
+ * come back in order (FIFO). A 200 frame whose action is delete or create
+ * is the server's own command, not a reply: a server answers a command
+ * with "info" XML or with a bare status line. Every wait is bounded: the
  * handshake and each reply by cfg->timeout.
  */
 #include <errno.h>
@@ -230,7 +231,9 @@ on_frame(struct tsp_client *c, const char *data, size_t len)
 			client_fail(c, 0, buf);
 			return;
 		}
-		if (t.action == TSP_ACTION_DELETE || t.action == TSP_ACTION_CREATE) {
+		/* tsp_conn_send() frames carry 200; an error status is a reply. */
+		if (code == TSP_OK &&
+		    (t.action == TSP_ACTION_DELETE || t.action == TSP_ACTION_CREATE)) {
 			if (c->cb.command) {
 				c->in_cb++;
 				c->cb.command(c, &t, c->arg);

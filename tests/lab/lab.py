@@ -126,7 +126,12 @@ class Lab:
         return os.access(os.path.join(self.build, PROGRAMS[program]), os.X_OK)
 
     def exec(self, node, *cmd, timeout=30, check=False, input=None):
-        """Run cmd in the node's namespace (build programs first in PATH, DSTMCTL_SOCKET set)."""
+        """Run cmd in the node's namespace (build programs first in PATH, DSTMCTL_SOCKET set).
+
+        cmd is an argument vector; a single string holding spaces is a shell command line.
+        """
+        if len(cmd) == 1 and any(c.isspace() for c in cmd[0]):
+            cmd = ("sh", "-c", cmd[0])
         r = subprocess.run(
             [LAB_SCRIPT, "exec", node, *cmd],
             env=self._env(),

@@ -114,7 +114,8 @@ def test_built_daemons_answer_status(lab, node, program):
         pytest.skip("%s is not built yet" % program)
     status = lab.ctl(node, "status")
     assert isinstance(status, dict)
-    if node.startswith("c"):
+    if node.startswith("c") and lab.built("dstmd") and lab.built("dstm-tep"):
+        # scripts/lab up waits for this: an always-on client of a running domain is bound.
         assert status["state"] == "bound"
     assert isinstance(lab.ctl(node, "counters"), dict)
 

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -43,6 +44,13 @@ handler(void *arg, const char *command, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:s, s:i}", "state", "running", "calls", f->calls);
 	if (strcmp(command, "echo") == 0)
 		return json_incref(args);
+	if (strcmp(command, "leases") == 0)
+		return json_pack("[{s:s, s:s, s:i}, {s:s, s:s, s:n}]", "address", "192.0.2.10",
+		                 "client", "fd00:d57::11", "expires", 600, "address", "192.0.2.11",
+		                 "client", "fd00:d57::12", "expires");
+	if (strcmp(command, "nested") == 0)
+		return json_pack("{s:s, s:{s:s, s:{s:i}}, s:[i,i]}", "state", "bound", "lease",
+		                 "ipv4", "192.0.2.10", "tep", "port", 3653, "list", 1, 2);
 	if (strcmp(command, "list") == 0)
 		return json_pack("[{s:s},{s:s}]", "address", "192.0.2.10", "address", "192.0.2.11");
 	if (strcmp(command, "sleep") == 0) {
@@ -403,8 +411,109 @@ test_stale_socket_removed(void **state)
 	rmdir(dir);
 }
 
+/* ---- dstmctl, run as a program against the fixture's server */
+
+static const char *dstmctl_path;
+
+/* Run dstmctl with `args` (shell words); its stdout in out, its exit status returned. */
+static int
+run_dstmctl(const char *env, const char *args, char *out, size_t outlen)
+{
+	char cmd[1024];
+	size_t n;
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s '%s' %s 2>/dev/null", env ? env : "", dstmctl_path, args);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, outlen - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+test_dstmctl_output(void **state)
+{
+	struct fixture *f = *state;
+	char args[512], out[4096];
+	json_t *j;
+
+	/* An array of objects: a table, columns in the order of the first object's keys. */
+	snprintf(args, sizeof(args), "-s '%s' leases", f->path);
+	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
+	assert_string_equal(out, "address     client        expires\n"
+	                         "192.0.2.10  fd00:d57::11  600\n"
+	                         "192.0.2.11  fd00:d57::12  -\n");
+
+	/* An object: aligned "key  value" lines, nested objects flattened with dots. */
+	snprintf(args, sizeof(args), "-s '%s' nested", f->path);
+	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
+	assert_string_equal(out, "state           bound\n"
+	                         "lease.ipv4      192.0.2.10\n"
+	                         "lease.tep.port  3653\n"
+	                         "list            [1,2]\n");
+
+	/* --json: the result itself, unchanged. */
+	snprintf(args, sizeof(args), "-s '%s' --json nested", f->path);
+	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
+	j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(json_object_get(j, "lease"), "tep"), "port")),
+	                 3653);
+	json_decref(j);
+}
+
+static void
+test_dstmctl_arguments(void **state)
+{
+	struct fixture *f = *state;
+	char args[512], out[4096], env[256];
+	json_t *j, *want;
+
+	/* Positional shorthand: revoke ADDRESS; the fixture has no revoke: an error reply, 1. */
+	snprintf(args, sizeof(args), "-s '%s' revoke 192.0.2.10", f->path);
+	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 1);
+
+	/* KEY=VALUE (digits become integers) and KEY:=JSON, found through $DSTMCTL_SOCKET. */
+	snprintf(env, sizeof(env), "DSTMCTL_SOCKET='%s'", f->path);
+	assert_int_equal(run_dstmctl(env,
+	                             "--json echo address=192.0.2.10 lifetime=600 neg=-5 "
+	                             "port=12a flags:='[1,true]'",
+	                             out, sizeof(out)),
+	                 0);
+	j = json_loads(out, 0, NULL);
+	want = json_pack("{s:s, s:i, s:i, s:s, s:[i,b]}", "address", "192.0.2.10", "lifetime", 600,
+	                 "neg", -5, "port", "12a", "flags", 1, 1);
+	assert_true(json_equal(j, want));
+	json_decref(j);
+	json_decref(want);
+
+	/* A positional argument where the command takes none, or bad JSON: usage errors. */
+	assert_int_equal(run_dstmctl(env, "leases 192.0.2.10", out, sizeof(out)), 2);
+	assert_int_equal(run_dstmctl(env, "echo flags:='[1'", out, sizeof(out)), 2);
+}
+
+static void
+test_dstmctl_exit_codes(void **state)
+{
+	char out[4096];
+
+	assert_int_equal(run_dstmctl(NULL, "-s /nonexistent/x.sock status", out, sizeof(out)), 2);
+	assert_int_equal(run_dstmctl(NULL, "", out, sizeof(out)), 2);
+	assert_int_equal(run_dstmctl(NULL, "-t 0 status", out, sizeof(out)), 2);
+	assert_int_equal(run_dstmctl(NULL, "--help", out, sizeof(out)), 0);
+	/* --help names the commands of every daemon. */
+	assert_non_null(strstr(out, "leases"));
+	assert_non_null(strstr(out, "bindings"));
+	assert_non_null(strstr(out, "revoke"));
+	assert_non_null(strstr(out, "counters"));
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_status, setup, teardown),
@@ -420,6 +529,16 @@ main(void)
 	    cmocka_unit_test(test_no_server),
 	    cmocka_unit_test(test_stale_socket_removed),
 	};
+	const struct CMUnitTest dstmctl_tests[] = {
+	    cmocka_unit_test_setup_teardown(test_dstmctl_output, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dstmctl_arguments, setup, teardown),
+	    cmocka_unit_test(test_dstmctl_exit_codes),
+	};
 
+	/* Given the path of dstmctl, test the program instead of the library. */
+	if (argc > 1) {
+		dstmctl_path = argv[1];
+		return cmocka_run_group_tests(dstmctl_tests, NULL, NULL);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,8 @@ run(struct world *w, double secs)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
 }
 
+static unsigned idle_timeout; /* for the next world_new */
+
 static struct world *
 world_new(const char *mechs, bool plain_ok, unsigned handshake, bool raw, const char *ver,
           const char *mech, const char *user, const char *pw, unsigned cli_timeout)
@@ -235,6 +238,7 @@ world_new(const char *mechs, bool plain_ok, unsigned handshake, bool raw, const 
 	sc.hostname = "srv.example";
 	sc.secret = secret;
 	sc.handshake_timeout = handshake;
+	sc.idle_timeout = idle_timeout;
 	w->srv = tsp_server_new(w->base, &sc, &scb, w);
 	assert_non_null(w->srv);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -590,6 +594,72 @@ test_raw_handshake_timeout(void **state)
 	world_free(w);
 }
 
+static void
+test_raw_idle_timeout(void **state)
+{
+	struct world *w;
+	char buf[256];
+
+	(void)state;
+	idle_timeout = 1;
+	w = world_new("ANONYMOUS", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	idle_timeout = 0;
+	raw_write(w, "VERSION=2.0.0\r\nAUTHENTICATE ANONYMOUS\r\n", 39);
+	raw_read(w, 0.2, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "OK Authentication successful"));
+	assert_int_equal(w->closed_srv, 0);
+	raw_read(w, 2.5, buf, sizeof(buf));
+	assert_int_equal(w->closed_srv, 1);
+	assert_int_equal(tsp_server_stats(w->srv)->timeouts, 1);
+	world_free(w);
+}
+
+/* Over real TCP on ::1 through tsp_client_connect(). */
+static void
+on_listen(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct world *w = arg;
+
+	w->conn = tsp_server_accept(
+	    w->srv, bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE),
+	    sa, (socklen_t)salen, false);
+	assert_non_null(w->conn);
+}
+
+static void
+test_tcp_connect(void **state)
+{
+	struct world *w = world_new("SCRAM-SHA-256", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(sin6);
+	struct evconnlistener *l;
+	struct tsp_client_config cc = {
+	    .mechanism = "SCRAM-SHA-256", .user = "alice", .secret = "wonderland", .timeout = 5};
+	struct tsp_client_callbacks ccb = {
+	    .ready = cli_ready, .reply = cli_reply, .command = cli_command, .closed = cli_closed};
+
+	(void)state;
+	/* the socketpair peer of world_new is not used here */
+	close(w->rawfd);
+	w->rawfd = -1;
+	l = evconnlistener_new_bind(w->base, on_listen, w, LEV_OPT_CLOSE_ON_FREE, 16,
+	                            (struct sockaddr *)&sin6, sizeof(sin6));
+	assert_non_null(l);
+	assert_int_equal(getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin6, &len), 0);
+	w->cli = tsp_client_connect(w->base, (struct sockaddr *)&sin6, len, NULL, 0, &cc, &ccb, w);
+	assert_non_null(w->cli);
+	run(w, 5);
+	assert_int_equal(w->nreplies, 1);
+	assert_int_equal(w->statuses[0], 200);
+	assert_int_equal(tsp_client_local(w->cli, &local), 0);
+	assert_int_equal(local.ss_family, AF_INET6);
+	assert_non_null(tsp_conn_peer(w->conn));
+	assert_string_equal(tsp_conn_user(w->conn), "alice");
+	evconnlistener_free(l);
+	world_free(w);
+}
+
 int
 main(void)
 {
@@ -608,6 +678,8 @@ main(void)
 	    cmocka_unit_test(test_raw_anonymous_nuls_and_order),
 	    cmocka_unit_test(test_raw_errors),
 	    cmocka_unit_test(test_raw_handshake_timeout),
+	    cmocka_unit_test(test_raw_idle_timeout),
+	    cmocka_unit_test(test_tcp_connect),
 	};
 
 	log_init(1, 0, "test_tsp_session");

@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""Figures of dstm-client (printed, never pass/fail):
+
+  on-demand   milliseconds from the first IPv4 packet (a UDP datagram sent
+              with no lease) to its reply: DTI queue, TSP session, create,
+              address and routes, flush, TEP and back;
+  throughput  TCP through the tunnel against plain IPv6 on the same veth
+              (iperf3, a ratio);
+  cpu         the client's CPU seconds per gigabit it carried.
+
+The peer is tests/lab/client_peer.py (a TSP server and a TEP in Python),
+so the throughput ratio is bounded by that TEP, not by the client; the
+CPU per gigabit is the client's own. Runs as root, a few seconds each.
+
+usage: DSTM_BUILD=build bench/client_bench.py [--seconds N] [--runs N]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lab"))
+from test_client import FAR4, Bed  # noqa: E402
+
+
+def clk_tck():
+    return os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process and its threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / clk_tck()
+
+
+def client_pid(bed):
+    # `ip netns exec` execs the program: the Popen pid is dstm-client's.
+    return bed.client.pid
+
+
+def on_demand_ms(tmp, runs):
+    out = []
+    for i in range(runs):
+        d = os.path.join(tmp, "od%d" % i)
+        os.mkdir(d)
+        b = Bed(d, mode="on-demand")
+        try:
+            time.sleep(0.3)
+            srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
+                                    "import socket\n"
+                                    "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                                    "u.bind(('%s',7)); u.settimeout(5)\n"
+                                    "d,a=u.recvfrom(100); u.sendto(d,a)\n" % FAR4])
+            time.sleep(0.3)
+            r = b.cns("python3", "-c",
+                      "import socket,time\n"
+                      "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(5)\n"
+                      "t0=time.perf_counter(); u.sendto(b'x',('%s',7)); u.recv(10)\n"
+                      "print((time.perf_counter()-t0)*1000)\n" % FAR4)
+            srv.wait(5)
+            out.append(float(r.stdout))
+        finally:
+            b.close()
+    return out
+
+
+def iperf(bed, target, seconds, bind=None):
+    srv = subprocess.Popen(["ip", "netns", "exec", bed.p, "iperf3", "-s", "-1", "-B", target],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        cmd = ["iperf3", "-J", "-c", target, "-t", str(seconds)]
+        r = bed.cns(*cmd, timeout=seconds + 20)
+    finally:
+        srv.wait(10)
+    j = json.loads(r.stdout)
+    return j["end"]["sum_received"]["bits_per_second"], j["end"]["sum_received"]["bytes"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="client-bench-") as tmp:
+        ms = sorted(on_demand_ms(tmp, a.runs))
+        print("on-demand first packet to reply: median %.1f ms (min %.1f, max %.1f, %d runs)"
+              % (ms[len(ms) // 2], ms[0], ms[-1], len(ms)))
+        d = os.path.join(tmp, "tp")
+        os.mkdir(d)
+        b = Bed(d)
+        try:
+            b.wait_bound()
+            plain, _ = iperf(b, "fd00:d57::1", a.seconds)
+            c0 = cpu_seconds(client_pid(b))
+            tun, nbytes = iperf(b, FAR4, a.seconds)
+            c1 = cpu_seconds(client_pid(b))
+            gbit = nbytes * 8 / 1e9
+            print("TCP plain IPv6: %.0f Mbit/s; through the tunnel: %.0f Mbit/s; ratio %.3f"
+                  % (plain / 1e6, tun / 1e6, tun / plain))
+            print("client CPU: %.2f s for %.2f Gbit = %.2f CPU-seconds per gigabit"
+                  % (c1 - c0, gbit, (c1 - c0) / gbit if gbit else float("nan")))
+            n = b.ctl("counters")
+            print("client counters: %d packets out, %d in, backpressure waits %d, "
+                  "drops: send %d, too big %d"
+                  % (n["tunnel_tx_packets"], n["tun_tx_packets"], n["backpressure_waits"],
+                     n["drop_send_error"], n["drop_too_big"]))
+        finally:
+            b.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,720 @@
+/*
+ * Client access over TSP (seed 001 appendix C; DESIGN §2 and §3.1): one
+ * session per client connection, kept open for the lease so that the
+ * server can send "delete" on it (appendix C §4). A create is answered
+ * only after its lease is durable and, for a new or moved binding, after
+ * the TEP accepted it (appendix C §2.1: "TEP information MUST be the same
+ * that the TEP provided"; a TEP that refuses or cannot be reached gives
+ * the client 307 and no lease).
+ *
+ * A session answers its commands one at a time, in order; a client that
+ * pipelines gets its later commands queued (a few at most).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/addr.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "dstmd/dstmd.h"
+
+#define SESSION_BUCKETS	  (1u << 16)
+#define SESSION_MAX_QUEUE 4
+#define IDENTITY_MAX	  160
+
+struct session {
+	struct dstmd *d;
+	struct tsp_conn *conn;		/* NULL once closed */
+	struct session *hnext;		/* identity hash chain */
+	bool bound;			/* in the identity hash */
+	bool busy;			/* a command is being answered */
+	int refs;			/* the connection + requests in progress */
+	char identity[IDENTITY_MAX];
+	struct tsp_tunnel *queue[SESSION_MAX_QUEUE];
+	unsigned nqueue;
+};
+
+enum req_kind { REQ_CREATE, REQ_RELEASE };
+
+struct request {
+	struct deferred df;
+	struct session *s;
+	enum req_kind kind;
+	char identity[IDENTITY_MAX];
+	const struct dstmd_tep *tep;
+	struct tepctl_binding b;
+	unsigned flags;
+};
+
+static struct log_rl access_rl;
+
+static void session_next(struct session *s);
+
+/* ---- The identity → open session map, for "delete" at expiry ---- */
+
+static uint32_t
+ident_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h & (SESSION_BUCKETS - 1);
+}
+
+static struct session *
+session_find(struct dstmd *d, const char *identity)
+{
+	for (struct session *s = d->sessions[ident_hash(identity)]; s; s = s->hnext)
+		if (!strcmp(s->identity, identity))
+			return s;
+	return NULL;
+}
+
+static void
+session_unbind(struct session *s)
+{
+	struct session **pp;
+
+	if (!s->bound)
+		return;
+	for (pp = &s->d->sessions[ident_hash(s->identity)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	s->bound = false;
+	s->d->nsessions_bound--;
+}
+
+/* The session now speaks for `identity`; a previous session of it no longer does. */
+static void
+session_bind(struct session *s, const char *identity)
+{
+	struct session *old;
+
+	if (s->bound && !strcmp(s->identity, identity))
+		return;
+	session_unbind(s);
+	if ((old = session_find(s->d, identity)))
+		session_unbind(old);
+	snprintf(s->identity, sizeof(s->identity), "%s", identity);
+	s->hnext = s->d->sessions[ident_hash(identity)];
+	s->d->sessions[ident_hash(identity)] = s;
+	s->bound = true;
+	s->d->nsessions_bound++;
+}
+
+static void
+session_unref(struct session *s)
+{
+	if (--s->refs > 0)
+		return;
+	for (unsigned i = 0; i < s->nqueue; i++)
+		free(s->queue[i]);
+	free(s);
+}
+
+/* ---- Replies ---- */
+
+static unsigned
+status_slot(int status)
+{
+	switch (status) {
+	case TSP_OK:
+		return 0;
+	case TSP_POOL_EXHAUSTED:
+		return 1;
+	case TSP_TEP_CONFIG_ERROR:
+		return 2;
+	case TSP_ADDRESS_UNAVAILABLE:
+		return 3;
+	case TSP_INVALID_IPV6:
+	case TSP_INVALID_IPV4:
+		return 4;
+	case TSP_UNSUPPORTED_TUNNEL:
+	case TSP_INVALID_REQUEST:
+		return 5;
+	default:
+		return status >= TSP_REDIRECT ? 6 : 7;
+	}
+}
+
+static const char *const status_names[8] = {
+	"reply_200_success",	    "reply_306_pool_exhausted", "reply_307_tep_error",
+	"reply_308_unavailable",    "reply_309_310_bad_address", "reply_303_500_bad_request",
+	"reply_1000_redirect",	    "reply_other",
+};
+
+static void
+fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep *tep,
+	    const struct tepctl_binding *b)
+{
+	memset(t, 0, sizeof(*t));
+	t->action = action;
+	snprintf(t->type, sizeof(t->type), "v4v6");
+	t->lifetime = b->lifetime;
+	t->client.present = true;
+	t->client.has_v4 = true;
+	t->client.v4 = b->v4;
+	t->client.has_v6 = true;
+	t->client.v6 = b->v6;
+	if (b->port_lo || b->port_hi) {
+		t->client.has_ports = true;
+		t->client.port_lo = b->port_lo;
+		t->client.port_hi = b->port_hi;
+	}
+	if (tep) {
+		t->server.present = true;
+		t->server.has_v4 = true;
+		t->server.v4 = tep->v4;
+		t->server.has_v6 = true;
+		t->server.v6 = tep->v6;
+	}
+}
+
+/* Answer the session's current command and move on to the next one. */
+static void
+session_reply(struct session *s, int status, const struct tsp_tunnel *t)
+{
+	s->d->ctr.status[status_slot(status)]++;
+	if (s->conn)
+		tsp_conn_reply(s->conn, status, t);
+	s->busy = false;
+	session_next(s);
+}
+
+static void
+reply_redirect(struct session *s)
+{
+	const struct dstmd_config *cfg = s->d->cfg;
+	struct tsp_tunnel *t = calloc(1, sizeof(*t));
+
+	if (!t) {
+		session_reply(s, TSP_POOL_EXHAUSTED, NULL);
+		return;
+	}
+	t->action = TSP_ACTION_INFO;
+	snprintf(t->type, sizeof(t->type), "v4v6");
+	for (size_t i = 0; i < cfg->nredirect && i < TSP_MAX_BROKERS; i++)
+		snprintf(t->brokers[t->nbrokers++], TSP_DN_MAX, "%s", cfg->redirect[i]);
+	session_reply(s, TSP_REDIRECT, t);
+	free(t);
+}
+
+static void
+request_free(struct request *r)
+{
+	session_unref(r->s);
+	free(r);
+}
+
+static void
+request_reply_info(struct request *r)
+{
+	struct tsp_tunnel t;
+
+	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b);
+	session_reply(r->s, TSP_OK, &t);
+	request_free(r);
+}
+
+/* The TEP answered the create of a new (or moved) binding. */
+static void
+request_tep_done(void *arg, int status)
+{
+	struct request *r = arg;
+	struct dstmd *d = r->s->d;
+	const struct lease *l;
+
+	if (status == TSP_OK) {
+		request_reply_info(r);
+		return;
+	}
+	/* No lease without a binding at the TEP (seed 001 C §2.1: error 307). */
+	d->ctr.tep_refused++;
+	l = lease_find_identity(d->leases, r->identity);
+	if (l && l->v4 == r->b.v4 && l->port_lo == r->b.port_lo && (r->flags & LEASE_NEW)) {
+		if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
+			fatalx("the lease store failed; exiting so that a restart reloads it");
+		dstmd_schedule_commit(d);
+		dstmd_rearm_expiry(d);
+	}
+	session_reply(r->s, TSP_TEP_CONFIG_ERROR, NULL);
+	request_free(r);
+}
+
+/* After the commit: push to the TEP when the binding is new or moved, else answer. */
+static void
+request_committed(struct dstmd *d, struct deferred *df)
+{
+	struct request *r = (struct request *)df;
+
+	if (r->kind == REQ_CREATE && (r->flags & (LEASE_NEW | LEASE_MOVED))) {
+		tepctl_create(d->tepctl, r->tep, &r->b, request_tep_done, r);
+		return;
+	}
+	if (r->kind == REQ_RELEASE) {
+		session_reply(r->s, TSP_OK, NULL);
+		request_free(r);
+		return;
+	}
+	request_reply_info(r);
+}
+
+static struct request *
+request_new(struct session *s, enum req_kind kind, const char *identity)
+{
+	struct request *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->df.run = request_committed;
+	r->s = s;
+	r->kind = kind;
+	snprintf(r->identity, sizeof(r->identity), "%s", identity);
+	s->refs++;
+	return r;
+}
+
+static void
+binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->v4 = l->v4;
+	b->port_lo = l->port_lo;
+	b->port_hi = l->port_hi;
+	b->v6 = l->v6;
+	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
+}
+
+/* ---- Commands ---- */
+
+/* A unicast global address: what a tunnel can be built to. */
+static bool
+usable_v6(const struct in6_addr *a)
+{
+	return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_LOOPBACK(a) &&
+	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
+	       !IN6_IS_ADDR_V4MAPPED(a) && !IN6_IS_ADDR_V4COMPAT(a);
+}
+
+static bool
+usable_v4(uint32_t a)
+{
+	return a != 0 && (a >> 24) != 127 && (a >> 28) != 14 && a != 0xffffffffu;
+}
+
+/* The client's tunnel address: the one it names, else the session's source. */
+static bool
+client_v6(struct session *s, const struct tsp_tunnel *t, struct in6_addr *v6)
+{
+	const struct sockaddr *peer = s->conn ? tsp_conn_peer(s->conn) : NULL;
+
+	if (t->client.has_v6) {
+		*v6 = t->client.v6;
+	} else if (peer && peer->sa_family == AF_INET6) {
+		*v6 = ((const struct sockaddr_in6 *)peer)->sin6_addr;
+	} else {
+		return false;
+	}
+	return usable_v6(v6);
+}
+
+/*
+ * Who the client is: the authenticated user, or for ANONYMOUS its IPv6
+ * address (seed 001 C §2.1: the node is known by its global address).
+ */
+static void
+client_identity(struct session *s, const struct in6_addr *v6, char *out, size_t len)
+{
+	const char *user = s->conn ? tsp_conn_user(s->conn) : NULL;
+	char a[ADDR_STRLEN];
+
+	if (user && *user)
+		snprintf(out, len, "tsp:%s", user);
+	else
+		snprintf(out, len, "anon:%s", addr_fmt_v6(v6, a));
+}
+
+static void
+handle_create(struct session *s, const struct tsp_tunnel *t)
+{
+	struct dstmd *d = s->d;
+	const struct dstmd_tep *tep;
+	const struct lease *l;
+	struct in6_addr v6;
+	char identity[IDENTITY_MAX], a6[ADDR_STRLEN];
+	uint32_t want = 0;
+	unsigned flags = 0;
+	int64_t now = clock_wall_s();
+	struct request *r;
+	int rc;
+
+	d->ctr.creates++;
+	if (strcasecmp(t->type, "v4v6") != 0) {
+		d->ctr.bad_type++;
+		session_reply(s, TSP_UNSUPPORTED_TUNNEL, NULL);
+		return;
+	}
+	if (!client_v6(s, t, &v6)) {
+		d->ctr.bad_address++;
+		session_reply(s, TSP_INVALID_IPV6, NULL);
+		return;
+	}
+	if (t->client.has_v4) {
+		if (!usable_v4(t->client.v4)) {
+			d->ctr.bad_address++;
+			session_reply(s, TSP_INVALID_IPV4, NULL);
+			return;
+		}
+		want = t->client.v4;
+	}
+	if (!(tep = dstmd_config_tep_for(d->cfg, &v6))) {
+		log_warnx_rl(&access_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
+			     addr_fmt_v6(&v6, a6));
+		d->ctr.bad_address++;
+		session_reply(s, TSP_INVALID_IPV6, NULL);
+		return;
+	}
+	client_identity(s, &v6, identity, sizeof(identity));
+	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
+		/* Nothing could be bound: do not take an address for nothing. */
+		session_reply(s, TSP_TEP_CONFIG_ERROR, NULL);
+		return;
+	}
+	rc = lease_acquire(d->leases, identity, &v6, want, tep->pool, tep->name, now, &l, &flags);
+	switch (rc) {
+	case 0:
+		break;
+	case -ENOSPC:
+		if (d->cfg->nredirect)
+			reply_redirect(s);
+		else
+			session_reply(s, TSP_POOL_EXHAUSTED, NULL);
+		return;
+	case -EADDRNOTAVAIL:
+		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
+		return;
+	case -EIO:
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	default:
+		log_warnx("lease for %s: %s", identity, strerror(-rc));
+		session_reply(s, TSP_INVALID_IPV4, NULL);
+		return;
+	}
+	if (!(r = request_new(s, REQ_CREATE, identity))) {
+		session_reply(s, TSP_INVALID_IPV4, NULL);
+		return;
+	}
+	session_bind(s, identity);
+	r->tep = tep;
+	r->flags = flags;
+	binding_of(l, now, &r->b);
+	dstmd_defer(d, &r->df);
+	dstmd_rearm_expiry(d);
+}
+
+/* A client's own "delete": it gives its address back (a release). */
+static void
+handle_release(struct session *s, const struct tsp_tunnel *t)
+{
+	struct dstmd *d = s->d;
+	struct in6_addr v6;
+	char identity[IDENTITY_MAX];
+	const struct lease *l;
+	struct request *r;
+
+	if (!client_v6(s, t, &v6)) {
+		session_reply(s, TSP_INVALID_IPV6, NULL);
+		return;
+	}
+	client_identity(s, &v6, identity, sizeof(identity));
+	l = lease_find_identity(d->leases, identity);
+	if (!l || (t->client.has_v4 && t->client.v4 != l->v4)) {
+		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
+		return;
+	}
+	d->ctr.releases++;
+	session_unbind(s);
+	if (dstmd_end_lease(d, l, false) == -EIO)
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (!(r = request_new(s, REQ_RELEASE, identity))) {
+		session_reply(s, TSP_OK, NULL);
+		return;
+	}
+	dstmd_defer(d, &r->df);
+}
+
+static void
+session_dispatch(struct session *s, const struct tsp_tunnel *t)
+{
+	s->busy = true;
+	switch (t->action) {
+	case TSP_ACTION_CREATE:
+		handle_create(s, t);
+		break;
+	case TSP_ACTION_DELETE:
+		handle_release(s, t);
+		break;
+	case TSP_ACTION_INFO:
+	case TSP_ACTION_ACCEPT:
+		/* The client acknowledges our delete (seed 001 C §2.3): nothing to answer. */
+		s->busy = false;
+		session_next(s);
+		break;
+	default:
+		session_reply(s, TSP_INVALID_REQUEST, NULL);
+		break;
+	}
+}
+
+static void
+session_next(struct session *s)
+{
+	struct tsp_tunnel *t;
+
+	if (s->busy || s->nqueue == 0 || !s->conn)
+		return;
+	t = s->queue[0];
+	memmove(&s->queue[0], &s->queue[1], --s->nqueue * sizeof(s->queue[0]));
+	session_dispatch(s, t);
+	free(t);
+}
+
+static void
+on_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
+{
+	struct session *s = tsp_conn_data(c);
+
+	if (!s)
+		return;
+	if (!s->busy) {
+		session_dispatch(s, t);
+		return;
+	}
+	if (s->nqueue == SESSION_MAX_QUEUE) {
+		log_warnx_rl(&access_rl, "a client pipelines more than %d commands: closing it",
+			     SESSION_MAX_QUEUE);
+		tsp_conn_close(c);
+		return;
+	}
+	if (!(s->queue[s->nqueue] = malloc(sizeof(*t)))) {
+		tsp_conn_close(c);
+		return;
+	}
+	memcpy(s->queue[s->nqueue++], t, sizeof(*t));
+}
+
+static void
+on_closed(struct tsp_conn *c, void *arg)
+{
+	struct dstmd *d = arg;
+	struct session *s = tsp_conn_data(c);
+
+	d->nconns--;
+	access_conn_closed(d);
+	if (!s)
+		return;
+	tsp_conn_set_data(c, NULL);
+	s->conn = NULL;
+	session_unbind(s);
+	session_unref(s);
+}
+
+static void
+on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen,
+	  void *arg)
+{
+	struct dstmd *d = arg;
+	struct bufferevent *bev;
+	struct session *s;
+
+	if (d->nconns >= d->cfg->max_connections) {
+		/* Stop accepting until a session ends; the kernel queues the rest. */
+		evutil_closesocket(fd);
+		d->ctr.accept_paused++;
+		d->accept_paused = true;
+		for (size_t i = 0; i < d->nlisteners; i++)
+			evconnlistener_disable(d->listeners[i]);
+		return;
+	}
+	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s = calloc(1, sizeof(*s));
+	if (!bev || !s) {
+		if (bev)
+			bufferevent_free(bev);
+		else
+			evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	s->d = d;
+	s->refs = 1;
+	d->nconns++;
+	s->conn = tsp_server_accept(d->tsp, bev, sa, (socklen_t)salen, false);
+	if (!s->conn) {
+		d->nconns--;
+		free(s);
+		return;
+	}
+	tsp_conn_set_data(s->conn, s);
+}
+
+static void
+on_accept_error(struct evconnlistener *lst, void *arg)
+{
+	struct dstmd *d = arg;
+
+	/* EMFILE and friends: pause and let sessions end (issue 7: no busy loop). */
+	log_warn("accept");
+	if (!d->accept_paused) {
+		d->accept_paused = true;
+		d->ctr.accept_paused++;
+		for (size_t i = 0; i < d->nlisteners; i++)
+			evconnlistener_disable(d->listeners[i]);
+	}
+}
+
+void
+access_conn_closed(struct dstmd *d)
+{
+	if (d->accept_paused && d->nconns < d->cfg->max_connections) {
+		d->accept_paused = false;
+		for (size_t i = 0; i < d->nlisteners; i++)
+			evconnlistener_enable(d->listeners[i]);
+	}
+}
+
+void
+access_notify_delete(struct dstmd *d, const struct lease *l)
+{
+	struct session *s = session_find(d, l->identity);
+	const struct dstmd_tep *tep = dstmd_tep_named(d, l->tep);
+	struct tepctl_binding b;
+	struct tsp_tunnel t;
+
+	if (!s || !s->conn)
+		return;
+	binding_of(l, clock_wall_s(), &b);
+	b.lifetime = 0;
+	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b);
+	if (tsp_conn_send(s->conn, &t) == 0)
+		d->ctr.deletes_sent++;
+	session_unbind(s);
+}
+
+static const char *
+secret_of(void *arg, const char *user, const char *realm)
+{
+	struct dstmd *d = arg;
+
+	return dstmd_config_secret(d->cfg, user);
+}
+
+int
+access_init(struct dstmd *d)
+{
+	static const struct tsp_server_callbacks cb = {
+		.command = on_command,
+		.closed = on_closed,
+	};
+	struct tsp_server_config sc = {
+		.limits = d->cfg->limits,
+		.mechanisms = d->cfg->mechanisms,
+		.plain_without_tls = d->cfg->plain_without_tls,
+		.realm = d->cfg->realm,
+		.service = "tsp",
+		.hostname = NULL,
+		.secret = secret_of,
+		.secret_arg = d,
+		.handshake_timeout = d->cfg->handshake_timeout,
+		.idle_timeout = d->cfg->idle_timeout,
+	};
+	char a[ADDR_STRLEN];
+
+	d->sessions = calloc(SESSION_BUCKETS, sizeof(*d->sessions));
+	if (!d->sessions)
+		return -ENOMEM;
+	d->tsp = tsp_server_new(d->base, &sc, &cb, d);
+	if (!d->tsp)
+		return -ENOMEM;
+	d->listeners = calloc(d->cfg->nlistens, sizeof(*d->listeners));
+	if (!d->listeners)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->cfg->nlistens; i++) {
+		const struct dstmd_listen *ln = &d->cfg->listens[i];
+		struct evconnlistener *lst;
+
+		lst = evconnlistener_new_bind(d->base, on_accept, d,
+					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						      LEV_OPT_CLOSE_ON_EXEC,
+					      1024, (const struct sockaddr *)&ln->addr,
+					      (int)ln->len);
+		if (!lst) {
+			int e = errno;
+			log_warn("cannot listen on %s",
+				 addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+			return -(e ? e : EADDRNOTAVAIL);
+		}
+		evconnlistener_set_error_cb(lst, on_accept_error);
+		d->listeners[d->nlisteners++] = lst;
+		log_info("TSP on %s", addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+	}
+	return 0;
+}
+
+void
+access_fini(struct dstmd *d)
+{
+	for (size_t i = 0; i < d->nlisteners; i++)
+		evconnlistener_free(d->listeners[i]);
+	free(d->listeners);
+	d->listeners = NULL;
+	d->nlisteners = 0;
+	if (d->tsp)
+		tsp_server_free(d->tsp);
+	d->tsp = NULL;
+	free(d->sessions);
+	d->sessions = NULL;
+}
+
+json_t *
+access_counters(const struct dstmd *d)
+{
+	const struct tsp_server_stats *ts = tsp_server_stats(d->tsp);
+	json_t *o = json_object();
+
+	for (unsigned i = 0; i < 8; i++)
+		json_object_set_new(o, status_names[i], json_integer((json_int_t)d->ctr.status[i]));
+	json_object_set_new(o, "creates", json_integer((json_int_t)d->ctr.creates));
+	json_object_set_new(o, "releases", json_integer((json_int_t)d->ctr.releases));
+	json_object_set_new(o, "revokes", json_integer((json_int_t)d->ctr.revokes));
+	json_object_set_new(o, "deletes_sent", json_integer((json_int_t)d->ctr.deletes_sent));
+	json_object_set_new(o, "tep_refused", json_integer((json_int_t)d->ctr.tep_refused));
+	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
+	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
+	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
+	json_object_set_new(o, "sessions_now", json_integer(d->nconns));
+	json_object_set_new(o, "sessions_bound", json_integer((json_int_t)d->nsessions_bound));
+	if (ts) {
+#define TS(f) json_object_set_new(o, "tsp_" #f, json_integer((json_int_t)ts->f))
+		TS(sessions);
+		TS(auth_ok);
+		TS(auth_failed);
+		TS(bad_version);
+		TS(bad_line);
+		TS(bad_frame);
+		TS(bad_xml);
+		TS(too_long);
+		TS(timeouts);
+		TS(commands);
+		TS(replies);
+#undef TS
+	}
+	return o;
+}

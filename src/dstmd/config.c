@@ -1,0 +1,410 @@
+/*
+ * Loading and validating dstmd.json (doc/internals.md). Every check
+ * records an error with its file and line and validation goes on, so an
+ * operator sees all mistakes at once; nothing half-valid is returned.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "common/cfg.h"
+#include "dstmd/config.h"
+
+static const char *const top_keys[] = {"database", "control", "lifetime", "quarantine", "listen",
+				       "auth", "pools", "teps", "redirect", "limits", NULL};
+static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
+					NULL};
+static const char *const pool_keys[] = {"name", "prefixes", "ranges", "exclude",
+					"port_range_size", NULL};
+static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control",
+				       NULL};
+static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
+static const char *const listen_keys[] = {"address", NULL};
+static const char *const limit_keys[] = {"connections", "line_length", "content_length",
+					 "xml_depth", "handshake_timeout", "idle_timeout", NULL};
+static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
+					  NULL};
+
+/* Append the strings of the array at `ptr` as pool ranges. */
+static void
+load_ranges(struct cfg *doc, const char *ptr, bool prefixes_only, struct pool_range **out,
+	    size_t *n)
+{
+	size_t count;
+	char p[256], err[256];
+
+	if (!cfg_array(doc, ptr, false, &count) || count == 0)
+		return;
+	struct pool_range *r = realloc(*out, (*n + count) * sizeof(*r));
+	if (!r)
+		return;
+	*out = r;
+	for (size_t i = 0; i < count; i++) {
+		const char *s;
+
+		snprintf(p, sizeof(p), "%s/%zu", ptr, i);
+		if (!cfg_str(doc, p, true, NULL, &s))
+			continue;
+		if (prefixes_only && !strchr(s, '/')) {
+			cfg_error(doc, p, "\"%s\" is not a prefix (write a.b.c.d/len)", s);
+			continue;
+		}
+		if (!pool_range_parse(s, &r[*n], err, sizeof(err))) {
+			cfg_error(doc, p, "%s", err);
+			continue;
+		}
+		(*n)++;
+	}
+}
+
+static void
+load_pools(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	size_t n;
+	char p[256];
+
+	if (!cfg_array(doc, "/pools", true, &n))
+		return;
+	if (n == 0) {
+		cfg_error(doc, "/pools", "no pool: give at least one, e.g. "
+					 "{\"name\": \"lab\", \"prefixes\": [\"192.0.2.0/24\"]}");
+		return;
+	}
+	c->pools = calloc(n, sizeof(*c->pools));
+	if (!c->pools)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct dstmd_pool *dp = &c->pools[c->npools];
+		long long size;
+		size_t nr = 0;
+
+		snprintf(p, sizeof(p), "/pools/%zu", i);
+		cfg_check_keys(doc, p, pool_keys);
+		snprintf(p, sizeof(p), "/pools/%zu/name", i);
+		cfg_str(doc, p, true, NULL, &dp->pc.name);
+		snprintf(p, sizeof(p), "/pools/%zu/prefixes", i);
+		load_ranges(doc, p, true, &dp->ranges, &nr);
+		snprintf(p, sizeof(p), "/pools/%zu/ranges", i);
+		load_ranges(doc, p, false, &dp->ranges, &nr);
+		dp->pc.ranges = dp->ranges;
+		dp->pc.nranges = nr;
+		nr = 0;
+		snprintf(p, sizeof(p), "/pools/%zu/exclude", i);
+		load_ranges(doc, p, false, &dp->excludes, &nr);
+		dp->pc.excludes = dp->excludes;
+		dp->pc.nexcludes = nr;
+		snprintf(p, sizeof(p), "/pools/%zu/port_range_size", i);
+		cfg_int(doc, p, false, 0, 0, POOL_PORTS, &size);
+		dp->pc.port_range_size = (unsigned)size;
+		if (dp->pc.nranges == 0) {
+			snprintf(p, sizeof(p), "/pools/%zu", i);
+			cfg_error(doc, p, "pool has no addresses: give \"prefixes\" or \"ranges\"");
+		}
+		for (size_t j = 0; j < c->npools && dp->pc.name; j++)
+			if (c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, dp->pc.name)) {
+				snprintf(p, sizeof(p), "/pools/%zu/name", i);
+				cfg_error(doc, p, "pool name \"%s\" is used twice", dp->pc.name);
+			}
+		c->npools++;
+	}
+}
+
+static void
+load_teps(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	size_t n;
+	char p[256];
+
+	if (!cfg_array(doc, "/teps", true, &n))
+		return;
+	if (n == 0) {
+		cfg_error(doc, "/teps", "no TEP: give at least one tunnel end point");
+		return;
+	}
+	c->teps = calloc(n, sizeof(*c->teps));
+	if (!c->teps)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct dstmd_tep *t = &c->teps[c->nteps++];
+		const char *s;
+		size_t nc;
+
+		snprintf(p, sizeof(p), "/teps/%zu", i);
+		cfg_check_keys(doc, p, tep_keys);
+		snprintf(p, sizeof(p), "/teps/%zu/name", i);
+		cfg_str(doc, p, true, NULL, &t->name);
+		snprintf(p, sizeof(p), "/teps/%zu/ipv6", i);
+		if (cfg_str(doc, p, true, NULL, &s) && s && !addr_parse_v6(s, &t->v6))
+			cfg_error(doc, p, "\"%s\" is not an IPv6 address", s);
+		snprintf(p, sizeof(p), "/teps/%zu/ipv4", i);
+		if (cfg_str(doc, p, true, NULL, &s) && s && !addr_parse_v4(s, &t->v4))
+			cfg_error(doc, p, "\"%s\" is not an IPv4 address", s);
+		snprintf(p, sizeof(p), "/teps/%zu/pool", i);
+		cfg_str(doc, p, false, NULL, &t->pool);
+		if (t->pool) {
+			bool found = false;
+			for (size_t j = 0; j < c->npools; j++)
+				found |= c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool);
+			if (!found)
+				cfg_error(doc, p, "no pool is named \"%s\"", t->pool);
+		}
+		snprintf(p, sizeof(p), "/teps/%zu/clients", i);
+		if (cfg_array(doc, p, false, &nc) && nc) {
+			t->clients = calloc(nc, sizeof(*t->clients));
+			for (size_t j = 0; t->clients && j < nc; j++) {
+				char q[300];
+				snprintf(q, sizeof(q), "/teps/%zu/clients/%zu", i, j);
+				if (!cfg_str(doc, q, true, NULL, &s) || !s)
+					continue;
+				if (!addr_parse_prefix6(s, &t->clients[t->nclients].prefix,
+							&t->clients[t->nclients].plen))
+					cfg_error(doc, q,
+						  "\"%s\" is not an IPv6 prefix (host bits must be 0)",
+						  s);
+				else
+					t->nclients++;
+			}
+		}
+		snprintf(p, sizeof(p), "/teps/%zu/control", i);
+		if (!cfg_at(doc, p))
+			continue;
+		t->has_control = true;
+		cfg_check_keys(doc, p, tepctl_keys);
+		snprintf(p, sizeof(p), "/teps/%zu/control/address", i);
+		if (cfg_str(doc, p, true, NULL, &s) && s &&
+		    !addr_parse_endpoint(s, TSP_PORT, &t->ctl_addr, &t->ctl_len))
+			cfg_error(doc, p, "\"%s\" is not an endpoint ([v6]:port or v4:port)", s);
+		snprintf(p, sizeof(p), "/teps/%zu/control/mechanism", i);
+		cfg_str(doc, p, false, "SCRAM-SHA-256", &t->ctl_mechanism);
+		snprintf(p, sizeof(p), "/teps/%zu/control/user", i);
+		cfg_str(doc, p, !!strcmp(t->ctl_mechanism, "ANONYMOUS"), NULL, &t->ctl_user);
+		snprintf(p, sizeof(p), "/teps/%zu/control/secret", i);
+		cfg_str(doc, p, !!strcmp(t->ctl_mechanism, "ANONYMOUS"), NULL, &t->ctl_secret);
+	}
+}
+
+static void
+load_auth(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	size_t n;
+	char p[256];
+
+	cfg_check_keys(doc, "/auth", auth_keys);
+	cfg_str(doc, "/auth/realm", false, "dstm", &c->realm);
+	cfg_bool(doc, "/auth/plain_without_tls", false, false, &c->plain_without_tls);
+	cfg_str(doc, "/auth/secrets", false, NULL, &c->secrets_path);
+	if (!cfg_at(doc, "/auth/mechanisms")) {
+		snprintf(c->mechanisms, sizeof(c->mechanisms), "ANONYMOUS");
+		c->anonymous = true;
+	} else if (cfg_array(doc, "/auth/mechanisms", true, &n)) {
+		for (size_t i = 0; i < n; i++) {
+			const char *m;
+			bool known = false;
+
+			snprintf(p, sizeof(p), "/auth/mechanisms/%zu", i);
+			if (!cfg_str(doc, p, true, NULL, &m) || !m)
+				continue;
+			for (int k = 0; known_mechs[k]; k++)
+				known |= !strcmp(m, known_mechs[k]);
+			if (!known) {
+				cfg_error(doc, p, "unknown mechanism \"%s\"; use SCRAM-SHA-256, "
+						  "DIGEST-MD5, PLAIN or ANONYMOUS", m);
+				continue;
+			}
+			if (!strcmp(m, "ANONYMOUS"))
+				c->anonymous = true;
+			snprintf(c->mechanisms + strlen(c->mechanisms),
+				 sizeof(c->mechanisms) - strlen(c->mechanisms), "%s%s",
+				 c->mechanisms[0] ? " " : "", m);
+		}
+		if (!c->mechanisms[0])
+			cfg_error(doc, "/auth/mechanisms", "no mechanism: clients could not log in");
+	}
+	if (!c->anonymous && !c->secrets_path)
+		cfg_error(doc, "/auth", "mechanisms other than ANONYMOUS need a \"secrets\" file");
+	if (c->secrets_path) {
+		char err[512];
+
+		c->secrets = cfg_load(c->secrets_path, err, sizeof(err));
+		if (!c->secrets) {
+			cfg_error(doc, "/auth/secrets", "cannot load the secrets file: %s", err);
+		} else {
+			json_t *users = cfg_at(c->secrets, "/users");
+			const char *k;
+			json_t *v;
+
+			if (!json_is_object(users))
+				cfg_error(doc, "/auth/secrets",
+					  "%s: needs {\"users\": {\"name\": \"password\", …}}",
+					  c->secrets_path);
+			else
+				json_object_foreach(users, k, v) if (!json_is_string(v))
+					cfg_error(doc, "/auth/secrets",
+						  "%s: the password of \"%s\" must be a string",
+						  c->secrets_path, k);
+		}
+	}
+}
+
+static void
+load_listen(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	size_t n;
+	char p[256];
+
+	if (!cfg_at(doc, "/listen")) {
+		c->listens = calloc(1, sizeof(*c->listens));
+		if (c->listens && addr_parse_endpoint("[::]:3653", TSP_PORT, &c->listens[0].addr,
+						      &c->listens[0].len))
+			c->nlistens = 1;
+		return;
+	}
+	if (!cfg_array(doc, "/listen", true, &n) || n == 0) {
+		if (n == 0)
+			cfg_error(doc, "/listen", "no listener: clients could not reach dstmd");
+		return;
+	}
+	c->listens = calloc(n, sizeof(*c->listens));
+	for (size_t i = 0; c->listens && i < n; i++) {
+		const char *s;
+
+		snprintf(p, sizeof(p), "/listen/%zu", i);
+		cfg_check_keys(doc, p, listen_keys);
+		snprintf(p, sizeof(p), "/listen/%zu/address", i);
+		if (!cfg_str(doc, p, true, NULL, &s) || !s)
+			continue;
+		if (!addr_parse_endpoint(s, TSP_PORT, &c->listens[c->nlistens].addr,
+					 &c->listens[c->nlistens].len))
+			cfg_error(doc, p, "\"%s\" is not an endpoint ([v6]:port or v4:port)", s);
+		else
+			c->nlistens++;
+	}
+}
+
+struct dstmd_config *
+dstmd_config_load(const char *path, FILE *errf)
+{
+	struct dstmd_config *c;
+	char err[512];
+	long long v;
+	size_t n;
+
+	if (!(c = calloc(1, sizeof(*c))))
+		return NULL;
+	if (!(c->doc = cfg_load(path, err, sizeof(err)))) {
+		fprintf(errf, "%s\n", err);
+		free(c);
+		return NULL;
+	}
+	struct cfg *doc = c->doc;
+	if (!json_is_object(cfg_root(doc))) {
+		cfg_error(doc, "/", "the configuration must be a JSON object");
+		goto fail;
+	}
+	cfg_check_keys(doc, "/", top_keys);
+	cfg_str(doc, "/database", false, "/var/lib/dstm/leases.db", &c->database);
+	cfg_str(doc, "/control", false, "/run/dstm/dstmd.sock", &c->control);
+	cfg_int(doc, "/lifetime", false, 3600, 10, 7 * 86400, &v);
+	c->lifetime = (uint32_t)v;
+	cfg_int(doc, "/quarantine", false, 300, 0, 7 * 86400, &v);
+	c->quarantine = (uint32_t)v;
+	load_listen(c);
+	load_auth(c);
+	load_pools(c);
+	load_teps(c);
+	if (cfg_array(doc, "/redirect", false, &n) && n) {
+		c->redirect = calloc(n, sizeof(*c->redirect));
+		for (size_t i = 0; c->redirect && i < n && i < TSP_MAX_BROKERS; i++) {
+			char p[64];
+			struct sockaddr_storage ss;
+			socklen_t len;
+
+			snprintf(p, sizeof(p), "/redirect/%zu", i);
+			if (!cfg_str(doc, p, true, NULL, &c->redirect[c->nredirect]) ||
+			    !c->redirect[c->nredirect])
+				continue;
+			if (!addr_parse_endpoint(c->redirect[c->nredirect], TSP_PORT, &ss, &len))
+				cfg_error(doc, p, "\"%s\" is not an endpoint", c->redirect[c->nredirect]);
+			else
+				c->nredirect++;
+		}
+	}
+	cfg_check_keys(doc, "/limits", limit_keys);
+	cfg_int(doc, "/limits/connections", false, 10000, 1, 1000000, &v);
+	c->max_connections = (unsigned)v;
+	cfg_int(doc, "/limits/line_length", false, 1024, 128, 65536, &v);
+	c->limits.line_max = (size_t)v;
+	cfg_int(doc, "/limits/content_length", false, 16384, 512, 1 << 20, &v);
+	c->limits.content_max = (size_t)v;
+	cfg_int(doc, "/limits/xml_depth", false, 16, 4, 64, &v);
+	c->limits.xml_depth = (unsigned)v;
+	cfg_int(doc, "/limits/handshake_timeout", false, 10, 1, 3600, &v);
+	c->handshake_timeout = (unsigned)v;
+	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
+	c->idle_timeout = (unsigned)v;
+	if (cfg_nerrors(doc) == 0)
+		return c;
+fail:
+	cfg_print_errors(doc, errf);
+	dstmd_config_free(c);
+	return NULL;
+}
+
+void
+dstmd_config_free(struct dstmd_config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->npools; i++) {
+		free(c->pools[i].ranges);
+		free(c->pools[i].excludes);
+	}
+	free(c->pools);
+	for (size_t i = 0; i < c->nteps; i++)
+		free(c->teps[i].clients);
+	free(c->teps);
+	free(c->listens);
+	free(c->redirect);
+	cfg_free(c->secrets);
+	cfg_free(c->doc);
+	free(c);
+}
+
+const char *
+dstmd_config_secret(const struct dstmd_config *c, const char *user)
+{
+	json_t *users, *v;
+
+	if (!c->secrets || !user)
+		return NULL;
+	users = cfg_at(c->secrets, "/users");
+	v = json_object_get(users, user);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+const struct dstmd_tep *
+dstmd_config_tep_for(const struct dstmd_config *c, const struct in6_addr *v6)
+{
+	const struct dstmd_tep *any = NULL;
+
+	for (size_t i = 0; i < c->nteps; i++) {
+		if (c->teps[i].nclients == 0 && !any)
+			any = &c->teps[i];
+		for (size_t j = 0; j < c->teps[i].nclients; j++)
+			if (addr_v6_in_prefix(v6, &c->teps[i].clients[j].prefix,
+					      c->teps[i].clients[j].plen))
+				return &c->teps[i];
+	}
+	return any;
+}
+
+void
+dstmd_config_dump(const struct dstmd_config *c, FILE *f)
+{
+	cfg_dump(c->doc, f);
+}

@@ -1,0 +1,83 @@
+/*
+ * dstmd's configuration: the JSON file of doc/internals.md, validated
+ * completely at load (every error with file:line), and the structures
+ * the rest of the daemon reads. Strings point into the loaded document,
+ * which the config owns.
+ */
+#ifndef DSTMD_CONFIG_H
+#define DSTMD_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "pool/pool.h"
+#include "tsp/tsp.h"
+
+struct dstmd_prefix6 {
+	struct in6_addr prefix;
+	unsigned plen;
+};
+
+struct dstmd_tep {
+	const char *name;
+	struct in6_addr v6;
+	uint32_t v4;
+	struct dstmd_prefix6 *clients;
+	size_t nclients;
+	const char *pool;		/* NULL: any pool */
+	bool has_control;		/* false: the TEP learns its bindings */
+	struct sockaddr_storage ctl_addr;
+	socklen_t ctl_len;
+	const char *ctl_mechanism, *ctl_user, *ctl_secret;
+};
+
+struct dstmd_pool {
+	struct pool_config pc;
+	struct pool_range *ranges, *excludes;
+};
+
+struct dstmd_listen {
+	struct sockaddr_storage addr;
+	socklen_t len;
+};
+
+struct dstmd_config {
+	struct cfg *doc;
+	const char *database;
+	const char *control;
+	uint32_t lifetime, quarantine;
+	struct dstmd_listen *listens;
+	size_t nlistens;
+	char mechanisms[128];		/* space-separated, in offer order */
+	bool anonymous;
+	const char *secrets_path;
+	struct cfg *secrets;		/* the loaded secrets file, or NULL */
+	const char *realm;
+	bool plain_without_tls;
+	struct dstmd_pool *pools;
+	size_t npools;
+	struct dstmd_tep *teps;
+	size_t nteps;
+	const char **redirect;
+	size_t nredirect;
+	struct tsp_limits limits;
+	unsigned max_connections, handshake_timeout, idle_timeout;
+};
+
+/* NULL after printing every error (file:line: pointer: what) to `errf`. */
+struct dstmd_config *dstmd_config_load(const char *path, FILE *errf);
+void dstmd_config_free(struct dstmd_config *c);
+/* The password of `user`, or NULL. */
+const char *dstmd_config_secret(const struct dstmd_config *c, const char *user);
+/*
+ * The TEP serving a client at `v6`: the first whose prefixes hold it, else
+ * the first TEP that lists no prefixes (it serves everyone), else NULL.
+ */
+const struct dstmd_tep *dstmd_config_tep_for(const struct dstmd_config *c,
+					      const struct in6_addr *v6);
+void dstmd_config_dump(const struct dstmd_config *c, FILE *f);
+
+#endif

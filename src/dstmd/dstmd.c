@@ -1,0 +1,387 @@
+/*
+ * dstmd, the DSTM server (seed 001 §6; DESIGN §1): start-up, the event
+ * loop, group commit, lease expiry and revocation. Client access lives in
+ * access.c, the TEP links in tepctl.c, the control socket in control.c.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/addr.h"
+#include "common/cfg.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "dstmd/dstmd.h"
+
+/* A "delete" to send, once the expiry or release that caused it is durable. */
+struct notify {
+	struct deferred df;
+	bool to_client;
+	const struct dstmd_tep *tep;
+	struct tepctl_binding b;
+	char identity[160];
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: dstmd -c FILE [-d] [-n] [-v]\n"
+		   "  -c FILE  configuration (JSON; see dstmd(8) and doc/internals.md)\n"
+		   "  -d       stay in the foreground and log to stderr\n"
+		   "  -n       check the configuration, print it normalized, exit\n"
+		   "  -v       log debug messages\n");
+}
+
+const struct dstmd_tep *
+dstmd_tep_named(const struct dstmd *d, const char *name)
+{
+	for (size_t i = 0; name && i < d->cfg->nteps; i++)
+		if (!strcmp(d->cfg->teps[i].name, name))
+			return &d->cfg->teps[i];
+	return NULL;
+}
+
+void
+dstmd_schedule_commit(struct dstmd *d)
+{
+	event_active(d->commit_ev, EV_TIMEOUT, 0);
+}
+
+void
+dstmd_defer(struct dstmd *d, struct deferred *df)
+{
+	df->next = NULL;
+	*d->after_commit_tail = df;
+	d->after_commit_tail = &df->next;
+	dstmd_schedule_commit(d);
+}
+
+/*
+ * The end of a loop turn (lowest priority): commit what the turn decided,
+ * then release everything that waited for it. A failed commit leaves the
+ * disk as it was and memory ahead of it: the only safe answer is to stop
+ * and reload (lease.h).
+ */
+static void
+commit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+	struct deferred *list = d->after_commit, *next;
+
+	if (lease_commit(d->leases) != 0)
+		fatalx("cannot commit leases to %s; exiting without answering (a restart "
+		       "reloads the committed state)",
+		       d->cfg->database);
+	d->after_commit = NULL;
+	d->after_commit_tail = &d->after_commit;
+	for (; list; list = next) {
+		next = list->next;
+		list->run(d, list);
+	}
+}
+
+static void
+notify_run(struct dstmd *d, struct deferred *df)
+{
+	struct notify *n = (struct notify *)df;
+	const struct lease *l;
+
+	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
+	    !strcmp(l->identity, n->identity))
+		access_notify_delete(d, l);
+	if (n->tep)
+		tepctl_delete(d->tepctl, n->tep, &n->b);
+	free(n);
+}
+
+/* Queue the deletes that follow the end of `l`, for after the commit. */
+static void
+notify_end(struct dstmd *d, const struct lease *l, bool to_client)
+{
+	struct notify *n = calloc(1, sizeof(*n));
+
+	if (!n) {
+		log_warnx("out of memory: the end of a lease is not sent");
+		return;
+	}
+	n->df.run = notify_run;
+	n->to_client = to_client;
+	n->tep = dstmd_tep_named(d, l->tep);
+	n->b.v4 = l->v4;
+	n->b.port_lo = l->port_lo;
+	n->b.port_hi = l->port_hi;
+	n->b.v6 = l->v6;
+	snprintf(n->identity, sizeof(n->identity), "%s", l->identity);
+	dstmd_defer(d, &n->df);
+}
+
+int
+dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client)
+{
+	int rc;
+
+	notify_end(d, l, notify_client);
+	rc = lease_release(d->leases, l, clock_wall_s());
+	dstmd_rearm_expiry(d);
+	return rc == -EALREADY ? 0 : rc;
+}
+
+static void
+expired_one(void *arg, const struct lease *l)
+{
+	struct dstmd *d = arg;
+	char a[ADDR_STRLEN];
+
+	log_info("lease of %s on %s expired", l->identity, addr_fmt_v4(l->v4, a));
+	notify_end(d, l, true);
+}
+
+static void
+expiry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+
+	if (lease_expire(d->leases, clock_wall_s(), expired_one, d) > 0)
+		dstmd_schedule_commit(d);
+	dstmd_rearm_expiry(d);
+}
+
+void
+dstmd_rearm_expiry(struct dstmd *d)
+{
+	int64_t next = lease_next_expiry(d->leases), now = clock_wall_s();
+	struct timeval tv = {.tv_sec = 60};
+
+	if (next != INT64_MAX)
+		tv.tv_sec = next <= now ? 0 : (next - now < 60 ? next - now : 60);
+	evtimer_add(d->expiry_ev, &tv);
+}
+
+/* Re-push every live binding of `tep` (it (re)connected). */
+struct repush_ctx {
+	struct dstmd *d;
+	struct tepctl *tc;
+	const struct dstmd_tep *tep;
+	int64_t now;
+	unsigned n;
+};
+
+static int
+repush_one(void *arg, const struct lease *l)
+{
+	struct repush_ctx *rc = arg;
+	struct tepctl_binding b = {0};
+
+	if (l->state != LEASE_ACTIVE || !l->tep || strcmp(l->tep, rc->tep->name) != 0)
+		return 0;
+	b.v4 = l->v4;
+	b.port_lo = l->port_lo;
+	b.port_hi = l->port_hi;
+	b.v6 = l->v6;
+	b.lifetime = l->expiry > rc->now ? (uint32_t)(l->expiry - rc->now) : 0;
+	tepctl_create(rc->tc, rc->tep, &b, NULL, NULL);
+	rc->n++;
+	return 0;
+}
+
+static void
+repush(void *arg, struct tepctl *tc, const struct dstmd_tep *tep)
+{
+	struct repush_ctx rc = {.d = arg, .tc = tc, .tep = tep, .now = clock_wall_s()};
+
+	lease_foreach(rc.d->leases, repush_one, &rc);
+	log_info("tep %s: %u live bindings queued", tep->name, rc.n);
+}
+
+/* At start, a TEP may still hold bindings that ended while dstmd was down. */
+static int
+stale_one(void *arg, const struct lease *l)
+{
+	struct dstmd *d = arg;
+	const struct dstmd_tep *tep;
+	struct tepctl_binding b = {0};
+
+	if (l->state != LEASE_QUARANTINE || !(tep = dstmd_tep_named(d, l->tep)))
+		return 0;
+	b.v4 = l->v4;
+	b.port_lo = l->port_lo;
+	b.port_hi = l->port_hi;
+	b.v6 = l->v6;
+	tepctl_delete(d->tepctl, tep, &b);
+	return 0;
+}
+
+static void
+signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(d->base, NULL);
+}
+
+static int
+open_pools(struct dstmd *d)
+{
+	char err[256];
+
+	d->pools = calloc(d->cfg->npools, sizeof(*d->pools));
+	if (!d->pools)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->cfg->npools; i++) {
+		if (!(d->pools[i] = pool_new(&d->cfg->pools[i].pc, err, sizeof(err)))) {
+			fprintf(stderr, "%s:%d: /pools/%zu: %s\n", cfg_path(d->cfg->doc),
+				cfg_line(d->cfg->doc, "/pools"), i, err);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (pool_overlaps(d->pools[i], d->pools[j])) {
+				fprintf(stderr,
+					"%s: pools \"%s\" and \"%s\" overlap; an address may "
+					"belong to one pool only\n",
+					cfg_path(d->cfg->doc), pool_name(d->pools[j]),
+					pool_name(d->pools[i]));
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+/* mkdir -p of the directory holding `path`. */
+static void
+make_parent(const char *path)
+{
+	char dir[4096];
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0755);
+		*p = '/';
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	struct dstmd d = {0};
+	const char *conffile = NULL;
+	int ch, foreground = 0, check = 0, verbose = 0;
+	struct lease_policy pol;
+	char err[512];
+
+	while ((ch = getopt_long(argc, argv, "c:dnvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conffile = optarg;
+			break;
+		case 'd':
+			foreground = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!conffile || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!(d.cfg = dstmd_config_load(conffile, stderr)))
+		return 1;
+	if (open_pools(&d) != 0)
+		return 1;
+	if (check) {
+		dstmd_config_dump(d.cfg, stdout);
+		return 0;
+	}
+	log_init(foreground, verbose, "dstmd");
+	if (!foreground && daemon(0, 0) != 0)
+		fatal("daemon");
+	signal(SIGPIPE, SIG_IGN);
+
+	make_parent(d.cfg->database);
+	if (!(d.store = store_open(d.cfg->database, err, sizeof(err))))
+		fatalx("%s", err);
+	pol.lifetime = d.cfg->lifetime;
+	pol.quarantine = d.cfg->quarantine;
+	d.started = clock_wall_s();
+	d.leases = lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err,
+				 sizeof(err));
+	if (!d.leases)
+		fatalx("%s: %s", d.cfg->database, err);
+
+	if (!(d.base = event_base_new()))
+		fatalx("event_base_new failed");
+	/* Priority 0: I/O and timers; priority 1: the commit at the end of a turn. */
+	event_base_priority_init(d.base, 2);
+	d.after_commit_tail = &d.after_commit;
+	d.commit_ev = event_new(d.base, -1, 0, commit_cb, &d);
+	event_priority_set(d.commit_ev, 1);
+	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
+	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
+	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
+	evsignal_add(d.sigterm_ev, NULL);
+	evsignal_add(d.sigint_ev, NULL);
+
+	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
+		fatalx("out of memory");
+	lease_foreach(d.leases, stale_one, &d);
+	if (access_init(&d) != 0)
+		fatalx("cannot start client access (see above)");
+	make_parent(d.cfg->control);
+	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
+		fatal("control socket %s", d.cfg->control);
+	dstmd_rearm_expiry(&d);
+	{
+		struct lease_counters lc;
+		lease_counters(d.leases, &lc);
+		log_info("dstmd started: %llu active leases, %llu in quarantine",
+			 (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
+	}
+
+	event_base_dispatch(d.base);
+
+	/* Make what was decided durable before going. */
+	if (lease_commit(d.leases) != 0)
+		log_warnx("the last commit failed; the leases of the last moments are lost");
+	ctl_server_free(d.ctl);
+	access_fini(&d);
+	tepctl_free(d.tepctl);
+	event_free(d.commit_ev);
+	event_free(d.expiry_ev);
+	event_free(d.sigterm_ev);
+	event_free(d.sigint_ev);
+	while (d.after_commit) {
+		struct deferred *n = d.after_commit->next;
+		free(d.after_commit);
+		d.after_commit = n;
+	}
+	lease_mgr_free(d.leases);
+	store_close(d.store);
+	for (size_t i = 0; i < d.cfg->npools; i++)
+		pool_free(d.pools[i]);
+	free(d.pools);
+	event_base_free(d.base);
+	dstmd_config_free(d.cfg);
+	return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * The state of one dstmd process, shared by its parts:
+ *   dstmd.c    start-up, the event loop, group commit, expiry, revocation
+ *   access.c   client access over TSP (seed 001 appendix C)
+ *   control.c  the control socket (doc/internals.md)
+ *   tepctl.c   dstmd as a TSP client of its TEPs
+ *   config.c   dstmd.json
+ *
+ * The rule that ties them (DESIGN §4): what one loop turn decided is
+ * written in one transaction, and nothing that depends on it (a reply, a
+ * TEP command, a delete) leaves before that transaction is committed.
+ * Such actions wait on the `after_commit` list; a low-priority event runs
+ * the commit once every ready event of the turn has been handled.
+ */
+#ifndef DSTMD_H
+#define DSTMD_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdint.h>
+
+#include "common/ctl.h"
+#include "dstmd/config.h"
+#include "dstmd/tepctl.h"
+#include "store/lease.h"
+#include "tsp/tsp.h"
+
+struct session;
+struct dstmd;
+
+/* Something to do once the current transaction is durable. */
+struct deferred {
+	struct deferred *next;
+	void (*run)(struct dstmd *d, struct deferred *df);
+};
+
+struct dstmd_counters {
+	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
+	uint64_t status[8]; /* replies by class: see access.c status_slot() */
+	uint64_t bad_address, bad_type, accept_paused;
+};
+
+struct dstmd {
+	struct event_base *base;
+	struct dstmd_config *cfg;
+	struct store *store;
+	struct pool **pools;
+	struct lease_mgr *leases;
+	struct tsp_server *tsp;
+	struct tepctl *tepctl;
+	struct ctl_server *ctl;
+	struct evconnlistener **listeners;
+	size_t nlisteners;
+	struct event *commit_ev, *expiry_ev, *sigterm_ev, *sigint_ev;
+	struct deferred *after_commit, **after_commit_tail;
+	struct session **sessions; /* open-addressed by identity */
+	size_t nsessions_slots, nsessions_bound;
+	unsigned nconns;
+	bool accept_paused;
+	int64_t started;
+	struct dstmd_counters ctr;
+};
+
+/* Stage: run `df` after the next commit (which this schedules). */
+void dstmd_defer(struct dstmd *d, struct deferred *df);
+/* Ask for a commit at the end of this loop turn. */
+void dstmd_schedule_commit(struct dstmd *d);
+/* Re-arm the expiry timer after a change of the earliest expiry. */
+void dstmd_rearm_expiry(struct dstmd *d);
+/* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
+int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
+/* The configured TEP named `name`, or NULL. */
+const struct dstmd_tep *dstmd_tep_named(const struct dstmd *d, const char *name);
+
+/* access.c */
+int access_init(struct dstmd *d);
+void access_fini(struct dstmd *d);
+/* Send "delete" on the session of `identity`, if it is open. */
+void access_notify_delete(struct dstmd *d, const struct lease *l);
+void access_conn_closed(struct dstmd *d);
+json_t *access_counters(const struct dstmd *d);
+
+/* control.c */
+json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,965 @@
+/*
+ * The lease manager. Memory holds every live lease (active and
+ * quarantined) once, in an entry that is indexed three ways: by pool slot
+ * (one pointer array per pool: the slot's current or last holder), by
+ * identity (a chained hash of active leases) and by deadline (a min-heap
+ * keyed on expiry for active leases and on quarantine end for quarantined
+ * ones, which also serves as the list of all leases). The pool's own
+ * quarantine and the lease's quarantine end at the same second; a slot the
+ * pool hands out again may still carry its old quarantined lease row,
+ * which is deleted in the same transaction before the new row is written,
+ * so the store's unique index never sees two holders.
+ *
+ * Leases whose address (+ port range) matches no configured slot are
+ * orphans (the operator changed the pools): kept until they end, listed,
+ * never renewed; any slot they overlap is held in quarantine until the
+ * orphan would have ended, so a changed port_range_size cannot hand out
+ * ports that a reloaded lease still holds.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "store/lease.h"
+
+#define NOPOOL UINT16_MAX
+
+struct lent {
+	struct lease l; /* first: a const struct lease * converts back */
+	int64_t id;
+	uint32_t slot;
+	uint16_t pool; /* index in m->pools, NOPOOL for an orphan */
+	uint32_t hidx; /* position in the heap */
+	struct lent *id_next;
+	char identity[];
+};
+
+struct lease_mgr {
+	struct store *st;
+	struct pool **pools;
+	size_t npools;
+	struct lent ***slots; /* per pool, per slot */
+	struct lease_policy pol;
+
+	struct lent **heap;
+	size_t nheap, capheap;
+
+	struct lent **idtab; /* buckets, power of two */
+	size_t nidtab, nid;
+
+	struct lent **orphans;
+	size_t norphans, caporphans;
+
+	char **names; /* interned TEP and pool names */
+	size_t nnames;
+
+	bool failed;
+	struct lease_counters c;
+};
+
+static int64_t
+deadline(const struct lent *e)
+{
+	return e->l.state == LEASE_ACTIVE ? e->l.expiry : e->l.quarantine_until;
+}
+
+/* The min-heap on deadline. */
+static void
+heap_set(struct lease_mgr *m, size_t i, struct lent *e)
+{
+	m->heap[i] = e;
+	e->hidx = (uint32_t)i;
+}
+
+static void
+heap_up(struct lease_mgr *m, size_t i)
+{
+	struct lent *e = m->heap[i];
+
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (deadline(m->heap[parent]) <= deadline(e))
+			break;
+		heap_set(m, i, m->heap[parent]);
+		i = parent;
+	}
+	heap_set(m, i, e);
+}
+
+static void
+heap_down(struct lease_mgr *m, size_t i)
+{
+	struct lent *e = m->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= m->nheap)
+			break;
+		if (c + 1 < m->nheap && deadline(m->heap[c + 1]) < deadline(m->heap[c]))
+			c++;
+		if (deadline(e) <= deadline(m->heap[c]))
+			break;
+		heap_set(m, i, m->heap[c]);
+		i = c;
+	}
+	heap_set(m, i, e);
+}
+
+static int
+heap_push(struct lease_mgr *m, struct lent *e)
+{
+	if (m->nheap == m->capheap) {
+		size_t cap = m->capheap ? m->capheap * 2 : 64;
+		struct lent **h = realloc(m->heap, cap * sizeof(*h));
+
+		if (h == NULL)
+			return -ENOMEM;
+		m->heap = h;
+		m->capheap = cap;
+	}
+	m->heap[m->nheap++] = e;
+	heap_up(m, m->nheap - 1);
+	return 0;
+}
+
+static void
+heap_fix(struct lease_mgr *m, struct lent *e)
+{
+	heap_up(m, e->hidx);
+	heap_down(m, e->hidx);
+}
+
+static void
+heap_remove(struct lease_mgr *m, struct lent *e)
+{
+	size_t i = e->hidx;
+	struct lent *last = m->heap[--m->nheap];
+
+	if (i == m->nheap)
+		return;
+	heap_set(m, i, last);
+	heap_fix(m, last);
+}
+
+/* The identity hash (FNV-1a) of active leases. */
+static uint64_t
+id_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+	return h;
+}
+
+static struct lent *
+id_lookup(const struct lease_mgr *m, const char *identity)
+{
+	struct lent *e;
+
+	for (e = m->idtab[id_hash(identity) & (m->nidtab - 1)]; e != NULL; e = e->id_next)
+		if (strcmp(e->identity, identity) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+id_insert(struct lease_mgr *m, struct lent *e)
+{
+	size_t b;
+
+	if (m->nid >= m->nidtab) {
+		size_t n = m->nidtab * 2;
+		struct lent **t = calloc(n, sizeof(*t));
+
+		/* Without memory the chains just grow longer. */
+		if (t != NULL) {
+			for (size_t i = 0; i < m->nidtab; i++) {
+				struct lent *x = m->idtab[i], *nx;
+
+				for (; x != NULL; x = nx) {
+					nx = x->id_next;
+					b = id_hash(x->identity) & (n - 1);
+					x->id_next = t[b];
+					t[b] = x;
+				}
+			}
+			free(m->idtab);
+			m->idtab = t;
+			m->nidtab = n;
+		}
+	}
+	b = id_hash(e->identity) & (m->nidtab - 1);
+	e->id_next = m->idtab[b];
+	m->idtab[b] = e;
+	m->nid++;
+}
+
+static void
+id_remove(struct lease_mgr *m, struct lent *e)
+{
+	struct lent **pp = &m->idtab[id_hash(e->identity) & (m->nidtab - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->id_next) {
+		if (*pp == e) {
+			*pp = e->id_next;
+			e->id_next = NULL;
+			m->nid--;
+			return;
+		}
+	}
+}
+
+/* TEP and pool names are few: intern them so a lease holds a pointer. */
+static const char *
+intern(struct lease_mgr *m, const char *s)
+{
+	char **n, *d;
+
+	for (size_t i = 0; i < m->nnames; i++)
+		if (strcmp(m->names[i], s) == 0)
+			return m->names[i];
+	if ((d = strdup(s)) == NULL)
+		return NULL;
+	if ((n = realloc(m->names, (m->nnames + 1) * sizeof(*n))) == NULL) {
+		free(d);
+		return NULL;
+	}
+	m->names = n;
+	m->names[m->nnames++] = d;
+	return d;
+}
+
+static void
+to_row(const struct lent *e, struct lease_row *r)
+{
+	r->id = e->id;
+	r->identity = e->identity;
+	r->v6 = e->l.v6;
+	r->v4 = e->l.v4;
+	r->port_lo = e->l.port_lo;
+	r->port_hi = e->l.port_hi;
+	r->pool = e->l.pool;
+	r->tep = e->l.tep;
+	r->start = e->l.start;
+	r->expiry = e->l.expiry;
+	r->state = e->l.state;
+	r->quarantine_until = e->l.quarantine_until;
+}
+
+/*
+ * Every store failure lands here: the open transaction is rolled back and
+ * memory is ahead of the disk, so nothing more may be decided (lease.h).
+ */
+static int
+fail(struct lease_mgr *m, const char *what)
+{
+	if (!m->failed)
+		log_warnx("lease store: %s: %s; restart to reload the committed leases", what,
+		          store_errmsg(m->st));
+	m->failed = true;
+	if (store_in_transaction(m->st))
+		store_rollback(m->st);
+	return -EIO;
+}
+
+static int
+stage(struct lease_mgr *m)
+{
+	if (m->failed)
+		return -EIO;
+	if (!store_in_transaction(m->st) && store_begin(m->st) < 0)
+		return fail(m, "begin");
+	return 0;
+}
+
+static int
+stage_update(struct lease_mgr *m, const struct lent *e)
+{
+	struct lease_row r;
+
+	if (stage(m) < 0)
+		return -EIO;
+	to_row(e, &r);
+	if (store_update(m->st, &r) < 0)
+		return fail(m, "update");
+	return 0;
+}
+
+static void
+orphan_remove(struct lease_mgr *m, struct lent *e)
+{
+	for (size_t i = 0; i < m->norphans; i++) {
+		if (m->orphans[i] == e) {
+			m->orphans[i] = m->orphans[--m->norphans];
+			return;
+		}
+	}
+}
+
+/* A quarantine is over: the row goes, and the entry. */
+static int
+lease_drop(struct lease_mgr *m, struct lent *e)
+{
+	int rc = stage(m);
+
+	if (rc == 0 && store_delete(m->st, e->id) < 0)
+		rc = fail(m, "delete");
+	heap_remove(m, e);
+	if (e->l.orphan)
+		orphan_remove(m, e);
+	else if (m->slots[e->pool][e->slot] == e)
+		m->slots[e->pool][e->slot] = NULL;
+	if (e->l.state == LEASE_ACTIVE) {
+		id_remove(m, e);
+		m->c.active--;
+	} else
+		m->c.quarantined--;
+	m->c.freed++;
+	free(e);
+	return rc;
+}
+
+static int
+to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until)
+{
+	id_remove(m, e);
+	e->l.state = LEASE_QUARANTINE;
+	e->l.quarantine_until = until;
+	if (!e->l.orphan)
+		pool_release(m->pools[e->pool], e->slot, until);
+	heap_fix(m, e);
+	m->c.active--;
+	m->c.quarantined++;
+	return stage_update(m, e);
+}
+
+/* ---- loading ---- */
+
+struct load {
+	struct lease_mgr *m;
+	struct lent **v;
+	size_t n, cap;
+	int err;
+};
+
+static struct lent *
+lent_new(const char *identity)
+{
+	size_t len = strlen(identity) + 1;
+	struct lent *e = calloc(1, sizeof(*e) + len);
+
+	if (e == NULL)
+		return NULL;
+	memcpy(e->identity, identity, len);
+	e->l.identity = e->identity;
+	e->pool = NOPOOL;
+	return e;
+}
+
+/* Pool and slot of a row; false when its address + ports are no slot of ours. */
+static bool
+row_slot(const struct lease_mgr *m, uint32_t v4, uint16_t lo, uint16_t hi, uint16_t *pool,
+         uint32_t *slot)
+{
+	for (size_t i = 0; i < m->npools; i++) {
+		uint32_t v;
+		uint16_t slo, shi;
+
+		if (!pool_contains(m->pools[i], v4))
+			continue;
+		if (!pool_find(m->pools[i], v4, lo, slot))
+			return false;
+		pool_slot(m->pools[i], *slot, &v, &slo, &shi);
+		if (slo != lo || shi != hi)
+			return false;
+		*pool = (uint16_t)i;
+		return true;
+	}
+	return false;
+}
+
+static int
+load_row(void *arg, const struct lease_row *r)
+{
+	struct load *ld = arg;
+	struct lease_mgr *m = ld->m;
+	struct lent *e;
+
+	if (ld->n == ld->cap) {
+		size_t cap = ld->cap ? ld->cap * 2 : 1024;
+		struct lent **v = realloc(ld->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return ld->err = -ENOMEM;
+		ld->v = v;
+		ld->cap = cap;
+	}
+	if ((e = lent_new(r->identity)) == NULL)
+		return ld->err = -ENOMEM;
+	ld->v[ld->n++] = e;
+	e->id = r->id;
+	e->l.v6 = r->v6;
+	e->l.v4 = r->v4;
+	e->l.port_lo = r->port_lo;
+	e->l.port_hi = r->port_hi;
+	e->l.start = r->start;
+	e->l.expiry = r->expiry;
+	e->l.state = r->state;
+	e->l.quarantine_until = r->state == LEASE_QUARANTINE ? r->quarantine_until : 0;
+	e->l.tep = intern(m, r->tep);
+	if (e->l.tep == NULL)
+		return ld->err = -ENOMEM;
+	if (row_slot(m, r->v4, r->port_lo, r->port_hi, &e->pool, &e->slot)) {
+		e->l.pool = pool_name(m->pools[e->pool]);
+	} else {
+		e->l.orphan = true;
+		if ((e->l.pool = intern(m, r->pool)) == NULL)
+			return ld->err = -ENOMEM;
+	}
+	return 0;
+}
+
+static int
+cmp_deadline(const void *a, const void *b)
+{
+	int64_t x = deadline(*(struct lent *const *)a), y = deadline(*(struct lent *const *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+/* Hold every slot an orphan overlaps until the orphan would have ended. */
+static void
+orphan_hold(struct lease_mgr *m, struct lent *e, int64_t now)
+{
+	int64_t end =
+	    e->l.state == LEASE_ACTIVE ? e->l.expiry + m->pol.quarantine : e->l.quarantine_until;
+
+	for (size_t i = 0; i < m->npools; i++) {
+		struct pool *p = m->pools[i];
+		unsigned n = pool_port_range_size(p);
+		uint32_t first, last;
+
+		if (!pool_contains(p, e->l.v4))
+			continue;
+		if (n == 0 || (e->l.port_lo == 0 && e->l.port_hi == 0)) {
+			pool_find(p, e->l.v4, POOL_PORT_FIRST, &first);
+			last = first + pool_slots_per_addr(p) - 1;
+		} else {
+			uint16_t lo =
+			    e->l.port_lo < POOL_PORT_FIRST ? POOL_PORT_FIRST : e->l.port_lo;
+			uint32_t base;
+
+			if (e->l.port_hi < POOL_PORT_FIRST)
+				continue;
+			pool_find(p, e->l.v4, POOL_PORT_FIRST, &base);
+			first = base + (uint32_t)(lo - POOL_PORT_FIRST) / n;
+			last = base + (uint32_t)(e->l.port_hi - POOL_PORT_FIRST) / n;
+			if (first >= base + pool_slots_per_addr(p))
+				continue;
+			if (last >= base + pool_slots_per_addr(p))
+				last = base + pool_slots_per_addr(p) - 1;
+		}
+		for (uint32_t s = first; s <= last; s++) {
+			if (pool_take(p, s, now) == 0)
+				pool_release(p, s, end);
+		}
+	}
+}
+
+static int
+mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
+{
+	struct load ld = {.m = m};
+	char b[ADDR_STRLEN];
+	int rc;
+
+	if ((rc = store_load(m->st, load_row, &ld)) != 0) {
+		if (ld.err == -ENOMEM)
+			snprintf(err, errlen, "loading leases: out of memory");
+		else
+			snprintf(err, errlen, "loading leases: %s", store_errmsg(m->st));
+		goto out;
+	}
+	/* What happened while the daemon was down: quarantine counts from expiry. */
+	for (size_t i = 0; i < ld.n; i++) {
+		struct lent *e = ld.v[i];
+
+		if (e->l.state == LEASE_ACTIVE && e->l.expiry <= now) {
+			e->l.state = LEASE_QUARANTINE;
+			e->l.quarantine_until = e->l.expiry + m->pol.quarantine;
+			/* A quarantine already over is deleted below instead. */
+			if (e->l.quarantine_until > now && (rc = stage_update(m, e)) < 0)
+				goto store_err;
+			m->c.expiries++;
+		}
+	}
+	/* Claim slots in deadline order, so quarantines join the pool's list at its tail. */
+	if (ld.n > 0)
+		qsort(ld.v, ld.n, sizeof(*ld.v), cmp_deadline);
+	for (size_t i = 0; i < ld.n; i++) {
+		struct lent *e = ld.v[i];
+
+		ld.v[i] = NULL;
+		if (e->l.state == LEASE_QUARANTINE && e->l.quarantine_until <= now) {
+			if ((rc = stage(m)) < 0 || (rc = store_delete(m->st, e->id)) < 0) {
+				free(e);
+				rc = fail(m, "delete");
+				goto store_err;
+			}
+			m->c.freed++;
+			free(e);
+			continue;
+		}
+		if (!e->l.orphan && pool_take(m->pools[e->pool], e->slot, now) != 0)
+			e->l.orphan = true; /* two rows on one slot: only a damaged file does it */
+		if (e->l.orphan) {
+			log_warnx(
+			    "lease %lld of %s holds %s ports %u-%u, which is in no configured "
+			    "pool slot: kept until it ends, not renewed",
+			    (long long)e->id, e->identity, addr_fmt_v4(e->l.v4, b), e->l.port_lo,
+			    e->l.port_hi);
+			m->c.orphans++;
+			if (m->norphans == m->caporphans) {
+				size_t cap = m->caporphans ? m->caporphans * 2 : 16;
+				struct lent **o = realloc(m->orphans, cap * sizeof(*o));
+
+				if (o == NULL) {
+					free(e);
+					rc = -ENOMEM;
+					snprintf(err, errlen, "loading leases: out of memory");
+					goto out;
+				}
+				m->orphans = o;
+				m->caporphans = cap;
+			}
+			m->orphans[m->norphans++] = e;
+			e->pool = NOPOOL;
+		} else {
+			m->slots[e->pool][e->slot] = e;
+			if (e->l.state == LEASE_QUARANTINE)
+				pool_release(m->pools[e->pool], e->slot, e->l.quarantine_until);
+		}
+		if (heap_push(m, e) < 0) {
+			orphan_remove(m, e);
+			if (!e->l.orphan)
+				m->slots[e->pool][e->slot] = NULL;
+			free(e);
+			rc = -ENOMEM;
+			snprintf(err, errlen, "loading leases: out of memory");
+			goto out;
+		}
+		if (e->l.state == LEASE_ACTIVE) {
+			id_insert(m, e);
+			m->c.active++;
+		} else
+			m->c.quarantined++;
+	}
+	for (size_t i = 0; i < m->norphans; i++)
+		orphan_hold(m, m->orphans[i], now);
+	if ((rc = lease_commit(m)) < 0)
+		goto store_err;
+	rc = 0;
+	goto out;
+store_err:
+	snprintf(err, errlen, "updating leases at start: %s", store_errmsg(m->st));
+	rc = -EIO;
+out:
+	for (size_t i = 0; i < ld.n; i++)
+		free(ld.v[i]);
+	free(ld.v);
+	return rc;
+}
+
+struct lease_mgr *
+lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
+              const struct lease_policy *policy, int64_t now, char *err, size_t errlen)
+{
+	struct lease_mgr *m;
+	struct pool_stats ps;
+
+	if (npools >= NOPOOL) {
+		snprintf(err, errlen, "too many pools (%zu)", npools);
+		return NULL;
+	}
+	for (size_t i = 0; i < npools; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(pool_name(pools[i]), pool_name(pools[j])) == 0) {
+				snprintf(err, errlen, "two pools are named \"%s\"",
+				         pool_name(pools[i]));
+				return NULL;
+			}
+			if (pool_overlaps(pools[i], pools[j])) {
+				snprintf(err, errlen,
+				         "pools \"%s\" and \"%s\" share addresses; an address "
+				         "belongs to one pool",
+				         pool_name(pools[j]), pool_name(pools[i]));
+				return NULL;
+			}
+		}
+		pool_stats(pools[i], &ps);
+		if (ps.used != 0 || ps.quarantined != 0) {
+			snprintf(err, errlen, "pool \"%s\" is not fresh", pool_name(pools[i]));
+			return NULL;
+		}
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		goto nomem;
+	m->st = st;
+	m->pol = *policy;
+	m->npools = npools;
+	m->nidtab = 1024;
+	m->pools = calloc(npools + 1, sizeof(*m->pools));
+	m->slots = calloc(npools + 1, sizeof(*m->slots));
+	m->idtab = calloc(m->nidtab, sizeof(*m->idtab));
+	if (m->pools == NULL || m->slots == NULL || m->idtab == NULL)
+		goto nomem;
+	for (size_t i = 0; i < npools; i++) {
+		m->pools[i] = pools[i];
+		pool_stats(pools[i], &ps);
+		if ((m->slots[i] = calloc(ps.size, sizeof(**m->slots))) == NULL)
+			goto nomem;
+	}
+	if (mgr_load(m, now, err, errlen) < 0) {
+		lease_mgr_free(m);
+		return NULL;
+	}
+	return m;
+nomem:
+	snprintf(err, errlen, "lease manager: out of memory");
+	lease_mgr_free(m);
+	return NULL;
+}
+
+void
+lease_mgr_free(struct lease_mgr *m)
+{
+	if (m == NULL)
+		return;
+	if (store_in_transaction(m->st))
+		store_rollback(m->st);
+	for (size_t i = 0; i < m->nheap; i++)
+		free(m->heap[i]);
+	free(m->heap);
+	for (size_t i = 0; m->slots != NULL && i < m->npools; i++)
+		free(m->slots[i]);
+	free(m->slots);
+	free(m->pools);
+	free(m->idtab);
+	free(m->orphans);
+	for (size_t i = 0; i < m->nnames; i++)
+		free(m->names[i]);
+	free(m->names);
+	free(m);
+}
+
+/* ---- decisions ---- */
+
+static int
+pool_index(const struct lease_mgr *m, const char *name, size_t *first, size_t *end)
+{
+	if (name == NULL) {
+		*first = 0;
+		*end = m->npools;
+		return 0;
+	}
+	for (size_t i = 0; i < m->npools; i++) {
+		if (strcmp(pool_name(m->pools[i]), name) == 0) {
+			*first = i;
+			*end = i + 1;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * An orphan may overlap a slot the pool considers free: the pool's hold
+ * on it (orphan_hold) ends when the orphan would have ended, but the
+ * orphan's row goes only when lease_expire() reaches it, or later if it
+ * expired late. An orphan whose quarantine is over is dropped here; a
+ * live one sends the slot back to quarantine until the orphan's end.
+ * Returns 0 (slot usable), 1 (blocked, slot given back) or -EIO.
+ */
+static int
+orphan_block(struct lease_mgr *m, size_t pi, uint32_t slot, int64_t now)
+{
+	uint32_t a;
+	uint16_t lo, hi;
+
+	if (m->norphans == 0)
+		return 0;
+	pool_slot(m->pools[pi], slot, &a, &lo, &hi);
+	if (lo == 0 && hi == 0)
+		hi = UINT16_MAX;
+	for (size_t i = 0; i < m->norphans; i++) {
+		struct lent *o = m->orphans[i];
+		uint16_t olo = o->l.port_lo, ohi = o->l.port_hi;
+		int64_t end;
+
+		if (olo == 0 && ohi == 0)
+			ohi = UINT16_MAX;
+		if (o->l.v4 != a || ohi < lo || olo > hi)
+			continue;
+		if (o->l.state == LEASE_QUARANTINE && o->l.quarantine_until <= now) {
+			if (lease_drop(m, o) < 0)
+				return -EIO;
+			i--; /* lease_drop moved the last orphan here */
+			continue;
+		}
+		end = o->l.state == LEASE_ACTIVE ? o->l.expiry + m->pol.quarantine
+		                                 : o->l.quarantine_until;
+		pool_release(m->pools[pi], slot, end > now ? end : now + 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* A specific address: any free slot (port range) of it. */
+static int
+take_v4(struct lease_mgr *m, size_t first, size_t end, uint32_t v4, int64_t now, size_t *pi,
+        uint32_t *slot)
+{
+	for (size_t i = first; i < end; i++) {
+		struct pool *p = m->pools[i];
+		uint32_t base;
+
+		if (!pool_find(p, v4, POOL_PORT_FIRST, &base))
+			continue;
+		for (uint32_t s = base; s < base + pool_slots_per_addr(p); s++) {
+			int rc;
+
+			if (pool_take(p, s, now) != 0)
+				continue;
+			if ((rc = orphan_block(m, i, s, now)) < 0)
+				return rc;
+			if (rc == 0) {
+				*pi = i;
+				*slot = s;
+				return 0;
+			}
+		}
+		return -EADDRNOTAVAIL;
+	}
+	return -EADDRNOTAVAIL;
+}
+
+int
+lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *v6,
+              uint32_t want_v4, const char *pool, const char *tep, int64_t now,
+              const struct lease **out, unsigned *flags)
+{
+	struct lent *e, *old;
+	struct lease_row r;
+	size_t first, end, pi = 0;
+	uint32_t slot = 0;
+	const char *itep;
+	int rc = -ENOSPC;
+
+	*flags = 0;
+	*out = NULL;
+	if (m->failed)
+		return -EIO;
+	if ((itep = intern(m, tep)) == NULL)
+		return -ENOMEM;
+	if ((e = id_lookup(m, identity)) != NULL) {
+		/* seed 001 C §2.2: renewal; an orphan cannot be extended (308). */
+		if (e->l.orphan || (want_v4 != 0 && want_v4 != e->l.v4)) {
+			m->c.unavailable++;
+			return -EADDRNOTAVAIL;
+		}
+		*flags = LEASE_RENEWED;
+		if (memcmp(&e->l.v6, v6, sizeof(*v6)) != 0 || e->l.tep != itep) {
+			*flags |= LEASE_MOVED;
+			m->c.moves++;
+		}
+		e->l.v6 = *v6;
+		e->l.tep = itep;
+		e->l.expiry = now + m->pol.lifetime;
+		heap_fix(m, e);
+		m->c.renewals++;
+		*out = &e->l;
+		return stage_update(m, e);
+	}
+	if (pool_index(m, pool, &first, &end) < 0)
+		return -ENOENT;
+	if (want_v4 != 0) {
+		if ((rc = take_v4(m, first, end, want_v4, now, &pi, &slot)) < 0) {
+			m->c.unavailable++;
+			return rc;
+		}
+	} else {
+		for (pi = first; pi < end; pi++) {
+			/* Bounded: a blocked slot leaves the free queue until after now. */
+			while ((rc = pool_alloc(m->pools[pi], now, &slot)) == 0) {
+				if ((rc = orphan_block(m, pi, slot, now)) <= 0)
+					break;
+				rc = -ENOSPC;
+			}
+			if (rc == 0)
+				break;
+			if (rc == -EIO)
+				return rc;
+		}
+		if (rc < 0) {
+			m->c.exhausted++;
+			return -ENOSPC;
+		}
+	}
+	if ((rc = stage(m)) < 0) {
+		pool_release(m->pools[pi], slot, now);
+		return rc;
+	}
+	/* The slot's last holder may still sit in quarantine on disk. */
+	if ((old = m->slots[pi][slot]) != NULL && (rc = lease_drop(m, old)) < 0)
+		return rc;
+	if ((e = lent_new(identity)) == NULL) {
+		pool_release(m->pools[pi], slot, now);
+		return -ENOMEM;
+	}
+	e->pool = (uint16_t)pi;
+	e->slot = slot;
+	e->l.v6 = *v6;
+	pool_slot(m->pools[pi], slot, &e->l.v4, &e->l.port_lo, &e->l.port_hi);
+	e->l.pool = pool_name(m->pools[pi]);
+	e->l.tep = itep;
+	e->l.start = now;
+	e->l.expiry = now + m->pol.lifetime;
+	e->l.state = LEASE_ACTIVE;
+	if (heap_push(m, e) < 0) {
+		pool_release(m->pools[pi], slot, now);
+		free(e);
+		return -ENOMEM;
+	}
+	m->slots[pi][slot] = e;
+	id_insert(m, e);
+	m->c.active++;
+	m->c.allocations++;
+	to_row(e, &r);
+	if (store_insert(m->st, &r) < 0)
+		return fail(m, "insert");
+	e->id = r.id;
+	*flags = LEASE_NEW;
+	*out = &e->l;
+	return 0;
+}
+
+int
+lease_release(struct lease_mgr *m, const struct lease *l, int64_t now)
+{
+	struct lent *e = (struct lent *)l;
+
+	if (m->failed)
+		return -EIO;
+	if (e->l.state != LEASE_ACTIVE)
+		return -EALREADY;
+	m->c.releases++;
+	return to_quarantine(m, e, now + m->pol.quarantine);
+}
+
+const struct lease *
+lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port)
+{
+	uint32_t slot;
+
+	for (size_t i = 0; i < m->npools; i++) {
+		if (!pool_contains(m->pools[i], v4))
+			continue;
+		if (pool_find(m->pools[i], v4, port, &slot) && m->slots[i][slot] != NULL)
+			return &m->slots[i][slot]->l;
+		break;
+	}
+	for (size_t i = 0; i < m->norphans; i++) {
+		const struct lent *e = m->orphans[i];
+
+		if (e->l.v4 == v4 && ((e->l.port_lo == 0 && e->l.port_hi == 0) ||
+		                      (port >= e->l.port_lo && port <= e->l.port_hi)))
+			return &e->l;
+	}
+	return NULL;
+}
+
+const struct lease *
+lease_find_identity(const struct lease_mgr *m, const char *identity)
+{
+	const struct lent *e = id_lookup(m, identity);
+
+	return e != NULL ? &e->l : NULL;
+}
+
+int
+lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct lease *l), void *arg)
+{
+	int rc;
+
+	for (size_t i = 0; i < m->nheap; i++)
+		if ((rc = cb(arg, &m->heap[i]->l)) != 0)
+			return rc;
+	return 0;
+}
+
+int64_t
+lease_next_expiry(const struct lease_mgr *m)
+{
+	return m->nheap > 0 ? deadline(m->heap[0]) : INT64_MAX;
+}
+
+unsigned
+lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struct lease *l),
+             void *arg)
+{
+	unsigned n = 0;
+	/* Each lease is handled at most twice: expiry, then end of quarantine. */
+	size_t bound = 2 * m->nheap + 1;
+
+	while (m->nheap > 0 && deadline(m->heap[0]) <= now && bound-- > 0 && !m->failed) {
+		struct lent *e = m->heap[0];
+
+		if (e->l.state == LEASE_ACTIVE) {
+			/* seed 001 C §2.3: the address rests from the moment it is taken back. */
+			if (to_quarantine(m, e, now + m->pol.quarantine) < 0)
+				break;
+			m->c.expiries++;
+			n++;
+			if (cb != NULL)
+				cb(arg, &e->l);
+		} else if (lease_drop(m, e) < 0)
+			break;
+	}
+	/* Pools end their quarantines lazily; bring their counts up to date. */
+	for (size_t i = 0; i < m->npools; i++)
+		pool_tick(m->pools[i], now);
+	return n;
+}
+
+int
+lease_commit(struct lease_mgr *m)
+{
+	if (m->failed)
+		return -EIO;
+	if (!store_in_transaction(m->st))
+		return 0;
+	if (store_commit(m->st) < 0) {
+		m->c.commit_failures++;
+		return fail(m, "commit");
+	}
+	m->c.commits++;
+	return 0;
+}
+
+bool
+lease_mgr_failed(const struct lease_mgr *m)
+{
+	return m->failed;
+}
+
+void
+lease_counters(const struct lease_mgr *m, struct lease_counters *c)
+{
+	*c = m->c;
+}

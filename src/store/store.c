@@ -1,0 +1,379 @@
+/*
+ * The SQLite backend of the lease store. Every statement is prepared once
+ * at open. The database runs in WAL mode with synchronous=FULL: a commit
+ * returns once the WAL is fsync'd, which is the promise store_commit()
+ * makes to dstmd. Write transactions are BEGIN IMMEDIATE so that a second
+ * process on the same file (an operator's sqlite3 shell) fails at begin,
+ * after busy_timeout, rather than half-way through a group of writes.
+ * IPv6 addresses are stored as text so that the file reads well in the
+ * sqlite3 shell; IPv4 addresses as integers (host order) so that the
+ * unique index compares numbers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+#define STORE_BUSY_MS 5000
+
+/*
+ * Schema 1. The partial indexes are the database's own guarantee of
+ * seed 001 §1 (one holder per IPv4 address + port range at a time) and
+ * of one active lease per client identity; they cover every state a live
+ * row can have, so a future "history" state would not be constrained.
+ */
+static const char schema_v1[] =
+    "CREATE TABLE lease ("
+    " id INTEGER PRIMARY KEY,"
+    " identity TEXT NOT NULL,"
+    " v6 TEXT NOT NULL,"
+    " v4 INTEGER NOT NULL CHECK (v4 BETWEEN 0 AND 4294967295),"
+    " port_lo INTEGER NOT NULL CHECK (port_lo BETWEEN 0 AND 65535),"
+    " port_hi INTEGER NOT NULL CHECK (port_hi BETWEEN port_lo AND 65535),"
+    " pool TEXT NOT NULL,"
+    " tep TEXT NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " expiry INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('active', 'quarantine')),"
+    " quarantine_until INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX lease_addr ON lease (v4, port_lo)"
+    " WHERE state IN ('active', 'quarantine');"
+    "CREATE UNIQUE INDEX lease_identity ON lease (identity) WHERE state = 'active';"
+    "PRAGMA user_version = 1;";
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *ins, *upd, *del, *sel, *begin, *commit, *rollback;
+	bool in_tx;
+	char errmsg[256];
+};
+
+static const char *
+state_name(enum lease_state s)
+{
+	return s == LEASE_QUARANTINE ? "quarantine" : "active";
+}
+
+static void
+seterr(struct store *st, const char *what)
+{
+	snprintf(st->errmsg, sizeof(st->errmsg), "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int
+step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	seterr(st, what);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return -EEXIST;
+	return -EIO;
+}
+
+static int
+exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg != NULL ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* A single integer from a query. */
+static int
+query_int(sqlite3 *db, const char *sql, long long *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+static int
+schema(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	long long version, nobj;
+	char msg[256];
+
+	if (query_int(db, "PRAGMA user_version", &version) < 0 ||
+	    query_int(db, "SELECT count(*) FROM sqlite_master", &nobj) < 0) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		return -EIO;
+	}
+	if (version == STORE_SCHEMA_VERSION)
+		return 0;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		         "%s: lease database schema %lld is newer than this dstmd's (%d); run the "
+		         "newer dstmd or move the file away",
+		         path, version, STORE_SCHEMA_VERSION);
+		return -EINVAL;
+	}
+	if (nobj != 0) {
+		snprintf(err, errlen,
+		         "%s: not a dstm lease database (it has tables but no version)", path);
+		return -EINVAL;
+	}
+	if (exec(db, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
+	    exec(db, schema_v1, msg, sizeof(msg)) < 0 || exec(db, "COMMIT", msg, sizeof(msg)) < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen, "%s: creating the schema: %s", path, msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errlen)
+{
+	struct store *st;
+	sqlite3_stmt *s = NULL;
+	char msg[256];
+	bool wal;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		         st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+		sqlite3_finalize(s);
+		goto fail;
+	}
+	wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+	sqlite3_finalize(s);
+	if (!wal) {
+		snprintf(err, errlen, "%s: the database refuses WAL mode (a read-only directory?)",
+		         path);
+		goto fail;
+	}
+	/* FULL: the WAL is fsync'd at every commit, so commit means durable. */
+	if (exec(st->db, "PRAGMA synchronous = FULL", msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, msg);
+		goto fail;
+	}
+	if (schema(st->db, path, err, errlen) < 0)
+		goto fail;
+
+#define PREP(stmt, sql)                                                                        \
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt, NULL) != \
+	    SQLITE_OK) {                                                                       \
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));                 \
+		goto fail;                                                                     \
+	}
+	PREP(ins, "INSERT INTO lease (identity, v6, v4, port_lo, port_hi, pool, tep, start, "
+	          "expiry, state, quarantine_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	PREP(upd, "UPDATE lease SET identity = ?, v6 = ?, v4 = ?, port_lo = ?, port_hi = ?, "
+	          "pool = ?, tep = ?, expiry = ?, state = ?, quarantine_until = ? WHERE id = ?");
+	PREP(del, "DELETE FROM lease WHERE id = ?");
+	PREP(sel, "SELECT id, identity, v6, v4, port_lo, port_hi, pool, tep, start, expiry, "
+	          "state, quarantine_until FROM lease ORDER BY id");
+	PREP(begin, "BEGIN IMMEDIATE");
+	PREP(commit, "COMMIT");
+	PREP(rollback, "ROLLBACK");
+#undef PREP
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->in_tx)
+		store_rollback(st);
+	sqlite3_finalize(st->ins);
+	sqlite3_finalize(st->upd);
+	sqlite3_finalize(st->del);
+	sqlite3_finalize(st->sel);
+	sqlite3_finalize(st->begin);
+	sqlite3_finalize(st->commit);
+	sqlite3_finalize(st->rollback);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+const char *
+store_errmsg(const struct store *st)
+{
+	return st->errmsg;
+}
+
+int
+store_load(struct store *st, int (*cb)(void *arg, const struct lease_row *row), void *arg)
+{
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st->sel)) == SQLITE_ROW) {
+		struct lease_row r = {0};
+		const char *v6 = (const char *)sqlite3_column_text(st->sel, 2);
+		const char *state = (const char *)sqlite3_column_text(st->sel, 10);
+
+		r.id = sqlite3_column_int64(st->sel, 0);
+		r.identity = (const char *)sqlite3_column_text(st->sel, 1);
+		r.v4 = (uint32_t)sqlite3_column_int64(st->sel, 3);
+		r.port_lo = (uint16_t)sqlite3_column_int(st->sel, 4);
+		r.port_hi = (uint16_t)sqlite3_column_int(st->sel, 5);
+		r.pool = (const char *)sqlite3_column_text(st->sel, 6);
+		r.tep = (const char *)sqlite3_column_text(st->sel, 7);
+		r.start = sqlite3_column_int64(st->sel, 8);
+		r.expiry = sqlite3_column_int64(st->sel, 9);
+		r.state = state != NULL && strcmp(state, "quarantine") == 0 ? LEASE_QUARANTINE
+		                                                            : LEASE_ACTIVE;
+		r.quarantine_until = sqlite3_column_int64(st->sel, 11);
+		if (r.identity == NULL || r.pool == NULL || r.tep == NULL || v6 == NULL ||
+		    inet_pton(AF_INET6, v6, &r.v6) != 1) {
+			snprintf(st->errmsg, sizeof(st->errmsg), "lease row %lld is malformed",
+			         (long long)r.id);
+			ret = -EIO;
+			break;
+		}
+		if ((ret = cb(arg, &r)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		seterr(st, "loading leases");
+		ret = -EIO;
+	}
+	sqlite3_reset(st->sel);
+	return ret;
+}
+
+int
+store_begin(struct store *st)
+{
+	int rc;
+
+	if (st->in_tx)
+		return -EINVAL;
+	if ((rc = step_done(st, st->begin, "begin")) == 0)
+		st->in_tx = true;
+	return rc < 0 ? -EIO : 0;
+}
+
+int
+store_commit(struct store *st)
+{
+	if (!st->in_tx)
+		return -EINVAL;
+	if (step_done(st, st->commit, "commit") < 0) {
+		/* A failed COMMIT may leave the transaction open: end it. */
+		store_rollback(st);
+		return -EIO;
+	}
+	st->in_tx = false;
+	return 0;
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db) == 0)
+		(void)step_done(st, st->rollback, "rollback");
+	st->in_tx = false;
+}
+
+bool
+store_in_transaction(const struct store *st)
+{
+	return st->in_tx;
+}
+
+static void
+bind_row(sqlite3_stmt *s, const struct lease_row *r)
+{
+	char v6[INET6_ADDRSTRLEN];
+
+	inet_ntop(AF_INET6, &r->v6, v6, sizeof(v6));
+	sqlite3_bind_text(s, 1, r->identity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, v6, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, r->v4);
+	sqlite3_bind_int(s, 4, r->port_lo);
+	sqlite3_bind_int(s, 5, r->port_hi);
+	sqlite3_bind_text(s, 6, r->pool, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, r->tep, -1, SQLITE_STATIC);
+}
+
+int
+store_insert(struct store *st, struct lease_row *row)
+{
+	int rc;
+
+	if (!st->in_tx)
+		return -EINVAL;
+	bind_row(st->ins, row);
+	sqlite3_bind_int64(st->ins, 8, row->start);
+	sqlite3_bind_int64(st->ins, 9, row->expiry);
+	sqlite3_bind_text(st->ins, 10, state_name(row->state), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->ins, 11, row->quarantine_until);
+	if ((rc = step_done(st, st->ins, "insert")) == 0)
+		row->id = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int
+store_update(struct store *st, const struct lease_row *row)
+{
+	int rc;
+
+	if (!st->in_tx)
+		return -EINVAL;
+	bind_row(st->upd, row);
+	sqlite3_bind_int64(st->upd, 8, row->expiry);
+	sqlite3_bind_text(st->upd, 9, state_name(row->state), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->upd, 10, row->quarantine_until);
+	sqlite3_bind_int64(st->upd, 11, row->id);
+	if ((rc = step_done(st, st->upd, "update")) == 0 && sqlite3_changes(st->db) == 0) {
+		snprintf(st->errmsg, sizeof(st->errmsg), "update: no lease row %lld",
+		         (long long)row->id);
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int
+store_delete(struct store *st, int64_t id)
+{
+	int rc;
+
+	if (!st->in_tx)
+		return -EINVAL;
+	sqlite3_bind_int64(st->del, 1, id);
+	if ((rc = step_done(st, st->del, "delete")) == 0 && sqlite3_changes(st->db) == 0) {
+		snprintf(st->errmsg, sizeof(st->errmsg), "delete: no lease row %lld",
+		         (long long)id);
+		return -ENOENT;
+	}
+	return rc;
+}

@@ -1,0 +1,273 @@
+"""End-to-end tests of dstm-client alone: the real program in a network
+namespace of its own, facing tests/lab/client_peer.py (a minimal TSP
+server and TEP with a real IPv4 stack behind it) in another. Real
+packets, real TUN, raw socket, netlink; every wait bounded.
+
+The tests of the whole domain (real dstmd and dstm-tep) are in
+test_domain.py; these pin the client's own behaviour: binding, renewal
+without loss, the server's delete, expiry, release, on-demand.
+
+Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client.py
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("DSTM_BUILD") or os.path.join(ROOT, "build")
+BUILD = BUILD if os.path.isabs(BUILD) else os.path.join(ROOT, BUILD)
+CLIENT = os.path.join(BUILD, "src/client/dstm-client")
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client_peer.py")
+FAR4 = "198.51.100.2"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
+    pytest.mark.skipif(not os.access(CLIENT, os.X_OK), reason="dstm-client is not built"),
+]
+
+
+def sh(*cmd, check=True, timeout=20):
+    return subprocess.run(cmd, check=check, timeout=timeout, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+
+
+class Bed:
+    """Two namespaces joined by a veth: the client's and the peer's."""
+
+    def __init__(self, tmp, mode="always-on", lifetime=6):
+        tag = "client%d" % os.getpid()
+        self.c, self.p = tag + "-c", tag + "-p"
+        self.tmp = str(tmp)
+        self.sock = os.path.join(self.tmp, "client.sock")
+        self.peer = self.client = None
+        self.events = []
+        for ns in (self.c, self.p):
+            sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", "cv0", "netns", self.c, "type", "veth", "peer", "name", "pv0",
+           "netns", self.p)
+        for ns, dev, addrs in ((self.c, "cv0", ["fd00:d57::11"]),
+                               (self.p, "pv0", ["fd00:d57::1", "fd00:d57::2"])):
+            self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.%s.accept_dad=0" % dev)
+            self.ns(ns, "ip", "link", "set", "lo", "up")
+            self.ns(ns, "ip", "link", "set", dev, "up")
+            for a in addrs:
+                self.ns(ns, "ip", "-6", "addr", "add", a + "/64", "dev", dev, "nodad")
+        self.peer = subprocess.Popen(
+            ["ip", "netns", "exec", self.p, "python3", PEER, "fd00:d57::1", "fd00:d57::2",
+             "198.51.100.1", FAR4, "192.0.2.10", str(lifetime)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert json.loads(self.peer.stdout.readline())["event"] == "ready"
+        os.set_blocking(self.peer.stdout.fileno(), False)
+        self.conf = os.path.join(self.tmp, "client.json")
+        with open(self.conf, "w") as f:
+            json.dump({"server": "[fd00:d57::1]:3653", "mode": mode, "control": self.sock,
+                       "routes": ["198.51.100.0/24"], "backoff_max": 2}, f)
+        self.log = open(os.path.join(self.tmp, "client.log"), "w")
+        self.client = subprocess.Popen(["ip", "netns", "exec", self.c, CLIENT, "-d", "-v",
+                                        "-c", self.conf], stdout=self.log,
+                                       stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.sock), 5, "the control socket")
+
+    def ns(self, ns, *cmd, check=True, timeout=20):
+        return sh("ip", "netns", "exec", ns, *cmd, check=check, timeout=timeout)
+
+    def cns(self, *cmd, **kw):
+        return self.ns(self.c, *cmd, **kw)
+
+    def ctl(self, command):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(self.sock)
+        s.sendall(json.dumps({"version": 1, "command": command, "args": {}}).encode() + b"\n")
+        reply = json.loads(s.makefile().readline())
+        s.close()
+        assert reply["ok"], reply
+        return reply["result"]
+
+    def peer_cmd(self, cmd):
+        self.peer.stdin.write(cmd + "\n")
+        self.peer.stdin.flush()
+
+    def peer_events(self):
+        while True:
+            line = self.peer.stdout.readline()
+            if not line:
+                break
+            self.events.append(json.loads(line))
+        return self.events
+
+    def addresses(self):
+        out = self.cns("ip", "-4", "-o", "addr", "show", "dev", "dstm0", check=False).stdout
+        return [w.split("/")[0] for line in out.splitlines() for w in line.split()
+                if "/" in w]
+
+    def wait_bound(self, timeout=5):
+        return wait_for(lambda: (lambda s: s if s["state"] == "bound" else None)(
+            self.ctl("status")), timeout, "state bound")
+
+    def close(self):
+        if self.client and self.client.poll() is None:
+            self.client.terminate()
+            try:
+                self.client.wait(5)
+            except subprocess.TimeoutExpired:
+                self.client.kill()
+        if self.peer:
+            self.peer.kill()
+            self.peer.wait()
+        for ns in (self.c, self.p):
+            sh("ip", "netns", "del", ns, check=False)
+        self.log.close()
+
+
+@pytest.fixture
+def bed(tmp_path):
+    beds = []
+
+    def make(**kw):
+        b = Bed(tmp_path, **kw)
+        beds.append(b)
+        return b
+
+    yield make
+    for b in beds:
+        b.close()
+
+
+def test_always_on_binds_and_carries_icmp_udp_tcp(bed):
+    b = bed()
+    st = b.wait_bound()
+    assert st["ipv4"] == "192.0.2.10"
+    assert st["tep_ipv6"] == "fd00:d57::2" and st["tep_ipv4"] == "198.51.100.1"
+    assert st["mode"] == "always-on" and st["interface"] == "dstm0"
+    assert st["lifetime"] == 6 and 0 < st["expires_in"] <= 6
+    assert st["mtu"] == 1460
+    assert b.addresses() == ["192.0.2.10"]
+    route = b.cns("ip", "-4", "route", "show", "198.51.100.0/24").stdout
+    assert "dev dstm0" in route and "src 192.0.2.10" in route
+    # the create carried the global and the link-local address
+    create = [e for e in b.peer_events() if e["event"] == "create"][0]
+    assert create["v6"] == "fd00:d57::11" and create["ll"]
+    # ICMP, UDP and TCP both ways, through the tunnel
+    assert b.cns("ping", "-c", "2", "-W", "2", FAR4, check=False).returncode == 0
+    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
+                            "import socket\n"
+                            "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                            "u.bind(('%s',7)); u.settimeout(5)\n"
+                            "d,a=u.recvfrom(100); u.sendto(d.upper(),a)\n"
+                            "t=socket.socket(); t.bind(('%s',80)); t.listen(1)\n"
+                            "t.settimeout(5); c,a=t.accept(); c.sendall(c.recv(100)[::-1])\n"
+                            % (FAR4, FAR4)])
+    time.sleep(0.3)
+    out = b.cns("python3", "-c",
+                "import socket\n"
+                "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(3)\n"
+                "u.sendto(b'abc',('%s',7)); print(u.recv(10).decode())\n"
+                "t=socket.create_connection(('%s',80),3); t.sendall(b'dstm')\n"
+                "print(t.recv(10).decode(), t.getsockname()[0])\n" % (FAR4, FAR4)).stdout
+    srv.wait(10)
+    assert out.split() == ["ABC", "mtsd", "192.0.2.10"]
+    n = b.ctl("counters")
+    assert n["tunnel_tx_packets"] > 0 and n["tun_tx_packets"] > 0
+    assert n["drop_not_tep"] == 0 and n["drop_bad_source"] == 0 and n["drop_malformed"] == 0
+
+
+def test_renewal_across_lifetimes_without_loss(bed):
+    b = bed(lifetime=3)
+    b.wait_bound()
+    # 0.1 s pings over more than three lifetimes
+    r = b.cns("ping", "-c", "100", "-i", "0.1", "-W", "1", FAR4, check=False, timeout=30)
+    assert " 0% packet loss" in r.stdout, r.stdout
+    n = b.ctl("counters")
+    assert n["renewals"] >= 5 and n["acquisitions"] == 1 and n["expiries"] == 0
+    renews = [e for e in b.peer_events() if e["event"] == "renew"]
+    assert renews and all(e["v4"] == "192.0.2.10" for e in renews)
+
+
+def test_server_delete_removes_address_at_once_then_reacquires(bed):
+    b = bed()
+    b.wait_bound()
+    b.peer_cmd("delete")
+    wait_for(lambda: b.addresses() == [], 1.0, "the address to leave dstm0")
+    assert "198.51.100.0/24" not in b.cns("ip", "-4", "route").stdout
+    # always-on: a new address after the back-off (first step <= 1 s)
+    st = b.wait_bound(timeout=4)
+    assert st["ipv4"] == "192.0.2.11"
+    assert b.addresses() == ["192.0.2.11"]
+    n = b.ctl("counters")
+    assert n["server_deletes"] == 1 and n["acquisitions"] == 2
+    assert any(e["event"] == "info-from-client" for e in b.peer_events())
+
+
+def test_expiry_without_renewal_removes_address(bed):
+    b = bed(lifetime=3)
+    b.wait_bound()
+    b.peer_cmd("mute")
+    t0 = time.monotonic()
+    wait_for(lambda: b.addresses() == [], 5, "the address to expire")
+    assert 2.0 < time.monotonic() - t0 < 4.0
+    assert "198.51.100.0/24" not in b.cns("ip", "-4", "route").stdout
+    st = b.ctl("status")
+    assert st["state"] in ("acquiring", "expired") and st["ipv4"] is None
+    assert b.ctl("counters")["expiries"] == 1
+    assert b.cns("ping", "-c", "1", "-W", "1", FAR4, check=False).returncode != 0
+
+
+def test_sigterm_releases_the_lease(bed):
+    b = bed()
+    b.wait_bound()
+    b.client.terminate()
+    assert b.client.wait(5) == 0
+    ev = wait_for(lambda: [e for e in b.peer_events() if e["event"] == "delete-from-client"],
+                  2, "the release")
+    assert ev[0]["v4"] == "192.0.2.10"
+    assert b.cns("ip", "link", "show", "dstm0", check=False).returncode != 0
+
+
+def test_on_demand_first_packet_acquires_and_early_connections_keep_working(bed):
+    b = bed(mode="on-demand")
+    time.sleep(0.5)
+    st = b.ctl("status")
+    assert st["state"] == "idle" and st["ipv4"] is None
+    assert b.addresses() == ["192.0.0.8"]
+    assert [e for e in b.peer_events() if e["event"] == "create"] == []
+    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
+                            "import socket\n"
+                            "t=socket.socket(); t.bind(('%s',80)); t.listen(2); t.settimeout(8)\n"
+                            "for i in range(2):\n"
+                            "  c,a=t.accept(); c.sendall(a[0].encode()); c.close()\n" % FAR4])
+    time.sleep(0.3)
+    # a TCP connection opened with no lease: its SYN starts the acquisition;
+    # the first connection succeeds and keeps its placeholder source
+    out = b.cns("python3", "-c",
+                "import socket,time\n"
+                "t0=time.time(); t=socket.create_connection(('%s',80),5)\n"
+                "print(t.getsockname()[0], t.recv(50).decode(), int((time.time()-t0)*1000))\n"
+                "u=socket.create_connection(('%s',80),5)\n"
+                "print(u.getsockname()[0], u.recv(50).decode())\n" % (FAR4, FAR4)).stdout
+    srv.wait(10)
+    first, second = out.splitlines()
+    src, seen, ms = first.split()
+    assert src == "192.0.0.8" and seen == "192.0.2.10"  # translated on the wire
+    assert int(ms) < 1000
+    assert second.split() == ["192.0.2.10", "192.0.2.10"]  # opened after: untouched
+    n = b.ctl("counters")
+    assert n["early_translated_out"] > 0 and n["early_translated_in"] > 0
+    assert n["acquisitions"] == 1 and n["drop_queue_full"] == 0
+    assert b.ctl("status")["state"] == "bound"

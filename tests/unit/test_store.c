@@ -1,0 +1,249 @@
+/*
+ * Unit tests of the SQLite lease store (src/store/store.c): a round trip
+ * of every field, the UNIQUE constraints refusing a second holder of an
+ * address + port range and a second active lease of an identity, writes
+ * refused outside a transaction, rollback, reopen, WAL mode, and a file
+ * that is not ours.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+static char dir[64];
+static char path[128];
+
+static int
+setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/leases.db", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct store *
+open_ok(void)
+{
+	char err[256];
+	struct store *st = store_open(path, err, sizeof(err));
+
+	if (st == NULL)
+		fail_msg("%s", err);
+	return st;
+}
+
+static struct lease_row
+row(const char *identity, uint32_t v4, uint16_t lo, uint16_t hi)
+{
+	struct lease_row r = {0};
+
+	r.identity = identity;
+	inet_pton(AF_INET6, "fd00:d57::11", &r.v6);
+	r.v4 = v4;
+	r.port_lo = lo;
+	r.port_hi = hi;
+	r.pool = "lab";
+	r.tep = "tep1";
+	r.start = 1000;
+	r.expiry = 4600;
+	r.state = LEASE_ACTIVE;
+	return r;
+}
+
+struct collect {
+	struct lease_row r[8];
+	char ident[8][64];
+	int n;
+};
+
+static int
+collect_cb(void *arg, const struct lease_row *r)
+{
+	struct collect *c = arg;
+
+	assert_true(c->n < 8);
+	c->r[c->n] = *r;
+	snprintf(c->ident[c->n], sizeof(c->ident[0]), "%s", r->identity);
+	c->r[c->n].identity = c->ident[c->n];
+	c->r[c->n].pool = c->r[c->n].tep = NULL;
+	c->n++;
+	return 0;
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row a = row("tsp:alice", 0xc0000202, 0, 0);
+	struct lease_row b = row("anon:fd00:d57::12", 0xc0000203, 0, 0);
+	struct collect c = {0};
+	char v6[INET6_ADDRSTRLEN];
+
+	assert_int_equal(store_insert(st, &a), -EINVAL); /* no transaction */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_begin(st), -EINVAL);
+	assert_int_equal(store_insert(st, &a), 0);
+	b.state = LEASE_QUARANTINE;
+	b.quarantine_until = 5000;
+	assert_int_equal(store_insert(st, &b), 0);
+	assert_true(b.id > a.id);
+	assert_int_equal(store_commit(st), 0);
+	assert_false(store_in_transaction(st));
+	store_close(st);
+
+	st = open_ok();
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.r[0].id, a.id);
+	assert_string_equal(c.r[0].identity, "tsp:alice");
+	assert_int_equal(c.r[0].v4, 0xc0000202);
+	assert_int_equal(c.r[0].start, 1000);
+	assert_int_equal(c.r[0].expiry, 4600);
+	assert_int_equal(c.r[0].state, LEASE_ACTIVE);
+	inet_ntop(AF_INET6, &c.r[0].v6, v6, sizeof(v6));
+	assert_string_equal(v6, "fd00:d57::11");
+	assert_int_equal(c.r[1].state, LEASE_QUARANTINE);
+	assert_int_equal(c.r[1].quarantine_until, 5000);
+
+	/* Update and delete. */
+	assert_int_equal(store_begin(st), 0);
+	a.expiry = 9000;
+	inet_pton(AF_INET6, "fd00:d57::99", &a.v6);
+	a.tep = "tep2";
+	assert_int_equal(store_update(st, &a), 0);
+	assert_int_equal(store_delete(st, b.id), 0);
+	assert_int_equal(store_delete(st, b.id), -ENOENT);
+	b.id = 12345;
+	assert_int_equal(store_update(st, &b), -ENOENT);
+	assert_int_equal(store_commit(st), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.r[0].expiry, 9000);
+	assert_int_equal(c.r[0].start, 1000);
+	inet_ntop(AF_INET6, &c.r[0].v6, v6, sizeof(v6));
+	assert_string_equal(v6, "fd00:d57::99");
+	store_close(st);
+}
+
+static void
+test_unique(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row a = row("tsp:alice", 0xc0000202, 1024, 2047);
+	struct lease_row b = row("tsp:bob", 0xc0000202, 1024, 2047);
+	struct lease_row c = row("tsp:carol", 0xc0000202, 2048, 3071);
+	struct lease_row d = row("tsp:alice", 0xc0000203, 0, 0);
+	struct collect col = {0};
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &a), 0);
+	/* Same address + port range: refused, also when the holder is in quarantine. */
+	assert_int_equal(store_insert(st, &b), -EEXIST);
+	assert_int_equal(store_insert(st, &c), 0); /* another port range of it */
+	/* One active lease per identity. */
+	assert_int_equal(store_insert(st, &d), -EEXIST);
+	a.state = LEASE_QUARANTINE;
+	a.quarantine_until = 5000;
+	assert_int_equal(store_update(st, &a), 0);
+	assert_int_equal(store_insert(st, &b), -EEXIST);
+	assert_int_equal(store_insert(st, &d), 0); /* alice's old lease is quarantined */
+	/* Moving a row onto a taken address is refused too. */
+	c.port_lo = 1024;
+	c.port_hi = 2047;
+	assert_int_equal(store_update(st, &c), -EEXIST);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_load(st, collect_cb, &col), 0);
+	assert_int_equal(col.n, 3);
+	store_close(st);
+}
+
+static void
+test_rollback_and_close(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row a = row("tsp:alice", 0xc0000202, 0, 0);
+	struct collect c = {0};
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &a), 0);
+	store_rollback(st);
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &a), 0);
+	store_close(st); /* open transaction: rolled back */
+	st = open_ok();
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	store_close(st);
+}
+
+static void
+test_wal_and_version(void **state)
+{
+	struct store *st = open_ok();
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char err[256];
+
+	store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), STORE_SCHEMA_VERSION);
+	sqlite3_finalize(s);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "newer"));
+
+	/* A database of something else. */
+	unlink(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a dstm lease database"));
+
+	/* A directory that does not exist. */
+	assert_null(store_open("/nonexistent/dir/leases.db", err, sizeof(err)));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_and_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_and_version, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
