@@ -456,6 +456,10 @@ tep_io_start(struct tep *t)
 		return rc;
 	}
 	io->tun_fd = rc;
+	/* The IPv4 side carries IPv4 only: no link-local, MLD or RS into it. */
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", t->ifname);
+	if (sysctl_write(path, "1") < 0)
+		log_warn("%s", path);
 	rc = nl_link_set(t->nl, t->ifname, true, t->cfg.mtu, TEP_TXQUEUELEN);
 	if (rc < 0) {
 		log_warnx("%s: cannot bring it up: %s", t->ifname, strerror(-rc));
