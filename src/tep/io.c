@@ -7,7 +7,10 @@
  * header: we send from data + 40); a raw ICMPv6 socket filtered to Packet
  * Too Big feeds the core's path MTU handling; a TUN device carries the
  * IPv4 side (each pool prefix is routed into it; what we write into it the
- * kernel forwards, TTL decremented). The shell rebuilds the IPv6 header of
+ * kernel forwards, TTL decremented); the ICMPv4 errors the TEP itself
+ * originates leave through a raw IPv4 socket, since the kernel drops a
+ * packet arriving on the TUN device with a local source address. The
+ * shell rebuilds the IPv6 header of
  * what it receives, so the core always sees whole packets.
  *
  * Batches of DP_BATCH: recvmmsg/sendmmsg on the raw socket, up to
@@ -42,6 +45,7 @@
 
 struct tep_io {
 	int raw_fd, icmp_fd, tun_fd;
+	int raw4_fd; /* our own ICMPv4 errors toward the IPv4 side */
 	struct event *ev_raw, *ev_icmp, *ev_tun, *ev_out;
 	uint8_t *bufs6, *bufs4; /* DP_BATCH slots each */
 	struct dp_pkt pkts6[DP_BATCH], pkts4[DP_BATCH];
@@ -152,6 +156,23 @@ build_msg(struct tep_io *io, unsigned i, struct dp_pkt *p)
 static void
 tun_write(struct tep *t, const struct dp_pkt *p)
 {
+	uint32_t src = (uint32_t)p->data[12] << 24 | (uint32_t)p->data[13] << 16 |
+	               (uint32_t)p->data[14] << 8 | p->data[15];
+
+	/* An ICMPv4 error of ours has our own address as its source: written
+	 * into the TUN device the kernel would drop it as a martian, so it
+	 * leaves as a locally originated packet. */
+	if (src == t->cfg.ipv4) {
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+
+		memcpy(&sa.sin_addr, p->data + 16, 4);
+		if (sendto(t->io->raw4_fd, p->data, p->len, MSG_DONTWAIT, (struct sockaddr *)&sa,
+		           sizeof(sa)) < 0) {
+			t->dp.ctr[DPC_tx_v4_errors]++;
+			log_warnx_rl(&t->io->rl, "raw IPv4 send: %s", strerror(errno));
+		}
+		return;
+	}
 	if (write(t->io->tun_fd, p->data, p->len) < 0) {
 		t->dp.ctr[DPC_tx_v4_errors]++;
 		log_warnx_rl(&t->io->rl, "%s: write: %s", t->ifname, strerror(errno));
@@ -437,7 +458,7 @@ tep_io_start(struct tep *t)
 	if (!io)
 		return -ENOMEM;
 	t->io = io;
-	io->raw_fd = io->icmp_fd = io->tun_fd = -1;
+	io->raw_fd = io->icmp_fd = io->tun_fd = io->raw4_fd = -1;
 	io->rl.burst = 5;
 	io->bufs6 = malloc((size_t)DP_BATCH * SLOT);
 	io->bufs4 = malloc((size_t)DP_BATCH * SLOT);
@@ -485,6 +506,9 @@ tep_io_start(struct tep *t)
 	if ((rc = open_raw(t, IPPROTO_ICMPV6)) < 0)
 		return rc;
 	io->icmp_fd = rc;
+	io->raw4_fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (io->raw4_fd < 0)
+		return -errno;
 	gro_off(t);
 
 	io->ev_raw = event_new(t->base, io->raw_fd, EV_READ | EV_PERSIST, on_raw, t);
@@ -520,6 +544,8 @@ tep_io_stop(struct tep *t)
 		close(io->raw_fd);
 	if (io->icmp_fd >= 0)
 		close(io->icmp_fd);
+	if (io->raw4_fd >= 0)
+		close(io->raw4_fd);
 	/* Closing the TUN device removes it, and its routes with it. */
 	if (io->tun_fd >= 0)
 		close(io->tun_fd);
