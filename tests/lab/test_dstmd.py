@@ -496,3 +496,26 @@ def test_vpn_scenario_refuses_anonymous(tmp):
     d = Dstmd(tmp, scenario="vpn")
     out = subprocess.run([DSTMD, "-n", "-c", d.cfg], capture_output=True, text=True)
     assert out.returncode == 1 and "vpn scenario refuses ANONYMOUS" in out.stderr
+
+
+def test_empty_digest_md5_response_is_refused_not_fatal(tmp):
+    """GNU SASL 2.2 crashes on an empty DIGEST-MD5 response; dstmd must refuse it."""
+    secrets = os.path.join(tmp, "secrets.json")
+    with open(secrets, "w") as f:
+        json.dump({"users": {"alice": "s3cret"}}, f)
+    d = Dstmd(tmp, auth={"mechanisms": ["DIGEST-MD5", "ANONYMOUS"], "secrets": secrets}).start()
+    try:
+        for empty in (b"\r\n", b"=\r\n", b"  \r\n"):
+            s = socket.create_connection(("::1", d.port), timeout=5)
+            f = s.makefile("rb")
+            s.sendall(b"VERSION=2.0.0\r\n")
+            assert f.readline().startswith(b"CAPABILITY")
+            s.sendall(b"AUTHENTICATE DIGEST-MD5\r\n")
+            assert f.readline().strip()  # the base64 challenge
+            s.sendall(empty)
+            assert f.readline().startswith(b"300")
+            s.close()
+        assert d.proc.poll() is None
+        assert Tsp(d.port).create("fd00:d57::71")[0] == 200
+    finally:
+        d.kill()
