@@ -221,6 +221,30 @@ def test_packet_too_big_reaches_the_ipv4_sender(lab, tep):
     assert r.stdout.split() == ["3", "4", "1260"]
     wait_delta(lab, before, {"drop_too_big_df": 1, "icmp4_sent_frag_needed": 1,
                              "encap_pkts": 0})
+    # Without DF the IPv6 packet is fragmented (RFC 2473 §7.1) and c2 gets it whole.
+    listener = subprocess.Popen(
+        [LAB_SCRIPT, "exec", "c2", PY, "-c",
+         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+         "s.bind(('%s',5001))\ns.settimeout(8)\nprint(len(s.recvfrom(4000)[0]))" % c2v4],
+        env=lab._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    before = counters(lab)
+    lab.exec("v4", PY, "-c", "from scapy.all import *\nconf.verb=0\n"
+             "send(IP(dst='%s')/UDP(sport=80,dport=5001)/Raw(b'z'*1372))" % c2v4, check=True)
+    out, err = listener.communicate(timeout=15)
+    assert out.strip() == "1372", err
+    wait_delta(lab, before, {"encap_pkts": 1, "encap_v6_fragmented": 1, "drop_too_big_df": 0})
+
+
+def test_icmp_errors_reach_the_client_they_concern(lab, tep):
+    c1, c1v4 = tep["c1"]
+    before = counters(lab)
+    b_before = binding_of(lab, c1)
+    lab.exec("v4", PY, "-c", "from scapy.all import *\nconf.verb=0\n"
+             "send(IP(dst='%s')/ICMP(type=3,code=3)/IP(src='%s',dst='%s')"
+             "/UDP(sport=5000,dport=9))" % (c1v4, c1v4, V44), check=True)
+    wait_delta(lab, before, {"encap_pkts": 1})
+    assert binding_of(lab, c1)["pkts_out"] - b_before["pkts_out"] == 1
 
 
 def test_tsp_only_from_configured_servers(lab, tep):
