@@ -15,6 +15,7 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <pwd.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -468,6 +469,19 @@ priv_seccomp(enum priv_profile profile)
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+	if (rc < 0)
+		goto out;
+
+	/*
+	 * Threads (dstmd's store writer), never processes: clone() only with
+	 * CLONE_THREAD; clone3() passes its flags in memory the filter cannot
+	 * read, so it fails with ENOSYS and glibc falls back to clone().
+	 */
+	rc = seccomp_rule_add(
+	    ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+	    SCMP_A0(SCMP_CMP_MASKED_EQ, (scmp_datum_t)CLONE_THREAD, (scmp_datum_t)CLONE_THREAD));
+	if (rc == 0 && seccomp_syscall_resolve_name("clone3") != __NR_SCMP_ERROR)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	if (rc < 0)
 		goto out;
 

@@ -16,8 +16,10 @@
  *		fatalx("cannot install the seccomp filter");
  *	event_base_dispatch(base);                 network input from here on
  *
- * Both must run before any thread is created (libevent and SQLite as we
- * use them create none): capabilities belong to a thread. Under systemd
+ * priv_drop() must run before any thread is created: capabilities belong
+ * to a thread, and a thread inherits them from its creator. The filter of
+ * priv_seccomp() covers every thread, those that exist and those created
+ * later (clone() of a thread is allowed, of a process is not). Under systemd
  * with User=dstm and AmbientCapabilities= the process starts unprivileged;
  * priv_drop() then only trims the capability sets to `keep_caps` and sets
  * no_new_privs, so the same call works with and without the unit files of

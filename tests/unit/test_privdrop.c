@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -204,6 +205,14 @@ on_timer(evutil_socket_t fd, short what, void *arg)
  * a socket, a SQLite database in WAL mode, OpenSSL, large and small
  * allocations, a TCP listener on loopback and a connection to it.
  */
+/* A store writer thread's life. */
+static void *
+thread_main(void *arg)
+{
+	*(int *)arg += 1;
+	return NULL;
+}
+
 /* Made by the parent: rmdir is not on the list. */
 static char workdir[] = "/tmp/dstm-privdrop.XXXXXX";
 
@@ -221,6 +230,7 @@ workload(void)
 	unsigned char rnd[32];
 	int fired = 0, sv[2], l, c, a;
 	void *big;
+	pthread_t th;
 
 	snprintf(path, sizeof(path), "%s/leases.db", workdir);
 	if (priv_seccomp(PRIV_PROFILE_DSTMD) != 0)
@@ -277,6 +287,10 @@ workload(void)
 		return 32;
 	SSL_CTX_free(ctx);
 
+	if (pthread_create(&th, NULL, thread_main, &fired) != 0 || pthread_join(th, NULL) != 0 ||
+	    fired != 2)
+		return 35;
+
 	big = malloc(64 << 20);
 	if (big == NULL)
 		return 33;
@@ -311,6 +325,16 @@ child_ptrace(void)
 	if (priv_seccomp(PRIV_PROFILE_DSTMD) != 0)
 		return 1;
 	syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0);
+	return 0;
+}
+
+static int
+child_fork(void)
+{
+	if (priv_seccomp(PRIV_PROFILE_DSTMD) != 0)
+		return 1;
+	if (fork() == 0)
+		_exit(0);
 	return 0;
 }
 
@@ -364,6 +388,7 @@ test_seccomp_kills_forbidden(void **state)
 	(void)state;
 	assert_killed_sigsys(run_child(child_ptrace));
 	assert_killed_sigsys(run_child(child_execve));
+	assert_killed_sigsys(run_child(child_fork));
 	assert_killed_sigsys(run_child(child_packet_socket));
 	assert_killed_sigsys(run_child(child_raw_dstmd));
 	assert_exit_ok(run_child(child_raw_tep));
