@@ -75,7 +75,32 @@ priv_bound(uint64_t keep)
 	return 0;
 }
 
-/* Permitted = effective = `keep`; inheritable and ambient empty. */
+static uint64_t priv_capmask(cap_t caps, cap_flag_t flag);
+
+/* Are the sets exactly what priv_capset(keep) makes them? */
+static bool
+priv_caps_are(uint64_t keep)
+{
+	cap_t cur = cap_get_proc();
+	cap_value_t c;
+	bool same;
+
+	if (cur == NULL)
+		return false;
+	same = priv_capmask(cur, CAP_PERMITTED) == keep &&
+	       priv_capmask(cur, CAP_EFFECTIVE) == keep && priv_capmask(cur, CAP_INHERITABLE) == 0;
+	cap_free(cur);
+	for (c = 0; same && CAP_AMBIENT_SUPPORTED() && c <= CAP_LAST_CAP; c++)
+		if (cap_get_ambient(c) == 1)
+			same = false;
+	return same;
+}
+
+/*
+ * Permitted = effective = `keep`; inheritable and ambient empty. Nothing is
+ * called when they are already so (dstmd started by systemd without any
+ * capability, under a filter that refuses capset()).
+ */
 static int
 priv_capset(uint64_t keep)
 {
@@ -83,6 +108,8 @@ priv_capset(uint64_t keep)
 	cap_value_t c;
 	int rc = 0;
 
+	if (priv_caps_are(keep))
+		return 0;
 	caps = cap_init(); /* all clear */
 	if (caps == NULL)
 		return -errno;
