@@ -525,28 +525,28 @@ priv_seccomp(enum priv_profile profile)
 	for (i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		if (dataplane)
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-			                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+			                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i], 0));
 		else
 			rc = seccomp_rule_add(
 			    ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-			    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]),
+			    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i], 0),
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)SOCK_STREAM));
 		if (rc == 0 && !dataplane)
 			rc = seccomp_rule_add(
 			    ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-			    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]),
+			    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i], 0),
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)SOCK_DGRAM));
 		if (rc == 0 && !dataplane && families[i] == AF_NETLINK)
 			rc = seccomp_rule_add(
 			    ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-			    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_NETLINK),
+			    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_NETLINK, 0),
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)SOCK_RAW));
 		if (rc < 0)
 			goto out;
 	}
 	for (i = 0; i < sizeof(prctls) / sizeof(prctls[0]); i++) {
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-		                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctls[i]));
+		                      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctls[i], 0));
 		if (rc < 0)
 			goto out;
 	}
