@@ -42,10 +42,15 @@ struct dstmd_pool {
 struct dstmd_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
+	struct ssl_ctx_st *tls;		/* TSP over TLS (issue 7); NULL: plain TCP */
+	bool verify_client;		/* client certificates are checked against client_ca */
 };
+
+enum dstmd_scenario { DSTMD_INTRANET, DSTMD_VPN };
 
 struct dstmd_config {
 	struct cfg *doc;
+	enum dstmd_scenario scenario;
 	const char *database;
 	const char *control;
 	uint32_t lifetime, quarantine;
