@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""The running dstm-tep in the lab (DESIGN §8): packets per second it moves
+through its raw socket + TUN shell, decapsulation (c1 -> v4) and
+encapsulation (v4 -> c1) separately, 64-byte inner UDP packets. A sender in
+the client's (or the IPv4 host's) namespace blasts for a few seconds; the
+rate is what the TEP's counters say it forwarded, divided by the time, next
+to what was offered. Figures only: the senders share the machine's two
+cores with the TEP, so the daemon's ceiling is what is reported when it
+forwards less than is offered.
+
+    DSTM_BUILD=build bench/tep_lab_bench.py [SECONDS]
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lab"))
+
+from lab import TEP6, V44, Lab, client_ipv6  # noqa: E402
+
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+
+DECAP_SENDER = r"""
+import socket, struct, sys, time
+src6, src4, dst4, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+def csum(b):
+    s = sum(struct.unpack("!10H", b))
+    s = (s & 0xffff) + (s >> 16); s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 64, 0, 0, 64, 17, 0,
+                  socket.inet_aton(src4), socket.inet_aton(dst4))
+hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+pkt = hdr + struct.pack("!HHHH", 5000, 9, 44, 0) + b"\0" * 36
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+s.bind((src6, 0))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+n, end, dst = 0, time.monotonic() + secs, ("%s", 0)
+while time.monotonic() < end:
+    for _ in range(256):
+        try:
+            s.sendto(pkt, dst); n += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            time.sleep(0.0001)
+print(n)
+""" % TEP6
+
+ENCAP_SENDER = r"""
+import socket, sys, time
+dst4, secs = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+pkt, n, end = b"\0" * 36, 0, time.monotonic() + secs
+while time.monotonic() < end:
+    for _ in range(256):
+        try:
+            s.sendto(pkt, (dst4, 9)); n += 1
+        except OSError:
+            time.sleep(0.0001)
+print(n)
+"""
+
+
+def rate(lab, node, script, args, counter):
+    before = lab.ctl("tep", "counters")
+    t0 = time.monotonic()
+    r = lab.exec(node, "/usr/bin/python3", "-c", script, *args, str(SECONDS),
+                 timeout=SECONDS + 30, check=True)
+    time.sleep(0.3)  # let the TEP drain its queue
+    dt = time.monotonic() - t0 - 0.3
+    after = lab.ctl("tep", "counters")
+    offered = int(r.stdout.strip())
+    done = after[counter] - before[counter]
+    return offered / dt, done / dt, {k: after[k] - before[k] for k in after
+                                      if k.startswith("drop_") and after[k] != before[k]}
+
+
+def main():
+    lab = Lab(name="tb%d" % os.getpid())
+    try:
+        lab.up(clients=1)
+        c1 = client_ipv6(1)
+        c1v4 = next(b["ipv4"] for b in lab.ctl("tep", "bindings") if b["ipv6"] == c1)
+        print("dstm-tep in the lab: raw IPv6 socket + TUN, 64-byte inner UDP, %.0f s a case"
+              % SECONDS)
+        off, fwd, drops = rate(lab, "c1", DECAP_SENDER, [c1, c1v4, V44], "decap_pkts")
+        print("decap  offered %8.0f pps  forwarded %8.0f pps  drops %s" % (off, fwd, drops))
+        off, fwd, drops = rate(lab, "v4", ENCAP_SENDER, [c1v4], "encap_pkts")
+        print("encap  offered %8.0f pps  forwarded %8.0f pps  drops %s" % (off, fwd, drops))
+    finally:
+        lab.down()
+
+
+if __name__ == "__main__":
+    main()

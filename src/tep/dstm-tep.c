@@ -1,0 +1,164 @@
+/*
+ * dstm-tep: the DSTM tunnel end point (border router). A thin main over
+ * the forwarding core (src/dataplane) and the shell of this directory:
+ * load and check the configuration, build the binding table sized for the
+ * pools, open the data plane, the TSP listener and the control socket,
+ * then run the event loop until SIGTERM or SIGINT.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/addr.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "netlink/nl.h"
+#include "tep/tep.h"
+
+static struct tep tep;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: dstm-tep -c FILE [-d] [-n] [-v]\n");
+	exit(1);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct tep *t = arg;
+
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopbreak(t->base);
+}
+
+/* Learn mode: forget idle learned bindings, a slice of the table a second. */
+static void
+on_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct tep *t = arg;
+
+	dp_set_time(&t->dp, clock_mono_ms());
+	dp_expire(&t->dp, 65536);
+}
+
+static void
+config_dp(const struct tep_config *c, struct dp_config *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->tep6 = c->ipv6;
+	d->tep4 = c->ipv4;
+	d->npools = c->npools;
+	for (unsigned i = 0; i < c->npools; i++) {
+		d->pools[i].addr = c->pool_addr[i];
+		d->pools[i].mask = addr_mask4(c->pool_plen[i]);
+	}
+	/* The TUN MTU is the inner one; the tunnel's IPv6 path is 40 more. */
+	d->mtu = (uint16_t)(c->mtu + 40);
+	d->hop_limit = 64;
+	d->learn = c->mode == TEP_LEARN;
+	d->learn_idle = c->learn_idle;
+	/* The kernel forwards what we write into the TUN device and what it
+	 * routes into it: it does the TTL work on the IPv4 side. */
+	d->decrement_ttl = false;
+	d->icmp_rate = c->icmp_rate;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct tep *t = &tep;
+	const char *file = NULL;
+	bool foreground = false, check = false;
+	int verbose = 0, ch, rc;
+	struct dp_config dc;
+	char err[512];
+	struct cfg *cfg;
+
+	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'd':
+			foreground = true;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (!file || optind != argc)
+		usage();
+	log_init(foreground || check, verbose, "dstm-tep");
+	cfg = cfg_load(file, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (tep_config_parse(cfg, &t->cfg) > 0) {
+		cfg_print_errors(cfg, stderr);
+		cfg_free(cfg);
+		return 1;
+	}
+	cfg_free(cfg);
+	if (check) {
+		char *text = tep_config_dump(&t->cfg);
+
+		printf("%s\n", text);
+		free(text);
+		return 0;
+	}
+
+	/* Sized for the pools, so that no binding ever makes it grow. */
+	t->bt = bt_new_pools(t->cfg.pool_addr, t->cfg.pool_plen, t->cfg.npools);
+	config_dp(&t->cfg, &dc);
+	if (!t->bt || dp_init(&t->dp, &dc, t->bt) < 0)
+		fatalx("cannot set up the binding table");
+	t->nl = nl_open();
+	t->base = event_base_new();
+	if (!t->nl || !t->base)
+		fatal("start-up");
+	if ((rc = tep_io_start(t)) < 0)
+		fatalx("data plane: %s", strerror(-rc));
+	if ((rc = tep_tsp_start(t)) < 0)
+		fatalx("TSP: %s", strerror(-rc));
+	if ((rc = tep_ctl_start(t)) < 0)
+		fatalx("control socket: %s", strerror(-rc));
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+
+	t->ev_sigterm = evsignal_new(t->base, SIGTERM, on_signal, t);
+	t->ev_sigint = evsignal_new(t->base, SIGINT, on_signal, t);
+	t->ev_expire = event_new(t->base, -1, EV_PERSIST, on_expire, t);
+	if (!t->ev_sigterm || !t->ev_sigint || !t->ev_expire)
+		fatal("start-up");
+	event_add(t->ev_sigterm, NULL);
+	event_add(t->ev_sigint, NULL);
+	if (t->cfg.mode == TEP_LEARN) {
+		struct timeval one = {1, 0};
+		event_add(t->ev_expire, &one);
+	}
+	log_info("dstm-tep up: %s mode, %u pool(s)", t->cfg.mode == TEP_SERVER ? "server" : "learn",
+	         t->cfg.npools);
+	event_base_dispatch(t->base);
+
+	tep_ctl_stop(t);
+	tep_tsp_stop(t);
+	tep_io_stop(t);
+	event_free(t->ev_sigterm);
+	event_free(t->ev_sigint);
+	event_free(t->ev_expire);
+	event_base_free(t->base);
+	nl_close(t->nl);
+	bt_free(t->bt);
+	return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * dstm-tep, the DSTM border router (seed 001 §7, DESIGN §1-§2): the
+ * program's shared state. The forwarding core (src/dataplane) does the
+ * packet work; this program is its shell: configuration, the raw IPv6
+ * socket and the TUN device (io.c), the TSP server that dstmd drives and
+ * the control socket (control.c).
+ */
+#ifndef DSTM_TEP_H
+#define DSTM_TEP_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/cfg.h"
+#include "dataplane/dp.h"
+#include "tsp/tsp.h"
+
+#define TEP_MAX_SERVERS 16
+#define TEP_TXQUEUELEN  10000 /* DESIGN §7: a TUN queue longer than the default 500 */
+
+enum tep_mode { TEP_SERVER, TEP_LEARN };
+
+struct tep_server_cfg {
+	struct sockaddr_storage addr; /* the peer address (port unused) */
+	char address[64];
+	char user[128];
+	char secret[256];
+};
+
+struct tep_config {
+	struct in6_addr ipv6;
+	uint32_t ipv4;
+	enum tep_mode mode;
+	unsigned npools;
+	uint32_t pool_addr[DP_MAX_POOLS];
+	unsigned pool_plen[DP_MAX_POOLS];
+	char tun[IFNAMSIZ];
+	unsigned mtu; /* of the TUN device: the inner IPv4 MTU (IPv6 path MTU - 40) */
+	char control[256];
+	char listen[128];
+	struct sockaddr_storage listen_sa;
+	socklen_t listen_salen;
+	unsigned nservers;
+	struct tep_server_cfg servers[TEP_MAX_SERVERS];
+	unsigned learn_idle;
+	unsigned icmp_rate;
+};
+
+/* Fill `out` from a loaded document; returns the number of errors recorded in c. */
+int tep_config_parse(struct cfg *c, struct tep_config *out);
+/* The configuration, normalized, as JSON text (malloc'd). */
+char *tep_config_dump(const struct tep_config *tc);
+
+/* Counters of the shell and of the TSP side (the core has its own). */
+#define TEP_COUNTERS(X)       \
+	X(tsp_refused_peer)   \
+	X(tsp_refused_user)   \
+	X(tsp_create_ok)      \
+	X(tsp_create_refused) \
+	X(tsp_delete_ok)      \
+	X(tsp_delete_unknown) \
+	X(tsp_bad_command)    \
+	X(rx_truncated)       \
+	X(tun_write_errors)
+
+struct tep_counters {
+#define TEP_X(n) uint64_t n;
+	TEP_COUNTERS(TEP_X)
+#undef TEP_X
+};
+
+struct tep_io;
+
+struct tep {
+	struct tep_config cfg;
+	struct event_base *base;
+	struct bt *bt;
+	struct dp dp;
+	struct tep_counters ctr;
+	struct tep_io *io;
+	struct nl *nl;
+	char ifname[IFNAMSIZ];
+	struct ctl_server *ctl;
+	struct evconnlistener *listener;
+	struct tsp_server *tsp[TEP_MAX_SERVERS];
+	unsigned sessions;
+	struct event *ev_expire, *ev_sigterm, *ev_sigint;
+};
+
+/* io.c: open the sockets and the TUN device, route the pools, start reading. */
+int tep_io_start(struct tep *t);
+void tep_io_stop(struct tep *t);
+
+/* control.c: the TSP listener (server mode) and the control socket. */
+int tep_tsp_start(struct tep *t);
+void tep_tsp_stop(struct tep *t);
+int tep_ctl_start(struct tep *t);
+void tep_ctl_stop(struct tep *t);
+
+#endif

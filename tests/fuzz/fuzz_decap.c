@@ -1,0 +1,117 @@
+/*
+ * libFuzzer harness of the TEP's decapsulation path (src/dataplane): the
+ * input is a packet from the IPv6 side (outer header first), handed to
+ * dp_decap() in a buffer with DP_HEADROOM before it, as the daemon's shell
+ * does. The first byte picks the configuration (learn mode, TTL work, ICMP
+ * rate) and is not part of the packet. Beyond the sanitizers, the harness
+ * checks what the shell relies on: a forwarded packet lies inside its
+ * buffer and is at least a header long, a TO_V6 packet starts with an IPv6
+ * header naming the TEP as source, and every packet counted in is counted
+ * out exactly once (forwarded or one drop counter, or an ICMPv6 handled).
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/dp.h"
+
+#define BUFSZ (DP_HEADROOM + 70000)
+
+static struct bt *bt;
+static uint8_t *buf;
+
+static void
+setup(void)
+{
+	struct in6_addr a;
+
+	bt = bt_new(256);
+	buf = malloc(BUFSZ);
+	if (!bt || !buf)
+		abort();
+	inet_pton(AF_INET6, "fd00:d57::11", &a);
+	bt_add(bt, 0xc000020a, 0, 65535, &a, 0, NULL); /* 192.0.2.10 */
+	inet_pton(AF_INET6, "fd00:d57::12", &a);
+	bt_add(bt, 0xc000020b, 0, 65535, &a, 0, NULL);
+	inet_pton(AF_INET6, "fd00:d57::13", &a);
+	bt_add(bt, 0xc0000214, 1024, 2047, &a, 0, NULL); /* 192.0.2.20 shared */
+}
+
+static uint64_t
+sum_drops(const struct dp *dp)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < DPC__COUNT; i++)
+		if (strncmp(dp_counter_name((enum dp_counter)i), "drop_", 5) == 0)
+			n += dp->ctr[i];
+	return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct dp_config cfg;
+	struct dp dp;
+	struct dp_pkt pkt;
+	uint64_t out;
+
+	if (!bt)
+		setup();
+	if (size < 1 || size - 1 > BUFSZ - DP_HEADROOM)
+		return 0;
+	memset(&cfg, 0, sizeof(cfg));
+	inet_pton(AF_INET6, "fd00:d57::2", &cfg.tep6);
+	cfg.tep4 = 0xc6336401;
+	cfg.npools = 1;
+	cfg.pools[0].addr = 0xc0000200;
+	cfg.pools[0].mask = 0xffffff00;
+	cfg.mtu = 1280 + (data[0] & 0x30) * 8;
+	cfg.learn = data[0] & 1;
+	cfg.learn_idle = 1;
+	cfg.decrement_ttl = data[0] & 2;
+	cfg.icmp_rate = data[0] & 4 ? 1000 : 0;
+	if (dp_init(&dp, &cfg, bt) < 0)
+		abort();
+	dp_set_time(&dp, 5000 + (data[0] & 0x40) * 1000);
+
+	memcpy(buf + DP_HEADROOM, data + 1, size - 1);
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.data = buf + DP_HEADROOM;
+	pkt.len = (uint32_t)(size - 1);
+	pkt.headroom = DP_HEADROOM;
+	dp_decap(&dp, &pkt, 1);
+
+	if (dp.ctr[DPC_rx_v6_pkts] != 1)
+		abort();
+	if (pkt.verdict != DP_DROP) {
+		if (pkt.data < buf || pkt.data + pkt.len > buf + BUFSZ ||
+		    pkt.headroom != (uint32_t)(pkt.data - buf))
+			abort();
+		if (pkt.verdict == DP_TO_V4 && (pkt.len < 20 || (pkt.data[0] >> 4) != 4))
+			abort();
+		if (pkt.verdict == DP_TO_V6 &&
+		    (pkt.len < 60 || (pkt.data[0] >> 4) != 6 ||
+		     memcmp(pkt.data + 8, &cfg.tep6, 16) != 0 ||
+		     memcmp(pkt.data + 24, &pkt.dst6, 16) != 0 ||
+		     (uint32_t)(pkt.data[4] << 8 | pkt.data[5]) + 40 != pkt.len))
+			abort();
+	}
+	/* Every packet ends exactly once: forwarded, dropped or consumed. */
+	out = dp.ctr[DPC_decap_pkts] + dp.ctr[DPC_hairpin_pkts] + sum_drops(&dp) +
+	      dp.ctr[DPC_pmtu_updates];
+	if (out == 0) {
+		/* A PTB that changed nothing (the MTU was already lower). */
+		if (dp.ctr[DPC_icmp6_rx] != 1)
+			abort();
+	} else if (out != 1) {
+		abort();
+	}
+	/* Learned bindings must not pile up across runs beyond the pool. */
+	if (bt_count(bt) > 3 + 256)
+		abort();
+	return 0;
+}
