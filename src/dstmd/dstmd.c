@@ -406,6 +406,8 @@ main(int argc, char **argv)
 	lease_foreach(d.leases, stale_one, &d);
 	if (access_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
+	if (dhcp_init(&d) != 0)
+		fatalx("cannot start the DHCPv6 server (see above)");
 	make_parent(d.cfg->control);
 	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
 		fatal("control socket %s", d.cfg->control);
@@ -430,6 +432,7 @@ main(int argc, char **argv)
 	ctl_server_free(d.ctl);
 	access_fini(&d);
 	tepctl_free(d.tepctl);
+	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
 	event_free(d.commit_ev);
 	event_free(d.durable_ev);
 	event_free(d.expiry_ev);

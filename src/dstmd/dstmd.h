@@ -92,6 +92,12 @@ void access_notify_delete(struct dstmd *d, const struct lease *l);
 void access_conn_closed(struct dstmd *d);
 json_t *access_counters(const struct dstmd *d);
 
+/* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */
+int dhcp_init(struct dstmd *d);
+void dhcp_fini(struct dstmd *d);
+/* Add the dhcp6_* counters to `o`. */
+void dhcp_counters(const struct dstmd *d, json_t *o);
+
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
 
