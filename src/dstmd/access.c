@@ -142,6 +142,7 @@ status_slot(int status)
 		return 4;
 	case TSP_UNSUPPORTED_TUNNEL:
 	case TSP_INVALID_REQUEST:
+	case TSP_NO_MORE_TUNNELS:
 		return 5;
 	default:
 		return status >= TSP_REDIRECT ? 6 : 7;
@@ -150,7 +151,7 @@ status_slot(int status)
 
 static const char *const status_names[8] = {
 	"reply_200_success",	    "reply_306_pool_exhausted", "reply_307_tep_error",
-	"reply_308_unavailable",    "reply_309_310_bad_address", "reply_303_500_bad_request",
+	"reply_308_unavailable",    "reply_309_310_bad_address", "reply_301_303_500_refused",
 	"reply_1000_redirect",	    "reply_other",
 };
 
@@ -404,6 +405,18 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		return;
 	}
 	client_identity(s, &v6, identity, sizeof(identity));
+	/*
+	 * Pool exhaustion (seed 000, issue 7): a new lease for a /64 that
+	 * already holds its share is refused with 301 "no more tunnels".
+	 */
+	if (!lease_find_identity(d->leases, identity) &&
+	    lease_count_64(d->leases, &v6) >= d->per_64) {
+		d->ctr.quota_64++;
+		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
+			     addr_fmt_v6(&v6, a6), d->per_64);
+		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+		return;
+	}
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
 		/* Nothing could be bound: do not take an address for nothing. */
 		session_reply(s, TSP_TEP_CONFIG_ERROR, NULL);
@@ -748,6 +761,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "tep_refused", json_integer((json_int_t)d->ctr.tep_refused));
 	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
 	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
+	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
+	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));
 	json_object_set_new(o, "sessions_bound", json_integer((json_int_t)d->nsessions_bound));

@@ -29,7 +29,8 @@ static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
 				       "require_client_certificate", NULL};
 static const char *const limit_keys[] = {"connections", "line_length", "content_length",
-					 "xml_depth", "handshake_timeout", "idle_timeout", NULL};
+					 "xml_depth", "handshake_timeout", "idle_timeout", "per_64",
+					 NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
 					  NULL};
 
@@ -565,6 +566,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->handshake_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
 	c->idle_timeout = (unsigned)v;
+	cfg_int(doc, "/limits/per_64", false, 0, 0, 1 << 24, &v);
+	c->per_64 = (unsigned)v;
 	load_dhcp6(c);
 	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
 	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)

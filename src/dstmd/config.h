@@ -97,6 +97,7 @@ struct dstmd_config {
 	size_t nredirect;
 	struct tsp_limits limits;
 	unsigned max_connections, handshake_timeout, idle_timeout;
+	unsigned per_64;		/* active TSP leases per client /64; 0: half the pools */
 	struct dstmd_dhcp6 dhcp6;
 };
 

@@ -381,6 +381,18 @@ main(int argc, char **argv)
 				 sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
+	d.per_64 = d.cfg->per_64;
+	if (!d.per_64) {
+		uint64_t total = 0;
+
+		for (size_t i = 0; i < d.cfg->npools; i++) {
+			struct pool_stats st;
+
+			pool_stats(d.pools[i], &st);
+			total += st.size;
+		}
+		d.per_64 = total / 2 > 0 ? (unsigned)(total / 2) : 1;
+	}
 	if (store_async_start(d.store) != 0)
 		fatalx("%s: cannot start the writer thread", d.cfg->database);
 

@@ -46,7 +46,7 @@ struct dbatch {
 struct dstmd_counters {
 	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
 	uint64_t status[8]; /* replies by class: see access.c status_slot() */
-	uint64_t bad_address, bad_type, accept_paused;
+	uint64_t bad_address, bad_type, accept_paused, quota_64;
 };
 
 struct dstmd {
@@ -68,6 +68,7 @@ struct dstmd {
 	struct session **sessions; /* open-addressed by identity */
 	size_t nsessions_slots, nsessions_bound;
 	unsigned nconns;
+	unsigned per_64; /* the per-/64 quota in force */
 	bool accept_paused;
 	int64_t started;
 	struct dstmd_counters ctr;

@@ -151,5 +151,7 @@ int lease_commit_async(struct lease_mgr *m, uint64_t *ticket);
 bool lease_mgr_failed(const struct lease_mgr *m);
 
 void lease_counters(const struct lease_mgr *m, struct lease_counters *c);
+/* Active leases whose client address is in the /64 of `v6` (per-/64 quotas). */
+unsigned lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6);
 
 #endif

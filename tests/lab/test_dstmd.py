@@ -254,7 +254,8 @@ def test_hostile_bytes_do_not_hurt(dstmd):
 
 
 def test_exhaustion_and_redirect(tmp):
-    d = Dstmd(tmp, pools=[{"name": "small", "ranges": ["192.0.2.10-192.0.2.11"]}]).start()
+    d = Dstmd(tmp, pools=[{"name": "small", "ranges": ["192.0.2.10-192.0.2.11"]}],
+              limits={"per_64": 8}).start()
     try:
         assert Tsp(d.port).create("fd00:d57::41")[0] == 200
         assert Tsp(d.port).create("fd00:d57::42")[0] == 200
@@ -262,7 +263,7 @@ def test_exhaustion_and_redirect(tmp):
     finally:
         d.kill()
     d = Dstmd(tmp, pools=[{"name": "small", "ranges": ["192.0.2.10-192.0.2.11"]}],
-              redirect=["[fd00:d57::3]:3653"]).start()
+              redirect=["[fd00:d57::3]:3653"], limits={"per_64": 8}).start()
     try:
         st, xml = Tsp(d.port).create("fd00:d57::43")
         assert st == 1000 and "fd00:d57::3" in xml

@@ -243,7 +243,6 @@ def test_descriptor_exhaustion_pauses_accept(start):
             s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7: per-/64 quotas not implemented in dstmd yet")
 def test_pool_exhaustion_from_one_64(start):
     """seed 000: pool exhaustion. One attacker -- 200 ANONYMOUS identities
     from fd00:bad::/64 holding their sessions, plus 200 stalled handshakes --

@@ -543,6 +543,58 @@ test_failed_commit(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * Active leases per /64 follow every change: new leases, moves to another
+ * /64, releases, expiries and a reload; thousands of /64s exercise the
+ * table's growth and deletions.
+ */
+static void
+test_count_per_64(void **state)
+{
+	struct world w;
+	char id[32], a6[64];
+	const struct lease *l;
+	unsigned expect[600] = {0};
+	struct in6_addr p;
+
+	up(&w, "10.0.0.0/16", 0, 1000);
+	for (unsigned i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "id%u", i);
+		snprintf(a6, sizeof(a6), "fd00:%x::%x", i % 600, i);
+		acq(&w, id, a6, 0, 1000, NULL, 0);
+		expect[i % 600]++;
+	}
+	/* Release every third; move every seventh of the rest to /64 599. */
+	for (unsigned i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "id%u", i);
+		if (i % 3 == 0) {
+			assert_non_null(l = lease_find_identity(w.m, id));
+			assert_int_equal(lease_release(w.m, l, 1010), 0);
+			expect[i % 600]--;
+		} else if (i % 7 == 0) {
+			snprintf(a6, sizeof(a6), "fd00:257::%x", i);
+			acq(&w, id, a6, 0, 1010, NULL, 0);
+			expect[i % 600]--;
+			expect[599]++;
+		}
+	}
+	assert_int_equal(lease_commit(w.m), 0);
+	for (unsigned k = 0; k < 600; k++) {
+		snprintf(a6, sizeof(a6), "fd00:%x::1", k);
+		p = v6(a6);
+		assert_int_equal(lease_count_64(w.m, &p), expect[k]);
+	}
+	/* Everything expires: every count goes to zero. */
+	lease_expire(w.m, 1000 + pol.lifetime + 20, NULL, NULL);
+	for (unsigned k = 0; k < 600; k++) {
+		snprintf(a6, sizeof(a6), "fd00:%x::1", k);
+		p = v6(a6);
+		assert_int_equal(lease_count_64(w.m, &p), 0);
+	}
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
 int
 main(void)
 {
@@ -555,6 +607,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_count_per_64, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
