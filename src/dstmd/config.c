@@ -16,7 +16,7 @@
 
 static const char *const top_keys[] = {"scenario", "database", "control", "lifetime",
 				       "quarantine", "listen", "auth", "pools", "teps",
-				       "redirect", "limits", "dhcpv6", NULL};
+				       "redirect", "limits", "dhcpv6", "user", "seccomp", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
 					NULL};
@@ -522,6 +522,8 @@ dstmd_config_load(const char *path, FILE *errf)
 		c->scenario = (enum dstmd_scenario)sc;
 	}
 	cfg_str(doc, "/database", false, "/var/lib/dstm/leases.db", &c->database);
+	cfg_str(doc, "/user", false, "dstm", &c->user);
+	cfg_bool(doc, "/seccomp", false, true, &c->seccomp);
 	cfg_str(doc, "/control", false, "/run/dstm/dstmd.sock", &c->control);
 	cfg_int(doc, "/lifetime", false, 3600, 10, 7 * 86400, &v);
 	c->lifetime = (uint32_t)v;

@@ -79,6 +79,8 @@ struct dstmd_config {
 	struct cfg *doc;
 	enum dstmd_scenario scenario;
 	const char *database;
+	const char *user;		/* run as this user after start-up; "": stay root */
+	bool seccomp;			/* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
 	struct dstmd_listen *listens;

@@ -17,6 +17,7 @@
 #include "common/cfg.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/privdrop.h"
 #include "dstmd/dstmd.h"
 
 /* A "delete" to send, once the expiry or release that caused it is durable. */
@@ -393,8 +394,6 @@ main(int argc, char **argv)
 		}
 		d.per_64 = total / 2 > 0 ? (unsigned)(total / 2) : 1;
 	}
-	if (store_async_start(d.store) != 0)
-		fatalx("%s: cannot start the writer thread", d.cfg->database);
 
 	if (!(d.base = event_base_new()))
 		fatalx("event_base_new failed");
@@ -404,9 +403,6 @@ main(int argc, char **argv)
 	d.batches_tail = &d.batches;
 	d.commit_ev = event_new(d.base, -1, 0, commit_cb, &d);
 	event_priority_set(d.commit_ev, 1);
-	d.durable_ev = event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST,
-				 durable_cb, &d);
-	event_add(d.durable_ev, NULL);
 	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
@@ -423,6 +419,22 @@ main(int argc, char **argv)
 	make_parent(d.cfg->control);
 	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
 		fatal("control socket %s", d.cfg->control);
+	/*
+	 * What needs root is done (listeners, the DHCPv6 port, the database
+	 * and the control socket are open): no capability is kept, and the
+	 * rest of the process's life is confined (issue 7). This precedes the
+	 * writer thread, which inherits both, and the first byte of input.
+	 */
+	if (d.cfg->user[0] && priv_drop(d.cfg->user, 0) != 0)
+		fatalx("cannot run as user \"%s\" (see above; \"user\": \"\" keeps root)",
+		       d.cfg->user);
+	if (d.cfg->seccomp && priv_seccomp(PRIV_PROFILE_DSTMD) != 0)
+		fatalx("cannot install the seccomp filter (\"seccomp\": false turns it off)");
+	if (store_async_start(d.store) != 0)
+		fatalx("%s: cannot start the writer thread", d.cfg->database);
+	d.durable_ev = event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST,
+				 durable_cb, &d);
+	event_add(d.durable_ev, NULL);
 	dstmd_rearm_expiry(&d);
 	{
 		struct lease_counters lc;
