@@ -15,7 +15,10 @@
  * lwAFTR's in-memory bench on these machines, about 13 Mpps each way with
  * 1,000 softwires. Figures only, never pass/fail.
  *
- * Usage: dp-bench [-n PACKETS] (default 20,000,000 a case)
+ * Each figure is the best of REPS runs: the machine is shared, and other
+ * work only ever slows a run down.
+ *
+ * Usage: dp-bench [-n PACKETS] (a run; default 4,000,000)
  */
 #include <arpa/inet.h>
 #include <sched.h>
@@ -29,6 +32,7 @@
 
 #define SNABB_MPPS 13.0
 #define RING       256 /* packet buffers, reused like a NIC ring */
+#define REPS       5   /* runs a case; the best counts */
 #define SLOT       256
 #define KEYS       (1u << 22)
 #define INNER      64
@@ -157,7 +161,7 @@ run(struct dp *dp, bool decap, bool core, uint64_t npkts, uint64_t *ok)
 int
 main(int argc, char **argv)
 {
-	uint64_t npkts = 20000000;
+	uint64_t npkts = 4000000;
 	const uint32_t sizes[] = {1000, 1000000};
 	struct dp_config cfg;
 	cpu_set_t cpus;
@@ -198,8 +202,9 @@ main(int argc, char **argv)
 	keys = malloc(KEYS * sizeof(*keys));
 	if (!keys)
 		return 1;
-	printf("dp-bench: %llu packets a case, %d-byte inner packets, batches of %d, one core\n",
-	       (unsigned long long)npkts, INNER, DP_BATCH);
+	printf("dp-bench: best of %d runs of %llu packets, %d-byte inner packets, batches of %d, "
+	       "one core\n",
+	       REPS, (unsigned long long)npkts, INNER, DP_BATCH);
 	printf("%-6s %10s %12s %12s %12s %10s\n", "path", "bindings", "Mpps", "Mpps(core)",
 	       "ns/pkt", "vs Snabb");
 	for (unsigned s = 0; s < 2; s++) {
@@ -228,8 +233,16 @@ main(int argc, char **argv)
 			double t_fill, t;
 
 			run(&dp, d, true, npkts / 10, &ok); /* warm up */
-			t_fill = run(&dp, d, false, npkts, &ok2);
-			t = run(&dp, d, true, npkts, &ok);
+			/* Best of REPS: the machine is shared, interference only slows. */
+			t_fill = t = 1e9;
+			for (int rep = 0; rep < REPS; rep++) {
+				double dt = run(&dp, d, false, npkts, &ok2);
+				if (dt < t_fill)
+					t_fill = dt;
+				dt = run(&dp, d, true, npkts, &ok);
+				if (dt < t)
+					t = dt;
+			}
 			if (ok != npkts) {
 				fprintf(stderr, "dp-bench: %llu of %llu packets forwarded\n",
 				        (unsigned long long)ok, (unsigned long long)npkts);

@@ -48,21 +48,21 @@ enum client_state { ST_IDLE, ST_ACQUIRING, ST_BOUND, ST_EXPIRED };
 static const char *const state_names[] = {"idle", "acquiring", "bound", "expired"};
 
 /* Every drop reason has a counter (STYLE.md). */
-#define COUNTERS(X)                                                                             \
-	X(tun_rx_packets)                                                                       \
-	X(tun_rx_bytes)                                                                         \
-	X(tunnel_tx_packets)                                                                    \
-	X(tunnel_tx_bytes) X(tunnel_rx_packets) X(tunnel_rx_bytes) X(tun_tx_packets)            \
-	    X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source)               \
-	        X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big) X(drop_send_error)     \
-	            X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write) \
-	                X(drop_early_table_full) X(early_translated_out) X(early_translated_in) \
-	                    X(icmp_frag_needed_sent) X(mtu_updates) X(backpressure_waits)       \
-	                        X(queued) X(sessions) X(session_failures) X(auth_failures)      \
-	                            X(acquisitions) X(acquire_failures) X(renewals)             \
-	                                X(renewal_failures) X(redirects) X(server_deletes)      \
-	                                    X(expiries) X(releases) X(unknown_commands)         \
-	                                        X(address_changes)
+#define COUNTERS(X)                                                                                \
+	X(tun_rx_packets)                                                                          \
+	X(tun_rx_bytes)                                                                            \
+	X(tunnel_tx_packets)                                                                       \
+	X(tunnel_tx_bytes)                                                                         \
+	X(tunnel_rx_packets) X(tunnel_rx_bytes) X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) \
+	    X(drop_malformed) X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed)          \
+	        X(drop_too_big) X(drop_send_error) X(drop_not_tep) X(drop_not_bound)               \
+	            X(drop_bad_destination) X(drop_tun_write) X(drop_early_table_full)             \
+	                X(early_translated_out) X(early_translated_in) X(icmp_frag_needed_sent)    \
+	                    X(mtu_updates) X(backpressure_waits) X(queued) X(sessions)             \
+	                        X(session_failures) X(auth_failures) X(acquisitions)               \
+	                            X(acquire_failures) X(renewals) X(renewal_failures)            \
+	                                X(redirects) X(server_deletes) X(expiries) X(releases)     \
+	                                    X(unknown_commands) X(address_changes)
 
 struct counters {
 #define X(name) uint64_t name;

@@ -7,12 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "dstmd/config.h"
 
-static const char *const top_keys[] = {"database", "control", "lifetime", "quarantine", "listen",
-				       "auth", "pools", "teps", "redirect", "limits", "dhcpv6", NULL};
+static const char *const top_keys[] = {"scenario", "database", "control", "lifetime",
+				       "quarantine", "listen", "auth", "pools", "teps",
+				       "redirect", "limits", "dhcpv6", NULL};
+static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
 					NULL};
 static const char *const pool_keys[] = {"name", "prefixes", "ranges", "exclude",
@@ -20,7 +25,9 @@ static const char *const pool_keys[] = {"name", "prefixes", "ranges", "exclude",
 static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control",
 				       NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
-static const char *const listen_keys[] = {"address", NULL};
+static const char *const listen_keys[] = {"address", "tls", NULL};
+static const char *const tls_keys[] = {"certificate", "key", "client_ca",
+				       "require_client_certificate", NULL};
 static const char *const limit_keys[] = {"connections", "line_length", "content_length",
 					 "xml_depth", "handshake_timeout", "idle_timeout", NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
@@ -250,6 +257,85 @@ load_auth(struct dstmd_config *c)
 	}
 }
 
+/* The last OpenSSL error as text, for a configuration message. */
+static const char *
+ssl_error(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	if (!e)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+/*
+ * TSP over TLS (issue 7): TLS 1.2 and 1.3 only, the certificate chain and
+ * key of the config, and optionally client certificates checked against
+ * a CA file. Every failure is a configuration error naming the file.
+ */
+static void
+load_tls(struct dstmd_config *c, size_t i, struct dstmd_listen *ln)
+{
+	struct cfg *doc = c->doc;
+	const char *cert, *key, *ca;
+	bool require;
+	char p[64], q[192], e[256];
+	SSL_CTX *ctx;
+
+	snprintf(p, sizeof(p), "/listen/%zu/tls", i);
+	if (!cfg_at(doc, p))
+		return;
+	cfg_check_keys(doc, p, tls_keys);
+	snprintf(q, sizeof(q), "%s/certificate", p);
+	cfg_str(doc, q, true, NULL, &cert);
+	snprintf(q, sizeof(q), "%s/key", p);
+	cfg_str(doc, q, true, NULL, &key);
+	snprintf(q, sizeof(q), "%s/client_ca", p);
+	cfg_str(doc, q, false, NULL, &ca);
+	snprintf(q, sizeof(q), "%s/require_client_certificate", p);
+	cfg_bool(doc, q, false, false, &require);
+	if (require && !ca)
+		cfg_error(doc, q, "requiring client certificates needs a \"client_ca\" to check them");
+	if (!cert || !key)
+		return;
+	if (!(ctx = SSL_CTX_new(TLS_server_method()))) {
+		cfg_error(doc, p, "cannot create a TLS context: %s", ssl_error(e, sizeof(e)));
+		return;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	snprintf(q, sizeof(q), "%s/certificate", p);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		cfg_error(doc, q, "%s: %s", cert, ssl_error(e, sizeof(e)));
+		goto fail;
+	}
+	snprintf(q, sizeof(q), "%s/key", p);
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		cfg_error(doc, q, "%s: %s (is it the key of the certificate?)", key,
+			  ssl_error(e, sizeof(e)));
+		goto fail;
+	}
+	if (ca) {
+		snprintf(q, sizeof(q), "%s/client_ca", p);
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			cfg_error(doc, q, "%s: %s", ca, ssl_error(e, sizeof(e)));
+			goto fail;
+		}
+		SSL_CTX_set_verify(ctx,
+				   SSL_VERIFY_PEER | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+				   NULL);
+		ln->verify_client = true;
+	}
+	ln->tls = ctx;
+	return;
+fail:
+	SSL_CTX_free(ctx);
+}
+
 static void
 load_listen(struct dstmd_config *c)
 {
@@ -279,10 +365,12 @@ load_listen(struct dstmd_config *c)
 		if (!cfg_str(doc, p, true, NULL, &s) || !s)
 			continue;
 		if (!addr_parse_endpoint(s, TSP_PORT, &c->listens[c->nlistens].addr,
-					 &c->listens[c->nlistens].len))
+					 &c->listens[c->nlistens].len)) {
 			cfg_error(doc, p, "\"%s\" is not an endpoint ([v6]:port or v4:port)", s);
-		else
-			c->nlistens++;
+			continue;
+		}
+		load_tls(c, i, &c->listens[c->nlistens]);
+		c->nlistens++;
 	}
 }
 
@@ -426,6 +514,12 @@ dstmd_config_load(const char *path, FILE *errf)
 		goto fail;
 	}
 	cfg_check_keys(doc, "/", top_keys);
+	{
+		int sc;
+
+		cfg_enum(doc, "/scenario", false, DSTMD_INTRANET, scenarios, &sc);
+		c->scenario = (enum dstmd_scenario)sc;
+	}
 	cfg_str(doc, "/database", false, "/var/lib/dstm/leases.db", &c->database);
 	cfg_str(doc, "/control", false, "/run/dstm/dstmd.sock", &c->control);
 	cfg_int(doc, "/lifetime", false, 3600, 10, 7 * 86400, &v);
@@ -453,6 +547,11 @@ dstmd_config_load(const char *path, FILE *errf)
 				c->nredirect++;
 		}
 	}
+	/* seed 000: in the VPN scenario clients are authenticated, never known by their address. */
+	if (c->scenario == DSTMD_VPN && c->anonymous)
+		cfg_error(doc, "/auth/mechanisms",
+			  "the vpn scenario refuses ANONYMOUS: clients must authenticate "
+			  "(remove it, or set \"scenario\": \"intranet\")");
 	cfg_check_keys(doc, "/limits", limit_keys);
 	cfg_int(doc, "/limits/connections", false, 10000, 1, 1000000, &v);
 	c->max_connections = (unsigned)v;
@@ -467,6 +566,10 @@ dstmd_config_load(const char *path, FILE *errf)
 	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
 	c->idle_timeout = (unsigned)v;
 	load_dhcp6(c);
+	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
+	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)
+		cfg_error(doc, "/dhcpv6", "the vpn scenario does not allocate over DHCPv6 "
+					  "(seed 000); disable it or use \"scenario\": \"intranet\"");
 	if (cfg_nerrors(doc) == 0)
 		return c;
 fail:
@@ -485,6 +588,8 @@ dstmd_config_free(struct dstmd_config *c)
 		free(c->pools[i].excludes);
 	}
 	free(c->pools);
+	for (size_t i = 0; i < c->nlistens; i++)
+		SSL_CTX_free(c->listens[i].tls);
 	for (size_t i = 0; i < c->nteps; i++)
 		free(c->teps[i].clients);
 	free(c->teps);

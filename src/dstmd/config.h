@@ -42,7 +42,11 @@ struct dstmd_pool {
 struct dstmd_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
+	struct ssl_ctx_st *tls;		/* TSP over TLS (issue 7); NULL: plain TCP */
+	bool verify_client;		/* client certificates are checked against client_ca */
 };
+
+enum dstmd_scenario { DSTMD_INTRANET, DSTMD_VPN };
 
 /* The "dhcpv6" section: dstmd as a DHCPv6 server for DSTM (src/dstmd/dhcp.c). */
 struct dstmd_dhcp6_key {
@@ -73,6 +77,7 @@ struct dstmd_dhcp6 {
 
 struct dstmd_config {
 	struct cfg *doc;
+	enum dstmd_scenario scenario;
 	const char *database;
 	const char *control;
 	uint32_t lifetime, quarantine;

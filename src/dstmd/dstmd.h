@@ -59,6 +59,7 @@ struct dstmd {
 	struct tepctl *tepctl;
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
+	void *listener_ctx; /* access.c's, one per listener */
 	size_t nlisteners;
 	struct event *commit_ev, *durable_ev, *expiry_ev, *sigterm_ev, *sigint_ev;
 	struct deferred *after_commit, **after_commit_tail;

@@ -221,16 +221,42 @@ def test_packet_too_big_reaches_the_ipv4_sender(lab, tep):
     assert r.stdout.split() == ["3", "4", "1260"]
     wait_delta(lab, before, {"drop_too_big_df": 1, "icmp4_sent_frag_needed": 1,
                              "encap_pkts": 0})
+    # Without DF the IPv6 packet is fragmented (RFC 2473 §7.1) and c2 gets it whole.
+    listener = subprocess.Popen(
+        [LAB_SCRIPT, "exec", "c2", PY, "-c",
+         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+         "s.bind(('%s',5001))\ns.settimeout(8)\nprint(len(s.recvfrom(4000)[0]))" % c2v4],
+        env=lab._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    before = counters(lab)
+    lab.exec("v4", PY, "-c", "from scapy.all import *\nconf.verb=0\n"
+             "send(IP(dst='%s')/UDP(sport=80,dport=5001)/Raw(b'z'*1372))" % c2v4, check=True)
+    out, err = listener.communicate(timeout=15)
+    assert out.strip() == "1372", err
+    wait_delta(lab, before, {"encap_pkts": 1, "encap_v6_fragmented": 1, "drop_too_big_df": 0})
+
+
+def test_icmp_errors_reach_the_client_they_concern(lab, tep):
+    c1, c1v4 = tep["c1"]
+    before = counters(lab)
+    b_before = binding_of(lab, c1)
+    lab.exec("v4", PY, "-c", "from scapy.all import *\nconf.verb=0\n"
+             "send(IP(dst='%s')/ICMP(type=3,code=3)/IP(src='%s',dst='%s')"
+             "/UDP(sport=5000,dport=9))" % (c1v4, c1v4, V44), check=True)
+    wait_delta(lab, before, {"encap_pkts": 1})
+    assert binding_of(lab, c1)["pkts_out"] - b_before["pkts_out"] == 1
 
 
 def test_tsp_only_from_configured_servers(lab, tep):
     before = counters(lab)
     r = lab.exec("c1", PY, "-c",
                  "import socket\ns=socket.create_connection(('%s',3653),timeout=3)\n"
-                 "s.sendall(b'VERSION=2.0.0\\r\\n')\ns.settimeout(3)\n"
-                 "print(repr(s.recv(100)))" % TEP6, timeout=15)
+                 "s.settimeout(3)\ntry:\n    s.sendall(b'VERSION=2.0.0\\r\\n')\n"
+                 "    print('closed' if s.recv(100) == b'' else 'answered')\n"
+                 "except (ConnectionResetError, BrokenPipeError):\n    print('closed')\n"
+                 % TEP6, timeout=15)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "b''"  # closed without a word
+    assert r.stdout.strip() == "closed"  # not a word from the TEP
     wait_delta(lab, before, {"tsp_refused_peer": 1, "tsp_sessions": 0})
 
 
@@ -288,3 +314,85 @@ def test_restart_restores_bindings_within_2s(lab, tep):
     assert elapsed < 2.0, "bindings restored after %.2f s" % elapsed
     c1, _ = tep["c1"]
     lab.exec("c1", "ping", "-c", "1", "-W", "2", V44, check=True)
+
+
+def restart_tep(lab, config_text):
+    """Stop the TEP, write its configuration, start it again; wait until it answers."""
+    pidfile = lab.path("tep", "tep.pid")
+    with open(pidfile) as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    with open(lab.path("tep", "tep.json"), "w") as f:
+        f.write(config_text)
+    log = open(lab.path("tep", "tep.log"), "a")
+    p = subprocess.Popen(["ip", "netns", "exec", lab.netns("tep"),
+                          os.path.join(lab.build, "src/tep/dstm-tep"), "-d", "-c",
+                          lab.path("tep", "tep.json")],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    with open(pidfile, "w") as f:
+        f.write("%d\n" % p.pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            return lab.ctl("tep", "status", timeout=1)
+        except Exception:
+            time.sleep(0.1)
+    raise AssertionError("dstm-tep did not come back")
+
+
+def test_config_errors_name_file_and_line(lab, tep):
+    bad = lab.path("tep", "bad.json")
+    with open(bad, "w") as f:
+        f.write('{\n  "ipv6": "fd00:d57::2",\n  "ipv4": "198.51.100.1",\n'
+                '  "pools": ["192.0.2.0/33"],\n  "mode": "learn",\n  "colour": 1\n}\n')
+    r = subprocess.run([os.path.join(lab.build, "src/tep/dstm-tep"), "-n", "-c", bad],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    assert r.returncode == 1
+    assert bad + ":4: /pools/0:" in r.stderr
+    assert bad + ":6: /colour:" in r.stderr
+    r = subprocess.run([os.path.join(lab.build, "src/tep/dstm-tep"), "-n", "-c",
+                        lab.path("tep", "tep.json")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert '"mode": "server"' in r.stdout
+
+
+def test_learn_mode(lab, tep):
+    """Seed 002 §5.2: the TEP learns from traffic, only inside the pools, and a
+    learned binding does not move to another client while it is in use."""
+    c1, c1v4 = tep["c1"]
+    c2, c2v4 = tep["c2"]
+    with open(lab.path("tep", "tep.json")) as f:
+        server_config = f.read()
+    import json
+    cfg = json.loads(server_config)
+    cfg["mode"] = "learn"
+    cfg["learn_idle"] = 60
+    for k in ("listen", "servers"):
+        cfg.pop(k, None)
+    try:
+        st = restart_tep(lab, json.dumps(cfg, indent=2))
+        assert st["mode"] == "learn" and st["bindings"] == 0
+        before = counters(lab)
+        lab.exec("c1", "ping", "-c", "2", "-i", "0.2", "-W", "2", V44, check=True)
+        after = wait_delta(lab, before, {"learned": 1, "decap_pkts": 2, "encap_pkts": 2})
+        b = binding_of(lab, c1)
+        assert b["ipv4"] == c1v4 and b["origin"] == "learned"
+        before = after
+        send_4in6(lab, "c2", c2, "IP(src='%s', dst='%s')/UDP(sport=1, dport=9)" % (c1v4, V44),
+                  "IP(src='203.0.113.9', dst='%s')/UDP(sport=1, dport=9)" % V44)
+        wait_delta(lab, before, {"drop_spoofed_v6_src": 1, "drop_no_binding_src": 1,
+                                 "learned": 0, "learn_replaced": 0})
+        assert binding_of(lab, c1)["ipv4"] == c1v4
+    finally:
+        restart_tep(lab, server_config)
+        deadline = time.monotonic() + 5
+        while len(lab.ctl("tep", "bindings")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
