@@ -8,11 +8,15 @@
               (iperf3, a ratio);
   cpu         the client's CPU seconds per gigabit it carried.
 
-The peer is tests/lab/client_peer.py (a TSP server and a TEP in Python),
-so the throughput ratio is bounded by that TEP, not by the client; the
-CPU per gigabit is the client's own. Runs as root, a few seconds each.
+With --lab the figures come from the namespace lab of scripts/lab (real
+dstmd and dstm-tep; plain IPv6 is c1 to srv across the same bridge,
+the tunnel c1 to v4). Without it the peer is tests/lab/client_peer.py (a
+TSP server and a TEP in Python), so the throughput ratio is bounded by
+that TEP, not by the client. The CPU per gigabit is the client's own
+(with the kernel work done in its context, veth delivery included). Runs
+as root, a few seconds each.
 
-usage: DSTM_BUILD=build bench/client_bench.py [--seconds N] [--runs N]
+usage: DSTM_BUILD=build bench/client_bench.py [--lab] [--seconds N] [--runs N]
 """
 import argparse
 import json
@@ -81,11 +85,77 @@ def iperf(bed, target, seconds, bind=None):
     return j["end"]["sum_received"]["bits_per_second"], j["end"]["sum_received"]["bytes"]
 
 
+def lab_iperf(lab, server_node, target, seconds):
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.netns(server_node), "iperf3", "-s", "-1",
+                            "-B", target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        r = lab.exec("c1", "iperf3", "-J", "-c", target, "-t", str(seconds), timeout=seconds + 20)
+    finally:
+        srv.wait(10)
+    j = json.loads(r.stdout)
+    return j["end"]["sum_received"]["bits_per_second"], j["end"]["sum_received"]["bytes"]
+
+
+def lab_main(a):
+    from lab import SRV6, V44, Lab
+
+    lab = Lab(name="cb%d" % os.getpid())
+    try:
+        lab.up(clients=2)
+        ms = []
+        conf = json.load(open(lab.path("c2", "c2.json")))
+        conf["mode"] = "on-demand"
+        path = lab.path("c2", "on-demand.json")
+        with open(path, "w") as f:
+            json.dump(conf, f)
+        for i in range(a.runs):
+            pid = int(open(lab.path("c2", "c2.pid")).read())
+            os.kill(pid, 15)
+            for _ in range(100):
+                if not os.path.exists("/proc/%d" % pid):
+                    break
+                time.sleep(0.05)
+            p = subprocess.Popen(["ip", "netns", "exec", lab.netns("c2"),
+                                  os.path.join(lab.build, "src/client/dstm-client"), "-d", "-c",
+                                  path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with open(lab.path("c2", "c2.pid"), "w") as f:
+                f.write("%d\n" % p.pid)
+            for _ in range(100):
+                if lab.exec("c2", "dstmctl", "-t", "1", "status").returncode == 0:
+                    break
+                time.sleep(0.05)
+            r = lab.exec("c2", "python3", "-c",
+                         "import socket,time\n"
+                         "t0=time.perf_counter(); s=socket.create_connection(('%s',80),5)\n"
+                         "print((time.perf_counter()-t0)*1000)\n" % V44)
+            ms.append(float(r.stdout))
+        ms.sort()
+        print("on-demand first packet (TCP SYN) to its reply: median %.1f ms "
+              "(min %.1f, max %.1f, %d runs)" % (ms[len(ms) // 2], ms[0], ms[-1], len(ms)))
+        plain, _ = lab_iperf(lab, "srv", SRV6, a.seconds)
+        pid = int(open(lab.path("c1", "c1.pid")).read())
+        c0 = cpu_seconds(pid)
+        tun, nbytes = lab_iperf(lab, "v4", V44, a.seconds)
+        c1 = cpu_seconds(pid)
+        gbit = nbytes * 8 / 1e9
+        print("TCP plain IPv6 c1->srv: %.0f Mbit/s; through the tunnel c1->v4: %.0f Mbit/s; "
+              "ratio %.3f" % (plain / 1e6, tun / 1e6, tun / plain))
+        print("client CPU: %.2f s for %.2f Gbit = %.2f CPU-seconds per gigabit"
+              % (c1 - c0, gbit, (c1 - c0) / gbit if gbit else float("nan")))
+    finally:
+        lab.down()
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--lab", action="store_true")
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
+    if a.lab:
+        lab_main(a)
+        return
     with tempfile.TemporaryDirectory(prefix="client-bench-") as tmp:
         ms = sorted(on_demand_ms(tmp, a.runs))
         print("on-demand first packet to reply: median %.1f ms (min %.1f, max %.1f, %d runs)"

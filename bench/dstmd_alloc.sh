@@ -3,7 +3,11 @@
 # 1, 100 and 1000 concurrent clients (issue 2), driven by tsp-load (a C
 # libevent load generator, bench/tsp_load.c) on loopback. Each allocation
 # is a whole TSP session: connect, VERSION, CAPABILITY, AUTHENTICATE
-# ANONYMOUS, create, the 200 info reply. Prints figures, never pass/fail.
+# ANONYMOUS, create, the 200 info reply. The peer, run in the same script
+# with the same load, is `tsp-load --serve`: the same TSP layer answering
+# every create at once with no pool, no lease and no disk, i.e. the cost
+# of TCP + TSP alone on this machine; the ratio says what allocation and
+# durability cost on top. Prints figures, never pass/fail.
 #
 # usage: bench/dstmd_alloc.sh [BUILD_DIR] [TOTAL]
 set -eu
@@ -40,13 +44,24 @@ JSON
 	pid=$!
 	for _ in $(seq 100); do "$ctl" -s "$tmp/dstmd.sock" status >/dev/null 2>&1 && break; sleep 0.05; done
 	echo "--- $conc concurrent clients, $n allocations"
-	"$load" -s "[::1]:$port" -c "$conc" -n "$n"
+	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
 	local rss
 	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 	echo "dstmd RSS after $n leases: $rss KiB ($((rss * 1024 / n)) bytes per lease, including the process's fixed cost)"
 	"$ctl" -s "$tmp/dstmd.sock" counters | grep -E 'lease_commits|lease_allocations|reply_200' || true
 	kill "$pid"; wait "$pid" 2>/dev/null || true
 	pid=
+	# The peer: the TSP layer alone.
+	"$load" --serve "[::1]:$port" >/dev/null 2>&1 &
+	pid=$!
+	sleep 0.3
+	"$load" -s "[::1]:$port" -c "$conc" -n "$n" >"$tmp/peer.out"
+	kill "$pid"; wait "$pid" 2>/dev/null || true
+	pid=
+	local a b
+	a=$(awk '/^allocations\/s/ {print $2}' "$tmp/dstmd.out")
+	b=$(awk '/^allocations\/s/ {print $2}' "$tmp/peer.out")
+	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
 }
 
 echo "dstmd TSP allocation benchmark on $(nproc) cores; leases in SQLite WAL, synchronous=FULL"

@@ -48,20 +48,21 @@ enum client_state { ST_IDLE, ST_ACQUIRING, ST_BOUND, ST_EXPIRED };
 static const char *const state_names[] = {"idle", "acquiring", "bound", "expired"};
 
 /* Every drop reason has a counter (STYLE.md). */
-#define COUNTERS(X)                                                                              \
-	X(tun_rx_packets)                                                                        \
-	X(tun_rx_bytes)                                                                          \
-	X(tunnel_tx_packets) X(tunnel_tx_bytes) X(tunnel_rx_packets) X(tunnel_rx_bytes)          \
-	    X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed)                 \
-	        X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big)      \
-	            X(drop_send_error) X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination) \
-	                X(drop_tun_write) X(drop_early_table_full) X(early_translated_out)       \
-	                    X(early_translated_in) X(icmp_frag_needed_sent) X(mtu_updates)       \
-	                        X(backpressure_waits) X(queued) X(sessions) X(session_failures)  \
-	                            X(auth_failures) X(acquisitions) X(acquire_failures)         \
-	                                X(renewals) X(renewal_failures) X(redirects)             \
-	                                    X(server_deletes) X(expiries) X(releases)            \
-	                                        X(unknown_commands) X(address_changes)
+#define COUNTERS(X)                                                                                \
+	X(tun_rx_packets)                                                                          \
+	X(tun_rx_bytes)                                                                            \
+	X(tunnel_tx_packets)                                                                       \
+	X(tunnel_tx_bytes)                                                                         \
+	X(tunnel_rx_packets) X(tunnel_rx_bytes) X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) \
+	    X(drop_malformed) X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed)          \
+	        X(drop_too_big) X(drop_send_error) X(drop_not_tep) X(drop_not_bound)               \
+	            X(drop_bad_destination) X(drop_tun_write) X(drop_early_table_full)             \
+	                X(early_translated_out) X(early_translated_in) X(icmp_frag_needed_sent)    \
+	                    X(mtu_updates) X(backpressure_waits) X(queued) X(sessions)             \
+	                        X(session_failures) X(auth_failures) X(acquisitions)               \
+	                            X(acquire_failures) X(renewals) X(renewal_failures)            \
+	                                X(redirects) X(server_deletes) X(expiries) X(releases)     \
+	                                    X(unknown_commands) X(address_changes)
 
 struct counters {
 #define X(name) uint64_t name;
@@ -82,7 +83,7 @@ struct client {
 	int tun_fd, raw_fd;
 	char ifname[IFNAMSIZ];
 	struct event *ev_tun, *ev_raw, *ev_raw_out, *ev_retry, *ev_renew, *ev_expire, *ev_early,
-	    *ev_sigterm, *ev_sigint, *ev_release;
+	    *ev_sigterm, *ev_sigint, *ev_release, *ev_mtu;
 	struct in6_addr v6, v6ll;
 	bool has_v6ll;
 	unsigned path_mtu;
@@ -323,6 +324,14 @@ tunnel_send(struct client *c, const uint8_t *p, size_t len)
 	struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_addr = c->tep6};
 	struct pkt4 h;
 
+	/* IPV6_DONTFRAG does not apply to IPPROTO_IPIP raw sockets (the
+	 * kernel would fragment the outer packet): a DF packet too big for
+	 * the path is refused here, as a router would (RFC 1191). */
+	if (len + 40 > c->path_mtu && pkt_ipv4_parse(p, len, &h) && h.df) {
+		c->n.drop_too_big++;
+		send_icmp_too_big(c, p, len);
+		return 0;
+	}
 	if (sendto(c->raw_fd, p, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len) {
 		c->n.tunnel_tx_packets++;
 		c->n.tunnel_tx_bytes += len;
@@ -347,7 +356,7 @@ tunnel_send(struct client *c, const uint8_t *p, size_t len)
 		}
 		return -EAGAIN;
 	case EMSGSIZE:
-		/* IPV6_DONTFRAG: the path shrank. */
+		/* The path shrank (IPV6_DONTFRAG, where the kernel honours it). */
 		c->n.drop_too_big++;
 		dti_update_mtu(c, &c->tep6);
 		if (pkt_ipv4_parse(p, len, &h) && h.df)
@@ -919,6 +928,22 @@ on_early(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * The kernel learns a smaller path MTU from Packet Too Big messages (or
+ * an operator lowers a route's); no event tells us, so look once a
+ * second: one RTM_GETROUTE.
+ */
+static void
+on_mtu(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	if (c->state == ST_BOUND)
+		dti_update_mtu(c, &c->tep6);
+	else if (c->cfg.server_sa.ss_family == AF_INET6)
+		dti_update_mtu(c, &((struct sockaddr_in6 *)&c->cfg.server_sa)->sin6_addr);
+}
+
+/*
  * The DSTM profile has no release message of its own: we send a delete
  * of our address (dstmd takes a client's delete as a release), wait a
  * moment for the answer, then close and clear the interface.
@@ -1134,11 +1159,13 @@ main(int argc, char **argv)
 	c->ev_expire = evtimer_new(c->base, on_expire, c);
 	c->ev_early = event_new(c->base, -1, EV_PERSIST, on_early, c);
 	c->ev_release = evtimer_new(c->base, on_release_done, c);
+	c->ev_mtu = event_new(c->base, -1, EV_PERSIST, on_mtu, c);
 	c->ev_sigterm = evsignal_new(c->base, SIGTERM, on_signal, c);
 	c->ev_sigint = evsignal_new(c->base, SIGINT, on_signal, c);
 	event_add(c->ev_tun, NULL);
 	event_add(c->ev_raw, NULL);
 	event_add(c->ev_early, &(struct timeval){5, 0});
+	event_add(c->ev_mtu, &(struct timeval){1, 0});
 	event_add(c->ev_sigterm, NULL);
 	event_add(c->ev_sigint, NULL);
 	signal(SIGPIPE, SIG_IGN);

@@ -72,6 +72,8 @@ dots_list_finish(struct dots_list *l)
 {
 	size_t i, j, k;
 
+	if (l->n == 0)
+		return; /* qsort() wants a non-NULL array even for no element */
 	qsort(l->v, l->n, sizeof(l->v[0]), server_cmp);
 	/* Quadratic, but the list is bounded by DOTS_LIST_MAX and is a few dozen in practice. */
 	for (i = k = 0; i < l->n; i++) {

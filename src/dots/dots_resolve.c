@@ -248,7 +248,7 @@ res_query(struct dots_ctx *x, const char *name, int type, unsigned char **buf, i
 {
 	struct dots_resolver *res = x->res;
 	struct res_failed *f = res_failed_slot(res, name, type, false);
-	int64_t deadline = clock_mono_ms() + res->timeout_ms * 2;
+	int64_t deadline = clock_mono_ms() + res->timeout_ms * 3 + 1000;
 
 	*buf = NULL;
 	*len = 0;
@@ -274,7 +274,8 @@ res_query(struct dots_ctx *x, const char *name, int type, unsigned char **buf, i
 			*len = a.len;
 			return 0;
 		}
-		if (a.status == ARES_ETIMEOUT)
+		/* An unreachable server (ICMP port unreachable) did not answer either. */
+		if (a.status == ARES_ETIMEOUT || a.status == ARES_ECONNREFUSED)
 			x->r->c.dns_timeouts++;
 		else if (a.status == ARES_ENOTFOUND)
 			x->r->c.dns_nxdomain++;

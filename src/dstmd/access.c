@@ -13,6 +13,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,6 +32,7 @@
 struct session {
 	struct dstmd *d;
 	struct tsp_conn *conn;		/* NULL once closed */
+	SSL *ssl;			/* a TLS session's, owned by its bufferevent */
 	struct session *hnext;		/* identity hash chain */
 	bool bound;			/* in the identity hash */
 	bool busy;			/* a command is being answered */
@@ -329,14 +333,32 @@ client_v6(struct session *s, const struct tsp_tunnel *t, struct in6_addr *v6)
  * Who the client is: the authenticated user, or for ANONYMOUS its IPv6
  * address (seed 001 C §2.1: the node is known by its global address).
  */
+/* The common name of a client certificate that verified, into out. */
+static bool
+cert_name(SSL *ssl, char *out, size_t len)
+{
+	X509 *x;
+	bool ok = false;
+
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK ||
+	    !(x = SSL_get1_peer_certificate(ssl)))
+		return false;
+	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out,
+				       (int)len) > 0;
+	X509_free(x);
+	return ok;
+}
+
 static void
 client_identity(struct session *s, const struct in6_addr *v6, char *out, size_t len)
 {
 	const char *user = s->conn ? tsp_conn_user(s->conn) : NULL;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], cn[128];
 
 	if (user && *user)
 		snprintf(out, len, "tsp:%s", user);
+	else if (cert_name(s->ssl, cn, sizeof(cn)))
+		snprintf(out, len, "cert:%s", cn);
 	else
 		snprintf(out, len, "anon:%s", addr_fmt_v6(v6, a));
 }
@@ -522,17 +544,26 @@ on_closed(struct tsp_conn *c, void *arg)
 		return;
 	tsp_conn_set_data(c, NULL);
 	s->conn = NULL;
+	s->ssl = NULL;
 	session_unbind(s);
 	session_unref(s);
 }
+
+/* What a listener's callback knows: the daemon and which listener it is. */
+struct listener_ctx {
+	struct dstmd *d;
+	const struct dstmd_listen *ln;
+};
 
 static void
 on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen,
 	  void *arg)
 {
-	struct dstmd *d = arg;
+	struct listener_ctx *lc = arg;
+	struct dstmd *d = lc->d;
 	struct bufferevent *bev;
 	struct session *s;
+	SSL *ssl = NULL;
 
 	if (d->nconns >= d->cfg->max_connections) {
 		/* Stop accepting until a session ends; the kernel queues the rest. */
@@ -543,20 +574,32 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 			evconnlistener_disable(d->listeners[i]);
 		return;
 	}
-	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (lc->ln->tls) {
+		if ((ssl = SSL_new(lc->ln->tls)))
+			bev = bufferevent_openssl_socket_new(d->base, fd, ssl,
+							     BUFFEREVENT_SSL_ACCEPTING,
+							     BEV_OPT_CLOSE_ON_FREE);
+		else
+			bev = NULL;
+	} else {
+		bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	s = calloc(1, sizeof(*s));
 	if (!bev || !s) {
-		if (bev)
+		if (bev) {
 			bufferevent_free(bev);
-		else
+		} else {
+			SSL_free(ssl);
 			evutil_closesocket(fd);
+		}
 		free(s);
 		return;
 	}
 	s->d = d;
 	s->refs = 1;
+	s->ssl = ssl;
 	d->nconns++;
-	s->conn = tsp_server_accept(d->tsp, bev, sa, (socklen_t)salen, false);
+	s->conn = tsp_server_accept(d->tsp, bev, sa, (socklen_t)salen, ssl != NULL);
 	if (!s->conn) {
 		d->nconns--;
 		free(s);
@@ -568,7 +611,7 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 static void
 on_accept_error(struct evconnlistener *lst, void *arg)
 {
-	struct dstmd *d = arg;
+	struct dstmd *d = ((struct listener_ctx *)arg)->d;
 
 	/* EMFILE and friends: pause and let sessions end (issue 7: no busy loop). */
 	log_warn("accept");
@@ -644,13 +687,17 @@ access_init(struct dstmd *d)
 	if (!d->tsp)
 		return -ENOMEM;
 	d->listeners = calloc(d->cfg->nlistens, sizeof(*d->listeners));
-	if (!d->listeners)
+	d->listener_ctx = calloc(d->cfg->nlistens, sizeof(struct listener_ctx));
+	if (!d->listeners || !d->listener_ctx)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->cfg->nlistens; i++) {
 		const struct dstmd_listen *ln = &d->cfg->listens[i];
+		struct listener_ctx *lc = &((struct listener_ctx *)d->listener_ctx)[i];
 		struct evconnlistener *lst;
 
-		lst = evconnlistener_new_bind(d->base, on_accept, d,
+		lc->d = d;
+		lc->ln = ln;
+		lst = evconnlistener_new_bind(d->base, on_accept, lc,
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 						      LEV_OPT_CLOSE_ON_EXEC,
 					      1024, (const struct sockaddr *)&ln->addr,
@@ -663,7 +710,8 @@ access_init(struct dstmd *d)
 		}
 		evconnlistener_set_error_cb(lst, on_accept_error);
 		d->listeners[d->nlisteners++] = lst;
-		log_info("TSP on %s", addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+		log_info("TSP%s on %s", ln->tls ? " over TLS" : "",
+			 addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
 	}
 	return 0;
 }
@@ -675,6 +723,8 @@ access_fini(struct dstmd *d)
 		evconnlistener_free(d->listeners[i]);
 	free(d->listeners);
 	d->listeners = NULL;
+	free(d->listener_ctx);
+	d->listener_ctx = NULL;
 	d->nlisteners = 0;
 	if (d->tsp)
 		tsp_server_free(d->tsp);

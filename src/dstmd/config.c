@@ -7,12 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "dstmd/config.h"
 
-static const char *const top_keys[] = {"database", "control", "lifetime", "quarantine", "listen",
-				       "auth", "pools", "teps", "redirect", "limits", NULL};
+static const char *const top_keys[] = {"scenario", "database", "control", "lifetime",
+				       "quarantine", "listen", "auth", "pools", "teps",
+				       "redirect", "limits", "dhcpv6", NULL};
+static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
 					NULL};
 static const char *const pool_keys[] = {"name", "prefixes", "ranges", "exclude",
@@ -20,7 +25,9 @@ static const char *const pool_keys[] = {"name", "prefixes", "ranges", "exclude",
 static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control",
 				       NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
-static const char *const listen_keys[] = {"address", NULL};
+static const char *const listen_keys[] = {"address", "tls", NULL};
+static const char *const tls_keys[] = {"certificate", "key", "client_ca",
+				       "require_client_certificate", NULL};
 static const char *const limit_keys[] = {"connections", "line_length", "content_length",
 					 "xml_depth", "handshake_timeout", "idle_timeout", NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
@@ -250,6 +257,85 @@ load_auth(struct dstmd_config *c)
 	}
 }
 
+/* The last OpenSSL error as text, for a configuration message. */
+static const char *
+ssl_error(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	if (!e)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+/*
+ * TSP over TLS (issue 7): TLS 1.2 and 1.3 only, the certificate chain and
+ * key of the config, and optionally client certificates checked against
+ * a CA file. Every failure is a configuration error naming the file.
+ */
+static void
+load_tls(struct dstmd_config *c, size_t i, struct dstmd_listen *ln)
+{
+	struct cfg *doc = c->doc;
+	const char *cert, *key, *ca;
+	bool require;
+	char p[64], q[192], e[256];
+	SSL_CTX *ctx;
+
+	snprintf(p, sizeof(p), "/listen/%zu/tls", i);
+	if (!cfg_at(doc, p))
+		return;
+	cfg_check_keys(doc, p, tls_keys);
+	snprintf(q, sizeof(q), "%s/certificate", p);
+	cfg_str(doc, q, true, NULL, &cert);
+	snprintf(q, sizeof(q), "%s/key", p);
+	cfg_str(doc, q, true, NULL, &key);
+	snprintf(q, sizeof(q), "%s/client_ca", p);
+	cfg_str(doc, q, false, NULL, &ca);
+	snprintf(q, sizeof(q), "%s/require_client_certificate", p);
+	cfg_bool(doc, q, false, false, &require);
+	if (require && !ca)
+		cfg_error(doc, q, "requiring client certificates needs a \"client_ca\" to check them");
+	if (!cert || !key)
+		return;
+	if (!(ctx = SSL_CTX_new(TLS_server_method()))) {
+		cfg_error(doc, p, "cannot create a TLS context: %s", ssl_error(e, sizeof(e)));
+		return;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	snprintf(q, sizeof(q), "%s/certificate", p);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		cfg_error(doc, q, "%s: %s", cert, ssl_error(e, sizeof(e)));
+		goto fail;
+	}
+	snprintf(q, sizeof(q), "%s/key", p);
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		cfg_error(doc, q, "%s: %s (is it the key of the certificate?)", key,
+			  ssl_error(e, sizeof(e)));
+		goto fail;
+	}
+	if (ca) {
+		snprintf(q, sizeof(q), "%s/client_ca", p);
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			cfg_error(doc, q, "%s: %s", ca, ssl_error(e, sizeof(e)));
+			goto fail;
+		}
+		SSL_CTX_set_verify(ctx,
+				   SSL_VERIFY_PEER | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+				   NULL);
+		ln->verify_client = true;
+	}
+	ln->tls = ctx;
+	return;
+fail:
+	SSL_CTX_free(ctx);
+}
+
 static void
 load_listen(struct dstmd_config *c)
 {
@@ -279,11 +365,132 @@ load_listen(struct dstmd_config *c)
 		if (!cfg_str(doc, p, true, NULL, &s) || !s)
 			continue;
 		if (!addr_parse_endpoint(s, TSP_PORT, &c->listens[c->nlistens].addr,
-					 &c->listens[c->nlistens].len))
+					 &c->listens[c->nlistens].len)) {
 			cfg_error(doc, p, "\"%s\" is not an endpoint ([v6]:port or v4:port)", s);
-		else
-			c->nlistens++;
+			continue;
+		}
+		load_tls(c, i, &c->listens[c->nlistens]);
+		c->nlistens++;
 	}
+}
+
+static const char *const dhcp6_keys[] = {
+	"enable", "interfaces", "address", "port", "form", "codes", "preferred_lifetime",
+	"valid_lifetime", "t1", "t2", "rapid_commit", "unicast", "reconfigure", "duid_file",
+	"keys", "require_auth", "dots_ri", "dots_address", "access_domain", "limits", NULL};
+static const char *const dhcp6_code_keys[] = {"ia_dstm", "tep", "ports", "global_v4", "dots_ri",
+					      "dots_address", "access_domain", NULL};
+static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
+static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
+static const char *const dhcp6_forms[] = {"both", "ia_dstm", "global_v4", NULL};
+
+static uint16_t
+dhcp6_code(struct cfg *doc, const char *name, long long dflt)
+{
+	char p[64];
+	long long v;
+
+	snprintf(p, sizeof(p), "/dhcpv6/codes/%s", name);
+	cfg_int(doc, p, false, dflt, 1, 65535, &v);
+	return (uint16_t)v;
+}
+
+/* The "dhcpv6" section (dstmd(8)); absent means no DHCPv6 service. */
+static void
+load_dhcp6(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	struct dstmd_dhcp6 *h = &c->dhcp6;
+	const char *s;
+	long long v;
+	size_t n;
+	char p[128];
+
+	if (!cfg_at(doc, "/dhcpv6"))
+		return;
+	cfg_check_keys(doc, "/dhcpv6", dhcp6_keys);
+	cfg_check_keys(doc, "/dhcpv6/codes", dhcp6_code_keys);
+	cfg_check_keys(doc, "/dhcpv6/limits", dhcp6_limit_keys);
+	cfg_bool(doc, "/dhcpv6/enable", false, true, &h->enable);
+	if (cfg_array(doc, "/dhcpv6/interfaces", false, &n) && n) {
+		h->interfaces = calloc(n, sizeof(*h->interfaces));
+		for (size_t i = 0; h->interfaces && i < n; i++) {
+			snprintf(p, sizeof(p), "/dhcpv6/interfaces/%zu", i);
+			if (cfg_str(doc, p, true, NULL, &h->interfaces[h->ninterfaces]) &&
+			    h->interfaces[h->ninterfaces])
+				h->ninterfaces++;
+		}
+	}
+	if (cfg_str(doc, "/dhcpv6/address", false, "::", &s) && s &&
+	    !addr_parse_v6(s, &h->address))
+		cfg_error(doc, "/dhcpv6/address", "\"%s\" is not an IPv6 address", s);
+	cfg_int(doc, "/dhcpv6/port", false, 547, 1, 65535, &v);
+	h->port = (uint16_t)v;
+	cfg_enum(doc, "/dhcpv6/form", false, 0, dhcp6_forms, &h->form);
+	h->code_ia_dstm = dhcp6_code(doc, "ia_dstm", 65001);
+	h->code_tep = dhcp6_code(doc, "tep", 65002);
+	h->code_ports = dhcp6_code(doc, "ports", 65003);
+	h->code_global_v4 = dhcp6_code(doc, "global_v4", 65004);
+	h->code_dots_ri = dhcp6_code(doc, "dots_ri", 141);
+	h->code_dots_address = dhcp6_code(doc, "dots_address", 142);
+	h->code_access_domain = dhcp6_code(doc, "access_domain", 57);
+	cfg_int(doc, "/dhcpv6/preferred_lifetime", false, 0, 0, 7 * 86400, &v);
+	h->preferred = (uint32_t)v;
+	cfg_int(doc, "/dhcpv6/valid_lifetime", false, 0, 0, 7 * 86400, &v);
+	h->valid = (uint32_t)v;
+	cfg_int(doc, "/dhcpv6/t1", false, 0, 0, 7 * 86400, &v);
+	h->t1 = (uint32_t)v;
+	cfg_int(doc, "/dhcpv6/t2", false, 0, 0, 7 * 86400, &v);
+	h->t2 = (uint32_t)v;
+	if (h->t1 && h->t2 && h->t1 > h->t2)
+		cfg_error(doc, "/dhcpv6/t1", "t1 (%u) is after t2 (%u)", h->t1, h->t2);
+	cfg_bool(doc, "/dhcpv6/rapid_commit", false, true, &h->rapid_commit);
+	cfg_bool(doc, "/dhcpv6/unicast", false, false, &h->unicast);
+	cfg_bool(doc, "/dhcpv6/reconfigure", false, true, &h->reconfigure);
+	cfg_bool(doc, "/dhcpv6/require_auth", false, false, &h->require_auth);
+	cfg_str(doc, "/dhcpv6/duid_file", false, NULL, &h->duid_file);
+	if (cfg_array(doc, "/dhcpv6/keys", false, &n) && n) {
+		h->keys = calloc(n, sizeof(*h->keys));
+		for (size_t i = 0; h->keys && i < n; i++) {
+			struct dstmd_dhcp6_key *k = &h->keys[h->nkeys];
+
+			snprintf(p, sizeof(p), "/dhcpv6/keys/%zu", i);
+			cfg_check_keys(doc, p, dhcp6_key_keys);
+			snprintf(p, sizeof(p), "/dhcpv6/keys/%zu/realm", i);
+			cfg_str(doc, p, true, NULL, &k->realm);
+			if (k->realm && strlen(k->realm) > 64)
+				cfg_error(doc, p, "a realm has at most 64 characters");
+			snprintf(p, sizeof(p), "/dhcpv6/keys/%zu/key_id", i);
+			cfg_int(doc, p, true, 0, 0, 0xffffffffLL, &v);
+			k->key_id = (uint32_t)v;
+			snprintf(p, sizeof(p), "/dhcpv6/keys/%zu/secret", i);
+			cfg_str(doc, p, true, NULL, &k->secret);
+			if (k->secret && !*k->secret)
+				cfg_error(doc, p, "the secret is empty");
+			h->nkeys++;
+		}
+	}
+	if (h->require_auth && h->nkeys == 0)
+		cfg_error(doc, "/dhcpv6/require_auth",
+			  "authentication is required but no key is given: add \"keys\"");
+	cfg_str(doc, "/dhcpv6/dots_ri", false, NULL, &h->dots_ri);
+	cfg_str(doc, "/dhcpv6/access_domain", false, NULL, &h->access_domain);
+	if (cfg_array(doc, "/dhcpv6/dots_address", false, &n) && n) {
+		h->dots_address = calloc(n, sizeof(*h->dots_address));
+		for (size_t i = 0; h->dots_address && i < n; i++) {
+			snprintf(p, sizeof(p), "/dhcpv6/dots_address/%zu", i);
+			if (!cfg_str(doc, p, true, NULL, &s) || !s)
+				continue;
+			if (!addr_parse_v6(s, &h->dots_address[h->ndots_address]))
+				cfg_error(doc, p, "\"%s\" is not an IPv6 address", s);
+			else
+				h->ndots_address++;
+		}
+	}
+	cfg_int(doc, "/dhcpv6/limits/per_duid", false, 4, 0, 16, &v);
+	h->per_duid = (unsigned)v;
+	cfg_int(doc, "/dhcpv6/limits/per_64", false, 256, 0, 65536, &v);
+	h->per_64 = (unsigned)v;
 }
 
 struct dstmd_config *
@@ -307,6 +514,12 @@ dstmd_config_load(const char *path, FILE *errf)
 		goto fail;
 	}
 	cfg_check_keys(doc, "/", top_keys);
+	{
+		int sc;
+
+		cfg_enum(doc, "/scenario", false, DSTMD_INTRANET, scenarios, &sc);
+		c->scenario = (enum dstmd_scenario)sc;
+	}
 	cfg_str(doc, "/database", false, "/var/lib/dstm/leases.db", &c->database);
 	cfg_str(doc, "/control", false, "/run/dstm/dstmd.sock", &c->control);
 	cfg_int(doc, "/lifetime", false, 3600, 10, 7 * 86400, &v);
@@ -334,6 +547,11 @@ dstmd_config_load(const char *path, FILE *errf)
 				c->nredirect++;
 		}
 	}
+	/* seed 000: in the VPN scenario clients are authenticated, never known by their address. */
+	if (c->scenario == DSTMD_VPN && c->anonymous)
+		cfg_error(doc, "/auth/mechanisms",
+			  "the vpn scenario refuses ANONYMOUS: clients must authenticate "
+			  "(remove it, or set \"scenario\": \"intranet\")");
 	cfg_check_keys(doc, "/limits", limit_keys);
 	cfg_int(doc, "/limits/connections", false, 10000, 1, 1000000, &v);
 	c->max_connections = (unsigned)v;
@@ -347,6 +565,11 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->handshake_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
 	c->idle_timeout = (unsigned)v;
+	load_dhcp6(c);
+	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
+	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)
+		cfg_error(doc, "/dhcpv6", "the vpn scenario does not allocate over DHCPv6 "
+					  "(seed 000); disable it or use \"scenario\": \"intranet\"");
 	if (cfg_nerrors(doc) == 0)
 		return c;
 fail:
@@ -365,11 +588,16 @@ dstmd_config_free(struct dstmd_config *c)
 		free(c->pools[i].excludes);
 	}
 	free(c->pools);
+	for (size_t i = 0; i < c->nlistens; i++)
+		SSL_CTX_free(c->listens[i].tls);
 	for (size_t i = 0; i < c->nteps; i++)
 		free(c->teps[i].clients);
 	free(c->teps);
 	free(c->listens);
 	free(c->redirect);
+	free(c->dhcp6.interfaces);
+	free(c->dhcp6.keys);
+	free(c->dhcp6.dots_address);
 	cfg_free(c->secrets);
 	cfg_free(c->doc);
 	free(c);

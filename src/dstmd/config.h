@@ -42,10 +42,42 @@ struct dstmd_pool {
 struct dstmd_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
+	struct ssl_ctx_st *tls;		/* TSP over TLS (issue 7); NULL: plain TCP */
+	bool verify_client;		/* client certificates are checked against client_ca */
+};
+
+enum dstmd_scenario { DSTMD_INTRANET, DSTMD_VPN };
+
+/* The "dhcpv6" section: dstmd as a DHCPv6 server for DSTM (src/dstmd/dhcp.c). */
+struct dstmd_dhcp6_key {
+	const char *realm;
+	uint32_t key_id;
+	const char *secret;
+};
+
+struct dstmd_dhcp6 {
+	bool enable;
+	const char **interfaces;	/* join ff02::1:2 on these */
+	size_t ninterfaces;
+	struct in6_addr address;	/* bound address, :: by default */
+	uint16_t port;			/* 547 */
+	int form;			/* 0 both, 1 ia_dstm, 2 global_v4 */
+	uint16_t code_ia_dstm, code_tep, code_ports, code_global_v4;
+	uint16_t code_dots_ri, code_dots_address, code_access_domain;
+	uint32_t preferred, valid, t1, t2; /* 0: derived (dstmd(8)) */
+	bool rapid_commit, unicast, reconfigure, require_auth;
+	const char *duid_file;		/* NULL: next to the database */
+	struct dstmd_dhcp6_key *keys;
+	size_t nkeys;
+	const char *dots_ri, *access_domain;
+	struct in6_addr *dots_address;
+	size_t ndots_address;
+	unsigned per_duid, per_64;
 };
 
 struct dstmd_config {
 	struct cfg *doc;
+	enum dstmd_scenario scenario;
 	const char *database;
 	const char *control;
 	uint32_t lifetime, quarantine;
@@ -65,6 +97,7 @@ struct dstmd_config {
 	size_t nredirect;
 	struct tsp_limits limits;
 	unsigned max_connections, handshake_timeout, idle_timeout;
+	struct dstmd_dhcp6 dhcp6;
 };
 
 /* NULL after printing every error (file:line: pointer: what) to `errf`. */

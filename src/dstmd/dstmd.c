@@ -62,27 +62,72 @@ dstmd_defer(struct dstmd *d, struct deferred *df)
 	dstmd_schedule_commit(d);
 }
 
+static void
+run_list(struct dstmd *d, struct deferred *list)
+{
+	struct deferred *next;
+
+	for (; list; list = next) {
+		next = list->next;
+		list->run(d, list);
+	}
+}
+
 /*
- * The end of a loop turn (lowest priority): commit what the turn decided,
- * then release everything that waited for it. A failed commit leaves the
- * disk as it was and memory ahead of it: the only safe answer is to stop
- * and reload (lease.h).
+ * The end of a loop turn (lowest priority): hand what the turn decided to
+ * the writer thread as one batch. What waited for it runs once the batch
+ * is durable (durable_cb). A failed batch leaves the disk as it was and
+ * memory ahead of it: the only safe answer is to stop and reload
+ * (lease.h).
  */
 static void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct dstmd *d = arg;
-	struct deferred *list = d->after_commit, *next;
+	struct deferred *list = d->after_commit;
+	struct dbatch *b;
+	uint64_t ticket = d->last_ticket;
 
-	if (lease_commit(d->leases) != 0)
+	if (lease_commit_async(d->leases, &ticket) != 0)
 		fatalx("cannot commit leases to %s; exiting without answering (a restart "
 		       "reloads the committed state)",
 		       d->cfg->database);
+	d->last_ticket = ticket;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
-	for (; list; list = next) {
-		next = list->next;
-		list->run(d, list);
+	if (!list)
+		return;
+	if (ticket <= d->durable) {
+		run_list(d, list);
+		return;
+	}
+	if (!(b = calloc(1, sizeof(*b))))
+		fatalx("out of memory");
+	b->ticket = ticket;
+	b->list = list;
+	*d->batches_tail = b;
+	d->batches_tail = &b->next;
+}
+
+/* The writer thread made batches durable: release what waited for them. */
+static void
+durable_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+	struct dbatch *b;
+	uint64_t durable;
+
+	if (store_async_poll(d->store, &durable) != 0)
+		fatalx("cannot commit leases to %s: %s; exiting without answering (a restart "
+		       "reloads the committed state)",
+		       d->cfg->database, store_errmsg(d->store));
+	d->durable = durable;
+	while ((b = d->batches) && b->ticket <= durable) {
+		d->batches = b->next;
+		if (!d->batches)
+			d->batches_tail = &d->batches;
+		run_list(d, b->list);
+		free(b);
 	}
 }
 
@@ -277,6 +322,7 @@ main(int argc, char **argv)
 	struct dstmd d = {0};
 	const char *conffile = NULL;
 	int ch, foreground = 0, check = 0, verbose = 0;
+	bool pools_ok;
 	struct lease_policy pol;
 	char err[512];
 
@@ -308,11 +354,17 @@ main(int argc, char **argv)
 	}
 	if (!(d.cfg = dstmd_config_load(conffile, stderr)))
 		return 1;
-	if (open_pools(&d) != 0)
-		return 1;
-	if (check) {
-		dstmd_config_dump(d.cfg, stdout);
-		return 0;
+	pools_ok = open_pools(&d) == 0;
+	if (!pools_ok || check) {
+		int rc = pools_ok ? 0 : 1;
+
+		if (rc == 0)
+			dstmd_config_dump(d.cfg, stdout);
+		for (size_t i = 0; d.pools && i < d.cfg->npools; i++)
+			pool_free(d.pools[i]);
+		free(d.pools);
+		dstmd_config_free(d.cfg);
+		return rc;
 	}
 	log_init(foreground, verbose, "dstmd");
 	if (!foreground && daemon(0, 0) != 0)
@@ -329,14 +381,20 @@ main(int argc, char **argv)
 				 sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
+	if (store_async_start(d.store) != 0)
+		fatalx("%s: cannot start the writer thread", d.cfg->database);
 
 	if (!(d.base = event_base_new()))
 		fatalx("event_base_new failed");
 	/* Priority 0: I/O and timers; priority 1: the commit at the end of a turn. */
 	event_base_priority_init(d.base, 2);
 	d.after_commit_tail = &d.after_commit;
+	d.batches_tail = &d.batches;
 	d.commit_ev = event_new(d.base, -1, 0, commit_cb, &d);
 	event_priority_set(d.commit_ev, 1);
+	d.durable_ev = event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST,
+				 durable_cb, &d);
+	event_add(d.durable_ev, NULL);
 	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
@@ -348,6 +406,8 @@ main(int argc, char **argv)
 	lease_foreach(d.leases, stale_one, &d);
 	if (access_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
+	if (dhcp_init(&d) != 0)
+		fatalx("cannot start the DHCPv6 server (see above)");
 	make_parent(d.cfg->control);
 	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
 		fatal("control socket %s", d.cfg->control);
@@ -362,19 +422,26 @@ main(int argc, char **argv)
 	event_base_dispatch(d.base);
 
 	/* Make what was decided durable before going. */
-	if (lease_commit(d.leases) != 0)
-		log_warnx("the last commit failed; the leases of the last moments are lost");
+	{
+		uint64_t ticket = d.last_ticket;
+
+		if (lease_commit_async(d.leases, &ticket) != 0 || store_async_stop(d.store) != 0)
+			log_warnx("the last commit failed; the leases of the last moments "
+				  "are lost");
+	}
 	ctl_server_free(d.ctl);
 	access_fini(&d);
 	tepctl_free(d.tepctl);
+	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
 	event_free(d.commit_ev);
+	event_free(d.durable_ev);
 	event_free(d.expiry_ev);
 	event_free(d.sigterm_ev);
 	event_free(d.sigint_ev);
-	while (d.after_commit) {
-		struct deferred *n = d.after_commit->next;
-		free(d.after_commit);
-		d.after_commit = n;
+	while (d.batches) {
+		struct dbatch *n = d.batches->next;
+		free(d.batches);
+		d.batches = n;
 	}
 	lease_mgr_free(d.leases);
 	store_close(d.store);

@@ -9,8 +9,10 @@
  * The rule that ties them (DESIGN §4): what one loop turn decided is
  * written in one transaction, and nothing that depends on it (a reply, a
  * TEP command, a delete) leaves before that transaction is committed.
- * Such actions wait on the `after_commit` list; a low-priority event runs
- * the commit once every ready event of the turn has been handled.
+ * Such actions wait on the `after_commit` list; a low-priority event hands
+ * the turn's writes to the store's writer thread once every ready event
+ * of the turn has been handled, and the loop goes on while it fsyncs; the
+ * actions run when the store reports their batch durable.
  */
 #ifndef DSTMD_H
 #define DSTMD_H
@@ -34,6 +36,13 @@ struct deferred {
 	void (*run)(struct dstmd *d, struct deferred *df);
 };
 
+/* The deferred actions of one loop turn, waiting for their batch's ticket. */
+struct dbatch {
+	struct dbatch *next;
+	uint64_t ticket;
+	struct deferred *list;
+};
+
 struct dstmd_counters {
 	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
 	uint64_t status[8]; /* replies by class: see access.c status_slot() */
@@ -50,9 +59,12 @@ struct dstmd {
 	struct tepctl *tepctl;
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
+	void *listener_ctx; /* access.c's, one per listener */
 	size_t nlisteners;
-	struct event *commit_ev, *expiry_ev, *sigterm_ev, *sigint_ev;
+	struct event *commit_ev, *durable_ev, *expiry_ev, *sigterm_ev, *sigint_ev;
 	struct deferred *after_commit, **after_commit_tail;
+	struct dbatch *batches, **batches_tail; /* waiting for the writer */
+	uint64_t last_ticket, durable;
 	struct session **sessions; /* open-addressed by identity */
 	size_t nsessions_slots, nsessions_bound;
 	unsigned nconns;
@@ -79,6 +91,12 @@ void access_fini(struct dstmd *d);
 void access_notify_delete(struct dstmd *d, const struct lease *l);
 void access_conn_closed(struct dstmd *d);
 json_t *access_counters(const struct dstmd *d);
+
+/* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */
+int dhcp_init(struct dstmd *d);
+void dhcp_fini(struct dstmd *d);
+/* Add the dhcp6_* counters to `o`. */
+void dhcp_counters(const struct dstmd *d, json_t *o);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);

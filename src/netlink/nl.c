@@ -458,11 +458,10 @@ nl_route4_add(struct nl *nl, const char *ifname, uint32_t dst, unsigned plen, ui
 }
 
 int
-nl_route4_replace(struct nl *nl, const char *ifname, uint32_t dst, unsigned plen,
-		  uint32_t src_hint)
+nl_route4_replace(struct nl *nl, const char *ifname, uint32_t dst, unsigned plen, uint32_t src_hint)
 {
 	return route4_req(nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, ifname, dst, plen,
-			  src_hint);
+	                  src_hint);
 }
 
 int

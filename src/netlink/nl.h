@@ -51,7 +51,7 @@ int nl_route4_add(struct nl *nl, const char *ifname, uint32_t dst, unsigned plen
 int nl_route4_del(struct nl *nl, const char *ifname, uint32_t dst, unsigned plen);
 /* Add or change in place (a new source hint) without a moment with no route. */
 int nl_route4_replace(struct nl *nl, const char *ifname, uint32_t dst, unsigned plen,
-		      uint32_t src_hint);
+                      uint32_t src_hint);
 
 /*
  * The first global-scope IPv6 address of ifname, or of any interface

@@ -952,6 +952,22 @@ lease_commit(struct lease_mgr *m)
 	return 0;
 }
 
+int
+lease_commit_async(struct lease_mgr *m, uint64_t *ticket)
+{
+	uint64_t before = *ticket;
+
+	if (m->failed)
+		return -EIO;
+	if (store_commit_async(m->st, ticket) < 0) {
+		m->c.commit_failures++;
+		return fail(m, "commit");
+	}
+	if (*ticket != before)
+		m->c.commits++;
+	return 0;
+}
+
 bool
 lease_mgr_failed(const struct lease_mgr *m)
 {

@@ -140,6 +140,13 @@ unsigned lease_expire(struct lease_mgr *m, int64_t now,
 
 /* Commit what was staged: 0 (also when nothing was) or -EIO. */
 int lease_commit(struct lease_mgr *m);
+/*
+ * With the store's writer thread running (store_async_start): queue what
+ * was staged as one batch and return at once; *ticket (in: the last
+ * ticket the caller saw) is the batch to wait for with store_async_poll().
+ * The replies that depend on it leave only when it is durable.
+ */
+int lease_commit_async(struct lease_mgr *m, uint64_t *ticket);
 /* True once a write or commit failed: the caller must exit and reload. */
 bool lease_mgr_failed(const struct lease_mgr *m);
 

@@ -11,7 +11,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +48,38 @@ static const char schema_v1[] =
     "CREATE UNIQUE INDEX lease_identity ON lease (identity) WHERE state = 'active';"
     "PRAGMA user_version = 1;";
 
+/* One write recorded for the writer thread; its strings live in `strs`. */
+struct op {
+	enum { OP_INSERT, OP_UPDATE, OP_DELETE } kind;
+	struct lease_row row;
+	char *strs;
+};
+
+/* The writes of one event-loop turn: one transaction. */
+struct batch {
+	struct batch *next;
+	uint64_t ticket;
+	struct op *ops;
+	size_t n, cap;
+};
+
 struct store {
 	sqlite3 *db;
-	sqlite3_stmt *ins, *upd, *del, *sel, *begin, *commit, *rollback;
+	sqlite3_stmt *ins, *ins_id, *upd, *del, *sel, *begin, *commit, *rollback;
 	bool in_tx;
 	char errmsg[256];
+	/* The writer thread (store_async_start). */
+	bool async;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *open;		/* being filled by the loop */
+	struct batch *qhead, *qtail;	/* queued for the writer (mu) */
+	uint64_t issued;		/* last ticket handed out */
+	uint64_t durable;		/* last ticket committed (mu) */
+	bool stop, failed;		/* (mu) */
+	int efd;
+	int64_t next_id;
 };
 
 static const char *
@@ -189,6 +219,9 @@ store_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));                 \
 		goto fail;                                                                     \
 	}
+	PREP(ins_id, "INSERT INTO lease (id, identity, v6, v4, port_lo, port_hi, pool, tep, "
+	             "start, expiry, state, quarantine_until) "
+	             "VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
 	PREP(ins, "INSERT INTO lease (identity, v6, v4, port_lo, port_hi, pool, tep, start, "
 	          "expiry, state, quarantine_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	PREP(upd, "UPDATE lease SET identity = ?, v6 = ?, v4 = ?, port_lo = ?, port_hi = ?, "
@@ -211,8 +244,11 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->async)
+		(void)store_async_stop(st);
 	if (st->in_tx)
 		store_rollback(st);
+	sqlite3_finalize(st->ins_id);
 	sqlite3_finalize(st->ins);
 	sqlite3_finalize(st->upd);
 	sqlite3_finalize(st->del);
@@ -270,11 +306,20 @@ store_load(struct store *st, int (*cb)(void *arg, const struct lease_row *row), 
 	return ret;
 }
 
+static int batch_add(struct store *st, int kind, const struct lease_row *row);
+
 int
 store_begin(struct store *st)
 {
 	int rc;
 
+	if (st->async) {
+		if (st->open)
+			return -EINVAL;
+		if (!(st->open = calloc(1, sizeof(*st->open))))
+			return -EIO;
+		return 0;
+	}
 	if (st->in_tx)
 		return -EINVAL;
 	if ((rc = step_done(st, st->begin, "begin")) == 0)
@@ -285,6 +330,18 @@ store_begin(struct store *st)
 int
 store_commit(struct store *st)
 {
+	if (st->async) {
+		uint64_t ticket;
+		int rc = store_commit_async(st, &ticket);
+
+		pthread_mutex_lock(&st->mu);
+		while (rc == 0 && !st->failed && st->durable < ticket)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (st->failed)
+			rc = -EIO;
+		pthread_mutex_unlock(&st->mu);
+		return rc;
+	}
 	if (!st->in_tx)
 		return -EINVAL;
 	if (step_done(st, st->commit, "commit") < 0) {
@@ -296,9 +353,16 @@ store_commit(struct store *st)
 	return 0;
 }
 
+static void batch_free(struct batch *b);
+
 void
 store_rollback(struct store *st)
 {
+	if (st->async) {
+		batch_free(st->open);
+		st->open = NULL;
+		return;
+	}
 	if (sqlite3_get_autocommit(st->db) == 0)
 		(void)step_done(st, st->rollback, "rollback");
 	st->in_tx = false;
@@ -307,7 +371,7 @@ store_rollback(struct store *st)
 bool
 store_in_transaction(const struct store *st)
 {
-	return st->in_tx;
+	return st->async ? st->open != NULL : st->in_tx;
 }
 
 static void
@@ -330,6 +394,10 @@ store_insert(struct store *st, struct lease_row *row)
 {
 	int rc;
 
+	if (st->async) {
+		row->id = ++st->next_id;
+		return batch_add(st, OP_INSERT, row);
+	}
 	if (!st->in_tx)
 		return -EINVAL;
 	bind_row(st->ins, row);
@@ -347,6 +415,8 @@ store_update(struct store *st, const struct lease_row *row)
 {
 	int rc;
 
+	if (st->async)
+		return batch_add(st, OP_UPDATE, row);
 	if (!st->in_tx)
 		return -EINVAL;
 	bind_row(st->upd, row);
@@ -367,6 +437,10 @@ store_delete(struct store *st, int64_t id)
 {
 	int rc;
 
+	if (st->async) {
+		struct lease_row row = {.id = id, .identity = "", .pool = "", .tep = ""};
+		return batch_add(st, OP_DELETE, &row);
+	}
 	if (!st->in_tx)
 		return -EINVAL;
 	sqlite3_bind_int64(st->del, 1, id);
@@ -375,5 +449,232 @@ store_delete(struct store *st, int64_t id)
 		         (long long)id);
 		return -ENOENT;
 	}
+	return rc;
+}
+
+/* ---- The writer thread ---- */
+
+static void
+batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		free(b->ops[i].strs);
+	free(b->ops);
+	free(b);
+}
+
+/* Record a write in the open batch, with copies of its strings. */
+static int
+batch_add(struct store *st, int kind, const struct lease_row *row)
+{
+	struct batch *b = st->open;
+	size_t li = strlen(row->identity) + 1, lp = strlen(row->pool) + 1,
+	       lt = strlen(row->tep) + 1;
+	struct op *o;
+
+	if (!b)
+		return -EINVAL;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct op *ops = realloc(b->ops, cap * sizeof(*ops));
+
+		if (!ops)
+			return -EIO;
+		b->ops = ops;
+		b->cap = cap;
+	}
+	o = &b->ops[b->n];
+	if (!(o->strs = malloc(li + lp + lt)))
+		return -EIO;
+	o->kind = kind;
+	o->row = *row;
+	memcpy(o->strs, row->identity, li);
+	memcpy(o->strs + li, row->pool, lp);
+	memcpy(o->strs + li + lp, row->tep, lt);
+	o->row.identity = o->strs;
+	o->row.pool = o->strs + li;
+	o->row.tep = o->strs + li + lp;
+	b->n++;
+	return 0;
+}
+
+static int
+apply_op(struct store *st, const struct op *o)
+{
+	const struct lease_row *row = &o->row;
+
+	switch (o->kind) {
+	case OP_INSERT:
+		bind_row(st->ins_id, row);
+		sqlite3_bind_int64(st->ins_id, 8, row->start);
+		sqlite3_bind_int64(st->ins_id, 9, row->expiry);
+		sqlite3_bind_text(st->ins_id, 10, state_name(row->state), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->ins_id, 11, row->quarantine_until);
+		sqlite3_bind_int64(st->ins_id, 12, row->id);
+		return step_done(st, st->ins_id, "insert");
+	case OP_UPDATE:
+		bind_row(st->upd, row);
+		sqlite3_bind_int64(st->upd, 8, row->expiry);
+		sqlite3_bind_text(st->upd, 9, state_name(row->state), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->upd, 10, row->quarantine_until);
+		sqlite3_bind_int64(st->upd, 11, row->id);
+		if (step_done(st, st->upd, "update") < 0 || sqlite3_changes(st->db) == 0)
+			return -EIO;
+		return 0;
+	case OP_DELETE:
+		sqlite3_bind_int64(st->del, 1, row->id);
+		if (step_done(st, st->del, "delete") < 0 || sqlite3_changes(st->db) == 0)
+			return -EIO;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int
+apply_batch(struct store *st, const struct batch *b)
+{
+	if (step_done(st, st->begin, "begin") < 0)
+		return -EIO;
+	for (size_t i = 0; i < b->n; i++)
+		if (apply_op(st, &b->ops[i]) < 0)
+			goto fail;
+	if (step_done(st, st->commit, "commit") < 0)
+		goto fail;
+	return 0;
+fail:
+	if (sqlite3_get_autocommit(st->db) == 0)
+		(void)step_done(st, st->rollback, "rollback");
+	return -EIO;
+}
+
+static void *
+writer(void *arg)
+{
+	struct store *st = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		struct batch *b;
+		int rc;
+
+		while (!st->qhead && !st->stop)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (!st->qhead)
+			break;
+		b = st->qhead;
+		st->qhead = b->next;
+		if (!st->qhead)
+			st->qtail = NULL;
+		pthread_mutex_unlock(&st->mu);
+		rc = st->failed ? -EIO : apply_batch(st, b);
+		pthread_mutex_lock(&st->mu);
+		if (rc < 0)
+			st->failed = true;
+		else
+			st->durable = b->ticket;
+		batch_free(b);
+		pthread_cond_broadcast(&st->cv);
+		if (write(st->efd, &one, sizeof(one)) < 0) {
+			/* The counter cannot overflow at our rates; nothing to do. */
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+int
+store_async_start(struct store *st)
+{
+	long long maxid = 0;
+
+	if (st->async || st->in_tx)
+		return -EINVAL;
+	if (query_int(st->db, "SELECT coalesce(max(id), 0) FROM lease", &maxid) < 0) {
+		seterr(st, "max id");
+		return -EIO;
+	}
+	st->next_id = maxid;
+	if ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return -errno;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	if (pthread_create(&st->thread, NULL, writer, st) != 0) {
+		close(st->efd);
+		return -EAGAIN;
+	}
+	st->async = true;
+	return 0;
+}
+
+int
+store_async_fd(const struct store *st)
+{
+	return st->async ? st->efd : -1;
+}
+
+int
+store_commit_async(struct store *st, uint64_t *ticket)
+{
+	struct batch *b = st->open;
+
+	if (!st->async)
+		return -EINVAL;
+	st->open = NULL;
+	if (!b || b->n == 0) {
+		/* Nothing new: whatever was decided before is in the last batch. */
+		batch_free(b);
+		*ticket = st->issued;
+		return 0;
+	}
+	b->ticket = ++st->issued;
+	*ticket = b->ticket;
+	pthread_mutex_lock(&st->mu);
+	if (st->qtail)
+		st->qtail->next = b;
+	else
+		st->qhead = b;
+	st->qtail = b;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_async_poll(struct store *st, uint64_t *durable)
+{
+	uint64_t n;
+	int rc;
+
+	if (read(st->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return -errno;
+	pthread_mutex_lock(&st->mu);
+	*durable = st->durable;
+	rc = st->failed ? -EIO : 0;
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int
+store_async_stop(struct store *st)
+{
+	int rc;
+
+	if (!st->async)
+		return 0;
+	pthread_mutex_lock(&st->mu);
+	st->stop = true;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->thread, NULL);
+	rc = st->failed ? -EIO : 0;
+	batch_free(st->open);
+	st->open = NULL;
+	close(st->efd);
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	st->async = false;
 	return rc;
 }

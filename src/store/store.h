@@ -78,4 +78,26 @@ int store_delete(struct store *st, int64_t id);
 /* The last SQLite error message, for logs. */
 const char *store_errmsg(const struct store *st);
 
+/*
+ * The writer thread (group commit without stalling the event loop).
+ * After store_async_start() the calling thread never touches SQLite
+ * again: store_begin/insert/update/delete only record the operations of
+ * the open batch in memory (insert ids come from the store's own
+ * counter), and store_commit_async() hands the batch to a thread that
+ * applies and commits each batch, in order, in one transaction. While it
+ * fsyncs, the event loop goes on deciding the next batch. Each batch has
+ * a ticket; store_async_fd() becomes readable when batches are durable,
+ * and store_async_poll() says up to which ticket. A batch that fails
+ * (which memory-side checks make a broken invariant) stops the writer:
+ * poll returns -EIO and the caller must exit and reload.
+ */
+int store_async_start(struct store *st);
+int store_async_fd(const struct store *st);
+/* Queue the open batch (if any); *ticket is the ticket to wait for. */
+int store_commit_async(struct store *st, uint64_t *ticket);
+/* Read the notification: 0 and the highest durable ticket, or -EIO. */
+int store_async_poll(struct store *st, uint64_t *durable);
+/* Wait until every queued batch is durable, then stop the thread (0 or -EIO). */
+int store_async_stop(struct store *st);
+
 #endif

@@ -53,7 +53,8 @@ struct tsp_sasl {
 	struct tsp_sasl_server *ss; /* NULL on the client side */
 	char mech[32];
 	char *user, *secret, *service, *hostname; /* client side */
-	bool scram;
+	bool scram, digest;
+	unsigned steps; /* gsasl_step() calls so far */
 };
 
 /*
@@ -299,6 +300,7 @@ tsp_sasl_server_start(struct tsp_sasl_server *ss, const char *mech, struct tsp_s
 	strcpy(s->mech, mech);
 	s->ss = ss;
 	s->scram = strncasecmp(mech, "SCRAM-", 6) == 0;
+	s->digest = strcasecmp(mech, "DIGEST-MD5") == 0;
 	gsasl_session_hook_set(s->s, s);
 	*out = s;
 	return 0;
@@ -384,6 +386,7 @@ tsp_sasl_client_start(const char *mech, const char *user, const char *secret, co
 	}
 	strcpy(s->mech, mech);
 	s->scram = strncasecmp(mech, "SCRAM-", 6) == 0;
+	s->digest = strcasecmp(mech, "DIGEST-MD5") == 0;
 	gsasl_session_hook_set(s->s, s);
 	*out = s;
 	return 0;
@@ -438,6 +441,19 @@ tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out, cons
 			return TSP_SASL_FAIL;
 		}
 	}
+	/*
+	 * GNU SASL 2.2's DIGEST-MD5 dereferences a NULL token past its first
+	 * step (server: the client's digest-response; client: the server's
+	 * challenge and rspauth): an empty line there would crash the daemon.
+	 * RFC 2831 never sends an empty token at those steps; refuse it.
+	 */
+	if (s->digest && (raw == NULL || rawlen == 0) &&
+	    (s->ss ? s->steps == 1 : s->steps >= 1)) {
+		gsasl_free(raw);
+		*why = "empty DIGEST-MD5 token";
+		return TSP_SASL_FAIL;
+	}
+	s->steps++;
 	rc = gsasl_step(s->s, raw, rawlen, &rout, &routlen);
 	gsasl_free(raw);
 	if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {

@@ -631,6 +631,9 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	struct tsp_conn *c = arg;
 
 	(void)bev;
+	/* A TLS bufferevent reports the end of its handshake: nothing to do. */
+	if (what == BEV_EVENT_CONNECTED)
+		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		c->srv->st.timeouts++;
 		conn_log(c, "idle timeout", NULL, 0);

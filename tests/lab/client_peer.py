@@ -8,11 +8,15 @@ with a short lifetime, and acts as the TEP with a raw IPPROTO_IPIP socket
 and a TUN device behind which this namespace's own IPv4 stack plays the
 "far" IPv4-only host, so that the client's whole data path is exercised
 with real TCP, UDP and ICMP. Commands on stdin drive it: "delete" sends
-the server's delete on every open session; "mute" makes it ignore every
+the server's delete on every open session; "drop" cuts every session
+(a server restart) but keeps the leases; "mute" makes it ignore every
 further create (a lease then expires); "quit" stops. It logs one JSON line per event on
 stdout (create, renew, delete-from-client, tunnelled packets).
 
-usage: client_peer.py SERVER6 TEP6 TEP4 FAR4 POOL_FIRST LIFETIME
+usage: client_peer.py SERVER6 TEP6 TEP4 FAR4 POOL_FIRST LIFETIME [MORE_SERVER6...]
+
+"redirect ADDR" answers every later create that reaches another address
+than ADDR with status 1000 and a broker list naming ADDR.
 """
 import fcntl
 import ipaddress
@@ -33,6 +37,7 @@ sessions = []
 next_addr = [int(ipaddress.IPv4Address(POOL_FIRST))]
 bound = {}  # client IPv4 -> client IPv6
 muted = [False]  # ignore creates (lets a lease expire)
+redirect_to = [None]  # send creates reaching another address there
 
 
 def log(**kw):
@@ -77,7 +82,17 @@ def session(conn):
             if action == "create" and muted[0]:
                 log(event="ignored-create")
                 continue
+            here = conn.getsockname()[0]
+            if action == "create" and redirect_to[0] and here != redirect_to[0]:
+                # DESIGN 3.1: status >= 1000 and a <broker> list
+                log(event="redirected", to=redirect_to[0])
+                send_frame(conn, "1000 Redirect",
+                           '<tunnel action="info" type="v4v6"><broker>'
+                           '<address type="ipv6">%s</address></broker></tunnel>'
+                           % redirect_to[0])
+                continue
             if action == "create":
+                log_server = here
                 if m:
                     v4 = m.group(1)
                     log(event="renew", v4=v4, v6=v6)
@@ -85,7 +100,7 @@ def session(conn):
                     with lock:
                         v4 = str(ipaddress.IPv4Address(next_addr[0]))
                         next_addr[0] += 1
-                    log(event="create", v4=v4, v6=v6, ll="fe80:" in xml)
+                    log(event="create", v4=v4, v6=v6, ll="fe80:" in xml, server=log_server)
                 with lock:
                     bound[v4] = v6
                     if not m:
@@ -104,10 +119,10 @@ def session(conn):
         conn.close()
 
 
-def server():
+def server(addr):
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((SERVER6, 3653))
+    s.bind((addr, 3653))
     s.listen(8)
     while True:
         c, _ = s.accept()
@@ -146,7 +161,8 @@ def tep():
                 r.sendto(pkt, (v6, 0))
 
 
-threading.Thread(target=server, daemon=True).start()
+for a in [SERVER6] + sys.argv[7:]:
+    threading.Thread(target=server, args=(a,), daemon=True).start()
 threading.Thread(target=tep, daemon=True).start()
 log(event="ready")
 for line in sys.stdin:
@@ -162,6 +178,20 @@ for line in sys.stdin:
                 log(event="delete-sent", v4=v4)
             except OSError:
                 pass
+    elif cmd == "drop":
+        # a server restart as the client sees it: every session cut,
+        # the leases (and the TEP's bindings) kept
+        with lock:
+            todo = list(sessions)
+            sessions.clear()
+        for conn, v4, v6 in todo:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        log(event="dropped", sessions=len(todo))
+    elif cmd.startswith("redirect "):
+        redirect_to[0] = cmd.split()[1]
     elif cmd == "mute":
         muted[0] = True
     elif cmd == "quit":

@@ -12,6 +12,7 @@ Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client.py
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -49,7 +50,7 @@ def wait_for(pred, timeout, what):
 class Bed:
     """Two namespaces joined by a veth: the client's and the peer's."""
 
-    def __init__(self, tmp, mode="always-on", lifetime=6):
+    def __init__(self, tmp, mode="always-on", lifetime=6, redirect=None):
         tag = "client%d" % os.getpid()
         self.c, self.p = tag + "-c", tag + "-p"
         self.tmp = str(tmp)
@@ -61,7 +62,7 @@ class Bed:
         sh("ip", "link", "add", "cv0", "netns", self.c, "type", "veth", "peer", "name", "pv0",
            "netns", self.p)
         for ns, dev, addrs in ((self.c, "cv0", ["fd00:d57::11"]),
-                               (self.p, "pv0", ["fd00:d57::1", "fd00:d57::2"])):
+                               (self.p, "pv0", ["fd00:d57::1", "fd00:d57::2", "fd00:d57::3"])):
             self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
                     "net.ipv6.conf.%s.accept_dad=0" % dev)
             self.ns(ns, "ip", "link", "set", "lo", "up")
@@ -70,9 +71,11 @@ class Bed:
                 self.ns(ns, "ip", "-6", "addr", "add", a + "/64", "dev", dev, "nodad")
         self.peer = subprocess.Popen(
             ["ip", "netns", "exec", self.p, "python3", PEER, "fd00:d57::1", "fd00:d57::2",
-             "198.51.100.1", FAR4, "192.0.2.10", str(lifetime)],
+             "198.51.100.1", FAR4, "192.0.2.10", str(lifetime), "fd00:d57::3"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert json.loads(self.peer.stdout.readline())["event"] == "ready"
+        if redirect:
+            self.peer_cmd("redirect " + redirect)
         os.set_blocking(self.peer.stdout.fileno(), False)
         self.conf = os.path.join(self.tmp, "client.json")
         with open(self.conf, "w") as f:
@@ -271,3 +274,61 @@ def test_on_demand_first_packet_acquires_and_early_connections_keep_working(bed)
     assert n["early_translated_out"] > 0 and n["early_translated_in"] > 0
     assert n["acquisitions"] == 1 and n["drop_queue_full"] == 0
     assert b.ctl("status")["state"] == "bound"
+
+
+def test_redirect_to_broker(bed):
+    b = bed(redirect="fd00:d57::3")
+    st = b.wait_bound()
+    assert st["server"] == "fd00:d57::3"
+    ev = b.peer_events()
+    assert [e["event"] for e in ev if e["event"] in ("redirected", "create")] == [
+        "redirected", "create"]
+    assert [e for e in ev if e["event"] == "create"][0]["server"] == "fd00:d57::3"
+    assert b.ctl("counters")["redirects"] == 1
+    assert b.cns("ping", "-c", "1", "-W", "2", FAR4, check=False).returncode == 0
+
+
+def test_server_restart_keeps_lease_and_traffic(bed):
+    b = bed(lifetime=4)
+    b.wait_bound()
+    ping = subprocess.Popen(["ip", "netns", "exec", b.c, "ping", "-c", "50", "-i", "0.1", "-W",
+                             "1", FAR4], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    b.peer_cmd("drop")
+    out, _ = ping.communicate(timeout=20)
+    assert " 0% packet loss" in out, out
+    st = b.ctl("status")
+    assert st["state"] == "bound" and st["ipv4"] == "192.0.2.10"
+    n = b.ctl("counters")
+    assert n["session_failures"] >= 1 and n["sessions"] >= 2
+    assert n["acquisitions"] == 1 and n["renewals"] >= 1 and n["expiries"] == 0
+
+
+def test_path_mtu_shrinks(bed):
+    b = bed()
+    st = b.wait_bound()
+    assert st["mtu"] == 1460
+    # The IPv6 path toward the TEP shrinks to 1400 (a route's MTU here; a
+    # Packet Too Big would do the same to the kernel's route): within its
+    # once-a-second check the client lowers the DTI's MTU to 1360, after
+    # which a DF packet sized for the old MTU is refused at the source.
+    b.cns("ip", "-6", "route", "replace", "fd00:d57::/64", "dev", "cv0", "proto", "kernel",
+          "metric", "256", "mtu", "1400")
+    wait_for(lambda: b.ctl("status")["mtu"] == 1360, 2.5, "the DTI MTU to follow the path")
+    assert "mtu 1360" in b.cns("ip", "link", "show", "dstm0").stdout
+    r = b.cns("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1432", FAR4, check=False)
+    assert r.returncode != 0 and re.search(r"mtu ?= ?1360", r.stdout), r.stdout
+    assert b.cns("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1332", FAR4,
+                 check=False).returncode == 0
+    # bulk TCP from the far side fits the new MTU
+    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
+                            "import socket\n"
+                            "t=socket.socket(); t.bind(('%s',80)); t.listen(1); t.settimeout(8)\n"
+                            "c,a=t.accept(); c.sendall(bytes(300000)); c.close()\n" % FAR4])
+    time.sleep(0.3)
+    out = b.cns("python3", "-c",
+                "import socket\nt=socket.create_connection(('%s',80),5); n=0\n"
+                "while True:\n  d=t.recv(65536)\n  if not d: break\n  n+=len(d)\n"
+                "print(n)\n" % FAR4, timeout=20).stdout
+    srv.wait(10)
+    assert out.strip() == "300000"

@@ -395,3 +395,16 @@ def test_dns_malformed_scapy(lab):
     assert out["servers"] == []
     assert out["counters"]["dns_bad_answer"] + out["counters"]["dns_servfail"] >= 1
     assert any("malformed" in e["text"] or "Misformatted" in e["text"] for e in out["events"]), out["events"]
+
+
+def test_dhcp4_discover_kea(lab):
+    """Without an IPv4 address the client sends DHCPDISCOVER and reads the OFFER."""
+    need("kea-dhcp4")
+    lab.ns(lab.cli, "ip", "addr", "flush", "dev", lab.vc, "scope", "global", "to", CLI4 + "/32")
+    conf = fill("kea-dhcp4.json.in", lab, IFACE=lab.vs)
+    lab.start(kea_env(lab) + ["kea-dhcp4", "-c", conf],
+              ready=lambda: os.path.exists(os.path.join(lab.dir, "kea4.sock")), wait=10)
+    time.sleep(0.5)
+    out = lab.discover("-4", "-m", "dhcp", "--timeout", "3000")
+    assert any("DHCPOFFER" in e["text"] and "DHCPDISCOVER" in e["text"] for e in out["events"]), out
+    assert [r[1] for r in rows(out, "dhcp")][:1] == ["192.0.2.20"]

@@ -408,3 +408,114 @@ def test_mechanisms_and_port_ranges(tmp):
         assert sorted(l["port_lo"] for l in leases) == [1024, 17152]
     finally:
         d.kill()
+
+
+def make_pki(tmp):
+    """A CA, a server certificate for ::1 and a client certificate "alice"."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+    ca_key, ca = os.path.join(tmp, "ca.key"), os.path.join(tmp, "ca.pem")
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=dstm test CA")
+    out = {"ca": ca}
+    for name, ext in (("server", "subjectAltName=IP:::1"), ("alice", "extendedKeyUsage=clientAuth")):
+        key, csr, crt = (os.path.join(tmp, name + x) for x in (".key", ".csr", ".pem"))
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+        extfile = os.path.join(tmp, name + ".ext")
+        with open(extfile, "w") as f:
+            f.write(ext + "\n")
+        run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", crt, "-days", "2", "-extfile", extfile)
+        out[name] = (crt, key)
+    return out
+
+
+class TlsTsp(Tsp):
+    def __init__(self, port, ca, cert=None, mech="ANONYMOUS", version="2.0.0"):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(ca)
+        if cert:
+            ctx.load_cert_chain(*cert)
+        raw = socket.create_connection(("::1", port), timeout=5)
+        self.s = ctx.wrap_socket(raw, server_hostname="::1")
+        self.version = self.s.version()
+        self.f = self.s.makefile("rb")
+        self.line("VERSION=" + version)
+        self.capability = self.f.readline().decode()
+        self.line("AUTHENTICATE " + mech)
+        self.auth = self.f.readline().decode()
+
+
+def test_tsp_over_tls(tmp):
+    import ssl
+    pki = make_pki(tmp)
+    plain_port = free_port()
+    d = Dstmd(tmp, listen=[{"address": "[::1]:%d" % plain_port}], auth={
+        "mechanisms": ["SCRAM-SHA-256", "PLAIN", "ANONYMOUS"],
+        "secrets": os.path.join(tmp, "secrets.json")})
+    with open(os.path.join(tmp, "secrets.json"), "w") as f:
+        json.dump({"users": {"bob": "pw"}}, f)
+    d.port = free_port()
+    cfg = json.load(open(d.cfg))
+    cfg["listen"].append({"address": "[::1]:%d" % d.port, "tls": {
+        "certificate": pki["server"][0], "key": pki["server"][1], "client_ca": pki["ca"]}})
+    json.dump(cfg, open(d.cfg, "w"))
+    d.start()
+    try:
+        # PLAIN is offered inside TLS only.
+        assert "PLAIN" not in Tsp(plain_port).capability
+        t = TlsTsp(d.port, pki["ca"])
+        assert t.version in ("TLSv1.2", "TLSv1.3")
+        assert "AUTH=PLAIN" in t.capability
+        assert t.create("fd00:d57::61")[0] == 200
+        # A verified client certificate names the client.
+        t = TlsTsp(d.port, pki["ca"], cert=pki["alice"])
+        assert t.create("fd00:d57::62")[0] == 200
+        ids = {l["identity"] for l in d.ctl("leases")}
+        assert "cert:alice" in ids and "anon:fd00:d57::61" in ids
+        # TLS 1.1 is refused.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        with pytest.raises((ssl.SSLError, OSError)):
+            ctx.wrap_socket(socket.create_connection(("::1", d.port), timeout=5),
+                            server_hostname="x")
+    finally:
+        d.kill()
+    # A key that does not match its certificate is a configuration error with its place.
+    cfg["listen"][1]["tls"]["key"] = pki["alice"][1]
+    json.dump(cfg, open(d.cfg, "w"), indent=2)
+    out = subprocess.run([DSTMD, "-n", "-c", d.cfg], capture_output=True, text=True)
+    assert out.returncode == 1 and "/listen/1/tls/key" in out.stderr, out.stderr
+
+
+def test_vpn_scenario_refuses_anonymous(tmp):
+    d = Dstmd(tmp, scenario="vpn")
+    out = subprocess.run([DSTMD, "-n", "-c", d.cfg], capture_output=True, text=True)
+    assert out.returncode == 1 and "vpn scenario refuses ANONYMOUS" in out.stderr
+
+
+def test_empty_digest_md5_response_is_refused_not_fatal(tmp):
+    """GNU SASL 2.2 crashes on an empty DIGEST-MD5 response; dstmd must refuse it."""
+    secrets = os.path.join(tmp, "secrets.json")
+    with open(secrets, "w") as f:
+        json.dump({"users": {"alice": "s3cret"}}, f)
+    d = Dstmd(tmp, auth={"mechanisms": ["DIGEST-MD5", "ANONYMOUS"], "secrets": secrets}).start()
+    try:
+        for empty in (b"\r\n", b"=\r\n", b"  \r\n"):
+            s = socket.create_connection(("::1", d.port), timeout=5)
+            f = s.makefile("rb")
+            s.sendall(b"VERSION=2.0.0\r\n")
+            assert f.readline().startswith(b"CAPABILITY")
+            s.sendall(b"AUTHENTICATE DIGEST-MD5\r\n")
+            assert f.readline().strip()  # the base64 challenge
+            s.sendall(empty)
+            assert f.readline().startswith(b"300")
+            s.close()
+        assert d.proc.poll() is None
+        assert Tsp(d.port).create("fd00:d57::71")[0] == 200
+    finally:
+        d.kill()

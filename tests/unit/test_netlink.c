@@ -140,7 +140,7 @@ test_route4(void **state)
 	assert_int_equal(sh("ip -4 route show 198.51.100.0/24 | grep -q src"), -1);
 	assert_int_equal(nl_route4_replace(nl, "nlt0", net, 24, a), 0);
 	assert_int_equal(
-		sh("ip -4 route show 198.51.100.0/24 | grep -q 'dev nlt0 .*src 192.0.2.10'"), 0);
+	    sh("ip -4 route show 198.51.100.0/24 | grep -q 'dev nlt0 .*src 192.0.2.10'"), 0);
 	/* host bits of dst are ignored */
 	assert_int_equal(nl_route4_del(nl, "nlt0", net | 7, 24), 0);
 	assert_int_equal(sh("ip -4 route show 198.51.100.0/24 | grep -q ."), -1);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <poll.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -235,6 +236,68 @@ test_wal_and_version(void **state)
 	assert_null(store_open("/nonexistent/dir/leases.db", err, sizeof(err)));
 }
 
+/*
+ * The writer thread: batches are applied in order, each in one
+ * transaction; a ticket is reported durable only after its commit; a
+ * batch the database refuses stops the writer for good.
+ */
+static void
+test_async_writer(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row a = row("tsp:alice", 0xc0000202, 0, 0);
+	struct lease_row b = row("tsp:bob", 0xc0000203, 0, 0);
+	struct lease_row dup = row("tsp:carol", 0xc0000203, 0, 0);
+	struct collect c = {0};
+	uint64_t t1 = 0, t2 = 0, t3, durable = 0;
+	struct pollfd pfd;
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &a), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_async_start(st), 0);
+	assert_true(store_async_fd(st) >= 0);
+
+	/* Batch 1: b; batch 2: a renewed. Ids keep growing from the file's. */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &b), 0);
+	assert_true(b.id > a.id);
+	assert_int_equal(store_commit_async(st, &t1), 0);
+	assert_int_equal(t1, 1);
+	assert_int_equal(store_begin(st), 0);
+	a.expiry = 9999;
+	assert_int_equal(store_update(st, &a), 0);
+	t2 = t1;
+	assert_int_equal(store_commit_async(st, &t2), 0);
+	assert_int_equal(t2, 2);
+	/* Nothing staged: the ticket to wait for is the last one. */
+	t3 = t2;
+	assert_int_equal(store_commit_async(st, &t3), 0);
+	assert_int_equal(t3, 2);
+	pfd.fd = store_async_fd(st);
+	pfd.events = POLLIN;
+	while (durable < t2) {
+		assert_int_equal(poll(&pfd, 1, 5000), 1);
+		assert_int_equal(store_async_poll(st, &durable), 0);
+	}
+
+	/* A duplicate address is refused by the database: the writer stops. */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &dup), 0);
+	assert_int_equal(store_commit(st), -EIO);
+	assert_int_equal(store_async_poll(st, &durable), -EIO);
+	assert_int_equal(store_async_stop(st), -EIO);
+	store_close(st);
+
+	st = open_ok();
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.ident[0], "tsp:alice");
+	assert_int_equal(c.r[0].expiry, 9999);
+	assert_string_equal(c.ident[1], "tsp:bob");
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -243,6 +306,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_and_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wal_and_version, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_writer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,467 @@
+/*
+ * DHCPv6 for DSTM (RFC 8415; seed 001 appendices A and B; seed 002 §6):
+ * the codec, the server engine, delayed and reconfigure-key
+ * authentication, the server DUID and the client engine. Everything here
+ * is a pure function of its inputs (bytes, configuration, the caller's
+ * clock, the lease calls of `struct d6_lease_ops`): the sockets, the
+ * lease store and the TEP control live in the programs (src/dstmd/dhcp.c,
+ * src/client). A parser never trusts a length: every read goes through
+ * the bounded cursor of common/wire.h, every drop has a named reason.
+ *
+ * The DSTM options never received codes (DESIGN §3.2): every code of
+ * `struct d6_codes` is configurable and defaults to the table there.
+ */
+#ifndef DSTM_D6_H
+#define DSTM_D6_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+
+/* RFC 8415 §7.3: message types. */
+enum d6_msg_type {
+	D6_SOLICIT = 1,
+	D6_ADVERTISE = 2,
+	D6_REQUEST = 3,
+	D6_CONFIRM = 4,
+	D6_RENEW = 5,
+	D6_REBIND = 6,
+	D6_REPLY = 7,
+	D6_RELEASE = 8,
+	D6_DECLINE = 9,
+	D6_RECONFIGURE = 10,
+	D6_INFORMATION_REQUEST = 11,
+	D6_RELAY_FORW = 12,
+	D6_RELAY_REPL = 13,
+};
+
+/* RFC 8415 §21: the options this code reads or writes. */
+enum d6_opt {
+	D6_OPT_CLIENTID = 1,
+	D6_OPT_SERVERID = 2,
+	D6_OPT_IA_NA = 3,
+	D6_OPT_IA_TA = 4,
+	D6_OPT_IAADDR = 5,
+	D6_OPT_ORO = 6,
+	D6_OPT_PREFERENCE = 7,
+	D6_OPT_ELAPSED_TIME = 8,
+	D6_OPT_RELAY_MSG = 9,
+	D6_OPT_AUTH = 11,
+	D6_OPT_UNICAST = 12,
+	D6_OPT_STATUS_CODE = 13,
+	D6_OPT_RAPID_COMMIT = 14,
+	D6_OPT_INTERFACE_ID = 18,
+	D6_OPT_RECONF_MSG = 19,
+	D6_OPT_RECONF_ACCEPT = 20,
+	D6_OPT_IA_PD = 25,
+};
+
+/* RFC 8415 §21.13: status codes. */
+enum d6_status {
+	D6_ST_SUCCESS = 0,
+	D6_ST_UNSPEC_FAIL = 1,
+	D6_ST_NO_ADDRS_AVAIL = 2,
+	D6_ST_NO_BINDING = 3,
+	D6_ST_NOT_ON_LINK = 4,
+	D6_ST_USE_MULTICAST = 5,
+};
+
+#define D6_SERVER_PORT    547
+#define D6_CLIENT_PORT    546
+#define D6_MAX_MSG        4096 /* the largest message read or built */
+#define D6_MAX_IA         8    /* IAs served in one message (more: dropped) */
+#define D6_MAX_ORO        32   /* options requested in one ORO */
+#define D6_MAX_OPTIONS    64   /* options at one level of one message */
+#define D6_HOP_LIMIT      8    /* RFC 8415 §7.6 HOP_COUNT_LIMIT: relay nesting */
+#define D6_DUID_MAX       128  /* RFC 8415 §11.1 */
+#define D6_IDENTITY_MAX   (8 + 2 * (D6_DUID_MAX + 2) + 12)
+#define D6_REALM_MAX      64
+#define D6_DOTS_ADDRS_MAX 8
+
+/* The option codes, all configurable (DESIGN §3.2). */
+struct d6_codes {
+	uint16_t ia_dstm;       /* 65001 */
+	uint16_t tep;           /* 65002 */
+	uint16_t ports;         /* 65003 */
+	uint16_t global_v4;     /* 65004, seed 002 §6.1 */
+	uint16_t dots_ri;       /* 141, RFC 8973 */
+	uint16_t dots_address;  /* 142, RFC 8973 */
+	uint16_t access_domain; /* 57, RFC 5986 */
+};
+void d6_codes_default(struct d6_codes *c);
+
+/* ---- Codec ---- */
+
+/* Why a message was dropped: one counter each (STYLE.md). */
+enum d6_drop {
+	D6_OK = 0,
+	D6_DROP_SHORT,         /* shorter than a header */
+	D6_DROP_OPT_LEN,       /* an option runs past its container */
+	D6_DROP_TOO_MANY_OPTS, /* more than D6_MAX_OPTIONS at one level */
+	D6_DROP_BAD_TYPE,      /* not a message a server (client) takes */
+	D6_DROP_DUP_OPTION,    /* a singleton option twice */
+	D6_DROP_MISPLACED,     /* an option where it may not appear */
+	D6_DROP_BAD_OPTION,    /* an option of the wrong length or content */
+	D6_DROP_NO_CLIENTID,   /* a Client Identifier required but missing */
+	D6_DROP_SERVERID,      /* Server Identifier missing, present, or not ours (RFC 8415 §16) */
+	D6_DROP_TOO_MANY_IA,   /* more than D6_MAX_IA IAs */
+	D6_DROP_DUP_IAID,      /* two IAs of one kind with one IAID */
+	D6_DROP_RELAY_DEPTH,   /* relays nested deeper than D6_HOP_LIMIT */
+	D6_DROP_RELAY_NO_MSG,  /* a Relay-forward without exactly one Relay Message */
+	D6_DROP_AUTH_MISSING,  /* authentication required (seed 000) and absent */
+	D6_DROP_AUTH_BAD,      /* unknown key, bad MAC, malformed option */
+	D6_DROP_AUTH_REPLAY,   /* replay detection counter not increasing */
+	D6_DROP_RATE,          /* per-DUID or per-/64 limit reached */
+	D6_DROP_NO_ADDRESS,    /* no usable client IPv6 address (see d6_client_v6) */
+	D6_DROP_TOO_BIG,       /* the reply would not fit */
+	D6_DROP_XID,           /* client: not the transaction we wait for */
+	D6_DROP__COUNT
+};
+const char *d6_drop_name(enum d6_drop r);
+
+/* One identity association: IA_NA (seed 002 form) or IA_DSTM (seed 001 A). */
+struct d6_ia {
+	uint16_t code;  /* D6_OPT_IA_NA, D6_OPT_IA_TA or codes.ia_dstm */
+	bool global_v4; /* an IA_NA right after a Global IPv4 Address option */
+	uint32_t iaid, t1, t2;
+	unsigned naddrs;
+	struct in6_addr addr; /* the first IA Address */
+	uint32_t preferred, valid;
+	bool has_tep;
+	struct in6_addr tep;
+	bool has_ports;
+	uint16_t port_lo, port_hi;
+	bool has_status;
+	uint16_t status;
+};
+
+/* RFC 8415 §21.11 / RFC 3315 §21: the Authentication option. */
+struct d6_auth {
+	uint8_t protocol, algorithm, rdm;
+	uint64_t replay;
+	const uint8_t *info; /* authentication information */
+	size_t info_len;
+	size_t mac_off; /* offset of the 16-octet MAC in the message, 0 if none */
+	/* delayed authentication (protocol 2) with information */
+	char realm[D6_REALM_MAX + 1];
+	size_t realm_len;
+	uint32_t key_id;
+};
+
+/* A message, parsed; pointers refer into the caller's bytes. */
+struct d6_msg {
+	uint8_t type;
+	uint32_t xid;
+	const uint8_t *raw; /* the message itself (without relay headers) */
+	size_t len;
+	const uint8_t *clientid, *serverid;
+	size_t clientid_len, serverid_len;
+	struct d6_ia ia[D6_MAX_IA];
+	unsigned nia;
+	unsigned n_ia_other; /* IA_TA / IA_PD seen (not served) */
+	uint16_t oro[D6_MAX_ORO];
+	unsigned noro;
+	bool rapid_commit, reconf_accept, has_elapsed, has_preference, has_unicast;
+	uint16_t elapsed;
+	uint8_t preference;
+	bool has_auth;
+	struct d6_auth auth;
+	bool has_status;
+	uint16_t status;
+	bool has_reconf_msg;
+	uint8_t reconf_msg;
+	/* a Global IPv4 Address option not followed by an IA_NA (client side) */
+	bool has_global_v4;
+	bool global_v4_has_tep;
+	struct in6_addr global_v4_tep;
+	/* the DOTS and domain options, for the client side */
+	const uint8_t *dots_ri, *access_domain;
+	size_t dots_ri_len, access_domain_len;
+	struct in6_addr dots_addr[D6_DOTS_ADDRS_MAX];
+	unsigned ndots_addr;
+};
+
+/* One Relay-forward (or -reply) header. */
+struct d6_relay {
+	uint8_t hop_count;
+	struct in6_addr link, peer;
+	const uint8_t *ifid;
+	size_t ifid_len;
+};
+
+/* A message with the relays it came through, outermost first. */
+struct d6_envelope {
+	struct d6_relay relay[D6_HOP_LIMIT];
+	unsigned nrelays;
+	const uint8_t *inner;
+	size_t inner_len;
+};
+
+/* Peel relay headers (RFC 8415 §9, §19) down to the client's message. */
+enum d6_drop d6_unwrap(const uint8_t *p, size_t n, struct d6_envelope *env);
+/*
+ * Parse and validate a client or server message: every option where it
+ * may appear (RFC 8415 Appendix B; seed 001 A §5, B §5; seed 002 §6.1),
+ * singletons once, IAIDs unique per kind, nesting IA > IA Address > Status.
+ */
+enum d6_drop d6_parse(const uint8_t *p, size_t n, const struct d6_codes *codes, struct d6_msg *m);
+/* The server-side checks of RFC 8415 §16 for a parsed client message. */
+enum d6_drop d6_validate_server(const struct d6_msg *m, const uint8_t *our_duid,
+                                size_t our_duid_len);
+
+/* RFC 8415 §10: a dotted name to wire form. -EINVAL or the length. */
+int d6_name_encode(const char *name, uint8_t *out, size_t cap);
+/* Wire form to dotted text (at most cap-1 characters); false if malformed. */
+bool d6_name_decode(const uint8_t *p, size_t n, char *out, size_t cap);
+
+/* ---- Authentication (RFC 3315 §21.4 delayed, RFC 8415 §20.4 reconfigure key) ---- */
+
+#define D6_AUTH_PROTO_DELAYED 2
+#define D6_AUTH_PROTO_RECONF  3
+#define D6_AUTH_ALG_HMAC_MD5  1
+#define D6_AUTH_RDM_COUNTER   0
+
+struct d6_key {
+	const char *realm;
+	uint32_t key_id;
+	const uint8_t *secret;
+	size_t secret_len;
+};
+
+/* Append a delayed-authentication option (MAC zero) and remember where the MAC goes. */
+void d6_auth_put_delayed(struct wcur *w, const struct d6_key *k, uint64_t replay, uint8_t **mac_at);
+/* Append a reconfigure-key option: type 1 carries the key, type 2 a MAC (zero for now). */
+void d6_auth_put_reconf(struct wcur *w, uint8_t type, const uint8_t key[16], uint64_t replay,
+                        uint8_t **val_at);
+/* HMAC-MD5 of msg[0..len) (the MAC field already zero) into mac_at. */
+int d6_auth_sign(const uint8_t *msg, size_t len, const uint8_t *secret, size_t secret_len,
+                 uint8_t *mac_at);
+/* Verify the delayed-authentication MAC of a parsed message with `k`. */
+bool d6_auth_verify(const struct d6_msg *m, const uint8_t *secret, size_t secret_len);
+/* The configured key named by (realm, key id), or NULL. */
+const struct d6_key *d6_key_find(const struct d6_key *keys, size_t n, const char *realm,
+                                 size_t realm_len, uint32_t key_id);
+
+/* ---- Server DUID (RFC 8415 §11) ---- */
+
+/*
+ * Load the DUID stored in `path`, or make a DUID-LLT from `mac` (6
+ * octets; a DUID-EN with a random identifier when NULL) and `now`,
+ * store it (written to a temporary file, fsync'd, renamed) and return it.
+ */
+int d6_duid_load_or_create(const char *path, const uint8_t *mac, int64_t now, uint8_t *duid,
+                           size_t *len);
+
+/* ---- Server engine ---- */
+
+/* What the lease manager says about one identity (dstmd's lease_*). */
+struct d6_grant {
+	uint32_t v4; /* host byte order */
+	uint16_t port_lo, port_hi;
+	struct in6_addr v6;  /* the client's tunnel address */
+	struct in6_addr tep; /* the TEP's IPv6 address */
+	int64_t expiry;
+	unsigned flags; /* D6_GRANT_NEW / D6_GRANT_MOVED */
+	const void *tep_ref;
+};
+#define D6_GRANT_NEW   0x1u
+#define D6_GRANT_MOVED 0x2u
+
+struct d6_lease_ops {
+	/*
+	 * Take or renew a lease for `identity` at `v6` (want_v4 0: any):
+	 * 0, -ENOSPC (pool exhausted), -EADDRNOTAVAIL (want_v4 not the
+	 * client's or not free), -ENETUNREACH (no TEP serves v6), -EIO.
+	 */
+	int (*acquire)(void *arg, const char *identity, const struct in6_addr *v6, uint32_t want_v4,
+	               int64_t now, struct d6_grant *g);
+	/* The identity's active lease: 0 or -ENOENT. */
+	int (*find)(void *arg, const char *identity, struct d6_grant *g);
+	/* End the identity's lease (Release, or Decline when `declined`): 0 or -ENOENT. */
+	int (*release)(void *arg, const char *identity, bool declined, int64_t now);
+	/* Whether v4 belongs to a pool this server manages (Confirm). */
+	bool (*in_pool)(void *arg, uint32_t v4);
+};
+
+enum d6_form_mask {
+	D6_FORM_IA_DSTM = 1,   /* seed 001 appendix A */
+	D6_FORM_GLOBAL_V4 = 2, /* seed 002 §6.1 */
+};
+
+struct d6_server_config {
+	struct d6_codes codes;
+	const uint8_t *duid;
+	size_t duid_len;
+	uint32_t preferred; /* preferred lifetime; 0: the lease's valid lifetime */
+	uint32_t t1, t2;    /* 0: .5 and .8 of the preferred lifetime (seed 001 A §4) */
+	unsigned forms;     /* D6_FORM_* served */
+	bool rapid_commit;  /* honour Rapid Commit (RFC 8415 §18.3.1) */
+	bool unicast;       /* accept unicast (else UseMulticast, RFC 8415 §18.3.2) */
+	const struct d6_key *keys;
+	size_t nkeys;
+	bool require_auth;      /* seed 000, seed 001 A §7: DSTM options only when authenticated */
+	bool reconfigure;       /* give reconfigure keys (RFC 8415 §20.4) */
+	const uint8_t *dots_ri; /* wire-form name, or NULL */
+	size_t dots_ri_len;
+	const struct in6_addr *dots_addr;
+	size_t ndots_addr;
+	const uint8_t *access_domain; /* wire-form name, or NULL */
+	size_t access_domain_len;
+	unsigned max_per_duid; /* leases one DUID may hold (0: no limit) */
+	unsigned max_per_64;   /* leases the clients of one /64 may hold (0: no limit) */
+};
+
+struct d6_server_counters {
+	uint64_t rx[14]; /* by message type; [0] unknown */
+	uint64_t tx_advertise, tx_reply, tx_reconfigure;
+	uint64_t drop[D6_DROP__COUNT];
+	uint64_t st_no_addrs, st_no_binding, st_not_on_link, st_use_multicast, st_unspec_fail;
+	uint64_t granted, renewed, released, declined, tep_refused;
+	uint64_t auth_ok, auth_refused;
+};
+
+struct d6_server;
+
+struct d6_server *d6_server_new(const struct d6_server_config *cfg, const struct d6_lease_ops *ops,
+                                void *ops_arg, int64_t now);
+void d6_server_free(struct d6_server *s);
+const struct d6_server_counters *d6_server_counters(const struct d6_server *s);
+
+/* Where a message came from. */
+struct d6_rx {
+	struct in6_addr src;
+	bool multicast; /* sent to All_DHCP_Relay_Agents_and_Servers (or relayed) */
+};
+
+/* One IA's outcome, kept so that the reply can be built after the TEP answered. */
+struct d6_ia_out {
+	uint16_t status;
+	bool granted, zero_lifetimes, push, refused;
+	struct d6_grant g;
+	char identity[D6_IDENTITY_MAX];
+};
+
+/*
+ * One exchange in progress. The caller allocates it, copies the bytes in
+ * with d6_server_handle() and must not move it until it is freed (the
+ * parsed message points into `in`).
+ */
+struct d6_txn {
+	uint8_t in[D6_MAX_MSG];
+	size_t inlen;
+	struct d6_envelope env;
+	struct d6_msg m;
+	struct d6_rx rx;
+	struct in6_addr client_v6;
+	bool has_client_v6;
+	uint8_t reply_type;
+	uint16_t top_status; /* top-level Status Code, 0xffff none */
+	const char *top_msg;
+	bool wait_commit;         /* a lease changed: reply only after the commit (DESIGN §4) */
+	const struct d6_key *key; /* sign the reply with this key */
+	bool give_reconf_key;
+	uint8_t reconf_key[16];
+	struct d6_ia_out out[D6_MAX_IA];
+	int64_t now;
+};
+
+enum d6_action {
+	D6_ACT_DROP,  /* nothing to send (counted) */
+	D6_ACT_REPLY, /* build and send the reply (after the commit if wait_commit) */
+};
+
+/*
+ * Handle one message from a client (possibly relayed). Calls the lease
+ * operations; fills `t` for d6_server_build(). The IAs whose `push` is
+ * set hold new or moved bindings: the caller pushes them to their TEP
+ * and marks `refused` the ones the TEP refused before building.
+ */
+enum d6_action d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t len,
+                                const struct d6_rx *rx, int64_t now);
+/* The reply bytes (relay-wrapped as it came); 0 or -EMSGSIZE. */
+int d6_server_build(struct d6_server *s, struct d6_txn *t, uint8_t *out, size_t cap, size_t *len);
+/*
+ * A Reconfigure (RFC 8415 §18.3.11) asking the client `duid` to send
+ * `msg_type` (Renew or Information-request), authenticated with its
+ * reconfigure key. -ENOKEY if the client has none.
+ */
+int d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len,
+                          uint8_t msg_type, uint8_t *out, size_t cap, size_t *len);
+
+/*
+ * The client's tunnel address (the rule dstmd documents): the source of
+ * the message, or for a relayed one the innermost relay's peer-address,
+ * when it is a global unicast address; else the first global, non-mapped
+ * address in an IA_NA of the message; else none.
+ */
+bool d6_client_v6(const struct d6_envelope *env, const struct d6_msg *m, const struct in6_addr *src,
+                  struct in6_addr *out);
+
+/* ---- Client engine ---- */
+
+enum d6_client_state {
+	D6C_INIT,
+	D6C_SOLICIT,
+	D6C_REQUEST,
+	D6C_BOUND,
+	D6C_RENEW,
+	D6C_REBIND,
+	D6C_RELEASE,
+	D6C_DECLINE,
+	D6C_STOPPED,
+};
+
+enum d6_client_event {
+	D6C_EV_NONE,
+	D6C_EV_BOUND,   /* a lease (first one, or a changed one) */
+	D6C_EV_RENEWED, /* the same lease, extended */
+	D6C_EV_LOST,    /* the lease expired or was refused: unconfigure */
+	D6C_EV_RELEASED,
+};
+
+struct d6_client_config {
+	struct d6_codes codes;
+	const uint8_t *duid;
+	size_t duid_len;
+	uint32_t iaid;
+	bool global_v4_form; /* ask in the seed 002 form instead of IA_DSTM */
+	bool rapid_commit;
+	const struct d6_key *key; /* with a key: drop every reply not authenticated with it */
+	uint32_t (*random)(void *arg);
+	void *random_arg;
+};
+
+struct d6_lease_info {
+	uint32_t v4;
+	uint16_t port_lo, port_hi;
+	bool has_tep;
+	struct in6_addr tep;
+	uint32_t t1, t2, preferred, valid;
+	int64_t obtained; /* ms */
+};
+
+struct d6_client;
+
+struct d6_client *d6_client_new(const struct d6_client_config *cfg);
+void d6_client_free(struct d6_client *c);
+/* Start soliciting now (ms, monotonic). */
+void d6_client_start(struct d6_client *c, int64_t now_ms);
+/* A packet from a server. The event it caused (D6C_EV_NONE if none). */
+enum d6_client_event d6_client_input(struct d6_client *c, const uint8_t *p, size_t n,
+                                     int64_t now_ms);
+/* Time passed: retransmissions, T1, T2, expiry. */
+enum d6_client_event d6_client_tick(struct d6_client *c, int64_t now_ms);
+/* When d6_client_tick() wants to run next (ms), INT64_MAX when never. */
+int64_t d6_client_next(const struct d6_client *c);
+/* The packet to send now (to ff02::1:2 port 547), if any; cleared by the call. */
+bool d6_client_output(struct d6_client *c, uint8_t *buf, size_t cap, size_t *len);
+void d6_client_release(struct d6_client *c, int64_t now_ms);
+void d6_client_decline(struct d6_client *c, int64_t now_ms);
+enum d6_client_state d6_client_state(const struct d6_client *c);
+const struct d6_lease_info *d6_client_lease(const struct d6_client *c);
+uint64_t d6_client_drops(const struct d6_client *c, enum d6_drop r);
+
+#endif

@@ -1,0 +1,795 @@
+/*
+ * The DHCPv6 server engine for DSTM (RFC 8415 §18.3; seed 001 A, B;
+ * seed 002 §6.2): a client message in, the lease calls of `d6_lease_ops`,
+ * a reply out. No sockets and no clock of its own, so unit tests and the
+ * fuzzer drive it directly. A client is its DUID; each of its IAs is one
+ * lease, named "dhcp6:<duid hex>:<iaid hex>".
+ *
+ * Decisions worth knowing:
+ *  - Solicit without Rapid Commit takes the lease it advertises (staged in
+ *    the caller's transaction, committed at the end of the loop turn) but
+ *    pushes nothing to the TEP and waits for nothing: an Advertise grants
+ *    nothing. The Request that follows renews that lease and its binding
+ *    is pushed to the TEP before the Reply leaves. The per-DUID and
+ *    per-/64 limits bound what Solicits alone can hold.
+ *  - Unicast is refused with UseMulticast (we never send Server Unicast).
+ *  - With `require_auth`, a message asking for DSTM options (any IA)
+ *    without a valid delayed-authentication MAC is dropped and counted;
+ *    a Solicit carrying an empty Authentication option (the client asks
+ *    for it, RFC 3315 §21.4.4.1) gets a signed Advertise.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "dhcp6/d6.h"
+
+#define CLIENT_BUCKETS (1u << 16)
+#define NET_BUCKETS    (1u << 12)
+#define DUID_TRACK_MAX 16
+
+/* What the server remembers of one client DUID (not durable: see dstmd(8)). */
+struct client_ent {
+	struct client_ent *next;
+	uint8_t duid[D6_DUID_MAX + 2];
+	size_t duid_len;
+	bool has_replay, has_reconf;
+	uint64_t last_replay;
+	uint8_t reconf_key[16];
+	unsigned niaid;
+	uint32_t iaid[DUID_TRACK_MAX];
+};
+
+/* The leases granted to the clients of one /64 (the per-/64 limit). */
+struct net_ent {
+	struct net_ent *next;
+	uint8_t prefix[8];
+	unsigned n;
+	char **ids;
+};
+
+struct d6_server {
+	struct d6_server_config cfg;
+	const struct d6_lease_ops *ops;
+	void *arg;
+	struct d6_server_counters ctr;
+	uint64_t replay;
+	struct client_ent **clients;
+	struct net_ent **nets;
+	size_t nclients;
+};
+
+static uint32_t
+fnv(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+struct d6_server *
+d6_server_new(const struct d6_server_config *cfg, const struct d6_lease_ops *ops, void *arg,
+              int64_t now)
+{
+	struct d6_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cfg = *cfg;
+	s->ops = ops;
+	s->arg = arg;
+	/* RFC 3315 §21.3: a monotonically increasing counter; time-based survives restarts. */
+	s->replay = (uint64_t)now << 32;
+	s->clients = calloc(CLIENT_BUCKETS, sizeof(*s->clients));
+	s->nets = calloc(NET_BUCKETS, sizeof(*s->nets));
+	if (!s->clients || !s->nets) {
+		d6_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+d6_server_free(struct d6_server *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; s->clients && i < CLIENT_BUCKETS; i++)
+		for (struct client_ent *e = s->clients[i], *n; e; e = n) {
+			n = e->next;
+			free(e);
+		}
+	for (size_t i = 0; s->nets && i < NET_BUCKETS; i++)
+		for (struct net_ent *e = s->nets[i], *n; e; e = n) {
+			n = e->next;
+			for (unsigned k = 0; k < e->n; k++)
+				free(e->ids[k]);
+			free(e->ids);
+			free(e);
+		}
+	free(s->clients);
+	free(s->nets);
+	free(s);
+}
+
+const struct d6_server_counters *
+d6_server_counters(const struct d6_server *s)
+{
+	return &s->ctr;
+}
+
+static struct client_ent *
+client_get(struct d6_server *s, const uint8_t *duid, size_t len, bool create)
+{
+	uint32_t b = fnv(duid, len) & (CLIENT_BUCKETS - 1);
+	struct client_ent *e;
+
+	for (e = s->clients[b]; e; e = e->next)
+		if (e->duid_len == len && !memcmp(e->duid, duid, len))
+			return e;
+	if (!create || len > sizeof(e->duid) || !(e = calloc(1, sizeof(*e))))
+		return NULL;
+	memcpy(e->duid, duid, len);
+	e->duid_len = len;
+	e->next = s->clients[b];
+	s->clients[b] = e;
+	s->nclients++;
+	return e;
+}
+
+static void
+identity_of(const struct d6_msg *m, uint32_t iaid, char *out, size_t cap)
+{
+	size_t o = (size_t)snprintf(out, cap, "dhcp6:");
+
+	for (size_t i = 0; i < m->clientid_len && o + 3 < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%02x", m->clientid[i]);
+	snprintf(out + o, cap - o, ":%08x", iaid);
+}
+
+/* ---- Limits: leases per DUID and per client /64 (a flood cannot drain the pool) ---- */
+
+static bool
+duid_limit_ok(struct d6_server *s, const struct d6_msg *m, uint32_t iaid)
+{
+	struct client_ent *e;
+	char id[D6_IDENTITY_MAX];
+	struct d6_grant g;
+	unsigned k = 0;
+
+	if (!s->cfg.max_per_duid)
+		return true;
+	if (!(e = client_get(s, m->clientid, m->clientid_len, true)))
+		return false;
+	/* Forget the IAs whose lease ended (released, expired, revoked). */
+	for (unsigned i = 0; i < e->niaid; i++) {
+		identity_of(m, e->iaid[i], id, sizeof(id));
+		if (e->iaid[i] != iaid && s->ops->find(s->arg, id, &g) == 0)
+			e->iaid[k++] = e->iaid[i];
+	}
+	e->niaid = k;
+	if (e->niaid >= s->cfg.max_per_duid || e->niaid >= DUID_TRACK_MAX)
+		return false;
+	e->iaid[e->niaid++] = iaid;
+	return true;
+}
+
+static struct net_ent *
+net_get(struct d6_server *s, const struct in6_addr *v6)
+{
+	uint32_t b = fnv(v6->s6_addr, 8) & (NET_BUCKETS - 1);
+	struct net_ent *e;
+
+	for (e = s->nets[b]; e; e = e->next)
+		if (!memcmp(e->prefix, v6->s6_addr, 8))
+			return e;
+	if (!(e = calloc(1, sizeof(*e))))
+		return NULL;
+	if (!(e->ids = calloc(s->cfg.max_per_64, sizeof(*e->ids)))) {
+		free(e);
+		return NULL;
+	}
+	memcpy(e->prefix, v6->s6_addr, 8);
+	e->next = s->nets[b];
+	s->nets[b] = e;
+	return e;
+}
+
+static bool
+net_limit_ok(struct d6_server *s, const struct in6_addr *v6, const char *identity)
+{
+	struct net_ent *e;
+	struct d6_grant g;
+	unsigned k = 0;
+
+	if (!s->cfg.max_per_64)
+		return true;
+	if (!(e = net_get(s, v6)))
+		return false;
+	for (unsigned i = 0; i < e->n; i++) {
+		if (s->ops->find(s->arg, e->ids[i], &g) == 0 &&
+		    !memcmp(g.v6.s6_addr, e->prefix, 8) && strcmp(e->ids[i], identity) != 0)
+			e->ids[k++] = e->ids[i];
+		else
+			free(e->ids[i]);
+	}
+	e->n = k;
+	if (e->n >= s->cfg.max_per_64)
+		return false;
+	if ((e->ids[e->n] = strdup(identity)))
+		e->n++;
+	return true;
+}
+
+/* ---- Serving IAs ---- */
+
+static bool
+form_served(const struct d6_server *s, const struct d6_ia *ia)
+{
+	if (ia->code == s->cfg.codes.ia_dstm)
+		return s->cfg.forms & D6_FORM_IA_DSTM;
+	if (ia->code == D6_OPT_IA_NA && ia->global_v4)
+		return s->cfg.forms & D6_FORM_GLOBAL_V4;
+	return false; /* we hand out IPv4-mapped addresses only */
+}
+
+static uint32_t
+hint_v4(const struct d6_ia *ia)
+{
+	uint32_t v4 = 0;
+
+	if (ia->naddrs && addr_is_v4_mapped(&ia->addr, &v4))
+		return v4;
+	return 0;
+}
+
+static void
+ia_status(struct d6_txn *t, unsigned i, uint16_t st)
+{
+	t->out[i].status = st;
+	t->out[i].granted = false;
+}
+
+/* Take or renew the lease of IA i (Solicit, Request, Renew, Rebind). */
+static void
+serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist)
+{
+	const struct d6_ia *ia = &t->m.ia[i];
+	struct d6_ia_out *o = &t->out[i];
+	struct d6_grant g;
+	bool exists;
+	uint32_t want = hint_v4(ia);
+	int rc;
+
+	if (!form_served(s, ia)) {
+		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
+		return;
+	}
+	exists = s->ops->find(s->arg, o->identity, &g) == 0;
+	if (!exists && must_exist) {
+		if (t->m.type == D6_RENEW || !want) {
+			/* RFC 8415 §18.3.4: no binding for this IA. */
+			ia_status(t, i, D6_ST_NO_BINDING);
+			return;
+		}
+		/* §18.3.5: a Rebind for an address we do not hold: it may no longer be used. */
+		o->zero_lifetimes = true;
+		o->status = D6_ST_SUCCESS;
+		return;
+	}
+	if (!t->has_client_v6) {
+		s->ctr.drop[D6_DROP_NO_ADDRESS]++;
+		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
+		return;
+	}
+	if (!exists &&
+	    (!duid_limit_ok(s, &t->m, ia->iaid) || !net_limit_ok(s, &t->client_v6, o->identity))) {
+		s->ctr.drop[D6_DROP_RATE]++;
+		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
+		return;
+	}
+	if (exists)
+		want = g.v4;
+	rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, want, t->now, &g);
+	if (rc == -EADDRNOTAVAIL && !exists && want) /* the hint is taken: any other */
+		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, 0, t->now, &g);
+	if (rc != 0) {
+		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
+		return;
+	}
+	o->granted = true;
+	o->status = D6_ST_SUCCESS;
+	o->g = g;
+	if (g.flags & D6_GRANT_NEW)
+		s->ctr.granted++;
+	else
+		s->ctr.renewed++;
+	if (t->reply_type == D6_ADVERTISE)
+		return;
+	t->wait_commit = true;
+	/* A new or moved binding, or the Request that completes a Solicit, goes to the TEP. */
+	o->push = (g.flags & (D6_GRANT_NEW | D6_GRANT_MOVED)) || t->m.type == D6_REQUEST ||
+	          t->m.type == D6_SOLICIT;
+}
+
+static void
+serve_release(struct d6_server *s, struct d6_txn *t, unsigned i, bool declined)
+{
+	if (s->ops->release(s->arg, t->out[i].identity, declined, t->now) != 0) {
+		ia_status(t, i, D6_ST_NO_BINDING);
+		return;
+	}
+	t->out[i].status = D6_ST_SUCCESS;
+	t->wait_commit = true;
+	if (declined)
+		s->ctr.declined++;
+	else
+		s->ctr.released++;
+}
+
+/* ---- Authentication of the request ---- */
+
+/*
+ * D6_OK with t->key set when the message carries a valid MAC (or asks
+ * for authentication in a Solicit); `authed` says whether it was signed.
+ */
+static enum d6_drop
+check_auth(struct d6_server *s, struct d6_txn *t, bool *authed)
+{
+	const struct d6_auth *a = &t->m.auth;
+	const struct d6_key *k;
+	struct client_ent *e;
+
+	*authed = false;
+	if (!t->m.has_auth || a->protocol != D6_AUTH_PROTO_DELAYED)
+		return D6_OK;
+	if (a->algorithm != D6_AUTH_ALG_HMAC_MD5 || a->rdm != D6_AUTH_RDM_COUNTER)
+		return D6_DROP_AUTH_BAD;
+	if (a->info_len == 0) {
+		/* RFC 3315 §21.4.4.1: a Solicit asks; other messages must be signed. */
+		if (t->m.type != D6_SOLICIT)
+			return D6_DROP_AUTH_BAD;
+		t->key = s->cfg.nkeys ? &s->cfg.keys[0] : NULL;
+		return D6_OK;
+	}
+	k = d6_key_find(s->cfg.keys, s->cfg.nkeys, a->realm, a->realm_len, a->key_id);
+	if (!k || !d6_auth_verify(&t->m, k->secret, k->secret_len))
+		return D6_DROP_AUTH_BAD;
+	/* RFC 3315 §21.3: the counter must grow from one message of a client to the next. */
+	if (!(e = client_get(s, t->m.clientid, t->m.clientid_len, true)))
+		return D6_DROP_AUTH_BAD;
+	if (e->has_replay && a->replay <= e->last_replay)
+		return D6_DROP_AUTH_REPLAY;
+	e->has_replay = true;
+	e->last_replay = a->replay;
+	t->key = k;
+	*authed = true;
+	s->ctr.auth_ok++;
+	return D6_OK;
+}
+
+/* ---- The exchange ---- */
+
+static enum d6_action
+drop(struct d6_server *s, enum d6_drop r)
+{
+	s->ctr.drop[r]++;
+	return D6_ACT_DROP;
+}
+
+enum d6_action
+d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t len,
+                 const struct d6_rx *rx, int64_t now)
+{
+	enum d6_drop r;
+	bool authed, dstm, rapid = false;
+
+	memset(&t->env, 0, sizeof(*t) - offsetof(struct d6_txn, env));
+	t->inlen = 0;
+	if (len > sizeof(t->in))
+		return drop(s, D6_DROP_TOO_BIG);
+	memcpy(t->in, msg, len);
+	t->inlen = len;
+	t->rx = *rx;
+	t->now = now;
+	t->top_status = 0xffff;
+	if ((r = d6_unwrap(t->in, len, &t->env)) != D6_OK)
+		return drop(s, r);
+	s->ctr.rx[t->env.inner[0] <= 13 ? t->env.inner[0] : 0]++;
+	if ((r = d6_parse(t->env.inner, t->env.inner_len, &s->cfg.codes, &t->m)) != D6_OK)
+		return drop(s, r);
+	if ((r = d6_validate_server(&t->m, s->cfg.duid, s->cfg.duid_len)) != D6_OK)
+		return drop(s, r);
+	if ((r = check_auth(s, t, &authed)) != D6_OK) {
+		s->ctr.auth_refused++;
+		return drop(s, r);
+	}
+	dstm = t->m.nia > 0;
+	if (s->cfg.require_auth && dstm && !authed &&
+	    !(t->m.type == D6_SOLICIT && t->key && !t->m.rapid_commit)) {
+		/* seed 001 A §7, seed 000: DSTM options only to an authenticated client. */
+		s->ctr.auth_refused++;
+		return drop(s, D6_DROP_AUTH_MISSING);
+	}
+	for (unsigned i = 0; i < t->m.nia; i++)
+		identity_of(&t->m, t->m.ia[i].iaid, t->out[i].identity, sizeof(t->out[i].identity));
+	t->has_client_v6 = d6_client_v6(&t->env, &t->m, &rx->src, &t->client_v6);
+	t->reply_type = D6_REPLY;
+
+	switch (t->m.type) {
+	case D6_REQUEST:
+	case D6_RENEW:
+	case D6_RELEASE:
+	case D6_DECLINE:
+		if (!rx->multicast && t->env.nrelays == 0 && !s->cfg.unicast) {
+			/* RFC 8415 §18.3.2 (and .4, .7, .8): no Server Unicast was given. */
+			t->top_status = D6_ST_USE_MULTICAST;
+			t->m.nia = 0;
+			return D6_ACT_REPLY;
+		}
+		break;
+	default:
+		break;
+	}
+
+	switch (t->m.type) {
+	case D6_SOLICIT:
+		rapid = t->m.rapid_commit && s->cfg.rapid_commit;
+		t->reply_type = rapid ? D6_REPLY : D6_ADVERTISE;
+		for (unsigned i = 0; i < t->m.nia; i++)
+			serve_acquire(s, t, i, false);
+		if (!rapid) {
+			bool any = false;
+			for (unsigned i = 0; i < t->m.nia; i++)
+				any |= t->out[i].granted;
+			if (dstm && !any) {
+				/* RFC 8415 §18.3.9: only a NoAddrsAvail status. */
+				t->top_status = D6_ST_NO_ADDRS_AVAIL;
+				t->m.nia = 0;
+			}
+		}
+		break;
+	case D6_REQUEST:
+		for (unsigned i = 0; i < t->m.nia; i++)
+			serve_acquire(s, t, i, false);
+		break;
+	case D6_RENEW:
+	case D6_REBIND:
+		for (unsigned i = 0; i < t->m.nia; i++)
+			serve_acquire(s, t, i, true);
+		break;
+	case D6_RELEASE:
+	case D6_DECLINE:
+		for (unsigned i = 0; i < t->m.nia; i++)
+			serve_release(s, t, i, t->m.type == D6_DECLINE);
+		t->top_status = D6_ST_SUCCESS;
+		t->top_msg = t->m.type == D6_RELEASE ? "released" : "declined";
+		break;
+	case D6_CONFIRM: {
+		unsigned naddr = 0;
+		bool onlink = true;
+
+		for (unsigned i = 0; i < t->m.nia; i++) {
+			uint32_t v4;
+			if (!t->m.ia[i].naddrs)
+				continue;
+			naddr++;
+			if (!addr_is_v4_mapped(&t->m.ia[i].addr, &v4) ||
+			    !s->ops->in_pool(s->arg, v4))
+				onlink = false;
+		}
+		/* RFC 8415 §18.3.3: no address, no reply. */
+		if (naddr == 0)
+			return drop(s, D6_DROP_BAD_OPTION);
+		t->top_status = onlink ? D6_ST_SUCCESS : D6_ST_NOT_ON_LINK;
+		t->m.nia = 0;
+		break;
+	}
+	case D6_INFORMATION_REQUEST:
+		break;
+	default:
+		return drop(s, D6_DROP_BAD_TYPE);
+	}
+	/* RFC 8415 §18.3.1: a Rapid Commit option in the Reply says the commit happened. */
+	t->m.rapid_commit = rapid;
+	if (s->cfg.reconfigure && t->m.reconf_accept && t->reply_type == D6_REPLY && !t->key &&
+	    t->wait_commit) {
+		struct client_ent *e = client_get(s, t->m.clientid, t->m.clientid_len, true);
+
+		if (e) {
+			if (!e->has_reconf && RAND_bytes(e->reconf_key, 16) == 1)
+				e->has_reconf = true;
+			if (e->has_reconf) {
+				memcpy(t->reconf_key, e->reconf_key, 16);
+				t->give_reconf_key = true;
+			}
+		}
+	}
+	return D6_ACT_REPLY;
+}
+
+/* ---- Building the reply ---- */
+
+static void
+put_status(struct wcur *w, uint16_t st, const char *text)
+{
+	size_t n = text ? strlen(text) : 0;
+
+	w_u16(w, D6_OPT_STATUS_CODE);
+	w_u16(w, (uint16_t)(2 + n));
+	w_u16(w, st);
+	w_bytes(w, text, n);
+}
+
+static void
+count_status(struct d6_server *s, uint16_t st)
+{
+	switch (st) {
+	case D6_ST_NO_ADDRS_AVAIL:
+		s->ctr.st_no_addrs++;
+		break;
+	case D6_ST_NO_BINDING:
+		s->ctr.st_no_binding++;
+		break;
+	case D6_ST_NOT_ON_LINK:
+		s->ctr.st_not_on_link++;
+		break;
+	case D6_ST_USE_MULTICAST:
+		s->ctr.st_use_multicast++;
+		break;
+	case D6_ST_UNSPEC_FAIL:
+		s->ctr.st_unspec_fail++;
+		break;
+	default:
+		break;
+	}
+}
+
+static const char *
+status_text(uint16_t st)
+{
+	switch (st) {
+	case D6_ST_NO_ADDRS_AVAIL:
+		return "no IPv4 address available";
+	case D6_ST_NO_BINDING:
+		return "no binding for this IA";
+	case D6_ST_NOT_ON_LINK:
+		return "address not in a DSTM pool";
+	case D6_ST_USE_MULTICAST:
+		return "use multicast";
+	case D6_ST_UNSPEC_FAIL:
+		return "the tunnel end point refused the binding";
+	default:
+		return NULL;
+	}
+}
+
+static void
+put_ia(struct d6_server *s, struct wcur *w, const struct d6_txn *t, unsigned i)
+{
+	const struct d6_ia *ia = &t->m.ia[i];
+	const struct d6_ia_out *o = &t->out[i];
+	bool dstm = ia->code == s->cfg.codes.ia_dstm;
+	bool granted = o->granted && !o->refused;
+	uint32_t valid = 0, pref = 0, t1 = 0, t2 = 0;
+	uint16_t st = o->refused ? D6_ST_UNSPEC_FAIL : o->status;
+	uint8_t *lenp;
+	struct in6_addr mapped;
+
+	if (granted) {
+		valid = o->g.expiry > t->now ? (uint32_t)(o->g.expiry - t->now) : 0;
+		pref = s->cfg.preferred && s->cfg.preferred < valid ? s->cfg.preferred : valid;
+		/* seed 001 A §4, RFC 8415 §21.4: .5 and .8 of the preferred lifetime. */
+		t1 = s->cfg.t1 ? s->cfg.t1 : pref / 2;
+		t2 = s->cfg.t2 ? s->cfg.t2 : (uint32_t)((uint64_t)pref * 4 / 5);
+		if (t1 > t2)
+			t1 = t2;
+	}
+	if (!dstm && ia->global_v4 && form_served(s, ia)) {
+		/* seed 002 §6.1.2: the Global IPv4 Address option, naming the TEP, then the IA. */
+		w_u16(w, s->cfg.codes.global_v4);
+		w_u16(w, granted ? 16 : 0);
+		if (granted)
+			w_bytes(w, &o->g.tep, 16);
+	}
+	w_u16(w, ia->code);
+	lenp = w_reserve(w, 2);
+	w_u32(w, ia->iaid);
+	w_u32(w, t1);
+	w_u32(w, t2);
+	if (granted || o->zero_lifetimes) {
+		if (granted)
+			addr_v4_mapped(&mapped, o->g.v4);
+		else
+			mapped = ia->addr;
+		w_u16(w, D6_OPT_IAADDR);
+		w_u16(w, 24);
+		w_bytes(w, &mapped, 16);
+		w_u32(w, pref);
+		w_u32(w, valid);
+	}
+	if (granted && dstm) {
+		/* seed 001 A §5: the TEP; seed 001 B §4: the ports of a shared address. */
+		w_u16(w, s->cfg.codes.tep);
+		w_u16(w, 16);
+		w_bytes(w, &o->g.tep, 16);
+		if (o->g.port_lo || o->g.port_hi) {
+			w_u16(w, s->cfg.codes.ports);
+			w_u16(w, 4);
+			w_u16(w, o->g.port_lo);
+			w_u16(w, o->g.port_hi);
+		}
+	}
+	if (st != D6_ST_SUCCESS) {
+		put_status(w, st, status_text(st));
+		count_status(s, st);
+	}
+	if (lenp)
+		w_put16_at(lenp, (uint16_t)(w->p - lenp - 2));
+}
+
+static bool
+requested(const struct d6_msg *m, uint16_t code)
+{
+	for (unsigned i = 0; code && i < m->noro; i++)
+		if (m->oro[i] == code)
+			return true;
+	return false;
+}
+
+/* The client's message part of the reply, at w. */
+static void
+build_inner(struct d6_server *s, struct d6_txn *t, struct wcur *w)
+{
+	const struct d6_msg *m = &t->m;
+	uint8_t *start = w->p, *mac = NULL;
+
+	w_u8(w, t->reply_type);
+	w_u8(w, (uint8_t)(m->xid >> 16));
+	w_u16(w, (uint16_t)m->xid);
+	w_u16(w, D6_OPT_SERVERID);
+	w_u16(w, (uint16_t)s->cfg.duid_len);
+	w_bytes(w, s->cfg.duid, s->cfg.duid_len);
+	if (m->clientid) {
+		w_u16(w, D6_OPT_CLIENTID);
+		w_u16(w, (uint16_t)m->clientid_len);
+		w_bytes(w, m->clientid, m->clientid_len);
+	}
+	if (t->top_status != 0xffff) {
+		put_status(w, t->top_status, t->top_msg ? t->top_msg : status_text(t->top_status));
+		count_status(s, t->top_status);
+	}
+	if (m->rapid_commit) {
+		w_u16(w, D6_OPT_RAPID_COMMIT);
+		w_u16(w, 0);
+	}
+	for (unsigned i = 0; i < m->nia; i++)
+		put_ia(s, w, t, i);
+	/* RFC 8973 §5.1, RFC 5986 §3: only what the ORO asked for. */
+	if (s->cfg.dots_ri && requested(m, s->cfg.codes.dots_ri)) {
+		w_u16(w, s->cfg.codes.dots_ri);
+		w_u16(w, (uint16_t)s->cfg.dots_ri_len);
+		w_bytes(w, s->cfg.dots_ri, s->cfg.dots_ri_len);
+	}
+	if (s->cfg.ndots_addr && requested(m, s->cfg.codes.dots_address)) {
+		w_u16(w, s->cfg.codes.dots_address);
+		w_u16(w, (uint16_t)(16 * s->cfg.ndots_addr));
+		for (size_t i = 0; i < s->cfg.ndots_addr; i++)
+			w_bytes(w, &s->cfg.dots_addr[i], 16);
+	}
+	if (s->cfg.access_domain && requested(m, s->cfg.codes.access_domain)) {
+		w_u16(w, s->cfg.codes.access_domain);
+		w_u16(w, (uint16_t)s->cfg.access_domain_len);
+		w_bytes(w, s->cfg.access_domain, s->cfg.access_domain_len);
+	}
+	if (t->give_reconf_key) {
+		uint8_t *val;
+		/* RFC 8415 §20.4.2: the key goes in the Reply, with Reconfigure Accept. */
+		w_u16(w, D6_OPT_RECONF_ACCEPT);
+		w_u16(w, 0);
+		d6_auth_put_reconf(w, 1, t->reconf_key, ++s->replay, &val);
+	}
+	if (t->key)
+		d6_auth_put_delayed(w, t->key, ++s->replay, &mac);
+	if (!w->err && mac)
+		d6_auth_sign(start, (size_t)(w->p - start), t->key->secret, t->key->secret_len,
+		             mac);
+}
+
+int
+d6_server_build(struct d6_server *s, struct d6_txn *t, uint8_t *out, size_t cap, size_t *len)
+{
+	size_t over = 0, pos, inner_len;
+	struct wcur w;
+
+	*len = 0;
+	/* RFC 8415 §19.3: one Relay-reply per Relay-forward, interface-id echoed. */
+	for (unsigned i = 0; i < t->env.nrelays; i++)
+		over += 34 + 4 + (t->env.relay[i].ifid ? 4 + t->env.relay[i].ifid_len : 0);
+	if (over >= cap) {
+		s->ctr.drop[D6_DROP_TOO_BIG]++;
+		return -EMSGSIZE;
+	}
+	w = wcur_make(out + over, cap - over);
+	build_inner(s, t, &w);
+	if (w.err) {
+		s->ctr.drop[D6_DROP_TOO_BIG]++;
+		return -EMSGSIZE;
+	}
+	inner_len = w_len(&w);
+	pos = over;
+	for (unsigned k = t->env.nrelays; k-- > 0;) {
+		const struct d6_relay *r = &t->env.relay[k];
+		size_t hl = 34 + 4 + (r->ifid ? 4 + r->ifid_len : 0);
+		size_t body = *len ? *len : inner_len;
+		struct wcur h;
+
+		if (body > 0xffff) {
+			s->ctr.drop[D6_DROP_TOO_BIG]++;
+			return -EMSGSIZE;
+		}
+		pos -= hl;
+		h = wcur_make(out + pos, hl);
+		w_u8(&h, D6_RELAY_REPL);
+		w_u8(&h, r->hop_count);
+		w_bytes(&h, &r->link, 16);
+		w_bytes(&h, &r->peer, 16);
+		if (r->ifid) {
+			w_u16(&h, D6_OPT_INTERFACE_ID);
+			w_u16(&h, (uint16_t)r->ifid_len);
+			w_bytes(&h, r->ifid, r->ifid_len);
+		}
+		w_u16(&h, D6_OPT_RELAY_MSG);
+		w_u16(&h, (uint16_t)body);
+		*len = hl + body;
+	}
+	if (!t->env.nrelays)
+		*len = inner_len;
+	if (t->reply_type == D6_ADVERTISE)
+		s->ctr.tx_advertise++;
+	else
+		s->ctr.tx_reply++;
+	return 0;
+}
+
+int
+d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len, uint8_t msg_type,
+                      uint8_t *out, size_t cap, size_t *len)
+{
+	struct client_ent *e = client_get(s, duid, duid_len, false);
+	struct wcur w = wcur_make(out, cap);
+	uint8_t *val = NULL;
+
+	*len = 0;
+	if (!e || !e->has_reconf)
+		return -ENOKEY;
+	if (msg_type != D6_RENEW && msg_type != D6_INFORMATION_REQUEST && msg_type != D6_REBIND)
+		return -EINVAL;
+	/* RFC 8415 §18.3.11: transaction-id 0, Server and Client Identifier, Reconfigure Message. */
+	w_u8(&w, D6_RECONFIGURE);
+	w_u8(&w, 0);
+	w_u16(&w, 0);
+	w_u16(&w, D6_OPT_SERVERID);
+	w_u16(&w, (uint16_t)s->cfg.duid_len);
+	w_bytes(&w, s->cfg.duid, s->cfg.duid_len);
+	w_u16(&w, D6_OPT_CLIENTID);
+	w_u16(&w, (uint16_t)duid_len);
+	w_bytes(&w, duid, duid_len);
+	w_u16(&w, D6_OPT_RECONF_MSG);
+	w_u16(&w, 1);
+	w_u8(&w, msg_type);
+	/* §20.4.1: HMAC-MD5 with the reconfigure key, over the message with the digest zero. */
+	d6_auth_put_reconf(&w, 2, e->reconf_key, ++s->replay, &val);
+	if (w.err || !val)
+		return -EMSGSIZE;
+	*len = w_len(&w);
+	d6_auth_sign(out, *len, e->reconf_key, 16, val);
+	s->ctr.tx_reconfigure++;
+	return 0;
+}

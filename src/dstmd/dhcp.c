@@ -1,0 +1,537 @@
+/*
+ * dstmd's DHCPv6 front end (DESIGN §2; seed 001 A and B; seed 002 §6):
+ * the UDP socket on port 547 (ff02::1:2 joined on the configured
+ * interfaces, unicast too), the lease calls of the engine in
+ * src/dhcp6 mapped onto dstmd's lease manager and TEP selection, and the
+ * rule of DESIGN §4: a Reply that grants, renews or ends a lease leaves
+ * only after the commit, and for a new or moved binding (and for every
+ * Request) only after the TEP accepted it. A TEP that refuses gives that
+ * IA UnspecFail and the new lease is released again, as over TSP.
+ *
+ * The client's tunnel address is the one d6_client_v6() finds (the
+ * global source of the message, or the innermost relay's peer-address,
+ * or a global address in an IA_NA of the message); it chooses the TEP
+ * (dstmd_config_tep_for) and is what the TEP binds. The per-client state
+ * of the engine (replay counters, reconfigure keys, limit tracking) is
+ * kept in memory only: after a restart a client's next counter is
+ * accepted as new.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/addr.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "dhcp6/d6.h"
+#include "dstmd/dstmd.h"
+
+#define RX_BATCH 64 /* datagrams read per wake-up: others' events get their turn */
+
+struct dhcp {
+	struct dstmd *d;
+	int fd;
+	struct event *ev;
+	struct d6_server *srv;
+	uint8_t duid[D6_DUID_MAX + 2];
+	size_t duid_len;
+	struct d6_key *keys;
+	uint8_t dots_ri[256], access_domain[256];
+	uint64_t rx_errors, tx_errors, pending_now;
+};
+
+/* One exchange waiting for its commit and its TEP pushes. */
+struct dtx {
+	struct deferred df;
+	struct sockaddr_in6 peer;
+	unsigned pending;
+	struct d6_txn t;
+};
+
+static struct dhcp *dh;
+static struct log_rl dhcp_rl;
+
+/* ---- The lease calls of the engine ---- */
+
+static void
+grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, int64_t now,
+         struct d6_grant *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->v4 = l->v4;
+	g->port_lo = l->port_lo;
+	g->port_hi = l->port_hi;
+	g->v6 = l->v6;
+	if (tep)
+		g->tep = tep->v6;
+	g->tep_ref = tep;
+	g->expiry = l->expiry;
+	/* valid_lifetime may announce less than the lease holds, never more. */
+	if (d->cfg->dhcp6.valid && g->expiry > now + d->cfg->dhcp6.valid)
+		g->expiry = now + d->cfg->dhcp6.valid;
+}
+
+static int
+op_acquire(void *arg, const char *identity, const struct in6_addr *v6, uint32_t want, int64_t now,
+           struct d6_grant *g)
+{
+	struct dstmd *d = arg;
+	const struct dstmd_tep *tep = dstmd_config_tep_for(d->cfg, v6);
+	const struct lease *l;
+	unsigned flags = 0;
+	char a[ADDR_STRLEN];
+	int rc;
+
+	if (!tep) {
+		log_warnx_rl(&dhcp_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
+		             addr_fmt_v6(v6, a));
+		return -ENETUNREACH;
+	}
+	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity))
+		return -ENETUNREACH; /* nothing could be bound: take no address for nothing */
+	rc = lease_acquire(d->leases, identity, v6, want, tep->pool, tep->name, now, &l, &flags);
+	if (rc == -EIO)
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (rc != 0)
+		return rc;
+	grant_of(d, l, tep, now, g);
+	if (flags & LEASE_NEW)
+		g->flags |= D6_GRANT_NEW;
+	if (flags & LEASE_MOVED)
+		g->flags |= D6_GRANT_MOVED;
+	dstmd_rearm_expiry(d);
+	return 0;
+}
+
+static int
+op_find(void *arg, const char *identity, struct d6_grant *g)
+{
+	struct dstmd *d = arg;
+	const struct lease *l = lease_find_identity(d->leases, identity);
+
+	if (!l)
+		return -ENOENT;
+	grant_of(d, l, dstmd_tep_named(d, l->tep), clock_wall_s(), g);
+	return 0;
+}
+
+static int
+op_release(void *arg, const char *identity, bool declined, int64_t now)
+{
+	struct dstmd *d = arg;
+	const struct lease *l = lease_find_identity(d->leases, identity);
+	char a[ADDR_STRLEN];
+
+	if (!l)
+		return -ENOENT;
+	if (declined)
+		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
+		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
+	if (dstmd_end_lease(d, l, false) == -EIO)
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	return 0;
+}
+
+static bool
+op_in_pool(void *arg, uint32_t v4)
+{
+	struct dstmd *d = arg;
+
+	for (size_t i = 0; i < d->cfg->npools; i++)
+		if (pool_contains(d->pools[i], v4))
+			return true;
+	return false;
+}
+
+static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool};
+
+/* ---- Replies ---- */
+
+static void
+send_reply(struct dtx *x)
+{
+	uint8_t out[D6_MAX_MSG + 512];
+	size_t len;
+	char a[ADDR_STRLEN];
+
+	if (d6_server_build(dh->srv, &x->t, out, sizeof(out), &len) != 0)
+		return;
+	if (sendto(dh->fd, out, len, 0, (struct sockaddr *)&x->peer, sizeof(x->peer)) < 0) {
+		dh->tx_errors++;
+		log_warn("sendto %s", addr_fmt_v6(&x->peer.sin6_addr, a));
+	}
+}
+
+static void
+dtx_done(struct dtx *x)
+{
+	if (dh) {
+		send_reply(x);
+		dh->pending_now--;
+	}
+	free(x);
+}
+
+/* The TEP answered the push of one IA's binding. */
+struct push {
+	struct dtx *x;
+	unsigned ia;
+};
+
+static void
+push_done(void *arg, int status)
+{
+	struct push *p = arg;
+	struct dtx *x = p->x;
+	struct d6_ia_out *o = &x->t.out[p->ia];
+
+	free(p);
+	if (status != TSP_OK && dh) {
+		struct dstmd *d = dh->d;
+		const struct lease *l = lease_find_identity(d->leases, o->identity);
+
+		/* No lease without a binding at the TEP (seed 001 C §2.1). */
+		o->refused = true;
+		d->ctr.tep_refused++;
+		if (l && l->v4 == o->g.v4 && (o->g.flags & D6_GRANT_NEW)) {
+			if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
+				fatalx("the lease store failed; exiting so that a restart "
+				       "reloads it");
+			dstmd_schedule_commit(d);
+			dstmd_rearm_expiry(d);
+		}
+	}
+	if (--x->pending == 0)
+		dtx_done(x);
+}
+
+/* After the commit: push what must reach a TEP first, then answer. */
+static void
+dtx_committed(struct dstmd *d, struct deferred *df)
+{
+	struct dtx *x = (struct dtx *)df;
+	unsigned n = x->t.m.nia;
+
+	x->pending = 1; /* held until every push is queued: a done may come at once */
+	for (unsigned i = 0; i < n; i++) {
+		struct d6_ia_out *o = &x->t.out[i];
+		struct tepctl_binding b = {0};
+		struct push *p;
+
+		if (!o->push || !o->granted || !o->g.tep_ref)
+			continue;
+		if (!(p = malloc(sizeof(*p)))) {
+			o->refused = true;
+			continue;
+		}
+		p->x = x;
+		p->ia = i;
+		b.v4 = o->g.v4;
+		b.port_lo = o->g.port_lo;
+		b.port_hi = o->g.port_hi;
+		b.v6 = o->g.v6;
+		b.lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
+		x->pending++;
+		tepctl_create(d->tepctl, o->g.tep_ref, &b, push_done, p);
+	}
+	if (--x->pending == 0)
+		dtx_done(x);
+}
+
+/* ---- The socket ---- */
+
+static void
+handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_in6 *from,
+           bool multicast)
+{
+	struct dtx *x = malloc(sizeof(*x));
+	struct d6_rx rx = {.src = from->sin6_addr, .multicast = multicast};
+
+	if (!x)
+		return;
+	memset(&x->df, 0, sizeof(x->df));
+	x->peer = *from;
+	x->pending = 0;
+	if (d6_server_handle(h->srv, &x->t, buf, n, &rx, clock_wall_s()) != D6_ACT_REPLY) {
+		free(x);
+		return;
+	}
+	h->pending_now++;
+	if (!x->t.wait_commit) {
+		dtx_done(x);
+		return;
+	}
+	x->df.run = dtx_committed;
+	dstmd_defer(h->d, &x->df);
+}
+
+static void
+read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dhcp *h = arg;
+
+	for (unsigned k = 0; k < RX_BATCH; k++) {
+		uint8_t buf[D6_MAX_MSG + 1];
+		union {
+			struct cmsghdr align;
+			uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		} cbuf;
+		struct sockaddr_in6 from;
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr mh = {.msg_name = &from,
+		                    .msg_namelen = sizeof(from),
+		                    .msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = cbuf.b,
+		                    .msg_controllen = sizeof(cbuf.b)};
+		bool multicast = false;
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				h->rx_errors++;
+			return;
+		}
+		if (mh.msg_namelen < sizeof(from) || from.sin6_family != AF_INET6)
+			continue;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+				struct in6_pktinfo pi;
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				multicast = IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr);
+				if (!from.sin6_scope_id && IN6_IS_ADDR_LINKLOCAL(&from.sin6_addr))
+					from.sin6_scope_id = pi.ipi6_ifindex;
+			}
+		/* An oversized datagram is cut by the kernel: the engine counts it too big. */
+		handle_one(h, buf, (size_t)n, &from, multicast);
+	}
+}
+
+static int
+open_socket(struct dhcp *h, const struct dstmd_dhcp6 *c)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(c->port)};
+	int one = 1, fd;
+	char a[ADDR_STRLEN];
+
+	sa.sin6_addr = c->address;
+	if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+		log_warn("DHCPv6: cannot bind [%s]:%u", addr_fmt_v6(&c->address, a), c->port);
+		close(fd);
+		return -e;
+	}
+	for (size_t i = 0; i < c->ninterfaces; i++) {
+		/* RFC 8415 §7.1: All_DHCP_Relay_Agents_and_Servers. */
+		struct ipv6_mreq mr = {.ipv6mr_interface = if_nametoindex(c->interfaces[i])};
+
+		inet_pton(AF_INET6, "ff02::1:2", &mr.ipv6mr_multiaddr);
+		if (!mr.ipv6mr_interface ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr)) != 0) {
+			int e = mr.ipv6mr_interface ? errno : ENODEV;
+			log_warnx("DHCPv6: cannot join ff02::1:2 on %s: %s", c->interfaces[i],
+			          strerror(e));
+			close(fd);
+			return -e;
+		}
+	}
+	h->fd = fd;
+	return 0;
+}
+
+/* The link-layer address of the first configured interface, for a DUID-LLT. */
+static bool
+first_mac(const struct dstmd_dhcp6 *c, uint8_t mac[6])
+{
+	struct ifreq ifr = {0};
+	int fd;
+	bool ok = false;
+
+	if (!c->ninterfaces || (fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return false;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", c->interfaces[0]);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) == 0) {
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+		ok = memcmp(mac, "\0\0\0\0\0\0", 6) != 0;
+	}
+	close(fd);
+	return ok;
+}
+
+static int
+load_duid(struct dhcp *h, const struct dstmd_config *cfg)
+{
+	char path[4096];
+	uint8_t mac[6];
+	const char *slash;
+	int rc;
+
+	if (cfg->dhcp6.duid_file) {
+		snprintf(path, sizeof(path), "%s", cfg->dhcp6.duid_file);
+	} else if ((slash = strrchr(cfg->database, '/'))) {
+		snprintf(path, sizeof(path), "%.*s/dhcp6-duid", (int)(slash - cfg->database),
+		         cfg->database);
+	} else {
+		snprintf(path, sizeof(path), "dhcp6-duid");
+	}
+	rc = d6_duid_load_or_create(path, first_mac(&cfg->dhcp6, mac) ? mac : NULL, clock_wall_s(),
+	                            h->duid, &h->duid_len);
+	if (rc != 0)
+		log_warnx("DHCPv6: server DUID file %s: %s (a DUID is hex on one line)", path,
+		          strerror(-rc));
+	return rc;
+}
+
+int
+dhcp_init(struct dstmd *d)
+{
+	const struct dstmd_dhcp6 *c = &d->cfg->dhcp6;
+	struct d6_server_config sc = {0};
+	struct dhcp *h;
+	int rc;
+
+	if (!c->enable)
+		return 0;
+	if (!(h = calloc(1, sizeof(*h))))
+		return -ENOMEM;
+	h->d = d;
+	h->fd = -1;
+	dh = h;
+	if ((rc = load_duid(h, d->cfg)) != 0)
+		return rc;
+	sc.codes.ia_dstm = c->code_ia_dstm;
+	sc.codes.tep = c->code_tep;
+	sc.codes.ports = c->code_ports;
+	sc.codes.global_v4 = c->code_global_v4;
+	sc.codes.dots_ri = c->code_dots_ri;
+	sc.codes.dots_address = c->code_dots_address;
+	sc.codes.access_domain = c->code_access_domain;
+	sc.duid = h->duid;
+	sc.duid_len = h->duid_len;
+	sc.preferred = c->preferred;
+	sc.t1 = c->t1;
+	sc.t2 = c->t2;
+	sc.forms = c->form == 1   ? D6_FORM_IA_DSTM
+	           : c->form == 2 ? D6_FORM_GLOBAL_V4
+	                          : D6_FORM_IA_DSTM | D6_FORM_GLOBAL_V4;
+	sc.rapid_commit = c->rapid_commit;
+	sc.unicast = c->unicast;
+	sc.require_auth = c->require_auth;
+	sc.reconfigure = c->reconfigure;
+	if (c->nkeys) {
+		if (!(h->keys = calloc(c->nkeys, sizeof(*h->keys))))
+			return -ENOMEM;
+		for (size_t i = 0; i < c->nkeys; i++) {
+			h->keys[i].realm = c->keys[i].realm;
+			h->keys[i].key_id = c->keys[i].key_id;
+			h->keys[i].secret = (const uint8_t *)c->keys[i].secret;
+			h->keys[i].secret_len = strlen(c->keys[i].secret);
+		}
+		sc.keys = h->keys;
+		sc.nkeys = c->nkeys;
+	}
+	if (c->dots_ri) {
+		if ((rc = d6_name_encode(c->dots_ri, h->dots_ri, sizeof(h->dots_ri))) < 0) {
+			log_warnx("DHCPv6: dots_ri \"%s\" is not a domain name", c->dots_ri);
+			return rc;
+		}
+		sc.dots_ri = h->dots_ri;
+		sc.dots_ri_len = (size_t)rc;
+	}
+	if (c->access_domain) {
+		rc = d6_name_encode(c->access_domain, h->access_domain, sizeof(h->access_domain));
+		if (rc < 0) {
+			log_warnx("DHCPv6: access_domain \"%s\" is not a domain name",
+			          c->access_domain);
+			return rc;
+		}
+		sc.access_domain = h->access_domain;
+		sc.access_domain_len = (size_t)rc;
+	}
+	sc.dots_addr = c->dots_address;
+	sc.ndots_addr = c->ndots_address;
+	sc.max_per_duid = c->per_duid;
+	sc.max_per_64 = c->per_64;
+	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
+		return -ENOMEM;
+	if ((rc = open_socket(h, c)) != 0)
+		return rc;
+	if (!(h->ev = event_new(d->base, h->fd, EV_READ | EV_PERSIST, read_cb, h)))
+		return -ENOMEM;
+	event_add(h->ev, NULL);
+	log_info("DHCPv6 on port %u (%zu interface%s)", c->port, c->ninterfaces,
+	         c->ninterfaces == 1 ? "" : "s");
+	return 0;
+}
+
+void
+dhcp_fini(struct dstmd *d)
+{
+	struct dhcp *h = dh;
+
+	if (!h)
+		return;
+	dh = NULL; /* pushes still in flight find no server and free themselves */
+	if (h->ev)
+		event_free(h->ev);
+	if (h->fd >= 0)
+		close(h->fd);
+	d6_server_free(h->srv);
+	free(h->keys);
+	free(h);
+}
+
+void
+dhcp_counters(const struct dstmd *d, json_t *o)
+{
+	const struct d6_server_counters *c;
+	static const char *const rx_names[14] = {
+	    "unknown",       "solicit",    "advertise",   "request",
+	    "confirm",       "renew",      "rebind",      "reply",
+	    "release",       "decline",    "reconfigure", "information_request",
+	    "relay_forward", "relay_reply"};
+	char k[64];
+
+	if (!dh)
+		return;
+	c = d6_server_counters(dh->srv);
+	for (unsigned i = 0; i < 14; i++) {
+		snprintf(k, sizeof(k), "dhcp6_rx_%s", rx_names[i]);
+		json_object_set_new(o, k, json_integer((json_int_t)c->rx[i]));
+	}
+	for (unsigned i = 1; i < D6_DROP__COUNT; i++) {
+		snprintf(k, sizeof(k), "dhcp6_%s", d6_drop_name((enum d6_drop)i));
+		json_object_set_new(o, k, json_integer((json_int_t)c->drop[i]));
+	}
+#define C(f) json_object_set_new(o, "dhcp6_" #f, json_integer((json_int_t)c->f))
+	C(tx_advertise);
+	C(tx_reply);
+	C(tx_reconfigure);
+	C(st_no_addrs);
+	C(st_no_binding);
+	C(st_not_on_link);
+	C(st_use_multicast);
+	C(st_unspec_fail);
+	C(granted);
+	C(renewed);
+	C(released);
+	C(declined);
+	C(auth_ok);
+	C(auth_refused);
+#undef C
+	json_object_set_new(o, "dhcp6_rx_errors", json_integer((json_int_t)dh->rx_errors));
+	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));
+	json_object_set_new(o, "dhcp6_waiting", json_integer((json_int_t)dh->pending_now));
+}

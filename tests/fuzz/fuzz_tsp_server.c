@@ -1,0 +1,166 @@
+/*
+ * libFuzzer harness for a whole TSP server session (src/tsp/tsp_server.c
+ * with its framer, SASL steps and XML): the server of dstmd and dstm-tep as
+ * an attacker meets it. The input is the byte stream a peer sends over an
+ * in-memory bufferevent pair. Its first byte picks a preamble, so that the
+ * fuzzed bytes land after "VERSION=…" and "AUTHENTICATE <mech>" (one per
+ * mechanism: the SASL steps of ANONYMOUS, PLAIN, DIGEST-MD5 and
+ * SCRAM-SHA-256) or start from nothing; its second byte splits the rest
+ * into two writes, so that partial lines and frames are met too. Commands
+ * that get through are answered with an info, as dstmd would. Every session
+ * must end (closed by the server, or by us at the end of the input) with
+ * nothing left allocated.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "tsp/tsp.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const preambles[] = {
+    "",
+    "VERSION=2.0.0\r\nAUTHENTICATE ANONYMOUS\r\n",
+    "VERSION=2.0.0\r\nAUTHENTICATE PLAIN\r\n",
+    "VERSION=2.0.0\r\nAUTHENTICATE DIGEST-MD5\r\n",
+    "VERSION=2.0.0\r\nAUTHENTICATE SCRAM-SHA-256\r\n",
+    "VERSION=1.0\r\n",
+};
+
+static struct event_base *base;
+static struct tsp_server *srv;
+static struct tsp_conn *conn;
+
+static const char *
+secret(void *arg, const char *user, const char *realm)
+{
+	(void)arg;
+	(void)realm;
+	return strcmp(user, "alice") == 0 ? "wonderland" : NULL;
+}
+
+static void
+on_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
+{
+	struct tsp_tunnel r;
+
+	(void)arg;
+	if (t->action == TSP_ACTION_INFO)
+		return; /* an acknowledgement needs no reply */
+	memset(&r, 0, sizeof(r));
+	r.action = TSP_ACTION_INFO;
+	strcpy(r.type, "v4v6");
+	r.lifetime = 600;
+	r.client = t->client;
+	r.client.present = true;
+	r.client.has_v4 = true;
+	r.client.v4 = 0xc000020a; /* 192.0.2.10 */
+	r.server.present = true;
+	r.server.has_v4 = true;
+	r.server.v4 = 0xc6336401; /* 198.51.100.1 */
+	(void)tsp_conn_reply(c, t->action == TSP_ACTION_CREATE ? TSP_OK : TSP_INVALID_REQUEST, &r);
+}
+
+static void
+on_closed(struct tsp_conn *c, void *arg)
+{
+	(void)arg;
+	if (c == conn)
+		conn = NULL;
+}
+
+static void
+setup(void)
+{
+	static const struct tsp_server_callbacks cb = {.command = on_command, .closed = on_closed};
+	struct tsp_server_config cfg;
+
+	log_init(1, 0, "fuzz_tsp_server");
+	/* Quiet: bad input is logged (rate-limited) and would flood the output. */
+	log_setverbose(0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.limits.line_max = 512;
+	cfg.limits.content_max = 4096;
+	cfg.limits.xml_depth = 8;
+	cfg.mechanisms = "SCRAM-SHA-256 DIGEST-MD5 PLAIN ANONYMOUS";
+	cfg.plain_without_tls = true;
+	cfg.realm = "dstm";
+	cfg.service = "tsp";
+	cfg.hostname = "dstmd.example";
+	cfg.secret = secret;
+	base = event_base_new();
+	srv = base ? tsp_server_new(base, &cfg, &cb, NULL) : NULL;
+	if (srv == NULL)
+		abort();
+}
+
+/* Run the loop until nothing is pending; drop what the server wrote. */
+static void
+pump(struct bufferevent *peer)
+{
+	for (unsigned i = 0; i < 64; i++) {
+		struct evbuffer *in = bufferevent_get_input(peer);
+
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (event_base_loop(base, EVLOOP_NONBLOCK) != 0)
+			break;
+		if (evbuffer_get_length(bufferevent_get_input(peer)) == 0 &&
+		    evbuffer_get_length(bufferevent_get_output(peer)) == 0 && i > 2)
+			break;
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct bufferevent *pair[2];
+	const char *pre;
+	size_t split;
+
+	if (base == NULL)
+		setup();
+	if (size < 2)
+		return 0;
+	pre = preambles[data[0] % (sizeof(preambles) / sizeof(preambles[0]))];
+	split = data[1];
+	data += 2;
+	size -= 2;
+	if (split > size)
+		split = size;
+
+	if (bufferevent_pair_new(base, BEV_OPT_DEFER_CALLBACKS, pair) != 0)
+		abort();
+	bufferevent_enable(pair[1], EV_READ | EV_WRITE);
+	conn = tsp_server_accept(srv, pair[0], NULL, 0, false);
+	if (conn == NULL)
+		abort();
+	bufferevent_write(pair[1], pre, strlen(pre));
+	bufferevent_write(pair[1], data, split);
+	pump(pair[1]);
+	if (conn != NULL) {
+		bufferevent_write(pair[1], data + split, size - split);
+		pump(pair[1]);
+	}
+	/* The peer hangs up (EOF on the server's side); the session must end. */
+	bufferevent_flush(pair[1], EV_WRITE, BEV_FINISHED);
+	pump(pair[1]);
+	bufferevent_free(pair[1]);
+	for (unsigned i = 0; i < 64 && conn != NULL; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	if (conn != NULL) {
+		tsp_conn_close(conn);
+		for (unsigned i = 0; i < 64 && conn != NULL; i++)
+			event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	if (conn != NULL)
+		abort(); /* a session that outlives its peer and tsp_conn_close */
+	if (tsp_server_stats(srv)->sessions_open != 0)
+		abort();
+	return 0;
+}
