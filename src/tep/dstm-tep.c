@@ -5,10 +5,7 @@
  * pools, open the data plane, the TSP listener and the control socket,
  * then run the event loop until SIGTERM or SIGINT.
  */
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +14,7 @@
 #include "common/addr.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/privdrop.h"
 #include "netlink/nl.h"
 #include "tep/tep.h"
 
@@ -46,30 +44,6 @@ on_expire(evutil_socket_t fd, short what, void *arg)
 
 	dp_set_time(&t->dp, clock_mono_ms());
 	dp_expire(&t->dp, 65536);
-}
-
-/*
- * STYLE.md, least privilege: the TUN device, the raw sockets, the routes
- * and the listeners are open; nothing the loop does needs root any more
- * (reading a route is unprivileged), so run on as nobody.
- */
-static void
-drop_privileges(void)
-{
-	struct passwd *pw;
-
-	if (geteuid() != 0)
-		return;
-	pw = getpwnam("nobody");
-	if (!pw) {
-		log_warnx("no user \"nobody\": staying root");
-		return;
-	}
-	if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-		fatal("cannot drop privileges to nobody");
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	log_debug("running as nobody");
 }
 
 static void
@@ -162,7 +136,13 @@ main(int argc, char **argv)
 		fatalx("control socket: %s", strerror(-rc));
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
-	drop_privileges();
+	/* STYLE.md, least privilege: the TUN device, the raw sockets, the
+	 * routes, the sysctls and the listeners are set up; what the loop
+	 * does needs no capability (reading a route is unprivileged). */
+	if (priv_drop("dstm", 0) < 0)
+		fatalx("cannot drop privileges");
+	if (priv_seccomp(PRIV_PROFILE_TEP) < 0)
+		fatalx("cannot install the seccomp filter");
 
 	t->ev_sigterm = evsignal_new(t->base, SIGTERM, on_signal, t);
 	t->ev_sigint = evsignal_new(t->base, SIGINT, on_signal, t);
