@@ -472,3 +472,31 @@ def test_reconfigure_accept_gets_key(lab, cli):
     assert a is not None and a[0] == 3 and a[11] == 1 and len(a) == 28
     assert first(rep["opts"], 20) is not None
 
+
+
+DOTS_DISCOVER = os.path.join(os.path.dirname(DSTMD), "..", "dots-discover", "dots-discover")
+
+
+@pytest.mark.skipif(not os.path.exists(DOTS_DISCOVER), reason="dots-discover is not built")
+def test_dots_discover_finds_the_server_dstmd_announces(lab):
+    """Issue 6: a client of the DSTM domain discovers the DOTS server that
+    dstmd announces in DHCPv6 (options 141/142), with dots-discover."""
+    # dots-discover sends from the link-local address: wait for its DAD to end.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        a = subprocess.run(["ip", "-n", lab["ns_c"], "-6", "addr", "show", "dev", lab["vc"],
+                            "scope", "link"], capture_output=True, text=True).stdout
+        if "inet6" in a and "tentative" not in a:
+            break
+        time.sleep(0.1)
+    out = subprocess.run(["ip", "netns", "exec", lab["ns_c"], DOTS_DISCOVER, "-6", "-i", lab["vc"],
+                          "-m", "dhcp", "-T", "3000", "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    res = json.loads(out.stdout)
+    servers = res["servers"] if isinstance(res, dict) else res
+    assert servers, out.stdout
+    first_server = servers[0]
+    assert first_server["method"] == "dhcp", first_server
+    assert first_server["address"] == "2001:db8::53", first_server
+    assert "dots.example" in json.dumps(first_server), first_server
