@@ -25,18 +25,18 @@
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 
-#define SESSION_BUCKETS	  (1u << 16)
+#define SESSION_BUCKETS   (1u << 16)
 #define SESSION_MAX_QUEUE 4
-#define IDENTITY_MAX	  160
+#define IDENTITY_MAX      160
 
 struct session {
 	struct dstmd *d;
-	struct tsp_conn *conn;		/* NULL once closed */
-	SSL *ssl;			/* a TLS session's, owned by its bufferevent */
-	struct session *hnext;		/* identity hash chain */
-	bool bound;			/* in the identity hash */
-	bool busy;			/* a command is being answered */
-	int refs;			/* the connection + requests in progress */
+	struct tsp_conn *conn; /* NULL once closed */
+	SSL *ssl;              /* a TLS session's, owned by its bufferevent */
+	struct session *hnext; /* identity hash chain */
+	bool bound;            /* in the identity hash */
+	bool busy;             /* a command is being answered */
+	int refs;              /* the connection + requests in progress */
 	char identity[IDENTITY_MAX];
 	struct tsp_tunnel *queue[SESSION_MAX_QUEUE];
 	unsigned nqueue;
@@ -150,14 +150,15 @@ status_slot(int status)
 }
 
 static const char *const status_names[8] = {
-	"reply_200_success",	    "reply_306_pool_exhausted", "reply_307_tep_error",
-	"reply_308_unavailable",    "reply_309_310_bad_address", "reply_301_303_500_refused",
-	"reply_1000_redirect",	    "reply_other",
+    "reply_200_success",         "reply_306_pool_exhausted",
+    "reply_307_tep_error",       "reply_308_unavailable",
+    "reply_309_310_bad_address", "reply_301_303_500_refused",
+    "reply_1000_redirect",       "reply_other",
 };
 
 static void
 fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep *tep,
-	    const struct tepctl_binding *b)
+            const struct tepctl_binding *b)
 {
 	memset(t, 0, sizeof(*t));
 	t->action = action;
@@ -304,8 +305,8 @@ static bool
 usable_v6(const struct in6_addr *a)
 {
 	return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_LOOPBACK(a) &&
-	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
-	       !IN6_IS_ADDR_V4MAPPED(a) && !IN6_IS_ADDR_V4COMPAT(a);
+	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a) && !IN6_IS_ADDR_V4MAPPED(a) &&
+	       !IN6_IS_ADDR_V4COMPAT(a);
 }
 
 static bool
@@ -344,8 +345,7 @@ cert_name(SSL *ssl, char *out, size_t len)
 	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK ||
 	    !(x = SSL_get1_peer_certificate(ssl)))
 		return false;
-	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out,
-				       (int)len) > 0;
+	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)len) > 0;
 	X509_free(x);
 	return ok;
 }
@@ -399,7 +399,7 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	}
 	if (!(tep = dstmd_config_tep_for(d->cfg, &v6))) {
 		log_warnx_rl(&access_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
-			     addr_fmt_v6(&v6, a6));
+		             addr_fmt_v6(&v6, a6));
 		d->ctr.bad_address++;
 		session_reply(s, TSP_INVALID_IPV6, NULL);
 		return;
@@ -413,7 +413,7 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	    lease_count_64(d->leases, &v6) >= d->per_64) {
 		d->ctr.quota_64++;
 		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
-			     addr_fmt_v6(&v6, a6), d->per_64);
+		             addr_fmt_v6(&v6, a6), d->per_64);
 		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
 		return;
 	}
@@ -534,7 +534,7 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
 	}
 	if (s->nqueue == SESSION_MAX_QUEUE) {
 		log_warnx_rl(&access_rl, "a client pipelines more than %d commands: closing it",
-			     SESSION_MAX_QUEUE);
+		             SESSION_MAX_QUEUE);
 		tsp_conn_close(c);
 		return;
 	}
@@ -569,8 +569,7 @@ struct listener_ctx {
 };
 
 static void
-on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen,
-	  void *arg)
+on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener_ctx *lc = arg;
 	struct dstmd *d = lc->d;
@@ -589,9 +588,8 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	}
 	if (lc->ln->tls) {
 		if ((ssl = SSL_new(lc->ln->tls)))
-			bev = bufferevent_openssl_socket_new(d->base, fd, ssl,
-							     BUFFEREVENT_SSL_ACCEPTING,
-							     BEV_OPT_CLOSE_ON_FREE);
+			bev = bufferevent_openssl_socket_new(
+			    d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		else
 			bev = NULL;
 	} else {
@@ -676,20 +674,20 @@ int
 access_init(struct dstmd *d)
 {
 	static const struct tsp_server_callbacks cb = {
-		.command = on_command,
-		.closed = on_closed,
+	    .command = on_command,
+	    .closed = on_closed,
 	};
 	struct tsp_server_config sc = {
-		.limits = d->cfg->limits,
-		.mechanisms = d->cfg->mechanisms,
-		.plain_without_tls = d->cfg->plain_without_tls,
-		.realm = d->cfg->realm,
-		.service = "tsp",
-		.hostname = NULL,
-		.secret = secret_of,
-		.secret_arg = d,
-		.handshake_timeout = d->cfg->handshake_timeout,
-		.idle_timeout = d->cfg->idle_timeout,
+	    .limits = d->cfg->limits,
+	    .mechanisms = d->cfg->mechanisms,
+	    .plain_without_tls = d->cfg->plain_without_tls,
+	    .realm = d->cfg->realm,
+	    .service = "tsp",
+	    .hostname = NULL,
+	    .secret = secret_of,
+	    .secret_arg = d,
+	    .handshake_timeout = d->cfg->handshake_timeout,
+	    .idle_timeout = d->cfg->idle_timeout,
 	};
 	char a[ADDR_STRLEN];
 
@@ -710,21 +708,20 @@ access_init(struct dstmd *d)
 
 		lc->d = d;
 		lc->ln = ln;
-		lst = evconnlistener_new_bind(d->base, on_accept, lc,
-					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						      LEV_OPT_CLOSE_ON_EXEC,
-					      1024, (const struct sockaddr *)&ln->addr,
-					      (int)ln->len);
+		lst = evconnlistener_new_bind(
+		    d->base, on_accept, lc,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+		    (const struct sockaddr *)&ln->addr, (int)ln->len);
 		if (!lst) {
 			int e = errno;
 			log_warn("cannot listen on %s",
-				 addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+			         addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
 			return -(e ? e : EADDRNOTAVAIL);
 		}
 		evconnlistener_set_error_cb(lst, on_accept_error);
 		d->listeners[d->nlisteners++] = lst;
 		log_info("TSP%s on %s", ln->tls ? " over TLS" : "",
-			 addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+		         addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
 	}
 	return 0;
 }

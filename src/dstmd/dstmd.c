@@ -33,10 +33,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: dstmd -c FILE [-d] [-n] [-v]\n"
-		   "  -c FILE  configuration (JSON; see dstmd(8) and doc/internals.md)\n"
-		   "  -d       stay in the foreground and log to stderr\n"
-		   "  -n       check the configuration, print it normalized, exit\n"
-		   "  -v       log debug messages\n");
+	           "  -c FILE  configuration (JSON; see dstmd(8) and doc/internals.md)\n"
+	           "  -d       stay in the foreground and log to stderr\n"
+	           "  -n       check the configuration, print it normalized, exit\n"
+	           "  -v       log debug messages\n");
 }
 
 const struct dstmd_tep *
@@ -283,16 +283,16 @@ open_pools(struct dstmd *d)
 	for (size_t i = 0; i < d->cfg->npools; i++) {
 		if (!(d->pools[i] = pool_new(&d->cfg->pools[i].pc, err, sizeof(err)))) {
 			fprintf(stderr, "%s:%d: /pools/%zu: %s\n", cfg_path(d->cfg->doc),
-				cfg_line(d->cfg->doc, "/pools"), i, err);
+			        cfg_line(d->cfg->doc, "/pools"), i, err);
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (pool_overlaps(d->pools[i], d->pools[j])) {
 				fprintf(stderr,
-					"%s: pools \"%s\" and \"%s\" overlap; an address may "
-					"belong to one pool only\n",
-					cfg_path(d->cfg->doc), pool_name(d->pools[j]),
-					pool_name(d->pools[i]));
+				        "%s: pools \"%s\" and \"%s\" overlap; an address may "
+				        "belong to one pool only\n",
+				        cfg_path(d->cfg->doc), pool_name(d->pools[j]),
+				        pool_name(d->pools[i]));
 				return -EINVAL;
 			}
 	}
@@ -319,7 +319,7 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
+	                                         {NULL, 0, NULL, 0}};
 	struct dstmd d = {0};
 	const char *conffile = NULL;
 	int ch, foreground = 0, check = 0, verbose = 0;
@@ -378,8 +378,8 @@ main(int argc, char **argv)
 	pol.lifetime = d.cfg->lifetime;
 	pol.quarantine = d.cfg->quarantine;
 	d.started = clock_wall_s();
-	d.leases = lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err,
-				 sizeof(err));
+	d.leases =
+	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
 	d.per_64 = d.cfg->per_64;
@@ -432,15 +432,15 @@ main(int argc, char **argv)
 		fatalx("cannot install the seccomp filter (\"seccomp\": false turns it off)");
 	if (store_async_start(d.store) != 0)
 		fatalx("%s: cannot start the writer thread", d.cfg->database);
-	d.durable_ev = event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST,
-				 durable_cb, &d);
+	d.durable_ev =
+	    event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST, durable_cb, &d);
 	event_add(d.durable_ev, NULL);
 	dstmd_rearm_expiry(&d);
 	{
 		struct lease_counters lc;
 		lease_counters(d.leases, &lc);
 		log_info("dstmd started: %llu active leases, %llu in quarantine",
-			 (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
+		         (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
 	}
 
 	event_base_dispatch(d.base);
@@ -451,7 +451,7 @@ main(int argc, char **argv)
 
 		if (lease_commit_async(d.leases, &ticket) != 0 || store_async_stop(d.store) != 0)
 			log_warnx("the last commit failed; the leases of the last moments "
-				  "are lost");
+			          "are lost");
 	}
 	ctl_server_free(d.ctl);
 	access_fini(&d);

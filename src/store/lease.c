@@ -53,7 +53,7 @@ struct lease_mgr {
 	struct lent **orphans;
 	size_t norphans, caporphans;
 
-	struct p64 *p64;	/* active leases per client /64, open addressing */
+	struct p64 *p64; /* active leases per client /64, open addressing */
 	size_t capp64, np64;
 
 	char **names; /* interned TEP and pool names */
