@@ -390,8 +390,19 @@ static const struct spec q_hairpin_unbound = {
     .src = "192.0.2.10", .dst = "192.0.2.99", .sport = 5000, .dport = 53, .paylen = 10};
 static const struct spec q_unbound = {
     .src = HOST4, .dst = "192.0.2.99", .sport = 53, .dport = 5000, .paylen = 10};
-static const struct spec q_big_df = {
-    .src = HOST4, .dst = "192.0.2.10", .frag = 0x4000, .sport = 80, .dport = 5000, .paylen = 1452};
+/* Specs that rows also use as a whole (.in = …) are macros: a const object
+ * is no constant expression in C, and clang refuses it in an initializer. */
+#define Q_BIG_DF                                                                               \
+	{                                                                                      \
+		.src = HOST4, .dst = "192.0.2.10", .frag = 0x4000, .sport = 80, .dport = 5000, \
+		.paylen = 1452                                                                 \
+	}
+#define Q_DEC_TTL1                                                                       \
+	{                                                                                \
+		.src = HOST4, .dst = "192.0.2.10", .ttl = 1, .sport = 80, .dport = 5000, \
+		.paylen = 10                                                             \
+	}
+static const struct spec q_big_df = Q_BIG_DF;
 static const struct spec q_sent_by_c3 = {
     .src = "192.0.2.20", .dst = HOST4, .sport = 1500, .dport = 53, .paylen = 4};
 static const struct spec q_sent_by_c1_df = {.o_src = TEP6,
@@ -412,8 +423,7 @@ static const struct spec q_from_other = {.o_src = "fd00:d57::99",
                                          .sport = 80,
                                          .dport = 5000,
                                          .paylen = 1400};
-static const struct spec q_dec_ttl1 = {
-    .src = HOST4, .dst = "192.0.2.10", .ttl = 1, .sport = 80, .dport = 5000, .paylen = 10};
+static const struct spec q_dec_ttl1 = Q_DEC_TTL1;
 
 #define UDP_C1(...)                                                                           \
 	{                                                                                     \
@@ -730,7 +740,7 @@ static const struct row rows[] = {
      .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_no_binding_dst=1 icmp4_suppressed=1"},
     {"outside the pools", .dir = DIR_V4, .in = {.src = HOST4, .dst = "203.0.113.7"},
      .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_not_in_pool=1"},
-    {"too big with DF: fragmentation needed", .dir = DIR_V4, .in = q_big_df, .verdict = DP_TO_V4,
+    {"too big with DF: fragmentation needed", .dir = DIR_V4, .in = Q_BIG_DF, .verdict = DP_TO_V4,
      .out = {.src = TEP4,
              .dst = HOST4,
              .tos = 0xc0,
@@ -751,7 +761,7 @@ static const struct row rows[] = {
              .dport = 5000,
              .paylen = 1452},
      .counters = "rx_v4_pkts=1 encap_pkts=1 encap_v6_fragmented=1"},
-    {"encap ttl expiry when the core routes", .dec_ttl = true, .dir = DIR_V4, .in = q_dec_ttl1,
+    {"encap ttl expiry when the core routes", .dec_ttl = true, .dir = DIR_V4, .in = Q_DEC_TTL1,
      .verdict = DP_TO_V4,
      .out =
          {.src = TEP4, .dst = HOST4, .tos = 0xc0, .icmp = true, .itype = 11, .quote = &q_dec_ttl1},
