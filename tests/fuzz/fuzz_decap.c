@@ -7,7 +7,8 @@
  * checks what the shell relies on: a forwarded packet lies inside its
  * buffer and is at least a header long, a TO_V6 packet starts with an IPv6
  * header naming the TEP as source, and every packet counted in is counted
- * out exactly once (forwarded or one drop counter, or an ICMPv6 handled).
+ * out exactly once (forwarded or one drop counter, or an ICMPv6 handled),
+ * and a client's ICMPv4 error is forwarded only about a packet sent to it.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -93,6 +94,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (pkt.verdict == DP_TO_V4 && (pkt.len < 20 || (pkt.data[0] >> 4) != 4))
 			abort();
+		/* A client's ICMPv4 error leaves only about a packet sent to it. */
+		if (pkt.verdict == DP_TO_V4 && dp.ctr[DPC_decap_pkts] == 1 && pkt.data[9] == 1 &&
+		    (pkt.data[6] & 0x1f) == 0 && pkt.data[7] == 0) {
+			uint32_t hl = (uint32_t)(pkt.data[0] & 0x0f) * 4;
+			uint8_t t = pkt.len >= hl + 8 ? pkt.data[hl] : 0;
+
+			if ((t == 3 || t == 4 || t == 5 || t == 11 || t == 12) &&
+			    (pkt.len < hl + 28 ||
+			     memcmp(pkt.data + hl + 8 + 16, pkt.data + 12, 4) != 0))
+				abort();
+		}
 		if (pkt.verdict == DP_TO_V6 &&
 		    (pkt.len < 60 || (pkt.data[0] >> 4) != 6 ||
 		     memcmp(pkt.data + 8, &cfg.tep6, 16) != 0 ||
