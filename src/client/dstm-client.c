@@ -28,7 +28,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "client/client.h"
 #include "common/addr.h"
@@ -50,22 +56,23 @@ enum client_state { ST_IDLE, ST_ACQUIRING, ST_BOUND, ST_EXPIRED };
 static const char *const state_names[] = {"idle", "acquiring", "bound", "expired"};
 
 /* Every drop reason has a counter (STYLE.md). */
-#define COUNTERS(X)                                                                                \
-	X(tun_rx_packets)                                                                          \
-	X(tun_rx_bytes)                                                                            \
-	X(tunnel_tx_packets)                                                                       \
-	X(tunnel_tx_bytes)                                                                         \
-	X(tunnel_rx_packets)                                                                       \
-	X(tunnel_rx_bytes) X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed)    \
-	    X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big)            \
-	        X(drop_send_error) X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination)       \
-	            X(drop_tun_write) X(drop_early_table_full) X(early_translated_out)             \
-	                X(early_translated_in) X(icmp_frag_needed_sent) X(mtu_updates)             \
-	                    X(backpressure_waits) X(queued) X(sessions) X(session_failures)        \
-	                        X(auth_failures) X(acquisitions) X(acquire_failures) X(renewals)   \
-	                            X(renewal_failures) X(redirects) X(server_deletes) X(expiries) \
-	                                X(releases) X(unknown_commands) X(address_changes)         \
-	                                    X(dhcp6_tx) X(dhcp6_rx) X(dhcp6_tx_errors) X(declines)
+#define COUNTERS(X)                                                                               \
+	X(tun_rx_packets)                                                                         \
+	X(tun_rx_bytes)                                                                           \
+	X(tunnel_tx_packets)                                                                      \
+	X(tunnel_tx_bytes)                                                                        \
+	X(tunnel_rx_packets)                                                                      \
+	X(tunnel_rx_bytes)                                                                        \
+	X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source)   \
+	    X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big) X(drop_send_error)           \
+	        X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write)       \
+	            X(drop_early_table_full) X(early_translated_out) X(early_translated_in)       \
+	                X(icmp_frag_needed_sent) X(mtu_updates) X(backpressure_waits) X(queued)   \
+	                    X(sessions) X(session_failures) X(auth_failures) X(acquisitions)      \
+	                        X(acquire_failures) X(renewals) X(renewal_failures) X(redirects)  \
+	                            X(server_deletes) X(expiries) X(releases) X(unknown_commands) \
+	                                X(address_changes) X(dhcp6_tx) X(dhcp6_rx)                \
+	                                    X(dhcp6_tx_errors) X(declines) X(tls_refused)
 
 struct counters {
 #define X(name) uint64_t name;
@@ -98,6 +105,10 @@ struct client {
 	struct sockaddr_storage servers[CLIENT_MAX_SERVERS];
 	socklen_t serverlens[CLIENT_MAX_SERVERS];
 	char server_names[CLIENT_MAX_SERVERS][TSP_DN_MAX];
+
+	/* TSP over TLS: the context, and why the server's certificate was refused */
+	SSL_CTX *tls;
+	char tls_error[160];
 
 	/* DHCPv6 access (seed 001 A, seed 002 §6): the engine of src/dhcp6 */
 	struct d6_client *d6;
@@ -812,11 +823,132 @@ tsp_closed_cb(struct tsp_client *t, int status, const char *why, void *arg)
 	c->n.session_failures++;
 	if (status == TSP_AUTH_FAILED)
 		c->n.auth_failures++;
+	if (c->tls && *c->tls_error) {
+		/* Nothing was said to a server we could not verify. */
+		c->n.tls_refused++;
+		log_warnx("TLS: refusing %s: %s", c->server_names[c->server_idx], c->tls_error);
+		c->tls_error[0] = '\0';
+	}
 	/* The lease outlives the session: a new one renews it. */
 	if (c->nservers > 1)
 		c->server_idx = (c->server_idx + 1) % c->nservers;
 	if (c->state == ST_BOUND || c->state == ST_ACQUIRING)
 		retry_later(c);
+}
+
+/* ---- TSP over TLS (issue 7) ---- */
+
+/* The SHA-256 of the certificate's SubjectPublicKeyInfo (RFC 7469 §2.4). */
+static bool
+tls_pin_matches(struct client *c, X509 *cert)
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+	bool ok = false;
+
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1 &&
+	    mdlen == 32)
+		ok = CRYPTO_memcmp(md, c->cfg.tls.pin, 32) == 0;
+	OPENSSL_free(der);
+	return ok;
+}
+
+/*
+ * Every certificate of the chain passes here. With a CA the chain and
+ * the name must verify; with a pin the server's own key must be the
+ * pinned one (with a pin alone, the chain is not judged: the pin is the
+ * trust). The first reason to refuse is kept for the log and the counter.
+ */
+static int
+tls_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct client *c = ssl ? SSL_get_app_data(ssl) : NULL;
+	int depth = X509_STORE_CTX_get_error_depth(x);
+
+	if (!c)
+		return 0;
+	if (!*c->cfg.tls.ca)
+		ok = 1;
+	if (!ok && !*c->tls_error)
+		snprintf(c->tls_error, sizeof(c->tls_error), "%s (depth %d)",
+		         X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)), depth);
+	if (ok && depth == 0 && c->cfg.tls.has_pin &&
+	    !tls_pin_matches(c, X509_STORE_CTX_get_current_cert(x))) {
+		ok = 0;
+		if (!*c->tls_error)
+			snprintf(c->tls_error, sizeof(c->tls_error),
+			         "its public key does not match the configured pin");
+	}
+	return ok;
+}
+
+static int
+tls_init(struct client *c)
+{
+	c->tls = SSL_CTX_new(TLS_client_method());
+	if (!c->tls)
+		return -ENOMEM;
+	/* TLS 1.2 or later only (issue 7). */
+	if (SSL_CTX_set_min_proto_version(c->tls, TLS1_2_VERSION) != 1)
+		return -EPROTO;
+	if (*c->cfg.tls.ca && SSL_CTX_load_verify_locations(c->tls, c->cfg.tls.ca, NULL) != 1) {
+		log_warnx("TLS: cannot load the CA file %s: %s", c->cfg.tls.ca,
+		          ERR_reason_error_string(ERR_get_error()));
+		return -EINVAL;
+	}
+	SSL_CTX_set_verify(c->tls, SSL_VERIFY_PEER, tls_verify_cb);
+	return 0;
+}
+
+/* A TLS connection to the current server, bound to our address; NULL on failure. */
+static struct bufferevent *
+tls_connect(struct client *c, const struct sockaddr *sa, socklen_t salen, const char *host)
+{
+	const char *name = *c->cfg.tls.name ? c->cfg.tls.name : host;
+	struct sockaddr_in6 bind6 = {.sin6_family = AF_INET6, .sin6_addr = c->v6};
+	struct in6_addr a6;
+	struct in_addr a4;
+	struct bufferevent *bev;
+	SSL *ssl;
+	int fd;
+
+	ssl = SSL_new(c->tls);
+	if (!ssl)
+		return NULL;
+	SSL_set_app_data(ssl, c);
+	/* With a CA, the certificate must name the server (RFC 6125). */
+	if (inet_pton(AF_INET6, name, &a6) == 1 || inet_pton(AF_INET, name, &a4) == 1) {
+		if (*c->cfg.tls.ca && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
+			goto fail;
+	} else {
+		SSL_set_tlsext_host_name(ssl, name);
+		if (*c->cfg.tls.ca && SSL_set1_host(ssl, name) != 1)
+			goto fail;
+	}
+	c->tls_error[0] = '\0';
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (sa->sa_family == AF_INET6 && bind(fd, (struct sockaddr *)&bind6, sizeof(bind6)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		goto fail;
+	}
+	if (bufferevent_socket_connect(bev, sa, (int)salen) < 0) {
+		bufferevent_free(bev); /* frees ssl and closes fd */
+		return NULL;
+	}
+	return bev;
+fail:
+	SSL_free(ssl);
+	return NULL;
 }
 
 static void
@@ -845,9 +977,23 @@ session_start(struct client *c)
 		return;
 	tc.hostname = addr_fmt_sockaddr((const struct sockaddr *)ss, host);
 	c->n.sessions++;
-	c->tsp = tsp_client_connect(
-	    c->base, (const struct sockaddr *)ss, c->serverlens[c->server_idx],
-	    v6 ? (struct sockaddr *)&bind6 : NULL, v6 ? sizeof(bind6) : 0, &tc, &cb, c);
+	if (c->tls) {
+		char ip[ADDR_STRLEN];
+		struct bufferevent *bev;
+
+		/* The certificate names the bare address (subjectAltName IP). */
+		if (v6)
+			addr_fmt_v6(&((const struct sockaddr_in6 *)ss)->sin6_addr, ip);
+		else
+			addr_fmt_v4(ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr), ip);
+		bev = tls_connect(c, (const struct sockaddr *)ss, c->serverlens[c->server_idx], ip);
+
+		c->tsp = bev ? tsp_client_new(c->base, bev, &tc, &cb, c) : NULL;
+	} else {
+		c->tsp = tsp_client_connect(
+		    c->base, (const struct sockaddr *)ss, c->serverlens[c->server_idx],
+		    v6 ? (struct sockaddr *)&bind6 : NULL, v6 ? sizeof(bind6) : 0, &tc, &cb, c);
+	}
 	if (!c->tsp) {
 		log_warn("connect to %s", c->server_names[c->server_idx]);
 		c->n.session_failures++;
@@ -1502,6 +1648,8 @@ main(int argc, char **argv)
 	ret = raw_open(c);
 	if (ret < 0)
 		fatalx("raw IPv6 socket: %s", strerror(-ret));
+	if (c->cfg.tls.enable && tls_init(c) < 0)
+		fatalx("TLS: cannot set up the client context");
 	c->d6_fd = -1;
 	if (c->cfg.access == CLIENT_ACCESS_DHCPV6) {
 		ret = d6_open(c);
@@ -1556,6 +1704,7 @@ main(int argc, char **argv)
 		close(c->d6_fd);
 	}
 	nl_close(c->nl);
+	SSL_CTX_free(c->tls);
 	log_info("stopped");
 	return c->exit_code;
 }
