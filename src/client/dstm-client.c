@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/privdrop.h"
 #include "dataplane/tun.h"
 #include "dhcp6/d6.h"
 #include "netlink/nl.h"
@@ -63,9 +64,10 @@ static const char *const state_names[] = {"idle", "acquiring", "bound", "expired
 	X(tunnel_tx_bytes)                                                                        \
 	X(tunnel_rx_packets)                                                                      \
 	X(tunnel_rx_bytes)                                                                        \
-	X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source)   \
-	    X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big) X(drop_send_error)           \
-	        X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write)       \
+	X(tun_tx_packets)                                                                         \
+	X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source) X(drop_queue_full)  \
+	    X(drop_queue_flushed) X(drop_too_big) X(drop_send_error) X(drop_not_tep)              \
+	        X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write)                       \
 	            X(drop_early_table_full) X(early_translated_out) X(early_translated_in)       \
 	                X(icmp_frag_needed_sent) X(mtu_updates) X(backpressure_waits) X(queued)   \
 	                    X(sessions) X(session_failures) X(auth_failures) X(acquisitions)      \
@@ -1684,6 +1686,22 @@ main(int argc, char **argv)
 	c->ctl = ctl_server_new(c->base, c->cfg.control, ctl_handler, c);
 	if (!c->ctl)
 		fatal("control socket %s", c->cfg.control);
+
+	/*
+	 * STYLE "Least privilege": the TUN device, the raw socket, the
+	 * netlink socket, port 546, the CA file and the control socket are
+	 * open; from here on only addresses and routes of the DTI change
+	 * (CAP_NET_ADMIN) and the raw socket sends (CAP_NET_RAW). Nothing
+	 * from the network has been read yet.
+	 */
+	if (*c->cfg.run_as &&
+	    priv_drop(c->cfg.run_as, PRIV_CAP(CAP_NET_ADMIN) | PRIV_CAP(CAP_NET_RAW)) < 0)
+		fatalx("cannot drop privileges to user \"%s\" (\"user\": null keeps root)",
+		       c->cfg.run_as);
+	if (!*c->cfg.run_as)
+		log_info("\"user\" is null: staying root");
+	if (priv_seccomp(PRIV_PROFILE_CLIENT) < 0)
+		fatalx("cannot install the system call filter");
 
 	c->state = ST_IDLE;
 	if (c->cfg.mode == CLIENT_ALWAYS_ON)
