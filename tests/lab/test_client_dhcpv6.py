@@ -171,3 +171,18 @@ def test_unauthenticated_server_is_ignored(lab):
         assert status(lab, "c2")["state"] != "bound"
     finally:
         restore(lab, "c2")
+
+
+def test_runs_unprivileged(lab):
+    # issue 7: user dstm, only CAP_NET_ADMIN and CAP_NET_RAW, seccomp filter mode
+    import pwd
+
+    from test_domain import pid_of
+
+    st = dict(line.split(":", 1) for line in open("/proc/%d/status" % pid_of(lab, "c1")))
+    uid = pwd.getpwnam("dstm").pw_uid
+    assert [int(u) for u in st["Uid"].split()] == [uid] * 4
+    assert int(st["CapEff"], 16) == int(st["CapPrm"], 16) == (1 << 12) | (1 << 13)
+    assert int(st["CapBnd"], 16) == (1 << 12) | (1 << 13)
+    assert st["Seccomp"].strip() == "2" and st["NoNewPrivs"].strip() == "1"
+    assert 'privdrop: running as user "dstm"' in lab.log("c1")
