@@ -22,6 +22,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 
@@ -33,6 +34,7 @@ struct session {
 	struct dstmd *d;
 	struct tsp_conn *conn; /* NULL once closed */
 	SSL *ssl;              /* a TLS session's, owned by its bufferevent */
+	uint64_t netkey;       /* the peer's /64 (or IPv4 address) in d->conns64 */
 	struct session *hnext; /* identity hash chain */
 	bool bound;            /* in the identity hash */
 	bool busy;             /* a command is being answered */
@@ -555,6 +557,7 @@ on_closed(struct tsp_conn *c, void *arg)
 	access_conn_closed(d);
 	if (!s)
 		return;
+	(void)keycount_add(&d->conns64, s->netkey, -1);
 	tsp_conn_set_data(c, NULL);
 	s->conn = NULL;
 	s->ssl = NULL;
@@ -567,6 +570,15 @@ struct listener_ctx {
 	struct dstmd *d;
 	const struct dstmd_listen *ln;
 };
+
+/* The network a peer belongs to: its /64, or its IPv4 address. */
+static uint64_t
+net_key(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return keycount_prefix64(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return 0xffff00000000ull | ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+}
 
 static void
 on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -584,6 +596,12 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 		d->accept_paused = true;
 		for (size_t i = 0; i < d->nlisteners; i++)
 			evconnlistener_disable(d->listeners[i]);
+		return;
+	}
+	/* One network may not hold every session (stalled handshakes, issue 7). */
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+		evutil_closesocket(fd);
+		d->ctr.conn_quota_64++;
 		return;
 	}
 	if (lc->ln->tls) {
@@ -609,10 +627,13 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	s->d = d;
 	s->refs = 1;
 	s->ssl = ssl;
+	s->netkey = net_key(sa);
+	(void)keycount_add(&d->conns64, s->netkey, 1);
 	d->nconns++;
 	s->conn = tsp_server_accept(d->tsp, bev, sa, (socklen_t)salen, ssl != NULL);
 	if (!s->conn) {
 		d->nconns--;
+		(void)keycount_add(&d->conns64, s->netkey, -1);
 		free(s);
 		return;
 	}
@@ -741,6 +762,7 @@ access_fini(struct dstmd *d)
 	d->tsp = NULL;
 	free(d->sessions);
 	d->sessions = NULL;
+	keycount_free(&d->conns64);
 }
 
 json_t *
@@ -759,6 +781,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
 	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
+	json_object_set_new(o, "drop_conn_quota_64",
+	                    json_integer((json_int_t)d->ctr.conn_quota_64));
 	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));
