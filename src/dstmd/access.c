@@ -145,6 +145,7 @@ status_slot(int status)
 	case TSP_UNSUPPORTED_TUNNEL:
 	case TSP_INVALID_REQUEST:
 	case TSP_NO_MORE_TUNNELS:
+	case TSP_BUSY:
 		return 5;
 	default:
 		return status >= TSP_REDIRECT ? 6 : 7;
@@ -154,7 +155,7 @@ status_slot(int status)
 static const char *const status_names[8] = {
     "reply_200_success",         "reply_306_pool_exhausted",
     "reply_307_tep_error",       "reply_308_unavailable",
-    "reply_309_310_bad_address", "reply_301_303_500_refused",
+    "reply_309_310_bad_address", "reply_301_303_500_530_refused",
     "reply_1000_redirect",       "reply_other",
 };
 
@@ -300,6 +301,45 @@ binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 
+/*
+ * New allocations per client /64 and second (issue 7): a token bucket per
+ * /64 in a direct-mapped table of fixed size, so that no flood of
+ * prefixes can grow it; a /64 that lands on a slot held by another takes
+ * it over with a full bucket (collisions only ever loosen the limit).
+ */
+#define RATE_SLOTS 4096
+
+struct rate_slot {
+	uint64_t key;
+	double tokens;
+	int64_t last_ms;
+};
+
+static struct rate_slot rate_table[RATE_SLOTS];
+
+static bool
+rate_allow(const struct dstmd_config *cfg, const struct in6_addr *v6)
+{
+	uint64_t key = keycount_prefix64(v6);
+	struct rate_slot *r = &rate_table[(key * 0x9e3779b97f4a7c15ull) >> 52];
+	int64_t now = clock_mono_ms();
+	double burst = cfg->alloc_rate_64 * 2.0;
+
+	if (r->key != key || r->last_ms == 0) {
+		r->key = key;
+		r->tokens = burst;
+	} else {
+		r->tokens += (double)(now - r->last_ms) * cfg->alloc_rate_64 / 1000.0;
+		if (r->tokens > burst)
+			r->tokens = burst;
+	}
+	r->last_ms = now;
+	if (r->tokens < 1.0)
+		return false;
+	r->tokens -= 1.0;
+	return true;
+}
+
 /* ---- Commands ---- */
 
 /* A unicast global address: what a tunnel can be built to. */
@@ -417,6 +457,12 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
 		             addr_fmt_v6(&v6, a6), d->per_64);
 		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+		return;
+	}
+	if (d->cfg->alloc_rate_64 && !lease_find_identity(d->leases, identity) &&
+	    !rate_allow(d->cfg, &v6)) {
+		d->ctr.rate_64++;
+		session_reply(s, TSP_BUSY, NULL);
 		return;
 	}
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
@@ -781,6 +827,7 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
 	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
+	json_object_set_new(o, "drop_rate_64", json_integer((json_int_t)d->ctr.rate_64));
 	json_object_set_new(o, "drop_conn_quota_64",
 	                    json_integer((json_int_t)d->ctr.conn_quota_64));
 	json_object_set_new(o, "per_64", json_integer(d->per_64));

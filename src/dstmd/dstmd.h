@@ -47,7 +47,7 @@ struct dbatch {
 struct dstmd_counters {
 	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
 	uint64_t status[8]; /* replies by class: see access.c status_slot() */
-	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64;
+	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 };
 
 struct dstmd {

@@ -556,3 +556,16 @@ def test_sessions_per_network_are_limited(tmp):
         for s in socks:
             s.close()
         d.kill()
+
+
+def test_allocation_rate_per_64(tmp):
+    d = Dstmd(tmp, limits={"allocations_per_64": 5}).start()
+    try:
+        got = [Tsp(d.port).create("fd00:d57:7::%x" % i)[0] for i in range(1, 13)]
+        assert got.count(200) == 10 and got.count(530) == 2, got
+        # Renewals are not new allocations; another /64 has its own bucket.
+        assert Tsp(d.port).create("fd00:d57:7::1")[0] == 200
+        assert Tsp(d.port).create("fd00:d57:8::1")[0] == 200
+        assert d.ctl("counters")["drop_rate_64"] == 2
+    finally:
+        d.kill()
