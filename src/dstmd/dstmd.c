@@ -139,8 +139,12 @@ notify_run(struct dstmd *d, struct deferred *df)
 	const struct lease *l;
 
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
-	    !strcmp(l->identity, n->identity))
-		access_notify_delete(d, l);
+	    !strcmp(l->identity, n->identity)) {
+		if (!strncmp(l->identity, "dhcp6:", 6))
+			(void)dhcp_reconfigure(d, l->identity);
+		else
+			access_notify_delete(d, l);
+	}
 	if (n->tep)
 		tepctl_delete(d->tepctl, n->tep, &n->b);
 	free(n);

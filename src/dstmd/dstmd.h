@@ -98,6 +98,8 @@ json_t *access_counters(const struct dstmd *d);
 /* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */
 int dhcp_init(struct dstmd *d);
 void dhcp_fini(struct dstmd *d);
+/* Ask the DHCPv6 client of `identity` to Renew (its lease was revoked); 0 or -errno. */
+int dhcp_reconfigure(struct dstmd *d, const char *identity);
 /* Add the dhcp6_* counters to `o`. */
 void dhcp_counters(const struct dstmd *d, json_t *o);
 
