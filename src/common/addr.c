@@ -78,7 +78,7 @@ const char *
 addr_fmt_v4(uint32_t a, char *buf)
 {
 	snprintf(buf, ADDR_STRLEN, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff,
-		 a & 0xff);
+	         a & 0xff);
 	return buf;
 }
 

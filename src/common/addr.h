@@ -35,8 +35,7 @@ bool addr_v6_in_prefix(const struct in6_addr *a, const struct in6_addr *prefix, 
  * "[v6]:port", "v6", "v4:port", "v4": fill a sockaddr; port defaults to
  * `dflt`. A bare IPv6 address may not carry a port (use brackets).
  */
-bool addr_parse_endpoint(const char *s, uint16_t dflt, struct sockaddr_storage *ss,
-			 socklen_t *len);
+bool addr_parse_endpoint(const char *s, uint16_t dflt, struct sockaddr_storage *ss, socklen_t *len);
 const char *addr_fmt_sockaddr(const struct sockaddr *sa, char *buf);
 
 #endif

@@ -11,7 +11,7 @@
 
 #include "common/cfg.h"
 
-#define CFG_MAX_DEPTH 32
+#define CFG_MAX_DEPTH  32
 #define CFG_MAX_ERRORS 64
 
 struct cfg_pos {
@@ -328,8 +328,8 @@ cfg_error(struct cfg *c, const char *ptr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (asprintf(&line, "%s:%d: %s: %s", c->name, cfg_line(c, ptr), ptr[0] ? ptr : "/",
-		     msg) < 0)
+	if (asprintf(&line, "%s:%d: %s: %s", c->name, cfg_line(c, ptr), ptr[0] ? ptr : "/", msg) <
+	    0)
 		return;
 	c->errors[c->nerrors++] = line;
 }
@@ -367,8 +367,8 @@ cfg_str(struct cfg *c, const char *ptr, bool required, const char *dflt, const c
 }
 
 bool
-cfg_int(struct cfg *c, const char *ptr, bool required, long long dflt, long long min,
-	long long max, long long *out)
+cfg_int(struct cfg *c, const char *ptr, bool required, long long dflt, long long min, long long max,
+        long long *out)
 {
 	json_t *v = cfg_at(c, ptr);
 
@@ -384,7 +384,7 @@ cfg_int(struct cfg *c, const char *ptr, bool required, long long dflt, long long
 	}
 	if (json_integer_value(v) < min || json_integer_value(v) > max) {
 		cfg_error(c, ptr, "%lld is out of range; use %lld to %lld", json_integer_value(v),
-			  min, max);
+		          min, max);
 		return false;
 	}
 	*out = json_integer_value(v);
@@ -431,7 +431,7 @@ cfg_array(struct cfg *c, const char *ptr, bool required, size_t *n)
 
 bool
 cfg_enum(struct cfg *c, const char *ptr, bool required, int dflt, const char *const *choices,
-	 int *out)
+         int *out)
 {
 	const char *s;
 	char list[256] = "";
@@ -447,7 +447,7 @@ cfg_enum(struct cfg *c, const char *ptr, bool required, int dflt, const char *co
 			return true;
 		}
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"",
-			 i ? ", " : "", choices[i]);
+		         i ? ", " : "", choices[i]);
 	}
 	cfg_error(c, ptr, "\"%s\" is not one of %s", s, list);
 	return false;

@@ -21,7 +21,7 @@ struct cfg;
 struct cfg *cfg_load(const char *path, char *err, size_t errlen);
 /* Parse a document held in memory; `name` stands in for the file name. */
 struct cfg *cfg_load_buffer(const char *name, const char *text, size_t len, char *err,
-			    size_t errlen);
+                            size_t errlen);
 void cfg_free(struct cfg *c);
 
 json_t *cfg_root(const struct cfg *c);
@@ -33,7 +33,7 @@ int cfg_line(const struct cfg *c, const char *ptr);
 
 /* Record an error at `ptr`; printed as "file:line: ptr: message". */
 void cfg_error(struct cfg *c, const char *ptr, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int cfg_nerrors(const struct cfg *c);
 void cfg_print_errors(const struct cfg *c, FILE *f);
 
@@ -44,13 +44,13 @@ void cfg_print_errors(const struct cfg *c, FILE *f);
  */
 bool cfg_str(struct cfg *c, const char *ptr, bool required, const char *dflt, const char **out);
 bool cfg_int(struct cfg *c, const char *ptr, bool required, long long dflt, long long min,
-	     long long max, long long *out);
+             long long max, long long *out);
 bool cfg_bool(struct cfg *c, const char *ptr, bool required, bool dflt, bool *out);
 /* An array (absent is an empty array unless required); its length in *n. */
 bool cfg_array(struct cfg *c, const char *ptr, bool required, size_t *n);
 /* One of `choices` (NULL-terminated); *out is its index. */
 bool cfg_enum(struct cfg *c, const char *ptr, bool required, int dflt, const char *const *choices,
-	      int *out);
+              int *out);
 /* Every key of the object at `ptr` must be in `allowed` (NULL-terminated). */
 bool cfg_check_keys(struct cfg *c, const char *ptr, const char *const *allowed);
 

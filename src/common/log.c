@@ -37,8 +37,9 @@ log_getverbose(void)
 	return log_verbose;
 }
 
-void
-vlog(int pri, const char *fmt, va_list ap)
+/* Write one finished message: stderr with a timestamp, or syslog. */
+static void
+emit(int pri, const char *msg)
 {
 	if (pri == LOG_DEBUG && !log_verbose)
 		return;
@@ -50,38 +51,36 @@ vlog(int pri, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		localtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		flockfile(stderr);
-		fprintf(stderr, "%s.%03ld %s: ", when, ts.tv_nsec / 1000000, log_ident);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-		funlockfile(stderr);
+		fprintf(stderr, "%s.%03ld %s: %s\n", when, ts.tv_nsec / 1000000, log_ident, msg);
 	} else {
-		vsyslog(pri, fmt, ap);
+		syslog(pri, "%s", msg);
 	}
+}
+
+void
+vlog(int pri, const char *fmt, va_list ap)
+{
+	char buf[2048];
+
+	if (pri == LOG_DEBUG && !log_verbose)
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	emit(pri, buf);
 }
 
 /* Log `fmt` followed by ": strerror(saved)". */
 static void
 vlog_errno(int pri, int saved, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	char buf[2048];
+	int n;
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (pri == LOG_DEBUG && !log_verbose)
 		return;
-	if (log_stderr) {
-		struct timespec ts;
-		struct tm tm;
-		char when[32];
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		localtime_r(&ts.tv_sec, &tm);
-		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s: %s: %s\n", when, ts.tv_nsec / 1000000, log_ident,
-			buf, strerror(saved));
-	} else {
-		syslog(pri, "%s: %s", buf, strerror(saved));
-	}
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n >= 0 && (size_t)n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(saved));
+	emit(pri, buf);
 }
 
 void

@@ -20,10 +20,8 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vlog(int pri, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-__attribute__((noreturn)) void fatal(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-__attribute__((noreturn)) void fatalx(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * Rate limit for messages caused by network input: at most `burst`
@@ -31,18 +29,18 @@ __attribute__((noreturn)) void fatalx(const char *fmt, ...)
  * reported with the next message that gets through.
  */
 struct log_rl {
-	int64_t window;		/* second of the current window */
-	unsigned n;		/* messages logged in it */
-	unsigned suppressed;	/* messages dropped since the last logged */
-	unsigned burst;		/* 0 means 10 */
+	int64_t window;      /* second of the current window */
+	unsigned n;          /* messages logged in it */
+	unsigned suppressed; /* messages dropped since the last logged */
+	unsigned burst;      /* 0 means 10 */
 };
 
 bool log_rl_allow(struct log_rl *rl);
 
-#define log_warnx_rl(rl, ...)                                                                      \
-	do {                                                                                       \
-		if (log_rl_allow(rl))                                                              \
-			log_warnx(__VA_ARGS__);                                                    \
+#define log_warnx_rl(rl, ...)                   \
+	do {                                    \
+		if (log_rl_allow(rl))           \
+			log_warnx(__VA_ARGS__); \
 	} while (0)
 
 /* Copy `in` into `out` with every byte outside printable ASCII as \xNN. */

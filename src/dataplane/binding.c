@@ -9,48 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "dataplane/binding.h"
-
-#define BT_CHUNK_SHIFT 15 /* 32768 records: one 2 MiB huge page */
-#define BT_CHUNK       (1u << BT_CHUNK_SHIFT)
-#define BT_REF_GROUP   0x80000000u
-#define BT_MAX_RECORDS 0x7ffffff0u
-#define BT_DIRECT_MAX  (1u << 22) /* pool addresses indexed directly: 16 MiB of refs */
-
-struct bt_slot {
-	uint32_t v4;
-	uint32_t ref; /* 0 empty; BT_REF_GROUP | group index; else record index + 1 */
-};
-
-/* The ranges of one shared address: ref[(port - base) / size]. */
-struct bt_group {
-	uint32_t v4;
-	uint16_t base, size;
-	uint32_t nslots, used;
-	uint32_t ref[]; /* record index + 1, or 0 */
-};
-
-struct bt {
-	struct bt_slot *slots;
-	uint32_t mask;       /* number of slots - 1 (a power of two minus one) */
-	uint32_t slots_used; /* distinct addresses */
-	struct bt_binding **chunks;
-	uint32_t nchunks, chunks_cap;
-	uint32_t nrecords; /* records ever handed out (high-water mark) */
-	uint32_t count;    /* bindings */
-	uint32_t *free;    /* stack of freed record indexes */
-	uint32_t nfree, free_cap;
-	struct bt_group **groups;
-	uint32_t ngroups, groups_cap;
-	size_t group_bytes;
-	uint32_t expire_cursor;
-	/* Pools indexed directly by address: ref[v4 - base]. */
-	unsigned ndirect;
-	struct bt_direct {
-		uint32_t base, size;
-		uint32_t *ref;
-	} direct[BT_MAX_DIRECT];
-};
+#include "dataplane/bt_internal.h"
 
 #define BT_HUGE (2u << 20)
 
@@ -73,22 +32,6 @@ big_alloc(size_t size)
 }
 
 /* murmur3's finalizer: pool addresses are consecutive, the slots must not be. */
-static inline uint32_t
-bt_hash(uint32_t v4)
-{
-	v4 ^= v4 >> 16;
-	v4 *= 0x85ebca6bu;
-	v4 ^= v4 >> 13;
-	v4 *= 0xc2b2ae35u;
-	v4 ^= v4 >> 16;
-	return v4;
-}
-
-static inline struct bt_binding *
-rec(const struct bt *bt, uint32_t idx)
-{
-	return &bt->chunks[idx >> BT_CHUNK_SHIFT][idx & (BT_CHUNK - 1)];
-}
 
 static inline bool
 is_whole(uint16_t lo, uint16_t hi)
@@ -230,21 +173,11 @@ out:
 	bt->slots_used--;
 }
 
-/* The directly indexed ref of v4, or NULL when v4 is in no such pool. */
-static inline uint32_t *
-direct_ref(const struct bt *bt, uint32_t v4)
-{
-	for (unsigned i = 0; i < bt->ndirect; i++)
-		if (v4 - bt->direct[i].base < bt->direct[i].size)
-			return &bt->direct[i].ref[v4 - bt->direct[i].base];
-	return NULL;
-}
-
 /* The ref word of v4 (0 when unbound); *hidx its hash slot, or UINT32_MAX. */
 static uint32_t *
 ref_find(const struct bt *bt, uint32_t v4, uint32_t *hidx)
 {
-	uint32_t *r = direct_ref(bt, v4);
+	uint32_t *r = bt_direct_ref(bt, v4);
 
 	if (r) {
 		*hidx = UINT32_MAX;
@@ -302,7 +235,7 @@ rec_alloc(struct bt *bt, uint32_t *idx)
 static void
 rec_release(struct bt *bt, uint32_t idx)
 {
-	memset(rec(bt, idx), 0, sizeof(struct bt_binding));
+	memset(bt_rec(bt, idx), 0, sizeof(struct bt_binding));
 	bt->free[bt->nfree++] = idx;
 	bt->count--;
 }
@@ -411,7 +344,7 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 		return -EINVAL;
 	refp = ref_find(bt, v4, &hidx);
 	if (*refp && !(*refp & BT_REF_GROUP)) {
-		struct bt_binding *b = rec(bt, *refp - 1);
+		struct bt_binding *b = bt_rec(bt, *refp - 1);
 
 		if (!is_whole(port_lo, port_hi))
 			return -EEXIST;
@@ -428,9 +361,9 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 		if (k < 0)
 			return -EINVAL;
 		if (g->ref[k]) {
-			rec_update(rec(bt, g->ref[k] - 1), v6, flags);
+			rec_update(bt_rec(bt, g->ref[k] - 1), v6, flags);
 			if (out)
-				*out = rec(bt, g->ref[k] - 1);
+				*out = bt_rec(bt, g->ref[k] - 1);
 			return 0;
 		}
 		if ((rc = rec_alloc(bt, &idx)) < 0)
@@ -466,10 +399,10 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 		bt->slots_used++;
 	}
 fill:
-	rec_fill(rec(bt, idx), v4, port_lo, port_hi, v6, flags);
+	rec_fill(bt_rec(bt, idx), v4, port_lo, port_hi, v6, flags);
 	bt->count++;
 	if (out)
-		*out = rec(bt, idx);
+		*out = bt_rec(bt, idx);
 	return 0;
 }
 
@@ -514,56 +447,16 @@ bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all)
 	return 0;
 }
 
-static inline struct bt_binding *
-resolve(const struct bt *bt, uint32_t ref, uint16_t port)
-{
-	const struct bt_group *g;
-	uint32_t k;
-
-	if (!(ref & BT_REF_GROUP))
-		return rec(bt, ref - 1);
-	g = bt->groups[ref & ~BT_REF_GROUP];
-	if (port < g->base)
-		return NULL;
-	k = (uint32_t)(port - g->base) / g->size;
-	if (k >= g->nslots || !g->ref[k])
-		return NULL;
-	return rec(bt, g->ref[k] - 1);
-}
-
 uint32_t
 bt_prefetch(const struct bt *bt, uint32_t v4)
 {
-	const uint32_t *r = direct_ref(bt, v4);
-	uint32_t h;
-
-	if (r) {
-		__builtin_prefetch(r);
-		return 0;
-	}
-	h = bt_hash(v4);
-	__builtin_prefetch(&bt->slots[h & bt->mask]);
-	return h;
+	return bt_prefetch_inline(bt, v4);
 }
 
 struct bt_binding *
 bt_find_hashed(const struct bt *bt, uint32_t hash, uint32_t v4, uint16_t port)
 {
-	const uint32_t *r = direct_ref(bt, v4);
-	uint32_t i = hash & bt->mask;
-
-	if (r)
-		return *r ? resolve(bt, *r, port) : NULL;
-	for (uint32_t n = 0; n <= bt->mask; n++) {
-		const struct bt_slot *s = &bt->slots[i];
-
-		if (s->ref == 0)
-			return NULL;
-		if (s->v4 == v4)
-			return resolve(bt, s->ref, port);
-		i = (i + 1) & bt->mask;
-	}
-	return NULL;
+	return bt_find_inline(bt, hash, v4, port);
 }
 
 struct bt_binding *
@@ -628,7 +521,7 @@ struct bt_binding *
 bt_next(const struct bt *bt, uint32_t *cursor)
 {
 	while (*cursor < bt->nrecords) {
-		struct bt_binding *b = rec(bt, (*cursor)++);
+		struct bt_binding *b = bt_rec(bt, (*cursor)++);
 
 		if (b->flags & BT_F_USED)
 			return b;
@@ -646,7 +539,7 @@ bt_expire_learned(struct bt *bt, uint32_t older_than, unsigned budget)
 
 		if (bt->expire_cursor >= bt->nrecords)
 			bt->expire_cursor = 0;
-		b = rec(bt, bt->expire_cursor++);
+		b = bt_rec(bt, bt->expire_cursor++);
 		if ((b->flags & (BT_F_USED | BT_F_LEARNED)) == (BT_F_USED | BT_F_LEARNED) &&
 		    (int32_t)(b->last_seen - older_than) < 0) {
 			if (bt_del(bt, b->v4, b->port_lo, false) == 0)

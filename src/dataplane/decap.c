@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "dataplane/bt_internal.h"
 #include "dataplane/dp_internal.h"
 
 #define IP6_MAX_EXT 8 /* extension headers we walk before giving up */
@@ -362,12 +363,12 @@ dp_decap(struct dp *dp, struct dp_pkt *pkts, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		m[i].live = decap_parse(dp, &pkts[i], &m[i]);
 		if (m[i].live)
-			m[i].hash = bt_prefetch(dp->bt, m[i].vi.src);
+			m[i].hash = bt_prefetch_inline(dp->bt, m[i].vi.src);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (!m[i].live)
 			continue;
-		m[i].b = bt_find_hashed(dp->bt, m[i].hash, m[i].vi.src, m[i].vi.sport);
+		m[i].b = bt_find_inline(dp->bt, m[i].hash, m[i].vi.src, m[i].vi.sport);
 		if (m[i].b)
 			__builtin_prefetch(m[i].b, 1);
 	}

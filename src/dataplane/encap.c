@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "dataplane/bt_internal.h"
 #include "dataplane/dp_internal.h"
 
 struct emeta {
@@ -96,12 +97,12 @@ dp_encap(struct dp *dp, struct dp_pkt *pkts, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		m[i].live = encap_parse(dp, &pkts[i], &m[i]);
 		if (m[i].live)
-			m[i].hash = bt_prefetch(dp->bt, m[i].vi.dst);
+			m[i].hash = bt_prefetch_inline(dp->bt, m[i].vi.dst);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (!m[i].live)
 			continue;
-		m[i].b = bt_find_hashed(dp->bt, m[i].hash, m[i].vi.dst, m[i].vi.dport);
+		m[i].b = bt_find_inline(dp->bt, m[i].hash, m[i].vi.dst, m[i].vi.dport);
 		if (m[i].b)
 			__builtin_prefetch(m[i].b, 1);
 	}

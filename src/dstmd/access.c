@@ -22,21 +22,23 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 
-#define SESSION_BUCKETS	  (1u << 16)
+#define SESSION_BUCKETS   (1u << 16)
 #define SESSION_MAX_QUEUE 4
-#define IDENTITY_MAX	  160
+#define IDENTITY_MAX      160
 
 struct session {
 	struct dstmd *d;
-	struct tsp_conn *conn;		/* NULL once closed */
-	SSL *ssl;			/* a TLS session's, owned by its bufferevent */
-	struct session *hnext;		/* identity hash chain */
-	bool bound;			/* in the identity hash */
-	bool busy;			/* a command is being answered */
-	int refs;			/* the connection + requests in progress */
+	struct tsp_conn *conn; /* NULL once closed */
+	SSL *ssl;              /* a TLS session's, owned by its bufferevent */
+	uint64_t netkey;       /* the peer's /64 (or IPv4 address) in d->conns64 */
+	struct session *hnext; /* identity hash chain */
+	bool bound;            /* in the identity hash */
+	bool busy;             /* a command is being answered */
+	int refs;              /* the connection + requests in progress */
 	char identity[IDENTITY_MAX];
 	struct tsp_tunnel *queue[SESSION_MAX_QUEUE];
 	unsigned nqueue;
@@ -143,6 +145,7 @@ status_slot(int status)
 	case TSP_UNSUPPORTED_TUNNEL:
 	case TSP_INVALID_REQUEST:
 	case TSP_NO_MORE_TUNNELS:
+	case TSP_BUSY:
 		return 5;
 	default:
 		return status >= TSP_REDIRECT ? 6 : 7;
@@ -150,14 +153,15 @@ status_slot(int status)
 }
 
 static const char *const status_names[8] = {
-	"reply_200_success",	    "reply_306_pool_exhausted", "reply_307_tep_error",
-	"reply_308_unavailable",    "reply_309_310_bad_address", "reply_301_303_500_refused",
-	"reply_1000_redirect",	    "reply_other",
+    "reply_200_success",         "reply_306_pool_exhausted",
+    "reply_307_tep_error",       "reply_308_unavailable",
+    "reply_309_310_bad_address", "reply_301_303_500_530_refused",
+    "reply_1000_redirect",       "reply_other",
 };
 
 static void
 fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep *tep,
-	    const struct tepctl_binding *b)
+            const struct tepctl_binding *b)
 {
 	memset(t, 0, sizeof(*t));
 	t->action = action;
@@ -297,6 +301,45 @@ binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 
+/*
+ * New allocations per client /64 and second (issue 7): a token bucket per
+ * /64 in a direct-mapped table of fixed size, so that no flood of
+ * prefixes can grow it; a /64 that lands on a slot held by another takes
+ * it over with a full bucket (collisions only ever loosen the limit).
+ */
+#define RATE_SLOTS 4096
+
+struct rate_slot {
+	uint64_t key;
+	double tokens;
+	int64_t last_ms;
+};
+
+static struct rate_slot rate_table[RATE_SLOTS];
+
+static bool
+rate_allow(const struct dstmd_config *cfg, const struct in6_addr *v6)
+{
+	uint64_t key = keycount_prefix64(v6);
+	struct rate_slot *r = &rate_table[(key * 0x9e3779b97f4a7c15ull) >> 52];
+	int64_t now = clock_mono_ms();
+	double burst = cfg->alloc_rate_64 * 2.0;
+
+	if (r->key != key || r->last_ms == 0) {
+		r->key = key;
+		r->tokens = burst;
+	} else {
+		r->tokens += (double)(now - r->last_ms) * cfg->alloc_rate_64 / 1000.0;
+		if (r->tokens > burst)
+			r->tokens = burst;
+	}
+	r->last_ms = now;
+	if (r->tokens < 1.0)
+		return false;
+	r->tokens -= 1.0;
+	return true;
+}
+
 /* ---- Commands ---- */
 
 /* A unicast global address: what a tunnel can be built to. */
@@ -304,8 +347,8 @@ static bool
 usable_v6(const struct in6_addr *a)
 {
 	return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_LOOPBACK(a) &&
-	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
-	       !IN6_IS_ADDR_V4MAPPED(a) && !IN6_IS_ADDR_V4COMPAT(a);
+	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a) && !IN6_IS_ADDR_V4MAPPED(a) &&
+	       !IN6_IS_ADDR_V4COMPAT(a);
 }
 
 static bool
@@ -344,8 +387,7 @@ cert_name(SSL *ssl, char *out, size_t len)
 	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK ||
 	    !(x = SSL_get1_peer_certificate(ssl)))
 		return false;
-	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out,
-				       (int)len) > 0;
+	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)len) > 0;
 	X509_free(x);
 	return ok;
 }
@@ -399,7 +441,7 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	}
 	if (!(tep = dstmd_config_tep_for(d->cfg, &v6))) {
 		log_warnx_rl(&access_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
-			     addr_fmt_v6(&v6, a6));
+		             addr_fmt_v6(&v6, a6));
 		d->ctr.bad_address++;
 		session_reply(s, TSP_INVALID_IPV6, NULL);
 		return;
@@ -413,8 +455,14 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	    lease_count_64(d->leases, &v6) >= d->per_64) {
 		d->ctr.quota_64++;
 		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
-			     addr_fmt_v6(&v6, a6), d->per_64);
+		             addr_fmt_v6(&v6, a6), d->per_64);
 		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+		return;
+	}
+	if (d->cfg->alloc_rate_64 && !lease_find_identity(d->leases, identity) &&
+	    !rate_allow(d->cfg, &v6)) {
+		d->ctr.rate_64++;
+		session_reply(s, TSP_BUSY, NULL);
 		return;
 	}
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
@@ -534,7 +582,7 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
 	}
 	if (s->nqueue == SESSION_MAX_QUEUE) {
 		log_warnx_rl(&access_rl, "a client pipelines more than %d commands: closing it",
-			     SESSION_MAX_QUEUE);
+		             SESSION_MAX_QUEUE);
 		tsp_conn_close(c);
 		return;
 	}
@@ -555,6 +603,7 @@ on_closed(struct tsp_conn *c, void *arg)
 	access_conn_closed(d);
 	if (!s)
 		return;
+	(void)keycount_add(&d->conns64, s->netkey, -1);
 	tsp_conn_set_data(c, NULL);
 	s->conn = NULL;
 	s->ssl = NULL;
@@ -568,9 +617,17 @@ struct listener_ctx {
 	const struct dstmd_listen *ln;
 };
 
+/* The network a peer belongs to: its /64, or its IPv4 address. */
+static uint64_t
+net_key(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return keycount_prefix64(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return 0xffff00000000ull | ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+}
+
 static void
-on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen,
-	  void *arg)
+on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener_ctx *lc = arg;
 	struct dstmd *d = lc->d;
@@ -587,11 +644,16 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 			evconnlistener_disable(d->listeners[i]);
 		return;
 	}
+	/* One network may not hold every session (stalled handshakes, issue 7). */
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+		evutil_closesocket(fd);
+		d->ctr.conn_quota_64++;
+		return;
+	}
 	if (lc->ln->tls) {
 		if ((ssl = SSL_new(lc->ln->tls)))
-			bev = bufferevent_openssl_socket_new(d->base, fd, ssl,
-							     BUFFEREVENT_SSL_ACCEPTING,
-							     BEV_OPT_CLOSE_ON_FREE);
+			bev = bufferevent_openssl_socket_new(
+			    d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		else
 			bev = NULL;
 	} else {
@@ -611,10 +673,13 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	s->d = d;
 	s->refs = 1;
 	s->ssl = ssl;
+	s->netkey = net_key(sa);
+	(void)keycount_add(&d->conns64, s->netkey, 1);
 	d->nconns++;
 	s->conn = tsp_server_accept(d->tsp, bev, sa, (socklen_t)salen, ssl != NULL);
 	if (!s->conn) {
 		d->nconns--;
+		(void)keycount_add(&d->conns64, s->netkey, -1);
 		free(s);
 		return;
 	}
@@ -676,20 +741,20 @@ int
 access_init(struct dstmd *d)
 {
 	static const struct tsp_server_callbacks cb = {
-		.command = on_command,
-		.closed = on_closed,
+	    .command = on_command,
+	    .closed = on_closed,
 	};
 	struct tsp_server_config sc = {
-		.limits = d->cfg->limits,
-		.mechanisms = d->cfg->mechanisms,
-		.plain_without_tls = d->cfg->plain_without_tls,
-		.realm = d->cfg->realm,
-		.service = "tsp",
-		.hostname = NULL,
-		.secret = secret_of,
-		.secret_arg = d,
-		.handshake_timeout = d->cfg->handshake_timeout,
-		.idle_timeout = d->cfg->idle_timeout,
+	    .limits = d->cfg->limits,
+	    .mechanisms = d->cfg->mechanisms,
+	    .plain_without_tls = d->cfg->plain_without_tls,
+	    .realm = d->cfg->realm,
+	    .service = "tsp",
+	    .hostname = NULL,
+	    .secret = secret_of,
+	    .secret_arg = d,
+	    .handshake_timeout = d->cfg->handshake_timeout,
+	    .idle_timeout = d->cfg->idle_timeout,
 	};
 	char a[ADDR_STRLEN];
 
@@ -710,21 +775,20 @@ access_init(struct dstmd *d)
 
 		lc->d = d;
 		lc->ln = ln;
-		lst = evconnlistener_new_bind(d->base, on_accept, lc,
-					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						      LEV_OPT_CLOSE_ON_EXEC,
-					      1024, (const struct sockaddr *)&ln->addr,
-					      (int)ln->len);
+		lst = evconnlistener_new_bind(
+		    d->base, on_accept, lc,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+		    (const struct sockaddr *)&ln->addr, (int)ln->len);
 		if (!lst) {
 			int e = errno;
 			log_warn("cannot listen on %s",
-				 addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+			         addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
 			return -(e ? e : EADDRNOTAVAIL);
 		}
 		evconnlistener_set_error_cb(lst, on_accept_error);
 		d->listeners[d->nlisteners++] = lst;
 		log_info("TSP%s on %s", ln->tls ? " over TLS" : "",
-			 addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
+		         addr_fmt_sockaddr((const struct sockaddr *)&ln->addr, a));
 	}
 	return 0;
 }
@@ -744,6 +808,7 @@ access_fini(struct dstmd *d)
 	d->tsp = NULL;
 	free(d->sessions);
 	d->sessions = NULL;
+	keycount_free(&d->conns64);
 }
 
 json_t *
@@ -762,6 +827,9 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
 	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
+	json_object_set_new(o, "drop_rate_64", json_integer((json_int_t)d->ctr.rate_64));
+	json_object_set_new(o, "drop_conn_quota_64",
+	                    json_integer((json_int_t)d->ctr.conn_quota_64));
 	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));

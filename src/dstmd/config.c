@@ -14,30 +14,29 @@
 #include "common/cfg.h"
 #include "dstmd/config.h"
 
-static const char *const top_keys[] = {"scenario", "database", "control", "lifetime",
-				       "quarantine", "listen", "auth", "pools", "teps",
-				       "redirect", "limits", "dhcpv6", NULL};
+static const char *const top_keys[] = {"scenario", "database", "control", "lifetime", "quarantine",
+                                       "listen",   "auth",     "pools",   "teps",     "redirect",
+                                       "limits",   "dhcpv6",   "user",    "seccomp",  NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
-					NULL};
-static const char *const pool_keys[] = {"name", "prefixes", "ranges", "exclude",
-					"port_range_size", NULL};
-static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control",
-				       NULL};
+                                        NULL};
+static const char *const pool_keys[] = {"name",    "prefixes",        "ranges",
+                                        "exclude", "port_range_size", NULL};
+static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control", NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
 static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
-				       "require_client_certificate", NULL};
-static const char *const limit_keys[] = {"connections", "line_length", "content_length",
-					 "xml_depth", "handshake_timeout", "idle_timeout", "per_64",
-					 NULL};
+                                       "require_client_certificate", NULL};
+static const char *const limit_keys[] = {
+    "connections",  "line_length", "content_length",     "xml_depth",          "handshake_timeout",
+    "idle_timeout", "per_64",      "connections_per_64", "allocations_per_64", NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
-					  NULL};
+                                          NULL};
 
 /* Append the strings of the array at `ptr` as pool ranges. */
 static void
 load_ranges(struct cfg *doc, const char *ptr, bool prefixes_only, struct pool_range **out,
-	    size_t *n)
+            size_t *n)
 {
 	size_t count;
 	char p[256], err[256];
@@ -76,8 +75,9 @@ load_pools(struct dstmd_config *c)
 	if (!cfg_array(doc, "/pools", true, &n))
 		return;
 	if (n == 0) {
-		cfg_error(doc, "/pools", "no pool: give at least one, e.g. "
-					 "{\"name\": \"lab\", \"prefixes\": [\"192.0.2.0/24\"]}");
+		cfg_error(doc, "/pools",
+		          "no pool: give at least one, e.g. "
+		          "{\"name\": \"lab\", \"prefixes\": [\"192.0.2.0/24\"]}");
 		return;
 	}
 	c->pools = calloc(n, sizeof(*c->pools));
@@ -155,7 +155,8 @@ load_teps(struct dstmd_config *c)
 		if (t->pool) {
 			bool found = false;
 			for (size_t j = 0; j < c->npools; j++)
-				found |= c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool);
+				found |=
+				    c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool);
 			if (!found)
 				cfg_error(doc, p, "no pool is named \"%s\"", t->pool);
 		}
@@ -168,10 +169,11 @@ load_teps(struct dstmd_config *c)
 				if (!cfg_str(doc, q, true, NULL, &s) || !s)
 					continue;
 				if (!addr_parse_prefix6(s, &t->clients[t->nclients].prefix,
-							&t->clients[t->nclients].plen))
-					cfg_error(doc, q,
-						  "\"%s\" is not an IPv6 prefix (host bits must be 0)",
-						  s);
+				                        &t->clients[t->nclients].plen))
+					cfg_error(
+					    doc, q,
+					    "\"%s\" is not an IPv6 prefix (host bits must be 0)",
+					    s);
 				else
 					t->nclients++;
 			}
@@ -219,18 +221,21 @@ load_auth(struct dstmd_config *c)
 			for (int k = 0; known_mechs[k]; k++)
 				known |= !strcmp(m, known_mechs[k]);
 			if (!known) {
-				cfg_error(doc, p, "unknown mechanism \"%s\"; use SCRAM-SHA-256, "
-						  "DIGEST-MD5, PLAIN or ANONYMOUS", m);
+				cfg_error(doc, p,
+				          "unknown mechanism \"%s\"; use SCRAM-SHA-256, "
+				          "DIGEST-MD5, PLAIN or ANONYMOUS",
+				          m);
 				continue;
 			}
 			if (!strcmp(m, "ANONYMOUS"))
 				c->anonymous = true;
 			snprintf(c->mechanisms + strlen(c->mechanisms),
-				 sizeof(c->mechanisms) - strlen(c->mechanisms), "%s%s",
-				 c->mechanisms[0] ? " " : "", m);
+			         sizeof(c->mechanisms) - strlen(c->mechanisms), "%s%s",
+			         c->mechanisms[0] ? " " : "", m);
 		}
 		if (!c->mechanisms[0])
-			cfg_error(doc, "/auth/mechanisms", "no mechanism: clients could not log in");
+			cfg_error(doc, "/auth/mechanisms",
+			          "no mechanism: clients could not log in");
 	}
 	if (!c->anonymous && !c->secrets_path)
 		cfg_error(doc, "/auth", "mechanisms other than ANONYMOUS need a \"secrets\" file");
@@ -247,13 +252,13 @@ load_auth(struct dstmd_config *c)
 
 			if (!json_is_object(users))
 				cfg_error(doc, "/auth/secrets",
-					  "%s: needs {\"users\": {\"name\": \"password\", …}}",
-					  c->secrets_path);
+				          "%s: needs {\"users\": {\"name\": \"password\", …}}",
+				          c->secrets_path);
 			else
 				json_object_foreach(users, k, v) if (!json_is_string(v))
-					cfg_error(doc, "/auth/secrets",
-						  "%s: the password of \"%s\" must be a string",
-						  c->secrets_path, k);
+				    cfg_error(doc, "/auth/secrets",
+				              "%s: the password of \"%s\" must be a string",
+				              c->secrets_path, k);
 		}
 	}
 }
@@ -299,7 +304,8 @@ load_tls(struct dstmd_config *c, size_t i, struct dstmd_listen *ln)
 	snprintf(q, sizeof(q), "%s/require_client_certificate", p);
 	cfg_bool(doc, q, false, false, &require);
 	if (require && !ca)
-		cfg_error(doc, q, "requiring client certificates needs a \"client_ca\" to check them");
+		cfg_error(doc, q,
+		          "requiring client certificates needs a \"client_ca\" to check them");
 	if (!cert || !key)
 		return;
 	if (!(ctx = SSL_CTX_new(TLS_server_method()))) {
@@ -317,7 +323,7 @@ load_tls(struct dstmd_config *c, size_t i, struct dstmd_listen *ln)
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		cfg_error(doc, q, "%s: %s (is it the key of the certificate?)", key,
-			  ssl_error(e, sizeof(e)));
+		          ssl_error(e, sizeof(e)));
 		goto fail;
 	}
 	if (ca) {
@@ -326,9 +332,8 @@ load_tls(struct dstmd_config *c, size_t i, struct dstmd_listen *ln)
 			cfg_error(doc, q, "%s: %s", ca, ssl_error(e, sizeof(e)));
 			goto fail;
 		}
-		SSL_CTX_set_verify(ctx,
-				   SSL_VERIFY_PEER | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-				   NULL);
+		SSL_CTX_set_verify(
+		    ctx, SSL_VERIFY_PEER | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
 		ln->verify_client = true;
 	}
 	ln->tls = ctx;
@@ -347,7 +352,7 @@ load_listen(struct dstmd_config *c)
 	if (!cfg_at(doc, "/listen")) {
 		c->listens = calloc(1, sizeof(*c->listens));
 		if (c->listens && addr_parse_endpoint("[::]:3653", TSP_PORT, &c->listens[0].addr,
-						      &c->listens[0].len))
+		                                      &c->listens[0].len))
 			c->nlistens = 1;
 		return;
 	}
@@ -366,7 +371,7 @@ load_listen(struct dstmd_config *c)
 		if (!cfg_str(doc, p, true, NULL, &s) || !s)
 			continue;
 		if (!addr_parse_endpoint(s, TSP_PORT, &c->listens[c->nlistens].addr,
-					 &c->listens[c->nlistens].len)) {
+		                         &c->listens[c->nlistens].len)) {
 			cfg_error(doc, p, "\"%s\" is not an endpoint ([v6]:port or v4:port)", s);
 			continue;
 		}
@@ -375,12 +380,29 @@ load_listen(struct dstmd_config *c)
 	}
 }
 
-static const char *const dhcp6_keys[] = {
-	"enable", "interfaces", "address", "port", "form", "codes", "preferred_lifetime",
-	"valid_lifetime", "t1", "t2", "rapid_commit", "unicast", "reconfigure", "duid_file",
-	"keys", "require_auth", "dots_ri", "dots_address", "access_domain", "limits", NULL};
-static const char *const dhcp6_code_keys[] = {"ia_dstm", "tep", "ports", "global_v4", "dots_ri",
-					      "dots_address", "access_domain", NULL};
+static const char *const dhcp6_keys[] = {"enable",
+                                         "interfaces",
+                                         "address",
+                                         "port",
+                                         "form",
+                                         "codes",
+                                         "preferred_lifetime",
+                                         "valid_lifetime",
+                                         "t1",
+                                         "t2",
+                                         "rapid_commit",
+                                         "unicast",
+                                         "reconfigure",
+                                         "duid_file",
+                                         "keys",
+                                         "require_auth",
+                                         "dots_ri",
+                                         "dots_address",
+                                         "access_domain",
+                                         "limits",
+                                         NULL};
+static const char *const dhcp6_code_keys[] = {
+    "ia_dstm", "tep", "ports", "global_v4", "dots_ri", "dots_address", "access_domain", NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
 static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
 static const char *const dhcp6_forms[] = {"both", "ia_dstm", "global_v4", NULL};
@@ -422,8 +444,7 @@ load_dhcp6(struct dstmd_config *c)
 				h->ninterfaces++;
 		}
 	}
-	if (cfg_str(doc, "/dhcpv6/address", false, "::", &s) && s &&
-	    !addr_parse_v6(s, &h->address))
+	if (cfg_str(doc, "/dhcpv6/address", false, "::", &s) && s && !addr_parse_v6(s, &h->address))
 		cfg_error(doc, "/dhcpv6/address", "\"%s\" is not an IPv6 address", s);
 	cfg_int(doc, "/dhcpv6/port", false, 547, 1, 65535, &v);
 	h->port = (uint16_t)v;
@@ -473,7 +494,7 @@ load_dhcp6(struct dstmd_config *c)
 	}
 	if (h->require_auth && h->nkeys == 0)
 		cfg_error(doc, "/dhcpv6/require_auth",
-			  "authentication is required but no key is given: add \"keys\"");
+		          "authentication is required but no key is given: add \"keys\"");
 	cfg_str(doc, "/dhcpv6/dots_ri", false, NULL, &h->dots_ri);
 	cfg_str(doc, "/dhcpv6/access_domain", false, NULL, &h->access_domain);
 	if (cfg_array(doc, "/dhcpv6/dots_address", false, &n) && n) {
@@ -522,6 +543,8 @@ dstmd_config_load(const char *path, FILE *errf)
 		c->scenario = (enum dstmd_scenario)sc;
 	}
 	cfg_str(doc, "/database", false, "/var/lib/dstm/leases.db", &c->database);
+	cfg_str(doc, "/user", false, "dstm", &c->user);
+	cfg_bool(doc, "/seccomp", false, true, &c->seccomp);
 	cfg_str(doc, "/control", false, "/run/dstm/dstmd.sock", &c->control);
 	cfg_int(doc, "/lifetime", false, 3600, 10, 7 * 86400, &v);
 	c->lifetime = (uint32_t)v;
@@ -543,7 +566,8 @@ dstmd_config_load(const char *path, FILE *errf)
 			    !c->redirect[c->nredirect])
 				continue;
 			if (!addr_parse_endpoint(c->redirect[c->nredirect], TSP_PORT, &ss, &len))
-				cfg_error(doc, p, "\"%s\" is not an endpoint", c->redirect[c->nredirect]);
+				cfg_error(doc, p, "\"%s\" is not an endpoint",
+				          c->redirect[c->nredirect]);
 			else
 				c->nredirect++;
 		}
@@ -551,8 +575,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	/* seed 000: in the VPN scenario clients are authenticated, never known by their address. */
 	if (c->scenario == DSTMD_VPN && c->anonymous)
 		cfg_error(doc, "/auth/mechanisms",
-			  "the vpn scenario refuses ANONYMOUS: clients must authenticate "
-			  "(remove it, or set \"scenario\": \"intranet\")");
+		          "the vpn scenario refuses ANONYMOUS: clients must authenticate "
+		          "(remove it, or set \"scenario\": \"intranet\")");
 	cfg_check_keys(doc, "/limits", limit_keys);
 	cfg_int(doc, "/limits/connections", false, 10000, 1, 1000000, &v);
 	c->max_connections = (unsigned)v;
@@ -568,11 +592,17 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->idle_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/per_64", false, 0, 0, 1 << 24, &v);
 	c->per_64 = (unsigned)v;
+	cfg_int(doc, "/limits/connections_per_64", false,
+	        c->max_connections / 8 > 64 ? c->max_connections / 8 : 64, 1, 1000000, &v);
+	c->conns_per_64 = (unsigned)v;
+	cfg_int(doc, "/limits/allocations_per_64", false, 0, 0, 1000000, &v);
+	c->alloc_rate_64 = (unsigned)v;
 	load_dhcp6(c);
 	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
 	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)
-		cfg_error(doc, "/dhcpv6", "the vpn scenario does not allocate over DHCPv6 "
-					  "(seed 000); disable it or use \"scenario\": \"intranet\"");
+		cfg_error(doc, "/dhcpv6",
+		          "the vpn scenario does not allocate over DHCPv6 "
+		          "(seed 000); disable it or use \"scenario\": \"intranet\"");
 	if (cfg_nerrors(doc) == 0)
 		return c;
 fail:
@@ -628,7 +658,7 @@ dstmd_config_tep_for(const struct dstmd_config *c, const struct in6_addr *v6)
 			any = &c->teps[i];
 		for (size_t j = 0; j < c->teps[i].nclients; j++)
 			if (addr_v6_in_prefix(v6, &c->teps[i].clients[j].prefix,
-					      c->teps[i].clients[j].plen))
+			                      c->teps[i].clients[j].plen))
 				return &c->teps[i];
 	}
 	return any;

@@ -27,8 +27,8 @@ struct dstmd_tep {
 	uint32_t v4;
 	struct dstmd_prefix6 *clients;
 	size_t nclients;
-	const char *pool;		/* NULL: any pool */
-	bool has_control;		/* false: the TEP learns its bindings */
+	const char *pool; /* NULL: any pool */
+	bool has_control; /* false: the TEP learns its bindings */
 	struct sockaddr_storage ctl_addr;
 	socklen_t ctl_len;
 	const char *ctl_mechanism, *ctl_user, *ctl_secret;
@@ -42,8 +42,8 @@ struct dstmd_pool {
 struct dstmd_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
-	struct ssl_ctx_st *tls;		/* TSP over TLS (issue 7); NULL: plain TCP */
-	bool verify_client;		/* client certificates are checked against client_ca */
+	struct ssl_ctx_st *tls; /* TSP over TLS (issue 7); NULL: plain TCP */
+	bool verify_client;     /* client certificates are checked against client_ca */
 };
 
 enum dstmd_scenario { DSTMD_INTRANET, DSTMD_VPN };
@@ -57,16 +57,16 @@ struct dstmd_dhcp6_key {
 
 struct dstmd_dhcp6 {
 	bool enable;
-	const char **interfaces;	/* join ff02::1:2 on these */
+	const char **interfaces; /* join ff02::1:2 on these */
 	size_t ninterfaces;
-	struct in6_addr address;	/* bound address, :: by default */
-	uint16_t port;			/* 547 */
-	int form;			/* 0 both, 1 ia_dstm, 2 global_v4 */
+	struct in6_addr address; /* bound address, :: by default */
+	uint16_t port;           /* 547 */
+	int form;                /* 0 both, 1 ia_dstm, 2 global_v4 */
 	uint16_t code_ia_dstm, code_tep, code_ports, code_global_v4;
 	uint16_t code_dots_ri, code_dots_address, code_access_domain;
 	uint32_t preferred, valid, t1, t2; /* 0: derived (dstmd(8)) */
 	bool rapid_commit, unicast, reconfigure, require_auth;
-	const char *duid_file;		/* NULL: next to the database */
+	const char *duid_file; /* NULL: next to the database */
 	struct dstmd_dhcp6_key *keys;
 	size_t nkeys;
 	const char *dots_ri, *access_domain;
@@ -79,14 +79,16 @@ struct dstmd_config {
 	struct cfg *doc;
 	enum dstmd_scenario scenario;
 	const char *database;
+	const char *user; /* run as this user after start-up; "": stay root */
+	bool seccomp;     /* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
 	struct dstmd_listen *listens;
 	size_t nlistens;
-	char mechanisms[128];		/* space-separated, in offer order */
+	char mechanisms[128]; /* space-separated, in offer order */
 	bool anonymous;
 	const char *secrets_path;
-	struct cfg *secrets;		/* the loaded secrets file, or NULL */
+	struct cfg *secrets; /* the loaded secrets file, or NULL */
 	const char *realm;
 	bool plain_without_tls;
 	struct dstmd_pool *pools;
@@ -97,7 +99,9 @@ struct dstmd_config {
 	size_t nredirect;
 	struct tsp_limits limits;
 	unsigned max_connections, handshake_timeout, idle_timeout;
-	unsigned per_64;		/* active TSP leases per client /64; 0: half the pools */
+	unsigned per_64;        /* active TSP leases per client /64; 0: half the pools */
+	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
+	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
 };
 
@@ -111,7 +115,7 @@ const char *dstmd_config_secret(const struct dstmd_config *c, const char *user);
  * the first TEP that lists no prefixes (it serves everyone), else NULL.
  */
 const struct dstmd_tep *dstmd_config_tep_for(const struct dstmd_config *c,
-					      const struct in6_addr *v6);
+                                             const struct in6_addr *v6);
 void dstmd_config_dump(const struct dstmd_config *c, FILE *f);
 
 #endif

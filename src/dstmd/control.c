@@ -25,12 +25,12 @@ lease_json(const struct lease *l, int64_t now)
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&l->v6, a6)));
 	json_object_set_new(o, "identity", json_string(l->identity));
 	json_object_set_new(o, "state",
-			    json_string(l->state == LEASE_ACTIVE ? "active" : "quarantine"));
+	                    json_string(l->state == LEASE_ACTIVE ? "active" : "quarantine"));
 	json_object_set_new(o, "tep", json_string(l->tep ? l->tep : ""));
 	json_object_set_new(o, "pool", json_string(l->pool ? l->pool : ""));
-	json_object_set_new(o, "expires_in",
-			    json_integer(l->state == LEASE_ACTIVE ? l->expiry - now
-								  : l->quarantine_until - now));
+	json_object_set_new(
+	    o, "expires_in",
+	    json_integer(l->state == LEASE_ACTIVE ? l->expiry - now : l->quarantine_until - now));
 	return o;
 }
 
@@ -70,11 +70,11 @@ do_pools(struct dstmd *d)
 
 		pool_stats(d->pools[i], &st);
 		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:i}", "name",
-						   pool_name(d->pools[i]), "size",
-						   (json_int_t)st.size, "used", (json_int_t)st.used,
-						   "quarantined", (json_int_t)st.quarantined, "free",
-						   (json_int_t)st.free, "port_range_size",
-						   (int)pool_port_range_size(d->pools[i])));
+		                                   pool_name(d->pools[i]), "size",
+		                                   (json_int_t)st.size, "used", (json_int_t)st.used,
+		                                   "quarantined", (json_int_t)st.quarantined,
+		                                   "free", (json_int_t)st.free, "port_range_size",
+		                                   (int)pool_port_range_size(d->pools[i])));
 	}
 	return a;
 }
@@ -143,10 +143,10 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 
 		lease_counters(d->leases, &lc);
 		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:o}", "program", "dstmd",
-				 "version", "0.1.0", "uptime", (json_int_t)(clock_wall_s() - d->started),
-				 "active", (json_int_t)lc.active, "quarantined",
-				 (json_int_t)lc.quarantined, "sessions", (int)d->nconns, "teps",
-				 tepctl_status(d->tepctl));
+		                 "version", "0.1.0", "uptime",
+		                 (json_int_t)(clock_wall_s() - d->started), "active",
+		                 (json_int_t)lc.active, "quarantined", (json_int_t)lc.quarantined,
+		                 "sessions", (int)d->nconns, "teps", tepctl_status(d->tepctl));
 	}
 	if (!strcmp(command, "counters"))
 		return do_counters(d);
@@ -159,8 +159,8 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 	if (!strcmp(command, "revoke"))
 		return do_revoke(d, args, err, errlen);
 	snprintf(err, errlen,
-		 "unknown command \"%s\"; dstmd answers status, counters, leases, pools, teps, "
-		 "revoke",
-		 command);
+	         "unknown command \"%s\"; dstmd answers status, counters, leases, pools, teps, "
+	         "revoke",
+	         command);
 	return NULL;
 }

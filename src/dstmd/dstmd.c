@@ -17,6 +17,7 @@
 #include "common/cfg.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/privdrop.h"
 #include "dstmd/dstmd.h"
 
 /* A "delete" to send, once the expiry or release that caused it is durable. */
@@ -32,10 +33,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: dstmd -c FILE [-d] [-n] [-v]\n"
-		   "  -c FILE  configuration (JSON; see dstmd(8) and doc/internals.md)\n"
-		   "  -d       stay in the foreground and log to stderr\n"
-		   "  -n       check the configuration, print it normalized, exit\n"
-		   "  -v       log debug messages\n");
+	           "  -c FILE  configuration (JSON; see dstmd(8) and doc/internals.md)\n"
+	           "  -d       stay in the foreground and log to stderr\n"
+	           "  -n       check the configuration, print it normalized, exit\n"
+	           "  -v       log debug messages\n");
 }
 
 const struct dstmd_tep *
@@ -138,8 +139,12 @@ notify_run(struct dstmd *d, struct deferred *df)
 	const struct lease *l;
 
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
-	    !strcmp(l->identity, n->identity))
-		access_notify_delete(d, l);
+	    !strcmp(l->identity, n->identity)) {
+		if (!strncmp(l->identity, "dhcp6:", 6))
+			(void)dhcp_reconfigure(d, l->identity);
+		else
+			access_notify_delete(d, l);
+	}
 	if (n->tep)
 		tepctl_delete(d->tepctl, n->tep, &n->b);
 	free(n);
@@ -282,16 +287,16 @@ open_pools(struct dstmd *d)
 	for (size_t i = 0; i < d->cfg->npools; i++) {
 		if (!(d->pools[i] = pool_new(&d->cfg->pools[i].pc, err, sizeof(err)))) {
 			fprintf(stderr, "%s:%d: /pools/%zu: %s\n", cfg_path(d->cfg->doc),
-				cfg_line(d->cfg->doc, "/pools"), i, err);
+			        cfg_line(d->cfg->doc, "/pools"), i, err);
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (pool_overlaps(d->pools[i], d->pools[j])) {
 				fprintf(stderr,
-					"%s: pools \"%s\" and \"%s\" overlap; an address may "
-					"belong to one pool only\n",
-					cfg_path(d->cfg->doc), pool_name(d->pools[j]),
-					pool_name(d->pools[i]));
+				        "%s: pools \"%s\" and \"%s\" overlap; an address may "
+				        "belong to one pool only\n",
+				        cfg_path(d->cfg->doc), pool_name(d->pools[j]),
+				        pool_name(d->pools[i]));
 				return -EINVAL;
 			}
 	}
@@ -318,7 +323,7 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
+	                                         {NULL, 0, NULL, 0}};
 	struct dstmd d = {0};
 	const char *conffile = NULL;
 	int ch, foreground = 0, check = 0, verbose = 0;
@@ -377,8 +382,8 @@ main(int argc, char **argv)
 	pol.lifetime = d.cfg->lifetime;
 	pol.quarantine = d.cfg->quarantine;
 	d.started = clock_wall_s();
-	d.leases = lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err,
-				 sizeof(err));
+	d.leases =
+	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
 	d.per_64 = d.cfg->per_64;
@@ -393,8 +398,6 @@ main(int argc, char **argv)
 		}
 		d.per_64 = total / 2 > 0 ? (unsigned)(total / 2) : 1;
 	}
-	if (store_async_start(d.store) != 0)
-		fatalx("%s: cannot start the writer thread", d.cfg->database);
 
 	if (!(d.base = event_base_new()))
 		fatalx("event_base_new failed");
@@ -404,9 +407,6 @@ main(int argc, char **argv)
 	d.batches_tail = &d.batches;
 	d.commit_ev = event_new(d.base, -1, 0, commit_cb, &d);
 	event_priority_set(d.commit_ev, 1);
-	d.durable_ev = event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST,
-				 durable_cb, &d);
-	event_add(d.durable_ev, NULL);
 	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
@@ -423,12 +423,28 @@ main(int argc, char **argv)
 	make_parent(d.cfg->control);
 	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
 		fatal("control socket %s", d.cfg->control);
+	/*
+	 * What needs root is done (listeners, the DHCPv6 port, the database
+	 * and the control socket are open): no capability is kept, and the
+	 * rest of the process's life is confined (issue 7). This precedes the
+	 * writer thread, which inherits both, and the first byte of input.
+	 */
+	if (d.cfg->user[0] && priv_drop(d.cfg->user, 0) != 0)
+		fatalx("cannot run as user \"%s\" (see above; \"user\": \"\" keeps root)",
+		       d.cfg->user);
+	if (d.cfg->seccomp && priv_seccomp(PRIV_PROFILE_DSTMD) != 0)
+		fatalx("cannot install the seccomp filter (\"seccomp\": false turns it off)");
+	if (store_async_start(d.store) != 0)
+		fatalx("%s: cannot start the writer thread", d.cfg->database);
+	d.durable_ev =
+	    event_new(d.base, store_async_fd(d.store), EV_READ | EV_PERSIST, durable_cb, &d);
+	event_add(d.durable_ev, NULL);
 	dstmd_rearm_expiry(&d);
 	{
 		struct lease_counters lc;
 		lease_counters(d.leases, &lc);
 		log_info("dstmd started: %llu active leases, %llu in quarantine",
-			 (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
+		         (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
 	}
 
 	event_base_dispatch(d.base);
@@ -439,7 +455,7 @@ main(int argc, char **argv)
 
 		if (lease_commit_async(d.leases, &ticket) != 0 || store_async_stop(d.store) != 0)
 			log_warnx("the last commit failed; the leases of the last moments "
-				  "are lost");
+			          "are lost");
 	}
 	ctl_server_free(d.ctl);
 	access_fini(&d);

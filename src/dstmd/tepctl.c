@@ -194,7 +194,7 @@ on_reply(struct tsp_client *c, int status, const struct tsp_tunnel *t, void *arg
 	} else {
 		l->refused++;
 		log_warnx("tep %s: %s refused with %d", l->tep->name,
-			  o->kind == OP_CREATE ? "create" : "delete", status);
+		          o->kind == OP_CREATE ? "create" : "delete", status);
 	}
 	op_finish(o, status == TSP_OK ? TSP_OK : TSP_TEP_CONFIG_ERROR);
 	link_pump(l);
@@ -251,28 +251,28 @@ static void
 link_connect(struct link *l)
 {
 	static const struct tsp_client_callbacks cb = {
-		.ready = on_ready,
-		.reply = on_reply,
-		.command = on_command,
-		.closed = on_closed,
+	    .ready = on_ready,
+	    .reply = on_reply,
+	    .command = on_command,
+	    .closed = on_closed,
 	};
 	struct tsp_client_config cc = {
-		.mechanism = l->tep->ctl_mechanism,
-		.user = l->tep->ctl_user,
-		.secret = l->tep->ctl_secret,
-		.service = "tsp",
-		.timeout = 5,
+	    .mechanism = l->tep->ctl_mechanism,
+	    .user = l->tep->ctl_user,
+	    .secret = l->tep->ctl_secret,
+	    .service = "tsp",
+	    .timeout = 5,
 	};
 
 	l->cl = tsp_client_connect(l->tc->base, (const struct sockaddr *)&l->tep->ctl_addr,
-				   l->tep->ctl_len, NULL, 0, &cc, &cb, l);
+	                           l->tep->ctl_len, NULL, 0, &cc, &cb, l);
 	if (!l->cl)
 		on_closed(NULL, 0, "cannot start a session", l);
 }
 
 struct tepctl *
 tepctl_new(struct event_base *base, const struct dstmd_config *cfg, tepctl_repush_fn repush,
-	   void *arg)
+           void *arg)
 {
 	struct tepctl *tc = calloc(1, sizeof(*tc));
 
@@ -331,7 +331,7 @@ tepctl_free(struct tepctl *tc)
 
 static void
 enqueue(struct tepctl *tc, const struct dstmd_tep *tep, enum op_kind kind,
-	const struct tepctl_binding *b, tepctl_done_fn done, void *arg)
+        const struct tepctl_binding *b, tepctl_done_fn done, void *arg)
 {
 	struct link *l = link_of(tc, tep);
 	struct op *o;
@@ -362,7 +362,7 @@ enqueue(struct tepctl *tc, const struct dstmd_tep *tep, enum op_kind kind,
 
 void
 tepctl_create(struct tepctl *tc, const struct dstmd_tep *tep, const struct tepctl_binding *b,
-	      tepctl_done_fn done, void *arg)
+              tepctl_done_fn done, void *arg)
 {
 	enqueue(tc, tep, OP_CREATE, b, done, arg);
 }
@@ -392,16 +392,18 @@ tepctl_status(const struct tepctl *tc)
 		const struct link *l = link_of(tc, tep);
 
 		json_array_append_new(
-			a, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
-				     tep->name, "ipv6", addr_fmt_v6(&tep->v6, v6), "ipv4",
-				     addr_fmt_v4(tep->v4, v4), "state",
-				     !l ? "learning" : l->up ? "up" : "down", "connects",
-				     (json_int_t)(l ? l->connects : 0), "failures",
-				     (json_int_t)(l ? l->failures : 0), "ok",
-				     (json_int_t)(l ? l->ok : 0), "refused",
-				     (json_int_t)(l ? l->refused : 0), "queued",
-				     (json_int_t)(l ? l->waiting.n + l->bulk.n : 0), "inflight",
-				     (json_int_t)(l ? l->inflight.n : 0)));
+		    a,
+		    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+		              tep->name, "ipv6", addr_fmt_v6(&tep->v6, v6), "ipv4",
+		              addr_fmt_v4(tep->v4, v4), "state",
+		              !l      ? "learning"
+		              : l->up ? "up"
+		                      : "down",
+		              "connects", (json_int_t)(l ? l->connects : 0), "failures",
+		              (json_int_t)(l ? l->failures : 0), "ok", (json_int_t)(l ? l->ok : 0),
+		              "refused", (json_int_t)(l ? l->refused : 0), "queued",
+		              (json_int_t)(l ? l->waiting.n + l->bulk.n : 0), "inflight",
+		              (json_int_t)(l ? l->inflight.n : 0)));
 	}
 	return a;
 }

@@ -39,7 +39,7 @@ typedef void (*tepctl_done_fn)(void *arg, int status);
 typedef void (*tepctl_repush_fn)(void *arg, struct tepctl *tc, const struct dstmd_tep *tep);
 
 struct tepctl *tepctl_new(struct event_base *base, const struct dstmd_config *cfg,
-			  tepctl_repush_fn repush, void *arg);
+                          tepctl_repush_fn repush, void *arg);
 void tepctl_free(struct tepctl *tc);
 
 /*
@@ -49,7 +49,7 @@ void tepctl_free(struct tepctl *tc);
  * `done` is called at once with 200 (it learns from traffic).
  */
 void tepctl_create(struct tepctl *tc, const struct dstmd_tep *tep, const struct tepctl_binding *b,
-		   tepctl_done_fn done, void *arg);
+                   tepctl_done_fn done, void *arg);
 void tepctl_delete(struct tepctl *tc, const struct dstmd_tep *tep, const struct tepctl_binding *b);
 
 /* Whether the link to `tep` is up (always true for a TEP without control). */

@@ -73,11 +73,11 @@ struct store {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct batch *open;		/* being filled by the loop */
-	struct batch *qhead, *qtail;	/* queued for the writer (mu) */
-	uint64_t issued;		/* last ticket handed out */
-	uint64_t durable;		/* last ticket committed (mu) */
-	bool stop, failed;		/* (mu) */
+	struct batch *open;          /* being filled by the loop */
+	struct batch *qhead, *qtail; /* queued for the writer (mu) */
+	uint64_t issued;             /* last ticket handed out */
+	uint64_t durable;            /* last ticket committed (mu) */
+	bool stop, failed;           /* (mu) */
 	int efd;
 	int64_t next_id;
 };

@@ -254,6 +254,8 @@ tep_tsp_stop(struct tep *t)
 
 /* ---- The control socket. ---- */
 
+#define BINDINGS_LIMIT 100000
+
 static json_t *
 binding_json(const struct bt_binding *b)
 {
@@ -371,12 +373,26 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 	if (strcmp(cmd, "counters") == 0)
 		return counters_json(t);
 	if (strcmp(cmd, "bindings") == 0) {
-		json_t *a = json_array();
+		/* A million bindings would not fit one reply: "limit" (default
+		 * BINDINGS_LIMIT) bounds it, "ipv4" picks one address. */
+		json_t *a, *lim = json_object_get(args, "limit");
 		struct bt_binding *b;
-		uint32_t cur = 0;
+		uint32_t cur = 0, v4 = 0;
+		json_int_t limit = BINDINGS_LIMIT;
+		bool one = json_object_get(args, "ipv4") != NULL;
 
-		while ((b = bt_next(t->bt, &cur)) != NULL)
-			json_array_append_new(a, binding_json(b));
+		if (one && !arg_v4(args, &v4, err, errlen))
+			return NULL;
+		if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 0)) {
+			snprintf(err, errlen, "\"limit\" must be a number of bindings");
+			return NULL;
+		}
+		if (lim)
+			limit = json_integer_value(lim);
+		a = json_array();
+		while ((json_int_t)json_array_size(a) < limit && (b = bt_next(t->bt, &cur)) != NULL)
+			if (!one || b->v4 == v4)
+				json_array_append_new(a, binding_json(b));
 		return a;
 	}
 	if (strcmp(cmd, "binding-add") == 0) {

@@ -14,6 +14,7 @@
 #include "common/addr.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/privdrop.h"
 #include "netlink/nl.h"
 #include "tep/tep.h"
 
@@ -135,6 +136,13 @@ main(int argc, char **argv)
 		fatalx("control socket: %s", strerror(-rc));
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
+	/* STYLE.md, least privilege: the TUN device, the raw sockets, the
+	 * routes, the sysctls and the listeners are set up; what the loop
+	 * does needs no capability (reading a route is unprivileged). */
+	if (priv_drop("dstm", 0) < 0)
+		fatalx("cannot drop privileges");
+	if (priv_seccomp(PRIV_PROFILE_TEP) < 0)
+		fatalx("cannot install the seccomp filter");
 
 	t->ev_sigterm = evsignal_new(t->base, SIGTERM, on_signal, t);
 	t->ev_sigint = evsignal_new(t->base, SIGINT, on_signal, t);

@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TSP_PORT 3653
+#define TSP_PORT     3653
 #define TSP_PORT_TLS 3654
 
 /* Status codes (DESIGN §3.1). */
@@ -55,16 +55,16 @@ enum tsp_action {
 	TSP_ACTION_REJECT,
 };
 
-#define TSP_DN_MAX 256
+#define TSP_DN_MAX      256
 #define TSP_MAX_BROKERS 8
 
 /* One side of a tunnel: <client> or <server>. */
 struct tsp_endpoint {
 	bool present;
 	bool has_v4, has_v6, has_v6ll, has_dn, has_ports;
-	uint32_t v4;		/* host byte order */
-	struct in6_addr v6;	/* global IPv6 address */
-	struct in6_addr v6ll;	/* link-local address (fe80::/10), seed 001 C §3.2 */
+	uint32_t v4;          /* host byte order */
+	struct in6_addr v6;   /* global IPv6 address */
+	struct in6_addr v6ll; /* link-local address (fe80::/10), seed 001 C §3.2 */
 	char dn[TSP_DN_MAX];
 	/* Port range of a shared IPv4 address, our extension:
 	 * <ports start="1024" end="2047"/> inside <client>. */
@@ -73,8 +73,8 @@ struct tsp_endpoint {
 
 struct tsp_tunnel {
 	enum tsp_action action;
-	char type[16];		/* "v4v6" for DSTM; kept verbatim otherwise */
-	uint32_t lifetime;	/* seconds; 0 when absent */
+	char type[16];     /* "v4v6" for DSTM; kept verbatim otherwise */
+	uint32_t lifetime; /* seconds; 0 when absent */
 	struct tsp_endpoint client, server;
 	bool has_keepalive;
 	uint32_t keepalive_interval;
@@ -91,7 +91,7 @@ struct tsp_tunnel {
  * -EINVAL with a short reason in `err` (safe to log).
  */
 int tsp_xml_parse(const char *xml, size_t len, unsigned max_depth, struct tsp_tunnel *out,
-		  char *err, size_t errlen);
+                  char *err, size_t errlen);
 /* Format a <tunnel> document; returns its length, or -ENOSPC. */
 int tsp_xml_format(const struct tsp_tunnel *t, char *buf, size_t len);
 
@@ -104,23 +104,23 @@ int tsp_xml_format(const struct tsp_tunnel *t, char *buf, size_t len);
  * after a line are skipped (DESIGN §3.1).
  */
 struct tsp_limits {
-	size_t line_max;	/* longest line accepted (default 1024) */
-	size_t content_max;	/* largest Content-length accepted (default 16384) */
-	unsigned xml_depth;	/* deepest XML nesting accepted (default 16) */
+	size_t line_max;    /* longest line accepted (default 1024) */
+	size_t content_max; /* largest Content-length accepted (default 16384) */
+	unsigned xml_depth; /* deepest XML nesting accepted (default 16) */
 };
 
 enum tsp_frame_kind {
-	TSP_FRAME_NEED_MORE,	/* not enough bytes yet */
-	TSP_FRAME_LINE,		/* a line, without its CRLF */
-	TSP_FRAME_CONTENT,	/* the N bytes of a Content-length frame */
-	TSP_FRAME_ERROR,	/* malformed or over a limit: close the session */
+	TSP_FRAME_NEED_MORE, /* not enough bytes yet */
+	TSP_FRAME_LINE,      /* a line, without its CRLF */
+	TSP_FRAME_CONTENT,   /* the N bytes of a Content-length frame */
+	TSP_FRAME_ERROR,     /* malformed or over a limit: close the session */
 };
 
 struct tsp_frame {
 	enum tsp_frame_kind kind;
-	const char *data;	/* points into the caller's buffer */
+	const char *data; /* points into the caller's buffer */
 	size_t len;
-	const char *error;	/* for TSP_FRAME_ERROR: why */
+	const char *error; /* for TSP_FRAME_ERROR: why */
 };
 
 /*
@@ -129,7 +129,7 @@ struct tsp_frame {
  * 0 when more bytes are needed.
  */
 void tsp_frame_next(const struct tsp_limits *lim, bool content_phase, const char *buf, size_t len,
-		    struct tsp_frame *out, size_t *consumed);
+                    struct tsp_frame *out, size_t *consumed);
 
 /*
  * A server's frame body is a status line then the XML:
@@ -155,14 +155,14 @@ struct tsp_server_config {
 	struct tsp_limits limits;
 	/* Mechanisms offered, in order, e.g. "SCRAM-SHA-256 DIGEST-MD5 ANONYMOUS". */
 	const char *mechanisms;
-	bool plain_without_tls;	/* offer PLAIN on a plain TCP session */
-	const char *realm;	/* DIGEST-MD5 realm and SCRAM user realm */
-	const char *service;	/* SASL service name, "tsp" */
-	const char *hostname;	/* SASL server host name */
+	bool plain_without_tls; /* offer PLAIN on a plain TCP session */
+	const char *realm;      /* DIGEST-MD5 realm and SCRAM user realm */
+	const char *service;    /* SASL service name, "tsp" */
+	const char *hostname;   /* SASL server host name */
 	tsp_secret_fn secret;
 	void *secret_arg;
 	unsigned handshake_timeout; /* seconds to finish VERSION..auth; 0 = 10 */
-	unsigned idle_timeout;	/* seconds without a byte in command phase; 0 = none */
+	unsigned idle_timeout;      /* seconds without a byte in command phase; 0 = none */
 };
 
 struct tsp_server_callbacks {
@@ -181,19 +181,19 @@ struct tsp_server_callbacks {
 
 /* Named counters of a server (every drop reason has one). */
 struct tsp_server_stats {
-	uint64_t sessions, sessions_open, auth_ok, auth_failed, bad_version, bad_line,
-		bad_frame, bad_xml, too_long, timeouts, commands, replies;
+	uint64_t sessions, sessions_open, auth_ok, auth_failed, bad_version, bad_line, bad_frame,
+	    bad_xml, too_long, timeouts, commands, replies;
 };
 
 struct tsp_server *tsp_server_new(struct event_base *base, const struct tsp_server_config *cfg,
-				  const struct tsp_server_callbacks *cb, void *arg);
+                                  const struct tsp_server_callbacks *cb, void *arg);
 void tsp_server_free(struct tsp_server *s);
 /*
  * Hand an accepted connection to the server; it owns `bev` from now on.
  * `tls` says whether the transport is TLS (PLAIN is offered then).
  */
 struct tsp_conn *tsp_server_accept(struct tsp_server *s, struct bufferevent *bev,
-				   const struct sockaddr *peer, socklen_t peerlen, bool tls);
+                                   const struct sockaddr *peer, socklen_t peerlen, bool tls);
 const struct tsp_server_stats *tsp_server_stats(const struct tsp_server *s);
 
 /* Reply to the oldest unanswered command: status, plus XML when t != NULL. */
@@ -204,7 +204,7 @@ int tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t);
 void tsp_conn_close(struct tsp_conn *c);
 void tsp_conn_set_data(struct tsp_conn *c, void *data);
 void *tsp_conn_data(const struct tsp_conn *c);
-const char *tsp_conn_user(const struct tsp_conn *c);	/* NULL for ANONYMOUS */
+const char *tsp_conn_user(const struct tsp_conn *c); /* NULL for ANONYMOUS */
 const char *tsp_conn_mechanism(const struct tsp_conn *c);
 const struct sockaddr *tsp_conn_peer(const struct tsp_conn *c);
 bool tsp_conn_tls(const struct tsp_conn *c);
@@ -215,13 +215,13 @@ struct tsp_client;
 
 struct tsp_client_config {
 	struct tsp_limits limits;
-	const char *version;	/* announced, default "2.0.0" */
-	const char *mechanism;	/* e.g. "SCRAM-SHA-256"; must be in the server's offer */
+	const char *version;   /* announced, default "2.0.0" */
+	const char *mechanism; /* e.g. "SCRAM-SHA-256"; must be in the server's offer */
 	const char *user;
 	const char *secret;
-	const char *service;	/* "tsp" */
-	const char *hostname;	/* server name for DIGEST-MD5's digest-uri */
-	unsigned timeout;	/* seconds for the handshake and each reply; 0 = 10 */
+	const char *service;  /* "tsp" */
+	const char *hostname; /* server name for DIGEST-MD5's digest-uri */
+	unsigned timeout;     /* seconds for the handshake and each reply; 0 = 10 */
 };
 
 struct tsp_client_callbacks {
@@ -249,12 +249,12 @@ struct tsp_client_callbacks {
  * TCP.
  */
 struct tsp_client *tsp_client_new(struct event_base *base, struct bufferevent *bev,
-				  const struct tsp_client_config *cfg,
-				  const struct tsp_client_callbacks *cb, void *arg);
+                                  const struct tsp_client_config *cfg,
+                                  const struct tsp_client_callbacks *cb, void *arg);
 struct tsp_client *tsp_client_connect(struct event_base *base, const struct sockaddr *sa,
-				      socklen_t salen, const struct sockaddr *bind_to,
-				      socklen_t bindlen, const struct tsp_client_config *cfg,
-				      const struct tsp_client_callbacks *cb, void *arg);
+                                      socklen_t salen, const struct sockaddr *bind_to,
+                                      socklen_t bindlen, const struct tsp_client_config *cfg,
+                                      const struct tsp_client_callbacks *cb, void *arg);
 /* Send a command (XML only, as clients do); its reply comes to cb->reply. */
 int tsp_client_send(struct tsp_client *c, const struct tsp_tunnel *t);
 /* Close and free; no callback is called after this. */

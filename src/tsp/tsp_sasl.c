@@ -447,8 +447,7 @@ tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out, cons
 	 * challenge and rspauth): an empty line there would crash the daemon.
 	 * RFC 2831 never sends an empty token at those steps; refuse it.
 	 */
-	if (s->digest && (raw == NULL || rawlen == 0) &&
-	    (s->ss ? s->steps == 1 : s->steps >= 1)) {
+	if (s->digest && (raw == NULL || rawlen == 0) && (s->ss ? s->steps == 1 : s->steps >= 1)) {
 		gsasl_free(raw);
 		*why = "empty DIGEST-MD5 token";
 		return TSP_SASL_FAIL;

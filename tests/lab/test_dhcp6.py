@@ -472,3 +472,54 @@ def test_reconfigure_accept_gets_key(lab, cli):
     assert a is not None and a[0] == 3 and a[11] == 1 and len(a) == 28
     assert first(rep["opts"], 20) is not None
 
+
+def test_revoke_sends_reconfigure(lab, cli):
+    """An operator's revoke of a DHCPv6 lease sends the client a Reconfigure
+    (Renew), signed with its reconfigure key (RFC 8415 §18.3.11, §20.4)."""
+    duid = b"\0\3\0\1\2\0\0\0\0\x67"
+    rep = cli.xchg(DHCP6_Solicit, cli.clientid(duid), DHCP6OptRapidCommit(),
+                   DHCP6OptReconfAccept(), ia_dstm(1))
+    v4 = rep["ias"][0]["v4"]
+    key = first(rep["opts"], 11)[12:28]
+    before = counters(lab)["dhcp6_reconfigure_sent"]
+    ctl(lab["ctl"], "revoke", {"address": v4})
+    data = cli.recv(timeout=3)
+    assert data and data[0] == 10, data
+    ro = options(data[4:])
+    assert first(ro, 19) == bytes([5])          # Reconfigure Message: Renew
+    assert first(ro, 1) == duid                  # to this client
+    auth = first(ro, 11)
+    assert auth[0] == 3 and auth[11] == 2        # reconfigure key protocol, HMAC-MD5 value
+    import hmac
+    zeroed = data.replace(auth[11 + 1:11 + 17], b"\0" * 16)
+    assert hmac.new(key, zeroed, "md5").digest() == auth[12:28]
+    assert counters(lab)["dhcp6_reconfigure_sent"] == before + 1
+
+
+
+DOTS_DISCOVER = os.path.join(os.path.dirname(DSTMD), "..", "dots-discover", "dots-discover")
+
+
+@pytest.mark.skipif(not os.path.exists(DOTS_DISCOVER), reason="dots-discover is not built")
+def test_dots_discover_finds_the_server_dstmd_announces(lab):
+    """Issue 6: a client of the DSTM domain discovers the DOTS server that
+    dstmd announces in DHCPv6 (options 141/142), with dots-discover."""
+    # dots-discover sends from the link-local address: wait for its DAD to end.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        a = subprocess.run(["ip", "-n", lab["ns_c"], "-6", "addr", "show", "dev", lab["vc"],
+                            "scope", "link"], capture_output=True, text=True).stdout
+        if "inet6" in a and "tentative" not in a:
+            break
+        time.sleep(0.1)
+    out = subprocess.run(["ip", "netns", "exec", lab["ns_c"], DOTS_DISCOVER, "-6", "-i", lab["vc"],
+                          "-m", "dhcp", "-T", "3000", "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    res = json.loads(out.stdout)
+    servers = res["servers"] if isinstance(res, dict) else res
+    assert servers, out.stdout
+    first_server = servers[0]
+    assert first_server["method"] == "dhcp", first_server
+    assert first_server["address"] == "2001:db8::53", first_server
+    assert "dots.example" in json.dumps(first_server), first_server

@@ -264,6 +264,8 @@ def test_operator_bindings(lab, tep):
     b = lab.ctl("tep", "binding-add", ipv4="192.0.2.201", ipv6="fd00:d57::99")
     assert b["origin"] == "operator" and b["ipv6"] == "fd00:d57::99"
     assert any(x["ipv4"] == "192.0.2.201" for x in lab.ctl("tep", "bindings"))
+    assert [x["ipv6"] for x in lab.ctl("tep", "bindings", ipv4="192.0.2.201")] == ["fd00:d57::99"]
+    assert len(lab.ctl("tep", "bindings", limit=1)) == 1
     lab.ctl("tep", "binding-del", ipv4="192.0.2.201")
     assert not any(x["ipv4"] == "192.0.2.201" for x in lab.ctl("tep", "bindings"))
     with pytest.raises(Exception) as e:
@@ -391,6 +393,16 @@ def test_learn_mode(lab, tep):
         wait_delta(lab, before, {"drop_spoofed_v6_src": 1, "drop_no_binding_src": 1,
                                  "learned": 0, "learn_replaced": 0})
         assert binding_of(lab, c1)["ipv4"] == c1v4
+        # Forgotten once idle.
+        cfg["learn_idle"] = 1
+        restart_tep(lab, json.dumps(cfg, indent=2))
+        lab.exec("c1", "ping", "-c", "1", "-W", "2", V44, check=True)
+        assert binding_of(lab, c1)["origin"] == "learned"
+        deadline = time.monotonic() + 6
+        while lab.ctl("tep", "bindings") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert lab.ctl("tep", "bindings") == []
+        assert counters(lab)["learn_expired"] == 1
     finally:
         restart_tep(lab, server_config)
         deadline = time.monotonic() + 5
