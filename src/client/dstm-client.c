@@ -38,6 +38,7 @@
 
 #include "client/client.h"
 #include "common/addr.h"
+#include "common/args.h"
 #include "common/clock.h"
 #include "common/ctl.h"
 #include "common/log.h"
@@ -65,7 +66,8 @@ static const char *const state_names[] = {"idle", "acquiring", "bound", "expired
 	X(tunnel_rx_packets)                                                                      \
 	X(tunnel_rx_bytes)                                                                        \
 	X(tun_tx_packets)                                                                         \
-	X(tun_tx_bytes) X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source) X(drop_queue_full)  \
+	X(tun_tx_bytes)                                                                           \
+	X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source) X(drop_queue_full)                  \
 	    X(drop_queue_flushed) X(drop_too_big) X(drop_send_error) X(drop_not_tep)              \
 	        X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write)                       \
 	            X(drop_early_table_full) X(early_translated_out) X(early_translated_in)       \
@@ -1548,13 +1550,6 @@ ctl_handler(void *arg, const char *command, json_t *args, char *err, size_t errl
 /* ---- Start-up ---- */
 
 static void
-usage(void)
-{
-	fprintf(stderr, "usage: dstm-client -c FILE [-d] [-n] [-v]\n");
-	exit(1);
-}
-
-static void
 find_addresses(struct client *c)
 {
 	char a[ADDR_STRLEN];
@@ -1585,34 +1580,15 @@ int
 main(int argc, char **argv)
 {
 	struct client *c = &cl;
-	const char *file = NULL;
-	bool foreground = false, check = false;
-	int verbose = 0, ch, ret;
+	struct daemon_args args;
+	int ret, status;
 	char err[512];
 	struct cfg *cfg;
 
-	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-		switch (ch) {
-		case 'c':
-			file = optarg;
-			break;
-		case 'd':
-			foreground = true;
-			break;
-		case 'n':
-			check = true;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (!file || optind != argc)
-		usage();
-	log_init(foreground || check, verbose, "dstm-client");
-	cfg = cfg_load(file, err, sizeof(err));
+	if (!daemon_args_parse(argc, argv, "dstm-client", &args, &status))
+		return status;
+	log_init(args.foreground || args.check, args.verbose, "dstm-client");
+	cfg = cfg_load(args.conffile, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -1622,14 +1598,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cfg_free(cfg);
-	if (check) {
+	if (args.check) {
 		char *text = client_config_dump(&c->cfg);
 
 		printf("%s\n", text);
 		free(text);
 		return 0;
 	}
-	if (!foreground && daemon(0, 0) < 0)
+	if (!args.foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 
 	c->tun_fd = c->raw_fd = -1;
