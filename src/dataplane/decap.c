@@ -258,8 +258,19 @@ hairpin(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b
 {
 	uint8_t *inner = pkt->data + m->off;
 	uint32_t ilen = m->vi.tot_len;
-	struct bt_binding *to = bt_lookup(dp->bt, m->vi.dst, m->vi.dport);
+	struct bt_binding *to;
 
+	/* The error goes to a client: it must be about a packet that client
+	 * sent (the same rule as from the IPv4 side, dp_encap()). */
+	if (m->vi.icmp_error && m->vi.qsrc != m->vi.dst) {
+		dp_drop(dp, pkt, DPC_drop_icmp4_forged_to_client);
+		return;
+	}
+	if (!m->vi.first_frag && bt_is_shared(dp->bt, m->vi.dst)) {
+		dp_drop(dp, pkt, DPC_drop_v4_frag_shared);
+		return;
+	}
+	to = bt_lookup(dp->bt, m->vi.dst, m->vi.dport);
 	if (!to || (!bt_whole(to) && !m->vi.has_ports)) {
 		dp_drop(dp, pkt, DPC_drop_hairpin_no_binding);
 		error_to_client(dp, pkt, m, b, 3, 1, 0);
@@ -290,6 +301,22 @@ hairpin(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b
 	pkt->bd = to;
 }
 
+/*
+ * Why a packet from a shared address finds no binding of its sender: it
+ * shows no port (a non-first fragment, a protocol without ports), or its
+ * port is not the sender's; for an ICMP error that port is the quoted
+ * packet's destination port, so the quote names someone else's flow.
+ */
+static enum dp_counter
+shared_miss(const struct v4info *vi)
+{
+	if (!vi->first_frag)
+		return DPC_drop_v4_frag_shared;
+	if (!vi->has_ports)
+		return DPC_drop_v4_no_port;
+	return vi->icmp_error ? DPC_drop_icmp4_forged_from_client : DPC_drop_port_outside_range;
+}
+
 static void
 decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 {
@@ -297,11 +324,16 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 	struct bt_binding *b = m->b;
 	uint8_t *inner;
 
+	/* An error a client sends is about a packet it received: one quoting
+	 * a packet sent to another address is forged against its sender,
+	 * (checked first, so that learn mode never learns from one). */
+	if (m->vi.icmp_error && m->vi.qdst != m->vi.src) {
+		dp_drop(dp, pkt, DPC_drop_icmp4_forged_from_client);
+		return;
+	}
 	if (!b) {
 		if (bt_is_shared(dp->bt, m->vi.src)) {
-			dp_drop(dp, pkt,
-			        m->vi.has_ports ? DPC_drop_port_outside_range
-			                        : DPC_drop_v4_no_port);
+			dp_drop(dp, pkt, shared_miss(&m->vi));
 			return;
 		}
 		if (!dp->cfg.learn || !dp_in_pool(dp, m->vi.src)) {
@@ -312,7 +344,13 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 			return;
 	} else {
 		if (!bt_whole(b) && !m->vi.has_ports) {
-			dp_drop(dp, pkt, DPC_drop_v4_no_port);
+			dp_drop(dp, pkt, shared_miss(&m->vi));
+			return;
+		}
+		if (memcmp(&b->v6, src6, 16) != 0 && m->vi.icmp_error && !bt_whole(b)) {
+			/* The quoted port belongs to another client of the
+			 * address: the error is about someone else's flow. */
+			dp_drop(dp, pkt, DPC_drop_icmp4_forged_from_client);
 			return;
 		}
 		if (memcmp(&b->v6, src6, 16) != 0) {

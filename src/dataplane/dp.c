@@ -84,6 +84,13 @@ v4_ports(const uint8_t *l4, uint32_t n, uint8_t proto, struct v4info *vi)
 			uint32_t qh = (uint32_t)(q[0] & 0x0f) * 4;
 			uint8_t qp = q[9];
 
+			/* RFC 792: the error quotes the internet header of
+			 * the datagram it is about (and 64 bits of its data). */
+			if ((q[0] >> 4) == 4 && qh >= IP4_HLEN && n >= 8 + qh) {
+				vi->has_quote = true;
+				vi->qsrc = ld32(q + 12);
+				vi->qdst = ld32(q + 16);
+			}
 			if ((q[0] >> 4) == 4 && qh >= IP4_HLEN && n >= 8 + qh + 4 &&
 			    (ld16(q + 6) & 0x1fff) == 0) {
 				if (qp == PROTO_TCP || qp == PROTO_UDP) {
@@ -110,6 +117,8 @@ dp_v4_parse(const uint8_t *p, uint32_t len, struct v4info *vi)
 
 	vi->has_ports = false;
 	vi->icmp_error = false;
+	vi->has_quote = false;
+	vi->qsrc = vi->qdst = 0;
 	vi->sport = vi->dport = 0;
 	if (len < IP4_HLEN)
 		return DPC_drop_v4_truncated;
@@ -149,12 +158,19 @@ dp_v4_parse(const uint8_t *p, uint32_t len, struct v4info *vi)
 			                : vi->proto == PROTO_ICMP ? 8
 			                                          : 0;
 			if (payload < need)
-				return DPC_drop_v4_fragment;
+				return DPC_drop_v4_frag_tiny;
 		}
 		v4_ports(p + hlen, payload, vi->proto, vi);
+		/* An error that shows no packet cannot be checked against
+		 * the client it concerns: treat it as injected (whitepaper
+		 * 004). */
+		if (vi->icmp_error && !vi->has_quote)
+			return DPC_drop_icmp4_quote_bad;
 	} else if (frag_off == 8 && vi->proto == PROTO_TCP) {
-		/* RFC 1858 §4: offset 1 rewrites the TCP flags of the first. */
-		return DPC_drop_v4_fragment;
+		/* RFC 1858 §4, RFC 3128: offset 1 overlaps the first
+		 * fragment's TCP header and rewrites its flags; no sender
+		 * fragments that way. */
+		return DPC_drop_v4_frag_overlap;
 	}
 	return 0;
 }

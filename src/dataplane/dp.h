@@ -24,6 +24,35 @@
  * TO_V6 packet always starts with its complete IPv6 header (a raw-socket
  * shell sends from data + 40 to dst6 and lets the kernel build it).
  * Every packet that is not forwarded increments exactly one drop counter.
+ *
+ * Injection (whitepaper 004: tunnels are "vulnerable to packet
+ * injection"; issue 7). Beyond the source filter:
+ *  - ICMPv4 errors carry someone else's packet, so the quote is filtered
+ *    too. One without a quoted IPv4 header is dropped
+ *    (drop_icmp4_quote_bad). One a client sends must quote a packet sent
+ *    TO that client: quoted destination = the error's (bound) source, and
+ *    on a shared address the quoted destination port, which is what the
+ *    lookup uses as the error's port, in the sender's range
+ *    (drop_icmp4_forged_from_client). One toward a client (from the IPv4
+ *    side or hairpinned) must quote a packet sent BY that client: quoted
+ *    source = the error's destination, and the lookup by the quoted
+ *    source port picks the client (drop_icmp4_forged_to_client).
+ *  - Fragments: the TEP keeps no reassembly state at all, so fragments
+ *    that never complete cost it nothing (the kernel reassembles outer
+ *    IPv6 fragments before the raw socket sees them, within its own
+ *    ip6frag limits). Each inner fragment is judged alone: a first
+ *    fragment too short to hold its whole transport header
+ *    (drop_v4_frag_tiny, RFC 1858 §3.1), a TCP fragment at offset 8 bytes
+ *    that would overwrite the first one's header (drop_v4_frag_overlap,
+ *    RFC 1858 §4, RFC 3128), bad flags or an end past 65535
+ *    (drop_v4_fragment). A non-first fragment carries no ports: on a
+ *    whole-address binding it passes the address filter like any packet;
+ *    on a shared address it cannot be filtered and is dropped
+ *    (drop_v4_frag_shared). Ports and the ICMP identifier lie in the first
+ *    8 bytes of the transport header, which only offset-0 fragments can
+ *    write, and every offset-0 fragment is filtered on its own ports, so
+ *    no overlap can smuggle a port past the filter; the rest of an
+ *    overlap is the receiver's to resolve when it reassembles.
  */
 #ifndef DSTM_DP_H
 #define DSTM_DP_H
@@ -40,59 +69,65 @@
 #define DP_IPV6_MIN_MTU 1280
 
 /* Every counter, in the order dstmctl shows them. */
-#define DP_COUNTERS(X)              \
-	X(rx_v6_pkts)               \
-	X(rx_v6_bytes)              \
-	X(rx_v4_pkts)               \
-	X(rx_v4_bytes)              \
-	X(decap_pkts)               \
-	X(decap_bytes)              \
-	X(encap_pkts)               \
-	X(encap_bytes)              \
-	X(hairpin_pkts)             \
-	X(encap_v6_fragmented)      \
-	X(drop_v6_truncated)        \
-	X(drop_v6_version)          \
-	X(drop_v6_not_for_us)       \
-	X(drop_v6_ext_headers)      \
-	X(drop_v6_fragment)         \
-	X(drop_v6_not_ipip)         \
-	X(drop_v4_truncated)        \
-	X(drop_v4_version)          \
-	X(drop_v4_ihl)              \
-	X(drop_v4_length)           \
-	X(drop_v4_checksum)         \
-	X(drop_v4_fragment)         \
-	X(drop_v4_martian)          \
-	X(drop_v4_no_port)          \
-	X(drop_no_binding_src)      \
-	X(drop_spoofed_v6_src)      \
-	X(drop_port_outside_range)  \
-	X(drop_ttl_expired)         \
-	X(drop_hairpin_no_binding)  \
-	X(drop_no_binding_dst)      \
-	X(drop_not_in_pool)         \
-	X(drop_too_big_df)          \
-	X(drop_learn_bad_src)       \
-	X(drop_learn_failed)        \
-	X(icmp6_rx)                 \
-	X(drop_icmp6_truncated)     \
-	X(drop_icmp6_checksum)      \
-	X(drop_icmp6_ignored)       \
-	X(drop_icmp6_not_ours)      \
-	X(pmtu_updates)             \
-	X(icmp4_sent_unreach)       \
-	X(icmp4_sent_frag_needed)   \
-	X(icmp4_sent_time_exceeded) \
-	X(icmp4_rate_limited)       \
-	X(icmp4_suppressed)         \
-	X(learned)                  \
-	X(learn_replaced)           \
-	X(learn_expired)            \
-	X(tx_v6_emsgsize)           \
-	X(tx_v6_errors)             \
-	X(tx_v4_errors)             \
-	X(tx_enobufs_waits)         \
+#define DP_COUNTERS(X)                   \
+	X(rx_v6_pkts)                    \
+	X(rx_v6_bytes)                   \
+	X(rx_v4_pkts)                    \
+	X(rx_v4_bytes)                   \
+	X(decap_pkts)                    \
+	X(decap_bytes)                   \
+	X(encap_pkts)                    \
+	X(encap_bytes)                   \
+	X(hairpin_pkts)                  \
+	X(encap_v6_fragmented)           \
+	X(drop_v6_truncated)             \
+	X(drop_v6_version)               \
+	X(drop_v6_not_for_us)            \
+	X(drop_v6_ext_headers)           \
+	X(drop_v6_fragment)              \
+	X(drop_v6_not_ipip)              \
+	X(drop_v4_truncated)             \
+	X(drop_v4_version)               \
+	X(drop_v4_ihl)                   \
+	X(drop_v4_length)                \
+	X(drop_v4_checksum)              \
+	X(drop_v4_fragment)              \
+	X(drop_v4_frag_tiny)             \
+	X(drop_v4_frag_overlap)          \
+	X(drop_v4_frag_shared)           \
+	X(drop_v4_martian)               \
+	X(drop_v4_no_port)               \
+	X(drop_no_binding_src)           \
+	X(drop_spoofed_v6_src)           \
+	X(drop_port_outside_range)       \
+	X(drop_ttl_expired)              \
+	X(drop_hairpin_no_binding)       \
+	X(drop_no_binding_dst)           \
+	X(drop_not_in_pool)              \
+	X(drop_too_big_df)               \
+	X(drop_learn_bad_src)            \
+	X(drop_learn_failed)             \
+	X(drop_icmp4_quote_bad)          \
+	X(drop_icmp4_forged_from_client) \
+	X(drop_icmp4_forged_to_client)   \
+	X(icmp6_rx)                      \
+	X(drop_icmp6_truncated)          \
+	X(drop_icmp6_checksum)           \
+	X(drop_icmp6_ignored)            \
+	X(drop_icmp6_not_ours)           \
+	X(pmtu_updates)                  \
+	X(icmp4_sent_unreach)            \
+	X(icmp4_sent_frag_needed)        \
+	X(icmp4_sent_time_exceeded)      \
+	X(icmp4_rate_limited)            \
+	X(icmp4_suppressed)              \
+	X(learned)                       \
+	X(learn_replaced)                \
+	X(learn_expired)                 \
+	X(tx_v6_emsgsize)                \
+	X(tx_v6_errors)                  \
+	X(tx_v4_errors)                  \
+	X(tx_enobufs_waits)              \
 	X(rx_errors)
 
 enum dp_counter {

@@ -107,8 +107,10 @@ struct v4info {
 	uint8_t hlen, proto, ttl;
 	bool has_ports;
 	bool df;
-	bool first_frag; /* offset 0 (a whole packet or a first fragment) */
-	bool icmp_error; /* an ICMPv4 error message (never answered by another) */
+	bool first_frag;     /* offset 0 (a whole packet or a first fragment) */
+	bool icmp_error;     /* an ICMPv4 error message (never answered by another) */
+	bool has_quote;      /* icmp_error: the quoted IPv4 header is there */
+	uint32_t qsrc, qdst; /* has_quote: the quoted packet's addresses */
 };
 
 /*

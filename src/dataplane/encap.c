@@ -43,13 +43,22 @@ encap_finish(struct dp *dp, struct dp_pkt *pkt, struct emeta *m)
 	struct bt_binding *b = m->b;
 	uint32_t mtu;
 
+	if (!b && !dp_in_pool(dp, m->vi.dst)) {
+		dp_drop(dp, pkt, DPC_drop_not_in_pool);
+		return;
+	}
+	/* An ICMPv4 error reaches only the client whose packet it quotes:
+	 * quoted source = the error's destination (and the lookup used the
+	 * quoted source port); otherwise it is injected against the client
+	 * (whitepaper 004). */
+	if (m->vi.icmp_error && m->vi.qsrc != m->vi.dst) {
+		dp_drop(dp, pkt, DPC_drop_icmp4_forged_to_client);
+		return;
+	}
 	if (!b) {
-		if (!dp_in_pool(dp, m->vi.dst)) {
-			dp_drop(dp, pkt, DPC_drop_not_in_pool);
-			return;
-		}
 		if (bt_is_shared(dp->bt, m->vi.dst) && !m->vi.has_ports) {
-			dp_drop(dp, pkt, DPC_drop_v4_no_port);
+			dp_drop(dp, pkt,
+			        m->vi.first_frag ? DPC_drop_v4_no_port : DPC_drop_v4_frag_shared);
 			return;
 		}
 		dp_drop(dp, pkt, DPC_drop_no_binding_dst);
@@ -57,7 +66,7 @@ encap_finish(struct dp *dp, struct dp_pkt *pkt, struct emeta *m)
 		return;
 	}
 	if (!bt_whole(b) && !m->vi.has_ports) {
-		dp_drop(dp, pkt, DPC_drop_v4_no_port);
+		dp_drop(dp, pkt, m->vi.first_frag ? DPC_drop_v4_no_port : DPC_drop_v4_frag_shared);
 		return;
 	}
 	if (dp->cfg.decrement_ttl && m->vi.ttl <= 1) {

@@ -12,11 +12,12 @@
 #include "tep/tep.h"
 
 static const char *const top_keys[] = {
-    "ipv6",    "ipv4",   "mode",    "pools",      "tun",       "mtu",
-    "control", "listen", "servers", "learn_idle", "icmp_rate", NULL,
+    "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu", "control",
+    "listen", "servers", "learn_idle", "icmp_rate", "scenario", NULL,
 };
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
+static const char *const scenario_choices[] = {"intranet", "vpn", NULL};
 
 static void
 copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen)
@@ -151,8 +152,19 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 		if (!addr_parse_v4(s, &out->ipv4) || out->ipv4 == 0)
 			cfg_error(c, "/ipv4", "\"%s\" is not an IPv4 address", s);
 	}
+	if (cfg_enum(c, "/scenario", false, TEP_INTRANET, scenario_choices, &idx))
+		out->scenario = (enum tep_scenario)idx;
 	if (cfg_enum(c, "/mode", false, TEP_SERVER, mode_choices, &idx))
 		out->mode = (enum tep_mode)idx;
+	/* Seed 000: in the VPN scenario "the mapping in the TEP must be
+	 * managed by the DSTM server which authenticates the DSTM host";
+	 * a mapping learned from traffic would let anyone who knows a
+	 * temporary IPv4 address use the TEP as a relay. */
+	if (out->scenario == TEP_VPN && out->mode == TEP_LEARN)
+		cfg_error(c, "/mode",
+		          "the vpn scenario refuses learn mode: bindings come only from the "
+		          "authenticated dstmd (seed 000); use \"mode\": \"server\" with "
+		          "\"servers\", or \"scenario\": \"intranet\"");
 	parse_pools(c, out);
 	if (cfg_str(c, "/tun", false, "dstm4", &s) && s)
 		copy_str(c, "/tun", s, out->tun, sizeof(out->tun));
@@ -193,6 +205,7 @@ tep_config_dump(const struct tep_config *tc)
 
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&tc->ipv6, buf)));
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(tc->ipv4, buf)));
+	json_object_set_new(o, "scenario", json_string(scenario_choices[tc->scenario]));
 	json_object_set_new(o, "mode", json_string(mode_choices[tc->mode]));
 	for (unsigned i = 0; i < tc->npools; i++) {
 		snprintf(p, sizeof(p), "%s/%u", addr_fmt_v4(tc->pool_addr[i], buf),

@@ -317,6 +317,8 @@ status_json(const struct tep *t)
 	json_t *o = json_object(), *pools = json_array();
 	char a[ADDR_STRLEN], p[ADDR_STRLEN + 8];
 
+	json_object_set_new(o, "scenario",
+	                    json_string(t->cfg.scenario == TEP_VPN ? "vpn" : "intranet"));
 	json_object_set_new(o, "mode", json_string(t->cfg.mode == TEP_SERVER ? "server" : "learn"));
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&t->cfg.ipv6, a)));
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(t->cfg.ipv4, a)));

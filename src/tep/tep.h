@@ -24,6 +24,8 @@
 #define TEP_TXQUEUELEN  10000 /* DESIGN §7: a TUN queue longer than the default 500 */
 
 enum tep_mode { TEP_SERVER, TEP_LEARN };
+/* Seed 000: the intranet and the VPN scenario (the latter forbids learn mode). */
+enum tep_scenario { TEP_INTRANET, TEP_VPN };
 
 struct tep_server_cfg {
 	struct sockaddr_storage addr; /* the peer address (port unused) */
@@ -35,6 +37,7 @@ struct tep_server_cfg {
 struct tep_config {
 	struct in6_addr ipv6;
 	uint32_t ipv4;
+	enum tep_scenario scenario;
 	enum tep_mode mode;
 	unsigned npools;
 	uint32_t pool_addr[DP_MAX_POOLS];

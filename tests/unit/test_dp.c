@@ -390,8 +390,19 @@ static const struct spec q_hairpin_unbound = {
     .src = "192.0.2.10", .dst = "192.0.2.99", .sport = 5000, .dport = 53, .paylen = 10};
 static const struct spec q_unbound = {
     .src = HOST4, .dst = "192.0.2.99", .sport = 53, .dport = 5000, .paylen = 10};
-static const struct spec q_big_df = {
-    .src = HOST4, .dst = "192.0.2.10", .frag = 0x4000, .sport = 80, .dport = 5000, .paylen = 1452};
+/* Specs that rows also use as a whole (.in = …) are macros: a const object
+ * is no constant expression in C, and clang refuses it in an initializer. */
+#define Q_BIG_DF                                                                               \
+	{                                                                                      \
+		.src = HOST4, .dst = "192.0.2.10", .frag = 0x4000, .sport = 80, .dport = 5000, \
+		.paylen = 1452                                                                 \
+	}
+#define Q_DEC_TTL1                                                                       \
+	{                                                                                \
+		.src = HOST4, .dst = "192.0.2.10", .ttl = 1, .sport = 80, .dport = 5000, \
+		.paylen = 10                                                             \
+	}
+static const struct spec q_big_df = Q_BIG_DF;
 static const struct spec q_sent_by_c3 = {
     .src = "192.0.2.20", .dst = HOST4, .sport = 1500, .dport = 53, .paylen = 4};
 static const struct spec q_sent_by_c1_df = {.o_src = TEP6,
@@ -412,8 +423,43 @@ static const struct spec q_from_other = {.o_src = "fd00:d57::99",
                                          .sport = 80,
                                          .dport = 5000,
                                          .paylen = 1400};
-static const struct spec q_dec_ttl1 = {
-    .src = HOST4, .dst = "192.0.2.10", .ttl = 1, .sport = 80, .dport = 5000, .paylen = 10};
+static const struct spec q_dec_ttl1 = Q_DEC_TTL1;
+static const struct spec q_from_unbound = {
+    .src = "192.0.2.99", .dst = HOST4, .sport = 5000, .dport = 53, .paylen = 10};
+/* Packets quoted by the injection rows: to c1, to the shared address. */
+static const struct spec q_to_c1 = {
+    .src = HOST4, .dst = "192.0.2.10", .sport = 53, .dport = 5000, .paylen = 4};
+static const struct spec q_to_c3 = {.src = HOST4, .dst = "192.0.2.20", .sport = 53, .dport = 1500};
+static const struct spec q_to_c4 = {.src = HOST4, .dst = "192.0.2.20", .sport = 53, .dport = 2100};
+static const struct spec q_to_shared_nobody = {
+    .src = HOST4, .dst = "192.0.2.20", .sport = 53, .dport = 5000};
+static const struct spec q_c1_to_c2 = {
+    .src = "192.0.2.10", .dst = "192.0.2.11", .sport = 5000, .dport = 7};
+static const struct spec q_c2_to_c1 = {
+    .src = "192.0.2.11", .dst = "192.0.2.10", .sport = 7, .dport = 5000};
+static const struct spec q_sent_by_c2 = {
+    .src = "192.0.2.11", .dst = HOST4, .sport = 5000, .dport = 53};
+static const struct spec q_sent_by_c4 = {
+    .src = "192.0.2.20", .dst = HOST4, .sport = 2100, .dport = 53};
+static const struct spec q_sent_by_other_shared = {
+    .src = "192.0.2.21", .dst = HOST4, .sport = 1500, .dport = 53};
+
+/* An ICMPv4 error (port unreachable) inside IPv6 from a client, quoting q. */
+#define ERR_FROM(o6, v4, q, ...)                                                               \
+	{                                                                                      \
+		.o_src = o6, .o_dst = TEP6, .src = v4, .dst = HOST4, .icmp = true, .itype = 3, \
+		.icode = 3, .quote = q, __VA_ARGS__                                            \
+	}
+/* The same error as it leaves toward the IPv4 side. */
+#define ERR_OUT(v4, q)                                                                    \
+	{                                                                                 \
+		.src = v4, .dst = HOST4, .icmp = true, .itype = 3, .icode = 3, .quote = q \
+	}
+/* An ICMPv4 error (port unreachable) from the IPv4 side to v4, quoting q. */
+#define ERR_TO(v4, q)                                                                     \
+	{                                                                                 \
+		.src = HOST4, .dst = v4, .icmp = true, .itype = 3, .icode = 3, .quote = q \
+	}
 
 #define UDP_C1(...)                                                                           \
 	{                                                                                     \
@@ -505,7 +551,7 @@ static const struct row rows[] = {
             .proto = 50,
             .frag = 100,
             .paylen = 16},
-     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_no_port=1"},
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_frag_shared=1"},
     {"shared address, protocol without ports", .dir = DIR_V6,
      .in =
          {.o_src = C3, .o_dst = TEP6, .src = "192.0.2.20", .dst = HOST4, .proto = 47, .paylen = 16},
@@ -594,14 +640,14 @@ static const struct row rows[] = {
      .counters = "rx_v6_pkts=1 decap_pkts=1"},
     {"tiny first tcp fragment (RFC 1858)", .dir = DIR_V6,
      .in = UDP_C1(.proto = 6, .frag = 0x2000, .paylen = 0, .short_l4 = 8), .verdict = DP_DROP,
-     .counters = "rx_v6_pkts=1 drop_v4_fragment=1"},
+     .counters = "rx_v6_pkts=1 drop_v4_frag_tiny=1"},
     {"tiny first udp fragment (RFC 1858)", .dir = DIR_V6,
      .in = UDP_C1(.frag = 0x2000, .paylen = 0, .short_l4 = 4), .verdict = DP_DROP,
-     .counters = "rx_v6_pkts=1 drop_v4_fragment=1"},
+     .counters = "rx_v6_pkts=1 drop_v4_frag_tiny=1"},
     {"fragment past 65535", .dir = DIR_V6, .in = UDP_C1(.proto = 50, .frag = 0x1fff, .paylen = 16),
      .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_fragment=1"},
     {"tcp fragment at offset 1", .dir = DIR_V6, .in = UDP_C1(.proto = 6, .frag = 1, .paylen = 0),
-     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_fragment=1"},
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_frag_overlap=1"},
     {"reserved fragment flag", .dir = DIR_V6, .in = UDP_C1(.frag = 0x8000), .verdict = DP_DROP,
      .counters = "rx_v6_pkts=1 drop_v4_fragment=1"},
     {"whole address, non-first fragment passes", .dir = DIR_V6,
@@ -612,6 +658,166 @@ static const struct row rows[] = {
      .counters = "rx_v6_pkts=1 drop_v4_martian=1"},
     {"loopback destination", .dir = DIR_V6, .in = UDP_C1(.dst = "127.0.0.1"), .verdict = DP_DROP,
      .counters = "rx_v6_pkts=1 drop_v4_martian=1"},
+
+    /* Injection (whitepaper 004, issue 7): ICMPv4 errors must quote a
+     * packet of the client they come from or go to. */
+    {"client's error about a packet it received", .dir = DIR_V6,
+     .in = ERR_FROM(C1, "192.0.2.10", &q_to_c1), .verdict = DP_TO_V4,
+     .out = ERR_OUT("192.0.2.10", &q_to_c1), .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"client's error quoting a packet sent to another client", .dir = DIR_V6,
+     .in = ERR_FROM(C2, "192.0.2.11", &q_to_c1), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_icmp4_forged_from_client=1"},
+    {"error with a spoofed outer source and a fitting quote", .dir = DIR_V6,
+     .in = ERR_FROM(C2, "192.0.2.10", &q_to_c1), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_spoofed_v6_src=1"},
+    {"shared address, error about its own port", .dir = DIR_V6,
+     .in = ERR_FROM(C3, "192.0.2.20", &q_to_c3), .verdict = DP_TO_V4,
+     .out = ERR_OUT("192.0.2.20", &q_to_c3), .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"shared address, error about another client's port", .dir = DIR_V6,
+     .in = ERR_FROM(C3, "192.0.2.20", &q_to_c4), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_icmp4_forged_from_client=1"},
+    {"shared address, error about a port nobody holds", .dir = DIR_V6,
+     .in = ERR_FROM(C3, "192.0.2.20", &q_to_shared_nobody), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_icmp4_forged_from_client=1"},
+    {"client's error without a quote", .dir = DIR_V6, .in = ERR_FROM(C1, "192.0.2.10", NULL),
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_icmp4_quote_bad=1"},
+    {"client's error quoting no ipv4 header", .dir = DIR_V6,
+     .in = ERR_FROM(C1, "192.0.2.10", NULL, .paylen = 28), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_icmp4_quote_bad=1"},
+    {"hairpinned error about a packet the destination sent", .dir = DIR_V6,
+     .in = ERR_FROM(C1, "192.0.2.10", &q_c2_to_c1, .dst = "192.0.2.11"), .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C2,
+             .src = "192.0.2.10",
+             .dst = "192.0.2.11",
+             .ttl = 63,
+             .icmp = true,
+             .itype = 3,
+             .icode = 3,
+             .quote = &q_c2_to_c1},
+     .counters = "rx_v6_pkts=1 hairpin_pkts=1"},
+    {"hairpinned error about a packet the destination did not send", .dir = DIR_V6,
+     .in = ERR_FROM(C1, "192.0.2.10", &q_to_c1, .dst = "192.0.2.11"), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_icmp4_forged_to_client=1"},
+    {"ipv4 error about a packet the client sent", .dir = DIR_V4,
+     .in = ERR_TO("192.0.2.11", &q_sent_by_c2), .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C2,
+             .src = HOST4,
+             .dst = "192.0.2.11",
+             .icmp = true,
+             .itype = 3,
+             .icode = 3,
+             .quote = &q_sent_by_c2},
+     .counters = "rx_v4_pkts=1 encap_pkts=1"},
+    {"ipv4 error quoting another client's packet", .dir = DIR_V4,
+     .in = ERR_TO("192.0.2.10", &q_sent_by_c2), .verdict = DP_DROP,
+     .counters = "rx_v4_pkts=1 drop_icmp4_forged_to_client=1"},
+    {"ipv4 error quoting a packet sent to the client", .dir = DIR_V4,
+     .in = ERR_TO("192.0.2.10", &q_to_c1), .verdict = DP_DROP,
+     .counters = "rx_v4_pkts=1 drop_icmp4_forged_to_client=1"},
+    {"ipv4 error to a shared address goes to the port's holder", .dir = DIR_V4,
+     .in = ERR_TO("192.0.2.20", &q_sent_by_c4), .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C4,
+             .src = HOST4,
+             .dst = "192.0.2.20",
+             .icmp = true,
+             .itype = 3,
+             .icode = 3,
+             .quote = &q_sent_by_c4},
+     .counters = "rx_v4_pkts=1 encap_pkts=1"},
+    {"ipv4 error to a shared address quoting another address", .dir = DIR_V4,
+     .in = ERR_TO("192.0.2.20", &q_sent_by_other_shared), .verdict = DP_DROP,
+     .counters = "rx_v4_pkts=1 drop_icmp4_forged_to_client=1"},
+    {"ipv4 error without a quote", .dir = DIR_V4, .in = ERR_TO("192.0.2.10", NULL),
+     .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_icmp4_quote_bad=1"},
+    {"error quoting a packet between two clients, from the ipv4 side", .dir = DIR_V4,
+     .in = ERR_TO("192.0.2.11", &q_c1_to_c2), .verdict = DP_DROP,
+     .counters = "rx_v4_pkts=1 drop_icmp4_forged_to_client=1"},
+
+    /* Fragments: no reassembly state; each judged alone (dp.h). */
+    {"first tcp fragment with its whole header passes", .dir = DIR_V6,
+     .in = UDP_C1(.proto = 6, .frag = 0x2000, .paylen = 8), .verdict = DP_TO_V4,
+     .out = {.src = "192.0.2.10",
+             .dst = HOST4,
+             .proto = 6,
+             .frag = 0x2000,
+             .sport = 5000,
+             .dport = 53,
+             .paylen = 8},
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"tiny first icmp fragment (RFC 1858)", .dir = DIR_V6,
+     .in = UDP_C1(.icmp = true, .itype = 8, .frag = 0x2000, .short_l4 = 4), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_v4_frag_tiny=1"},
+    {"tcp first fragment one byte short of its header", .dir = DIR_V6,
+     .in = UDP_C1(.proto = 6, .frag = 0x2000, .paylen = 0, .short_l4 = 19), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_v4_frag_tiny=1"},
+    {"udp fragment at offset 1 passes (the ports lie before it)", .dir = DIR_V6,
+     .in = UDP_C1(.frag = 1, .paylen = 0), .verdict = DP_TO_V4,
+     .out = {.src = "192.0.2.10", .dst = HOST4, .frag = 1, .sport = 5000, .dport = 53},
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"non-first fragment under a spoofed outer source", .dir = DIR_V6,
+     .in = UDP_C1(.o_src = C2, .proto = 50, .frag = 100, .paylen = 16), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_spoofed_v6_src=1"},
+    {"shared address, first fragment in range passes", .dir = DIR_V6,
+     .in = {.o_src = C3,
+            .o_dst = TEP6,
+            .src = "192.0.2.20",
+            .dst = HOST4,
+            .frag = 0x2000,
+            .sport = 1500,
+            .dport = 53,
+            .paylen = 16},
+     .verdict = DP_TO_V4,
+     .out = {.src = "192.0.2.20",
+             .dst = HOST4,
+             .frag = 0x2000,
+             .sport = 1500,
+             .dport = 53,
+             .paylen = 16},
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"shared address, udp fragment at offset 1", .dir = DIR_V6,
+     .in = {.o_src = C3,
+            .o_dst = TEP6,
+            .src = "192.0.2.20",
+            .dst = HOST4,
+            .frag = 1,
+            .sport = 1500,
+            .dport = 53},
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_frag_shared=1"},
+    {"shared address, fragment from nobody's binding", .dir = DIR_V6,
+     .in = {.o_src = EVIL,
+            .o_dst = TEP6,
+            .src = "192.0.2.20",
+            .dst = HOST4,
+            .proto = 50,
+            .frag = 100,
+            .paylen = 16},
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_v4_frag_shared=1"},
+    {"hairpin non-first fragment to a shared address", .dir = DIR_V6,
+     .in = UDP_C1(.dst = "192.0.2.20", .proto = 50, .frag = 100, .paylen = 16), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_v4_frag_shared=1"},
+    {"encap non-first fragment to a whole address", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.10", .proto = 50, .frag = 100, .paylen = 16},
+     .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C1,
+             .src = HOST4,
+             .dst = "192.0.2.10",
+             .proto = 50,
+             .frag = 100,
+             .paylen = 16},
+     .counters = "rx_v4_pkts=1 encap_pkts=1"},
+    {"encap non-first fragment to a shared address", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.20", .proto = 50, .frag = 100, .paylen = 16},
+     .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_v4_frag_shared=1"},
+    {"encap tiny first fragment", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.10", .proto = 6, .frag = 0x2000, .short_l4 = 12},
+     .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_v4_frag_tiny=1"},
+    {"encap tcp fragment at offset 1", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.10", .proto = 6, .frag = 1, .paylen = 0},
+     .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_v4_frag_overlap=1"},
 
     /* ICMPv6 to the TEP. */
     {"packet too big about our tunnel", .dir = DIR_V6,
@@ -726,11 +932,11 @@ static const struct row rows[] = {
             .icmp = true,
             .itype = 3,
             .icode = 3,
-            .quote = &q_unbound},
+            .quote = &q_from_unbound},
      .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_no_binding_dst=1 icmp4_suppressed=1"},
     {"outside the pools", .dir = DIR_V4, .in = {.src = HOST4, .dst = "203.0.113.7"},
      .verdict = DP_DROP, .counters = "rx_v4_pkts=1 drop_not_in_pool=1"},
-    {"too big with DF: fragmentation needed", .dir = DIR_V4, .in = q_big_df, .verdict = DP_TO_V4,
+    {"too big with DF: fragmentation needed", .dir = DIR_V4, .in = Q_BIG_DF, .verdict = DP_TO_V4,
      .out = {.src = TEP4,
              .dst = HOST4,
              .tos = 0xc0,
@@ -751,7 +957,7 @@ static const struct row rows[] = {
              .dport = 5000,
              .paylen = 1452},
      .counters = "rx_v4_pkts=1 encap_pkts=1 encap_v6_fragmented=1"},
-    {"encap ttl expiry when the core routes", .dec_ttl = true, .dir = DIR_V4, .in = q_dec_ttl1,
+    {"encap ttl expiry when the core routes", .dec_ttl = true, .dir = DIR_V4, .in = Q_DEC_TTL1,
      .verdict = DP_TO_V4,
      .out =
          {.src = TEP4, .dst = HOST4, .tos = 0xc0, .icmp = true, .itype = 11, .quote = &q_dec_ttl1},
@@ -773,6 +979,9 @@ static const struct row rows[] = {
     {"never learn outside the pools", .learn = true, .dir = DIR_V6,
      .in = UDP_C1(.o_src = "fd00:d57::21", .src = "203.0.113.1"), .verdict = DP_DROP,
      .counters = "rx_v6_pkts=1 drop_no_binding_src=1"},
+    {"never learn from a forged icmp error", .learn = true, .dir = DIR_V6,
+     .in = ERR_FROM("fd00:d57::21", "192.0.2.50", &q_to_c1), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_icmp4_forged_from_client=1"},
     {"never learn a multicast source", .learn = true, .dir = DIR_V6,
      .in = UDP_C1(.o_src = "ff02::1", .src = "192.0.2.51"), .verdict = DP_DROP,
      .counters = "rx_v6_pkts=1 drop_learn_bad_src=1"},
@@ -916,6 +1125,37 @@ test_learn_idle(void **state)
 	bed_free(&bed);
 }
 
+/*
+ * Fragments that never complete cost the core nothing: 2,000 first and
+ * last fragments of 2,000 distinct datagrams, none ever completed, are
+ * forwarded one by one, and afterwards the core's state is what it was
+ * (counters apart) and the binding table holds no more memory.
+ */
+static void
+test_fragments_keep_no_state(void **state)
+{
+	struct bed bed;
+	struct dp before;
+	size_t mem, count;
+	struct spec s = UDP_C1(.paylen = 64);
+
+	bed_init(&bed, false, false, 1000);
+	memcpy(&before, &bed.dp, sizeof(before));
+	mem = bt_memory(bed.bt);
+	count = bt_count(bed.bt);
+	for (unsigned i = 0; i < 2000; i++) {
+		s.ipid = (uint16_t)i;
+		s.frag = i % 2 ? (uint16_t)(1000 + i % 500) : 0x2000; /* last, or first with MF */
+		assert_int_equal(bed_run(&bed, DIR_V6, &s)->verdict, DP_TO_V4);
+	}
+	assert_int_equal(bed.dp.ctr[DPC_decap_pkts], 2000);
+	assert_int_equal(bt_memory(bed.bt), mem);
+	assert_int_equal(bt_count(bed.bt), count);
+	memcpy(before.ctr, bed.dp.ctr, sizeof(before.ctr));
+	assert_memory_equal(&before, &bed.dp, sizeof(before));
+	bed_free(&bed);
+}
+
 /* A batch mixes verdicts; each packet ends where it alone would. */
 static void
 test_batch(void **state)
@@ -954,9 +1194,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table),      cmocka_unit_test(test_rate_limit),
-	    cmocka_unit_test(test_pmtu),       cmocka_unit_test(test_too_big),
-	    cmocka_unit_test(test_learn_idle), cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_pmtu),
+	    cmocka_unit_test(test_too_big),
+	    cmocka_unit_test(test_learn_idle),
+	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_fragments_keep_no_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
