@@ -43,6 +43,11 @@ JSON
 	"$dstmd" -d -c "$tmp/dstmd.json" 2>"$tmp/dstmd.log" &
 	pid=$!
 	for _ in $(seq 100); do "$ctl" -s "$tmp/dstmd.sock" status >/dev/null 2>&1 && break; sleep 0.05; done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "bench: dstmd did not start (port $port taken?):" >&2
+		cat "$tmp/dstmd.log" >&2
+		exit 1
+	fi
 	echo "--- $conc concurrent clients, $n allocations"
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
 	local rss

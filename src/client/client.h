@@ -21,6 +21,34 @@
 #define CLIENT_MAX_SERVERS 9 /* the configured one + TSP_MAX_BROKERS */
 
 enum client_mode { CLIENT_ALWAYS_ON, CLIENT_ON_DEMAND };
+enum client_access { CLIENT_ACCESS_TSP, CLIENT_ACCESS_DHCPV6 };
+
+/*
+ * The "dhcpv6" section: how the DHCPv6 access module asks (seed 001
+ * appendix A IA_DSTM, or the seed 002 §6.1 Global IPv4 Address option +
+ * IA_NA), with the option codes named as in dstmd's section (DESIGN
+ * §3.2) and an optional delayed-authentication key (RFC 3315 §21.4).
+ */
+struct client_dhcp6 {
+	bool global_v4_form;
+	bool rapid_commit;
+	uint16_t port; /* the servers' port (547) */
+	uint16_t code_ia_dstm, code_tep, code_ports, code_global_v4, code_dots_ri,
+	    code_dots_address, code_access_domain;
+	bool has_key;
+	char realm[65];
+	uint32_t key_id;
+	char secret[256];
+};
+
+/* The "tls" section: TSP over TLS, the server checked by a CA or an SPKI pin. */
+struct client_tls {
+	bool enable;
+	char ca[256]; /* a PEM file of trusted CAs, or "" */
+	bool has_pin; /* "sha256//BASE64" of the server's SubjectPublicKeyInfo */
+	uint8_t pin[32];
+	char name[256]; /* the name or address to verify; default: the server's */
+};
 
 struct client_route {
 	uint32_t dst;
@@ -28,6 +56,7 @@ struct client_route {
 };
 
 struct client_config {
+	enum client_access access;
 	char server[256]; /* as written, for logs and status */
 	struct sockaddr_storage server_sa;
 	socklen_t server_salen;
@@ -48,6 +77,9 @@ struct client_config {
 	uint32_t placeholder; /* on-demand source before the lease */
 	unsigned timeout;     /* seconds for TSP handshake and replies */
 	unsigned backoff_max; /* seconds, cap of the reconnection delay */
+	struct client_dhcp6 dhcp6;
+	struct client_tls tls;
+	char run_as[64]; /* "user": who the client becomes after start-up; "" stays root */
 };
 
 /*

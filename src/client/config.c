@@ -9,17 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "client/client.h"
 #include "common/addr.h"
 #include "tsp/tsp.h"
 
 static const char *const top_keys[] = {
-    "access", "server",  "ipv6",  "interface",   "mode",    "auth",        "routes",
-    "tep",    "control", "queue", "placeholder", "timeout", "backoff_max", NULL,
+    "access", "server",      "ipv6",    "interface",   "mode",   "auth", "routes", "tep", "control",
+    "queue",  "placeholder", "timeout", "backoff_max", "dhcpv6", "tls",  "user",   NULL,
 };
+static const char *const dhcp6_keys[] = {"form", "codes", "rapid_commit", "port", "auth", NULL};
+static const char *const dhcp6_code_keys[] = {
+    "ia_dstm", "tep", "ports", "global_v4", "dots_ri", "dots_address", "access_domain", NULL};
+static const char *const dhcp6_auth_keys[] = {"realm", "key_id", "secret", NULL};
+static const char *const dhcp6_forms[] = {"ia_dstm", "global_v4", NULL};
+static const char *const tls_keys[] = {"ca", "pin", "name", NULL};
 static const char *const auth_keys[] = {"mechanism", "user", "secret", NULL};
 static const char *const tep_keys[] = {"ipv6", "ipv4", NULL};
-static const char *const access_choices[] = {"tsp", NULL};
+static const char *const access_choices[] = {"tsp", "dhcpv6", NULL};
 static const char *const mode_choices[] = {"always-on", "on-demand", NULL};
 static const char *const mech_choices[] = {"ANONYMOUS", "PLAIN", "DIGEST-MD5", "SCRAM-SHA-256",
                                            NULL};
@@ -32,6 +40,116 @@ copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen
 		return;
 	}
 	memcpy(dst, s, strlen(s) + 1);
+}
+
+/* An option code of the "dhcpv6" section, named as in dstmd's (DESIGN §3.2). */
+static uint16_t
+dhcp6_code(struct cfg *c, const char *name, long long dflt)
+{
+	char p[64];
+	long long v;
+
+	snprintf(p, sizeof(p), "/dhcpv6/codes/%s", name);
+	cfg_int(c, p, false, dflt, 1, 65535, &v);
+	return (uint16_t)v;
+}
+
+static void
+parse_dhcp6(struct cfg *c, struct client_config *out)
+{
+	struct client_dhcp6 *d = &out->dhcp6;
+	const char *s;
+	long long v;
+	int idx;
+
+	if (cfg_at(c, "/dhcpv6") && !json_is_object(cfg_at(c, "/dhcpv6"))) {
+		cfg_error(c, "/dhcpv6", "must be an object");
+		return;
+	}
+	if (cfg_at(c, "/dhcpv6") && out->access != CLIENT_ACCESS_DHCPV6)
+		cfg_error(c, "/dhcpv6", "given, but \"access\" is not \"dhcpv6\"");
+	cfg_check_keys(c, "/dhcpv6", dhcp6_keys);
+	cfg_check_keys(c, "/dhcpv6/codes", dhcp6_code_keys);
+	cfg_check_keys(c, "/dhcpv6/auth", dhcp6_auth_keys);
+	if (cfg_enum(c, "/dhcpv6/form", false, 0, dhcp6_forms, &idx))
+		d->global_v4_form = idx == 1;
+	cfg_bool(c, "/dhcpv6/rapid_commit", false, false, &d->rapid_commit);
+	if (cfg_int(c, "/dhcpv6/port", false, 547, 1, 65535, &v))
+		d->port = (uint16_t)v;
+	d->code_ia_dstm = dhcp6_code(c, "ia_dstm", 65001);
+	d->code_tep = dhcp6_code(c, "tep", 65002);
+	d->code_ports = dhcp6_code(c, "ports", 65003);
+	d->code_global_v4 = dhcp6_code(c, "global_v4", 65004);
+	d->code_dots_ri = dhcp6_code(c, "dots_ri", 141);
+	d->code_dots_address = dhcp6_code(c, "dots_address", 142);
+	d->code_access_domain = dhcp6_code(c, "access_domain", 57);
+	if (!cfg_at(c, "/dhcpv6/auth"))
+		return;
+	d->has_key = true;
+	if (cfg_str(c, "/dhcpv6/auth/realm", true, NULL, &s) && s)
+		copy_str(c, "/dhcpv6/auth/realm", s, d->realm, sizeof(d->realm));
+	if (cfg_int(c, "/dhcpv6/auth/key_id", true, 0, 0, 0xffffffffLL, &v))
+		d->key_id = (uint32_t)v;
+	if (cfg_str(c, "/dhcpv6/auth/secret", true, NULL, &s) && s) {
+		if (!*s)
+			cfg_error(c, "/dhcpv6/auth/secret", "the secret is empty");
+		copy_str(c, "/dhcpv6/auth/secret", s, d->secret, sizeof(d->secret));
+	}
+}
+
+/* "sha256//BASE64": the SHA-256 of the server's SubjectPublicKeyInfo. */
+static bool
+parse_pin(const char *s, uint8_t pin[32])
+{
+	uint8_t raw[48];
+	size_t n;
+	int len;
+
+	if (strncmp(s, "sha256//", 8) != 0)
+		return false;
+	s += 8;
+	n = strlen(s);
+	if (n != 44 || s[43] != '=' || s[42] == '=')
+		return false;
+	len = EVP_DecodeBlock(raw, (const unsigned char *)s, (int)n);
+	if (len != 33) /* 32 octets and the padding's zero */
+		return false;
+	memcpy(pin, raw, 32);
+	return true;
+}
+
+static void
+parse_tls(struct cfg *c, struct client_config *out)
+{
+	struct client_tls *t = &out->tls;
+	const char *s;
+
+	if (!cfg_at(c, "/tls"))
+		return;
+	if (!json_is_object(cfg_at(c, "/tls"))) {
+		cfg_error(c, "/tls", "must be an object");
+		return;
+	}
+	t->enable = true;
+	cfg_check_keys(c, "/tls", tls_keys);
+	if (out->access != CLIENT_ACCESS_TSP)
+		cfg_error(c, "/tls", "TLS protects TSP only: \"access\" must be \"tsp\"");
+	if (cfg_str(c, "/tls/ca", false, NULL, &s) && s)
+		copy_str(c, "/tls/ca", s, t->ca, sizeof(t->ca));
+	if (cfg_str(c, "/tls/pin", false, NULL, &s) && s) {
+		if (!parse_pin(s, t->pin))
+			cfg_error(c, "/tls/pin",
+			          "\"%s\" is not \"sha256//\" and the base64 of a SHA-256 "
+			          "(openssl x509 -pubkey -noout | openssl pkey -pubin -outform der "
+			          "| openssl dgst -sha256 -binary | base64)",
+			          s);
+		else
+			t->has_pin = true;
+	}
+	if (cfg_str(c, "/tls/name", false, NULL, &s) && s)
+		copy_str(c, "/tls/name", s, t->name, sizeof(t->name));
+	if (!*t->ca && !t->has_pin)
+		cfg_error(c, "/tls", "give \"ca\" (a PEM file) or \"pin\" to check the server by");
 }
 
 /* RFC 7600: 192.0.0.8, the IPv4 dummy address of hosts with no IPv4. */
@@ -51,9 +169,11 @@ client_config_parse(struct cfg *c, struct client_config *out)
 		return cfg_nerrors(c);
 	}
 	cfg_check_keys(c, "", top_keys);
-	cfg_enum(c, "/access", false, 0, access_choices, &idx);
+	if (cfg_enum(c, "/access", false, 0, access_choices, &idx))
+		out->access = (enum client_access)idx;
 
-	if (cfg_str(c, "/server", true, NULL, &s) && s) {
+	/* DHCPv6 finds its servers by multicast: "server" is TSP's. */
+	if (cfg_str(c, "/server", out->access == CLIENT_ACCESS_TSP, NULL, &s) && s) {
 		copy_str(c, "/server", s, out->server, sizeof(out->server));
 		if (!addr_parse_endpoint(s, TSP_PORT, &out->server_sa, &out->server_salen))
 			cfg_error(c, "/server",
@@ -142,6 +262,13 @@ client_config_parse(struct cfg *c, struct client_config *out)
 		out->timeout = (unsigned)v;
 	if (cfg_int(c, "/backoff_max", false, 30, 1, 3600, &v))
 		out->backoff_max = (unsigned)v;
+	parse_dhcp6(c, out);
+	parse_tls(c, out);
+	/* "user": null or "" keeps root (tests); absent is "dstm". */
+	if (cfg_at(c, "/user") && json_is_null(cfg_at(c, "/user")))
+		out->run_as[0] = '\0';
+	else if (cfg_str(c, "/user", false, "dstm", &s) && s)
+		copy_str(c, "/user", s, out->run_as, sizeof(out->run_as));
 	return cfg_nerrors(c);
 }
 
@@ -153,8 +280,9 @@ client_config_dump(const struct client_config *cc)
 	char *text;
 
 	o = json_object();
-	json_object_set_new(o, "access", json_string("tsp"));
-	json_object_set_new(o, "server", json_string(cc->server));
+	json_object_set_new(o, "access", json_string(access_choices[cc->access]));
+	if (*cc->server)
+		json_object_set_new(o, "server", json_string(cc->server));
 	if (cc->has_ipv6)
 		json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&cc->ipv6, buf)));
 	json_object_set_new(o, "interface", json_string(cc->interface));
@@ -190,6 +318,44 @@ client_config_dump(const struct client_config *cc)
 	json_object_set_new(o, "placeholder", json_string(addr_fmt_v4(cc->placeholder, buf)));
 	json_object_set_new(o, "timeout", json_integer(cc->timeout));
 	json_object_set_new(o, "backoff_max", json_integer(cc->backoff_max));
+	json_object_set_new(o, "user", *cc->run_as ? json_string(cc->run_as) : json_null());
+	if (cc->access == CLIENT_ACCESS_DHCPV6) {
+		const struct client_dhcp6 *d = &cc->dhcp6;
+		json_t *h = json_object(), *codes = json_object();
+
+		json_object_set_new(h, "form", json_string(dhcp6_forms[d->global_v4_form]));
+		json_object_set_new(h, "rapid_commit", json_boolean(d->rapid_commit));
+		json_object_set_new(h, "port", json_integer(d->port));
+		json_object_set_new(codes, "ia_dstm", json_integer(d->code_ia_dstm));
+		json_object_set_new(codes, "tep", json_integer(d->code_tep));
+		json_object_set_new(codes, "ports", json_integer(d->code_ports));
+		json_object_set_new(codes, "global_v4", json_integer(d->code_global_v4));
+		json_object_set_new(codes, "dots_ri", json_integer(d->code_dots_ri));
+		json_object_set_new(codes, "dots_address", json_integer(d->code_dots_address));
+		json_object_set_new(codes, "access_domain", json_integer(d->code_access_domain));
+		json_object_set_new(h, "codes", codes);
+		if (d->has_key)
+			json_object_set_new(h, "auth",
+			                    json_pack("{s:s, s:I, s:s}", "realm", d->realm,
+			                              "key_id", (json_int_t)d->key_id, "secret",
+			                              d->secret));
+		json_object_set_new(o, "dhcpv6", h);
+	}
+	if (cc->tls.enable) {
+		json_t *t = json_object();
+
+		if (*cc->tls.ca)
+			json_object_set_new(t, "ca", json_string(cc->tls.ca));
+		if (cc->tls.has_pin) {
+			char b64[64] = "sha256//";
+
+			EVP_EncodeBlock((unsigned char *)b64 + 8, cc->tls.pin, 32);
+			json_object_set_new(t, "pin", json_string(b64));
+		}
+		if (*cc->tls.name)
+			json_object_set_new(t, "name", json_string(cc->tls.name));
+		json_object_set_new(o, "tls", t);
+	}
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;

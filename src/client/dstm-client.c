@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
@@ -27,14 +28,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "client/client.h"
 #include "common/addr.h"
+#include "common/args.h"
 #include "common/clock.h"
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/privdrop.h"
 #include "dataplane/tun.h"
+#include "dhcp6/d6.h"
 #include "netlink/nl.h"
 #include "tsp/tsp.h"
 
@@ -48,21 +58,25 @@ enum client_state { ST_IDLE, ST_ACQUIRING, ST_BOUND, ST_EXPIRED };
 static const char *const state_names[] = {"idle", "acquiring", "bound", "expired"};
 
 /* Every drop reason has a counter (STYLE.md). */
-#define COUNTERS(X)                                                                                \
-	X(tun_rx_packets)                                                                          \
-	X(tun_rx_bytes)                                                                            \
-	X(tunnel_tx_packets)                                                                       \
-	X(tunnel_tx_bytes)                                                                         \
-	X(tunnel_rx_packets) X(tunnel_rx_bytes) X(tun_tx_packets) X(tun_tx_bytes) X(drop_not_ipv4) \
-	    X(drop_malformed) X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed)          \
-	        X(drop_too_big) X(drop_send_error) X(drop_not_tep) X(drop_not_bound)               \
-	            X(drop_bad_destination) X(drop_tun_write) X(drop_early_table_full)             \
-	                X(early_translated_out) X(early_translated_in) X(icmp_frag_needed_sent)    \
-	                    X(mtu_updates) X(backpressure_waits) X(queued) X(sessions)             \
-	                        X(session_failures) X(auth_failures) X(acquisitions)               \
-	                            X(acquire_failures) X(renewals) X(renewal_failures)            \
-	                                X(redirects) X(server_deletes) X(expiries) X(releases)     \
-	                                    X(unknown_commands) X(address_changes)
+#define COUNTERS(X)                                                                               \
+	X(tun_rx_packets)                                                                         \
+	X(tun_rx_bytes)                                                                           \
+	X(tunnel_tx_packets)                                                                      \
+	X(tunnel_tx_bytes)                                                                        \
+	X(tunnel_rx_packets)                                                                      \
+	X(tunnel_rx_bytes)                                                                        \
+	X(tun_tx_packets)                                                                         \
+	X(tun_tx_bytes)                                                                           \
+	X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source) X(drop_queue_full)                  \
+	    X(drop_queue_flushed) X(drop_too_big) X(drop_send_error) X(drop_not_tep)              \
+	        X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write)                       \
+	            X(drop_early_table_full) X(early_translated_out) X(early_translated_in)       \
+	                X(icmp_frag_needed_sent) X(mtu_updates) X(backpressure_waits) X(queued)   \
+	                    X(sessions) X(session_failures) X(auth_failures) X(acquisitions)      \
+	                        X(acquire_failures) X(renewals) X(renewal_failures) X(redirects)  \
+	                            X(server_deletes) X(expiries) X(releases) X(unknown_commands) \
+	                                X(address_changes) X(dhcp6_tx) X(dhcp6_rx)                \
+	                                    X(dhcp6_tx_errors) X(declines) X(tls_refused)
 
 struct counters {
 #define X(name) uint64_t name;
@@ -96,6 +110,19 @@ struct client {
 	socklen_t serverlens[CLIENT_MAX_SERVERS];
 	char server_names[CLIENT_MAX_SERVERS][TSP_DN_MAX];
 
+	/* TSP over TLS: the context, and why the server's certificate was refused */
+	SSL_CTX *tls;
+	char tls_error[160];
+
+	/* DHCPv6 access (seed 001 A, seed 002 §6): the engine of src/dhcp6 */
+	struct d6_client *d6;
+	struct d6_key d6key;
+	uint8_t duid[D6_DUID_MAX + 2];
+	size_t duid_len;
+	int d6_fd;
+	unsigned d6_ifindex;
+	struct event *ev_d6, *ev_d6_timer;
+
 	/* the lease */
 	enum client_state state;
 	uint32_t v4;
@@ -124,6 +151,8 @@ static void acquire(struct client *c);
 static void session_start(struct client *c);
 static void session_end(struct client *c, const char *why);
 static void retry_later(struct client *c);
+static void d6_acquire(struct client *c);
+static void d6_stop(struct client *c);
 
 /* ---- The dynamic tunnel interface ---- */
 
@@ -798,11 +827,132 @@ tsp_closed_cb(struct tsp_client *t, int status, const char *why, void *arg)
 	c->n.session_failures++;
 	if (status == TSP_AUTH_FAILED)
 		c->n.auth_failures++;
+	if (c->tls && *c->tls_error) {
+		/* Nothing was said to a server we could not verify. */
+		c->n.tls_refused++;
+		log_warnx("TLS: refusing %s: %s", c->server_names[c->server_idx], c->tls_error);
+		c->tls_error[0] = '\0';
+	}
 	/* The lease outlives the session: a new one renews it. */
 	if (c->nservers > 1)
 		c->server_idx = (c->server_idx + 1) % c->nservers;
 	if (c->state == ST_BOUND || c->state == ST_ACQUIRING)
 		retry_later(c);
+}
+
+/* ---- TSP over TLS (issue 7) ---- */
+
+/* The SHA-256 of the certificate's SubjectPublicKeyInfo (RFC 7469 §2.4). */
+static bool
+tls_pin_matches(struct client *c, X509 *cert)
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+	bool ok = false;
+
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1 &&
+	    mdlen == 32)
+		ok = CRYPTO_memcmp(md, c->cfg.tls.pin, 32) == 0;
+	OPENSSL_free(der);
+	return ok;
+}
+
+/*
+ * Every certificate of the chain passes here. With a CA the chain and
+ * the name must verify; with a pin the server's own key must be the
+ * pinned one (with a pin alone, the chain is not judged: the pin is the
+ * trust). The first reason to refuse is kept for the log and the counter.
+ */
+static int
+tls_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct client *c = ssl ? SSL_get_app_data(ssl) : NULL;
+	int depth = X509_STORE_CTX_get_error_depth(x);
+
+	if (!c)
+		return 0;
+	if (!*c->cfg.tls.ca)
+		ok = 1;
+	if (!ok && !*c->tls_error)
+		snprintf(c->tls_error, sizeof(c->tls_error), "%s (depth %d)",
+		         X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)), depth);
+	if (ok && depth == 0 && c->cfg.tls.has_pin &&
+	    !tls_pin_matches(c, X509_STORE_CTX_get_current_cert(x))) {
+		ok = 0;
+		if (!*c->tls_error)
+			snprintf(c->tls_error, sizeof(c->tls_error),
+			         "its public key does not match the configured pin");
+	}
+	return ok;
+}
+
+static int
+tls_init(struct client *c)
+{
+	c->tls = SSL_CTX_new(TLS_client_method());
+	if (!c->tls)
+		return -ENOMEM;
+	/* TLS 1.2 or later only (issue 7). */
+	if (SSL_CTX_set_min_proto_version(c->tls, TLS1_2_VERSION) != 1)
+		return -EPROTO;
+	if (*c->cfg.tls.ca && SSL_CTX_load_verify_locations(c->tls, c->cfg.tls.ca, NULL) != 1) {
+		log_warnx("TLS: cannot load the CA file %s: %s", c->cfg.tls.ca,
+		          ERR_reason_error_string(ERR_get_error()));
+		return -EINVAL;
+	}
+	SSL_CTX_set_verify(c->tls, SSL_VERIFY_PEER, tls_verify_cb);
+	return 0;
+}
+
+/* A TLS connection to the current server, bound to our address; NULL on failure. */
+static struct bufferevent *
+tls_connect(struct client *c, const struct sockaddr *sa, socklen_t salen, const char *host)
+{
+	const char *name = *c->cfg.tls.name ? c->cfg.tls.name : host;
+	struct sockaddr_in6 bind6 = {.sin6_family = AF_INET6, .sin6_addr = c->v6};
+	struct in6_addr a6;
+	struct in_addr a4;
+	struct bufferevent *bev;
+	SSL *ssl;
+	int fd;
+
+	ssl = SSL_new(c->tls);
+	if (!ssl)
+		return NULL;
+	SSL_set_app_data(ssl, c);
+	/* With a CA, the certificate must name the server (RFC 6125). */
+	if (inet_pton(AF_INET6, name, &a6) == 1 || inet_pton(AF_INET, name, &a4) == 1) {
+		if (*c->cfg.tls.ca && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
+			goto fail;
+	} else {
+		SSL_set_tlsext_host_name(ssl, name);
+		if (*c->cfg.tls.ca && SSL_set1_host(ssl, name) != 1)
+			goto fail;
+	}
+	c->tls_error[0] = '\0';
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (sa->sa_family == AF_INET6 && bind(fd, (struct sockaddr *)&bind6, sizeof(bind6)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		goto fail;
+	}
+	if (bufferevent_socket_connect(bev, sa, (int)salen) < 0) {
+		bufferevent_free(bev); /* frees ssl and closes fd */
+		return NULL;
+	}
+	return bev;
+fail:
+	SSL_free(ssl);
+	return NULL;
 }
 
 static void
@@ -831,9 +981,23 @@ session_start(struct client *c)
 		return;
 	tc.hostname = addr_fmt_sockaddr((const struct sockaddr *)ss, host);
 	c->n.sessions++;
-	c->tsp = tsp_client_connect(
-	    c->base, (const struct sockaddr *)ss, c->serverlens[c->server_idx],
-	    v6 ? (struct sockaddr *)&bind6 : NULL, v6 ? sizeof(bind6) : 0, &tc, &cb, c);
+	if (c->tls) {
+		char ip[ADDR_STRLEN];
+		struct bufferevent *bev;
+
+		/* The certificate names the bare address (subjectAltName IP). */
+		if (v6)
+			addr_fmt_v6(&((const struct sockaddr_in6 *)ss)->sin6_addr, ip);
+		else
+			addr_fmt_v4(ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr), ip);
+		bev = tls_connect(c, (const struct sockaddr *)ss, c->serverlens[c->server_idx], ip);
+
+		c->tsp = bev ? tsp_client_new(c->base, bev, &tc, &cb, c) : NULL;
+	} else {
+		c->tsp = tsp_client_connect(
+		    c->base, (const struct sockaddr *)ss, c->serverlens[c->server_idx],
+		    v6 ? (struct sockaddr *)&bind6 : NULL, v6 ? sizeof(bind6) : 0, &tc, &cb, c);
+	}
 	if (!c->tsp) {
 		log_warn("connect to %s", c->server_names[c->server_idx]);
 		c->n.session_failures++;
@@ -889,6 +1053,10 @@ acquire(struct client *c)
 	if (c->state == ST_BOUND)
 		return;
 	c->state = ST_ACQUIRING;
+	if (c->d6) {
+		d6_acquire(c);
+		return;
+	}
 	if (evtimer_pending(c->ev_retry, NULL))
 		return;
 	if (c->tsp_ready && !c->create_pending)
@@ -960,6 +1128,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: stopping", (int)sig);
 	c->releasing = true;
 	evtimer_del(c->ev_retry);
+	if (c->d6) {
+		d6_stop(c);
+		return;
+	}
 	if (c->state != ST_BOUND || !c->tsp_ready) {
 		event_active(c->ev_release, 0, 0);
 		return;
@@ -980,6 +1152,324 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(c->ev_release, &tv);
 }
 
+/* ---- The DHCPv6 access module ---- */
+
+/*
+ * The engine of src/dhcp6 decides; this shell holds the socket, the
+ * clock and the DTI. The socket is bound to the host's global address
+ * (port 546), because dstmd takes the client's tunnel address from the
+ * source of a message when it is global (d6_client_v6), and sends to
+ * All_DHCP_Relay_Agents_and_Servers on the link of that address.
+ */
+static const char *const d6_state_names[] = {
+    "init",      "soliciting", "requesting", "bound",   "renewing",
+    "rebinding", "releasing",  "declining",  "stopped",
+};
+
+static uint32_t
+d6_random(void *arg)
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)clock_mono_ms() * 2654435761u;
+	return r;
+}
+
+static void
+d6_flush(struct client *c)
+{
+	struct sockaddr_in6 to = {
+	    .sin6_family = AF_INET6,
+	    .sin6_port = htons(c->cfg.dhcp6.port),
+	    .sin6_scope_id = c->d6_ifindex,
+	};
+	uint8_t buf[D6_MAX_MSG];
+	size_t len;
+
+	/* RFC 8415 §7.1: All_DHCP_Relay_Agents_and_Servers. */
+	inet_pton(AF_INET6, "ff02::1:2", &to.sin6_addr);
+	while (d6_client_output(c->d6, buf, sizeof(buf), &len)) {
+		if (sendto(c->d6_fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) ==
+		    (ssize_t)len) {
+			c->n.dhcp6_tx++;
+		} else {
+			c->n.dhcp6_tx_errors++;
+			log_warnx_rl(&c->rl, "DHCPv6: send: %s", strerror(errno));
+		}
+	}
+}
+
+static void
+d6_schedule(struct client *c)
+{
+	int64_t next = d6_client_next(c->d6), now = clock_mono_ms();
+	struct timeval tv;
+
+	evtimer_del(c->ev_d6_timer);
+	if (next == INT64_MAX)
+		return;
+	next = next > now ? next - now : 0;
+	tv.tv_sec = (time_t)(next / 1000);
+	tv.tv_usec = (suseconds_t)(next % 1000) * 1000;
+	evtimer_add(c->ev_d6_timer, &tv);
+}
+
+/* The address proves unusable: give it back (RFC 8415 §18.2.8). */
+static void
+d6_decline(struct client *c, const char *why)
+{
+	char a[ADDR_STRLEN];
+
+	log_warnx("DHCPv6: declining %s: %s", addr_fmt_v4(c->v4, a), why);
+	c->n.declines++;
+	c->n.acquire_failures++;
+	lease_drop(c, why);
+	c->state = ST_ACQUIRING;
+	d6_client_decline(c->d6, clock_mono_ms());
+}
+
+static void
+d6_bound(struct client *c)
+{
+	const struct d6_lease_info *l = d6_client_lease(c->d6);
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+	bool renewal = c->state == ST_BOUND;
+
+	if (!l)
+		return;
+	if (!l->has_tep && !c->cfg.has_tep6) {
+		/* Without a TEP the address cannot carry one packet. */
+		c->v4 = l->v4;
+		d6_decline(c, "the server named no TEP");
+		return;
+	}
+	if (renewal && l->v4 != c->v4) {
+		log_warnx("server moved us from %s to %s", addr_fmt_v4(c->v4, a),
+		          addr_fmt_v4(l->v4, b));
+		c->n.address_changes++;
+		dti_uninstall(c);
+		renewal = false;
+	}
+	c->v4 = l->v4;
+	c->port_lo = l->port_lo;
+	c->port_hi = l->port_hi;
+	/* A TEP configured by hand overrides the server's (seed 001 §5.1). */
+	c->tep6 = c->cfg.has_tep6 ? c->cfg.tep6 : l->tep;
+	c->tep4 = c->cfg.has_tep4 ? c->cfg.tep4 : 0;
+	c->lifetime = l->valid;
+	c->expires_ms = l->obtained + (int64_t)l->valid * 1000;
+	if (!c->installed && dti_install(c) < 0) {
+		d6_decline(c, "cannot configure the interface");
+		return;
+	}
+	c->state = ST_BOUND;
+	c->attempt = 0;
+	if (renewal) {
+		c->n.renewals++;
+		log_debug("lease of %s renewed for %u s", addr_fmt_v4(c->v4, a), c->lifetime);
+	} else {
+		c->n.acquisitions++;
+		log_info("DHCPv6 lease of %s for %u s (T1 %u, T2 %u)", addr_fmt_v4(c->v4, a),
+		         c->lifetime, l->t1, l->t2);
+	}
+	queue_flush(c);
+}
+
+static void
+d6_event(struct client *c, enum d6_client_event ev)
+{
+	switch (ev) {
+	case D6C_EV_BOUND:
+		d6_bound(c);
+		break;
+	case D6C_EV_RENEWED:
+		if (c->state == ST_BOUND) {
+			const struct d6_lease_info *l = d6_client_lease(c->d6);
+
+			c->lifetime = l->valid;
+			c->expires_ms = l->obtained + (int64_t)l->valid * 1000;
+			c->n.renewals++;
+		} else {
+			d6_bound(c);
+		}
+		break;
+	case D6C_EV_LOST:
+		/* Expired, or refused at renewal (seed 002 §6.3): the address goes. */
+		if (c->expires_ms && clock_mono_ms() >= c->expires_ms)
+			c->n.expiries++;
+		else
+			c->n.renewal_failures++;
+		lease_drop(c, "DHCPv6 lease lost");
+		/* The engine solicits again at once. */
+		c->state = ST_ACQUIRING;
+		break;
+	case D6C_EV_RELEASED:
+		event_active(c->ev_release, 0, 0);
+		break;
+	case D6C_EV_NONE:
+		break;
+	}
+}
+
+static void
+on_d6(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	uint8_t buf[D6_MAX_MSG];
+
+	for (int i = 0; i < TUN_BURST; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n < 0)
+			break;
+		c->n.dhcp6_rx++;
+		d6_event(c, d6_client_input(c->d6, buf, (size_t)n, clock_mono_ms()));
+	}
+	d6_flush(c);
+	d6_schedule(c);
+}
+
+static void
+on_d6_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	d6_event(c, d6_client_tick(c->d6, clock_mono_ms()));
+	d6_flush(c);
+	d6_schedule(c);
+}
+
+static void
+d6_acquire(struct client *c)
+{
+	enum d6_client_state st = d6_client_state(c->d6);
+
+	if (st != D6C_INIT && st != D6C_STOPPED)
+		return; /* already soliciting or renewing */
+	d6_client_start(c->d6, clock_mono_ms());
+	d6_flush(c);
+	d6_schedule(c);
+}
+
+/* SIGTERM: Release (RFC 8415 §18.2.7), wait a moment for the Reply. */
+static void
+d6_stop(struct client *c)
+{
+	struct timeval tv = {RELEASE_WAIT_MS / 1000, (RELEASE_WAIT_MS % 1000) * 1000};
+
+	if (c->state != ST_BOUND) {
+		event_active(c->ev_release, 0, 0);
+		return;
+	}
+	d6_client_release(c->d6, clock_mono_ms());
+	c->n.releases++;
+	d6_flush(c);
+	d6_schedule(c);
+	evtimer_add(c->ev_release, &tv);
+}
+
+/*
+ * RFC 8415 §11.4: a DUID-LL from the hardware address of the interface
+ * holding our global address, stable across restarts; a random DUID-UUID
+ * (RFC 6355) when that interface has none.
+ */
+static void
+d6_make_duid(struct client *c, const char *ifname)
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	static const uint8_t zero[6];
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0 &&
+	    memcmp(ifr.ifr_hwaddr.sa_data, zero, 6) != 0) {
+		c->duid[0] = 0;
+		c->duid[1] = 3; /* DUID-LL */
+		c->duid[2] = 0;
+		c->duid[3] = 1; /* Ethernet */
+		memcpy(c->duid + 4, ifr.ifr_hwaddr.sa_data, 6);
+		c->duid_len = 10;
+	} else {
+		c->duid[0] = 0;
+		c->duid[1] = 4; /* DUID-UUID */
+		for (int i = 0; i < 16; i += 4) {
+			uint32_t r = d6_random(NULL);
+
+			memcpy(c->duid + 2 + i, &r, 4);
+		}
+		c->duid_len = 18;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static int
+d6_open(struct client *c)
+{
+	const struct client_dhcp6 *h = &c->cfg.dhcp6;
+	struct sockaddr_in6 sa = {
+	    .sin6_family = AF_INET6,
+	    .sin6_port = htons(D6_CLIENT_PORT),
+	    .sin6_addr = c->v6,
+	};
+	struct d6_client_config dc = {0};
+	char ifn[IFNAMSIZ];
+	int idx, fd, zero = 0, one = 1;
+
+	idx = nl_addr6_ifindex(c->nl, &c->v6);
+	if (idx <= 0 || !if_indextoname((unsigned)idx, ifn))
+		return -EADDRNOTAVAIL;
+	c->d6_ifindex = (unsigned)idx;
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof(idx)) < 0 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof(zero)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	c->d6_fd = fd;
+
+	d6_make_duid(c, ifn);
+	d6_codes_default(&dc.codes);
+	dc.codes.ia_dstm = h->code_ia_dstm;
+	dc.codes.tep = h->code_tep;
+	dc.codes.ports = h->code_ports;
+	dc.codes.global_v4 = h->code_global_v4;
+	dc.codes.dots_ri = h->code_dots_ri;
+	dc.codes.dots_address = h->code_dots_address;
+	dc.codes.access_domain = h->code_access_domain;
+	dc.duid = c->duid;
+	dc.duid_len = c->duid_len;
+	dc.iaid = (uint32_t)idx;
+	dc.global_v4_form = h->global_v4_form;
+	dc.rapid_commit = h->rapid_commit;
+	if (h->has_key) {
+		c->d6key.realm = h->realm;
+		c->d6key.key_id = h->key_id;
+		c->d6key.secret = (const uint8_t *)h->secret;
+		c->d6key.secret_len = strlen(h->secret);
+		dc.key = &c->d6key;
+	}
+	dc.random = d6_random;
+	c->d6 = d6_client_new(&dc);
+	if (!c->d6)
+		return -ENOMEM;
+	c->ev_d6 = event_new(c->base, fd, EV_READ | EV_PERSIST, on_d6, c);
+	c->ev_d6_timer = evtimer_new(c->base, on_d6_timer, c);
+	event_add(c->ev_d6, NULL);
+	log_info("DHCPv6 from [%s]:%u on %s (%s form%s)",
+	         addr_fmt_v6(&c->v6, (char[ADDR_STRLEN]){0}), D6_CLIENT_PORT, ifn,
+	         h->global_v4_form ? "seed 002 Global IPv4 Address" : "IA_DSTM",
+	         h->has_key ? ", authenticated" : "");
+	return 0;
+}
+
 /* ---- Control socket ---- */
 
 static json_t *
@@ -995,11 +1485,18 @@ status_json(struct client *c)
 	    o, "mode", json_string(c->cfg.mode == CLIENT_ON_DEMAND ? "on-demand" : "always-on"));
 	json_object_set_new(o, "interface", json_string(c->ifname));
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&c->v6, a)));
-	json_object_set_new(o, "server", json_string(c->server_names[c->server_idx]));
-	json_object_set_new(o, "session",
-	                    json_string(c->tsp_ready ? "ready"
-	                                : c->tsp     ? "connecting"
-	                                             : "none"));
+	json_object_set_new(o, "access", json_string(c->d6 ? "dhcpv6" : "tsp"));
+	if (c->d6) {
+		json_object_set_new(o, "server", json_string("ff02::1:2"));
+		json_object_set_new(o, "session",
+		                    json_string(d6_state_names[d6_client_state(c->d6)]));
+	} else {
+		json_object_set_new(o, "server", json_string(c->server_names[c->server_idx]));
+		json_object_set_new(o, "session",
+		                    json_string(c->tsp_ready ? "ready"
+		                                : c->tsp     ? "connecting"
+		                                             : "none"));
+	}
 	json_object_set_new(o, "ipv4", bound ? json_string(addr_fmt_v4(c->v4, a)) : json_null());
 	json_object_set_new(o, "port_lo",
 	                    bound && c->port_hi ? json_integer(c->port_lo) : json_null());
@@ -1026,6 +1523,14 @@ counters_json(struct client *c)
 #define X(name) json_object_set_new(o, #name, json_integer((json_int_t)c->n.name));
 	COUNTERS(X)
 #undef X
+	/* The engine's drops, one counter each (e.g. dhcp6_drop_auth_bad). */
+	for (int r = D6_OK + 1; c->d6 && r < D6_DROP__COUNT; r++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "dhcp6_%s", d6_drop_name((enum d6_drop)r));
+		json_object_set_new(
+		    o, name, json_integer((json_int_t)d6_client_drops(c->d6, (enum d6_drop)r)));
+	}
 	return o;
 }
 
@@ -1043,13 +1548,6 @@ ctl_handler(void *arg, const char *command, json_t *args, char *err, size_t errl
 }
 
 /* ---- Start-up ---- */
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: dstm-client -c FILE [-d] [-n] [-v]\n");
-	exit(1);
-}
 
 static void
 find_addresses(struct client *c)
@@ -1082,34 +1580,15 @@ int
 main(int argc, char **argv)
 {
 	struct client *c = &cl;
-	const char *file = NULL;
-	bool foreground = false, check = false;
-	int verbose = 0, ch, ret;
+	struct daemon_args args;
+	int ret, status;
 	char err[512];
 	struct cfg *cfg;
 
-	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-		switch (ch) {
-		case 'c':
-			file = optarg;
-			break;
-		case 'd':
-			foreground = true;
-			break;
-		case 'n':
-			check = true;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (!file || optind != argc)
-		usage();
-	log_init(foreground || check, verbose, "dstm-client");
-	cfg = cfg_load(file, err, sizeof(err));
+	if (!daemon_args_parse(argc, argv, "dstm-client", &args, &status))
+		return status;
+	log_init(args.foreground || args.check, args.verbose, "dstm-client");
+	cfg = cfg_load(args.conffile, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -1119,14 +1598,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cfg_free(cfg);
-	if (check) {
+	if (args.check) {
 		char *text = client_config_dump(&c->cfg);
 
 		printf("%s\n", text);
 		free(text);
 		return 0;
 	}
-	if (!foreground && daemon(0, 0) < 0)
+	if (!args.foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 
 	c->tun_fd = c->raw_fd = -1;
@@ -1147,6 +1626,16 @@ main(int argc, char **argv)
 	ret = raw_open(c);
 	if (ret < 0)
 		fatalx("raw IPv6 socket: %s", strerror(-ret));
+	if (c->cfg.tls.enable && tls_init(c) < 0)
+		fatalx("TLS: cannot set up the client context");
+	c->d6_fd = -1;
+	if (c->cfg.access == CLIENT_ACCESS_DHCPV6) {
+		ret = d6_open(c);
+		if (ret < 0)
+			fatalx("DHCPv6 socket on [%s]:%u: %s",
+			       addr_fmt_v6(&c->v6, (char[ADDR_STRLEN]){0}), D6_CLIENT_PORT,
+			       strerror(-ret));
+	}
 	gro_off(c);
 	if (c->cfg.server_sa.ss_family == AF_INET6)
 		dti_update_mtu(c, &((struct sockaddr_in6 *)&c->cfg.server_sa)->sin6_addr);
@@ -1174,6 +1663,22 @@ main(int argc, char **argv)
 	if (!c->ctl)
 		fatal("control socket %s", c->cfg.control);
 
+	/*
+	 * STYLE "Least privilege": the TUN device, the raw socket, the
+	 * netlink socket, port 546, the CA file and the control socket are
+	 * open; from here on only addresses and routes of the DTI change
+	 * (CAP_NET_ADMIN) and the raw socket sends (CAP_NET_RAW). Nothing
+	 * from the network has been read yet.
+	 */
+	if (*c->cfg.run_as &&
+	    priv_drop(c->cfg.run_as, PRIV_CAP(CAP_NET_ADMIN) | PRIV_CAP(CAP_NET_RAW)) < 0)
+		fatalx("cannot drop privileges to user \"%s\" (\"user\": null keeps root)",
+		       c->cfg.run_as);
+	if (!*c->cfg.run_as)
+		log_info("\"user\" is null: staying root");
+	if (priv_seccomp(PRIV_PROFILE_CLIENT) < 0)
+		fatalx("cannot install the system call filter");
+
 	c->state = ST_IDLE;
 	if (c->cfg.mode == CLIENT_ALWAYS_ON)
 		acquire(c);
@@ -1186,7 +1691,14 @@ main(int argc, char **argv)
 	lease_drop(c, "exit");
 	close(c->raw_fd);
 	close(c->tun_fd);
+	if (c->d6) {
+		event_free(c->ev_d6);
+		event_free(c->ev_d6_timer);
+		d6_client_free(c->d6);
+		close(c->d6_fd);
+	}
 	nl_close(c->nl);
+	SSL_CTX_free(c->tls);
 	log_info("stopped");
 	return c->exit_code;
 }

@@ -22,6 +22,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 
@@ -33,6 +34,7 @@ struct session {
 	struct dstmd *d;
 	struct tsp_conn *conn; /* NULL once closed */
 	SSL *ssl;              /* a TLS session's, owned by its bufferevent */
+	uint64_t netkey;       /* the peer's /64 (or IPv4 address) in d->conns64 */
 	struct session *hnext; /* identity hash chain */
 	bool bound;            /* in the identity hash */
 	bool busy;             /* a command is being answered */
@@ -143,6 +145,7 @@ status_slot(int status)
 	case TSP_UNSUPPORTED_TUNNEL:
 	case TSP_INVALID_REQUEST:
 	case TSP_NO_MORE_TUNNELS:
+	case TSP_BUSY:
 		return 5;
 	default:
 		return status >= TSP_REDIRECT ? 6 : 7;
@@ -152,7 +155,7 @@ status_slot(int status)
 static const char *const status_names[8] = {
     "reply_200_success",         "reply_306_pool_exhausted",
     "reply_307_tep_error",       "reply_308_unavailable",
-    "reply_309_310_bad_address", "reply_301_303_500_refused",
+    "reply_309_310_bad_address", "reply_301_303_500_530_refused",
     "reply_1000_redirect",       "reply_other",
 };
 
@@ -298,6 +301,45 @@ binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 
+/*
+ * New allocations per client /64 and second (issue 7): a token bucket per
+ * /64 in a direct-mapped table of fixed size, so that no flood of
+ * prefixes can grow it; a /64 that lands on a slot held by another takes
+ * it over with a full bucket (collisions only ever loosen the limit).
+ */
+#define RATE_SLOTS 4096
+
+struct rate_slot {
+	uint64_t key;
+	double tokens;
+	int64_t last_ms;
+};
+
+static struct rate_slot rate_table[RATE_SLOTS];
+
+static bool
+rate_allow(const struct dstmd_config *cfg, const struct in6_addr *v6)
+{
+	uint64_t key = keycount_prefix64(v6);
+	struct rate_slot *r = &rate_table[(key * 0x9e3779b97f4a7c15ull) >> 52];
+	int64_t now = clock_mono_ms();
+	double burst = cfg->alloc_rate_64 * 2.0;
+
+	if (r->key != key || r->last_ms == 0) {
+		r->key = key;
+		r->tokens = burst;
+	} else {
+		r->tokens += (double)(now - r->last_ms) * cfg->alloc_rate_64 / 1000.0;
+		if (r->tokens > burst)
+			r->tokens = burst;
+	}
+	r->last_ms = now;
+	if (r->tokens < 1.0)
+		return false;
+	r->tokens -= 1.0;
+	return true;
+}
+
 /* ---- Commands ---- */
 
 /* A unicast global address: what a tunnel can be built to. */
@@ -415,6 +457,12 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
 		             addr_fmt_v6(&v6, a6), d->per_64);
 		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+		return;
+	}
+	if (d->cfg->alloc_rate_64 && !lease_find_identity(d->leases, identity) &&
+	    !rate_allow(d->cfg, &v6)) {
+		d->ctr.rate_64++;
+		session_reply(s, TSP_BUSY, NULL);
 		return;
 	}
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
@@ -555,6 +603,7 @@ on_closed(struct tsp_conn *c, void *arg)
 	access_conn_closed(d);
 	if (!s)
 		return;
+	(void)keycount_add(&d->conns64, s->netkey, -1);
 	tsp_conn_set_data(c, NULL);
 	s->conn = NULL;
 	s->ssl = NULL;
@@ -567,6 +616,15 @@ struct listener_ctx {
 	struct dstmd *d;
 	const struct dstmd_listen *ln;
 };
+
+/* The network a peer belongs to: its /64, or its IPv4 address. */
+static uint64_t
+net_key(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return keycount_prefix64(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return 0xffff00000000ull | ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+}
 
 static void
 on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -584,6 +642,12 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 		d->accept_paused = true;
 		for (size_t i = 0; i < d->nlisteners; i++)
 			evconnlistener_disable(d->listeners[i]);
+		return;
+	}
+	/* One network may not hold every session (stalled handshakes, issue 7). */
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+		evutil_closesocket(fd);
+		d->ctr.conn_quota_64++;
 		return;
 	}
 	if (lc->ln->tls) {
@@ -609,10 +673,13 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	s->d = d;
 	s->refs = 1;
 	s->ssl = ssl;
+	s->netkey = net_key(sa);
+	(void)keycount_add(&d->conns64, s->netkey, 1);
 	d->nconns++;
 	s->conn = tsp_server_accept(d->tsp, bev, sa, (socklen_t)salen, ssl != NULL);
 	if (!s->conn) {
 		d->nconns--;
+		(void)keycount_add(&d->conns64, s->netkey, -1);
 		free(s);
 		return;
 	}
@@ -741,6 +808,7 @@ access_fini(struct dstmd *d)
 	d->tsp = NULL;
 	free(d->sessions);
 	d->sessions = NULL;
+	keycount_free(&d->conns64);
 }
 
 json_t *
@@ -759,6 +827,9 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
 	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
+	json_object_set_new(o, "drop_rate_64", json_integer((json_int_t)d->ctr.rate_64));
+	json_object_set_new(o, "drop_conn_quota_64",
+	                    json_integer((json_int_t)d->ctr.conn_quota_64));
 	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));

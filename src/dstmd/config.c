@@ -28,8 +28,8 @@ static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
                                        "require_client_certificate", NULL};
 static const char *const limit_keys[] = {
-    "connections",       "line_length",  "content_length", "xml_depth",
-    "handshake_timeout", "idle_timeout", "per_64",         NULL};
+    "connections",  "line_length", "content_length",     "xml_depth",          "handshake_timeout",
+    "idle_timeout", "per_64",      "connections_per_64", "allocations_per_64", NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
                                           NULL};
 
@@ -592,6 +592,11 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->idle_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/per_64", false, 0, 0, 1 << 24, &v);
 	c->per_64 = (unsigned)v;
+	cfg_int(doc, "/limits/connections_per_64", false,
+	        c->max_connections / 8 > 64 ? c->max_connections / 8 : 64, 1, 1000000, &v);
+	c->conns_per_64 = (unsigned)v;
+	cfg_int(doc, "/limits/allocations_per_64", false, 0, 0, 1000000, &v);
+	c->alloc_rate_64 = (unsigned)v;
 	load_dhcp6(c);
 	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
 	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)

@@ -44,7 +44,24 @@ struct dhcp {
 	size_t duid_len;
 	struct d6_key *keys;
 	uint8_t dots_ri[256], access_domain[256];
-	uint64_t rx_errors, tx_errors, pending_now;
+	uint64_t rx_errors, tx_errors, pending_now, reconf_sent, reconf_unreachable;
+	struct peer **peers; /* where each directly attached DUID was last heard */
+	size_t npeers;
+};
+
+/*
+ * The address a client (not relayed) last sent from, by DUID: where a
+ * Reconfigure goes when its lease is revoked (RFC 8415 §18.3.11). In
+ * memory only, bounded; a client heard through a relay is not reached.
+ */
+#define PEER_BUCKETS 4096
+#define PEER_MAX     65536
+
+struct peer {
+	struct peer *next;
+	struct sockaddr_in6 addr;
+	size_t duid_len;
+	uint8_t duid[D6_DUID_MAX + 2];
 };
 
 /* One exchange waiting for its commit and its TEP pushes. */
@@ -247,6 +264,93 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 
 /* ---- The socket ---- */
 
+static uint32_t
+duid_hash(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	while (n--)
+		h = (h ^ *p++) * 16777619u;
+	return h % PEER_BUCKETS;
+}
+
+static struct peer *
+peer_find(struct dhcp *h, const uint8_t *duid, size_t len)
+{
+	struct peer *p;
+
+	if (!h->peers)
+		return NULL;
+	for (p = h->peers[duid_hash(duid, len)]; p; p = p->next)
+		if (p->duid_len == len && !memcmp(p->duid, duid, len))
+			return p;
+	return NULL;
+}
+
+static void
+peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *from)
+{
+	const uint8_t *duid = t->m.clientid;
+	size_t len = t->m.clientid_len;
+	struct peer *p;
+
+	if (t->env.nrelays || !duid || !len || len > sizeof(p->duid))
+		return;
+	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
+		return;
+	if ((p = peer_find(h, duid, len))) {
+		p->addr = *from;
+		return;
+	}
+	if (h->npeers >= PEER_MAX || !(p = calloc(1, sizeof(*p))))
+		return;
+	p->addr = *from;
+	p->duid_len = len;
+	memcpy(p->duid, duid, len);
+	p->next = h->peers[duid_hash(duid, len)];
+	h->peers[duid_hash(duid, len)] = p;
+	h->npeers++;
+}
+
+int
+dhcp_reconfigure(struct dstmd *d, const char *identity)
+{
+	uint8_t duid[D6_DUID_MAX + 2], out[512];
+	size_t n = 0, len;
+	struct peer *p;
+	const char *s;
+	char a[ADDR_STRLEN];
+	int rc;
+
+	/* identity = "dhcp6:<duid in hex>:<iaid>" (op_acquire below) */
+	if (!dh || strncmp(identity, "dhcp6:", 6) != 0)
+		return -ENOENT;
+	for (s = identity + 6; s[0] && s[0] != ':' && s[1] && n < sizeof(duid); s += 2) {
+		unsigned v;
+
+		if (sscanf(s, "%2x", &v) != 1)
+			return -EINVAL;
+		duid[n++] = (uint8_t)v;
+	}
+	if (!(p = peer_find(dh, duid, n))) {
+		dh->reconf_unreachable++;
+		return -EHOSTUNREACH;
+	}
+	/* RFC 8415 §18.3.11: the client answers with a Renew, which learns the end. */
+	rc = d6_server_reconfigure(dh->srv, duid, n, D6_RENEW, out, sizeof(out), &len);
+	if (rc < 0) {
+		dh->reconf_unreachable++;
+		return rc;
+	}
+	if (sendto(dh->fd, out, len, 0, (struct sockaddr *)&p->addr, sizeof(p->addr)) < 0) {
+		dh->tx_errors++;
+		log_warn("reconfigure to %s", addr_fmt_v6(&p->addr.sin6_addr, a));
+		return -errno;
+	}
+	dh->reconf_sent++;
+	return 0;
+}
+
 static void
 handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_in6 *from,
            bool multicast)
@@ -263,6 +367,7 @@ handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_i
 		free(x);
 		return;
 	}
+	peer_note(h, &x->t, from);
 	h->pending_now++;
 	if (!x->t.wait_commit) {
 		dtx_done(x);
@@ -490,6 +595,12 @@ dhcp_fini(struct dstmd *d)
 		close(h->fd);
 	d6_server_free(h->srv);
 	free(h->keys);
+	for (size_t i = 0; h->peers && i < PEER_BUCKETS; i++)
+		for (struct peer *p = h->peers[i], *next; p; p = next) {
+			next = p->next;
+			free(p);
+		}
+	free(h->peers);
 	free(h);
 }
 
@@ -515,6 +626,9 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 		snprintf(k, sizeof(k), "dhcp6_%s", d6_drop_name((enum d6_drop)i));
 		json_object_set_new(o, k, json_integer((json_int_t)c->drop[i]));
 	}
+	json_object_set_new(o, "dhcp6_reconfigure_sent", json_integer((json_int_t)dh->reconf_sent));
+	json_object_set_new(o, "dhcp6_reconfigure_unreachable",
+	                    json_integer((json_int_t)dh->reconf_unreachable));
 #define C(f) json_object_set_new(o, "dhcp6_" #f, json_integer((json_int_t)c->f))
 	C(tx_advertise);
 	C(tx_reply);

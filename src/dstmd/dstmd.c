@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/addr.h"
+#include "common/args.h"
 #include "common/cfg.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -28,16 +29,6 @@ struct notify {
 	struct tepctl_binding b;
 	char identity[160];
 };
-
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: dstmd -c FILE [-d] [-n] [-v]\n"
-	           "  -c FILE  configuration (JSON; see dstmd(8) and doc/internals.md)\n"
-	           "  -d       stay in the foreground and log to stderr\n"
-	           "  -n       check the configuration, print it normalized, exit\n"
-	           "  -v       log debug messages\n");
-}
 
 const struct dstmd_tep *
 dstmd_tep_named(const struct dstmd *d, const char *name)
@@ -139,8 +130,12 @@ notify_run(struct dstmd *d, struct deferred *df)
 	const struct lease *l;
 
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
-	    !strcmp(l->identity, n->identity))
-		access_notify_delete(d, l);
+	    !strcmp(l->identity, n->identity)) {
+		if (!strncmp(l->identity, "dhcp6:", 6))
+			(void)dhcp_reconfigure(d, l->identity);
+		else
+			access_notify_delete(d, l);
+	}
 	if (n->tep)
 		tepctl_delete(d->tepctl, n->tep, &n->b);
 	free(n);
@@ -318,45 +313,19 @@ make_parent(const char *path)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
 	struct dstmd d = {0};
-	const char *conffile = NULL;
-	int ch, foreground = 0, check = 0, verbose = 0;
+	struct daemon_args args;
+	int status;
 	bool pools_ok;
 	struct lease_policy pol;
 	char err[512];
 
-	while ((ch = getopt_long(argc, argv, "c:dnvh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			conffile = optarg;
-			break;
-		case 'd':
-			foreground = 1;
-			break;
-		case 'n':
-			check = 1;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!conffile || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (!(d.cfg = dstmd_config_load(conffile, stderr)))
+	if (!daemon_args_parse(argc, argv, "dstmd", &args, &status))
+		return status;
+	if (!(d.cfg = dstmd_config_load(args.conffile, stderr)))
 		return 1;
 	pools_ok = open_pools(&d) == 0;
-	if (!pools_ok || check) {
+	if (!pools_ok || args.check) {
 		int rc = pools_ok ? 0 : 1;
 
 		if (rc == 0)
@@ -367,8 +336,8 @@ main(int argc, char **argv)
 		dstmd_config_free(d.cfg);
 		return rc;
 	}
-	log_init(foreground, verbose, "dstmd");
-	if (!foreground && daemon(0, 0) != 0)
+	log_init(args.foreground, args.verbose, "dstmd");
+	if (!args.foreground && daemon(0, 0) != 0)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/ctl.h"
+#include "common/keycount.h"
 #include "dstmd/config.h"
 #include "dstmd/tepctl.h"
 #include "store/lease.h"
@@ -46,7 +47,7 @@ struct dbatch {
 struct dstmd_counters {
 	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
 	uint64_t status[8]; /* replies by class: see access.c status_slot() */
-	uint64_t bad_address, bad_type, accept_paused, quota_64;
+	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 };
 
 struct dstmd {
@@ -68,7 +69,8 @@ struct dstmd {
 	struct session **sessions; /* open-addressed by identity */
 	size_t nsessions_slots, nsessions_bound;
 	unsigned nconns;
-	unsigned per_64; /* the per-/64 quota in force */
+	unsigned per_64;         /* the per-/64 quota in force */
+	struct keycount conns64; /* open sessions per peer /64 */
 	bool accept_paused;
 	int64_t started;
 	struct dstmd_counters ctr;
@@ -96,6 +98,8 @@ json_t *access_counters(const struct dstmd *d);
 /* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */
 int dhcp_init(struct dstmd *d);
 void dhcp_fini(struct dstmd *d);
+/* Ask the DHCPv6 client of `identity` to Renew (its lease was revoked); 0 or -errno. */
+int dhcp_reconfigure(struct dstmd *d, const char *identity);
 /* Add the dhcp6_* counters to `o`. */
 void dhcp_counters(const struct dstmd *d, json_t *o);
 

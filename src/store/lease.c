@@ -23,6 +23,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/keycount.h"
 #include "store/lease.h"
 
 #define NOPOOL UINT16_MAX
@@ -53,8 +54,7 @@ struct lease_mgr {
 	struct lent **orphans;
 	size_t norphans, caporphans;
 
-	struct p64 *p64; /* active leases per client /64, open addressing */
-	size_t capp64, np64;
+	struct keycount per64; /* active leases per client /64 */
 
 	char **names; /* interned TEP and pool names */
 	size_t nnames;
@@ -171,106 +171,18 @@ id_lookup(const struct lease_mgr *m, const char *identity)
 	return NULL;
 }
 
-/*
- * Active leases per client /64 (issue 7: one attacker's /64 must not take
- * the pool). Open addressing with linear probing; an entry whose count
- * drops to zero is removed by shifting its followers back, so there are
- * no tombstones.
- */
-struct p64 {
-	uint64_t key;
-	uint32_t n; /* 0: empty slot */
-};
-
-static uint64_t
-prefix64(const struct in6_addr *a)
-{
-	uint64_t k;
-
-	memcpy(&k, a->s6_addr, sizeof(k));
-	return k;
-}
-
-static size_t
-p64_home(uint64_t key, size_t cap)
-{
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-}
-
-static size_t
-p64_slot(const struct lease_mgr *m, uint64_t key)
-{
-	size_t i = p64_home(key, m->capp64);
-
-	while (m->p64[i].n && m->p64[i].key != key)
-		i = (i + 1) & (m->capp64 - 1);
-	return i;
-}
-
-static void
-p64_grow(struct lease_mgr *m)
-{
-	size_t cap = m->capp64 ? m->capp64 * 2 : 1024;
-	struct p64 *old = m->p64, *t = calloc(cap, sizeof(*t));
-	size_t oldcap = m->capp64;
-
-	/* Without memory the table only fills further; counting stays exact. */
-	if (!t)
-		return;
-	m->p64 = t;
-	m->capp64 = cap;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].n)
-			m->p64[p64_slot(m, old[i].key)] = old[i];
-	free(old);
-}
-
+/* Active leases per client /64 (issue 7: one attacker's /64 must not take the pool). */
 static void
 p64_add(struct lease_mgr *m, const struct in6_addr *v6, int delta)
 {
-	uint64_t key = prefix64(v6);
-	size_t i, j;
-
-	if ((m->np64 + 1) * 4 >= m->capp64 * 3)
-		p64_grow(m);
-	if (!m->capp64 || (m->np64 + 1 >= m->capp64 && delta > 0))
-		return;
-	i = p64_slot(m, key);
-	if (delta > 0) {
-		if (!m->p64[i].n) {
-			m->p64[i].key = key;
-			m->np64++;
-		}
-		m->p64[i].n += (uint32_t)delta;
-		return;
-	}
-	if (!m->p64[i].n)
-		return;
-	if ((m->p64[i].n -= (uint32_t)-delta) > 0)
-		return;
-	/* Backward-shift deletion. */
-	m->np64--;
-	for (j = (i + 1) & (m->capp64 - 1); m->p64[j].n; j = (j + 1) & (m->capp64 - 1)) {
-		size_t h = p64_home(m->p64[j].key, m->capp64);
-
-		/* Move j back to i unless its home lies cyclically in (i, j]. */
-		if ((j > i && (h <= i || h > j)) || (j < i && (h <= i && h > j))) {
-			m->p64[i] = m->p64[j];
-			m->p64[j].n = 0;
-			i = j;
-		}
-	}
+	/* Without memory the count of a new /64 is lost: its quota is then not enforced. */
+	(void)keycount_add(&m->per64, keycount_prefix64(v6), delta);
 }
 
 unsigned
 lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6)
 {
-	size_t i;
-
-	if (!m->capp64)
-		return 0;
-	i = p64_slot(m, prefix64(v6));
-	return m->p64[i].n;
+	return keycount_get(&m->per64, keycount_prefix64(v6));
 }
 
 static void
@@ -758,7 +670,7 @@ lease_mgr_free(struct lease_mgr *m)
 	free(m->slots);
 	free(m->pools);
 	free(m->idtab);
-	free(m->p64);
+	keycount_free(&m->per64);
 	free(m->orphans);
 	for (size_t i = 0; i < m->nnames; i++)
 		free(m->names[i]);
@@ -886,7 +798,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 			*flags |= LEASE_MOVED;
 			m->c.moves++;
 		}
-		if (prefix64(&e->l.v6) != prefix64(v6)) {
+		if (keycount_prefix64(&e->l.v6) != keycount_prefix64(v6)) {
 			p64_add(m, &e->l.v6, -1);
 			p64_add(m, v6, 1);
 		}

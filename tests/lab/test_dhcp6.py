@@ -473,6 +473,29 @@ def test_reconfigure_accept_gets_key(lab, cli):
     assert first(rep["opts"], 20) is not None
 
 
+def test_revoke_sends_reconfigure(lab, cli):
+    """An operator's revoke of a DHCPv6 lease sends the client a Reconfigure
+    (Renew), signed with its reconfigure key (RFC 8415 §18.3.11, §20.4)."""
+    duid = b"\0\3\0\1\2\0\0\0\0\x67"
+    rep = cli.xchg(DHCP6_Solicit, cli.clientid(duid), DHCP6OptRapidCommit(),
+                   DHCP6OptReconfAccept(), ia_dstm(1))
+    v4 = rep["ias"][0]["v4"]
+    key = first(rep["opts"], 11)[12:28]
+    before = counters(lab)["dhcp6_reconfigure_sent"]
+    ctl(lab["ctl"], "revoke", {"address": v4})
+    data = cli.recv(timeout=3)
+    assert data and data[0] == 10, data
+    ro = options(data[4:])
+    assert first(ro, 19) == bytes([5])          # Reconfigure Message: Renew
+    assert first(ro, 1) == duid                  # to this client
+    auth = first(ro, 11)
+    assert auth[0] == 3 and auth[11] == 2        # reconfigure key protocol, HMAC-MD5 value
+    import hmac
+    zeroed = data.replace(auth[11 + 1:11 + 17], b"\0" * 16)
+    assert hmac.new(key, zeroed, "md5").digest() == auth[12:28]
+    assert counters(lab)["dhcp6_reconfigure_sent"] == before + 1
+
+
 
 DOTS_DISCOVER = os.path.join(os.path.dirname(DSTMD), "..", "dots-discover", "dots-discover")
 

@@ -520,3 +520,52 @@ def test_empty_digest_md5_response_is_refused_not_fatal(tmp):
         assert Tsp(d.port).create("fd00:d57::71")[0] == 200
     finally:
         d.kill()
+
+
+def test_sessions_per_network_are_limited(tmp):
+    """One network (a /64, or an IPv4 address) may hold only so many
+    sessions: stalled handshakes from it cannot lock others out."""
+    v4port = free_port()
+    d = Dstmd(tmp, limits={"connections_per_64": 5})
+    cfg = json.load(open(d.cfg))
+    cfg["listen"].append({"address": "127.0.0.1:%d" % v4port})
+    json.dump(cfg, open(d.cfg, "w"))
+    d.start()
+    socks = []
+    try:
+        # The start-up probe's session must be gone before counting.
+        deadline = time.time() + 3
+        while d.ctl("counters")["sessions_now"] and time.time() < deadline:
+            time.sleep(0.05)
+        for _ in range(8):
+            s = socket.create_connection(("::1", d.port), timeout=5)
+            s.sendall(b"VERSION=2.0.0\r\n")
+            socks.append(s)
+        time.sleep(0.3)
+        c = d.ctl("counters")
+        assert c["sessions_now"] == 5 and c["drop_conn_quota_64"] == 3, c
+        # Another network still gets in at once.
+        t0 = time.time()
+        s = socket.create_connection(("127.0.0.1", v4port), timeout=5)
+        f = s.makefile("rb")
+        s.sendall(b"VERSION=2.0.0\r\nAUTHENTICATE ANONYMOUS\r\n")
+        assert f.readline().startswith(b"CAPABILITY") and f.readline().startswith(b"OK")
+        assert time.time() - t0 < 1.0
+        s.close()
+    finally:
+        for s in socks:
+            s.close()
+        d.kill()
+
+
+def test_allocation_rate_per_64(tmp):
+    d = Dstmd(tmp, limits={"allocations_per_64": 5}).start()
+    try:
+        got = [Tsp(d.port).create("fd00:d57:7::%x" % i)[0] for i in range(1, 13)]
+        assert got.count(200) == 10 and got.count(530) == 2, got
+        # Renewals are not new allocations; another /64 has its own bucket.
+        assert Tsp(d.port).create("fd00:d57:7::1")[0] == 200
+        assert Tsp(d.port).create("fd00:d57:8::1")[0] == 200
+        assert d.ctl("counters")["drop_rate_64"] == 2
+    finally:
+        d.kill()

@@ -105,6 +105,48 @@ test_full(void **state)
 }
 
 static void
+test_dhcpv6_tls_user(void **state)
+{
+	struct client_config cc;
+	struct cfg *c;
+	char *dump;
+
+	c = load("{\"access\": \"dhcpv6\", \"user\": null, \"dhcpv6\": {\"form\": "
+	         "\"global_v4\", \"rapid_commit\": true, \"codes\": {\"global_v4\": 700}, "
+	         "\"auth\": {\"realm\": \"dstm.example\", \"key_id\": 7, \"secret\": \"s\"}}}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_int_equal(cc.access, CLIENT_ACCESS_DHCPV6);
+	assert_true(cc.dhcp6.global_v4_form);
+	assert_true(cc.dhcp6.rapid_commit);
+	assert_int_equal(cc.dhcp6.code_global_v4, 700);
+	assert_int_equal(cc.dhcp6.code_ia_dstm, 65001);
+	assert_int_equal(cc.dhcp6.code_tep, 65002);
+	assert_int_equal(cc.dhcp6.port, 547);
+	assert_true(cc.dhcp6.has_key);
+	assert_string_equal(cc.dhcp6.realm, "dstm.example");
+	assert_int_equal(cc.dhcp6.key_id, 7);
+	assert_string_equal(cc.run_as, "");
+	dump = client_config_dump(&cc);
+	assert_non_null(strstr(dump, "\"global_v4\": 700"));
+	assert_non_null(strstr(dump, "\"user\": null"));
+	free(dump);
+	cfg_free(c);
+
+	c = load("{\"server\": \"[fd00:d57::1]:3654\", \"tls\": {\"pin\": "
+	         "\"sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\", \"name\": \"srv\"}}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_true(cc.tls.enable && cc.tls.has_pin);
+	assert_int_equal(cc.tls.pin[0], 0xe3); /* SHA-256 of nothing */
+	assert_int_equal(cc.tls.pin[31], 0x55);
+	assert_string_equal(cc.tls.name, "srv");
+	assert_string_equal(cc.run_as, "dstm");
+	dump = client_config_dump(&cc);
+	assert_non_null(strstr(dump, "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="));
+	free(dump);
+	cfg_free(c);
+}
+
+static void
 test_errors(void **state)
 {
 	struct client_config cc;
@@ -139,8 +181,24 @@ test_errors(void **state)
 	c = load("{\"server\": \"fd00::1\", \"routes\": []}");
 	assert_int_equal(client_config_parse(c, &cc), 1);
 	cfg_free(c);
-	c = load("{\"server\": \"fd00::1\", \"access\": \"dhcpv6\"}");
+	c = load("{\"server\": \"fd00::1\", \"access\": \"smtp\"}");
 	assert_int_equal(client_config_parse(c, &cc), 1);
+	cfg_free(c);
+	/* TLS is TSP's; a DHCPv6 section needs DHCPv6 access; a pin is a SHA-256. */
+	c = load("{\"access\": \"dhcpv6\", \"tls\": {\"ca\": \"/x.pem\"}}");
+	assert_int_equal(client_config_parse(c, &cc), 1);
+	assert_non_null(strstr(errors(c), "/tls: TLS protects TSP only"));
+	cfg_free(c);
+	c = load("{\"server\": \"fd00::1\", \"dhcpv6\": {}}");
+	assert_int_equal(client_config_parse(c, &cc), 1);
+	cfg_free(c);
+	c = load("{\"server\": \"fd00::1\", \"tls\": {\"pin\": \"sha256//AAAA\"}}");
+	assert_int_equal(client_config_parse(c, &cc), 2); /* a bad pin, and then neither */
+	assert_non_null(strstr(errors(c), "/tls/pin:"));
+	cfg_free(c);
+	c = load("{\"access\": \"dhcpv6\", \"dhcpv6\": {\"form\": \"ia_na\", "
+	         "\"codes\": {\"tep\": 0}, \"auth\": {\"realm\": \"r\"}}}");
+	assert_int_equal(client_config_parse(c, &cc), 4);
 	cfg_free(c);
 	c = load("[1]");
 	assert_int_equal(client_config_parse(c, &cc), 1);
@@ -169,9 +227,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),
-	    cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_minimal), cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),  cmocka_unit_test(test_dhcpv6_tls_user),
 	    cmocka_unit_test(test_backoff),
 	};
 

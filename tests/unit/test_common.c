@@ -16,6 +16,7 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/keycount.h"
 #include "common/wire.h"
 
 /* ---- wire.h */
@@ -317,6 +318,44 @@ test_cfg_dump_is_normalized(void **state)
 	free(text);
 }
 
+/*
+ * keycount against a plain array: random increments and decrements of
+ * keys chosen to collide in the table (same low bits), with growth and
+ * backward-shift deletions, must always agree.
+ */
+static void
+test_keycount_matches_reference(void **state)
+{
+	enum { NKEYS = 3000 };
+	static uint32_t ref[NKEYS];
+	struct keycount kc = {0};
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 200000; round++) {
+		unsigned k;
+		uint64_t key;
+
+		seed = seed * 1103515245u + 12345u;
+		k = (seed >> 8) % NKEYS;
+		key = (uint64_t)k << 40 | 0x1234;
+		if ((seed >> 4) % 3 == 0 && ref[k] > 0) {
+			assert_int_equal(keycount_add(&kc, key, -1), 0);
+			ref[k]--;
+		} else {
+			assert_int_equal(keycount_add(&kc, key, 1), 0);
+			ref[k]++;
+		}
+		if (round % 997 == 0)
+			for (unsigned j = 0; j < NKEYS; j++)
+				assert_int_equal(keycount_get(&kc, (uint64_t)j << 40 | 0x1234), ref[j]);
+	}
+	/* Everything back to zero empties the table. */
+	for (unsigned j = 0; j < NKEYS; j++)
+		assert_int_equal(keycount_add(&kc, (uint64_t)j << 40 | 0x1234, -(int)ref[j]), 0);
+	assert_int_equal(kc.used, 0);
+	keycount_free(&kc);
+}
+
 int
 main(void)
 {
@@ -333,6 +372,7 @@ main(void)
 	    cmocka_unit_test(test_cfg_errors_name_file_and_line),
 	    cmocka_unit_test(test_cfg_syntax_error),
 	    cmocka_unit_test(test_cfg_dump_is_normalized),
+	    cmocka_unit_test(test_keycount_matches_reference),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,200 @@
+#!/bin/bash
+# DHCPv6 allocations per second (issue 5): dstmd against ISC Kea's
+# kea-dhcp6, both driven by Kea's own load generator perfdhcp, both keeping
+# their leases on disk (dstmd: SQLite, committed before each reply; Kea:
+# memfile with persist true). Each server runs in a network namespace of its
+# own, joined by a veth pair to a third namespace where perfdhcp runs.
+#
+# What each server serves, pools of the same size (POOL addresses):
+#  - dstmd: the seed 002 §6.1 form, an IA_NA holding an IPv4-mapped address
+#    (pool 198.18.0.0/16 less what POOL leaves out), with perfdhcp adding the
+#    empty Global IPv4 Address option (-o 65004,). Its TEP has no control
+#    channel (learn mode), so no push waits on a TEP.
+#  - Kea: an ordinary IA_NA pool of POOL IPv6 addresses.
+# dstmd takes a client's tunnel address from the source of a message when
+# it is global, else from the innermost relay's peer-address (dstmd(8)).
+# perfdhcp sends from its interface's link-local address, so both servers
+# get relayed traffic: perfdhcp -A1 wraps each message in a Relay-forward
+# whose peer-address is the global address of its interface and whose
+# link-address comes from -J (one address in the server's subnet, so that
+# Kea selects its subnet by it). Every client therefore shares one /64 and
+# one tunnel address: dstmd's per-/64 limit is lifted for the run.
+#
+# The figure: full 4-way exchanges (Solicit, Advertise, Request, Reply) per
+# second at under 1 % drops, found by doubling the offered rate (-r) until
+# drops reach 1 %, then bisecting; each trial starts from empty lease files
+# and lasts SECONDS. Prints figures, never pass/fail. Every process it
+# starts (dstmd, kea-dhcp6, perfdhcp) is stopped on exit, namespaces
+# removed; Kea is never run as a host service.
+#
+# usage: bench/dhcp6_vs_kea.sh [BUILD_DIR] [SECONDS] [POOL]
+set -u
+build=${1:-${DSTM_BUILD:-build}}
+secs=${2:-4}
+pool=${3:-60000}
+dstmd=$build/src/dstmd/dstmd
+for p in "$dstmd" kea-dhcp6 perfdhcp; do
+	command -v "$p" >/dev/null ||
+		{ echo "bench: $p is missing (build dstmd; apt-get install kea-dhcp6-server kea-admin)" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 2; }
+((pool >= 16 && pool <= 65534)) || { echo "bench: POOL from 16 to 65534" >&2; exit 2; }
+
+tag=client2b$$
+tmp=$(mktemp -d /tmp/dhcp6-bench.XXXXXX)
+spid=
+stop_server() {
+	if [ -n "$spid" ]; then
+		kill -TERM "$spid" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$spid" 2>/dev/null
+		wait "$spid" 2>/dev/null
+	fi
+	spid=
+}
+cleanup() {
+	stop_server
+	for n in pd dstm kea; do
+		pids=$(ip netns pids "$tag-$n" 2>/dev/null)
+		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+		ip netns del "$tag-$n" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# pd (perfdhcp) -- veth -- dstm (dstmd) ; pd -- veth -- kea (kea-dhcp6)
+for n in pd dstm kea; do
+	ip netns add "$tag-$n"
+	ip netns exec "$tag-$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ip -n "$tag-$n" link set lo up
+done
+i=1
+for n in dstm kea; do
+	ip -n "$tag-pd" link add "$n" type veth peer name eth0 netns "$tag-$n"
+	ip -n "$tag-pd" addr add "fd00:b6:$i::10/64" dev "$n" nodad
+	ip -n "$tag-$n" addr add "fd00:b6:$i::1/64" dev eth0 nodad
+	ip -n "$tag-pd" link set "$n" up
+	ip -n "$tag-$n" link set eth0 up
+	echo "fd00:b6:$i::77" >"$tmp/relay-$n"
+	i=$((i + 1))
+done
+sleep 2 # link-local addresses
+
+# The dstmd pool: POOL addresses of 198.18.0.0/16 (RFC 2544's benchmark range).
+last=$((pool))
+dstmd_conf() {
+	cat >"$tmp/dstmd.json" <<JSON
+{
+  "database": "$tmp/leases.db",
+  "control": "$tmp/dstmd.sock",
+  "lifetime": 3600, "quarantine": 60,
+  "listen": [ { "address": "[::1]:$((20000 + RANDOM % 20000))" } ],
+  "auth": { "mechanisms": ["ANONYMOUS"] },
+  "pools": [ { "name": "bench", "ranges": ["198.18.0.1-198.18.$((last / 256)).$((last % 256))"] } ],
+  "teps": [ { "name": "tep", "ipv6": "fd00:b6:1::2", "ipv4": "198.51.100.1",
+              "clients": ["fd00:b6:1::/64"] } ],
+  "limits": { "per_64": 0 },
+  "dhcpv6": { "enable": true, "interfaces": ["eth0"], "form": "global_v4",
+              "rapid_commit": false, "limits": { "per_duid": 4, "per_64": 0 } }
+}
+JSON
+}
+kea_conf() {
+	cat >"$tmp/kea.json" <<JSON
+{ "Dhcp6": {
+  "interfaces-config": { "interfaces": ["eth0"] },
+  "lease-database": { "type": "memfile", "persist": true,
+                      "name": "$tmp/kea-leases6.csv", "lfc-interval": 0 },
+  "server-id": { "type": "LL", "persist": false },
+  "preferred-lifetime": 3600, "valid-lifetime": 3600,
+  "renew-timer": 1800, "rebind-timer": 2880,
+  "subnet6": [ { "id": 1, "subnet": "fd00:b6:2::/64",
+                  "pools": [ { "pool": "fd00:b6:2::1:1 - fd00:b6:2::1:$(printf %x "$last")" } ] } ],
+  "loggers": [ { "name": "kea-dhcp6", "severity": "ERROR",
+                 "output_options": [ { "output": "$tmp/kea.log" } ] } ]
+} }
+JSON
+}
+
+start_server() {
+	local which=$1 i res
+	stop_server
+	rm -f "$tmp"/leases.db* "$tmp"/kea-leases6.csv* "$tmp"/*.pid
+	if [ "$which" = dstm ]; then
+		dstmd_conf
+		ip netns exec "$tag-dstm" "$dstmd" -d -c "$tmp/dstmd.json" >"$tmp/dstmd.log" 2>&1 &
+	else
+		kea_conf
+		ip netns exec "$tag-kea" env KEA_PIDFILE_DIR="$tmp" KEA_LOCKFILE_DIR="$tmp" \
+			kea-dhcp6 -c "$tmp/kea.json" >"$tmp/kea.out" 2>&1 &
+	fi
+	spid=$!
+	# Ready when it answers one exchange.
+	for i in $(seq 20); do
+		kill -0 "$spid" 2>/dev/null || { echo "bench: $which server exited:" >&2; tail "$tmp"/*.log "$tmp"/*.out >&2; exit 1; }
+		res=$(trial "$which" 20 1) && [ "${res%% *}" != 0 ] && return 0
+		sleep 0.5
+	done
+	echo "bench: the $which server does not answer" >&2
+	tail "$tmp"/*.log "$tmp"/*.out >&2
+	exit 1
+}
+
+# trial SERVER RATE [SECONDS]: one perfdhcp run; prints "exchanges/s drops%".
+trial() {
+	local which=$1 rate=$2 period=${3:-$secs} out sa rr
+	local args=(-6 -l "$which" -A1 -J "$tmp/relay-$which" -R "$pool" -r "$rate" -p "$period")
+	[ "$which" = dstm ] && args+=(-o 65004,)
+	out=$(timeout $((period + 20)) ip netns exec "$tag-pd" perfdhcp "${args[@]}" 2>&1)
+	echo "$out" >"$tmp/last-perfdhcp.txt"
+	sa=$(echo "$out" | awk '/SOLICIT-ADVERTISE/{f=1} f&&/drops ratio/{print $3; exit}')
+	rr=$(echo "$out" | awk '/REQUEST-REPLY/{f=1} f&&/drops ratio/{print $3; exit}')
+	local got
+	got=$(echo "$out" | awk '/^Rate:/{print $2; exit}')
+	[ -n "$got" ] && [ -n "$sa" ] && [ -n "$rr" ] || return 1
+	# the worse of the two exchanges
+	python3 -c "s,r=float('$sa'),float('$rr'); print('%s %.2f' % ('$got', max(s,r)))"
+}
+
+# The highest rate served at under 1 % drops.
+measure() {
+	local which=$1 lo=0 hi= r=250 best=0 res got drops step
+	for step in $(seq 12); do
+		start_server "$which"
+		res=$(trial "$which" "$r") || res="0 100"
+		got=${res% *} drops=${res#* }
+		printf '  %-5s offered %6d/s: %8s exchanges/s, %6s %% dropped\n' "$which" "$r" "$got" "$drops" >&2
+		if python3 -c "import sys; sys.exit(0 if float('$drops') < 1 else 1)"; then
+			lo=$r
+			best=$(python3 -c "print(max(float('$best'), float('$got')))")
+		else
+			hi=$r
+		fi
+		if [ -z "$hi" ]; then
+			r=$((r * 2))
+		else
+			((hi - lo <= hi / 10)) && break
+			r=$(((lo + hi) / 2))
+		fi
+	done
+	# The leases of the last trial are on disk: count them there.
+	if [ "$which" = dstm ]; then
+		stop_server
+		printf '  dstm  leases in SQLite after the last trial: %s\n' \
+			"$(sqlite3 "$tmp/leases.db" 'select count(*) from lease' 2>&1)" >&2
+	else
+		printf '  kea   leases in the memfile after the last trial: %s\n' \
+			"$(grep -c '^fd00:b6:2::' "$tmp/kea-leases6.csv" 2>&1)" >&2
+		stop_server
+	fi
+	echo "$best"
+}
+
+echo "dhcp6_vs_kea: pools of $pool, ${secs}s per trial, leases on disk (dstmd SQLite, Kea memfile)"
+d=$(measure dstm)
+k=$(measure kea)
+echo "dstmd (seed 002 form, IA_NA + Global IPv4 Address): $d 4-way exchanges/s at < 1 % drops"
+echo "kea-dhcp6 $(kea-dhcp6 -v) (IA_NA):                  $k 4-way exchanges/s at < 1 % drops"
+python3 -c "k=float('$k'); d=float('$d'); print('ratio dstmd/Kea: %.2f' % (d / k) if k else 'ratio: n/a')"
