@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/addr.h"
+#include "common/args.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/privdrop.h"
@@ -19,13 +20,6 @@
 #include "tep/tep.h"
 
 static struct tep tep;
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: dstm-tep -c FILE [-d] [-n] [-v]\n");
-	exit(1);
-}
 
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -72,35 +66,16 @@ int
 main(int argc, char **argv)
 {
 	struct tep *t = &tep;
-	const char *file = NULL;
-	bool foreground = false, check = false;
-	int verbose = 0, ch, rc;
+	struct daemon_args args;
+	int rc, status;
 	struct dp_config dc;
 	char err[512];
 	struct cfg *cfg;
 
-	while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-		switch (ch) {
-		case 'c':
-			file = optarg;
-			break;
-		case 'd':
-			foreground = true;
-			break;
-		case 'n':
-			check = true;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (!file || optind != argc)
-		usage();
-	log_init(foreground || check, verbose, "dstm-tep");
-	cfg = cfg_load(file, err, sizeof(err));
+	if (!daemon_args_parse(argc, argv, "dstm-tep", &args, &status))
+		return status;
+	log_init(args.foreground || args.check, args.verbose, "dstm-tep");
+	cfg = cfg_load(args.conffile, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -111,7 +86,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cfg_free(cfg);
-	if (check) {
+	if (args.check) {
 		char *text = tep_config_dump(&t->cfg);
 
 		printf("%s\n", text);
@@ -134,7 +109,7 @@ main(int argc, char **argv)
 		fatalx("TSP: %s", strerror(-rc));
 	if ((rc = tep_ctl_start(t)) < 0)
 		fatalx("control socket: %s", strerror(-rc));
-	if (!foreground && daemon(0, 0) < 0)
+	if (!args.foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 	/* STYLE.md, least privilege: the TUN device, the raw sockets, the
 	 * routes, the sysctls and the listeners are set up; what the loop
