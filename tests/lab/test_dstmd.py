@@ -16,18 +16,9 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("DSTM_BUILD", os.path.join(ROOT, "build"))
-DSTMD = os.path.join(BUILD, "src/dstmd/dstmd")
-DSTMCTL = os.path.join(BUILD, "src/ctl/dstmctl")
+from dstmd_proc import BUILD, DSTMD, Dstmd, free_port
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DSTMD), reason="dstmd is not built")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET6) as s:
-        s.bind(("::1", 0))
-        return s.getsockname()[1]
 
 
 class Tsp:
@@ -122,54 +113,6 @@ class FakeTep(threading.Thread):
                 c.sendall(b"Content-length: %d\r\n" % len(body) + body)
         except OSError:
             return
-
-
-class Dstmd:
-    def __init__(self, tmp, **over):
-        self.tmp = tmp
-        self.port = free_port()
-        self.sock = os.path.join(tmp, "dstmd.sock")
-        self.db = os.path.join(tmp, "leases.db")
-        cfg = {
-            "database": self.db,
-            "control": self.sock,
-            "lifetime": 600,
-            "quarantine": 60,
-            "listen": [{"address": "[::1]:%d" % self.port}],
-            "auth": {"mechanisms": ["ANONYMOUS"]},
-            "pools": [{"name": "t", "prefixes": ["192.0.2.0/24"], "exclude": ["192.0.2.1"]}],
-            "teps": [{"name": "tep1", "ipv6": "fd00:d57::2", "ipv4": "198.51.100.1"}],
-        }
-        cfg.update(over)
-        self.cfg = os.path.join(tmp, "dstmd.json")
-        with open(self.cfg, "w") as f:
-            json.dump(cfg, f, indent=2)
-        self.proc = None
-
-    def start(self):
-        self.log = open(os.path.join(self.tmp, "dstmd.log"), "ab")
-        self.proc = subprocess.Popen([DSTMD, "-d", "-c", self.cfg], stdout=self.log,
-                                     stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("::1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                assert self.proc.poll() is None, open(self.log.name).read()
-                time.sleep(0.05)
-        raise AssertionError("dstmd did not start")
-
-    def ctl(self, *args):
-        out = subprocess.run([DSTMCTL, "-s", self.sock, "--json"] + list(args),
-                             capture_output=True, text=True, timeout=10)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    def kill(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture

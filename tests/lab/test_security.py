@@ -5,9 +5,7 @@ still get its address within one second, a pre-authentication SASL input
 found by fuzzing, and the systemd units of etc/systemd. dstmd is started
 here with small limits; the attacker is raw sockets and build/'s tsp-load."""
 
-import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -16,11 +14,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("DSTM_BUILD", os.path.join(ROOT, "build"))
-DSTMD = os.path.join(BUILD, "src/dstmd/dstmd")
-DSTMCTL = os.path.join(BUILD, "src/ctl/dstmctl")
-TSP_LOAD = os.path.join(BUILD, "src/tsp/tsp-load")
+from dstmd_proc import BUILD, DSTMD, ROOT, TSP_LOAD
+from dstmd_proc import Dstmd as _Dstmd
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(DSTMD) and os.path.exists(TSP_LOAD)),
                                 reason="dstmd or tsp-load is not built")
@@ -28,83 +23,12 @@ pytestmark = pytest.mark.skipif(not (os.path.exists(DSTMD) and os.path.exists(TS
 HANDSHAKE_TIMEOUT = 2
 
 
-def free_port():
-    with socket.socket(socket.AF_INET6) as s:
-        s.bind(("::1", 0))
-        return s.getsockname()[1]
+class Dstmd(_Dstmd):
+    """Short handshake deadlines unless a test gives its own limits."""
 
-
-class Dstmd:
     def __init__(self, tmp, nofile=None, **over):
-        self.tmp = tmp
-        self.port = free_port()
-        self.sock = os.path.join(tmp, "control.sock")
-        self.nofile = nofile
-        cfg = {
-            "database": os.path.join(tmp, "leases.db"),
-            "control": self.sock,
-            "lifetime": 600,
-            "quarantine": 60,
-            "listen": [{"address": "[::1]:%d" % self.port}],
-            "auth": {"mechanisms": ["ANONYMOUS"]},
-            "pools": [{"name": "t", "prefixes": ["192.0.2.0/24"], "exclude": ["192.0.2.1"]}],
-            "teps": [{"name": "tep1", "ipv6": "fd00:d57::2", "ipv4": "198.51.100.1"}],
-            "limits": {"handshake_timeout": HANDSHAKE_TIMEOUT},
-        }
-        cfg.update(over)
-        self.cfg = os.path.join(tmp, "dstmd.json")
-        with open(self.cfg, "w") as f:
-            json.dump(cfg, f, indent=2)
-        self.proc = None
-
-    def start(self):
-        def limit():
-            if self.nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-
-        self.log = open(os.path.join(self.tmp, "dstmd.log"), "ab")
-        self.proc = subprocess.Popen([DSTMD, "-d", "-c", self.cfg], stdout=self.log,
-                                     stderr=self.log, preexec_fn=limit)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.logtext()
-            if os.path.exists(self.sock):
-                try:
-                    self.ctl("status")
-                    return self
-                except AssertionError:
-                    pass
-            time.sleep(0.05)
-        raise AssertionError("dstmd did not start: " + self.logtext())
-
-    def logtext(self):
-        with open(os.path.join(self.tmp, "dstmd.log"), errors="replace") as f:
-            return f.read()[-3000:]
-
-    def ctl(self, *args):
-        out = subprocess.run([DSTMCTL, "-s", self.sock, "--json"] + list(args),
-                             capture_output=True, text=True, timeout=10)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    def counters(self):
-        return self.ctl("counters")
-
-    def cpu_seconds(self):
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc:
-            self.log.close()
+        over.setdefault("limits", {"handshake_timeout": HANDSHAKE_TIMEOUT})
+        super().__init__(tmp, nofile=nofile, **over)
 
 
 @pytest.fixture
