@@ -10,44 +10,7 @@
  * (an ICMPv4 error of the TEP's own) is an IPv4 packet; and every packet
  * counted in is counted out exactly once.
  */
-#include <arpa/inet.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "dataplane/dp.h"
-
-#define BUFSZ (DP_HEADROOM + 70000)
-
-static struct bt *bt;
-static uint8_t *buf;
-static struct in6_addr c1, c2, c3;
-
-static void
-setup(void)
-{
-	bt = bt_new(256);
-	buf = malloc(BUFSZ);
-	if (!bt || !buf)
-		abort();
-	inet_pton(AF_INET6, "fd00:d57::11", &c1);
-	inet_pton(AF_INET6, "fd00:d57::12", &c2);
-	inet_pton(AF_INET6, "fd00:d57::13", &c3);
-	bt_add(bt, 0xc000020a, 0, 65535, &c1, 0, NULL);   /* 192.0.2.10 */
-	bt_add(bt, 0xc000020b, 0, 65535, &c2, 0, NULL);   /* 192.0.2.11 */
-	bt_add(bt, 0xc0000214, 1024, 2047, &c3, 0, NULL); /* 192.0.2.20, shared */
-}
-
-static uint64_t
-sum_drops(const struct dp *dp)
-{
-	uint64_t n = 0;
-
-	for (int i = 0; i < DPC__COUNT; i++)
-		if (strncmp(dp_counter_name((enum dp_counter)i), "drop_", 5) == 0)
-			n += dp->ctr[i];
-	return n;
-}
+#include "dp_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -63,15 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (size < 1 || size - 1 > BUFSZ - DP_HEADROOM)
 		return 0;
-	memset(&cfg, 0, sizeof(cfg));
-	inet_pton(AF_INET6, "fd00:d57::2", &cfg.tep6);
-	cfg.tep4 = 0xc6336401;
-	cfg.npools = 1;
-	cfg.pools[0].addr = 0xc0000200;
-	cfg.pools[0].mask = 0xffffff00;
-	cfg.mtu = 1280 + (data[0] & 0x30) * 8;
-	cfg.decrement_ttl = data[0] & 2;
-	cfg.icmp_rate = data[0] & 4 ? 1000 : 0;
+	fuzz_config(&cfg, data[0]);
 	if (dp_init(&dp, &cfg, bt) < 0)
 		abort();
 	dp_set_time(&dp, 5000 + (data[0] & 0x40) * 1000);

@@ -1,0 +1,67 @@
+/*
+ * What the two harnesses of the TEP core share (fuzz_decap.c and
+ * fuzz_encap.c): one binding table with two whole-address clients and one
+ * shared-address client, a packet buffer with headroom, the configuration
+ * chosen by the input's first byte, and the sum of the drop counters that
+ * their "every packet ends exactly once" checks use.
+ */
+#ifndef DSTM_DP_FUZZ_H
+#define DSTM_DP_FUZZ_H
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/dp.h"
+
+#define BUFSZ (DP_HEADROOM + 70000)
+
+static struct bt *bt;
+static uint8_t *buf;
+static struct in6_addr c1, c2, c3;
+
+static void
+setup(void)
+{
+	bt = bt_new(256);
+	buf = malloc(BUFSZ);
+	if (!bt || !buf)
+		abort();
+	inet_pton(AF_INET6, "fd00:d57::11", &c1);
+	inet_pton(AF_INET6, "fd00:d57::12", &c2);
+	inet_pton(AF_INET6, "fd00:d57::13", &c3);
+	bt_add(bt, 0xc000020a, 0, 65535, &c1, 0, NULL);   /* 192.0.2.10 */
+	bt_add(bt, 0xc000020b, 0, 65535, &c2, 0, NULL);   /* 192.0.2.11 */
+	bt_add(bt, 0xc0000214, 1024, 2047, &c3, 0, NULL); /* 192.0.2.20, shared */
+}
+
+/* The TEP of the lab, pool 192.0.2.0/24; the first input byte picks the rest. */
+static void
+fuzz_config(struct dp_config *cfg, uint8_t pick)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	inet_pton(AF_INET6, "fd00:d57::2", &cfg->tep6);
+	cfg->tep4 = 0xc6336401;
+	cfg->npools = 1;
+	cfg->pools[0].addr = 0xc0000200;
+	cfg->pools[0].mask = 0xffffff00;
+	cfg->mtu = 1280 + (pick & 0x30) * 8;
+	cfg->learn = pick & 1;
+	cfg->learn_idle = 1;
+	cfg->decrement_ttl = pick & 2;
+	cfg->icmp_rate = pick & 4 ? 1000 : 0;
+}
+
+static uint64_t
+sum_drops(const struct dp *dp)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < DPC__COUNT; i++)
+		if (strncmp(dp_counter_name((enum dp_counter)i), "drop_", 5) == 0)
+			n += dp->ctr[i];
+	return n;
+}
+
+#endif
