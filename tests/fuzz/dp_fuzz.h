@@ -9,6 +9,7 @@
 #define DSTM_DP_FUZZ_H
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,54 @@ fuzz_config(struct dp_config *cfg, uint8_t pick)
 	cfg->learn_idle = 1;
 	cfg->decrement_ttl = pick & 2;
 	cfg->icmp_rate = pick & 4 ? 1000 : 0;
+}
+
+/*
+ * Set up the core and the packet for one input: false when the input is
+ * too short or too long. The first byte picks the configuration and the
+ * clock; the rest is the packet, placed after DP_HEADROOM.
+ */
+static bool
+fuzz_prepare(const uint8_t *data, size_t size, struct dp_config *cfg, struct dp *dp,
+             struct dp_pkt *pkt)
+{
+	if (!bt)
+		setup();
+	if (size < 1 || size - 1 > BUFSZ - DP_HEADROOM)
+		return false;
+	fuzz_config(cfg, data[0]);
+	if (dp_init(dp, cfg, bt) < 0)
+		abort();
+	dp_set_time(dp, 5000 + (data[0] & 0x40) * 1000);
+	memcpy(buf + DP_HEADROOM, data + 1, size - 1);
+	memset(pkt, 0, sizeof(*pkt));
+	pkt->data = buf + DP_HEADROOM;
+	pkt->len = (uint32_t)(size - 1);
+	pkt->headroom = DP_HEADROOM;
+	return true;
+}
+
+/*
+ * What the daemon's shell relies on for a packet that leaves: it lies in
+ * its buffer; TO_V4 is an IPv4 packet; TO_V6 starts with an IPv6 header
+ * from the TEP to the address it names, with a matching payload length.
+ */
+static void
+fuzz_check_forwarded(const struct dp_pkt *pkt, const struct dp_config *cfg)
+{
+	if (pkt->verdict == DP_DROP)
+		return;
+	if (pkt->data < buf || pkt->data + pkt->len > buf + BUFSZ ||
+	    pkt->headroom != (uint32_t)(pkt->data - buf))
+		abort();
+	if (pkt->verdict == DP_TO_V4 && (pkt->len < 20 || (pkt->data[0] >> 4) != 4))
+		abort();
+	if (pkt->verdict == DP_TO_V6 &&
+	    (pkt->len < 60 || (pkt->data[0] >> 4) != 6 ||
+	     memcmp(pkt->data + 8, &cfg->tep6, 16) != 0 ||
+	     memcmp(pkt->data + 24, &pkt->dst6, 16) != 0 ||
+	     (uint32_t)(pkt->data[4] << 8 | pkt->data[5]) + 40 != pkt->len))
+		abort();
 }
 
 static uint64_t
