@@ -31,6 +31,10 @@ V44 = "198.51.100.2"
 POOL = "192.0.2.0/24"
 
 
+# The programs a whole DSTM domain needs.
+DOMAIN_PROGRAMS = ("dstmd", "dstm-tep", "dstm-client", "dstmctl")
+
+
 def client_ipv6(i):
     """The IPv6 address of client ci (c1 is fd00:d57::11)."""
     return "fd00:d57::%x" % (0x10 + i)
@@ -125,6 +129,22 @@ class Lab:
         """True when `program` (dstmd, dstm-tep, dstm-client, dstmctl) exists in the build."""
         return os.access(os.path.join(self.build, PROGRAMS[program]), os.X_OK)
 
+    def missing(self, programs=DOMAIN_PROGRAMS):
+        """The programs of `programs` that are not built."""
+        return [p for p in programs if not self.built(p)]
+
+    def config(self, node):
+        """The configuration scripts/lab wrote for a node."""
+        with open(self.path(node, node + ".json")) as f:
+            return json.load(f)
+
+    def write_config(self, node, name, config):
+        """Write another configuration file for a node; returns its path."""
+        path = self.path(node, name)
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return path
+
     def exec(self, node, *cmd, timeout=30, check=False, input=None):
         """Run cmd in the node's namespace (build programs first in PATH, DSTMCTL_SOCKET set).
 
@@ -168,3 +188,20 @@ class Lab:
                 return f.read()
         except FileNotFoundError:
             return ""
+
+
+def domain(**options):
+    """The body of a module fixture: a lab of the whole domain brought up with
+    `options` (those of Lab.up), skipped when a program is not built, always
+    taken down. Use: `yield from domain(scenario="vpn")`."""
+    import pytest
+
+    lab = Lab()
+    missing = lab.missing()
+    if missing:
+        pytest.skip("not built yet: " + ", ".join(missing))
+    try:
+        lab.up(**options)
+        yield lab
+    finally:
+        lab.down()

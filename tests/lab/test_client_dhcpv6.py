@@ -9,13 +9,12 @@ lease cases common to both access modules are in test_domain.py.
 Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client_dhcpv6.py
 """
 
-import json
 import signal
 import time
 
 import pytest
 
-from lab import V44, Lab
+from lab import V44, domain
 from test_domain import bound, kill_node, start_node, status, wait_for
 
 KEY = {"realm": "lab.example", "key_id": 7, "secret": "dhcp-lab-secret"}
@@ -23,27 +22,11 @@ KEY = {"realm": "lab.example", "key_id": 7, "secret": "dhcp-lab-secret"}
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab()
-    missing = [p for p in ("dstmd", "dstm-tep", "dstm-client", "dstmctl") if not lab.built(p)]
-    if missing:
-        pytest.skip("not built yet: " + ", ".join(missing))
-    try:
-        lab.up(access="dhcpv6", clients=2)
-        yield lab
-    finally:
-        lab.down()
-
-
-def conf(lab, node):
-    with open(lab.path(node, node + ".json")) as f:
-        return json.load(f)
+    yield from domain(access="dhcpv6", clients=2)
 
 
 def write(lab, node, config):
-    path = lab.path(node, "test.json")
-    with open(path, "w") as f:
-        json.dump(config, f)
-    return path
+    return lab.write_config(node, "test.json", config)
 
 
 def restart(lab, node, config):
@@ -91,7 +74,7 @@ def test_release_on_sigterm(lab):
 
 
 def test_seed002_form_and_rapid_commit(lab):
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["dhcpv6"] = {"form": "global_v4", "rapid_commit": True}
     restart(lab, "c2", c)
     try:
@@ -104,10 +87,10 @@ def test_seed002_form_and_rapid_commit(lab):
 
 def test_option_codes_configurable(lab):
     codes = {"ia_dstm": 64001, "tep": 64002, "ports": 64003, "global_v4": 64004}
-    s = conf(lab, "srv")
+    s = lab.config("srv")
     s["dhcpv6"]["codes"] = codes
     restart(lab, "srv", s)
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["dhcpv6"] = {"codes": codes}
     try:
         kill_node(lab, "c2", signal.SIGTERM)
@@ -120,7 +103,7 @@ def test_option_codes_configurable(lab):
 def test_decline_when_no_tep_is_named(lab):
     # The client looks for the TEP under a code the server does not use:
     # the address it is offered cannot carry a packet, so it declines it.
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["dhcpv6"] = {"codes": {"tep": 64444}}
     before = lab.ctl("srv", "counters")["dhcp6_declined"]
     restart(lab, "c2", c)
@@ -134,11 +117,11 @@ def test_decline_when_no_tep_is_named(lab):
 
 
 def test_authentication(lab):
-    s = conf(lab, "srv")
+    s = lab.config("srv")
     s["dhcpv6"]["keys"] = [KEY]
     s["dhcpv6"]["require_auth"] = True
     restart(lab, "srv", s)
-    good, bad = conf(lab, "c1"), conf(lab, "c2")
+    good, bad = lab.config("c1"), lab.config("c2")
     good["dhcpv6"] = {"auth": KEY}
     bad["dhcpv6"] = {"auth": dict(KEY, secret="not-the-secret")}
     try:
@@ -161,7 +144,7 @@ def test_authentication(lab):
 
 def test_unauthenticated_server_is_ignored(lab):
     # A client with a key never takes an address from a server that does not sign.
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["dhcpv6"] = {"auth": KEY}
     restart(lab, "c2", c)
     try:

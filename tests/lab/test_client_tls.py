@@ -10,7 +10,6 @@ Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client_tls.py
 
 import base64
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -18,32 +17,17 @@ import time
 
 import pytest
 
-from lab import Lab
+from lab import domain
 from test_domain import bound, kill_node, start_node, status, wait_for
 
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab()
-    missing = [p for p in ("dstmd", "dstm-tep", "dstm-client", "dstmctl") if not lab.built(p)]
-    if missing:
-        pytest.skip("not built yet: " + ", ".join(missing))
-    try:
-        lab.up(scenario="vpn", clients=2)
-        yield lab
-    finally:
-        lab.down()
-
-
-def conf(lab, node):
-    with open(lab.path(node, node + ".json")) as f:
-        return json.load(f)
+    yield from domain(scenario="vpn", clients=2)
 
 
 def run_with(lab, node, config):
-    path = lab.path(node, "tls-test.json")
-    with open(path, "w") as f:
-        json.dump(config, f)
+    path = lab.write_config(node, "tls-test.json", config)
     kill_node(lab, node, signal.SIGTERM)
     start_node(lab, node, "dstm-client", path)
 
@@ -75,7 +59,7 @@ def test_right_ca_binds(lab):
         s = bound(lab, node)
         assert s["server"] == "[fd00:d57::1]:3654"
         assert lab.ctl(node, "counters")["tls_refused"] == 0
-    assert conf(lab, "c1")["tls"]["ca"].endswith("/pki/ca.pem")
+    assert lab.config("c1")["tls"]["ca"].endswith("/pki/ca.pem")
 
 
 def test_wrong_ca_is_refused(lab, tmp_path):
@@ -84,7 +68,7 @@ def test_wrong_ca_is_refused(lab, tmp_path):
                     "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-keyout",
                     str(tmp_path / "other.key"), "-out", str(other), "-subj", "/CN=not the lab"],
                    check=True, capture_output=True)
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["tls"] = {"ca": str(other)}
     run_with(lab, "c2", c)
     try:
@@ -94,7 +78,7 @@ def test_wrong_ca_is_refused(lab, tmp_path):
 
 
 def test_wrong_name_is_refused(lab):
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["tls"]["name"] = "dstm.example.net"
     run_with(lab, "c2", c)
     try:
@@ -105,7 +89,7 @@ def test_wrong_name_is_refused(lab):
 
 def test_pins(lab):
     pin = spki_pin(os.path.join(lab.run_dir, "pki", "srv.pem"))
-    c = conf(lab, "c2")
+    c = lab.config("c2")
     c["tls"] = {"pin": pin}  # no CA: the pin alone is the trust
     run_with(lab, "c2", c)
     try:

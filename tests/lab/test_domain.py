@@ -52,9 +52,8 @@ def relaunch(lab, **options):
 
 @pytest.fixture(scope="module", autouse=True)
 def need_programs(lab):
-    missing = [p for p in ("dstmd", "dstm-tep", "dstm-client", "dstmctl") if not lab.built(p)]
-    if missing:
-        pytest.skip("not built yet: " + ", ".join(missing))
+    if lab.missing():
+        pytest.skip("not built yet: " + ", ".join(lab.missing()))
 
 
 def status(lab, node):
