@@ -67,12 +67,13 @@ static const char *const state_names[] = {"idle", "acquiring", "bound", "expired
 	X(tunnel_rx_bytes)                                                                        \
 	X(tun_tx_packets)                                                                         \
 	X(tun_tx_bytes)                                                                           \
-	X(drop_not_ipv4) X(drop_malformed) X(drop_bad_source) X(drop_queue_full)                  \
-	    X(drop_queue_flushed) X(drop_too_big) X(drop_send_error) X(drop_not_tep)              \
-	        X(drop_not_bound) X(drop_bad_destination) X(drop_tun_write)                       \
-	            X(drop_early_table_full) X(early_translated_out) X(early_translated_in)       \
-	                X(icmp_frag_needed_sent) X(mtu_updates) X(backpressure_waits) X(queued)   \
-	                    X(sessions) X(session_failures) X(auth_failures) X(acquisitions)      \
+	X(drop_not_ipv4)                                                                          \
+	X(drop_malformed) X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed)             \
+	    X(drop_too_big) X(drop_send_error) X(drop_not_tep) X(drop_not_bound)                  \
+	        X(drop_bad_destination) X(drop_tun_write) X(drop_early_table_full)                \
+	            X(early_translated_out) X(early_translated_in) X(icmp_frag_needed_sent)       \
+	                X(mtu_updates) X(backpressure_waits) X(queued) X(sessions)                \
+	                    X(session_failures) X(auth_failures) X(acquisitions)                  \
 	                        X(acquire_failures) X(renewals) X(renewal_failures) X(redirects)  \
 	                            X(server_deletes) X(expiries) X(releases) X(unknown_commands) \
 	                                X(address_changes) X(dhcp6_tx) X(dhcp6_rx)                \

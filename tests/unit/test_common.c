@@ -347,7 +347,8 @@ test_keycount_matches_reference(void **state)
 		}
 		if (round % 997 == 0)
 			for (unsigned j = 0; j < NKEYS; j++)
-				assert_int_equal(keycount_get(&kc, (uint64_t)j << 40 | 0x1234), ref[j]);
+				assert_int_equal(keycount_get(&kc, (uint64_t)j << 40 | 0x1234),
+				                 ref[j]);
 	}
 	/* Everything back to zero empties the table. */
 	for (unsigned j = 0; j < NKEYS; j++)
