@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "common/cfg.h"
+#include "dhcp6/d6.h"
 
 #define CLIENT_MAX_ROUTES  32
 #define CLIENT_MAX_SERVERS 9 /* the configured one + TSP_MAX_BROKERS */
@@ -33,8 +34,7 @@ struct client_dhcp6 {
 	bool global_v4_form;
 	bool rapid_commit;
 	uint16_t port; /* the servers' port (547) */
-	uint16_t code_ia_dstm, code_tep, code_ports, code_global_v4, code_dots_ri,
-	    code_dots_address, code_access_domain;
+	struct d6_codes codes;
 	bool has_key;
 	char realm[65];
 	uint32_t key_id;

@@ -20,8 +20,6 @@ static const char *const top_keys[] = {
     "queue",  "placeholder", "timeout", "backoff_max", "dhcpv6", "tls",  "user",   NULL,
 };
 static const char *const dhcp6_keys[] = {"form", "codes", "rapid_commit", "port", "auth", NULL};
-static const char *const dhcp6_code_keys[] = {
-    "ia_dstm", "tep", "ports", "global_v4", "dots_ri", "dots_address", "access_domain", NULL};
 static const char *const dhcp6_auth_keys[] = {"realm", "key_id", "secret", NULL};
 static const char *const dhcp6_forms[] = {"ia_dstm", "global_v4", NULL};
 static const char *const tls_keys[] = {"ca", "pin", "name", NULL};
@@ -42,18 +40,6 @@ copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen
 	memcpy(dst, s, strlen(s) + 1);
 }
 
-/* An option code of the "dhcpv6" section, named as in dstmd's (DESIGN §3.2). */
-static uint16_t
-dhcp6_code(struct cfg *c, const char *name, long long dflt)
-{
-	char p[64];
-	long long v;
-
-	snprintf(p, sizeof(p), "/dhcpv6/codes/%s", name);
-	cfg_int(c, p, false, dflt, 1, 65535, &v);
-	return (uint16_t)v;
-}
-
 static void
 parse_dhcp6(struct cfg *c, struct client_config *out)
 {
@@ -69,20 +55,13 @@ parse_dhcp6(struct cfg *c, struct client_config *out)
 	if (cfg_at(c, "/dhcpv6") && out->access != CLIENT_ACCESS_DHCPV6)
 		cfg_error(c, "/dhcpv6", "given, but \"access\" is not \"dhcpv6\"");
 	cfg_check_keys(c, "/dhcpv6", dhcp6_keys);
-	cfg_check_keys(c, "/dhcpv6/codes", dhcp6_code_keys);
 	cfg_check_keys(c, "/dhcpv6/auth", dhcp6_auth_keys);
 	if (cfg_enum(c, "/dhcpv6/form", false, 0, dhcp6_forms, &idx))
 		d->global_v4_form = idx == 1;
 	cfg_bool(c, "/dhcpv6/rapid_commit", false, false, &d->rapid_commit);
 	if (cfg_int(c, "/dhcpv6/port", false, 547, 1, 65535, &v))
 		d->port = (uint16_t)v;
-	d->code_ia_dstm = dhcp6_code(c, "ia_dstm", 65001);
-	d->code_tep = dhcp6_code(c, "tep", 65002);
-	d->code_ports = dhcp6_code(c, "ports", 65003);
-	d->code_global_v4 = dhcp6_code(c, "global_v4", 65004);
-	d->code_dots_ri = dhcp6_code(c, "dots_ri", 141);
-	d->code_dots_address = dhcp6_code(c, "dots_address", 142);
-	d->code_access_domain = dhcp6_code(c, "access_domain", 57);
+	d6_codes_load(c, "/dhcpv6/codes", &d->codes);
 	if (!cfg_at(c, "/dhcpv6/auth"))
 		return;
 	d->has_key = true;
@@ -321,19 +300,12 @@ client_config_dump(const struct client_config *cc)
 	json_object_set_new(o, "user", *cc->run_as ? json_string(cc->run_as) : json_null());
 	if (cc->access == CLIENT_ACCESS_DHCPV6) {
 		const struct client_dhcp6 *d = &cc->dhcp6;
-		json_t *h = json_object(), *codes = json_object();
+		json_t *h = json_object();
 
 		json_object_set_new(h, "form", json_string(dhcp6_forms[d->global_v4_form]));
 		json_object_set_new(h, "rapid_commit", json_boolean(d->rapid_commit));
 		json_object_set_new(h, "port", json_integer(d->port));
-		json_object_set_new(codes, "ia_dstm", json_integer(d->code_ia_dstm));
-		json_object_set_new(codes, "tep", json_integer(d->code_tep));
-		json_object_set_new(codes, "ports", json_integer(d->code_ports));
-		json_object_set_new(codes, "global_v4", json_integer(d->code_global_v4));
-		json_object_set_new(codes, "dots_ri", json_integer(d->code_dots_ri));
-		json_object_set_new(codes, "dots_address", json_integer(d->code_dots_address));
-		json_object_set_new(codes, "access_domain", json_integer(d->code_access_domain));
-		json_object_set_new(h, "codes", codes);
+		json_object_set_new(h, "codes", d6_codes_json(&d->codes));
 		if (d->has_key)
 			json_object_set_new(h, "auth",
 			                    json_pack("{s:s, s:I, s:s}", "realm", d->realm,

@@ -58,26 +58,26 @@ enum client_state { ST_IDLE, ST_ACQUIRING, ST_BOUND, ST_EXPIRED };
 static const char *const state_names[] = {"idle", "acquiring", "bound", "expired"};
 
 /* Every drop reason has a counter (STYLE.md). */
-#define COUNTERS(X)                                                                               \
-	X(tun_rx_packets)                                                                         \
-	X(tun_rx_bytes)                                                                           \
-	X(tunnel_tx_packets)                                                                      \
-	X(tunnel_tx_bytes)                                                                        \
-	X(tunnel_rx_packets)                                                                      \
-	X(tunnel_rx_bytes)                                                                        \
-	X(tun_tx_packets)                                                                         \
-	X(tun_tx_bytes)                                                                           \
-	X(drop_not_ipv4)                                                                          \
-	X(drop_malformed) X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed)             \
-	    X(drop_too_big) X(drop_send_error) X(drop_not_tep) X(drop_not_bound)                  \
-	        X(drop_bad_destination) X(drop_tun_write) X(drop_early_table_full)                \
-	            X(early_translated_out) X(early_translated_in) X(icmp_frag_needed_sent)       \
-	                X(mtu_updates) X(backpressure_waits) X(queued) X(sessions)                \
-	                    X(session_failures) X(auth_failures) X(acquisitions)                  \
-	                        X(acquire_failures) X(renewals) X(renewal_failures) X(redirects)  \
-	                            X(server_deletes) X(expiries) X(releases) X(unknown_commands) \
-	                                X(address_changes) X(dhcp6_tx) X(dhcp6_rx)                \
-	                                    X(dhcp6_tx_errors) X(declines) X(tls_refused)
+#define COUNTERS(X)                                                                                \
+	X(tun_rx_packets)                                                                          \
+	X(tun_rx_bytes)                                                                            \
+	X(tunnel_tx_packets)                                                                       \
+	X(tunnel_tx_bytes)                                                                         \
+	X(tunnel_rx_packets)                                                                       \
+	X(tunnel_rx_bytes)                                                                         \
+	X(tun_tx_packets)                                                                          \
+	X(tun_tx_bytes)                                                                            \
+	X(drop_not_ipv4)                                                                           \
+	X(drop_malformed)                                                                          \
+	X(drop_bad_source) X(drop_queue_full) X(drop_queue_flushed) X(drop_too_big)                \
+	    X(drop_send_error) X(drop_not_tep) X(drop_not_bound) X(drop_bad_destination)           \
+	        X(drop_tun_write) X(drop_early_table_full) X(early_translated_out)                 \
+	            X(early_translated_in) X(icmp_frag_needed_sent) X(mtu_updates)                 \
+	                X(backpressure_waits) X(queued) X(sessions) X(session_failures)            \
+	                    X(auth_failures) X(acquisitions) X(acquire_failures) X(renewals)       \
+	                        X(renewal_failures) X(redirects) X(server_deletes) X(expiries)     \
+	                            X(releases) X(unknown_commands) X(address_changes) X(dhcp6_tx) \
+	                                X(dhcp6_rx) X(dhcp6_tx_errors) X(declines) X(tls_refused)
 
 struct counters {
 #define X(name) uint64_t name;
@@ -1437,14 +1437,7 @@ d6_open(struct client *c)
 	c->d6_fd = fd;
 
 	d6_make_duid(c, ifn);
-	d6_codes_default(&dc.codes);
-	dc.codes.ia_dstm = h->code_ia_dstm;
-	dc.codes.tep = h->code_tep;
-	dc.codes.ports = h->code_ports;
-	dc.codes.global_v4 = h->code_global_v4;
-	dc.codes.dots_ri = h->code_dots_ri;
-	dc.codes.dots_address = h->code_dots_address;
-	dc.codes.access_domain = h->code_access_domain;
+	dc.codes = h->codes;
 	dc.duid = c->duid;
 	dc.duid_len = c->duid_len;
 	dc.iaid = (uint32_t)idx;

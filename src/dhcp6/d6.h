@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cfg.h"
+
 #include "common/wire.h"
 
 /* RFC 8415 §7.3: message types. */
@@ -92,6 +94,14 @@ struct d6_codes {
 	uint16_t access_domain; /* 57, RFC 5986 */
 };
 void d6_codes_default(struct d6_codes *c);
+/*
+ * Read the "codes" object at `ptr` of a configuration (dstmd's and
+ * dstm-client's "/dhcpv6/codes"): each code by its name above, 1-65535,
+ * absent ones at their default, unknown names recorded as errors.
+ */
+void d6_codes_load(struct cfg *c, const char *ptr, struct d6_codes *out);
+/* The codes as a JSON object of the same names (a configuration printed normalized). */
+json_t *d6_codes_json(const struct d6_codes *c);
 
 /* ---- Codec ---- */
 

@@ -8,6 +8,8 @@
  * half-trusting a malformed request is how servers get confused.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dhcp6/d6.h"
@@ -23,6 +25,54 @@ d6_codes_default(struct d6_codes *c)
 	c->dots_ri = 141;
 	c->dots_address = 142;
 	c->access_domain = 57;
+}
+
+/* The names configurations give the codes (DESIGN §3.2), in struct order. */
+static const struct {
+	const char *name;
+	size_t off;
+} code_names[] = {
+    {"ia_dstm", offsetof(struct d6_codes, ia_dstm)},
+    {"tep", offsetof(struct d6_codes, tep)},
+    {"ports", offsetof(struct d6_codes, ports)},
+    {"global_v4", offsetof(struct d6_codes, global_v4)},
+    {"dots_ri", offsetof(struct d6_codes, dots_ri)},
+    {"dots_address", offsetof(struct d6_codes, dots_address)},
+    {"access_domain", offsetof(struct d6_codes, access_domain)},
+};
+#define NCODES (sizeof(code_names) / sizeof(code_names[0]))
+
+void
+d6_codes_load(struct cfg *c, const char *ptr, struct d6_codes *out)
+{
+	const char *keys[NCODES + 1];
+	char p[128];
+	long long v;
+
+	d6_codes_default(out);
+	for (size_t i = 0; i < NCODES; i++)
+		keys[i] = code_names[i].name;
+	keys[NCODES] = NULL;
+	cfg_check_keys(c, ptr, keys);
+	for (size_t i = 0; i < NCODES; i++) {
+		uint16_t *code = (uint16_t *)((char *)out + code_names[i].off);
+
+		snprintf(p, sizeof(p), "%s/%s", ptr, code_names[i].name);
+		if (cfg_int(c, p, false, *code, 1, 65535, &v))
+			*code = (uint16_t)v;
+	}
+}
+
+json_t *
+d6_codes_json(const struct d6_codes *c)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < NCODES; i++)
+		json_object_set_new(
+		    o, code_names[i].name,
+		    json_integer(*(const uint16_t *)((const char *)c + code_names[i].off)));
+	return o;
 }
 
 static const char *const drop_names[D6_DROP__COUNT] = {

@@ -401,22 +401,9 @@ static const char *const dhcp6_keys[] = {"enable",
                                          "access_domain",
                                          "limits",
                                          NULL};
-static const char *const dhcp6_code_keys[] = {
-    "ia_dstm", "tep", "ports", "global_v4", "dots_ri", "dots_address", "access_domain", NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
 static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
 static const char *const dhcp6_forms[] = {"both", "ia_dstm", "global_v4", NULL};
-
-static uint16_t
-dhcp6_code(struct cfg *doc, const char *name, long long dflt)
-{
-	char p[64];
-	long long v;
-
-	snprintf(p, sizeof(p), "/dhcpv6/codes/%s", name);
-	cfg_int(doc, p, false, dflt, 1, 65535, &v);
-	return (uint16_t)v;
-}
 
 /* The "dhcpv6" section (dstmd(8)); absent means no DHCPv6 service. */
 static void
@@ -432,7 +419,6 @@ load_dhcp6(struct dstmd_config *c)
 	if (!cfg_at(doc, "/dhcpv6"))
 		return;
 	cfg_check_keys(doc, "/dhcpv6", dhcp6_keys);
-	cfg_check_keys(doc, "/dhcpv6/codes", dhcp6_code_keys);
 	cfg_check_keys(doc, "/dhcpv6/limits", dhcp6_limit_keys);
 	cfg_bool(doc, "/dhcpv6/enable", false, true, &h->enable);
 	if (cfg_array(doc, "/dhcpv6/interfaces", false, &n) && n) {
@@ -449,13 +435,7 @@ load_dhcp6(struct dstmd_config *c)
 	cfg_int(doc, "/dhcpv6/port", false, 547, 1, 65535, &v);
 	h->port = (uint16_t)v;
 	cfg_enum(doc, "/dhcpv6/form", false, 0, dhcp6_forms, &h->form);
-	h->code_ia_dstm = dhcp6_code(doc, "ia_dstm", 65001);
-	h->code_tep = dhcp6_code(doc, "tep", 65002);
-	h->code_ports = dhcp6_code(doc, "ports", 65003);
-	h->code_global_v4 = dhcp6_code(doc, "global_v4", 65004);
-	h->code_dots_ri = dhcp6_code(doc, "dots_ri", 141);
-	h->code_dots_address = dhcp6_code(doc, "dots_address", 142);
-	h->code_access_domain = dhcp6_code(doc, "access_domain", 57);
+	d6_codes_load(doc, "/dhcpv6/codes", &h->codes);
 	cfg_int(doc, "/dhcpv6/preferred_lifetime", false, 0, 0, 7 * 86400, &v);
 	h->preferred = (uint32_t)v;
 	cfg_int(doc, "/dhcpv6/valid_lifetime", false, 0, 0, 7 * 86400, &v);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "dhcp6/d6.h"
 #include "pool/pool.h"
 #include "tsp/tsp.h"
 
@@ -62,8 +63,7 @@ struct dstmd_dhcp6 {
 	struct in6_addr address; /* bound address, :: by default */
 	uint16_t port;           /* 547 */
 	int form;                /* 0 both, 1 ia_dstm, 2 global_v4 */
-	uint16_t code_ia_dstm, code_tep, code_ports, code_global_v4;
-	uint16_t code_dots_ri, code_dots_address, code_access_domain;
+	struct d6_codes codes;
 	uint32_t preferred, valid, t1, t2; /* 0: derived (dstmd(8)) */
 	bool rapid_commit, unicast, reconfigure, require_auth;
 	const char *duid_file; /* NULL: next to the database */

@@ -516,13 +516,7 @@ dhcp_init(struct dstmd *d)
 	dh = h;
 	if ((rc = load_duid(h, d->cfg)) != 0)
 		return rc;
-	sc.codes.ia_dstm = c->code_ia_dstm;
-	sc.codes.tep = c->code_tep;
-	sc.codes.ports = c->code_ports;
-	sc.codes.global_v4 = c->code_global_v4;
-	sc.codes.dots_ri = c->code_dots_ri;
-	sc.codes.dots_address = c->code_dots_address;
-	sc.codes.access_domain = c->code_access_domain;
+	sc.codes = c->codes;
 	sc.duid = h->duid;
 	sc.duid_len = h->duid_len;
 	sc.preferred = c->preferred;

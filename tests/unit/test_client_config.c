@@ -118,9 +118,9 @@ test_dhcpv6_tls_user(void **state)
 	assert_int_equal(cc.access, CLIENT_ACCESS_DHCPV6);
 	assert_true(cc.dhcp6.global_v4_form);
 	assert_true(cc.dhcp6.rapid_commit);
-	assert_int_equal(cc.dhcp6.code_global_v4, 700);
-	assert_int_equal(cc.dhcp6.code_ia_dstm, 65001);
-	assert_int_equal(cc.dhcp6.code_tep, 65002);
+	assert_int_equal(cc.dhcp6.codes.global_v4, 700);
+	assert_int_equal(cc.dhcp6.codes.ia_dstm, 65001);
+	assert_int_equal(cc.dhcp6.codes.tep, 65002);
 	assert_int_equal(cc.dhcp6.port, 547);
 	assert_true(cc.dhcp6.has_key);
 	assert_string_equal(cc.dhcp6.realm, "dstm.example");
