@@ -78,6 +78,8 @@ struct tsp_tunnel {
 	struct tsp_endpoint client, server;
 	bool has_keepalive;
 	uint32_t keepalive_interval;
+	bool has_keepalive_v4; /* <keepalive><address type="ipv4">: what the client pings */
+	uint32_t keepalive_v4;
 	bool has_router;
 	unsigned router_prefix_len;
 	/* <broker><address …/>…</broker> of a redirect (status >= 1000). */
@@ -238,11 +240,16 @@ struct tsp_dgram_ops {
 struct tsp_conn *tsp_server_accept_dgram(struct tsp_server *s, const struct sockaddr *peer,
                                          socklen_t peerlen, const struct tsp_dgram_ops *ops,
                                          void *arg);
-/* One datagram's message (without the RFC 5572 header); processed at once. */
-void tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len);
+/*
+ * One datagram's message (without the RFC 5572 header); processed at once.
+ * -EMSGSIZE (and the session closes) when it would hold more than one frame.
+ */
+int tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len);
 struct evbuffer *tsp_conn_output(struct tsp_conn *c);
 /* The transport sent all of tsp_conn_output() as one message. */
 void tsp_conn_output_taken(struct tsp_conn *c);
+/* The argument of the tsp_dgram_ops callbacks (NULL: the transport is gone). */
+void tsp_conn_set_dgram_arg(struct tsp_conn *c, void *arg);
 /* A command waits for the application's answer. */
 bool tsp_conn_awaiting(const struct tsp_conn *c);
 /* The session ended (its answers may still be in tsp_conn_output()). */

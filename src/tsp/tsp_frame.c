@@ -347,8 +347,9 @@ tsp_frame_raw_line(const struct tsp_limits *lim_in, const char *buf, size_t len,
 	if (linelen > 0 && buf[start + linelen - 1] == '\r')
 		linelen--;
 	if (linelen > lim.line_max || memchr(buf + start, '\r', linelen) != NULL) {
-		frame_error(out, consumed, linelen > lim.line_max ? "line too long"
-		                                                   : "control byte inside a line");
+		frame_error(out, consumed,
+		            linelen > lim.line_max ? "line too long"
+		                                   : "control byte inside a line");
 		return;
 	}
 	out->kind = TSP_FRAME_LINE;

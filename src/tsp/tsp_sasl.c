@@ -529,8 +529,7 @@ tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out, cons
 }
 
 enum tsp_sasl_result
-tsp_sasl_step_raw(struct tsp_sasl *s, const char *raw, size_t rawlen, char **out,
-                  const char **why)
+tsp_sasl_step_raw(struct tsp_sasl *s, const char *raw, size_t rawlen, char **out, const char **why)
 {
 	char *rout = NULL, *b64 = NULL;
 	size_t routlen = 0;

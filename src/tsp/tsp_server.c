@@ -46,7 +46,7 @@
 enum srv_state {
 	S_VERSION,
 	S_AUTHENTICATE,
-	S_PLAIN,      /* PLAIN: the client's unasked initial response comes next */
+	S_PLAIN, /* PLAIN: the client's unasked initial response comes next */
 	S_SASL,
 	S_SASL_FINAL, /* server's last token queued: the status line follows once it left */
 	S_COMMAND,
@@ -64,7 +64,7 @@ struct slot {
 struct tsp_conn {
 	struct tsp_server *srv;
 	struct tsp_conn *prev, *next;
-	struct bufferevent *bev; /* NULL for a datagram session */
+	struct bufferevent *bev;     /* NULL for a datagram session */
 	struct evbuffer *din, *dout; /* a datagram session's input and output */
 	const struct tsp_dgram_ops *dops;
 	void *darg;
@@ -627,12 +627,12 @@ conn_free(struct tsp_conn *c)
 	tsp_sasl_free(c->sasl);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	if (c->dops && c->dops->gone)
+		c->dops->gone(c, c->darg);
 	if (c->din)
 		evbuffer_free(c->din);
 	if (c->dout)
 		evbuffer_free(c->dout);
-	if (c->dops && c->dops->gone)
-		c->dops->gone(c, c->darg);
 	event_free(c->deadline);
 	event_free(c->kick);
 	event_free(c->done);
@@ -870,20 +870,21 @@ tsp_server_accept_dgram(struct tsp_server *s, const struct sockaddr *peer, sockl
 	return c;
 }
 
-void
+int
 tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len)
 {
 	if (c->state >= S_CLOSING || c->din == NULL)
-		return;
+		return -ENOTCONN;
 	/* Bounded like a TCP session's input: one frame window at most. */
 	if (evbuffer_get_length(c->din) + len > tsp_frame_window(&c->srv->lim)) {
 		c->srv->st.too_long++;
 		conn_log(c, "datagram input over the frame limit", NULL, 0);
 		conn_close(c, false);
-		return;
+		return -EMSGSIZE;
 	}
 	evbuffer_add(c->din, msg, len);
 	process_input(c);
+	return 0;
 }
 
 struct evbuffer *
@@ -899,6 +900,12 @@ tsp_conn_output_taken(struct tsp_conn *c)
 		sasl_final_sent(c);
 	else
 		maybe_resume(c);
+}
+
+void
+tsp_conn_set_dgram_arg(struct tsp_conn *c, void *arg)
+{
+	c->darg = arg;
 }
 
 bool

@@ -182,12 +182,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain),
-	    cmocka_unit_test(test_digest_md5),
-	    cmocka_unit_test(test_scram_sha256),
-	    cmocka_unit_test(test_supported),
-	    cmocka_unit_test(test_digest_tidy),
-	    cmocka_unit_test(test_plain_initial),
+	    cmocka_unit_test(test_plain),        cmocka_unit_test(test_digest_md5),
+	    cmocka_unit_test(test_scram_sha256), cmocka_unit_test(test_supported),
+	    cmocka_unit_test(test_digest_tidy),  cmocka_unit_test(test_plain_initial),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -216,7 +216,7 @@ run(struct world *w, double secs)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
 }
 
-static unsigned idle_timeout; /* for the next world_new */
+static unsigned idle_timeout;       /* for the next world_new */
 static int sock_type = SOCK_STREAM; /* SOCK_SEQPACKET keeps each write apart */
 
 static struct world *
@@ -697,14 +697,15 @@ static void
 test_field_plain_needs_tls(void **state)
 {
 	struct world *w = world_new("PLAIN ANONYMOUS", false, 5, true, NULL, NULL, NULL, NULL, 0);
-	static const char msg[] = "VERSION=2.0.0\r\nAUTHENTICATE PLAIN\r\n\0\0alice\0wonderland\r\n";
+	static const char msg[] =
+	    "VERSION=2.0.0\r\nAUTHENTICATE PLAIN\r\n\0\0alice\0wonderland\r\n";
 	char buf[512];
 
 	(void)state;
 	raw_write(w, msg, sizeof(msg) - 1);
 	raw_read(w, 0.2, buf, sizeof(buf));
-	assert_string_equal(buf,
-	                    "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n300 Authentication failed\r\n");
+	assert_string_equal(
+	    buf, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n300 Authentication failed\r\n");
 	assert_int_equal(w->closed_srv, 1);
 	world_free(w);
 }
