@@ -417,6 +417,9 @@ on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct so
 		}
 		u->ctr.retransmits++;
 		recency_touch(s);
+		/* The same message; the timestamp is this copy's, for the client's RTT. */
+		s->last.timestamp = h.timestamp;
+		tsp_udp_header(&s->last, s->answer);
 		if (sendto(sock->fd, s->answer, s->answer_len, 0, sa, salen) < 0)
 			u->ctr.send_errors++;
 		return;
