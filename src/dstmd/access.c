@@ -766,10 +766,8 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 int
 access_admit(struct dstmd *d, const struct sockaddr *sa)
 {
-	if (d->nconns >= d->cfg->max_connections) {
-		d->ctr.accept_paused++;
+	if (d->nconns >= d->cfg->max_connections)
 		return -EBUSY;
-	}
 	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
 		d->ctr.conn_quota_64++;
 		return -EBUSY;

@@ -428,6 +428,11 @@ on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct so
 		u->ctr.drop_stale++;
 		return;
 	}
+	if (s && !s->conn && !is_version(msg, len)) {
+		/* Its session ended (300, a time-out): only a new VERSION starts another. */
+		u->ctr.drop_no_session++;
+		return;
+	}
 	if (s && is_version(msg, len) && s->have_seq) {
 		/* The client started over (tspc begins every session at 0xF0). */
 		sess_free(s);

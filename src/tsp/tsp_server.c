@@ -458,7 +458,11 @@ sasl_final_sent(struct tsp_conn *c)
 	if (c->state != S_SASL_FINAL)
 		return;
 	auth_succeeded(c);
-	event_active(c->kick, 0, 0);
+	/* Input waited while the status was pending: read it now. */
+	if (c->read_paused)
+		maybe_resume(c);
+	else
+		event_active(c->kick, 0, 0);
 }
 
 static void
