@@ -22,6 +22,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
@@ -65,11 +66,7 @@ static void session_next(struct session *s);
 static uint32_t
 ident_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h & (SESSION_BUCKETS - 1);
+	return (uint32_t)(hash_str(s) & (SESSION_BUCKETS - 1));
 }
 
 static struct session *

@@ -14,9 +14,9 @@
 #include "common/cfg.h"
 #include "dstmd/config.h"
 
-static const char *const top_keys[] = {"scenario", "database", "control", "lifetime", "quarantine",
-                                       "listen",   "auth",     "pools",   "teps",     "redirect",
-                                       "limits",   "dhcpv6",   "user",    "seccomp",  NULL};
+static const char *const top_keys[] = {
+    "scenario", "database", "control", "lifetime", "quarantine", "listen",  "auth",         "pools",
+    "teps",     "redirect", "limits",  "dhcpv6",   "user",       "seccomp", "history_days", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
                                         NULL};
@@ -530,6 +530,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->lifetime = (uint32_t)v;
 	cfg_int(doc, "/quarantine", false, 300, 0, 7 * 86400, &v);
 	c->quarantine = (uint32_t)v;
+	cfg_int(doc, "/history_days", false, 90, 0, 36500, &v);
+	c->history_days = (uint32_t)v;
 	load_listen(c);
 	load_auth(c);
 	load_pools(c);

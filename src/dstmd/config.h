@@ -83,6 +83,7 @@ struct dstmd_config {
 	bool seccomp;     /* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
+	uint32_t history_days; /* lease history kept; 0: for ever */
 	struct dstmd_listen *listens;
 	size_t nlistens;
 	char mechanisms[128]; /* space-separated, in offer order */

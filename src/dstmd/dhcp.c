@@ -29,6 +29,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dhcp6/d6.h"
 #include "dstmd/dstmd.h"
@@ -267,11 +268,7 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 static uint32_t
 duid_hash(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	while (n--)
-		h = (h ^ *p++) * 16777619u;
-	return h % PEER_BUCKETS;
+	return (uint32_t)(hash_bytes(p, n) % PEER_BUCKETS);
 }
 
 static struct peer *

@@ -346,6 +346,7 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	pol.lifetime = d.cfg->lifetime;
 	pol.quarantine = d.cfg->quarantine;
+	pol.history_days = d.cfg->history_days;
 	d.started = clock_wall_s();
 	d.leases =
 	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));

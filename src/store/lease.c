@@ -23,6 +23,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "store/lease.h"
 
@@ -60,6 +61,7 @@ struct lease_mgr {
 	size_t nnames;
 
 	bool failed;
+	int64_t next_prune;
 	struct lease_counters c;
 };
 
@@ -149,15 +151,11 @@ heap_remove(struct lease_mgr *m, struct lent *e)
 	heap_fix(m, last);
 }
 
-/* The identity hash (FNV-1a) of active leases. */
+/* The identity hash of active leases (identities come from clients: keyed). */
 static uint64_t
 id_hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-	return h;
+	return hash_str(s);
 }
 
 static struct lent *
@@ -310,6 +308,20 @@ stage_update(struct lease_mgr *m, const struct lent *e)
 	return 0;
 }
 
+/* The history row of what just happened to `e`, in the same transaction. */
+static int
+stage_history(struct lease_mgr *m, enum lease_event ev, int64_t t, const struct lent *e)
+{
+	struct lease_row r;
+
+	if (stage(m) < 0)
+		return -EIO;
+	to_row(e, &r);
+	if (store_history_add(m->st, ev, t, &r) < 0)
+		return fail(m, "history");
+	return 0;
+}
+
 static void
 orphan_remove(struct lease_mgr *m, struct lent *e)
 {
@@ -345,8 +357,10 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 }
 
 static int
-to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until)
+to_quarantine(struct lease_mgr *m, struct lent *e, int64_t now, enum lease_event ev)
 {
+	int64_t until = now + m->pol.quarantine;
+
 	id_remove(m, e);
 	e->l.state = LEASE_QUARANTINE;
 	e->l.quarantine_until = until;
@@ -355,7 +369,9 @@ to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until)
 	heap_fix(m, e);
 	m->c.active--;
 	m->c.quarantined++;
-	return stage_update(m, e);
+	if (stage_update(m, e) < 0)
+		return -EIO;
+	return stage_history(m, ev, now, e);
 }
 
 /* ---- loading ---- */
@@ -514,6 +530,8 @@ mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 			e->l.quarantine_until = e->l.expiry + m->pol.quarantine;
 			/* A quarantine already over is deleted below instead. */
 			if (e->l.quarantine_until > now && (rc = stage_update(m, e)) < 0)
+				goto store_err;
+			if ((rc = stage_history(m, LEASE_EV_EXPIRE, e->l.expiry, e)) < 0)
 				goto store_err;
 			m->c.expiries++;
 		}
@@ -808,7 +826,9 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 		heap_fix(m, e);
 		m->c.renewals++;
 		*out = &e->l;
-		return stage_update(m, e);
+		if (stage_update(m, e) < 0)
+			return -EIO;
+		return stage_history(m, LEASE_EV_RENEW, now, e);
 	}
 	if (pool_index(m, pool, &first, &end) < 0)
 		return -ENOENT;
@@ -870,7 +890,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	e->id = r.id;
 	*flags = LEASE_NEW;
 	*out = &e->l;
-	return 0;
+	return stage_history(m, LEASE_EV_GRANT, now, e);
 }
 
 int
@@ -883,7 +903,20 @@ lease_release(struct lease_mgr *m, const struct lease *l, int64_t now)
 	if (e->l.state != LEASE_ACTIVE)
 		return -EALREADY;
 	m->c.releases++;
-	return to_quarantine(m, e, now + m->pol.quarantine);
+	return to_quarantine(m, e, now, LEASE_EV_RELEASE);
+}
+
+int
+lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now)
+{
+	struct lent *e = (struct lent *)l;
+
+	if (m->failed)
+		return -EIO;
+	if (e->l.state != LEASE_ACTIVE)
+		return -EALREADY;
+	m->c.revocations++;
+	return to_quarantine(m, e, now, LEASE_EV_REVOKE);
 }
 
 const struct lease *
@@ -933,6 +966,25 @@ lease_next_expiry(const struct lease_mgr *m)
 	return m->nheap > 0 ? deadline(m->heap[0]) : INT64_MAX;
 }
 
+/*
+ * History older than history_days goes, a bounded batch at a time (at
+ * most LEASE_PRUNE_ROWS every LEASE_PRUNE_EVERY seconds, about 2.6
+ * million rows a day), in whatever commit comes next, so that no commit
+ * carries a large delete and its fsync does not stretch.
+ */
+#define LEASE_PRUNE_ROWS  3000
+#define LEASE_PRUNE_EVERY 10
+static void
+history_prune(struct lease_mgr *m, int64_t now)
+{
+	if (m->failed || !m->pol.history_days || now < m->next_prune || stage(m) < 0)
+		return;
+	m->next_prune = now + LEASE_PRUNE_EVERY;
+	if (store_history_prune(m->st, now - (int64_t)m->pol.history_days * 86400,
+	                        LEASE_PRUNE_ROWS) < 0)
+		(void)fail(m, "pruning history");
+}
+
 unsigned
 lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struct lease *l),
              void *arg)
@@ -946,7 +998,7 @@ lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struc
 
 		if (e->l.state == LEASE_ACTIVE) {
 			/* seed 001 C §2.3: the address rests from the moment it is taken back. */
-			if (to_quarantine(m, e, now + m->pol.quarantine) < 0)
+			if (to_quarantine(m, e, now, LEASE_EV_EXPIRE) < 0)
 				break;
 			m->c.expiries++;
 			n++;
@@ -958,6 +1010,7 @@ lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struc
 	/* Pools end their quarantines lazily; bring their counts up to date. */
 	for (size_t i = 0; i < m->npools; i++)
 		pool_tick(m->pools[i], now);
+	history_prune(m, now);
 	return n;
 }
 

@@ -7,6 +7,10 @@
  * C §2: allocation, renewal, end of allocation). An expired or released
  * lease stays in quarantine, on disk too, before its address is reused.
  *
+ * Every grant, renewal, release, expiry and revocation also appends a
+ * history row (store.h) in the same transaction; history older than
+ * history_days is pruned a bounded batch at a time by lease_expire().
+ *
  * Durability: every change is written into an open store transaction as
  * it happens (one is begun by the first change); lease_commit() commits
  * it, fsync included. The caller sends the replies of an event-loop turn
@@ -47,8 +51,9 @@ struct lease {
 };
 
 struct lease_policy {
-	uint32_t lifetime;   /* seconds a lease lasts from its last renewal */
-	uint32_t quarantine; /* seconds an address rests after expiry or release */
+	uint32_t lifetime;     /* seconds a lease lasts from its last renewal */
+	uint32_t quarantine;   /* seconds an address rests after expiry or release */
+	uint32_t history_days; /* days the history of leases is kept; 0: for ever */
 };
 
 /* lease_acquire() flags */
@@ -62,6 +67,7 @@ struct lease_counters {
 	uint64_t renewals;    /* LEASE_RENEWED */
 	uint64_t moves;       /* LEASE_MOVED */
 	uint64_t releases;    /* lease_release() */
+	uint64_t revocations; /* lease_revoke() */
 	uint64_t expiries;    /* active -> quarantine by lease_expire() */
 	uint64_t freed;       /* quarantine over, row deleted */
 	uint64_t exhausted;   /* -ENOSPC (TSP 306) */
@@ -112,6 +118,9 @@ int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_ad
  * revoke). 0, -EALREADY when already in quarantine, -EIO.
  */
 int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
+
+/* lease_release() by the operator or the server: "revoke" in the history. */
+int lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now);
 
 /* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
