@@ -168,7 +168,9 @@ dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client)
 	int rc;
 
 	notify_end(d, l, notify_client);
-	rc = lease_release(d->leases, l, clock_wall_s());
+	/* notify_client: the operator revoked it; otherwise the client released it. */
+	rc = notify_client ? lease_revoke(d->leases, l, clock_wall_s())
+	                   : lease_release(d->leases, l, clock_wall_s());
 	dstmd_rearm_expiry(d);
 	return rc == -EALREADY ? 0 : rc;
 }

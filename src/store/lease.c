@@ -44,6 +44,7 @@ struct lease_mgr {
 	struct pool **pools;
 	size_t npools;
 	struct lent ***slots; /* per pool, per slot */
+	uint64_t *psize;      /* per pool, its number of slots */
 	struct lease_policy pol;
 
 	struct lent **heap;
@@ -653,12 +654,14 @@ lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
 	m->nidtab = 1024;
 	m->pools = calloc(npools + 1, sizeof(*m->pools));
 	m->slots = calloc(npools + 1, sizeof(*m->slots));
+	m->psize = calloc(npools + 1, sizeof(*m->psize));
 	m->idtab = calloc(m->nidtab, sizeof(*m->idtab));
-	if (m->pools == NULL || m->slots == NULL || m->idtab == NULL)
+	if (m->pools == NULL || m->slots == NULL || m->psize == NULL || m->idtab == NULL)
 		goto nomem;
 	for (size_t i = 0; i < npools; i++) {
 		m->pools[i] = pools[i];
 		pool_stats(pools[i], &ps);
+		m->psize[i] = ps.size;
 		if ((m->slots[i] = calloc(ps.size, sizeof(**m->slots))) == NULL)
 			goto nomem;
 	}
@@ -686,6 +689,7 @@ lease_mgr_free(struct lease_mgr *m)
 	for (size_t i = 0; m->slots != NULL && i < m->npools; i++)
 		free(m->slots[i]);
 	free(m->slots);
+	free(m->psize);
 	free(m->pools);
 	free(m->idtab);
 	keycount_free(&m->per64);
@@ -958,6 +962,90 @@ lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct lease
 		if ((rc = cb(arg, &m->heap[i]->l)) != 0)
 			return rc;
 	return 0;
+}
+
+static bool
+page_match(const struct lent *e, const struct lease_filter *f)
+{
+	if (f->state && e->l.state != f->state)
+		return false;
+	if (f->pool && strcmp(e->l.pool, f->pool) != 0)
+		return false;
+	return !f->identity || strcmp(e->identity, f->identity) == 0;
+}
+
+int
+lease_page(const struct lease_mgr *m, uint64_t cursor, const struct lease_filter *f, unsigned limit,
+           unsigned budget, int (*cb)(void *arg, const struct lease *l), void *arg, uint64_t *next)
+{
+	uint64_t base = 0, pos = cursor;
+	int rc;
+
+	*next = 0;
+	for (size_t i = 0; i < m->npools; base += m->psize[i++]) {
+		if (pos >= base + m->psize[i])
+			continue;
+		if (f->pool && strcmp(pool_name(m->pools[i]), f->pool) != 0) {
+			pos = base + m->psize[i];
+			continue;
+		}
+		for (; pos < base + m->psize[i]; pos++) {
+			const struct lent *e = m->slots[i][pos - base];
+
+			if (limit == 0 || budget == 0) {
+				*next = pos;
+				return 0;
+			}
+			budget--;
+			if (e == NULL || e->l.orphan || !page_match(e, f))
+				continue;
+			limit--;
+			if ((rc = cb(arg, &e->l)) != 0)
+				return rc;
+		}
+	}
+	/* Orphans last, in the order of their array (they are few). */
+	for (; pos < base + m->norphans; pos++) {
+		const struct lent *e = m->orphans[pos - base];
+
+		if (limit == 0 || budget == 0) {
+			*next = pos;
+			return 0;
+		}
+		budget--;
+		if (!page_match(e, f))
+			continue;
+		limit--;
+		if ((rc = cb(arg, &e->l)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t *cursor)
+{
+	uint64_t base = 0;
+	uint32_t slot;
+
+	for (size_t i = 0; i < m->npools; base += m->psize[i++]) {
+		if (!pool_contains(m->pools[i], v4))
+			continue;
+		if (!pool_find(m->pools[i], v4, port, &slot))
+			return -ENOENT;
+		*cursor = base + slot + 1;
+		return 0;
+	}
+	for (size_t i = 0; i < m->norphans; i++) {
+		const struct lent *e = m->orphans[i];
+
+		if (e->l.v4 == v4 && ((e->l.port_lo == 0 && e->l.port_hi == 0) ||
+		                      (port >= e->l.port_lo && port <= e->l.port_hi))) {
+			*cursor = base + i + 1;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int64_t

@@ -138,6 +138,28 @@ int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct l
  * a quarantine's end. INT64_MAX when none.
  */
 int64_t lease_next_expiry(const struct lease_mgr *m);
+
+/* What lease_page() lists; zero fields match everything. */
+struct lease_filter {
+	const char *pool;
+	enum lease_state state; /* 0: both */
+	const char *identity;
+};
+
+/*
+ * One page of the leases, for a listing that costs the daemon neither
+ * memory nor a pause however many leases there are: in a fixed order
+ * (each pool's slots in order, the pools in their order, then orphans),
+ * from position `cursor` (0: the start), cb sees at most `limit` leases
+ * that match `f`, and at most `budget` positions are looked at. *next is
+ * the cursor of the next page, 0 when the walk reached the end. Leases
+ * that come or go between pages are seen or not, never twice.
+ */
+int lease_page(const struct lease_mgr *m, uint64_t cursor, const struct lease_filter *f,
+               unsigned limit, unsigned budget, int (*cb)(void *arg, const struct lease *l),
+               void *arg, uint64_t *next);
+/* The cursor of the position after the slot of (v4, port): 0 or -ENOENT (in no pool). */
+int lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t *cursor);
 /*
  * Active leases whose expiry is <= now enter quarantine; cb (may be NULL)
  * sees each one after the change (dstmd sends "delete" to the client and

@@ -634,6 +634,7 @@ int
 store_history_scan(struct store *st, int64_t after, unsigned max,
                    int (*cb)(void *arg, const struct history_row *h), void *arg, int64_t *next)
 {
+	unsigned n = 0;
 	int rc, ret = 0;
 
 	*next = 0;
@@ -643,6 +644,7 @@ store_history_scan(struct store *st, int64_t after, unsigned max,
 		struct history_row h = {0};
 		const char *v6 = (const char *)sqlite3_column_text(st->hscan, 7);
 
+		n++;
 		h.seq = sqlite3_column_int64(st->hscan, 0);
 		h.t = sqlite3_column_int64(st->hscan, 1);
 		h.event = (enum lease_event)sqlite3_column_int(st->hscan, 2);
@@ -663,6 +665,8 @@ store_history_scan(struct store *st, int64_t after, unsigned max,
 		         sqlite3_errmsg(st->rdb));
 		ret = -EIO;
 	}
+	if (ret == 0 && n < max)
+		*next = 0; /* the table ended before the step did */
 	sqlite3_reset(st->hscan);
 	return ret;
 }

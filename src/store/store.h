@@ -112,8 +112,10 @@ int store_history_prune(struct store *st, int64_t before, unsigned max);
  * Read at most `max` history rows after `after` (a seq; 0: from the
  * start), oldest first, on a read-only connection of its own (any time,
  * also with the writer thread running: WAL readers do not block it).
- * *next is the last seq read, 0 when there were none: the end. A
- * non-zero return of cb stops and is returned; -EIO on a database error.
+ * *next is the last seq read (the cursor of the next step), 0 when the
+ * table ended within this step. A non-zero return of cb stops the step
+ * (*next is then the row cb saw last) and is returned; -EIO on a
+ * database error.
  */
 int store_history_scan(struct store *st, int64_t after, unsigned max,
                        int (*cb)(void *arg, const struct history_row *h), void *arg, int64_t *next);
