@@ -295,6 +295,7 @@ do_counters(struct dstmd *d)
 	LC(renewals);
 	LC(moves);
 	LC(releases);
+	LC(revocations);
 	LC(expiries);
 	LC(freed);
 	LC(exhausted);
@@ -305,6 +306,9 @@ do_counters(struct dstmd *d)
 	LC(active);
 	LC(quarantined);
 #undef LC
+	/* A gauge (1 while commits fail, changes are refused) and how often it began. */
+	json_object_set_new(o, "store_failing", json_integer(d->store_failing));
+	json_object_set_new(o, "store_failures", json_integer((json_int_t)d->store_failures));
 	return o;
 }
 
@@ -341,13 +345,26 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 
 	if (!strcmp(command, "status")) {
 		struct lease_counters lc;
+		json_t *o;
 
 		lease_counters(d->leases, &lc);
-		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:o}", "program", "dstmd",
-		                 "version", "0.1.0", "uptime",
-		                 (json_int_t)(clock_wall_s() - d->started), "active",
-		                 (json_int_t)lc.active, "quarantined", (json_int_t)lc.quarantined,
-		                 "sessions", (int)d->nconns, "teps", tepctl_status(d->tepctl));
+		o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:o}", "program", "dstmd", "version",
+		              "0.1.0", "uptime", (json_int_t)(clock_wall_s() - d->started),
+		              "active", (json_int_t)lc.active, "quarantined",
+		              (json_int_t)lc.quarantined, "sessions", (int)d->nconns, "teps",
+		              tepctl_status(d->tepctl));
+		/* "failing since ...: why": every change is refused until a commit goes through. */
+		if (d->store_failing) {
+			char b[400];
+
+			snprintf(b, sizeof(b), "failing for %llds: %s",
+			         (long long)(clock_wall_s() - d->store_failing_since),
+			         d->store_error);
+			json_object_set_new(o, "store", json_string(b));
+		} else {
+			json_object_set_new(o, "store", json_string("ok"));
+		}
+		return o;
 	}
 	if (!strcmp(command, "counters"))
 		return do_counters(d);

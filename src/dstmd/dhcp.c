@@ -115,9 +115,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, uint32_t 
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity))
 		return -ENETUNREACH; /* nothing could be bound: take no address for nothing */
 	rc = lease_acquire(d->leases, identity, v6, want, tep->pool, tep->name, now, &l, &flags);
-	if (rc == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
-	if (rc != 0)
+	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
 	if (flags & LEASE_NEW)
@@ -153,7 +151,7 @@ op_release(void *arg, const char *identity, bool declined, int64_t now)
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
 	if (dstmd_end_lease(d, l, false) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
 
@@ -219,9 +217,8 @@ push_done(void *arg, int status)
 		o->refused = true;
 		d->ctr.tep_refused++;
 		if (l && l->v4 == o->g.v4 && (o->g.flags & D6_GRANT_NEW)) {
-			if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-				fatalx("the lease store failed; exiting so that a restart "
-				       "reloads it");
+			/* -EIO: the store is failing; the reload ends this grant. */
+			(void)lease_release(d->leases, l, clock_wall_s());
 			dstmd_schedule_commit(d);
 			dstmd_rearm_expiry(d);
 		}
@@ -237,6 +234,21 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 	struct dtx *x = (struct dtx *)df;
 	unsigned n = x->t.m.nia;
 
+	if (dstmd_commit_failed(d)) {
+		/* Nothing of it reached the disk: no address, and say why. */
+		bool ends = x->t.m.type == D6_RELEASE || x->t.m.type == D6_DECLINE;
+
+		for (unsigned i = 0; i < n; i++) {
+			x->t.out[i].granted = x->t.out[i].push = false;
+			x->t.out[i].status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		}
+		x->t.top_status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		x->t.top_msg = "the lease store cannot commit (disk full or read-only); try again "
+		               "later";
+		x->pending = 1;
+		dtx_done(x);
+		return;
+	}
 	x->pending = 1; /* held until every push is queued: a done may come at once */
 	for (unsigned i = 0; i < n; i++) {
 		struct d6_ia_out *o = &x->t.out[i];

@@ -272,14 +272,15 @@ to_row(const struct lent *e, struct lease_row *r)
 
 /*
  * Every store failure lands here: the open transaction is rolled back and
- * memory is ahead of the disk, so nothing more may be decided (lease.h).
+ * memory is ahead of the disk, so nothing more may be decided until
+ * lease_mgr_reload() (lease.h).
  */
 static int
 fail(struct lease_mgr *m, const char *what)
 {
 	if (!m->failed)
-		log_warnx("lease store: %s: %s; restart to reload the committed leases", what,
-		          store_errmsg(m->st));
+		log_warnx("lease store: %s: %s; refusing changes until the leases are reloaded",
+		          what, store_errmsg(m->st));
 	m->failed = true;
 	if (store_in_transaction(m->st))
 		store_rollback(m->st);
@@ -509,7 +510,7 @@ orphan_hold(struct lease_mgr *m, struct lent *e, int64_t now)
 }
 
 static int
-mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
+mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen)
 {
 	struct load ld = {.m = m};
 	char b[ADDR_STRLEN];
@@ -600,7 +601,7 @@ mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < m->norphans; i++)
 		orphan_hold(m, m->orphans[i], now);
-	if ((rc = lease_commit(m)) < 0)
+	if (commit && (rc = lease_commit(m)) < 0)
 		goto store_err;
 	rc = 0;
 	goto out;
@@ -665,7 +666,7 @@ lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
 		if ((m->slots[i] = calloc(ps.size, sizeof(**m->slots))) == NULL)
 			goto nomem;
 	}
-	if (mgr_load(m, now, err, errlen) < 0) {
+	if (mgr_load(m, now, true, err, errlen) < 0) {
 		lease_mgr_free(m);
 		return NULL;
 	}
@@ -1137,6 +1138,50 @@ bool
 lease_mgr_failed(const struct lease_mgr *m)
 {
 	return m->failed;
+}
+
+void
+lease_mgr_store_failed(struct lease_mgr *m)
+{
+	if (!m->failed)
+		m->c.commit_failures++;
+	m->failed = true;
+	if (store_in_transaction(m->st))
+		store_rollback(m->st);
+}
+
+int
+lease_mgr_probe(struct lease_mgr *m)
+{
+	if (!store_in_transaction(m->st) && store_begin(m->st) < 0)
+		return -EIO;
+	return store_probe(m->st) < 0 ? -EIO : 0;
+}
+
+int
+lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
+{
+	if (store_in_transaction(m->st))
+		store_rollback(m->st);
+	for (size_t i = 0; i < m->nheap; i++)
+		free(m->heap[i]);
+	m->nheap = 0;
+	m->norphans = 0;
+	memset(m->idtab, 0, m->nidtab * sizeof(*m->idtab));
+	m->nid = 0;
+	keycount_free(&m->per64);
+	for (size_t i = 0; i < m->npools; i++) {
+		memset(m->slots[i], 0, m->psize[i] * sizeof(**m->slots));
+		pool_reset(m->pools[i]);
+	}
+	m->c.active = m->c.quarantined = m->c.orphans = 0;
+	m->failed = false;
+	/* What changes at load (expiries while failing) goes with the next commit. */
+	if (mgr_load(m, now, false, err, errlen) < 0) {
+		m->failed = true;
+		return -EIO;
+	}
+	return 0;
 }
 
 void

@@ -17,8 +17,11 @@
  * only after lease_commit() returned 0 (DESIGN §4: group commit). When a
  * commit (or a write) fails the transaction is rolled back, memory no
  * longer matches the disk, and the manager refuses every further change
- * with -EIO: the caller must not answer, must exit, and reloads the
- * committed state at restart (lease_mgr_new), which is consistent.
+ * with -EIO: the caller answers the requests of the failed batches with
+ * errors and, once the store's writer has dropped them
+ * (store_async_recover), rebuilds memory from the disk with
+ * lease_mgr_reload(); nothing acknowledged is lost and nothing refused
+ * stays.
  */
 #ifndef DSTM_LEASE_H
 #define DSTM_LEASE_H
@@ -178,8 +181,24 @@ int lease_commit(struct lease_mgr *m);
  * The replies that depend on it leave only when it is durable.
  */
 int lease_commit_async(struct lease_mgr *m, uint64_t *ticket);
-/* True once a write or commit failed: the caller must exit and reload. */
+/* True once a write or commit failed, until lease_mgr_reload(). */
 bool lease_mgr_failed(const struct lease_mgr *m);
+/* The store reported a failed commit: refuse changes (-EIO) until lease_mgr_reload(). */
+void lease_mgr_store_failed(struct lease_mgr *m);
+/*
+ * While failed: stage a write that changes nothing (store_probe), to be
+ * committed with lease_commit_async()'s store call by the caller
+ * (store_commit_async): once it is durable the disk takes writes again.
+ */
+int lease_mgr_probe(struct lease_mgr *m);
+/*
+ * Forget memory and load every lease again from the store (whose writer
+ * must be idle: store_async_recover), as lease_mgr_new() does; the pools
+ * are reset. What loading changes (leases that expired meanwhile) is
+ * staged, not committed: the caller commits it. 0, or -EIO with a message
+ * (the manager stays failed; try again later).
+ */
+int lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen);
 
 void lease_counters(const struct lease_mgr *m, struct lease_counters *c);
 /* Active leases whose client address is in the /64 of `v6` (per-/64 quotas). */

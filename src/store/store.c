@@ -81,7 +81,7 @@ static const char migrate_v1[] =
 
 /* One write recorded for the writer thread; its strings live in `strs`. */
 struct op {
-	enum { OP_INSERT, OP_UPDATE, OP_DELETE, OP_HISTORY, OP_PRUNE } kind;
+	enum { OP_INSERT, OP_UPDATE, OP_DELETE, OP_HISTORY, OP_PRUNE, OP_PROBE } kind;
 	struct lease_row row;
 	int64_t t; /* OP_HISTORY: the event's time; OP_PRUNE: the cut-off */
 	int event; /* OP_HISTORY: enum lease_event; OP_PRUNE: the most rows to delete */
@@ -98,7 +98,7 @@ struct batch {
 
 struct store {
 	sqlite3 *db;
-	sqlite3_stmt *ins, *upd, *del, *sel, *begin, *commit, *rollback, *hist, *prune;
+	sqlite3_stmt *ins, *upd, *del, *sel, *begin, *commit, *rollback, *hist, *prune, *probe;
 	sqlite3 *rdb;        /* read-only, for the control socket's queries */
 	sqlite3_stmt *hscan; /* on rdb */
 	int lockfd;          /* flock'd: one process per database */
@@ -114,6 +114,7 @@ struct store {
 	uint64_t issued;             /* last ticket handed out */
 	uint64_t durable;            /* last ticket committed (mu) */
 	bool stop, failed;           /* (mu) */
+	bool busy;                   /* the writer holds a batch (mu) */
 	int efd;
 };
 
@@ -348,6 +349,8 @@ store_open(const char *path, char *err, size_t errlen)
 	PREP(db, prune,
 	     "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history ORDER BY rowid "
 	     "LIMIT ?2) AND t < ?1");
+	/* Rewrites page 1 as it is: a commit that needs one page of room. */
+	PREP(db, probe, "PRAGMA user_version = " STORE_SCHEMA_VERSION_STR);
 	PREP(db, begin, "BEGIN IMMEDIATE");
 	PREP(db, commit, "COMMIT");
 	PREP(db, rollback, "ROLLBACK");
@@ -373,6 +376,7 @@ store_close(struct store *st)
 	sqlite3_finalize(st->ins);
 	sqlite3_finalize(st->hist);
 	sqlite3_finalize(st->prune);
+	sqlite3_finalize(st->probe);
 	sqlite3_finalize(st->hscan);
 	sqlite3_close(st->rdb);
 	sqlite3_finalize(st->upd);
@@ -568,6 +572,8 @@ apply_op(struct store *st, const struct op *o)
 		sqlite3_bind_int64(st->prune, 1, o->t);
 		sqlite3_bind_int(st->prune, 2, o->event);
 		return step_done(st, st->prune, "pruning history");
+	case OP_PROBE:
+		return step_done(st, st->probe, "probe");
 	}
 	return -EINVAL;
 }
@@ -626,6 +632,14 @@ store_history_prune(struct store *st, int64_t before, unsigned max)
 	               .row = {.identity = "", .pool = "", .tep = ""},
 	               .t = before,
 	               .event = (int)max};
+
+	return store_op(st, &o);
+}
+
+int
+store_probe(struct store *st)
+{
+	struct op o = {.kind = OP_PROBE, .row = {.identity = "", .pool = "", .tep = ""}};
 
 	return store_op(st, &o);
 }
@@ -755,9 +769,18 @@ writer(void *arg)
 		st->qhead = b->next;
 		if (!st->qhead)
 			st->qtail = NULL;
-		pthread_mutex_unlock(&st->mu);
-		rc = st->failed ? -EIO : apply_batch(st, b);
-		pthread_mutex_lock(&st->mu);
+		st->busy = true;
+		/*
+		 * After a failed batch the later ones were decided on top of it:
+		 * they are dropped too, until store_async_recover().
+		 */
+		rc = -EIO;
+		if (!st->failed) {
+			pthread_mutex_unlock(&st->mu);
+			rc = apply_batch(st, b);
+			pthread_mutex_lock(&st->mu);
+		}
+		st->busy = false;
 		if (rc < 0)
 			st->failed = true;
 		else
@@ -828,6 +851,7 @@ store_async_poll(struct store *st, uint64_t *durable)
 	uint64_t n;
 	int rc;
 
+	*durable = 0;
 	if (read(st->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return -errno;
 	pthread_mutex_lock(&st->mu);
@@ -835,6 +859,21 @@ store_async_poll(struct store *st, uint64_t *durable)
 	rc = st->failed ? -EIO : 0;
 	pthread_mutex_unlock(&st->mu);
 	return rc;
+}
+
+int
+store_async_recover(struct store *st)
+{
+	if (!st->async)
+		return -EINVAL;
+	pthread_mutex_lock(&st->mu);
+	while (st->qhead || st->busy)
+		pthread_cond_wait(&st->cv, &st->mu);
+	st->failed = false;
+	pthread_mutex_unlock(&st->mu);
+	batch_free(st->open);
+	st->open = NULL;
+	return 0;
 }
 
 int

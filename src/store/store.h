@@ -21,7 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION     2
+#define STORE_SCHEMA_VERSION_STR "2"
 
 /* The key of a lease row: its address and first port. */
 #define STORE_ID(v4, port_lo) ((int64_t)(v4) << 16 | (int64_t)(port_lo))
@@ -120,6 +121,9 @@ int store_history_prune(struct store *st, int64_t before, unsigned max);
 int store_history_scan(struct store *st, int64_t after, unsigned max,
                        int (*cb)(void *arg, const struct history_row *h), void *arg, int64_t *next);
 
+/* A write of one page that changes nothing: does a commit go through again? */
+int store_probe(struct store *st);
+
 /* The last SQLite error message, for logs. */
 const char *store_errmsg(const struct store *st);
 
@@ -132,9 +136,12 @@ const char *store_errmsg(const struct store *st);
  * applies and commits each batch, in order, in one transaction. While it
  * fsyncs, the event loop goes on deciding the next batch. Each batch has
  * a ticket; store_async_fd() becomes readable when batches are durable,
- * and store_async_poll() says up to which ticket. A batch that fails
- * (which memory-side checks make a broken invariant) stops the writer:
- * poll returns -EIO and the caller must exit and reload.
+ * and store_async_poll() says up to which ticket. A batch that fails (a
+ * full disk, a read-only file) is rolled back, and so is every batch
+ * queued after it (they were decided on top of it): poll returns -EIO
+ * until store_async_recover(), after which the file holds exactly the
+ * batches up to the durable ticket and the caller rebuilds its memory
+ * from it (lease_mgr_reload).
  */
 int store_async_start(struct store *st);
 int store_async_fd(const struct store *st);
@@ -142,6 +149,13 @@ int store_async_fd(const struct store *st);
 int store_commit_async(struct store *st, uint64_t *ticket);
 /* Read the notification: 0 and the highest durable ticket, or -EIO. */
 int store_async_poll(struct store *st, uint64_t *durable);
+/*
+ * After a failure: wait until the writer has dropped every queued batch,
+ * drop the open one, and let the writer commit again. The store's
+ * writing connection is idle until the next store_commit_async(), so the
+ * caller may store_load() from it.
+ */
+int store_async_recover(struct store *st);
 /* Wait until every queued batch is durable, then stop the thread (0 or -EIO). */
 int store_async_stop(struct store *st);
 
