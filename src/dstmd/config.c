@@ -15,8 +15,9 @@
 #include "dstmd/config.h"
 
 static const char *const top_keys[] = {
-    "scenario", "database", "control", "lifetime", "quarantine", "listen",  "auth",      "pools",
-    "teps",     "redirect", "limits",  "dhcpv6",   "user",       "seccomp", "keepalive", NULL};
+    "scenario", "database", "control",   "lifetime",     "quarantine", "listen",
+    "auth",     "pools",    "teps",      "redirect",     "limits",     "dhcpv6",
+    "user",     "seccomp",  "keepalive", "history_days", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets",   "realm", "plain_without_tls",
                                         "relays",     "endpoints", NULL};
@@ -618,6 +619,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->quarantine = (uint32_t)v;
 	cfg_int(doc, "/keepalive", false, 30, 0, 86400, &v);
 	c->keepalive = (uint32_t)v;
+	cfg_int(doc, "/history_days", false, 90, 0, 36500, &v);
+	c->history_days = (uint32_t)v;
 	load_listen(c);
 	load_auth(c);
 	load_pools(c);

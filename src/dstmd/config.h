@@ -95,6 +95,7 @@ struct dstmd_config {
 	const char *control;
 	uint32_t lifetime, quarantine;
 	uint32_t keepalive; /* seconds between a client's keepalives; 0: no <keepalive> */
+	uint32_t history_days; /* lease history kept; 0: for ever */
 	struct dstmd_listen *listens;
 	size_t nlistens;
 	char mechanisms[128]; /* space-separated, in offer order */

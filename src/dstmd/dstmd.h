@@ -79,6 +79,18 @@ struct dstmd {
 	struct keycount conns64; /* open sessions per peer /64 */
 	bool accept_paused;
 	int64_t started;
+	/*
+	 * The store cannot commit (a full disk, a read-only file): every
+	 * change is refused with an error reply, a probe commit is tried
+	 * once a second, and the leases are reloaded from the disk when one
+	 * goes through (dstmd.c, store_failed).
+	 */
+	bool store_failing;
+	bool commit_failed; /* set while the deferred actions of failed batches run */
+	int64_t store_failing_since;
+	uint64_t store_failures, probe_ticket;
+	char store_error[256];
+	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
 	struct in6_addr *own; /* the network's own addresses (identity.c) */
 	size_t nown;
@@ -91,6 +103,8 @@ void dstmd_defer(struct dstmd *d, struct deferred *df);
 void dstmd_schedule_commit(struct dstmd *d);
 /* Re-arm the expiry timer after a change of the earliest expiry. */
 void dstmd_rearm_expiry(struct dstmd *d);
+/* True while the deferred actions of a batch that did not commit run: answer with an error. */
+bool dstmd_commit_failed(const struct dstmd *d);
 /* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
 int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
 /* The configured TEP named `name`, or NULL. */
