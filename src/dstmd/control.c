@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/args.h"
 #include "common/clock.h"
 #include "dstmd/dstmd.h"
 
@@ -79,8 +80,8 @@ do_pools(struct dstmd *d)
 	return a;
 }
 
-static json_t *
-do_counters(struct dstmd *d)
+json_t *
+control_counters(struct dstmd *d)
 {
 	struct lease_counters lc;
 	json_t *o = access_counters(d);
@@ -103,6 +104,8 @@ do_counters(struct dstmd *d)
 	LC(active);
 	LC(quarantined);
 #undef LC
+	json_object_set_new(o, "reloads", json_integer((json_int_t)d->reloads));
+	json_object_set_new(o, "reload_failures", json_integer((json_int_t)d->reload_failures));
 	return o;
 }
 
@@ -143,13 +146,13 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 
 		lease_counters(d->leases, &lc);
 		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:o}", "program", "dstmd",
-		                 "version", "0.1.0", "uptime",
+		                 "version", DSTM_VERSION, "uptime",
 		                 (json_int_t)(clock_wall_s() - d->started), "active",
 		                 (json_int_t)lc.active, "quarantined", (json_int_t)lc.quarantined,
 		                 "sessions", (int)d->nconns, "teps", tepctl_status(d->tepctl));
 	}
 	if (!strcmp(command, "counters"))
-		return do_counters(d);
+		return control_counters(d);
 	if (!strcmp(command, "leases"))
 		return do_leases(d, args);
 	if (!strcmp(command, "pools"))
