@@ -178,4 +178,11 @@ size_t pkt_icmp_frag_needed(const uint8_t *orig, size_t len, uint32_t from, unsi
 /* The Internet checksum over buf, folded, not inverted (helper for tests). */
 uint16_t pkt_csum(const void *buf, size_t len, uint32_t sum);
 
+/*
+ * SIGHUP (reload.c): re-read `path` and apply to `cur` what may change at
+ * run time (auth, timeout, backoff_max); 0, or -EINVAL with `cur`
+ * unchanged and the reasons logged with file:line.
+ */
+int client_config_reload(const char *path, struct client_config *cur);
+
 #endif

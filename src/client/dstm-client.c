@@ -43,6 +43,7 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "common/service.h"
 #include "dataplane/tun.h"
 #include "dhcp6/d6.h"
 #include "netlink/nl.h"
@@ -1127,6 +1128,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	if (c->releasing)
 		return;
 	log_info("signal %d: stopping", (int)sig);
+	svc_stopping();
 	c->releasing = true;
 	evtimer_del(c->ev_retry);
 	if (c->d6) {
@@ -1570,6 +1572,20 @@ find_addresses(struct client *c)
 	log_info("IPv6 address %s on %s", addr_fmt_v6(&c->v6, a), ifn);
 }
 
+static const char *conffile; /* re-read on SIGHUP */
+
+/* SIGHUP: the lease, the session and the interface stay (reload.c). */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct client *c = arg;
+
+	svc_reloading();
+	log_info("SIGHUP: reloading %s", conffile);
+	(void)client_config_reload(conffile, &c->cfg);
+	svc_ready("configuration reloaded or kept (see the log)");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1582,6 +1598,7 @@ main(int argc, char **argv)
 	if (!daemon_args_parse(argc, argv, "dstm-client", &args, &status))
 		return status;
 	log_init(args.foreground || args.check, args.verbose, "dstm-client");
+	conffile = args.conffile;
 	cfg = cfg_load(args.conffile, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
@@ -1645,6 +1662,7 @@ main(int argc, char **argv)
 	c->ev_mtu = event_new(c->base, -1, EV_PERSIST, on_mtu, c);
 	c->ev_sigterm = evsignal_new(c->base, SIGTERM, on_signal, c);
 	c->ev_sigint = evsignal_new(c->base, SIGINT, on_signal, c);
+	event_add(evsignal_new(c->base, SIGHUP, on_sighup, c), NULL);
 	event_add(c->ev_tun, NULL);
 	event_add(c->ev_raw, NULL);
 	event_add(c->ev_early, &(struct timeval){5, 0});
@@ -1678,6 +1696,9 @@ main(int argc, char **argv)
 		acquire(c);
 	log_info("started (%s, %s)", c->cfg.mode == CLIENT_ON_DEMAND ? "on-demand" : "always-on",
 	         c->ifname);
+	svc_watchdog_start(c->base);
+	svc_ready("started (%s, %s)", c->cfg.mode == CLIENT_ON_DEMAND ? "on-demand" : "always-on",
+	          c->ifname);
 	event_base_dispatch(c->base);
 
 	ctl_server_free(c->ctl);

@@ -120,6 +120,10 @@ struct dstmd_config {
 	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
 	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
+	const char *metrics; /* Prometheus endpoint as written, or NULL: none */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_len;
+	int log_level; /* 0 info, 1 debug, 2 trace: the least -v count in force */
 };
 
 /* NULL after printing every error (file:line: pointer: what) to `errf`. */

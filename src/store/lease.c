@@ -1189,3 +1189,9 @@ lease_counters(const struct lease_mgr *m, struct lease_counters *c)
 {
 	*c = m->c;
 }
+
+void
+lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy)
+{
+	m->pol = *policy;
+}

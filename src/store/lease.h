@@ -204,4 +204,10 @@ void lease_counters(const struct lease_mgr *m, struct lease_counters *c);
 /* Active leases whose client address is in the /64 of `v6` (per-/64 quotas). */
 unsigned lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6);
 
+/*
+ * A reloaded configuration's lifetime and quarantine: they apply to the
+ * next grant, renewal and release; leases already granted keep theirs.
+ */
+void lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy);
+
 #endif
