@@ -13,11 +13,12 @@
 
 static const char *const top_keys[] = {
     "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu", "control",
-    "listen", "servers", "learn_idle", "icmp_rate", "scenario", NULL,
+    "listen", "servers", "learn_idle", "icmp_rate", "scenario", "dataplane", NULL,
 };
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
 static const char *const scenario_choices[] = {"intranet", "vpn", NULL};
+static const char *const dataplane_choices[] = {"auto", "xdp", "tun", NULL};
 
 static void
 copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen)
@@ -193,6 +194,8 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 		out->learn_idle = (unsigned)v;
 	if (cfg_int(c, "/icmp_rate", false, 100, 0, 1000000, &v))
 		out->icmp_rate = (unsigned)v;
+	if (cfg_enum(c, "/dataplane", false, TEP_DP_AUTO, dataplane_choices, &idx))
+		out->dataplane = (enum tep_dataplane)idx;
 	return cfg_nerrors(c);
 }
 
@@ -229,6 +232,7 @@ tep_config_dump(const struct tep_config *tc)
 	json_object_set_new(o, "servers", servers);
 	json_object_set_new(o, "learn_idle", json_integer(tc->learn_idle));
 	json_object_set_new(o, "icmp_rate", json_integer(tc->icmp_rate));
+	json_object_set_new(o, "dataplane", json_string(dataplane_choices[tc->dataplane]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;
