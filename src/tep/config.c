@@ -12,7 +12,7 @@
 #include "tep/tep.h"
 
 static const char *const top_keys[] = {
-    "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu", "control",
+    "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu",       "control",
     "listen", "servers", "learn_idle", "icmp_rate", "scenario", "dataplane", NULL,
 };
 static const char *const server_keys[] = {"address", "user", "secret", NULL};

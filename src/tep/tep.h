@@ -73,6 +73,8 @@ char *tep_config_dump(const struct tep_config *tc);
 	X(tsp_bad_command)    \
 	X(rx_truncated)       \
 	X(tun_write_errors)   \
+	X(xdp_decap_pkts)     \
+	X(xdp_encap_pkts)     \
 	X(xdp_pass_v6)        \
 	X(xdp_pass_v4)        \
 	X(xdp_no_route)

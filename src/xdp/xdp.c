@@ -279,8 +279,7 @@ xtep_del_addr(struct xtep *x, uint32_t v4)
 }
 
 void
-xtep_binding_ctr(const struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi,
-                 struct xtep_bctr *out)
+xtep_binding_ctr(const struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, struct xtep_bctr *out)
 {
 	uint32_t key = htonl(v4);
 	struct xtep_range_key k = {.v4 = key};

@@ -270,6 +270,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 	x->c[XC_rx_v6_pkts]++;
 	x->c[XC_rx_v6_bytes] += 40 + plen;
 	x->c[XC_decap_pkts]++;
+	x->c[XC_xdp_decap_pkts]++;
 	x->c[XC_decap_bytes] += tot;
 	__sync_fetch_and_add(&f.ctr->pkts_in, 1);
 	__sync_fetch_and_add(&f.ctr->bytes_in, tot);
@@ -335,6 +336,7 @@ xdp_tep_v4(struct xdp_md *ctx)
 		x->c[XC_rx_v4_pkts]++;
 		x->c[XC_rx_v4_bytes] += tot;
 		x->c[XC_encap_pkts]++;
+		x->c[XC_xdp_encap_pkts]++;
 		x->c[XC_encap_bytes] += tot;
 	}
 	__sync_fetch_and_add(&f.ctr->pkts_out, 1);

@@ -32,9 +32,9 @@ struct xtep_pool {
 struct xtep_cfg {
 	__u8 tep6[16];
 	__u32 npools;
-	__u16 mtu;       /* IPv6 path MTU toward a client whose own is unknown */
-	__u8 hop_limit;  /* of the IPv6 headers pushed */
-	__u8 learn;      /* learn mode: a miss goes to the userspace path */
+	__u16 mtu;      /* IPv6 path MTU toward a client whose own is unknown */
+	__u8 hop_limit; /* of the IPv6 headers pushed */
+	__u8 learn;     /* learn mode: a miss goes to the userspace path */
 	struct xtep_pool pools[XTEP_MAX_POOLS];
 };
 
@@ -70,20 +70,26 @@ struct xtep_range {
  * count the same events for the packets XDP finishes; the userspace path
  * counts those it passes on, so the sums are the TEP's counters.
  */
-#define XTEP_DP_COUNTERS(X)        \
-	X(rx_v6_pkts)              \
-	X(rx_v6_bytes)             \
-	X(rx_v4_pkts)              \
-	X(rx_v4_bytes)             \
-	X(decap_pkts)              \
-	X(decap_bytes)             \
-	X(encap_pkts)              \
-	X(encap_bytes)             \
-	X(drop_no_binding_src)     \
-	X(drop_spoofed_v6_src)     \
+#define XTEP_DP_COUNTERS(X)    \
+	X(rx_v6_pkts)          \
+	X(rx_v6_bytes)         \
+	X(rx_v4_pkts)          \
+	X(rx_v4_bytes)         \
+	X(decap_pkts)          \
+	X(decap_bytes)         \
+	X(encap_pkts)          \
+	X(encap_bytes)         \
+	X(drop_no_binding_src) \
+	X(drop_spoofed_v6_src) \
 	X(drop_port_outside_range)
-/* XDP's own: packets handed to the kernel (and so to the userspace path). */
+/*
+ * XDP's own: the packets it forwarded (also in decap_pkts, encap_pkts) and
+ * those it handed to the kernel, so to the userspace path: not a plain
+ * case (xdp_pass_*), or no route or neighbour known yet (xdp_no_route).
+ */
 #define XTEP_OWN_COUNTERS(X) \
+	X(xdp_decap_pkts)    \
+	X(xdp_encap_pkts)    \
 	X(xdp_pass_v6)       \
 	X(xdp_pass_v4)       \
 	X(xdp_no_route)
