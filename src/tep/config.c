@@ -13,13 +13,15 @@
 #include "tep/tep.h"
 
 static const char *const top_keys[] = {
-    "ipv6",    "ipv4",       "mode",      "pools",    "tun",       "mtu",     "control",   "listen",
-    "servers", "learn_idle", "icmp_rate", "scenario", "keepalive", "metrics", "log_level", NULL,
+    "ipv6",      "ipv4",    "mode",      "pools",      "tun",       "mtu",
+    "control",   "listen",  "servers",   "learn_idle", "icmp_rate", "scenario",
+    "keepalive", "metrics", "log_level", "dataplane",  NULL,
 };
 static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
 static const char *const scenario_choices[] = {"intranet", "vpn", NULL};
+static const char *const dataplane_choices[] = {"auto", "xdp", "tun", NULL};
 
 static void
 copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen)
@@ -236,6 +238,8 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 	cfg_enum(c, "/log_level", false, 0, log_levels, &out->log_level);
 	if (cfg_nerrors(c) == 0)
 		check_offline(c, out);
+	if (cfg_enum(c, "/dataplane", false, TEP_DP_AUTO, dataplane_choices, &idx))
+		out->dataplane = (enum tep_dataplane)idx;
 	return cfg_nerrors(c);
 }
 
@@ -278,6 +282,7 @@ tep_config_dump(const struct tep_config *tc)
 	if (tc->log_level)
 		json_object_set_new(o, "log_level",
 		                    json_string(tc->log_level == 1 ? "debug" : "trace"));
+	json_object_set_new(o, "dataplane", json_string(dataplane_choices[tc->dataplane]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;
