@@ -25,6 +25,7 @@
 
 #include "common/cfg.h"
 #include "dhcp6/d6.h"
+#include "packet/pkt.h"
 
 #define CLIENT_MAX_ROUTES  32
 #define CLIENT_MAX_SERVERS 9 /* the configured one + TSP_MAX_BROKERS */
@@ -108,22 +109,6 @@ unsigned client_backoff_ms(unsigned attempt, unsigned max_s, uint32_t rnd);
 
 /* ---- Packets (packet.c, pure) ---- */
 
-/* Minimal view of an IPv4 packet, filled by pkt_ipv4_parse(). */
-struct pkt4 {
-	uint8_t proto;
-	uint8_t ihl;       /* header length in bytes */
-	uint16_t total;    /* total length */
-	uint32_t src, dst; /* host order */
-	bool df, fragment; /* DF set; not the first fragment */
-};
-
-/*
- * Check that buf[0..len) is one IPv4 packet: version 4, header length
- * >= 20 and within the packet, total length within len. Returns false
- * for anything else (the caller counts it as malformed).
- */
-bool pkt_ipv4_parse(const uint8_t *buf, size_t len, struct pkt4 *p);
-
 /*
  * On-demand mode: the connections an application opened before the
  * lease use the placeholder address as source (the kernel picked it at
@@ -182,9 +167,6 @@ void early_clear(struct early_table *t);
  */
 size_t pkt_icmp_frag_needed(const uint8_t *orig, size_t len, uint32_t from, unsigned mtu,
                             uint8_t *out, size_t outlen);
-
-/* The Internet checksum over buf, folded, not inverted (helper for tests). */
-uint16_t pkt_csum(const void *buf, size_t len, uint32_t sum);
 
 /* ---- The lease (lease.c, pure) ---- */
 

@@ -231,7 +231,7 @@ tunnel_send(struct client_tunnel *t, const uint8_t *p, size_t len)
 	/* IPV6_DONTFRAG does not apply to IPPROTO_IPIP raw sockets (the
 	 * kernel would fragment the outer packet): a DF packet too big for
 	 * the path is refused here, as a router would (RFC 1191). */
-	if (len + 40 > t->path_mtu && pkt_ipv4_parse(p, len, &h) && h.df) {
+	if (len + 40 > t->path_mtu && pkt_ip4_parse(p, len, &h) && h.df) {
 		t->n.drop_too_big++;
 		send_icmp_too_big(t, p, len);
 		return 0;
@@ -263,7 +263,7 @@ tunnel_send(struct client_tunnel *t, const uint8_t *p, size_t len)
 		/* The path shrank (IPV6_DONTFRAG, where the kernel honours it). */
 		t->n.drop_too_big++;
 		tunnel_update_mtu(t, &t->lease->tep6);
-		if (pkt_ipv4_parse(p, len, &h) && h.df)
+		if (pkt_ip4_parse(p, len, &h) && h.df)
 			send_icmp_too_big(t, p, len);
 		return 0;
 	default:
@@ -303,7 +303,7 @@ tunnel_flush(struct client_tunnel *t)
 	while (t->lease->state == LEASE_BOUND && t->pending_len == 0 && ondemand_pop(t->od, &q)) {
 		struct pkt4 h;
 
-		if (pkt_ipv4_parse(q.data, q.len, &h))
+		if (pkt_ip4_parse(q.data, q.len, &h))
 			outbound(t, q.data, q.len, &h);
 		free(q.data);
 	}
@@ -335,7 +335,7 @@ on_tun(evutil_socket_t fd, short what, void *arg)
 			t->n.drop_not_ipv4++;
 			continue;
 		}
-		if (!pkt_ipv4_parse(buf, (size_t)n, &h)) {
+		if (!pkt_ip4_parse(buf, (size_t)n, &h)) {
 			t->n.drop_malformed++;
 			continue;
 		}
@@ -384,7 +384,7 @@ on_raw(evutil_socket_t fd, short what, void *arg)
 			t->n.drop_not_tep++;
 			continue;
 		}
-		if (!pkt_ipv4_parse(buf, (size_t)n, &h)) {
+		if (!pkt_ip4_parse(buf, (size_t)n, &h)) {
 			t->n.drop_malformed++;
 			continue;
 		}

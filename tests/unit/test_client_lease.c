@@ -380,24 +380,24 @@ test_ondemand_hold_then_send(void **state)
 	/* Before the lease: the placeholder's packets wait (4 fit), others are refused. */
 	for (int i = 0; i < 5; i++) {
 		n = udp_packet(b, PH, REMOTE, (uint16_t)(1000 + i));
-		assert_true(pkt_ipv4_parse(b, n, &h));
+		assert_true(pkt_ip4_parse(b, n, &h));
 		assert_int_equal(ondemand_out(&od, &l, b, n, &h, 0), OD_HOLD);
 	}
 	assert_int_equal(od.len, 4);
 	assert_int_equal(od.n.queued, 4);
 	assert_int_equal(od.n.drop_queue_full, 1);
 	n = udp_packet(b, LEASED, REMOTE, 2000);
-	assert_true(pkt_ipv4_parse(b, n, &h));
+	assert_true(pkt_ip4_parse(b, n, &h));
 	assert_int_equal(ondemand_out(&od, &l, b, n, &h, 0), OD_BAD_SOURCE);
 
 	/* Bound: the oldest comes out first; its source is rewritten on the way. */
 	lease_acquire(&l);
 	lease_grant(&l, &g, 0);
 	assert_true(ondemand_pop(&od, &q));
-	assert_true(pkt_ipv4_parse(q.data, q.len, &h));
+	assert_true(pkt_ip4_parse(q.data, q.len, &h));
 	assert_int_equal(h.src, PH);
 	assert_int_equal(ondemand_out(&od, &l, q.data, q.len, &h, 0), OD_SEND);
-	assert_true(pkt_ipv4_parse(q.data, q.len, &h));
+	assert_true(pkt_ip4_parse(q.data, q.len, &h));
 	assert_int_equal(h.src, LEASED);
 	assert_int_equal(q.data[21], (1000 & 0xff));
 	assert_int_equal(pkt_csum(q.data, 20, 0), 0xffff);
@@ -406,10 +406,10 @@ test_ondemand_hold_then_send(void **state)
 
 	/* The leased address goes as it is; a stranger's source does not go. */
 	n = udp_packet(b, LEASED, REMOTE, 2000);
-	assert_true(pkt_ipv4_parse(b, n, &h));
+	assert_true(pkt_ip4_parse(b, n, &h));
 	assert_int_equal(ondemand_out(&od, &l, b, n, &h, 0), OD_SEND);
 	n = udp_packet(b, OTHER, REMOTE, 2000);
-	assert_true(pkt_ipv4_parse(b, n, &h));
+	assert_true(pkt_ip4_parse(b, n, &h));
 	assert_int_equal(ondemand_out(&od, &l, b, n, &h, 0), OD_BAD_SOURCE);
 
 	/* The reply to the early flow goes back to the placeholder. */
@@ -419,7 +419,7 @@ test_ondemand_hold_then_send(void **state)
 	b[22] = (uint8_t)(1000 >> 8);
 	b[23] = (uint8_t)1000;
 	ondemand_in(&od, &l, b, n, 0);
-	assert_true(pkt_ipv4_parse(b, n, &h));
+	assert_true(pkt_ip4_parse(b, n, &h));
 	assert_int_equal(h.dst, PH);
 	assert_int_equal(od.n.early_translated_in, 1);
 
@@ -445,7 +445,7 @@ test_always_on_no_hold(void **state)
 
 	assert_int_equal(ondemand_init(&od, &cfg), 0);
 	lease_init(&l, &cfg, &fake_ops, &f);
-	assert_true(pkt_ipv4_parse(b, n, &h));
+	assert_true(pkt_ip4_parse(b, n, &h));
 	assert_int_equal(ondemand_out(&od, &l, b, n, &h, 0), OD_BAD_SOURCE);
 	assert_int_equal(od.len, 0);
 	ondemand_free(&od);
