@@ -75,6 +75,18 @@ struct dstmd_dhcp6 {
 	unsigned per_duid, per_64;
 };
 
+/*
+ * The "lw4o6" section (src/dstmd/lw4o6.c): lwB4s (RFC 7596) asking for
+ * OPTION_S46_CONT_LW get an IPv6 address from ipv6_pool and an IPv4
+ * address + port set from `pool`.
+ */
+struct dstmd_lw4o6 {
+	bool enable;
+	struct in6_addr prefix; /* ipv6_pool */
+	unsigned plen;
+	const char *pool; /* a PSID pool or a pool of whole addresses */
+};
+
 struct dstmd_config {
 	struct cfg *doc;
 	enum dstmd_scenario scenario;
@@ -103,6 +115,7 @@ struct dstmd_config {
 	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
 	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
+	struct dstmd_lw4o6 lw4o6;
 };
 
 /* NULL after printing every error (file:line: pointer: what) to `errf`. */
@@ -116,6 +129,8 @@ const char *dstmd_config_secret(const struct dstmd_config *c, const char *user);
  */
 const struct dstmd_tep *dstmd_config_tep_for(const struct dstmd_config *c,
                                              const struct in6_addr *v6);
+/* lw4o6.c: read the "lw4o6" section into c->lw4o6 (errors recorded in c->doc). */
+void lw4o6_config_load(struct dstmd_config *c);
 void dstmd_config_dump(const struct dstmd_config *c, FILE *f);
 
 #endif
