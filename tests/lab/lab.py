@@ -79,18 +79,21 @@ class Lab:
             timeout=timeout,
         )
 
-    def up(self, access="tsp", clients=2, scenario="intranet", lifetime=None, timeout=180):
-        """Bring the lab up (taking down a previous one of this name); LabError if it fails."""
+    def up(self, access="tsp", clients=2, scenario="intranet", lifetime=None, timeout=180,
+           portset=None):
+        """Bring the lab up (taking down a previous one of this name); LabError if it fails.
+        portset="psid": the pool is a PSID pool and dstmd serves lwB4s (RFC 7596/7598)."""
         env = {}
         if lifetime is not None:
             env["DSTM_LAB_LIFETIME"] = str(lifetime)
+        extra = ["--portset", portset] if portset else []
         r = self._lab("up", "--access", access, "--clients", str(clients),
-                      "--scenario", scenario, timeout=timeout, env=env)
+                      "--scenario", scenario, *extra, timeout=timeout, env=env)
         if r.returncode != 0:
             raise LabError("scripts/lab up failed (exit %d):\n%s" % (r.returncode, r.stdout))
         self.clients = clients
         self.options = {"access": access, "clients": clients, "scenario": scenario,
-                        "lifetime": lifetime}
+                        "lifetime": lifetime, "portset": portset}
         return r.stdout
 
     def down(self):
