@@ -200,6 +200,9 @@ struct d6_msg {
 	size_t dots_ri_len, access_domain_len;
 	struct in6_addr dots_addr[D6_DOTS_ADDRS_MAX];
 	unsigned ndots_addr;
+	/* OPTION_S46_CONT_LW (RFC 7598 §5), its body */
+	const uint8_t *s46_lw;
+	size_t s46_lw_len;
 };
 
 /* One Relay-forward (or -reply) header. */
@@ -483,6 +486,9 @@ struct d6_client_config {
 	size_t duid_len;
 	uint32_t iaid;
 	bool global_v4_form; /* ask in the seed 002 form instead of IA_DSTM */
+	/* ask as an lwB4 (RFC 7596): an IA_NA and an ORO with OPTION_S46_CONT_LW;
+	 * the lease is the IA_NA address + the container's IPv4 address and PSID */
+	bool lw4o6;
 	bool rapid_commit;
 	const struct d6_key *key; /* with a key: drop every reply not authenticated with it */
 	uint32_t (*random)(void *arg);
@@ -492,6 +498,10 @@ struct d6_client_config {
 struct d6_lease_info {
 	uint32_t v4;
 	uint16_t port_lo, port_hi;
+	bool lw;            /* an lw4o6 lease: v6 and the PSID below are set */
+	struct in6_addr v6; /* the IA_NA address the softwire is built on */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 	bool has_tep;
 	struct in6_addr tep;
 	uint32_t t1, t2, preferred, valid;

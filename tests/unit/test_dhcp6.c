@@ -1061,6 +1061,51 @@ test_lw4o6_container(void **state)
 	env_free(e);
 }
 
+/* dstm-client as an lwB4: the engine asks with ORO 96 and takes the container. */
+static void
+test_client_lw4o6(void **state)
+{
+	struct env *e = env_new();
+	struct d6_client_config cc = {0};
+	struct d6_client *c;
+	const struct d6_lease_info *l;
+	struct in6_addr want, tep;
+	int64_t now = 1000000;
+
+	(void)state;
+	d6_server_free(e->s);
+	e->s = d6_server_new(&e->cfg, &fops_lw, &e->f, 1000);
+	cc.codes = e->cfg.codes;
+	cc.duid = CDUID;
+	cc.duid_len = sizeof(CDUID);
+	cc.iaid = 3;
+	cc.lw4o6 = true;
+	cc.random = fixed_random;
+	c = d6_client_new(&cc);
+	d6_client_start(c, now);
+	assert_int_equal(exchange(e, c, now), D6C_EV_NONE); /* Solicit -> Advertise */
+	assert_int_equal(d6_client_state(c), D6C_REQUEST);
+	assert_int_equal(exchange(e, c, now), D6C_EV_BOUND); /* Request -> Reply */
+	l = d6_client_lease(c);
+	assert_non_null(l);
+	assert_true(l->lw);
+	addr_parse_v6("fd00:d57::1000", &want);
+	addr_parse_v6("fd00:d57::2", &tep);
+	assert_memory_equal(&l->v6, &want, 16);
+	assert_memory_equal(&l->tep, &tep, 16);
+	assert_int_equal(l->v4, 0xc000020a);
+	assert_int_equal(l->psid_offset, 6);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 5);
+	/* Renew at T1 carries the IA_NA address and keeps the lease. */
+	now = d6_client_next(c);
+	assert_int_equal(d6_client_tick(c, now), D6C_EV_NONE);
+	assert_int_equal(d6_client_state(c), D6C_RENEW);
+	assert_int_equal(exchange(e, c, now), D6C_EV_RENEWED);
+	d6_client_free(c);
+	env_free(e);
+}
+
 int
 main(void)
 {
@@ -1084,6 +1129,7 @@ main(void)
 	    cmocka_unit_test(test_client_auth),
 	    cmocka_unit_test(test_client_expiry_decline),
 	    cmocka_unit_test(test_lw4o6_container),
+	    cmocka_unit_test(test_client_lw4o6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
