@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/privdrop.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/tsp_udp.h"
 
 /* A "delete" to send, once the expiry or release that caused it is durable. */
 struct notify {
@@ -296,7 +297,9 @@ make_parent(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		mkdir(dir, 0755);
+		/* 0755 whatever the umask (077, see main): the files inside are what is private. */
+		if (mkdir(dir, 0755) == 0)
+			chmod(dir, 0755);
 		*p = '/';
 	}
 }
@@ -332,6 +335,8 @@ main(int argc, char **argv)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The lease database names every client: 0600, whoever starts us. */
+	umask(077);
 	make_parent(d.cfg->database);
 	if (!(d.store = store_open(d.cfg->database, err, sizeof(err))))
 		fatalx("%s", err);
@@ -372,7 +377,9 @@ main(int argc, char **argv)
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
-	if (access_init(&d) != 0)
+	if (identity_init(&d) != 0)
+		fatalx("out of memory");
+	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
 	if (dhcp_init(&d) != 0)
 		fatalx("cannot start the DHCPv6 server (see above)");
@@ -414,9 +421,11 @@ main(int argc, char **argv)
 			          "are lost");
 	}
 	ctl_server_free(d.ctl);
+	tsp_udp_fini(&d);
 	access_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
+	identity_fini(&d);
 	event_free(d.commit_ev);
 	event_free(d.durable_ev);
 	event_free(d.expiry_ev);
