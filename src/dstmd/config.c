@@ -19,13 +19,13 @@
 static const char *const top_keys[] = {
     "scenario",  "database",     "control",  "lifetime",  "quarantine", "listen", "auth",
     "pools",     "teps",         "redirect", "limits",    "dhcpv6",     "user",   "seccomp",
-    "keepalive", "history_days", "metrics",  "log_level", NULL};
+    "keepalive", "history_days", "metrics",  "log_level", "lw4o6",      NULL};
 static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets",   "realm", "plain_without_tls",
                                         "relays",     "endpoints", NULL};
-static const char *const pool_keys[] = {"name",    "prefixes",        "ranges",
-                                        "exclude", "port_range_size", NULL};
+static const char *const pool_keys[] = {
+    "name", "prefixes", "ranges", "exclude", "port_range_size", "psid_offset", "psid_length", NULL};
 static const char *const tep_keys[] = {"name", "ipv6",    "ipv4",      "clients",
                                        "pool", "control", "keepalive", NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
@@ -111,6 +111,20 @@ load_pools(struct dstmd_config *c)
 		snprintf(p, sizeof(p), "/pools/%zu/port_range_size", i);
 		cfg_int(doc, p, false, 0, 0, POOL_PORTS, &size);
 		dp->pc.port_range_size = (unsigned)size;
+		/* RFC 7597 §5.1 port sets: the other way to share an address. */
+		snprintf(p, sizeof(p), "/pools/%zu/psid_offset", i);
+		cfg_int(doc, p, false, 6, 0, 15, &size);
+		dp->pc.psid_offset = (unsigned)size;
+		snprintf(p, sizeof(p), "/pools/%zu/psid_length", i);
+		cfg_int(doc, p, false, 0, 0, 15, &size);
+		dp->pc.psid_len = (unsigned)size;
+		if (dp->pc.psid_len && dp->pc.port_range_size)
+			cfg_error(doc, p,
+			          "a pool shares its addresses by \"port_range_size\" or by "
+			          "\"psid_length\", not both");
+		else if (dp->pc.psid_len + dp->pc.psid_offset > 16)
+			cfg_error(doc, p, "psid_offset %u + psid_length %u is more than 16 bits",
+			          dp->pc.psid_offset, dp->pc.psid_len);
 		if (dp->pc.nranges == 0) {
 			snprintf(p, sizeof(p), "/pools/%zu", i);
 			cfg_error(doc, p, "pool has no addresses: give \"prefixes\" or \"ranges\"");
@@ -163,12 +177,20 @@ load_teps(struct dstmd_config *c)
 		snprintf(p, sizeof(p), "/teps/%zu/pool", i);
 		cfg_str(doc, p, false, NULL, &t->pool);
 		if (t->pool) {
-			bool found = false;
+			bool found = false, psid = false;
 			for (size_t j = 0; j < c->npools; j++)
-				found |=
-				    c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool);
+				if (c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool)) {
+					found = true;
+					psid = c->pools[j].pc.psid_len > 0;
+				}
 			if (!found)
 				cfg_error(doc, p, "no pool is named \"%s\"", t->pool);
+			else if (psid)
+				cfg_error(
+				    doc, p,
+				    "pool \"%s\" is a PSID pool: it serves lwB4s (\"lw4o6\"), "
+				    "not the DSTM clients of a TEP",
+				    t->pool);
 		}
 		snprintf(p, sizeof(p), "/teps/%zu/clients", i);
 		if (cfg_array(doc, p, false, &nc) && nc) {
@@ -786,6 +808,7 @@ dstmd_config_load(const char *path, FILE *errf)
 	cfg_int(doc, "/limits/allocations_per_64", false, 0, 0, 1000000, &v);
 	c->alloc_rate_64 = (unsigned)v;
 	load_dhcp6(c);
+	lw4o6_config_load(c);
 	load_metrics(c);
 	cfg_enum(doc, "/log_level", false, 0, log_levels, &c->log_level);
 	if (cfg_nerrors(doc) == 0)

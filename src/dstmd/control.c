@@ -25,6 +25,12 @@ lease_json(const struct lease *l, int64_t now)
 		json_object_set_new(o, "port_lo", json_integer(l->port_lo));
 		json_object_set_new(o, "port_hi", json_integer(l->port_hi));
 	}
+	if (l->psid_len) {
+		/* RFC 7597 §5.1: the set inside port_lo..port_hi. */
+		json_object_set_new(o, "psid_offset", json_integer(l->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(l->psid_len));
+		json_object_set_new(o, "psid", json_integer(l->psid));
+	}
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&l->v6, a6)));
 	json_object_set_new(o, "identity", json_string(l->identity));
 	json_object_set_new(o, "state",

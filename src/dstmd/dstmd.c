@@ -279,10 +279,7 @@ notify_end(struct dstmd *d, const struct lease *l, bool to_client)
 	n->df.run = notify_run;
 	n->to_client = to_client;
 	n->tep = dstmd_tep_named(d, l->tep);
-	n->b.v4 = l->v4;
-	n->b.port_lo = l->port_lo;
-	n->b.port_hi = l->port_hi;
-	n->b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&n->b, l);
 	snprintf(n->identity, sizeof(n->identity), "%s", l->identity);
 	dstmd_defer(d, &n->df);
 }
@@ -348,10 +345,7 @@ repush_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_ACTIVE || !l->tep || strcmp(l->tep, rc->tep->name) != 0)
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	b.lifetime = l->expiry > rc->now ? (uint32_t)(l->expiry - rc->now) : 0;
 	tepctl_create(rc->tc, rc->tep, &b, NULL, NULL);
 	rc->n++;
@@ -377,10 +371,7 @@ stale_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_QUARANTINE || !(tep = dstmd_tep_named(d, l->tep)))
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	tepctl_delete(d->tepctl, tep, &b);
 	return 0;
 }
