@@ -33,9 +33,11 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dhcp6/d6.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/lw4o6.h"
 #include "grant/grant.h"
 
 #define RX_BATCH 64 /* datagrams read per wake-up: others' events get their turn */
@@ -95,6 +97,9 @@ grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, in
 		g->tep = tep->v6;
 	g->tep_ref = tep;
 	g->expiry = l->expiry;
+	g->psid_offset = l->psid_offset;
+	g->psid_len = l->psid_len;
+	g->psid = l->psid;
 	/* valid_lifetime may announce less than the lease holds, never more. */
 	if (d->cfg->dhcp6.valid && g->expiry > now + d->cfg->dhcp6.valid)
 		g->expiry = now + d->cfg->dhcp6.valid;
@@ -140,9 +145,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity))
 		return -ENETUNREACH; /* nothing could be bound: take no address for nothing */
 	rc = lease_acquire(d->leases, identity, v6, want, tep->pool, tep->name, now, &l, &flags);
-	if (rc == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
-	if (rc != 0)
+	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
 	if (flags & LEASE_NEW)
@@ -182,7 +185,7 @@ op_release(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
 	if (dstmd_end_lease(d, l, false) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
 
@@ -197,7 +200,34 @@ op_in_pool(void *arg, uint32_t v4)
 	return false;
 }
 
-static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool};
+/* An lwB4's lease (lw4o6.c): the address it will use is the one dstmd assigns. */
+static int
+op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struct d6_grant *g)
+{
+	struct dstmd *d = arg;
+	const struct dstmd_tep *tep = NULL;
+	const struct lease *l;
+	unsigned flags = 0;
+	int rc;
+
+	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
+	if (rc == -EIO)
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (rc != 0)
+		return rc;
+	grant_of(d, l, tep, now, g);
+	g->lw = true;
+	if (flags & LEASE_NEW)
+		g->flags |= D6_GRANT_NEW;
+	if (flags & LEASE_MOVED)
+		g->flags |= D6_GRANT_MOVED;
+	dstmd_rearm_expiry(d);
+	return 0;
+}
+
+static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool, NULL};
+static const struct d6_lease_ops lease_ops_lw = {op_acquire, op_find, op_release, op_in_pool,
+                                                 op_acquire_lw};
 
 /* ---- Replies ---- */
 
@@ -248,9 +278,8 @@ push_done(void *arg, int status)
 		o->refused = true;
 		d->ctr.tep_refused++;
 		if (l && l->v4 == o->g.v4 && (o->g.flags & D6_GRANT_NEW)) {
-			if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-				fatalx("the lease store failed; exiting so that a restart "
-				       "reloads it");
+			/* -EIO: the store is failing; the reload ends this grant. */
+			(void)lease_release(d->leases, l, clock_wall_s());
 			dstmd_schedule_commit(d);
 			dstmd_rearm_expiry(d);
 		}
@@ -266,6 +295,21 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 	struct dtx *x = (struct dtx *)df;
 	unsigned n = x->t.m.nia;
 
+	if (dstmd_commit_failed(d)) {
+		/* Nothing of it reached the disk: no address, and say why. */
+		bool ends = x->t.m.type == D6_RELEASE || x->t.m.type == D6_DECLINE;
+
+		for (unsigned i = 0; i < n; i++) {
+			x->t.out[i].granted = x->t.out[i].push = false;
+			x->t.out[i].status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		}
+		x->t.top_status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		x->t.top_msg = "the lease store cannot commit (disk full or read-only); try again "
+		               "later";
+		x->pending = 1;
+		dtx_done(x);
+		return;
+	}
 	x->pending = 1; /* held until every push is queued: a done may come at once */
 	for (unsigned i = 0; i < n; i++) {
 		struct d6_ia_out *o = &x->t.out[i];
@@ -283,6 +327,9 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 		b.v4 = o->g.v4;
 		b.port_lo = o->g.port_lo;
 		b.port_hi = o->g.port_hi;
+		b.psid_offset = o->g.psid_offset;
+		b.psid_len = o->g.psid_len;
+		b.psid = o->g.psid;
 		b.v6 = o->g.v6;
 		b.lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
 		x->pending++;
@@ -297,11 +344,7 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 static uint32_t
 duid_hash(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	while (n--)
-		h = (h ^ *p++) * 16777619u;
-	return h % PEER_BUCKETS;
+	return (uint32_t)(hash_bytes(p, n) % PEER_BUCKETS);
 }
 
 static struct peer *
@@ -596,7 +639,8 @@ dhcp_init(struct dstmd *d)
 	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
 	sc.max_per_64 = c->per_64;
-	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
+	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,
+	                             clock_wall_s())))
 		return -ENOMEM;
 	if ((rc = open_socket(h, c)) != 0)
 		return rc;
@@ -621,6 +665,7 @@ dhcp_fini(struct dstmd *d)
 	if (h->fd >= 0)
 		close(h->fd);
 	d6_server_free(h->srv);
+	lw4o6_fini();
 	free(h->keys);
 	for (size_t i = 0; h->peers && i < PEER_BUCKETS; i++)
 		for (struct peer *p = h->peers[i], *next; p; p = next) {
