@@ -594,7 +594,7 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 	}
 	d->ctr.releases++;
 	session_unbind(s);
-	if (dstmd_end_lease(d, l, false) == -EIO)
+	if (dstmd_end_lease(d, l, false, true) == -EIO)
 		fatalx("the lease store failed; exiting so that a restart reloads it");
 	if (!(r = request_new(s, REQ_RELEASE, identity))) {
 		session_reply(s, TSP_OK, NULL);

@@ -181,7 +181,7 @@ op_release(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	if (declined)
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
-	if (dstmd_end_lease(d, l, false) == -EIO)
+	if (dstmd_end_lease(d, l, false, !declined) == -EIO)
 		fatalx("the lease store failed; exiting so that a restart reloads it");
 	return 0;
 }

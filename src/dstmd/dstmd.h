@@ -89,8 +89,12 @@ void dstmd_defer(struct dstmd *d, struct deferred *df);
 void dstmd_schedule_commit(struct dstmd *d);
 /* Re-arm the expiry timer after a change of the earliest expiry. */
 void dstmd_rearm_expiry(struct dstmd *d);
-/* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
-int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
+/*
+ * End a lease now (operator revoke or client release): quarantine, delete
+ * to client and TEP. `give_back`: the identity may have it back while it
+ * is in quarantine (a client's own release; not a revoke or a Decline).
+ */
+int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back);
 /* The configured TEP named `name`, or NULL. */
 const struct dstmd_tep *dstmd_tep_named(const struct dstmd *d, const char *name);
 

@@ -10,6 +10,12 @@
  * which is deleted in the same transaction before the new row is written,
  * so the store's unique index never sees two holders.
  *
+ * Lease continuity: a lease that ended by expiry or by its client's own
+ * release waits in quarantine in a second identity index (`qtab`); the
+ * same identity asking again before its slot goes to anyone else gets
+ * that slot back (same address, same port range). Operator revocations,
+ * Declines and leases reloaded in quarantine are not given back.
+ *
  * Leases whose address (+ port range) matches no configured slot are
  * orphans (the operator changed the pools): kept until they end, listed,
  * never renewed; any slot they overlap is held in quarantine until the
@@ -35,6 +41,8 @@ struct lent {
 	uint16_t pool; /* index in m->pools, NOPOOL for an orphan */
 	uint32_t hidx; /* position in the heap */
 	struct lent *id_next;
+	struct lent *q_next; /* qtab chain, while `keep` */
+	bool keep;           /* in quarantine, may go back to its identity */
 	char identity[];
 };
 
@@ -50,6 +58,9 @@ struct lease_mgr {
 
 	struct lent **idtab; /* buckets, power of two */
 	size_t nidtab, nid;
+
+	struct lent **qtab; /* quarantined leases that may go back, by identity; fixed size */
+	size_t nqtab;
 
 	struct lent **orphans;
 	size_t norphans, caporphans;
@@ -234,6 +245,46 @@ id_remove(struct lease_mgr *m, struct lent *e)
 	}
 }
 
+/* ---- the continuity index (quarantined leases by identity) ---- */
+
+static void
+q_insert(struct lease_mgr *m, struct lent *e)
+{
+	size_t b = id_hash(e->identity) & (m->nqtab - 1);
+
+	e->q_next = m->qtab[b];
+	m->qtab[b] = e;
+	e->keep = true;
+}
+
+static void
+q_remove(struct lease_mgr *m, struct lent *e)
+{
+	struct lent **pp;
+
+	if (!e->keep)
+		return;
+	for (pp = &m->qtab[id_hash(e->identity) & (m->nqtab - 1)]; *pp; pp = &(*pp)->q_next)
+		if (*pp == e) {
+			*pp = e->q_next;
+			break;
+		}
+	e->q_next = NULL;
+	e->keep = false;
+}
+
+/* The identity's most recent lease in quarantine that may go back to it. */
+static struct lent *
+q_lookup(const struct lease_mgr *m, const char *identity)
+{
+	struct lent *e;
+
+	for (e = m->qtab[id_hash(identity) & (m->nqtab - 1)]; e; e = e->q_next)
+		if (strcmp(e->identity, identity) == 0)
+			return e;
+	return NULL;
+}
+
 /* TEP and pool names are few: intern them so a lease holds a pointer. */
 static const char *
 intern(struct lease_mgr *m, const char *s)
@@ -330,6 +381,7 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 	if (rc == 0 && store_delete(m->st, e->id) < 0)
 		rc = fail(m, "delete");
 	heap_remove(m, e);
+	q_remove(m, e);
 	if (e->l.orphan)
 		orphan_remove(m, e);
 	else if (m->slots[e->pool][e->slot] == e)
@@ -345,9 +397,11 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 }
 
 static int
-to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until)
+to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until, bool keep)
 {
 	id_remove(m, e);
+	if (keep && !e->l.orphan)
+		q_insert(m, e);
 	e->l.state = LEASE_QUARANTINE;
 	e->l.quarantine_until = until;
 	if (!e->l.orphan)
@@ -633,10 +687,18 @@ lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
 	m->pol = *policy;
 	m->npools = npools;
 	m->nidtab = 1024;
+	/* At most every slot in quarantine: one bucket per slot, up to 2^20. */
+	m->nqtab = 1024;
+	for (size_t i = 0; i < npools; i++) {
+		pool_stats(pools[i], &ps);
+		while (m->nqtab < ps.size && m->nqtab < (1u << 20))
+			m->nqtab *= 2;
+	}
 	m->pools = calloc(npools + 1, sizeof(*m->pools));
 	m->slots = calloc(npools + 1, sizeof(*m->slots));
 	m->idtab = calloc(m->nidtab, sizeof(*m->idtab));
-	if (m->pools == NULL || m->slots == NULL || m->idtab == NULL)
+	m->qtab = calloc(m->nqtab, sizeof(*m->qtab));
+	if (m->pools == NULL || m->slots == NULL || m->idtab == NULL || m->qtab == NULL)
 		goto nomem;
 	for (size_t i = 0; i < npools; i++) {
 		m->pools[i] = pools[i];
@@ -670,6 +732,7 @@ lease_mgr_free(struct lease_mgr *m)
 	free(m->slots);
 	free(m->pools);
 	free(m->idtab);
+	free(m->qtab);
 	keycount_free(&m->per64);
 	free(m->orphans);
 	for (size_t i = 0; i < m->nnames; i++)
@@ -812,6 +875,27 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	}
 	if (pool_index(m, pool, &first, &end) < 0)
 		return -ENOENT;
+	if ((e = q_lookup(m, identity)) != NULL && e->pool >= first && e->pool < end &&
+	    (want_v4 == 0 || want_v4 == e->l.v4) && stage(m) == 0 &&
+	    pool_reclaim(m->pools[e->pool], e->slot, now) == 0) {
+		/* Continuity: its own address (and ports) again, while nobody else has it. */
+		q_remove(m, e);
+		e->l.state = LEASE_ACTIVE;
+		e->l.quarantine_until = 0;
+		e->l.v6 = *v6;
+		e->l.tep = itep;
+		e->l.start = now;
+		e->l.expiry = now + m->pol.lifetime;
+		heap_fix(m, e);
+		id_insert(m, e);
+		m->c.quarantined--;
+		m->c.active++;
+		m->c.allocations++;
+		m->c.reclaims++;
+		*flags = LEASE_NEW;
+		*out = &e->l;
+		return stage_update(m, e);
+	}
 	if (want_v4 != 0) {
 		if ((rc = take_v4(m, first, end, want_v4, now, &pi, &slot)) < 0) {
 			m->c.unavailable++;
@@ -873,8 +957,8 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	return 0;
 }
 
-int
-lease_release(struct lease_mgr *m, const struct lease *l, int64_t now)
+static int
+end_lease(struct lease_mgr *m, const struct lease *l, int64_t now, bool keep)
 {
 	struct lent *e = (struct lent *)l;
 
@@ -883,7 +967,19 @@ lease_release(struct lease_mgr *m, const struct lease *l, int64_t now)
 	if (e->l.state != LEASE_ACTIVE)
 		return -EALREADY;
 	m->c.releases++;
-	return to_quarantine(m, e, now + m->pol.quarantine);
+	return to_quarantine(m, e, now + m->pol.quarantine, keep);
+}
+
+int
+lease_release(struct lease_mgr *m, const struct lease *l, int64_t now)
+{
+	return end_lease(m, l, now, true);
+}
+
+int
+lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now)
+{
+	return end_lease(m, l, now, false);
 }
 
 const struct lease *
@@ -946,7 +1042,7 @@ lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struc
 
 		if (e->l.state == LEASE_ACTIVE) {
 			/* seed 001 C §2.3: the address rests from the moment it is taken back. */
-			if (to_quarantine(m, e, now + m->pol.quarantine) < 0)
+			if (to_quarantine(m, e, now + m->pol.quarantine, true) < 0)
 				break;
 			m->c.expiries++;
 			n++;

@@ -59,6 +59,7 @@ struct lease_policy {
 
 struct lease_counters {
 	uint64_t allocations; /* LEASE_NEW */
+	uint64_t reclaims;    /* LEASE_NEW of an identity's own lease back from quarantine */
 	uint64_t renewals;    /* LEASE_RENEWED */
 	uint64_t moves;       /* LEASE_MOVED */
 	uint64_t releases;    /* lease_release() */
@@ -92,9 +93,13 @@ void lease_mgr_free(struct lease_mgr *m);
  * Give `identity` a lease, now. The identity's active lease is renewed
  * (expiry = now + lifetime, LEASE_RENEWED, plus LEASE_MOVED when `v6` or
  * `tep` changed) whatever `pool` says, provided `want_v4` is 0 or its
- * address. Otherwise a new slot: `want_v4` (any free port range of it in
- * a port pool) or the head of the free queue of `pool` (NULL: the
- * configured pools in order).
+ * address. Otherwise the identity's own lease that expired or that it
+ * released comes back while it is still in quarantine (same address and
+ * port range, LEASE_NEW: continuity), when it is in `pool` and `want_v4`
+ * is 0 or its address. Otherwise a new slot: `want_v4` (any free port
+ * range of it in a port pool) or the head of the free queue of `pool`
+ * (NULL: the configured pools in order). Who may act on the identity's
+ * lease is the caller's to decide first (src/grant).
  *   -EADDRNOTAVAIL  want_v4 is in no pool, not free, or not the
  *                   identity's; the identity holds an orphan (TSP 308)
  *   -ENOSPC         no free slot (TSP 306)
@@ -108,10 +113,13 @@ int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_ad
                   const struct lease **out, unsigned *flags);
 
 /*
- * Active -> quarantine until now + quarantine (client release, operator
- * revoke). 0, -EALREADY when already in quarantine, -EIO.
+ * Active -> quarantine until now + quarantine (the client's own release,
+ * or a grant rolled back): the identity may have it back meanwhile.
+ * 0, -EALREADY when already in quarantine, -EIO.
  */
 int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
+/* The same for an operator's revoke or a Decline: never given back to the identity. */
+int lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now);
 
 /* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);

@@ -457,6 +457,11 @@ class TestTsp:
             st2, xml2 = t.command("create", X6)  # renewal, naming its own address
             assert st2 == 200 and ipv4_of(xml2) == ipv4_of(xml)
             assert t.command("delete")[0] == 200
+            assert no_lease_at(tsplab, X6)
+            # Continuity: asking again within the quarantine gives the same address back.
+            st3, xml3 = t.command("create")
+            assert st3 == 200 and ipv4_of(xml3) == ipv4_of(xml)
+            assert t.command("delete")[0] == 200
         finally:
             t.close()
         assert no_lease_at(tsplab, X6)
