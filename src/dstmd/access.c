@@ -31,6 +31,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
@@ -75,11 +76,7 @@ static void session_next(struct session *s);
 static uint32_t
 ident_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h & (SESSION_BUCKETS - 1);
+	return (uint32_t)(hash_str(s) & (SESSION_BUCKETS - 1));
 }
 
 static struct session *
@@ -171,7 +168,7 @@ static const char *const status_names[8] = {
 
 static void
 fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep *tep,
-            const struct tepctl_binding *b)
+            const struct tepctl_binding *b, uint32_t keepalive)
 {
 	memset(t, 0, sizeof(*t));
 	t->action = action;
@@ -193,6 +190,13 @@ fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep
 		t->server.v4 = tep->v4;
 		t->server.has_v6 = true;
 		t->server.v6 = tep->v6;
+	}
+	/* RFC 5572 §4.3: the keepalive the TEP answers (an ICMP echo in the tunnel). */
+	if (tep && action == TSP_ACTION_INFO && keepalive) {
+		t->has_keepalive = true;
+		t->keepalive_interval = keepalive;
+		t->has_keepalive_v4 = true;
+		t->keepalive_v4 = tep->keepalive_v4;
 	}
 }
 
@@ -237,7 +241,7 @@ request_reply_info(struct request *r)
 {
 	struct tsp_tunnel t;
 
-	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b);
+	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b, r->s->d->cfg->keepalive);
 	session_reply(r->s, TSP_OK, &t);
 	request_free(r);
 }
@@ -258,8 +262,8 @@ request_tep_done(void *arg, int status)
 	d->ctr.tep_refused++;
 	l = lease_find_identity(d->leases, r->identity);
 	if (l && l->v4 == r->b.v4 && l->port_lo == r->b.port_lo && (r->flags & LEASE_NEW)) {
-		if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-			fatalx("the lease store failed; exiting so that a restart reloads it");
+		/* -EIO: the store is failing; the reload from disk ends this lease's grant. */
+		(void)lease_release(d->leases, l, clock_wall_s());
 		dstmd_schedule_commit(d);
 		dstmd_rearm_expiry(d);
 	}
@@ -273,6 +277,12 @@ request_committed(struct dstmd *d, struct deferred *df)
 {
 	struct request *r = (struct request *)df;
 
+	if (dstmd_commit_failed(d)) {
+		/* The lease did not reach the disk: 530, the client may try again later. */
+		session_reply(r->s, TSP_BUSY, NULL);
+		request_free(r);
+		return;
+	}
 	if (r->kind == REQ_CREATE && (r->flags & (LEASE_NEW | LEASE_MOVED))) {
 		tepctl_create(d->tepctl, r->tep, &r->b, request_tep_done, r);
 		return;
@@ -552,7 +562,9 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
 		return;
 	case -EIO:
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		/* The lease store cannot commit (dstmd.c, store_failed): try again later. */
+		session_reply(s, TSP_BUSY, NULL);
+		return;
 	default:
 		log_warnx("lease for %s: %s", identity, strerror(-rc));
 		session_reply(s, TSP_INVALID_IPV4, NULL);
@@ -594,8 +606,10 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 	}
 	d->ctr.releases++;
 	session_unbind(s);
-	if (dstmd_end_lease(d, l, false, true) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (dstmd_end_lease(d, l, false, true) == -EIO) {
+		session_reply(s, TSP_BUSY, NULL); /* the store cannot commit: try again later */
+		return;
+	}
 	if (!(r = request_new(s, REQ_RELEASE, identity))) {
 		session_reply(s, TSP_OK, NULL);
 		return;
@@ -756,6 +770,39 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	tsp_conn_set_data(s->conn, s);
 }
 
+int
+access_admit(struct dstmd *d, const struct sockaddr *sa)
+{
+	if (d->nconns >= d->cfg->max_connections) {
+		d->ctr.accept_paused++;
+		return -EBUSY;
+	}
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+		d->ctr.conn_quota_64++;
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int
+access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	d->nconns++; /* on_closed gives it back, with or without a session */
+	if (!s) {
+		tsp_conn_close(c);
+		return -ENOMEM;
+	}
+	s->d = d;
+	s->refs = 1;
+	s->netkey = net_key(sa);
+	(void)keycount_add(&d->conns64, s->netkey, 1);
+	s->conn = c;
+	tsp_conn_set_data(c, s);
+	return 0;
+}
+
 static void
 on_accept_error(struct evconnlistener *lst, void *arg)
 {
@@ -793,7 +840,7 @@ access_notify_delete(struct dstmd *d, const struct lease *l)
 		return;
 	binding_of(l, clock_wall_s(), &b);
 	b.lifetime = 0;
-	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b);
+	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b, 0);
 	if (tsp_conn_send(s->conn, &t) == 0)
 		d->ctr.deletes_sent++;
 	session_unbind(s);

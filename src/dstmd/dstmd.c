@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/privdrop.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/tsp_udp.h"
 
 /* A "delete" to send, once the expiry or release that caused it is durable. */
 struct notify {
@@ -65,12 +66,29 @@ run_list(struct dstmd *d, struct deferred *list)
 	}
 }
 
+static void store_failed(struct dstmd *d);
+static struct log_rl store_rl = {.burst = 1};
+
+bool
+dstmd_commit_failed(const struct dstmd *d)
+{
+	return d->commit_failed;
+}
+
+/* Run deferred actions of writes that did not reach the disk: each answers with an error. */
+static void
+run_failed(struct dstmd *d, struct deferred *list)
+{
+	d->commit_failed = true;
+	run_list(d, list);
+	d->commit_failed = false;
+}
+
 /*
  * The end of a loop turn (lowest priority): hand what the turn decided to
  * the writer thread as one batch. What waited for it runs once the batch
- * is durable (durable_cb). A failed batch leaves the disk as it was and
- * memory ahead of it: the only safe answer is to stop and reload
- * (lease.h).
+ * is durable (durable_cb). While the store is failing the lease manager
+ * refuses every change, so what waited here can only have failed.
  */
 static void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
@@ -80,13 +98,15 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct dbatch *b;
 	uint64_t ticket = d->last_ticket;
 
-	if (lease_commit_async(d->leases, &ticket) != 0)
-		fatalx("cannot commit leases to %s; exiting without answering (a restart "
-		       "reloads the committed state)",
-		       d->cfg->database);
-	d->last_ticket = ticket;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
+	if (lease_commit_async(d->leases, &ticket) != 0) {
+		run_failed(d, list);
+		if (!d->store_failing)
+			store_failed(d);
+		return;
+	}
+	d->last_ticket = ticket;
 	if (!list)
 		return;
 	if (ticket <= d->durable) {
@@ -101,6 +121,98 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	d->batches_tail = &b->next;
 }
 
+/*
+ * A commit failed (a full disk, a read-only file, a vanished database):
+ * the writer drops it and every batch after it, which were decided on
+ * top of it. Nothing that waited for them goes out as if it had
+ * succeeded: TSP requests get 530, DHCPv6 exchanges NoAddrsAvail, the
+ * deletes of ends that did not happen are not sent. The lease manager
+ * refuses every change (immediate error replies) until a probe commit
+ * goes through, tried once a second; then it reloads the leases from the
+ * disk, which holds exactly what was acknowledged. dstmd stays up, logs
+ * at most once a second and shows it in status and counters.
+ */
+static void
+store_failed(struct dstmd *d)
+{
+	struct dbatch *b;
+	struct deferred *list;
+	struct timeval second = {1, 0};
+	uint64_t durable = d->durable;
+
+	lease_mgr_store_failed(d->leases);
+	(void)store_async_recover(d->store);
+	/* Batches before the failed one went through: theirs run as usual. */
+	if (store_async_poll(d->store, &durable) == 0 && durable > d->durable)
+		d->durable = durable;
+	snprintf(d->store_error, sizeof(d->store_error), "%s", store_errmsg(d->store));
+	if (!d->store_failing) {
+		d->store_failing = true;
+		d->store_failing_since = clock_wall_s();
+		d->store_failures++;
+	}
+	log_warnx_rl(&store_rl,
+	             "cannot commit leases to %s: %s; refusing changes, trying again every "
+	             "second",
+	             d->cfg->database, d->store_error);
+	while ((b = d->batches)) {
+		d->batches = b->next;
+		if (b->ticket <= d->durable)
+			run_list(d, b->list);
+		else
+			run_failed(d, b->list);
+		free(b);
+	}
+	d->batches_tail = &d->batches;
+	list = d->after_commit;
+	d->after_commit = NULL;
+	d->after_commit_tail = &d->after_commit;
+	run_failed(d, list);
+	d->probe_ticket = 0;
+	evtimer_add(d->store_retry_ev, &second);
+}
+
+/* Once a second while failing: does a commit go through again? */
+static void
+store_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+	uint64_t ticket = d->last_ticket;
+
+	if (!d->store_failing || d->probe_ticket)
+		return;
+	if (lease_mgr_probe(d->leases) != 0 || store_commit_async(d->store, &ticket) != 0) {
+		struct timeval second = {1, 0};
+
+		evtimer_add(d->store_retry_ev, &second);
+		return;
+	}
+	d->last_ticket = d->probe_ticket = ticket;
+}
+
+/* The probe is durable: memory again from the disk, and serve. */
+static void
+store_recovered(struct dstmd *d)
+{
+	char err[256];
+	struct timeval second = {1, 0};
+
+	d->probe_ticket = 0;
+	if (lease_mgr_reload(d->leases, clock_wall_s(), err, sizeof(err)) != 0) {
+		snprintf(d->store_error, sizeof(d->store_error), "%s", err);
+		log_warnx_rl(&store_rl, "reloading the leases from %s: %s; trying again",
+		             d->cfg->database, err);
+		evtimer_add(d->store_retry_ev, &second);
+		return;
+	}
+	log_info("the lease store %s commits again after %llds; leases reloaded, serving",
+	         d->cfg->database, (long long)(clock_wall_s() - d->store_failing_since));
+	d->store_failing = false;
+	d->store_error[0] = '\0';
+	dstmd_schedule_commit(d); /* what the reload changed */
+	dstmd_rearm_expiry(d);
+}
+
 /* The writer thread made batches durable: release what waited for them. */
 static void
 durable_cb(evutil_socket_t fd, short ev, void *arg)
@@ -109,18 +221,23 @@ durable_cb(evutil_socket_t fd, short ev, void *arg)
 	struct dbatch *b;
 	uint64_t durable;
 
-	if (store_async_poll(d->store, &durable) != 0)
-		fatalx("cannot commit leases to %s: %s; exiting without answering (a restart "
-		       "reloads the committed state)",
-		       d->cfg->database, store_errmsg(d->store));
-	d->durable = durable;
-	while ((b = d->batches) && b->ticket <= durable) {
+	int rc = store_async_poll(d->store, &durable);
+
+	if (durable > d->durable)
+		d->durable = durable;
+	while ((b = d->batches) && b->ticket <= d->durable) {
 		d->batches = b->next;
 		if (!d->batches)
 			d->batches_tail = &d->batches;
 		run_list(d, b->list);
 		free(b);
 	}
+	if (rc != 0) {
+		store_failed(d);
+		return;
+	}
+	if (d->store_failing && d->probe_ticket && durable >= d->probe_ticket)
+		store_recovered(d);
 }
 
 static void
@@ -129,6 +246,10 @@ notify_run(struct dstmd *d, struct deferred *df)
 	struct notify *n = (struct notify *)df;
 	const struct lease *l;
 
+	if (dstmd_commit_failed(d)) {
+		free(n); /* the end did not happen */
+		return;
+	}
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
 	    !strcmp(l->identity, n->identity)) {
 		if (!strncmp(l->identity, "dhcp6:", 6))
@@ -351,6 +472,7 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	pol.lifetime = d.cfg->lifetime;
 	pol.quarantine = d.cfg->quarantine;
+	pol.history_days = d.cfg->history_days;
 	d.started = clock_wall_s();
 	d.leases =
 	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));
@@ -378,6 +500,7 @@ main(int argc, char **argv)
 	d.commit_ev = event_new(d.base, -1, 0, commit_cb, &d);
 	event_priority_set(d.commit_ev, 1);
 	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
+	d.store_retry_ev = evtimer_new(d.base, store_retry_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
 	evsignal_add(d.sigterm_ev, NULL);
@@ -388,7 +511,7 @@ main(int argc, char **argv)
 	lease_foreach(d.leases, stale_one, &d);
 	if (identity_init(&d) != 0)
 		fatalx("out of memory");
-	if (access_init(&d) != 0)
+	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
 	if (dhcp_init(&d) != 0)
 		fatalx("cannot start the DHCPv6 server (see above)");
@@ -430,6 +553,7 @@ main(int argc, char **argv)
 			          "are lost");
 	}
 	ctl_server_free(d.ctl);
+	tsp_udp_fini(&d);
 	access_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
@@ -437,6 +561,7 @@ main(int argc, char **argv)
 	event_free(d.commit_ev);
 	event_free(d.durable_ev);
 	event_free(d.expiry_ev);
+	event_free(d.store_retry_ev);
 	event_free(d.sigterm_ev);
 	event_free(d.sigint_ev);
 	while (d.batches) {

@@ -2,6 +2,7 @@
  * The state of one dstmd process, shared by its parts:
  *   dstmd.c    start-up, the event loop, group commit, expiry, revocation
  *   access.c   client access over TSP (seed 001 appendix C)
+ *   tsp_udp.c  the same over UDP (RFC 5572 §3)
  *   control.c  the control socket (doc/internals.md)
  *   tepctl.c   dstmd as a TSP client of its TEPs
  *   config.c   dstmd.json
@@ -61,6 +62,7 @@ struct dstmd {
 	struct pool **pools;
 	struct lease_mgr *leases;
 	struct tsp_server *tsp;
+	struct tsp_udp *udp; /* TSP over UDP (tsp_udp.c) */
 	struct tepctl *tepctl;
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
@@ -77,6 +79,18 @@ struct dstmd {
 	struct keycount conns64; /* open sessions per peer /64 */
 	bool accept_paused;
 	int64_t started;
+	/*
+	 * The store cannot commit (a full disk, a read-only file): every
+	 * change is refused with an error reply, a probe commit is tried
+	 * once a second, and the leases are reloaded from the disk when one
+	 * goes through (dstmd.c, store_failed).
+	 */
+	bool store_failing;
+	bool commit_failed; /* set while the deferred actions of failed batches run */
+	int64_t store_failing_since;
+	uint64_t store_failures, probe_ticket;
+	char store_error[256];
+	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
 	struct in6_addr *own; /* the network's own addresses (identity.c) */
 	size_t nown;
@@ -89,6 +103,8 @@ void dstmd_defer(struct dstmd *d, struct deferred *df);
 void dstmd_schedule_commit(struct dstmd *d);
 /* Re-arm the expiry timer after a change of the earliest expiry. */
 void dstmd_rearm_expiry(struct dstmd *d);
+/* True while the deferred actions of a batch that did not commit run: answer with an error. */
+bool dstmd_commit_failed(const struct dstmd *d);
 /*
  * End a lease now (operator revoke or client release): quarantine, delete
  * to client and TEP. `give_back`: the identity may have it back while it
@@ -104,6 +120,10 @@ void access_fini(struct dstmd *d);
 /* Send "delete" on the session of `identity`, if it is open. */
 void access_notify_delete(struct dstmd *d, const struct lease *l);
 void access_conn_closed(struct dstmd *d);
+/* Would a session from `sa` fit the TCP limits (in all, per /64)? 0 or -EBUSY. */
+int access_admit(struct dstmd *d, const struct sockaddr *sa);
+/* Serve a session another transport (TSP over UDP) opened; 0 or -ENOMEM (closed). */
+int access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa);
 json_t *access_counters(const struct dstmd *d);
 
 /* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */
