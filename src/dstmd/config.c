@@ -511,9 +511,10 @@ static const char *const dhcp6_keys[] = {"enable",
                                          "access_domain",
                                          "limits",
                                          "relays",
+                                         "offer_hold",
                                          NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
-static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
+static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", "clients", NULL};
 static const char *const dhcp6_forms[] = {"both", "ia_dstm", "global_v4", NULL};
 
 /* The "dhcpv6" section (dstmd(8)); absent means no DHCPv6 service. */
@@ -603,8 +604,13 @@ load_dhcp6(struct dstmd_config *c)
 	h->relays = load_v6_list(doc, "/dhcpv6/relays", &h->nrelays);
 	cfg_int(doc, "/dhcpv6/limits/per_duid", false, 4, 0, 16, &v);
 	h->per_duid = (unsigned)v;
-	cfg_int(doc, "/dhcpv6/limits/per_64", false, 256, 0, 65536, &v);
+	cfg_int(doc, "/dhcpv6/limits/per_64", false, 0, 0, 65536, &v);
 	h->per_64 = (unsigned)v;
+	h->per_64_set = cfg_at(doc, "/dhcpv6/limits/per_64") != NULL;
+	cfg_int(doc, "/dhcpv6/limits/clients", false, 16384, 16, 1 << 22, &v);
+	h->clients = (unsigned)v;
+	cfg_int(doc, "/dhcpv6/offer_hold", false, 10, 0, 3600, &v);
+	h->offer_hold = (uint32_t)v;
 }
 
 static bool

@@ -413,7 +413,8 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 static int
 to_quarantine(struct lease_mgr *m, struct lent *e, int64_t now, enum lease_event ev)
 {
-	int64_t until = now + m->pol.quarantine;
+	/* An offer nobody took was never used: its address is free at once. */
+	int64_t until = now + (e->l.offer ? 0 : m->pol.quarantine);
 
 	id_remove(m, e);
 	/* Continuity for an expiry or the client's own release, never for a revoke. */
@@ -918,6 +919,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 		}
 		e->l.v6 = *v6;
 		e->l.tep = itep;
+		e->l.offer = false; /* a request confirms an offer */
 		e->l.expiry = now + m->pol.lifetime;
 		heap_fix(m, e);
 		m->c.renewals++;
@@ -1044,6 +1046,21 @@ lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now)
 		return -EALREADY;
 	m->c.revocations++;
 	return to_quarantine(m, e, now, LEASE_EV_REVOKE);
+}
+
+int
+lease_offer(struct lease_mgr *m, const struct lease *l, int64_t now, uint32_t hold)
+{
+	struct lent *e = (struct lent *)l;
+
+	if (m->failed)
+		return -EIO;
+	if (e->l.state != LEASE_ACTIVE)
+		return -EALREADY;
+	e->l.offer = true;
+	e->l.expiry = now + hold;
+	heap_fix(m, e);
+	return stage_update(m, e);
 }
 
 const struct lease *

@@ -56,6 +56,12 @@ struct lease {
 	 * (lease_acquire() gives -EADDRNOTAVAIL), never handed out again.
 	 */
 	bool orphan;
+	/*
+	 * Offered (a DHCPv6 Advertise) and not yet confirmed by a request:
+	 * it lasts the short offer hold, and at its end the address is free
+	 * at once (it was never used: no quarantine). In memory only.
+	 */
+	bool offer;
 };
 
 struct lease_policy {
@@ -138,6 +144,14 @@ int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
  * or for a Decline: never given back to the identity.
  */
 int lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now);
+
+/*
+ * Make `l`, an active lease that no request has confirmed (the caller
+ * just granted it for an offer, or it is an offer already), an offer
+ * that ends at now + hold. Any later lease_acquire() of its identity
+ * confirms it (a full lifetime). 0, -EALREADY (not active), -EIO.
+ */
+int lease_offer(struct lease_mgr *m, const struct lease *l, int64_t now, uint32_t hold);
 
 /* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);

@@ -665,6 +665,37 @@ test_continuity(void **state)
 	down(&w);
 }
 
+/* An offer lasts its hold; unconfirmed, its address is free at once (it was never used). */
+static void
+test_offer(void **state)
+{
+	struct world w;
+	const struct lease *a, *l;
+	struct pool_stats ps;
+	unsigned fl;
+
+	up(&w, "192.0.2.0/30", 0, 1000); /* .1 and .2 */
+	a = acq(&w, "o1", "fd00:d57::11", 0, 1000, &fl, 0);
+	assert_int_equal(lease_offer(w.m, a, 1000, 5), 0);
+	assert_true(a->offer);
+	assert_int_equal(a->expiry, 1005);
+	assert_int_equal(lease_next_expiry(w.m), 1005);
+	/* Confirmed by a request: a whole lifetime. */
+	l = acq(&w, "o1", "fd00:d57::11", 0, 1003, &fl, 0);
+	assert_false(l->offer);
+	assert_int_equal(l->expiry, 1103);
+	/* Another offer nobody takes: at its end the address is free, no quarantine. */
+	a = acq(&w, "o2", "fd00:d57::12", 0, 1003, &fl, 0);
+	assert_int_equal(lease_offer(w.m, a, 1003, 5), 0);
+	assert_int_equal(lease_expire(w.m, 1008, NULL, NULL), 1);
+	pool_stats(w.pools[0], &ps);
+	assert_int_equal(ps.quarantined, 0);
+	l = acq(&w, "o3", "fd00:d57::13", 0, 1009, &fl, 0);
+	assert_int_equal(l->v4, v4("192.0.2.2"));
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
 int
 main(void)
 {
@@ -679,6 +710,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_count_per_64, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_continuity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_offer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
