@@ -32,9 +32,17 @@ static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secre
 static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
                                        "require_client_certificate", NULL};
-static const char *const limit_keys[] = {
-    "connections",  "line_length", "content_length",     "xml_depth",          "handshake_timeout",
-    "idle_timeout", "per_64",      "connections_per_64", "allocations_per_64", NULL};
+static const char *const limit_keys[] = {"connections",
+                                         "line_length",
+                                         "content_length",
+                                         "xml_depth",
+                                         "handshake_timeout",
+                                         "idle_timeout",
+                                         "per_64",
+                                         "connections_per_64",
+                                         "allocations_per_64",
+                                         "unbound_timeout",
+                                         NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
                                           NULL};
 
@@ -806,6 +814,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->handshake_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
 	c->idle_timeout = (unsigned)v;
+	cfg_int(doc, "/limits/unbound_timeout", false, 60, 0, 7 * 86400, &v);
+	c->unbound_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/per_64", false, 0, 0, 1 << 24, &v);
 	c->per_64 = (unsigned)v;
 	cfg_int(doc, "/limits/connections_per_64", false,

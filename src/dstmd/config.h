@@ -131,9 +131,10 @@ struct dstmd_config {
 	size_t nredirect;
 	struct tsp_limits limits;
 	unsigned max_connections, handshake_timeout, idle_timeout;
-	unsigned per_64;        /* active TSP leases per client /64; 0: an eighth of the pools */
-	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
-	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
+	unsigned unbound_timeout; /* seconds a TSP session may stay without a lease; 0: none */
+	unsigned per_64;          /* active TSP leases per client /64; 0: an eighth of the pools */
+	unsigned conns_per_64;    /* open TSP sessions per peer /64 (or IPv4 address) */
+	unsigned alloc_rate_64;   /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
 	const char *metrics; /* Prometheus endpoint as written, or NULL: none */
 	struct sockaddr_storage metrics_addr;
