@@ -302,6 +302,7 @@ control_counters(struct dstmd *d)
 	lease_counters(d->leases, &lc);
 #define LC(f) json_object_set_new(o, "lease_" #f, json_integer((json_int_t)lc.f))
 	LC(allocations);
+	LC(reclaims);
 	LC(renewals);
 	LC(moves);
 	LC(releases);
@@ -342,7 +343,7 @@ do_revoke(struct dstmd *d, json_t *args, char *err, size_t errlen)
 		return NULL;
 	}
 	d->ctr.revokes++;
-	if (dstmd_end_lease(d, l, true) != 0) {
+	if (dstmd_end_lease(d, l, true, false) != 0) {
 		snprintf(err, errlen, "the lease store failed");
 		return NULL;
 	}
