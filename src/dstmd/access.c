@@ -158,7 +158,7 @@ static const char *const status_names[8] = {
 
 static void
 fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep *tep,
-            const struct tepctl_binding *b)
+            const struct tepctl_binding *b, uint32_t keepalive)
 {
 	memset(t, 0, sizeof(*t));
 	t->action = action;
@@ -180,6 +180,13 @@ fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep
 		t->server.v4 = tep->v4;
 		t->server.has_v6 = true;
 		t->server.v6 = tep->v6;
+	}
+	/* RFC 5572 §4.3: the keepalive the TEP answers (an ICMP echo in the tunnel). */
+	if (tep && action == TSP_ACTION_INFO && keepalive) {
+		t->has_keepalive = true;
+		t->keepalive_interval = keepalive;
+		t->has_keepalive_v4 = true;
+		t->keepalive_v4 = tep->keepalive_v4;
 	}
 }
 
@@ -224,7 +231,7 @@ request_reply_info(struct request *r)
 {
 	struct tsp_tunnel t;
 
-	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b);
+	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b, r->s->d->cfg->keepalive);
 	session_reply(r->s, TSP_OK, &t);
 	request_free(r);
 }
@@ -693,6 +700,39 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	tsp_conn_set_data(s->conn, s);
 }
 
+int
+access_admit(struct dstmd *d, const struct sockaddr *sa)
+{
+	if (d->nconns >= d->cfg->max_connections) {
+		d->ctr.accept_paused++;
+		return -EBUSY;
+	}
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+		d->ctr.conn_quota_64++;
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int
+access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	d->nconns++; /* on_closed gives it back, with or without a session */
+	if (!s) {
+		tsp_conn_close(c);
+		return -ENOMEM;
+	}
+	s->d = d;
+	s->refs = 1;
+	s->netkey = net_key(sa);
+	(void)keycount_add(&d->conns64, s->netkey, 1);
+	s->conn = c;
+	tsp_conn_set_data(c, s);
+	return 0;
+}
+
 static void
 on_accept_error(struct evconnlistener *lst, void *arg)
 {
@@ -730,7 +770,7 @@ access_notify_delete(struct dstmd *d, const struct lease *l)
 		return;
 	binding_of(l, clock_wall_s(), &b);
 	b.lifetime = 0;
-	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b);
+	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b, 0);
 	if (tsp_conn_send(s->conn, &t) == 0)
 		d->ctr.deletes_sent++;
 	session_unbind(s);

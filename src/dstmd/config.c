@@ -15,14 +15,16 @@
 #include "dstmd/config.h"
 
 static const char *const top_keys[] = {
-    "scenario", "database", "control", "lifetime", "quarantine", "listen",  "auth",         "pools",
-    "teps",     "redirect", "limits",  "dhcpv6",   "user",       "seccomp", "history_days", NULL};
+    "scenario", "database", "control",   "lifetime",     "quarantine", "listen",
+    "auth",     "pools",    "teps",      "redirect",     "limits",     "dhcpv6",
+    "user",     "seccomp",  "keepalive", "history_days", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
                                         NULL};
 static const char *const pool_keys[] = {"name",    "prefixes",        "ranges",
                                         "exclude", "port_range_size", NULL};
-static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control", NULL};
+static const char *const tep_keys[] = {"name", "ipv6",    "ipv4",      "clients",
+                                       "pool", "control", "keepalive", NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
 static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
@@ -149,6 +151,11 @@ load_teps(struct dstmd_config *c)
 			cfg_error(doc, p, "\"%s\" is not an IPv6 address", s);
 		snprintf(p, sizeof(p), "/teps/%zu/ipv4", i);
 		if (cfg_str(doc, p, true, NULL, &s) && s && !addr_parse_v4(s, &t->v4))
+			cfg_error(doc, p, "\"%s\" is not an IPv4 address", s);
+		/* What clients ping to keep their binding warm: the TEP's IPv4 by default. */
+		t->keepalive_v4 = t->v4;
+		snprintf(p, sizeof(p), "/teps/%zu/keepalive", i);
+		if (cfg_str(doc, p, false, NULL, &s) && s && !addr_parse_v4(s, &t->keepalive_v4))
 			cfg_error(doc, p, "\"%s\" is not an IPv4 address", s);
 		snprintf(p, sizeof(p), "/teps/%zu/pool", i);
 		cfg_str(doc, p, false, NULL, &t->pool);
@@ -530,6 +537,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->lifetime = (uint32_t)v;
 	cfg_int(doc, "/quarantine", false, 300, 0, 7 * 86400, &v);
 	c->quarantine = (uint32_t)v;
+	cfg_int(doc, "/keepalive", false, 30, 0, 86400, &v);
+	c->keepalive = (uint32_t)v;
 	cfg_int(doc, "/history_days", false, 90, 0, 36500, &v);
 	c->history_days = (uint32_t)v;
 	load_listen(c);

@@ -26,6 +26,7 @@ struct dstmd_tep {
 	const char *name;
 	struct in6_addr v6;
 	uint32_t v4;
+	uint32_t keepalive_v4; /* the keepalive destination in replies (default v4) */
 	struct dstmd_prefix6 *clients;
 	size_t nclients;
 	const char *pool; /* NULL: any pool */
@@ -84,6 +85,7 @@ struct dstmd_config {
 	const char *control;
 	uint32_t lifetime, quarantine;
 	uint32_t history_days; /* lease history kept; 0: for ever */
+	uint32_t keepalive;    /* seconds between a client's keepalives; 0: no <keepalive> */
 	struct dstmd_listen *listens;
 	size_t nlistens;
 	char mechanisms[128]; /* space-separated, in offer order */

@@ -11,6 +11,7 @@
 #include "common/addr.h"
 #include "common/clock.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/tsp_udp.h"
 
 static json_t *
 lease_json(const struct lease *l, int64_t now)
@@ -288,6 +289,7 @@ do_counters(struct dstmd *d)
 	json_t *o = access_counters(d);
 
 	dhcp_counters(d, o);
+	tsp_udp_counters(d, o);
 
 	lease_counters(d->leases, &lc);
 #define LC(f) json_object_set_new(o, "lease_" #f, json_integer((json_int_t)lc.f))

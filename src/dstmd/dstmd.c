@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/privdrop.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/tsp_udp.h"
 
 /* A "delete" to send, once the expiry or release that caused it is durable. */
 struct notify {
@@ -505,7 +506,7 @@ main(int argc, char **argv)
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
-	if (access_init(&d) != 0)
+	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
 	if (dhcp_init(&d) != 0)
 		fatalx("cannot start the DHCPv6 server (see above)");
@@ -547,6 +548,7 @@ main(int argc, char **argv)
 			          "are lost");
 	}
 	ctl_server_free(d.ctl);
+	tsp_udp_fini(&d);
 	access_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */

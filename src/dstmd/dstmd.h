@@ -2,6 +2,7 @@
  * The state of one dstmd process, shared by its parts:
  *   dstmd.c    start-up, the event loop, group commit, expiry, revocation
  *   access.c   client access over TSP (seed 001 appendix C)
+ *   tsp_udp.c  the same over UDP (RFC 5572 §3)
  *   control.c  the control socket (doc/internals.md)
  *   tepctl.c   dstmd as a TSP client of its TEPs
  *   config.c   dstmd.json
@@ -57,6 +58,7 @@ struct dstmd {
 	struct pool **pools;
 	struct lease_mgr *leases;
 	struct tsp_server *tsp;
+	struct tsp_udp *udp; /* TSP over UDP (tsp_udp.c) */
 	struct tepctl *tepctl;
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
@@ -107,6 +109,10 @@ void access_fini(struct dstmd *d);
 /* Send "delete" on the session of `identity`, if it is open. */
 void access_notify_delete(struct dstmd *d, const struct lease *l);
 void access_conn_closed(struct dstmd *d);
+/* Would a session from `sa` fit the TCP limits (in all, per /64)? 0 or -EBUSY. */
+int access_admit(struct dstmd *d, const struct sockaddr *sa);
+/* Serve a session another transport (TSP over UDP) opened; 0 or -ENOMEM (closed). */
+int access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa);
 json_t *access_counters(const struct dstmd *d);
 
 /* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */

@@ -12,8 +12,8 @@
 #include "tep/tep.h"
 
 static const char *const top_keys[] = {
-    "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu", "control",
-    "listen", "servers", "learn_idle", "icmp_rate", "scenario", NULL,
+    "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu",       "control",
+    "listen", "servers", "learn_idle", "icmp_rate", "scenario", "keepalive", NULL,
 };
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
@@ -193,6 +193,10 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 		out->learn_idle = (unsigned)v;
 	if (cfg_int(c, "/icmp_rate", false, 100, 0, 1000000, &v))
 		out->icmp_rate = (unsigned)v;
+	/* The address clients ping to keep their binding warm (RFC 5572 §4.3). */
+	out->keepalive = out->ipv4;
+	if (cfg_str(c, "/keepalive", false, NULL, &s) && s && !addr_parse_v4(s, &out->keepalive))
+		cfg_error(c, "/keepalive", "\"%s\" is not an IPv4 address", s);
 	return cfg_nerrors(c);
 }
 
@@ -229,6 +233,7 @@ tep_config_dump(const struct tep_config *tc)
 	json_object_set_new(o, "servers", servers);
 	json_object_set_new(o, "learn_idle", json_integer(tc->learn_idle));
 	json_object_set_new(o, "icmp_rate", json_integer(tc->icmp_rate));
+	json_object_set_new(o, "keepalive", json_string(addr_fmt_v4(tc->keepalive, buf)));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;

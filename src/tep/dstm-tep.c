@@ -60,6 +60,7 @@ config_dp(const struct tep_config *c, struct dp_config *d)
 	 * routes into it: it does the TTL work on the IPv4 side. */
 	d->decrement_ttl = false;
 	d->icmp_rate = c->icmp_rate;
+	d->keepalive4 = c->keepalive;
 }
 
 int

@@ -52,6 +52,7 @@ struct tep_config {
 	struct tep_server_cfg servers[TEP_MAX_SERVERS];
 	unsigned learn_idle;
 	unsigned icmp_rate;
+	uint32_t keepalive; /* clients' echo requests to it are answered (default ipv4) */
 };
 
 /* Fill `out` from a loaded document; returns the number of errors recorded in c. */
