@@ -19,8 +19,8 @@ static const char *const top_keys[] = {
     "auth",     "pools",    "teps",      "redirect",     "limits",     "dhcpv6",
     "user",     "seccomp",  "keepalive", "history_days", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
-static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
-                                        NULL};
+static const char *const auth_keys[] = {"mechanisms", "secrets",   "realm", "plain_without_tls",
+                                        "relays",     "endpoints", NULL};
 static const char *const pool_keys[] = {"name",    "prefixes",        "ranges",
                                         "exclude", "port_range_size", NULL};
 static const char *const tep_keys[] = {"name", "ipv6",    "ipv4",      "clients",
@@ -203,6 +203,82 @@ load_teps(struct dstmd_config *c)
 	}
 }
 
+/* A list of IPv6 addresses at `ptr` (absent: none). */
+static struct in6_addr *
+load_v6_list(struct cfg *doc, const char *ptr, size_t *count)
+{
+	struct in6_addr *v = NULL;
+	const char *s;
+	size_t n;
+	char p[128];
+
+	*count = 0;
+	if (!cfg_array(doc, ptr, false, &n) || !n || !(v = calloc(n, sizeof(*v))))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/%zu", ptr, i);
+		if (!cfg_str(doc, p, true, NULL, &s) || !s)
+			continue;
+		if (!addr_parse_v6(s, &v[*count]))
+			cfg_error(doc, p,
+			          "\"%s\" is not an IPv6 address (a relay is named by its address)",
+			          s);
+		else
+			(*count)++;
+	}
+	return v;
+}
+
+/*
+ * auth.endpoints: {"user": ["prefix", …]}: where an authenticated user's
+ * tunnel may end other than at the address it connects from.
+ */
+static void
+load_endpoints(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	json_t *o = cfg_at(doc, "/auth/endpoints"), *v;
+	const char *user;
+	char p[256];
+
+	if (!o)
+		return;
+	if (!json_is_object(o)) {
+		cfg_error(
+		    doc, "/auth/endpoints",
+		    "needs {\"user\": [\"IPv6 prefix\", …]} (where each user's tunnel may end)");
+		return;
+	}
+	if (!(c->endpoints = calloc(json_object_size(o) + 1, sizeof(*c->endpoints))))
+		return;
+	json_object_foreach(o, user, v)
+	{
+		struct dstmd_endpoints *e = &c->endpoints[c->nendpoints];
+		size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+		snprintf(p, sizeof(p), "/auth/endpoints/%s", user);
+		if (!json_is_array(v)) {
+			cfg_error(doc, p, "needs a list of IPv6 prefixes");
+			continue;
+		}
+		e->user = user;
+		if (n && !(e->prefixes = calloc(n, sizeof(*e->prefixes))))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const char *s = json_string_value(json_array_get(v, i));
+			struct grant_prefix *g = &e->prefixes[e->nprefixes];
+
+			snprintf(p, sizeof(p), "/auth/endpoints/%s/%zu", user, i);
+			if (!s || !addr_parse_prefix6(s, &g->prefix, &g->plen))
+				cfg_error(doc, p, "\"%s\" is not an IPv6 prefix (fd00:d57::/64)",
+				          s ? s : "");
+			else
+				e->nprefixes++;
+		}
+		c->nendpoints++;
+	}
+}
+
 static void
 load_auth(struct dstmd_config *c)
 {
@@ -213,6 +289,8 @@ load_auth(struct dstmd_config *c)
 	cfg_check_keys(doc, "/auth", auth_keys);
 	cfg_str(doc, "/auth/realm", false, "dstm", &c->realm);
 	cfg_bool(doc, "/auth/plain_without_tls", false, false, &c->plain_without_tls);
+	c->tsp_relays = load_v6_list(doc, "/auth/relays", &c->ntsp_relays);
+	load_endpoints(c);
 	cfg_str(doc, "/auth/secrets", false, NULL, &c->secrets_path);
 	if (!cfg_at(doc, "/auth/mechanisms")) {
 		snprintf(c->mechanisms, sizeof(c->mechanisms), "ANONYMOUS");
@@ -407,6 +485,7 @@ static const char *const dhcp6_keys[] = {"enable",
                                          "dots_address",
                                          "access_domain",
                                          "limits",
+                                         "relays",
                                          NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
 static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
@@ -496,6 +575,7 @@ load_dhcp6(struct dstmd_config *c)
 				h->ndots_address++;
 		}
 	}
+	h->relays = load_v6_list(doc, "/dhcpv6/relays", &h->nrelays);
 	cfg_int(doc, "/dhcpv6/limits/per_duid", false, 4, 0, 16, &v);
 	h->per_duid = (unsigned)v;
 	cfg_int(doc, "/dhcpv6/limits/per_64", false, 256, 0, 65536, &v);
@@ -622,6 +702,11 @@ dstmd_config_free(struct dstmd_config *c)
 	free(c->dhcp6.interfaces);
 	free(c->dhcp6.keys);
 	free(c->dhcp6.dots_address);
+	free(c->dhcp6.relays);
+	free(c->tsp_relays);
+	for (size_t i = 0; i < c->nendpoints; i++)
+		free(c->endpoints[i].prefixes);
+	free(c->endpoints);
 	cfg_free(c->secrets);
 	cfg_free(c->doc);
 	free(c);
@@ -637,6 +722,18 @@ dstmd_config_secret(const struct dstmd_config *c, const char *user)
 	users = cfg_at(c->secrets, "/users");
 	v = json_object_get(users, user);
 	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+const struct grant_prefix *
+dstmd_config_endpoints(const struct dstmd_config *c, const char *user, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; user && i < c->nendpoints; i++)
+		if (!strcmp(c->endpoints[i].user, user)) {
+			*n = c->endpoints[i].nprefixes;
+			return c->endpoints[i].prefixes;
+		}
+	return NULL;
 }
 
 const struct dstmd_tep *

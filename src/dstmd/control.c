@@ -290,6 +290,7 @@ do_counters(struct dstmd *d)
 
 	dhcp_counters(d, o);
 	tsp_udp_counters(d, o);
+	identity_counters(d, o);
 
 	lease_counters(d->leases, &lc);
 #define LC(f) json_object_set_new(o, "lease_" #f, json_integer((json_int_t)lc.f))

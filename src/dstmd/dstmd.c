@@ -428,7 +428,9 @@ make_parent(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		mkdir(dir, 0755);
+		/* 0755 whatever the umask (077, see main): the files inside are what is private. */
+		if (mkdir(dir, 0755) == 0)
+			chmod(dir, 0755);
 		*p = '/';
 	}
 }
@@ -464,6 +466,8 @@ main(int argc, char **argv)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The lease database names every client: 0600, whoever starts us. */
+	umask(077);
 	make_parent(d.cfg->database);
 	if (!(d.store = store_open(d.cfg->database, err, sizeof(err))))
 		fatalx("%s", err);
@@ -506,6 +510,8 @@ main(int argc, char **argv)
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
+	if (identity_init(&d) != 0)
+		fatalx("out of memory");
 	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
 	if (dhcp_init(&d) != 0)
@@ -552,6 +558,7 @@ main(int argc, char **argv)
 	access_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
+	identity_fini(&d);
 	event_free(d.commit_ev);
 	event_free(d.durable_ev);
 	event_free(d.expiry_ev);

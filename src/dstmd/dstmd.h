@@ -6,6 +6,7 @@
  *   control.c  the control socket (doc/internals.md)
  *   tepctl.c   dstmd as a TSP client of its TEPs
  *   config.c   dstmd.json
+ *   identity.c the network's own addresses, the check before any lease (src/grant)
  *
  * The rule that ties them (DESIGN §4): what one loop turn decided is
  * written in one transaction, and nothing that depends on it (a reply, a
@@ -26,6 +27,7 @@
 #include "common/keycount.h"
 #include "dstmd/config.h"
 #include "dstmd/tepctl.h"
+#include "grant/grant.h"
 #include "store/lease.h"
 #include "tsp/tsp.h"
 
@@ -49,6 +51,8 @@ struct dstmd_counters {
 	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
 	uint64_t status[8]; /* replies by class: see access.c status_slot() */
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
+	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
+	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
 };
 
 struct dstmd {
@@ -88,6 +92,9 @@ struct dstmd {
 	char store_error[256];
 	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
+	struct in6_addr *own; /* the network's own addresses (identity.c) */
+	size_t nown;
+	uint64_t refused_addr[GRANT_ADDR__COUNT];
 };
 
 /* Stage: run `df` after the next commit (which this schedules). */
@@ -122,6 +129,13 @@ void dhcp_fini(struct dstmd *d);
 int dhcp_reconfigure(struct dstmd *d, const char *identity);
 /* Add the dhcp6_* counters to `o`. */
 void dhcp_counters(const struct dstmd *d, json_t *o);
+
+/* identity.c */
+int identity_init(struct dstmd *d);
+void identity_fini(struct dstmd *d);
+/* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
+enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
+void identity_counters(const struct dstmd *d, json_t *o);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
