@@ -22,6 +22,16 @@
  *    unsigned message: that IA gets NoBinding and nothing changes.
  *  - A reconfigure key is made with its lease and sent once, in the
  *    first Reply that grants the lease to its own address.
+ *  - lw4o6 (RFC 7596, RFC 7598): an IA_NA in a message whose ORO asks for
+ *    OPTION_S46_CONT_LW is an lwB4's, when the lease operations serve
+ *    lw4o6. It gets an IPv6 address the server assigns (not the
+ *    message's source: an lwB4 solicits from its link-local address) and
+ *    the container with the TEP, the IPv4 address and the port set
+ *    (d6_s46.c). The per-/64 limit does not apply: the IPv6 pool bounds it.
+ *    Its lease is bound to that address, verified by construction (the
+ *    server gave it to that DUID and IAID); a Release or Decline acts on
+ *    it when it comes on-link (link-local source) or through a trusted
+ *    relay and names that address in its IA_NA.
  *  - With `require_auth`, a message asking for DSTM options (any IA)
  *    without a valid delayed-authentication MAC is dropped and counted;
  *    a Solicit carrying an empty Authentication option (the client asks
@@ -273,9 +283,10 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	struct d6_grant g;
 	bool exists;
 	uint32_t want = hint_v4(ia);
+	bool lw = t->lw && ia->code == D6_OPT_IA_NA && !ia->global_v4;
 	int rc;
 
-	if (!form_served(s, ia)) {
+	if (!lw && !form_served(s, ia)) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
@@ -291,21 +302,25 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 		o->status = D6_ST_SUCCESS;
 		return;
 	}
-	if (!t->has_client_v6) {
+	if (!lw && !t->has_client_v6) {
 		s->ctr.drop[D6_DROP_NO_ADDRESS]++;
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
-	if (!exists &&
-	    (!duid_limit_ok(s, &t->m, ia->iaid) || !net_limit_ok(s, &t->client_v6, o->identity))) {
+	if (!exists && (!duid_limit_ok(s, &t->m, ia->iaid) ||
+	                (!lw && !net_limit_ok(s, &t->client_v6, o->identity)))) {
 		s->ctr.drop[D6_DROP_RATE]++;
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
 	if (exists)
 		want = g.v4;
-	rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, want, t->now, &g);
-	if (rc == -EADDRNOTAVAIL && !exists && want) /* the hint is taken: any other */
+	if (lw)
+		rc = s->ops->acquire_lw(s->arg, o->identity, want, t->now, &g);
+	else
+		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, want, t->now,
+		                     &g);
+	if (rc == -EADDRNOTAVAIL && !exists && want && !lw) /* the hint is taken: any other */
 		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, 0, t->now, &g);
 	if (rc == -EPERM) {
 		/* Another host's lease, named by its DUID and IAID: not this sender's. */
@@ -340,16 +355,25 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 static void
 serve_release(struct d6_server *s, struct d6_txn *t, unsigned i, bool declined)
 {
+	const struct d6_ia *ia = &t->m.ia[i];
+	const struct in6_addr *who = &t->client_v6;
+	uint32_t v4;
 	int rc;
 
-	if (!t->has_client_v6) {
+	/* lw4o6: the lwB4 speaks from its link-local address (or through a
+	 * trusted relay) and names in its IA_NA the address the server gave
+	 * its DUID and IAID; the lease is bound to that address. */
+	if (s->ops->acquire_lw && ia->code == D6_OPT_IA_NA && !ia->global_v4 && ia->naddrs &&
+	    !addr_is_v4_mapped(&ia->addr, &v4) &&
+	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src) || t->has_client_v6))
+		who = &ia->addr;
+	else if (!t->has_client_v6) {
 		/* Nothing verified to compare with the lease's address. */
 		s->ctr.drop[D6_DROP_NO_ADDRESS]++;
 		ia_status(t, i, D6_ST_NO_BINDING);
 		return;
 	}
-	rc =
-	    s->ops->release(s->arg, t->out[i].identity, &t->client_v6, t->authed, declined, t->now);
+	rc = s->ops->release(s->arg, t->out[i].identity, who, t->authed, declined, t->now);
 	if (rc == -EPERM)
 		s->ctr.refused_foreign++;
 	if (rc != 0) {
@@ -497,6 +521,7 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 	for (unsigned i = 0; i < t->m.nia; i++)
 		identity_of(&t->m, t->m.ia[i].iaid, t->out[i].identity, sizeof(t->out[i].identity));
 	t->has_client_v6 = d6_client_v6(&t->env, &t->m, &rx->src, &t->client_v6);
+	t->lw = s->ops->acquire_lw && d6_s46_requested(&t->m);
 	t->reply_type = D6_REPLY;
 
 	switch (t->m.type) {
@@ -670,7 +695,9 @@ put_ia(struct d6_server *s, struct wcur *w, const struct d6_txn *t, unsigned i)
 	w_u32(w, t1);
 	w_u32(w, t2);
 	if (granted || o->zero_lifetimes) {
-		if (granted)
+		if (granted && o->g.lw)
+			mapped = o->g.v6; /* lw4o6: the address the server assigned */
+		else if (granted)
 			addr_v4_mapped(&mapped, o->g.v4);
 		else
 			mapped = ia->addr;
@@ -737,6 +764,12 @@ build_inner(struct d6_server *s, struct d6_txn *t, struct wcur *w)
 	}
 	for (unsigned i = 0; i < m->nia; i++)
 		put_ia(s, w, t, i);
+	/* RFC 7598 §5: one container, for the (first) lw4o6 lease of the message. */
+	for (unsigned i = 0; t->lw && i < m->nia; i++)
+		if (t->out[i].granted && !t->out[i].refused && t->out[i].g.lw) {
+			d6_s46_put_cont(w, &t->out[i].g);
+			break;
+		}
 	/* RFC 8973 §5.1, RFC 5986 §3: only what the ORO asked for. */
 	if (s->cfg.dots_ri && requested(m, s->cfg.codes.dots_ri)) {
 		w_u16(w, s->cfg.codes.dots_ri);

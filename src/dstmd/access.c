@@ -314,10 +314,7 @@ static void
 binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 {
 	memset(b, 0, sizeof(*b));
-	b->v4 = l->v4;
-	b->port_lo = l->port_lo;
-	b->port_hi = l->port_hi;
-	b->v6 = l->v6;
+	TEPCTL_BINDING_OF(b, l);
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/addr.h"
+#include "common/args.h"
 #include "common/clock.h"
 #include "dstmd/dstmd.h"
 #include "dstmd/tsp_udp.h"
@@ -23,6 +24,12 @@ lease_json(const struct lease *l, int64_t now)
 	if (l->port_lo || l->port_hi) {
 		json_object_set_new(o, "port_lo", json_integer(l->port_lo));
 		json_object_set_new(o, "port_hi", json_integer(l->port_hi));
+	}
+	if (l->psid_len) {
+		/* RFC 7597 §5.1: the set inside port_lo..port_hi. */
+		json_object_set_new(o, "psid_offset", json_integer(l->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(l->psid_len));
+		json_object_set_new(o, "psid", json_integer(l->psid));
 	}
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&l->v6, a6)));
 	json_object_set_new(o, "identity", json_string(l->identity));
@@ -282,8 +289,8 @@ do_pools(struct dstmd *d)
 	return a;
 }
 
-static json_t *
-do_counters(struct dstmd *d)
+json_t *
+control_counters(struct dstmd *d)
 {
 	struct lease_counters lc;
 	json_t *o = access_counters(d);
@@ -312,6 +319,8 @@ do_counters(struct dstmd *d)
 	/* A gauge (1 while commits fail, changes are refused) and how often it began. */
 	json_object_set_new(o, "store_failing", json_integer(d->store_failing));
 	json_object_set_new(o, "store_failures", json_integer((json_int_t)d->store_failures));
+	json_object_set_new(o, "reloads", json_integer((json_int_t)d->reloads));
+	json_object_set_new(o, "reload_failures", json_integer((json_int_t)d->reload_failures));
 	return o;
 }
 
@@ -352,7 +361,7 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 
 		lease_counters(d->leases, &lc);
 		o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:o}", "program", "dstmd", "version",
-		              "0.1.0", "uptime", (json_int_t)(clock_wall_s() - d->started),
+		              DSTM_VERSION, "uptime", (json_int_t)(clock_wall_s() - d->started),
 		              "active", (json_int_t)lc.active, "quarantined",
 		              (json_int_t)lc.quarantined, "sessions", (int)d->nconns, "teps",
 		              tepctl_status(d->tepctl));
@@ -370,7 +379,7 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 		return o;
 	}
 	if (!strcmp(command, "counters"))
-		return do_counters(d);
+		return control_counters(d);
 	if (!strcmp(command, "leases"))
 		return do_leases(d, args, err, errlen);
 	if (!strcmp(command, "history"))

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "common/service.h"
 #include "dstmd/dstmd.h"
 #include "dstmd/tsp_udp.h"
 
@@ -117,6 +118,7 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 		fatalx("out of memory");
 	b->ticket = ticket;
 	b->list = list;
+	b->handed_ms = clock_mono_ms();
 	*d->batches_tail = b;
 	d->batches_tail = &b->next;
 }
@@ -226,6 +228,8 @@ durable_cb(evutil_socket_t fd, short ev, void *arg)
 	if (durable > d->durable)
 		d->durable = durable;
 	while ((b = d->batches) && b->ticket <= d->durable) {
+		metrics_hist_observe(&d->commit_latency,
+		                     (double)(clock_mono_ms() - b->handed_ms) / 1000.0);
 		d->batches = b->next;
 		if (!d->batches)
 			d->batches_tail = &d->batches;
@@ -275,10 +279,7 @@ notify_end(struct dstmd *d, const struct lease *l, bool to_client)
 	n->df.run = notify_run;
 	n->to_client = to_client;
 	n->tep = dstmd_tep_named(d, l->tep);
-	n->b.v4 = l->v4;
-	n->b.port_lo = l->port_lo;
-	n->b.port_hi = l->port_hi;
-	n->b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&n->b, l);
 	snprintf(n->identity, sizeof(n->identity), "%s", l->identity);
 	dstmd_defer(d, &n->df);
 }
@@ -344,10 +345,7 @@ repush_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_ACTIVE || !l->tep || strcmp(l->tep, rc->tep->name) != 0)
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	b.lifetime = l->expiry > rc->now ? (uint32_t)(l->expiry - rc->now) : 0;
 	tepctl_create(rc->tc, rc->tep, &b, NULL, NULL);
 	rc->n++;
@@ -373,10 +371,7 @@ stale_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_QUARANTINE || !(tep = dstmd_tep_named(d, l->tep)))
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	tepctl_delete(d->tepctl, tep, &b);
 	return 0;
 }
@@ -387,7 +382,14 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	struct dstmd *d = arg;
 
 	log_info("signal %d: stopping", (int)sig);
+	svc_stopping();
 	event_base_loopexit(d->base, NULL);
+}
+
+static void
+sighup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)dstmd_reload(arg);
 }
 
 static int
@@ -461,7 +463,10 @@ main(int argc, char **argv)
 		dstmd_config_free(d.cfg);
 		return rc;
 	}
-	log_init(args.foreground, args.verbose, "dstmd");
+	d.conffile = args.conffile;
+	d.verbose_cli = args.verbose;
+	log_init(args.foreground, args.verbose > d.cfg->log_level ? args.verbose : d.cfg->log_level,
+	         "dstmd");
 	if (!args.foreground && daemon(0, 0) != 0)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
@@ -479,18 +484,7 @@ main(int argc, char **argv)
 	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
-	d.per_64 = d.cfg->per_64;
-	if (!d.per_64) {
-		uint64_t total = 0;
-
-		for (size_t i = 0; i < d.cfg->npools; i++) {
-			struct pool_stats st;
-
-			pool_stats(d.pools[i], &st);
-			total += st.size;
-		}
-		d.per_64 = total / 2 > 0 ? (unsigned)(total / 2) : 1;
-	}
+	d.per_64 = dstmd_quota_64(d.cfg, d.pools);
 
 	if (!(d.base = event_base_new()))
 		fatalx("event_base_new failed");
@@ -504,8 +498,10 @@ main(int argc, char **argv)
 	d.store_retry_ev = evtimer_new(d.base, store_retry_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
+	d.sighup_ev = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
 	evsignal_add(d.sigterm_ev, NULL);
 	evsignal_add(d.sigint_ev, NULL);
+	evsignal_add(d.sighup_ev, NULL);
 
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
@@ -519,6 +515,9 @@ main(int argc, char **argv)
 	make_parent(d.cfg->control);
 	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
 		fatal("control socket %s", d.cfg->control);
+	/* Before the privilege drop and seccomp: it binds and starts a thread. */
+	if (stats_start(&d) != 0)
+		fatalx("cannot start the metrics server (see above)");
 	/*
 	 * What needs root is done (listeners, the DHCPv6 port, the database
 	 * and the control socket are open): no capability is kept, and the
@@ -541,6 +540,9 @@ main(int argc, char **argv)
 		lease_counters(d.leases, &lc);
 		log_info("dstmd started: %llu active leases, %llu in quarantine",
 		         (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
+		d.watchdog_ev = svc_watchdog_start(d.base);
+		svc_ready("serving: %llu active leases, %llu in quarantine",
+		          (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
 	}
 
 	event_base_dispatch(d.base);
@@ -553,6 +555,7 @@ main(int argc, char **argv)
 			log_warnx("the last commit failed; the leases of the last moments "
 			          "are lost");
 	}
+	stats_stop(&d);
 	ctl_server_free(d.ctl);
 	tsp_udp_fini(&d);
 	access_fini(&d);
@@ -565,6 +568,9 @@ main(int argc, char **argv)
 	event_free(d.store_retry_ev);
 	event_free(d.sigterm_ev);
 	event_free(d.sigint_ev);
+	event_free(d.sighup_ev);
+	if (d.watchdog_ev)
+		event_free(d.watchdog_ev);
 	while (d.batches) {
 		struct dbatch *n = d.batches->next;
 		free(d.batches);
@@ -577,5 +583,8 @@ main(int argc, char **argv)
 	free(d.pools);
 	event_base_free(d.base);
 	dstmd_config_free(d.cfg);
+	for (size_t i = 0; i < d.nretired; i++)
+		dstmd_config_free(d.retired[i]);
+	free(d.retired);
 	return 0;
 }

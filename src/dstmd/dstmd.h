@@ -25,6 +25,7 @@
 
 #include "common/ctl.h"
 #include "common/keycount.h"
+#include "common/metrics.h"
 #include "dstmd/config.h"
 #include "dstmd/tepctl.h"
 #include "grant/grant.h"
@@ -45,6 +46,7 @@ struct dbatch {
 	struct dbatch *next;
 	uint64_t ticket;
 	struct deferred *list;
+	int64_t handed_ms; /* when the writer got it: the commit latency's start */
 };
 
 struct dstmd_counters {
@@ -95,6 +97,16 @@ struct dstmd {
 	struct in6_addr *own; /* the network's own addresses (identity.c) */
 	size_t nown;
 	uint64_t refused_addr[GRANT_ADDR__COUNT];
+	/* reload.c: SIGHUP re-reads conffile; replaced configs stay alive (see there) */
+	const char *conffile;
+	int verbose_cli; /* -v count of the command line */
+	struct event *sighup_ev, *watchdog_ev;
+	struct dstmd_config **retired;
+	size_t nretired;
+	uint64_t reloads, reload_failures;
+	/* stats.c: the Prometheus page */
+	struct metrics *metrics;
+	struct metrics_hist commit_latency; /* seconds from hand-over to durable */
 };
 
 /* Stage: run `df` after the next commit (which this schedules). */
@@ -139,5 +151,17 @@ void identity_counters(const struct dstmd *d, json_t *o);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
+/* The "counters" object of the control socket. */
+json_t *control_counters(struct dstmd *d);
+
+/* reload.c: SIGHUP. 0 when the new configuration is in force, else -errno
+ * with the old one kept and the reasons logged (file:line). */
+int dstmd_reload(struct dstmd *d);
+/* The active-lease quota per /64 of `cfg` over `pools` (limits.per_64, 0: half). */
+unsigned dstmd_quota_64(const struct dstmd_config *cfg, struct pool **pools);
+
+/* stats.c: serve the metrics of `d` when the configuration has "metrics". */
+int stats_start(struct dstmd *d);
+void stats_stop(struct dstmd *d);
 
 #endif

@@ -421,6 +421,31 @@ row_slot(const struct lease_mgr *m, uint32_t v4, uint16_t lo, uint16_t hi, uint1
 	return false;
 }
 
+/*
+ * A PSID pool serves only who names it (lw4o6): a port set is no range,
+ * and the DSTM Ports option can carry only a range.
+ */
+static bool
+psid_pool(const struct pool *p)
+{
+	unsigned off, len;
+
+	pool_psid(p, &off, &len);
+	return len > 0;
+}
+
+/* The port set of a PSID pool's slot, in the lease (lease.h). */
+static void
+lent_psid(struct lent *e, const struct pool *p)
+{
+	unsigned off, len;
+
+	pool_psid(p, &off, &len);
+	e->l.psid_offset = (uint8_t)off;
+	e->l.psid_len = (uint8_t)len;
+	e->l.psid = len ? (uint16_t)(e->slot % pool_slots_per_addr(p)) : 0;
+}
+
 static int
 load_row(void *arg, const struct lease_row *r)
 {
@@ -454,6 +479,7 @@ load_row(void *arg, const struct lease_row *r)
 		return ld->err = -ENOMEM;
 	if (row_slot(m, r->v4, r->port_lo, r->port_hi, &e->pool, &e->slot)) {
 		e->l.pool = pool_name(m->pools[e->pool]);
+		lent_psid(e, m->pools[e->pool]);
 	} else {
 		e->l.orphan = true;
 		if ((e->l.pool = intern(m, r->pool)) == NULL)
@@ -842,8 +868,15 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 			m->c.unavailable++;
 			return rc;
 		}
+		if (!pool && psid_pool(m->pools[pi])) {
+			pool_release(m->pools[pi], slot, now);
+			m->c.unavailable++;
+			return -EADDRNOTAVAIL;
+		}
 	} else {
 		for (pi = first; pi < end; pi++) {
+			if (!pool && psid_pool(m->pools[pi]))
+				continue;
 			/* Bounded: a blocked slot leaves the free queue until after now. */
 			while ((rc = pool_alloc(m->pools[pi], now, &slot)) == 0) {
 				if ((rc = orphan_block(m, pi, slot, now)) <= 0)
@@ -875,6 +908,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	e->slot = slot;
 	e->l.v6 = *v6;
 	pool_slot(m->pools[pi], slot, &e->l.v4, &e->l.port_lo, &e->l.port_hi);
+	lent_psid(e, m->pools[pi]);
 	e->l.pool = pool_name(m->pools[pi]);
 	e->l.tep = itep;
 	e->l.start = now;
@@ -1189,4 +1223,10 @@ void
 lease_counters(const struct lease_mgr *m, struct lease_counters *c)
 {
 	*c = m->c;
+}
+
+void
+lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy)
+{
+	m->pol = *policy;
 }

@@ -40,9 +40,14 @@ struct lease {
 	struct in6_addr v6;
 	uint32_t v4;               /* host byte order */
 	uint16_t port_lo, port_hi; /* 0, 0: the whole address */
-	const char *pool;          /* pool name */
-	const char *tep;           /* TEP name */
-	int64_t start, expiry;     /* wall-clock seconds */
+	/* A slot of a PSID pool (RFC 7597 §5.1; port_lo/port_hi are then the
+	 * first and last port of the set): psid_len > 0. Not stored: the
+	 * pool says it, at grant and at reload. */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
+	const char *pool;      /* pool name */
+	const char *tep;       /* TEP name */
+	int64_t start, expiry; /* wall-clock seconds */
 	enum lease_state state;
 	int64_t quarantine_until; /* when state is LEASE_QUARANTINE */
 	/*
@@ -103,7 +108,8 @@ void lease_mgr_free(struct lease_mgr *m);
  * `tep` changed) whatever `pool` says, provided `want_v4` is 0 or its
  * address. Otherwise a new slot: `want_v4` (any free port range of it in
  * a port pool) or the head of the free queue of `pool` (NULL: the
- * configured pools in order).
+ * configured pools in order, except PSID pools, which serve only who
+ * names them).
  *   -EADDRNOTAVAIL  want_v4 is in no pool, not free, or not the
  *                   identity's; the identity holds an orphan (TSP 308)
  *   -ENOSPC         no free slot (TSP 306)
@@ -204,5 +210,11 @@ int lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 void lease_counters(const struct lease_mgr *m, struct lease_counters *c);
 /* Active leases whose client address is in the /64 of `v6` (per-/64 quotas). */
 unsigned lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6);
+
+/*
+ * A reloaded configuration's lifetime and quarantine: they apply to the
+ * next grant, renewal and release; leases already granted keep theirs.
+ */
+void lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy);
 
 #endif
