@@ -505,16 +505,6 @@ ranges_meet(const struct pool_range *a, const struct pool_range *b)
 	return a->first <= b->last && b->first <= a->last;
 }
 
-static uint64_t
-pool_addresses(const struct dstmd_pool *dp)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < dp->pc.nranges; i++)
-		n += (uint64_t)dp->ranges[i].last - dp->ranges[i].first + 1;
-	return n;
-}
-
 /*
  * What -n can tell without the network or the store, beyond the syntax of
  * each value: references between parts of the file and to the system.
@@ -524,7 +514,6 @@ check_offline(struct dstmd_config *c)
 {
 	struct cfg *doc = c->doc;
 	char p[128], a[ADDR_STRLEN];
-	uint64_t total = 0;
 
 	if (c->user && c->user[0] && !getpwnam(c->user))
 		cfg_error(doc, "/user",
@@ -534,7 +523,6 @@ check_offline(struct dstmd_config *c)
 	for (size_t i = 0; i < c->npools; i++) {
 		const struct dstmd_pool *dp = &c->pools[i];
 
-		total += pool_addresses(dp);
 		for (size_t j = 0; j < dp->pc.nexcludes; j++) {
 			bool inside = false;
 
@@ -584,15 +572,20 @@ check_offline(struct dstmd_config *c)
 				snprintf(p, sizeof(p), "/listen/%zu/address", i);
 				cfg_error(doc, p, "the same address as /listen/%zu", j);
 			}
-	/* A quota larger than every address dstmd has can never bind: a typo. */
-	if (cfg_at(doc, "/limits/per_64") && c->per_64 > total)
-		cfg_error(doc, "/limits/per_64",
-		          "%u leases per /64 is more than the %llu addresses of all pools",
-		          c->per_64, (unsigned long long)total);
-	if (c->dhcp6.enable && cfg_at(doc, "/dhcpv6/limits/per_64") && c->dhcp6.per_64 > total)
-		cfg_error(doc, "/dhcpv6/limits/per_64",
-		          "%u leases per /64 is more than the %llu addresses of all pools",
-		          c->dhcp6.per_64, (unsigned long long)total);
+	/*
+	 * A per-/64 quota above the pools is allowed (a test or a tiny pool
+	 * uses it to mean "no quota"), but one above the limit it subdivides
+	 * can never be reached: a typo.
+	 */
+	if (cfg_at(doc, "/limits/connections_per_64") && c->conns_per_64 > c->max_connections)
+		cfg_error(doc, "/limits/connections_per_64",
+		          "%u sessions per /64 is more than limits.connections (%u)",
+		          c->conns_per_64, c->max_connections);
+	if (c->dhcp6.enable && cfg_at(doc, "/dhcpv6/limits/per_duid") && c->dhcp6.per_64 &&
+	    c->dhcp6.per_duid > c->dhcp6.per_64)
+		cfg_error(doc, "/dhcpv6/limits/per_duid",
+		          "%u leases per DUID is more than the %u of its /64 (limits.per_64)",
+		          c->dhcp6.per_duid, c->dhcp6.per_64);
 	if (c->dhcp6.valid && c->dhcp6.valid < c->dhcp6.t2)
 		cfg_error(doc, "/dhcpv6/t2", "t2 (%u) is after the valid lifetime (%u)",
 		          c->dhcp6.t2, c->dhcp6.valid);

@@ -126,14 +126,18 @@ do_revoke(struct dstmd *d, json_t *args, char *err, size_t errlen)
 		snprintf(err, errlen, "no active lease holds %s", s);
 		return NULL;
 	}
-	json_t *res = lease_json(l, clock_wall_s());
 	d->ctr.revokes++;
 	if (dstmd_end_lease(d, l, true) != 0) {
-		json_decref(res);
 		snprintf(err, errlen, "the lease store failed");
 		return NULL;
 	}
-	return res;
+	/* The lease as it is now (in quarantine), not as it was. */
+	l = lease_find_v4(d->leases, v4, (uint16_t)json_integer_value(port));
+	if (!l) {
+		snprintf(err, errlen, "the lease of %s vanished while it was revoked", s);
+		return NULL;
+	}
+	return lease_json(l, clock_wall_s());
 }
 
 json_t *
