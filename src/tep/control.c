@@ -202,32 +202,39 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		t->sessions++;
 }
 
-int
-tep_tsp_start(struct tep *t)
+/* The TSP server object of servers entry `i`. */
+static int
+tep_tsp_server_new(struct tep *t, unsigned i)
 {
 	static const struct tsp_server_callbacks cb = {
 	    .command = on_command,
 	    .closed = on_closed,
 	    .authenticated = on_authenticated,
 	};
+	struct tsp_server_config sc = {
+	    .limits = {.line_max = 1024, .content_max = 16384, .xml_depth = 16},
+	    .mechanisms = "SCRAM-SHA-256 DIGEST-MD5",
+	    .realm = "dstm",
+	    .service = "tsp",
+	    .secret = secret_of,
+	    .secret_arg = &t->cfg.servers[i],
+	    .handshake_timeout = 10,
+	};
+
+	t->tsp[i] = tsp_server_new(t->base, &sc, &cb, t);
+	return t->tsp[i] ? 0 : -ENOMEM;
+}
+
+int
+tep_tsp_start(struct tep *t)
+{
 	char a[ADDR_STRLEN];
 
 	if (t->cfg.mode != TEP_SERVER)
 		return 0;
-	for (unsigned i = 0; i < t->cfg.nservers; i++) {
-		struct tsp_server_config sc = {
-		    .limits = {.line_max = 1024, .content_max = 16384, .xml_depth = 16},
-		    .mechanisms = "SCRAM-SHA-256 DIGEST-MD5",
-		    .realm = "dstm",
-		    .service = "tsp",
-		    .secret = secret_of,
-		    .secret_arg = &t->cfg.servers[i],
-		    .handshake_timeout = 10,
-		};
-		t->tsp[i] = tsp_server_new(t->base, &sc, &cb, t);
-		if (!t->tsp[i])
+	for (unsigned i = 0; i < t->cfg.nservers; i++)
+		if (tep_tsp_server_new(t, i) != 0)
 			return -ENOMEM;
-	}
 	t->listener = evconnlistener_new_bind(
 	    t->base, on_accept, t,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64,
@@ -239,6 +246,26 @@ tep_tsp_start(struct tep *t)
 	}
 	log_info("TSP on %s for %u server(s)",
 	         addr_fmt_sockaddr((struct sockaddr *)&t->cfg.listen_sa, a), t->cfg.nservers);
+	return 0;
+}
+
+int
+tep_tsp_reload(struct tep *t, const struct tep_config *nc)
+{
+	unsigned old = t->cfg.nservers;
+
+	/*
+	 * Each TSP server object reads its entry's user and secret through
+	 * secret_arg (&t->cfg.servers[i]) at every login: copying the entries
+	 * over applies them. Entries beyond the old count get a server object;
+	 * a removed entry's object stays (its sessions, if any, run on) but no
+	 * new connection maps to it (on_accept walks the current entries).
+	 */
+	memcpy(t->cfg.servers, nc->servers, sizeof(t->cfg.servers));
+	t->cfg.nservers = nc->nservers;
+	for (unsigned i = old; t->cfg.mode == TEP_SERVER && i < nc->nservers; i++)
+		if (!t->tsp[i] && tep_tsp_server_new(t, i) != 0)
+			return -ENOMEM;
 	return 0;
 }
 
@@ -283,8 +310,8 @@ binding_json(const struct tep *t, const struct bt_binding *b)
 	return o;
 }
 
-static json_t *
-counters_json(const struct tep *t)
+json_t *
+tep_counters_json(const struct tep *t)
 {
 	json_t *o = json_object();
 	const struct tsp_server_stats *st;
@@ -380,7 +407,7 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 	if (strcmp(cmd, "status") == 0)
 		return status_json(t);
 	if (strcmp(cmd, "counters") == 0)
-		return counters_json(t);
+		return tep_counters_json(t);
 	if (strcmp(cmd, "bindings") == 0) {
 		/* A million bindings would not fit one reply: "limit" (default
 		 * BINDINGS_LIMIT) bounds it, "ipv4" picks one address. */

@@ -54,6 +54,12 @@ struct tep_config {
 	struct tep_server_cfg servers[TEP_MAX_SERVERS];
 	unsigned learn_idle;
 	unsigned icmp_rate;
+	uint32_t keepalive; /* clients' echo requests to it are answered (default ipv4) */
+	bool has_metrics; /* "metrics": the Prometheus endpoint */
+	char metrics[128];
+	struct sockaddr_storage metrics_sa;
+	socklen_t metrics_salen;
+	int log_level; /* 0 info, 1 debug, 2 trace */
 	enum tep_dataplane dataplane;
 };
 
@@ -86,6 +92,7 @@ struct tep_counters {
 };
 
 struct tep_io;
+struct metrics;
 struct tep_xdp;
 
 struct tep {
@@ -102,7 +109,11 @@ struct tep {
 	struct evconnlistener *listener;
 	struct tsp_server *tsp[TEP_MAX_SERVERS];
 	unsigned sessions;
-	struct event *ev_expire, *ev_sigterm, *ev_sigint;
+	struct event *ev_expire, *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
+	const char *conffile; /* re-read on SIGHUP */
+	int verbose_cli;
+	uint64_t reloads, reload_failures;
+	struct metrics *metrics;
 };
 
 /* io.c: open the sockets and the TUN device, route the pools, start reading. */
@@ -129,8 +140,16 @@ const char *tep_dataplane_name(const struct tep *t);
 
 /* control.c: the TSP listener (server mode) and the control socket. */
 int tep_tsp_start(struct tep *t);
+/* A reloaded "servers" list (new users, secrets, servers); 0 or -ENOMEM. */
+int tep_tsp_reload(struct tep *t, const struct tep_config *nc);
+/* The "counters" object of the control socket. */
+json_t *tep_counters_json(const struct tep *t);
 void tep_tsp_stop(struct tep *t);
 int tep_ctl_start(struct tep *t);
 void tep_ctl_stop(struct tep *t);
+
+/* stats.c: the Prometheus page, when "metrics" is configured. */
+int tep_stats_start(struct tep *t);
+void tep_stats_stop(struct tep *t);
 
 #endif
