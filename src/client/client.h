@@ -321,4 +321,11 @@ void ondemand_in(struct client_ondemand *od, const struct client_lease *l, uint8
 bool ondemand_pop(struct client_ondemand *od, struct ondemand_pkt *out);
 void ondemand_drop_all(struct client_ondemand *od);
 
+/*
+ * SIGHUP (reload.c): re-read `path` and apply to `cur` what may change at
+ * run time (auth, timeout, backoff_max); 0, or -EINVAL with `cur`
+ * unchanged and the reasons logged with file:line.
+ */
+int client_config_reload(const char *path, struct client_config *cur);
+
 #endif

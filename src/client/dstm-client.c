@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "common/ctl.h"
 #include "common/privdrop.h"
+#include "common/service.h"
 
 struct client {
 	struct client_config cfg;
@@ -165,6 +166,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	if (c->releasing)
 		return;
 	log_info("signal %d: stopping", (int)sig);
+	svc_stopping();
 	c->releasing = true;
 	if (c->dhcpv6) {
 		evtimer_del(c->tsp.ev_retry);
@@ -299,6 +301,20 @@ find_address(struct client *c)
 	log_info("IPv6 address %s on %s", addr_fmt_v6(&c->v6, a), ifn);
 }
 
+static const char *conffile; /* re-read on SIGHUP */
+
+/* SIGHUP: the lease, the session and the interface stay (reload.c). */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct client *c = arg;
+
+	svc_reloading();
+	log_info("SIGHUP: reloading %s", conffile);
+	(void)client_config_reload(conffile, &c->cfg);
+	svc_ready("configuration reloaded or kept (see the log)");
+}
+
 /* Each part gets the shared handles and pointers to the parts it uses. */
 static void
 wire_parts(struct client *c)
@@ -344,6 +360,7 @@ main(int argc, char **argv)
 	if (!daemon_args_parse(argc, argv, "dstm-client", &args, &status))
 		return status;
 	log_init(args.foreground || args.check, args.verbose, "dstm-client");
+	conffile = args.conffile;
 	cfg = cfg_load(args.conffile, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
@@ -398,6 +415,7 @@ main(int argc, char **argv)
 	tunnel_start(&c->tun);
 	event_add(c->ev_sigterm, NULL);
 	event_add(c->ev_sigint, NULL);
+	event_add(evsignal_new(c->base, SIGHUP, on_sighup, c), NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	c->ctl = ctl_server_new(c->base, c->cfg.control, ctl_handler, c);
@@ -424,6 +442,9 @@ main(int argc, char **argv)
 		lease_acquire(&c->lease);
 	log_info("started (%s, %s)", c->cfg.mode == CLIENT_ON_DEMAND ? "on-demand" : "always-on",
 	         c->tun.ifname);
+	svc_watchdog_start(c->base);
+	svc_ready("started (%s, %s)", c->cfg.mode == CLIENT_ON_DEMAND ? "on-demand" : "always-on",
+	          c->tun.ifname);
 	event_base_dispatch(c->base);
 
 	ctl_server_free(c->ctl);

@@ -317,6 +317,50 @@ shared_miss(const struct v4info *vi)
 	return vi->icmp_error ? DPC_drop_icmp4_forged_from_client : DPC_drop_port_outside_range;
 }
 
+/*
+ * A keepalive (RFC 5572 §4.3): an ICMP echo request that a bound client
+ * sends inside its tunnel to the keepalive address of its TSP reply. The
+ * TEP answers it itself, back through the tunnel, whatever the IPv4 side
+ * has at that address, and the binding counts as used (last_seen). Only a
+ * whole, well-formed echo request is answered; anything else to that
+ * address takes the ordinary path.
+ */
+static bool
+keepalive(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b)
+{
+	uint8_t *ip = pkt->data + m->off, *ic;
+	uint32_t ilen = m->vi.tot_len, hl = m->vi.hlen;
+
+	if (dp->cfg.keepalive4 == 0 || m->vi.dst != dp->cfg.keepalive4 ||
+	    m->vi.proto != PROTO_ICMP || (pkt_ld16(ip + 6) & 0x3fff) != 0 || ilen < hl + ICMP4_HLEN)
+		return false;
+	ic = ip + hl;
+	if (ic[0] != 8 || ic[1] != 0 || pkt_csum_fold(pkt_csum_add(0, ic, ilen - hl)) != 0)
+		return false;
+	/* RFC 792: the reply swaps the addresses; type 0, the rest echoed. */
+	pkt_st32(ip + 12, m->vi.dst);
+	pkt_st32(ip + 16, m->vi.src);
+	ip[8] = 64;
+	pkt_st16(ip + 10, 0);
+	pkt_st16(ip + 10, pkt_csum_fold(pkt_csum_add(0, ip, hl)));
+	ic[0] = 0;
+	pkt_st16(ic + 2, 0);
+	pkt_st16(ic + 2, pkt_csum_fold(pkt_csum_add(0, ic, ilen - hl)));
+	pkt->headroom += m->off;
+	pkt->data = ip;
+	pkt->len = ilen;
+	dp_push_v6(dp, pkt, &b->v6, 0, PROTO_IPIP);
+	pkt->dontfrag = ilen + IP6_HLEN <= dp_client_mtu(dp, b);
+	pkt->bd = b;
+	b->pkts_in++;
+	b->bytes_in += ilen;
+	b->pkts_out++;
+	b->bytes_out += ilen;
+	b->last_seen = dp->now_s;
+	dp_count(dp, DPC_keepalive_replies);
+	return true;
+}
+
 static void
 decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 {
@@ -368,6 +412,8 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 		if ((b->flags & BT_F_LEARNED) && b->last_seen != dp->now_s)
 			b->last_seen = dp->now_s;
 	}
+	if (keepalive(dp, pkt, m, b))
+		return;
 	if (m->vi.ttl <= 1) {
 		dp_drop(dp, pkt, DPC_drop_ttl_expired);
 		error_to_client(dp, pkt, m, b, 11, 0, 0);

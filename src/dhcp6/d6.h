@@ -128,6 +128,7 @@ enum d6_drop {
 	D6_DROP_NO_ADDRESS,    /* no usable client IPv6 address (see d6_client_v6) */
 	D6_DROP_TOO_BIG,       /* the reply would not fit */
 	D6_DROP_XID,           /* client: not the transaction we wait for */
+	D6_DROP_RELAY_UNTRUSTED, /* a Relay-forward from an address not in dhcpv6.relays */
 	D6_DROP__COUNT
 };
 const char *d6_drop_name(enum d6_drop r);
@@ -282,16 +283,25 @@ struct d6_grant {
 
 struct d6_lease_ops {
 	/*
-	 * Take or renew a lease for `identity` at `v6` (want_v4 0: any):
-	 * 0, -ENOSPC (pool exhausted), -EADDRNOTAVAIL (want_v4 not the
-	 * client's or not free), -ENETUNREACH (no TEP serves v6), -EIO.
+	 * Take or renew a lease for `identity` at `v6`, the verified address
+	 * of the message (want_v4 0: any); `authed` when the message carried
+	 * a valid delayed-authentication MAC: 0, -ENOSPC (pool exhausted),
+	 * -EADDRNOTAVAIL (want_v4 not the client's or not free), -ENETUNREACH
+	 * (no TEP serves v6), -EACCES (v6 may never hold a lease), -EPERM
+	 * (the identity's lease is bound to another address and the message
+	 * is not authenticated: nothing changed), -EIO.
 	 */
-	int (*acquire)(void *arg, const char *identity, const struct in6_addr *v6, uint32_t want_v4,
-	               int64_t now, struct d6_grant *g);
+	int (*acquire)(void *arg, const char *identity, const struct in6_addr *v6, bool authed,
+	               uint32_t want_v4, int64_t now, struct d6_grant *g);
 	/* The identity's active lease: 0 or -ENOENT. */
 	int (*find)(void *arg, const char *identity, struct d6_grant *g);
-	/* End the identity's lease (Release, or Decline when `declined`): 0 or -ENOENT. */
-	int (*release)(void *arg, const char *identity, bool declined, int64_t now);
+	/*
+	 * End the identity's lease (Release, or Decline when `declined`)
+	 * from verified address `v6`: 0, -ENOENT, or -EPERM (bound to
+	 * another address, unauthenticated: nothing changed).
+	 */
+	int (*release)(void *arg, const char *identity, const struct in6_addr *v6, bool authed,
+	               bool declined, int64_t now);
 	/* Whether v4 belongs to a pool this server manages (Confirm). */
 	bool (*in_pool)(void *arg, uint32_t v4);
 };
@@ -320,6 +330,8 @@ struct d6_server_config {
 	size_t ndots_addr;
 	const uint8_t *access_domain; /* wire-form name, or NULL */
 	size_t access_domain_len;
+	const struct in6_addr *relays; /* the relays trusted (dhcpv6.relays); others are dropped */
+	size_t nrelays;
 	unsigned max_per_duid; /* leases one DUID may hold (0: no limit) */
 	unsigned max_per_64;   /* leases the clients of one /64 may hold (0: no limit) */
 };
@@ -331,6 +343,8 @@ struct d6_server_counters {
 	uint64_t st_no_addrs, st_no_binding, st_not_on_link, st_use_multicast, st_unspec_fail;
 	uint64_t granted, renewed, released, declined, tep_refused;
 	uint64_t auth_ok, auth_refused;
+	uint64_t refused_foreign; /* an IA's lease is bound to another address (-EPERM) */
+	uint64_t refused_address; /* the verified address may never hold a lease (-EACCES) */
 };
 
 struct d6_server;
@@ -371,6 +385,9 @@ struct d6_txn {
 	uint16_t top_status; /* top-level Status Code, 0xffff none */
 	const char *top_msg;
 	bool wait_commit;         /* a lease changed: reply only after the commit (DESIGN §4) */
+	bool authed;              /* signed with a configured key (delayed authentication) */
+	bool verified;            /* at least one IA acted on a lease from its own address */
+	bool fresh_lease;         /* an IA got a new lease (a new reconfigure key is due) */
 	const struct d6_key *key; /* sign the reply with this key */
 	bool give_reconf_key;
 	uint8_t reconf_key[16];
@@ -402,10 +419,10 @@ int d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_
                           uint8_t msg_type, uint8_t *out, size_t cap, size_t *len);
 
 /*
- * The client's tunnel address (the rule dstmd documents): the source of
- * the message, or for a relayed one the innermost relay's peer-address,
- * when it is a global unicast address; else the first global, non-mapped
- * address in an IA_NA of the message; else none.
+ * The client's verified address (DESIGN §4): the source of the message,
+ * or for a relayed one (from a trusted relay) the innermost relay's
+ * peer-address, when it is a global unicast address; else none. What the
+ * message itself names (an IA_NA address) never counts.
  */
 bool d6_client_v6(const struct d6_envelope *env, const struct d6_msg *m, const struct in6_addr *src,
                   struct in6_addr *out);

@@ -97,6 +97,7 @@ static const char *const drop_names[D6_DROP__COUNT] = {
     [D6_DROP_NO_ADDRESS] = "drop_no_client_address",
     [D6_DROP_TOO_BIG] = "drop_reply_too_big",
     [D6_DROP_XID] = "drop_transaction_id",
+    [D6_DROP_RELAY_UNTRUSTED] = "drop_relay_untrusted",
 };
 
 const char *
@@ -662,11 +663,5 @@ d6_client_v6(const struct d6_envelope *env, const struct d6_msg *m, const struct
 		*out = *from;
 		return true;
 	}
-	for (unsigned i = 0; i < m->nia; i++)
-		if (m->ia[i].code == D6_OPT_IA_NA && m->ia[i].naddrs &&
-		    global_unicast(&m->ia[i].addr)) {
-			*out = m->ia[i].addr;
-			return true;
-		}
 	return false;
 }

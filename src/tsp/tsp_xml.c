@@ -22,6 +22,7 @@ enum xml_ctx {
 	CTX_SERVER,
 	CTX_BROKER,
 	CTX_ROUTER,
+	CTX_KEEPALIVE,
 	CTX_ADDRESS, /* text collected */
 };
 
@@ -143,20 +144,21 @@ start_tunnel(struct xml_state *st, const XML_Char **atts)
 	return CTX_TUNNEL;
 }
 
-static void
+static enum xml_ctx
 start_keepalive(struct xml_state *st, const XML_Char **atts)
 {
 	const char *iv = attr(atts, "interval");
 	uint32_t v;
 
 	if (iv == NULL)
-		return;
+		return CTX_KEEPALIVE;
 	if (!parse_u32(iv, UINT32_MAX, &v)) {
 		fail(st, TSP_XML_ERR_SYNTAX, "bad keepalive interval");
-		return;
+		return CTX_NONE;
 	}
 	st->t->has_keepalive = true;
 	st->t->keepalive_interval = v;
+	return CTX_KEEPALIVE;
 }
 
 static enum xml_ctx
@@ -222,7 +224,7 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 		} else if (strcmp(name, "broker") == 0) {
 			c = CTX_BROKER;
 		} else if (strcmp(name, "keepalive") == 0) {
-			start_keepalive(st, atts);
+			c = start_keepalive(st, atts);
 		} else if (strcmp(name, "router") == 0) {
 			c = CTX_ROUTER;
 		}
@@ -233,9 +235,12 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 			start_ports(st, atts);
 		/* RFC 5572 §4.3 places keepalive and router inside <client>. */
 		else if (parent == CTX_CLIENT && strcmp(name, "keepalive") == 0)
-			start_keepalive(st, atts);
+			c = start_keepalive(st, atts);
 		else if (parent == CTX_CLIENT && strcmp(name, "router") == 0)
 			c = CTX_ROUTER;
+	} else if (parent == CTX_KEEPALIVE && strcmp(name, "address") == 0) {
+		/* RFC 5572 §4.3: where the client sends its keepalives */
+		c = start_address(st, parent, atts);
 	} else if (parent == CTX_ROUTER && strcmp(name, "prefix") == 0) {
 		const char *l = attr(atts, "length");
 		uint32_t v;
@@ -302,6 +307,10 @@ end_address(struct xml_state *st)
 		if (ep != NULL && !ep->has_v4) {
 			ep->v4 = a4;
 			ep->has_v4 = true;
+		}
+		if (st->owner == CTX_KEEPALIVE && !st->t->has_keepalive_v4) {
+			st->t->keepalive_v4 = a4;
+			st->t->has_keepalive_v4 = true;
 		}
 	} else if (st->ak == AK_DN) {
 		for (size_t i = 0; i < n; i++)
@@ -508,6 +517,22 @@ xb_addr(struct xbuf *b, const char *type, const char *text)
 	xb_str(b, "</address>");
 }
 
+/* RFC 5572 §4.3: <keepalive interval="30"><address type="ipv4">…</address></keepalive> */
+static void
+fmt_keepalive(struct xbuf *b, const struct tsp_tunnel *t)
+{
+	char a[ADDR_STRLEN];
+
+	xb_fmt(b, "<keepalive interval=\"%lu\"", t->keepalive_interval);
+	if (!t->has_keepalive_v4) {
+		xb_str(b, "/>");
+		return;
+	}
+	xb_str(b, ">");
+	xb_addr(b, "ipv4", addr_fmt_v4(t->keepalive_v4, a));
+	xb_str(b, "</keepalive>");
+}
+
 static void
 fmt_endpoint(struct xbuf *b, const char *name, const struct tsp_endpoint *ep,
              const struct tsp_tunnel *t, bool extras)
@@ -530,7 +555,7 @@ fmt_endpoint(struct xbuf *b, const char *name, const struct tsp_endpoint *ep,
 		xb_fmt(b, " end=\"%lu\"/>", ep->port_hi);
 	}
 	if (extras && t->has_keepalive)
-		xb_fmt(b, "<keepalive interval=\"%lu\"/>", t->keepalive_interval);
+		fmt_keepalive(b, t);
 	if (extras && t->has_router)
 		xb_fmt(b, "<router><prefix length=\"%lu\"/></router>", t->router_prefix_len);
 	xb_str(b, "</");
@@ -568,7 +593,7 @@ tsp_xml_format(const struct tsp_tunnel *t, char *buf, size_t len)
 	if (t->client.present)
 		fmt_endpoint(&b, "client", &t->client, t, true);
 	if (!extras_in_client && t->has_keepalive)
-		xb_fmt(&b, "<keepalive interval=\"%lu\"/>", t->keepalive_interval);
+		fmt_keepalive(&b, t);
 	if (!extras_in_client && t->has_router)
 		xb_fmt(&b, "<router><prefix length=\"%lu\"/></router>", t->router_prefix_len);
 	if (t->nbrokers) {

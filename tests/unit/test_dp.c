@@ -380,7 +380,8 @@ struct row {
 	enum dp_verdict verdict;
 	struct spec out;
 	const char *counters;
-	bool fragmentable; /* TO_V6 with dontfrag false */
+	bool fragmentable;     /* TO_V6 with dontfrag false */
+	const char *keepalive; /* the configuration's keepalive4, or none */
 };
 
 /* Quoted packets of the ICMP rows. */
@@ -467,7 +468,66 @@ static const struct spec q_sent_by_other_shared = {
 		.dport = 53, .paylen = 10, __VA_ARGS__                                        \
 	}
 
+#define ECHO_C1(...)                                                                        \
+	{                                                                                   \
+		.o_src = C1, .o_dst = TEP6, .src = "192.0.2.10", .dst = TEP4, .icmp = true, \
+		.itype = 8, .sport = 0x77, .ipid = 0x1234, .paylen = 16, __VA_ARGS__        \
+	}
+
 static const struct row rows[] = {
+    /* Keepalives (RFC 5572 §4.3): a bound client's echo request to the
+     * keepalive address is answered by the TEP, back in the tunnel; the
+     * inner TTL does not matter, the TEP being the destination. */
+    {"keepalive echo to the TEP's IPv4", .dir = DIR_V6, .keepalive = TEP4, .in = ECHO_C1(.ttl = 1),
+     .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C1,
+             .src = TEP4,
+             .dst = "192.0.2.10",
+             .icmp = true,
+             .itype = 0,
+             .sport = 0x77,
+             .ipid = 0x1234,
+             .paylen = 16},
+     .counters = "rx_v6_pkts=1 keepalive_replies=1"},
+    {"keepalive echo to a configured address", .dir = DIR_V6, .keepalive = "198.51.100.254",
+     .in = ECHO_C1(.dst = "198.51.100.254"), .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C1,
+             .src = "198.51.100.254",
+             .dst = "192.0.2.10",
+             .icmp = true,
+             .itype = 0,
+             .sport = 0x77,
+             .ipid = 0x1234,
+             .paylen = 16},
+     .counters = "rx_v6_pkts=1 keepalive_replies=1"},
+    {"keepalive from a shared address", .dir = DIR_V6, .keepalive = TEP4,
+     .in = ECHO_C1(.o_src = C3, .src = "192.0.2.20", .sport = 1100), .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C3,
+             .src = TEP4,
+             .dst = "192.0.2.20",
+             .icmp = true,
+             .itype = 0,
+             .sport = 1100,
+             .ipid = 0x1234,
+             .paylen = 16},
+     .counters = "rx_v6_pkts=1 keepalive_replies=1"},
+    {"keepalive from a spoofed tunnel source is not answered", .dir = DIR_V6, .keepalive = TEP4,
+     .in = ECHO_C1(.o_src = EVIL), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_spoofed_v6_src=1"},
+    {"keepalive from an unbound source is not answered", .dir = DIR_V6, .keepalive = TEP4,
+     .in = ECHO_C1(.src = "192.0.2.99"), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_no_binding_src=1"},
+    {"no keepalive address: an echo to the TEP's IPv4 is forwarded", .dir = DIR_V6, .in = ECHO_C1(),
+     .verdict = DP_TO_V4, .out = ECHO_C1(.o_src = NULL), .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"keepalive address: other ICMP takes the ordinary path", .dir = DIR_V6, .keepalive = TEP4,
+     .in = ECHO_C1(.itype = 13), .verdict = DP_TO_V4, .out = ECHO_C1(.o_src = NULL, .itype = 13),
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"keepalive address: a fragmented echo takes the ordinary path", .dir = DIR_V6,
+     .keepalive = TEP4, .in = ECHO_C1(.frag = 0x2000), .verdict = DP_TO_V4,
+     .out = ECHO_C1(.o_src = NULL, .frag = 0x2000), .counters = "rx_v6_pkts=1 decap_pkts=1"},
     /* Decapsulation: the good cases. */
     {"decap udp", .dir = DIR_V6, .in = UDP_C1(), .verdict = DP_TO_V4,
      .out = {.src = "192.0.2.10", .dst = HOST4, .sport = 5000, .dport = 53, .paylen = 10},
@@ -996,6 +1056,12 @@ test_table(void **state)
 		struct dp_pkt *pkt;
 
 		bed_init(&bed, r->learn, r->dec_ttl, 1000);
+		if (r->keepalive) {
+			struct in_addr a;
+
+			inet_pton(AF_INET, r->keepalive, &a);
+			bed.dp.cfg.keepalive4 = ntohl(a.s_addr);
+		}
 		pkt = bed_run(&bed, r->dir, &r->in);
 		check_out(pkt, r->verdict, &r->out, r->name);
 		check_counters(&bed.dp, r->counters, r->name);
@@ -1125,6 +1191,32 @@ test_learn_idle(void **state)
 	bed_free(&bed);
 }
 
+/* A client's keepalives keep its binding warm: its last_seen follows them. */
+static void
+test_keepalive_warm(void **state)
+{
+	struct bed bed;
+	const struct spec ping = ECHO_C1();
+	struct bt_binding *b;
+	struct in_addr a;
+
+	bed_init(&bed, false, false, 1000);
+	inet_pton(AF_INET, TEP4, &a);
+	bed.dp.cfg.keepalive4 = ntohl(a.s_addr);
+	b = bt_lookup(bed.bt, 0xc000020a, 0);
+	assert_non_null(b);
+	assert_int_equal(b->last_seen, 0);
+	assert_int_equal(bed_run(&bed, DIR_V6, &ping)->verdict, DP_TO_V6);
+	assert_int_equal(b->last_seen, 1000);
+	dp_set_time(&bed.dp, 1000000 + 30000);
+	assert_int_equal(bed_run(&bed, DIR_V6, &ping)->verdict, DP_TO_V6);
+	assert_int_equal(b->last_seen, 1030);
+	assert_int_equal(b->pkts_in, 2);
+	assert_int_equal(b->pkts_out, 2);
+	assert_int_equal(bed.dp.ctr[DPC_keepalive_replies], 2);
+	bed_free(&bed);
+}
+
 /*
  * Fragments that never complete cost the core nothing: 2,000 first and
  * last fragments of 2,000 distinct datagrams, none ever completed, are
@@ -1194,13 +1286,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table),
-	    cmocka_unit_test(test_rate_limit),
-	    cmocka_unit_test(test_pmtu),
-	    cmocka_unit_test(test_too_big),
-	    cmocka_unit_test(test_learn_idle),
-	    cmocka_unit_test(test_batch),
-	    cmocka_unit_test(test_fragments_keep_no_state),
+	    cmocka_unit_test(test_table),      cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_pmtu),       cmocka_unit_test(test_too_big),
+	    cmocka_unit_test(test_learn_idle), cmocka_unit_test(test_keepalive_warm),
+	    cmocka_unit_test(test_batch),      cmocka_unit_test(test_fragments_keep_no_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
