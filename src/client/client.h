@@ -78,6 +78,7 @@ struct client_config {
 	unsigned timeout;     /* seconds for TSP handshake and replies */
 	unsigned backoff_max; /* seconds, cap of the reconnection delay */
 	struct client_dhcp6 dhcp6;
+	bool lw4o6; /* act as an lwB4 (RFC 7596): client/lw4o6.h */
 	struct client_tls tls;
 	char run_as[64]; /* "user": who the client becomes after start-up; "" stays root */
 };

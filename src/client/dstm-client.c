@@ -43,6 +43,7 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "client/lw4o6.h"
 #include "dataplane/tun.h"
 #include "dhcp6/d6.h"
 #include "netlink/nl.h"
@@ -117,6 +118,7 @@ struct client {
 
 	/* DHCPv6 access (seed 001 A, seed 002 §6): the engine of src/dhcp6 */
 	struct d6_client *d6;
+	struct lw_nat *nat; /* as an lwB4 (lw4o6.h): host ports into the port set */
 	struct d6_key d6key;
 	uint8_t duid[D6_DUID_MAX + 2];
 	size_t duid_len;
@@ -404,8 +406,12 @@ static int
 outbound(struct client *c, uint8_t *p, size_t len, const struct pkt4 *h)
 {
 	if (c->state == ST_BOUND) {
-		if (h->src == c->v4)
+		if (h->src == c->v4) {
+			/* lw4o6: no free port in the set (counted: drop_port_set_full). */
+			if (c->nat && !lw_nat_out(c->nat, p, len, clock_mono_ms()))
+				return 0;
 			return tunnel_send(c, p, len);
+		}
 		if (c->cfg.mode == CLIENT_ON_DEMAND && h->src == c->cfg.placeholder) {
 			if (!early_out(&c->early, p, len, c->cfg.placeholder, c->v4,
 			               clock_mono_ms())) {
@@ -518,6 +524,8 @@ on_raw(evutil_socket_t fd, short what, void *arg)
 			c->n.drop_bad_destination++;
 			continue;
 		}
+		if (c->nat)
+			lw_nat_in(c->nat, buf, h.total, clock_mono_ms());
 		if (c->cfg.mode == CLIENT_ON_DEMAND &&
 		    early_in(&c->early, buf, h.total, c->v4, c->cfg.placeholder, clock_mono_ms()))
 			c->n.early_translated_in++;
@@ -1230,6 +1238,47 @@ d6_decline(struct client *c, const char *why)
 	d6_client_decline(c->d6, clock_mono_ms());
 }
 
+/*
+ * lw4o6 (RFC 7596 §5.1): the softwire is built on the IA_NA address the
+ * server gave: it goes on the interface, the raw socket is bound to it
+ * (DESIGN §8), and the port set is what the translation maps into.
+ */
+static int
+lw_bind(struct client *c, const struct d6_lease_info *l)
+{
+	char a[ADDR_STRLEN];
+	int ret, oldfd = c->raw_fd;
+	struct in6_addr old = c->v6;
+
+	if (!IN6_ARE_ADDR_EQUAL(&c->v6, &l->v6)) {
+		if ((ret = nl_addr6_add(c->nl, (int)c->d6_ifindex, &l->v6, 128)) < 0) {
+			log_warnx("lw4o6: cannot add %s: %s", addr_fmt_v6(&l->v6, a),
+			          strerror(-ret));
+			return ret;
+		}
+		c->v6 = l->v6;
+		if ((ret = raw_open(c)) < 0) {
+			log_warnx("lw4o6: raw socket on %s: %s", addr_fmt_v6(&l->v6, a),
+			          strerror(-ret));
+			c->v6 = old;
+			c->raw_fd = oldfd;
+			return ret;
+		}
+		event_free(c->ev_raw);
+		event_free(c->ev_raw_out);
+		c->ev_raw = event_new(c->base, c->raw_fd, EV_READ | EV_PERSIST, on_raw, c);
+		c->ev_raw_out = event_new(c->base, c->raw_fd, EV_WRITE, on_raw_out, c);
+		event_add(c->ev_raw, NULL);
+		close(oldfd);
+		log_info("lw4o6: softwire from %s", addr_fmt_v6(&c->v6, a));
+	}
+	lw_nat_set(c->nat, l->psid_offset, l->psid_len, l->psid);
+	if (l->psid_len)
+		log_info("lw4o6: port set PSID %u (offset %u, length %u): %u ports", l->psid,
+		         l->psid_offset, l->psid_len, lw_nat_size(c->nat));
+	return 0;
+}
+
 static void
 d6_bound(struct client *c)
 {
@@ -1251,6 +1300,11 @@ d6_bound(struct client *c)
 		c->n.address_changes++;
 		dti_uninstall(c);
 		renewal = false;
+	}
+	if (l->lw && c->nat && lw_bind(c, l) < 0) {
+		c->v4 = l->v4;
+		d6_decline(c, "cannot build the softwire on the IA_NA address");
+		return;
 	}
 	c->v4 = l->v4;
 	c->port_lo = l->port_lo;
@@ -1442,6 +1496,9 @@ d6_open(struct client *c)
 	dc.duid_len = c->duid_len;
 	dc.iaid = (uint32_t)idx;
 	dc.global_v4_form = h->global_v4_form;
+	dc.lw4o6 = c->cfg.lw4o6;
+	if (c->cfg.lw4o6 && !(c->nat = lw_nat_new()))
+		return -ENOMEM;
 	dc.rapid_commit = h->rapid_commit;
 	if (h->has_key) {
 		c->d6key.realm = h->realm;
@@ -1498,6 +1555,15 @@ status_json(struct client *c)
 	                    bound && c->port_hi ? json_integer(c->port_hi) : json_null());
 	json_object_set_new(o, "tep_ipv6",
 	                    bound ? json_string(addr_fmt_v6(&c->tep6, a)) : json_null());
+	if (c->nat && bound && c->d6 && d6_client_lease(c->d6)) {
+		/* lw4o6: the set the translation maps into (RFC 7597 §5.1). */
+		const struct d6_lease_info *l = d6_client_lease(c->d6);
+
+		json_object_set_new(o, "lw4o6", json_true());
+		json_object_set_new(o, "psid_offset", json_integer(l->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(l->psid_len));
+		json_object_set_new(o, "psid", json_integer(l->psid));
+	}
 	json_object_set_new(o, "tep_ipv4",
 	                    bound && c->tep4 ? json_string(addr_fmt_v4(c->tep4, a)) : json_null());
 	json_object_set_new(o, "lifetime", bound ? json_integer(c->lifetime) : json_null());
@@ -1517,6 +1583,8 @@ counters_json(struct client *c)
 #define X(name) json_object_set_new(o, #name, json_integer((json_int_t)c->n.name));
 	COUNTERS(X)
 #undef X
+	if (c->nat)
+		lw_nat_counters_json(c->nat, o);
 	/* The engine's drops, one counter each (e.g. dhcp6_drop_auth_bad). */
 	for (int r = D6_OK + 1; c->d6 && r < D6_DROP__COUNT; r++) {
 		char name[64];
