@@ -44,21 +44,21 @@ quote_parse(const uint8_t *q, uint32_t n, struct v4info *vi)
 		return false;
 	vi->hlen = (uint8_t)hlen;
 	vi->proto = q[9];
-	vi->src = ld32(q + 12);
-	vi->dst = ld32(q + 16);
-	vi->df = (ld16(q + 6) & 0x4000) != 0;
-	vi->first_frag = (ld16(q + 6) & 0x1fff) == 0;
-	vi->tot_len = ld16(q + 2);
+	vi->src = pkt_ld32(q + 12);
+	vi->dst = pkt_ld32(q + 16);
+	vi->df = (pkt_ld16(q + 6) & 0x4000) != 0;
+	vi->first_frag = (pkt_ld16(q + 6) & 0x1fff) == 0;
+	vi->tot_len = pkt_ld16(q + 2);
 	if (vi->first_frag && (vi->proto == PROTO_TCP || vi->proto == PROTO_UDP) && n >= hlen + 4) {
-		vi->sport = ld16(q + hlen);
-		vi->dport = ld16(q + hlen + 2);
+		vi->sport = pkt_ld16(q + hlen);
+		vi->dport = pkt_ld16(q + hlen + 2);
 		vi->has_ports = true;
 	} else if (vi->first_frag && vi->proto == PROTO_ICMP && n >= hlen + 8) {
 		uint8_t t = q[hlen];
 
 		vi->icmp_error = t == 3 || t == 4 || t == 5 || t == 11 || t == 12;
 		if (t == 0 || t == 8) {
-			vi->sport = vi->dport = ld16(q + hlen + 4);
+			vi->sport = vi->dport = pkt_ld16(q + hlen + 4);
 			vi->has_ports = true;
 		}
 	}
@@ -81,8 +81,8 @@ icmp6_in(struct dp *dp, struct dp_pkt *pkt, uint32_t off)
 		return;
 	}
 	/* RFC 4443 §2.3: the checksum covers the RFC 8200 §8.1 pseudo-header. */
-	sum = csum_add(0, p + 8, 32) + n + PROTO_ICMPV6;
-	if (csum_fold(csum_add(sum, ic, n)) != 0) {
+	sum = pkt_csum_add(0, p + 8, 32) + n + PROTO_ICMPV6;
+	if (pkt_csum_fold(pkt_csum_add(sum, ic, n)) != 0) {
 		dp_drop(dp, pkt, DPC_drop_icmp6_checksum);
 		return;
 	}
@@ -90,7 +90,7 @@ icmp6_in(struct dp *dp, struct dp_pkt *pkt, uint32_t off)
 		dp_drop(dp, pkt, DPC_drop_icmp6_ignored);
 		return;
 	}
-	mtu = ld32(ic + 4);
+	mtu = pkt_ld32(ic + 4);
 	q = ic + 8;
 	qn = n - 8;
 	if (qn < IP6_HLEN + IP4_HLEN) {
@@ -148,7 +148,7 @@ decap_parse(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 		dp_drop(dp, pkt, DPC_drop_v6_version);
 		return false;
 	}
-	plen = ld16(p + 4);
+	plen = pkt_ld16(p + 4);
 	if (IP6_HLEN + plen > len) {
 		dp_drop(dp, pkt, DPC_drop_v6_truncated);
 		return false;
@@ -288,7 +288,7 @@ hairpin(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b
 		pkt->dontfrag = true;
 	}
 	/* Nobody else routes this packet: we are its router, TTL included. */
-	ip4_dec_ttl(inner);
+	pkt_ip4_dec_ttl(inner);
 	b->pkts_in++;
 	b->bytes_in += ilen;
 	to->pkts_out++;
@@ -337,20 +337,20 @@ keepalive(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding 
 	uint32_t ilen = m->vi.tot_len, hl = m->vi.hlen;
 
 	if (dp->cfg.keepalive4 == 0 || m->vi.dst != dp->cfg.keepalive4 ||
-	    m->vi.proto != PROTO_ICMP || (ld16(ip + 6) & 0x3fff) != 0 || ilen < hl + ICMP4_HLEN)
+	    m->vi.proto != PROTO_ICMP || (pkt_ld16(ip + 6) & 0x3fff) != 0 || ilen < hl + ICMP4_HLEN)
 		return false;
 	ic = ip + hl;
-	if (ic[0] != 8 || ic[1] != 0 || csum_fold(csum_add(0, ic, ilen - hl)) != 0)
+	if (ic[0] != 8 || ic[1] != 0 || pkt_csum_fold(pkt_csum_add(0, ic, ilen - hl)) != 0)
 		return false;
 	/* RFC 792: the reply swaps the addresses; type 0, the rest echoed. */
-	st32(ip + 12, m->vi.dst);
-	st32(ip + 16, m->vi.src);
+	pkt_st32(ip + 12, m->vi.dst);
+	pkt_st32(ip + 16, m->vi.src);
 	ip[8] = 64;
-	st16(ip + 10, 0);
-	st16(ip + 10, csum_fold(csum_add(0, ip, hl)));
+	pkt_st16(ip + 10, 0);
+	pkt_st16(ip + 10, pkt_csum_fold(pkt_csum_add(0, ip, hl)));
 	ic[0] = 0;
-	st16(ic + 2, 0);
-	st16(ic + 2, csum_fold(csum_add(0, ic, ilen - hl)));
+	pkt_st16(ic + 2, 0);
+	pkt_st16(ic + 2, pkt_csum_fold(pkt_csum_add(0, ic, ilen - hl)));
 	pkt->headroom += m->off;
 	pkt->data = ip;
 	pkt->len = ilen;
@@ -430,7 +430,7 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 	}
 	inner = pkt->data + m->off;
 	if (dp->cfg.decrement_ttl)
-		ip4_dec_ttl(inner);
+		pkt_ip4_dec_ttl(inner);
 	pkt->headroom += m->off;
 	pkt->data = inner;
 	pkt->len = m->vi.tot_len;

@@ -31,6 +31,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
@@ -75,11 +76,7 @@ static void session_next(struct session *s);
 static uint32_t
 ident_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h & (SESSION_BUCKETS - 1);
+	return (uint32_t)(hash_str(s) & (SESSION_BUCKETS - 1));
 }
 
 static struct session *
@@ -265,8 +262,8 @@ request_tep_done(void *arg, int status)
 	d->ctr.tep_refused++;
 	l = lease_find_identity(d->leases, r->identity);
 	if (l && l->v4 == r->b.v4 && l->port_lo == r->b.port_lo && (r->flags & LEASE_NEW)) {
-		if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-			fatalx("the lease store failed; exiting so that a restart reloads it");
+		/* -EIO: the store is failing; the reload from disk ends this lease's grant. */
+		(void)lease_release(d->leases, l, clock_wall_s());
 		dstmd_schedule_commit(d);
 		dstmd_rearm_expiry(d);
 	}
@@ -280,6 +277,12 @@ request_committed(struct dstmd *d, struct deferred *df)
 {
 	struct request *r = (struct request *)df;
 
+	if (dstmd_commit_failed(d)) {
+		/* The lease did not reach the disk: 530, the client may try again later. */
+		session_reply(r->s, TSP_BUSY, NULL);
+		request_free(r);
+		return;
+	}
 	if (r->kind == REQ_CREATE && (r->flags & (LEASE_NEW | LEASE_MOVED))) {
 		tepctl_create(d->tepctl, r->tep, &r->b, request_tep_done, r);
 		return;
@@ -556,7 +559,9 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
 		return;
 	case -EIO:
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		/* The lease store cannot commit (dstmd.c, store_failed): try again later. */
+		session_reply(s, TSP_BUSY, NULL);
+		return;
 	default:
 		log_warnx("lease for %s: %s", identity, strerror(-rc));
 		session_reply(s, TSP_INVALID_IPV4, NULL);
@@ -598,8 +603,10 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 	}
 	d->ctr.releases++;
 	session_unbind(s);
-	if (dstmd_end_lease(d, l, false) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (dstmd_end_lease(d, l, false) == -EIO) {
+		session_reply(s, TSP_BUSY, NULL); /* the store cannot commit: try again later */
+		return;
+	}
 	if (!(r = request_new(s, REQ_RELEASE, identity))) {
 		session_reply(s, TSP_OK, NULL);
 		return;

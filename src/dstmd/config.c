@@ -4,6 +4,7 @@
  * operator sees all mistakes at once; nothing half-valid is returned.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,12 +13,14 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/metrics.h"
 #include "dstmd/config.h"
 
-static const char *const top_keys[] = {"scenario", "database", "control", "lifetime", "quarantine",
-                                       "listen",   "auth",     "pools",   "teps",     "redirect",
-                                       "limits",   "dhcpv6",   "user",    "seccomp",  "keepalive",
-                                       "lw4o6",    NULL};
+static const char *const top_keys[] = {
+    "scenario",  "database",     "control",  "lifetime",  "quarantine", "listen", "auth",
+    "pools",     "teps",         "redirect", "limits",    "dhcpv6",     "user",   "seccomp",
+    "keepalive", "history_days", "metrics",  "log_level", "lw4o6",      NULL};
+static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets",   "realm", "plain_without_tls",
                                         "relays",     "endpoints", NULL};
@@ -604,6 +607,120 @@ load_dhcp6(struct dstmd_config *c)
 	h->per_64 = (unsigned)v;
 }
 
+static bool
+ranges_meet(const struct pool_range *a, const struct pool_range *b)
+{
+	return a->first <= b->last && b->first <= a->last;
+}
+
+static uint64_t
+pool_addresses(const struct dstmd_pool *dp)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < dp->pc.nranges; i++)
+		n += (uint64_t)dp->ranges[i].last - dp->ranges[i].first + 1;
+	return n;
+}
+
+/*
+ * What -n can tell without the network or the store, beyond the syntax of
+ * each value: references between parts of the file and to the system.
+ */
+static void
+check_offline(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	char p[128], a[ADDR_STRLEN];
+	uint64_t total = 0;
+
+	if (c->user && c->user[0] && !getpwnam(c->user))
+		cfg_error(doc, "/user",
+		          "there is no system user \"%s\" (create it: useradd --system %s; "
+		          "\"user\": \"\" keeps root)",
+		          c->user, c->user);
+	for (size_t i = 0; i < c->npools; i++) {
+		const struct dstmd_pool *dp = &c->pools[i];
+
+		total += pool_addresses(dp);
+		for (size_t j = 0; j < dp->pc.nexcludes; j++) {
+			bool inside = false;
+
+			for (size_t k = 0; k < dp->pc.nranges; k++)
+				inside |= ranges_meet(&dp->excludes[j], &dp->ranges[k]);
+			if (!inside) {
+				snprintf(p, sizeof(p), "/pools/%zu/exclude/%zu", i, j);
+				cfg_error(doc, p,
+				          "%s is outside pool \"%s\": an exclusion names addresses "
+				          "of its own pool",
+				          addr_fmt_v4(dp->excludes[j].first, a), dp->pc.name);
+			}
+		}
+	}
+	for (size_t i = 0; i < c->nteps; i++) {
+		const struct dstmd_tep *t = &c->teps[i];
+
+		for (size_t j = 0; j < i; j++) {
+			if (t->name && c->teps[j].name && !strcmp(t->name, c->teps[j].name)) {
+				snprintf(p, sizeof(p), "/teps/%zu/name", i);
+				cfg_error(doc, p, "TEP name \"%s\" is used twice (also /teps/%zu)",
+				          t->name, j);
+			}
+			if (!memcmp(&t->v6, &c->teps[j].v6, sizeof(t->v6))) {
+				snprintf(p, sizeof(p), "/teps/%zu/ipv6", i);
+				cfg_error(doc, p, "%s is the address of /teps/%zu too",
+				          addr_fmt_v6(&t->v6, a), j);
+			}
+		}
+		for (size_t j = 0; j < c->npools; j++)
+			for (size_t k = 0; k < c->pools[j].pc.nranges; k++) {
+				struct pool_range r = {t->v4, t->v4};
+
+				if (!ranges_meet(&r, &c->pools[j].ranges[k]))
+					continue;
+				snprintf(p, sizeof(p), "/teps/%zu/ipv4", i);
+				cfg_error(doc, p,
+				          "%s is in pool \"%s\": the TEP's own address cannot be "
+				          "lent to a client",
+				          addr_fmt_v4(t->v4, a), c->pools[j].pc.name);
+			}
+	}
+	for (size_t i = 0; i < c->nlistens; i++)
+		for (size_t j = 0; j < i; j++)
+			if (c->listens[i].len == c->listens[j].len &&
+			    !memcmp(&c->listens[i].addr, &c->listens[j].addr, c->listens[i].len)) {
+				snprintf(p, sizeof(p), "/listen/%zu/address", i);
+				cfg_error(doc, p, "the same address as /listen/%zu", j);
+			}
+	/* A quota larger than every address dstmd has can never bind: a typo. */
+	if (cfg_at(doc, "/limits/per_64") && c->per_64 > total)
+		cfg_error(doc, "/limits/per_64",
+		          "%u leases per /64 is more than the %llu addresses of all pools",
+		          c->per_64, (unsigned long long)total);
+	if (c->dhcp6.enable && cfg_at(doc, "/dhcpv6/limits/per_64") && c->dhcp6.per_64 > total)
+		cfg_error(doc, "/dhcpv6/limits/per_64",
+		          "%u leases per /64 is more than the %llu addresses of all pools",
+		          c->dhcp6.per_64, (unsigned long long)total);
+	if (c->dhcp6.valid && c->dhcp6.valid < c->dhcp6.t2)
+		cfg_error(doc, "/dhcpv6/t2", "t2 (%u) is after the valid lifetime (%u)",
+		          c->dhcp6.t2, c->dhcp6.valid);
+}
+
+/* "metrics": "[v6]:port" or "v4:port" (default port 9653); absent: none. */
+static void
+load_metrics(struct dstmd_config *c)
+{
+	const char *s;
+
+	if (!cfg_str(c->doc, "/metrics", false, NULL, &s) || !s)
+		return;
+	if (!addr_parse_endpoint(s, METRICS_PORT, &c->metrics_addr, &c->metrics_len))
+		cfg_error(c->doc, "/metrics", "\"%s\" is not an endpoint ([v6]:port or v4:port)",
+		          s);
+	else
+		c->metrics = s;
+}
+
 struct dstmd_config *
 dstmd_config_load(const char *path, FILE *errf)
 {
@@ -641,6 +758,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->quarantine = (uint32_t)v;
 	cfg_int(doc, "/keepalive", false, 30, 0, 86400, &v);
 	c->keepalive = (uint32_t)v;
+	cfg_int(doc, "/history_days", false, 90, 0, 36500, &v);
+	c->history_days = (uint32_t)v;
 	load_listen(c);
 	load_auth(c);
 	load_pools(c);
@@ -690,6 +809,10 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->alloc_rate_64 = (unsigned)v;
 	load_dhcp6(c);
 	lw4o6_config_load(c);
+	load_metrics(c);
+	cfg_enum(doc, "/log_level", false, 0, log_levels, &c->log_level);
+	if (cfg_nerrors(doc) == 0)
+		check_offline(c);
 	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
 	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)
 		cfg_error(doc, "/dhcpv6",

@@ -107,6 +107,7 @@ struct dstmd_config {
 	const char *control;
 	uint32_t lifetime, quarantine;
 	uint32_t keepalive; /* seconds between a client's keepalives; 0: no <keepalive> */
+	uint32_t history_days; /* lease history kept; 0: for ever */
 	struct dstmd_listen *listens;
 	size_t nlistens;
 	char mechanisms[128]; /* space-separated, in offer order */
@@ -131,6 +132,10 @@ struct dstmd_config {
 	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
 	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
+	const char *metrics; /* Prometheus endpoint as written, or NULL: none */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_len;
+	int log_level; /* 0 info, 1 debug, 2 trace: the least -v count in force */
 	struct dstmd_lw4o6 lw4o6;
 };
 

@@ -33,6 +33,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dhcp6/d6.h"
 #include "dstmd/dstmd.h"
@@ -144,9 +145,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity))
 		return -ENETUNREACH; /* nothing could be bound: take no address for nothing */
 	rc = lease_acquire(d->leases, identity, v6, want, tep->pool, tep->name, now, &l, &flags);
-	if (rc == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
-	if (rc != 0)
+	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
 	if (flags & LEASE_NEW)
@@ -186,7 +185,7 @@ op_release(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
 	if (dstmd_end_lease(d, l, false) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
 
@@ -279,9 +278,8 @@ push_done(void *arg, int status)
 		o->refused = true;
 		d->ctr.tep_refused++;
 		if (l && l->v4 == o->g.v4 && (o->g.flags & D6_GRANT_NEW)) {
-			if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-				fatalx("the lease store failed; exiting so that a restart "
-				       "reloads it");
+			/* -EIO: the store is failing; the reload ends this grant. */
+			(void)lease_release(d->leases, l, clock_wall_s());
 			dstmd_schedule_commit(d);
 			dstmd_rearm_expiry(d);
 		}
@@ -297,6 +295,21 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 	struct dtx *x = (struct dtx *)df;
 	unsigned n = x->t.m.nia;
 
+	if (dstmd_commit_failed(d)) {
+		/* Nothing of it reached the disk: no address, and say why. */
+		bool ends = x->t.m.type == D6_RELEASE || x->t.m.type == D6_DECLINE;
+
+		for (unsigned i = 0; i < n; i++) {
+			x->t.out[i].granted = x->t.out[i].push = false;
+			x->t.out[i].status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		}
+		x->t.top_status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		x->t.top_msg = "the lease store cannot commit (disk full or read-only); try again "
+		               "later";
+		x->pending = 1;
+		dtx_done(x);
+		return;
+	}
 	x->pending = 1; /* held until every push is queued: a done may come at once */
 	for (unsigned i = 0; i < n; i++) {
 		struct d6_ia_out *o = &x->t.out[i];
@@ -331,11 +344,7 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 static uint32_t
 duid_hash(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	while (n--)
-		h = (h ^ *p++) * 16777619u;
-	return h % PEER_BUCKETS;
+	return (uint32_t)(hash_bytes(p, n) % PEER_BUCKETS);
 }
 
 static struct peer *

@@ -25,6 +25,7 @@
 
 #include "common/ctl.h"
 #include "common/keycount.h"
+#include "common/metrics.h"
 #include "dstmd/config.h"
 #include "dstmd/tepctl.h"
 #include "grant/grant.h"
@@ -45,6 +46,7 @@ struct dbatch {
 	struct dbatch *next;
 	uint64_t ticket;
 	struct deferred *list;
+	int64_t handed_ms; /* when the writer got it: the commit latency's start */
 };
 
 struct dstmd_counters {
@@ -79,10 +81,32 @@ struct dstmd {
 	struct keycount conns64; /* open sessions per peer /64 */
 	bool accept_paused;
 	int64_t started;
+	/*
+	 * The store cannot commit (a full disk, a read-only file): every
+	 * change is refused with an error reply, a probe commit is tried
+	 * once a second, and the leases are reloaded from the disk when one
+	 * goes through (dstmd.c, store_failed).
+	 */
+	bool store_failing;
+	bool commit_failed; /* set while the deferred actions of failed batches run */
+	int64_t store_failing_since;
+	uint64_t store_failures, probe_ticket;
+	char store_error[256];
+	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
 	struct in6_addr *own; /* the network's own addresses (identity.c) */
 	size_t nown;
 	uint64_t refused_addr[GRANT_ADDR__COUNT];
+	/* reload.c: SIGHUP re-reads conffile; replaced configs stay alive (see there) */
+	const char *conffile;
+	int verbose_cli; /* -v count of the command line */
+	struct event *sighup_ev, *watchdog_ev;
+	struct dstmd_config **retired;
+	size_t nretired;
+	uint64_t reloads, reload_failures;
+	/* stats.c: the Prometheus page */
+	struct metrics *metrics;
+	struct metrics_hist commit_latency; /* seconds from hand-over to durable */
 };
 
 /* Stage: run `df` after the next commit (which this schedules). */
@@ -91,6 +115,8 @@ void dstmd_defer(struct dstmd *d, struct deferred *df);
 void dstmd_schedule_commit(struct dstmd *d);
 /* Re-arm the expiry timer after a change of the earliest expiry. */
 void dstmd_rearm_expiry(struct dstmd *d);
+/* True while the deferred actions of a batch that did not commit run: answer with an error. */
+bool dstmd_commit_failed(const struct dstmd *d);
 /* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
 int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
 /* The configured TEP named `name`, or NULL. */
@@ -125,5 +151,17 @@ void identity_counters(const struct dstmd *d, json_t *o);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
+/* The "counters" object of the control socket. */
+json_t *control_counters(struct dstmd *d);
+
+/* reload.c: SIGHUP. 0 when the new configuration is in force, else -errno
+ * with the old one kept and the reasons logged (file:line). */
+int dstmd_reload(struct dstmd *d);
+/* The active-lease quota per /64 of `cfg` over `pools` (limits.per_64, 0: half). */
+unsigned dstmd_quota_64(const struct dstmd_config *cfg, struct pool **pools);
+
+/* stats.c: serve the metrics of `d` when the configuration has "metrics". */
+int stats_start(struct dstmd *d);
+void stats_stop(struct dstmd *d);
 
 #endif

@@ -57,6 +57,13 @@ typedef void (*tepctl_repush_fn)(void *arg, struct tepctl *tc, const struct dstm
 struct tepctl *tepctl_new(struct event_base *base, const struct dstmd_config *cfg,
                           tepctl_repush_fn repush, void *arg);
 void tepctl_free(struct tepctl *tc);
+/*
+ * A reloaded configuration: links of TEPs that stay keep their session
+ * (reconnecting only when their control endpoint or credentials changed),
+ * TEPs added get a link. `cfg` must outlive the tepctl. 0 or -ENOMEM
+ * (nothing changed).
+ */
+int tepctl_reload(struct tepctl *tc, const struct dstmd_config *cfg);
 
 /*
  * Tell `tep` to create (or delete) a binding. With `done`, the command

@@ -300,6 +300,22 @@ fail:
 }
 
 void
+pool_reset(struct pool *p)
+{
+	for (uint32_t s = 0; s < p->size; s++) {
+		p->prev[s] = s == 0 ? NIL : s - 1;
+		p->next[s] = s + 1 == p->size ? NIL : s + 1;
+		p->state[s] = POOL_SLOT_FREE;
+		p->until[s] = 0;
+	}
+	p->free_head = 0;
+	p->free_tail = p->size - 1;
+	p->q_head = p->q_tail = NIL;
+	p->nfree = p->size;
+	p->nused = p->nquar = 0;
+}
+
+void
 pool_free(struct pool *p)
 {
 	if (p == NULL)

@@ -66,6 +66,8 @@ void pool_free(struct pool *p);
 const char *pool_name(const struct pool *p);
 unsigned pool_port_range_size(const struct pool *p);
 void pool_stats(const struct pool *p, struct pool_stats *st);
+/* Every slot free again, as pool_new() made it (the lease manager reloads from disk). */
+void pool_reset(struct pool *p);
 
 /* Any address in common: two pools of one dstmd must not overlap. */
 bool pool_overlaps(const struct pool *a, const struct pool *b);
