@@ -238,6 +238,9 @@ def counters(lab):
 
 
 def test_scapy_solicit_request_get_the_container(lwlab):
+    pools = {p["name"]: p for p in lwlab.ctl("srv", "pools")}
+    assert (pools["lab"]["psid_offset"], pools["lab"]["psid_length"]) == (6, 6), pools
+    assert pools["lab"]["size"] == 64 * (254 - 1 - 63), pools  # 192.0.2.2-191: 190 addresses
     b1 = LwB4(lwlab, "b1")
     got = b1.py(DHCP_SCRIPT, "eth0", b1.mac)
     adv_type, adv = got["advertise"]
