@@ -262,6 +262,13 @@ def test_scapy_solicit_request_get_the_container(lwlab):
     b = binding_of(lwlab, v6)
     assert b and b["ipv4"] == lease["ipv4"], lwlab.ctl("tep", "bindings")
     assert (b["psid_offset"], b["psid_length"], b["psid"]) == (6, 6, psid)
+    # Revoked like any lease: named by its address and a port of its set.
+    lwlab.ctl("srv", "revoke", address=lease["ipv4"], port=psid_ports(psid)[1])
+    deadline = time.time() + 10
+    while time.time() < deadline and binding_of(lwlab, v6):
+        time.sleep(0.2)
+    assert binding_of(lwlab, v6) is None
+    assert lease_of(lwlab, v6) is None
     b1.remove()
 
 
