@@ -32,9 +32,17 @@ static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secre
 static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
                                        "require_client_certificate", NULL};
-static const char *const limit_keys[] = {
-    "connections",  "line_length", "content_length",     "xml_depth",          "handshake_timeout",
-    "idle_timeout", "per_64",      "connections_per_64", "allocations_per_64", NULL};
+static const char *const limit_keys[] = {"connections",
+                                         "line_length",
+                                         "content_length",
+                                         "xml_depth",
+                                         "handshake_timeout",
+                                         "idle_timeout",
+                                         "per_64",
+                                         "connections_per_64",
+                                         "allocations_per_64",
+                                         "unbound_timeout",
+                                         NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
                                           NULL};
 
@@ -511,9 +519,10 @@ static const char *const dhcp6_keys[] = {"enable",
                                          "access_domain",
                                          "limits",
                                          "relays",
+                                         "offer_hold",
                                          NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
-static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
+static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", "clients", NULL};
 static const char *const dhcp6_forms[] = {"both", "ia_dstm", "global_v4", NULL};
 
 /* The "dhcpv6" section (dstmd(8)); absent means no DHCPv6 service. */
@@ -603,8 +612,13 @@ load_dhcp6(struct dstmd_config *c)
 	h->relays = load_v6_list(doc, "/dhcpv6/relays", &h->nrelays);
 	cfg_int(doc, "/dhcpv6/limits/per_duid", false, 4, 0, 16, &v);
 	h->per_duid = (unsigned)v;
-	cfg_int(doc, "/dhcpv6/limits/per_64", false, 256, 0, 65536, &v);
+	cfg_int(doc, "/dhcpv6/limits/per_64", false, 0, 0, 65536, &v);
 	h->per_64 = (unsigned)v;
+	h->per_64_set = cfg_at(doc, "/dhcpv6/limits/per_64") != NULL;
+	cfg_int(doc, "/dhcpv6/limits/clients", false, 16384, 16, 1 << 22, &v);
+	h->clients = (unsigned)v;
+	cfg_int(doc, "/dhcpv6/offer_hold", false, 10, 0, 3600, &v);
+	h->offer_hold = (uint32_t)v;
 }
 
 static bool
@@ -800,6 +814,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->handshake_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
 	c->idle_timeout = (unsigned)v;
+	cfg_int(doc, "/limits/unbound_timeout", false, 60, 0, 7 * 86400, &v);
+	c->unbound_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/per_64", false, 0, 0, 1 << 24, &v);
 	c->per_64 = (unsigned)v;
 	cfg_int(doc, "/limits/connections_per_64", false,

@@ -123,7 +123,7 @@ do_leases(struct dstmd *d, json_t *args, char *err, size_t errlen)
 
 	if (!args_known(args, keys, "leases", err, errlen) ||
 	    !arg_uint(args, "limit", LEASES_PAGE_MAX, &limit, err, errlen) ||
-	    !arg_uint(args, "cursor", UINT32_MAX * 2ull, &cursor, err, errlen) ||
+	    !arg_uint(args, "cursor", INT64_MAX, &cursor, err, errlen) ||
 	    !arg_uint(args, "port", UINT16_MAX, &port, err, errlen))
 		return NULL;
 	if (all && !json_is_boolean(all)) {
@@ -310,6 +310,7 @@ control_counters(struct dstmd *d)
 	lease_counters(d->leases, &lc);
 #define LC(f) json_object_set_new(o, "lease_" #f, json_integer((json_int_t)lc.f))
 	LC(allocations);
+	LC(reclaims);
 	LC(renewals);
 	LC(moves);
 	LC(releases);
@@ -350,7 +351,7 @@ do_revoke(struct dstmd *d, json_t *args, char *err, size_t errlen)
 		return NULL;
 	}
 	d->ctr.revokes++;
-	if (dstmd_end_lease(d, l, true) != 0) {
+	if (dstmd_end_lease(d, l, true, false) != 0) {
 		snprintf(err, errlen, "the lease store failed");
 		return NULL;
 	}

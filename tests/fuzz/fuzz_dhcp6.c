@@ -50,7 +50,8 @@ fz_in_pool(void *arg, uint32_t v4)
 	return v4 == 0xc000020a;
 }
 
-static const struct d6_lease_ops ops = {fz_acquire, fz_find, fz_release, fz_in_pool, NULL};
+static const struct d6_lease_ops ops = {fz_acquire, fz_find, fz_release, fz_in_pool,
+                                        NULL,       NULL,    NULL};
 static const uint8_t duid[] = {0, 2, 0, 0, 0x7e, 0xd9, 1, 2, 3, 4};
 static const uint8_t secret[] = "fuzz";
 static const struct in6_addr relay = IN6ADDR_ANY_INIT;
