@@ -6,7 +6,7 @@
  * file:line, so that a typo in a reload never takes the service down.
  *
  * What a reload applies: lifetime and quarantine (next grant, renewal and
- * release), the secrets file (users and passwords of the next login),
+ * release), keepalive (next reply), the secrets file (users and passwords of the next login),
  * limits.connections, connections_per_64, per_64, allocations_per_64,
  * redirect, log_level, TEPs added and the addresses, client prefixes, pool
  * and control credentials of TEPs that stay (a link whose endpoint or
