@@ -394,8 +394,13 @@ peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *fro
 	size_t len = t->m.clientid_len;
 	struct peer *p;
 
-	/* Only a message that acted on its own lease says where its client is. */
-	if (t->env.nrelays || !t->verified || !duid || !len || len > sizeof(p->duid))
+	/*
+	 * Only a message that acted on its own lease says where its client is,
+	 * and only a Reply (an Advertise grants nothing; a flood of Solicits
+	 * must not fill this table).
+	 */
+	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY || !duid || !len ||
+	    len > sizeof(p->duid))
 		return;
 	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
 		return;
