@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/hash.h"
 #include "dhcp6/d6.h"
 
 #define CLIENT_BUCKETS      (1u << 16)
@@ -84,14 +85,11 @@ struct d6_server {
 	size_t nclients;
 };
 
+/* DUIDs and /64s come from strangers: the tree's keyed hash (common/hash.h). */
 static uint32_t
 fnv(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
+	return (uint32_t)hash_bytes(p, n);
 }
 
 struct d6_server *

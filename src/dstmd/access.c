@@ -1131,6 +1131,8 @@ access_counters(const struct dstmd *d)
 		TS(timeouts);
 		TS(commands);
 		TS(replies);
+		TS(plain_raw);
+		TS(plain_b64);
 #undef TS
 	}
 	return o;

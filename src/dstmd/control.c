@@ -123,7 +123,7 @@ do_leases(struct dstmd *d, json_t *args, char *err, size_t errlen)
 
 	if (!args_known(args, keys, "leases", err, errlen) ||
 	    !arg_uint(args, "limit", LEASES_PAGE_MAX, &limit, err, errlen) ||
-	    !arg_uint(args, "cursor", UINT32_MAX * 2ull, &cursor, err, errlen) ||
+	    !arg_uint(args, "cursor", INT64_MAX, &cursor, err, errlen) ||
 	    !arg_uint(args, "port", UINT16_MAX, &port, err, errlen))
 		return NULL;
 	if (all && !json_is_boolean(all)) {

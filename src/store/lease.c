@@ -1191,7 +1191,8 @@ lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t
 int64_t
 lease_next_expiry(const struct lease_mgr *m)
 {
-	return m->nheap > 0 ? deadline(m->heap[0]) : INT64_MAX;
+	/* While failed nothing expires (lease_expire refuses): no timer spinning on a past deadline. */
+	return m->nheap > 0 && !m->failed ? deadline(m->heap[0]) : INT64_MAX;
 }
 
 /*

@@ -166,7 +166,8 @@ int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct l
 
 /*
  * The earliest time lease_expire() has work: an active lease's expiry or
- * a quarantine's end. INT64_MAX when none.
+ * a quarantine's end. INT64_MAX when none, and while the manager is
+ * failed (lease_expire() would do nothing).
  */
 int64_t lease_next_expiry(const struct lease_mgr *m);
 
