@@ -139,6 +139,10 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		             addr_fmt_v6(&l->v6, a), addr_fmt_v6(v6, b));
 		return -EPERM;
 	}
+	/* A new lease: the one per-/64 quota and rate (src/grant), as over TSP. */
+	if (!l && dstmd_admit(d, v6, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64) !=
+	              GRANT_ADMIT_OK)
+		return -EDQUOT;
 	if (!tep) {
 		log_warnx_rl(&dhcp_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(v6, a));
@@ -394,8 +398,13 @@ peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *fro
 	size_t len = t->m.clientid_len;
 	struct peer *p;
 
-	/* Only a message that acted on its own lease says where its client is. */
-	if (t->env.nrelays || !t->verified || !duid || !len || len > sizeof(p->duid))
+	/*
+	 * Only a message that acted on its own lease says where its client is,
+	 * and only a Reply (an Advertise grants nothing; a flood of Solicits
+	 * must not fill this table).
+	 */
+	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY || !duid || !len ||
+	    len > sizeof(p->duid))
 		return;
 	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
 		return;
@@ -665,8 +674,8 @@ dhcp_init(struct dstmd *d)
 	sc.relays = c->relays;
 	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
-	/* One per-/64 policy: TSP's quota unless dhcpv6.limits.per_64 says otherwise. */
-	sc.max_per_64 = c->per_64_set ? c->per_64 : d->per_64;
+	/* The per-/64 quota and rate are src/grant's, in op_acquire: the engine's is off. */
+	sc.max_per_64 = 0;
 	sc.max_clients = c->clients;
 	sc.offer_hold = c->offer_hold;
 	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,

@@ -152,6 +152,11 @@ void identity_fini(struct dstmd *d);
 /* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
 enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
 void identity_counters(const struct dstmd *d, json_t *o);
+/*
+ * Whether a client at v6 may get a new lease: the per-/64 quota `per_64`
+ * against the leases its /64 holds, and limits.allocations_per_64.
+ */
+enum grant_admit dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
