@@ -184,32 +184,37 @@ lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6)
 	return keycount_get(&m->per64, keycount_prefix64(v6));
 }
 
+/* Rehash into `n` buckets (a power of two); without memory the chains just grow longer. */
+static void
+id_resize(struct lease_mgr *m, size_t n)
+{
+	struct lent **t = calloc(n, sizeof(*t));
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < m->nidtab; i++) {
+		struct lent *x = m->idtab[i], *nx;
+
+		for (; x != NULL; x = nx) {
+			size_t b = id_hash(x->identity) & (n - 1);
+
+			nx = x->id_next;
+			x->id_next = t[b];
+			t[b] = x;
+		}
+	}
+	free(m->idtab);
+	m->idtab = t;
+	m->nidtab = n;
+}
+
 static void
 id_insert(struct lease_mgr *m, struct lent *e)
 {
 	size_t b;
 
-	if (m->nid >= m->nidtab) {
-		size_t n = m->nidtab * 2;
-		struct lent **t = calloc(n, sizeof(*t));
-
-		/* Without memory the chains just grow longer. */
-		if (t != NULL) {
-			for (size_t i = 0; i < m->nidtab; i++) {
-				struct lent *x = m->idtab[i], *nx;
-
-				for (; x != NULL; x = nx) {
-					nx = x->id_next;
-					b = id_hash(x->identity) & (n - 1);
-					x->id_next = t[b];
-					t[b] = x;
-				}
-			}
-			free(m->idtab);
-			m->idtab = t;
-			m->nidtab = n;
-		}
-	}
+	if (m->nid >= m->nidtab)
+		id_resize(m, m->nidtab * 2);
 	b = id_hash(e->identity) & (m->nidtab - 1);
 	e->id_next = m->idtab[b];
 	m->idtab[b] = e;
@@ -567,6 +572,15 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 	/* Claim slots in deadline order, so quarantines join the pool's list at its tail. */
 	if (ld.n > 0)
 		qsort(ld.v, ld.n, sizeof(*ld.v), cmp_deadline);
+	/* The identity map at its final size at once: no rehash after rehash at start. */
+	{
+		size_t n = m->nidtab;
+
+		while (n < ld.n)
+			n *= 2;
+		if (n > m->nidtab)
+			id_resize(m, n);
+	}
 	for (size_t i = 0; i < ld.n; i++) {
 		struct lent *e = ld.v[i];
 
