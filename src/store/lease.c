@@ -29,9 +29,9 @@
 
 #define NOPOOL UINT16_MAX
 
+/* 120 bytes and the identity: the row's id is not kept, it is STORE_ID(v4, port_lo). */
 struct lent {
 	struct lease l; /* first: a const struct lease * converts back */
-	int64_t id;
 	uint32_t slot;
 	uint16_t pool; /* index in m->pools, NOPOOL for an orphan */
 	uint32_t hidx; /* position in the heap */
@@ -261,7 +261,7 @@ intern(struct lease_mgr *m, const char *s)
 static void
 to_row(const struct lent *e, struct lease_row *r)
 {
-	r->id = e->id;
+	r->id = STORE_ID(e->l.v4, e->l.port_lo);
 	r->identity = e->identity;
 	r->v6 = e->l.v6;
 	r->v4 = e->l.v4;
@@ -346,7 +346,7 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 {
 	int rc = stage(m);
 
-	if (rc == 0 && store_delete(m->st, e->id) < 0)
+	if (rc == 0 && store_delete(m->st, STORE_ID(e->l.v4, e->l.port_lo)) < 0)
 		rc = fail(m, "delete");
 	heap_remove(m, e);
 	if (e->l.orphan)
@@ -470,7 +470,6 @@ load_row(void *arg, const struct lease_row *r)
 	if ((e = lent_new(r->identity)) == NULL)
 		return ld->err = -ENOMEM;
 	ld->v[ld->n++] = e;
-	e->id = r->id;
 	e->l.v6 = r->v6;
 	e->l.v4 = r->v4;
 	e->l.port_lo = r->port_lo;
@@ -586,7 +585,8 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 
 		ld.v[i] = NULL;
 		if (e->l.state == LEASE_QUARANTINE && e->l.quarantine_until <= now) {
-			if ((rc = stage(m)) < 0 || (rc = store_delete(m->st, e->id)) < 0) {
+			if ((rc = stage(m)) < 0 ||
+			    (rc = store_delete(m->st, STORE_ID(e->l.v4, e->l.port_lo))) < 0) {
 				free(e);
 				rc = fail(m, "delete");
 				goto store_err;
@@ -601,8 +601,8 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 			log_warnx(
 			    "lease %lld of %s holds %s ports %u-%u, which is in no configured "
 			    "pool slot: kept until it ends, not renewed",
-			    (long long)e->id, e->identity, addr_fmt_v4(e->l.v4, b), e->l.port_lo,
-			    e->l.port_hi);
+			    (long long)STORE_ID(e->l.v4, e->l.port_lo), e->identity,
+			    addr_fmt_v4(e->l.v4, b), e->l.port_lo, e->l.port_hi);
 			m->c.orphans++;
 			if (m->norphans == m->caporphans) {
 				size_t cap = m->caporphans ? m->caporphans * 2 : 16;
@@ -940,7 +940,6 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	to_row(e, &r);
 	if (store_insert(m->st, &r) < 0)
 		return fail(m, "insert");
-	e->id = r.id;
 	*flags = LEASE_NEW;
 	*out = &e->l;
 	return stage_history(m, LEASE_EV_GRANT, now, e);
