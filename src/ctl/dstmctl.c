@@ -17,6 +17,7 @@
 
 #include "common/args.h"
 #include "common/ctl.h"
+#include "ctl/lease_verbs.h"
 #include "ctl/verbs.h"
 
 #define DSTMCTL_DEFAULT_SOCKET "/run/dstm/dstmd.sock"
@@ -245,6 +246,13 @@ main(int argc, char **argv)
 		path = getenv("DSTMCTL_SOCKET");
 	if (path == NULL || path[0] == '\0')
 		path = DSTMCTL_DEFAULT_SOCKET;
+	/* Verbs with options of their own (lease_verbs.c). */
+	if (!strcmp(command, "leases"))
+		return dstmctl_leases(path, argc - optind, argv + optind, as_json,
+		                      (unsigned)(timeout * 1000));
+	if (!strcmp(command, "history"))
+		return dstmctl_history(path, argc - optind, argv + optind, as_json,
+		                       (unsigned)(timeout * 1000));
 	if (!(verb = verb_find(command))) {
 		fprintf(stderr, "dstmctl: unknown command \"%s\"\n", command);
 		usage(stderr);

@@ -4,7 +4,9 @@
  * help. The table drives the argument checking (a misspelt key, a missing
  * address or "all=maybe" is a usage error before anything is sent), the
  * usage text of --help, and the test that dstmctl(8) names every verb. A
- * new verb is one more row in verbs.c.
+ * new verb is one more row in verbs.c; a verb with a command line of its
+ * own (leases, history: lease_verbs.c) has a row too, marked own_options,
+ * for --help and the man page.
  *
  * Arguments are written KEY=VALUE, KEY:=JSON, --KEY VALUE, --KEY=VALUE, a
  * bare --KEY for a boolean, or by position in the order of `positional`.
@@ -41,6 +43,7 @@ struct verb {
 	const char *help;
 	const char *positional[3]; /* keys that may be given by position, in order */
 	struct verb_arg args[VERB_MAX_ARGS];
+	bool own_options; /* parsed by its own code (lease_verbs.c): a row for --help only */
 };
 
 extern const struct verb verbs[];

@@ -13,13 +13,15 @@
 #include "tep/tep.h"
 
 static const char *const top_keys[] = {
-    "ipv6",    "ipv4",       "mode",      "pools",    "tun",     "mtu",       "control", "listen",
-    "servers", "learn_idle", "icmp_rate", "scenario", "metrics", "log_level", NULL,
+    "ipv6",      "ipv4",    "mode",      "pools",      "tun",       "mtu",
+    "control",   "listen",  "servers",   "learn_idle", "icmp_rate", "scenario",
+    "keepalive", "metrics", "log_level", "dataplane",  NULL,
 };
 static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
 static const char *const scenario_choices[] = {"intranet", "vpn", NULL};
+static const char *const dataplane_choices[] = {"auto", "xdp", "tun", NULL};
 
 static void
 copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen)
@@ -221,6 +223,10 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 		out->learn_idle = (unsigned)v;
 	if (cfg_int(c, "/icmp_rate", false, 100, 0, 1000000, &v))
 		out->icmp_rate = (unsigned)v;
+	/* The address clients ping to keep their binding warm (RFC 5572 §4.3). */
+	out->keepalive = out->ipv4;
+	if (cfg_str(c, "/keepalive", false, NULL, &s) && s && !addr_parse_v4(s, &out->keepalive))
+		cfg_error(c, "/keepalive", "\"%s\" is not an IPv4 address", s);
 	if (cfg_str(c, "/metrics", false, NULL, &s) && s) {
 		copy_str(c, "/metrics", s, out->metrics, sizeof(out->metrics));
 		if (!addr_parse_endpoint(s, METRICS_PORT, &out->metrics_sa, &out->metrics_salen))
@@ -232,6 +238,8 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 	cfg_enum(c, "/log_level", false, 0, log_levels, &out->log_level);
 	if (cfg_nerrors(c) == 0)
 		check_offline(c, out);
+	if (cfg_enum(c, "/dataplane", false, TEP_DP_AUTO, dataplane_choices, &idx))
+		out->dataplane = (enum tep_dataplane)idx;
 	return cfg_nerrors(c);
 }
 
@@ -268,11 +276,13 @@ tep_config_dump(const struct tep_config *tc)
 	json_object_set_new(o, "servers", servers);
 	json_object_set_new(o, "learn_idle", json_integer(tc->learn_idle));
 	json_object_set_new(o, "icmp_rate", json_integer(tc->icmp_rate));
+	json_object_set_new(o, "keepalive", json_string(addr_fmt_v4(tc->keepalive, buf)));
 	if (tc->has_metrics)
 		json_object_set_new(o, "metrics", json_string(tc->metrics));
 	if (tc->log_level)
 		json_object_set_new(o, "log_level",
 		                    json_string(tc->log_level == 1 ? "debug" : "trace"));
+	json_object_set_new(o, "dataplane", json_string(dataplane_choices[tc->dataplane]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;

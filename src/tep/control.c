@@ -90,6 +90,7 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 {
 	struct tep *t = arg;
 	const struct tsp_endpoint *cl = &tn->client;
+	struct bt_binding *b;
 	uint16_t lo = 0, hi = 65535;
 	char a4[ADDR_STRLEN], a6[ADDR_STRLEN];
 	int rc;
@@ -119,7 +120,13 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 			reply_info(c, t, tn, TSP_TEP_CONFIG_ERROR);
 			return;
 		}
-		rc = bt_add(t->bt, cl->v4, lo, hi, &cl->v6, 0, NULL);
+		if (cl->has_ports && cl->psid_len)
+			rc = bt_add_psid(t->bt, cl->v4, cl->psid_offset, cl->psid_len, cl->psid,
+			                 &cl->v6, 0, &b);
+		else
+			rc = bt_add(t->bt, cl->v4, lo, hi, &cl->v6, 0, &b);
+		if (rc == 0)
+			tep_xdp_bind(t, b);
 		if (rc < 0) {
 			log_warnx("TSP create %s ports %u-%u -> %s: %s", a4, lo, hi, a6,
 			          strerror(-rc));
@@ -135,12 +142,12 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 	/* Delete only what names this client: a late delete must not remove
 	 * the binding of whoever holds the address now. */
 	{
-		struct bt_binding *b = bt_lookup(t->bt, cl->v4, lo);
-
+		b = bt_lookup(t->bt, cl->v4, lo);
 		if (!b || memcmp(&b->v6, &cl->v6, 16) != 0 ||
 		    bt_del(t->bt, cl->v4, lo, !cl->has_ports) < 0) {
 			t->ctr.tsp_delete_unknown++;
 		} else {
+			tep_xdp_unbind(t, cl->v4, lo, !cl->has_ports);
 			log_debug("binding %s ports %u-%u removed", a4, lo, hi);
 			t->ctr.tsp_delete_ok++;
 		}
@@ -284,24 +291,33 @@ tep_tsp_stop(struct tep *t)
 #define BINDINGS_LIMIT 100000
 
 static json_t *
-binding_json(const struct bt_binding *b)
+binding_json(const struct tep *t, const struct bt_binding *b)
 {
 	char a[ADDR_STRLEN];
 	json_t *o = json_object();
+	uint64_t c[4];
 
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(b->v4, a)));
-	json_object_set_new(o, "port_lo", json_integer(b->port_lo));
-	json_object_set_new(o, "port_hi", json_integer(b->port_hi));
+	if (b->flags & BT_F_PSID) {
+		/* RFC 7597 §5.1: the set, not a range. */
+		json_object_set_new(o, "psid_offset", json_integer(b->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(b->psid_len));
+		json_object_set_new(o, "psid", json_integer(b->psid));
+	} else {
+		json_object_set_new(o, "port_lo", json_integer(b->port_lo));
+		json_object_set_new(o, "port_hi", json_integer(b->port_hi));
+	}
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&b->v6, a)));
 	json_object_set_new(o, "origin",
 	                    json_string(b->flags & BT_F_LEARNED  ? "learned"
 	                                : b->flags & BT_F_STATIC ? "operator"
 	                                                         : "server"));
 	json_object_set_new(o, "mtu", json_integer(b->mtu));
-	json_object_set_new(o, "pkts_in", json_integer((json_int_t)b->pkts_in));
-	json_object_set_new(o, "bytes_in", json_integer((json_int_t)b->bytes_in));
-	json_object_set_new(o, "pkts_out", json_integer((json_int_t)b->pkts_out));
-	json_object_set_new(o, "bytes_out", json_integer((json_int_t)b->bytes_out));
+	tep_xdp_binding_ctr(t, b, c);
+	json_object_set_new(o, "pkts_in", json_integer((json_int_t)c[0]));
+	json_object_set_new(o, "bytes_in", json_integer((json_int_t)c[1]));
+	json_object_set_new(o, "pkts_out", json_integer((json_int_t)c[2]));
+	json_object_set_new(o, "bytes_out", json_integer((json_int_t)c[3]));
 	return o;
 }
 
@@ -350,6 +366,7 @@ status_json(const struct tep *t)
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&t->cfg.ipv6, a)));
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(t->cfg.ipv4, a)));
 	json_object_set_new(o, "tun", json_string(t->ifname));
+	json_object_set_new(o, "dataplane", json_string(tep_dataplane_name(t)));
 	json_object_set_new(o, "mtu", json_integer(t->cfg.mtu));
 	for (unsigned i = 0; i < t->cfg.npools; i++) {
 		snprintf(p, sizeof(p), "%s/%u", addr_fmt_v4(t->cfg.pool_addr[i], a),
@@ -397,6 +414,7 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 {
 	struct tep *t = arg;
 
+	tep_xdp_fold(t);
 	if (strcmp(cmd, "status") == 0)
 		return status_json(t);
 	if (strcmp(cmd, "counters") == 0)
@@ -421,20 +439,23 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 		a = json_array();
 		while ((json_int_t)json_array_size(a) < limit && (b = bt_next(t->bt, &cur)) != NULL)
 			if (!one || b->v4 == v4)
-				json_array_append_new(a, binding_json(b));
+				json_array_append_new(a, binding_json(t, b));
 		return a;
 	}
 	if (strcmp(cmd, "binding-add") == 0) {
 		const char *s = json_string_value(json_object_get(args, "ipv6"));
 		struct in6_addr v6;
 		struct bt_binding *b;
-		uint16_t lo, hi;
+		uint16_t lo, hi, off, len, psid;
 		uint32_t v4;
 		int rc;
 
 		if (!arg_v4(args, &v4, err, errlen) ||
 		    !arg_port(args, "port_lo", 0, &lo, err, errlen) ||
-		    !arg_port(args, "port_hi", 65535, &hi, err, errlen))
+		    !arg_port(args, "port_hi", 65535, &hi, err, errlen) ||
+		    !arg_port(args, "psid_offset", 6, &off, err, errlen) ||
+		    !arg_port(args, "psid_length", 0, &len, err, errlen) ||
+		    !arg_port(args, "psid", 0, &psid, err, errlen))
 			return NULL;
 		if (!s || !addr_parse_v6(s, &v6) || IN6_IS_ADDR_MULTICAST(&v6)) {
 			snprintf(err, errlen, "\"ipv6\" must be a unicast IPv6 address");
@@ -445,16 +466,26 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 			snprintf(err, errlen, "%s is outside the pools", addr_fmt_v4(v4, a));
 			return NULL;
 		}
-		rc = bt_add(t->bt, v4, lo, hi, &v6, BT_F_STATIC, &b);
+		if (len > 15 || off > 15) {
+			snprintf(err, errlen, "\"psid_offset\" and \"psid_length\" are 0-15");
+			return NULL;
+		}
+		if (len)
+			rc = bt_add_psid(t->bt, v4, (uint8_t)off, (uint8_t)len, psid, &v6,
+			                 BT_F_STATIC, &b);
+		else
+			rc = bt_add(t->bt, v4, lo, hi, &v6, BT_F_STATIC, &b);
+		if (rc == 0)
+			tep_xdp_bind(t, b);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s",
 			         rc == -EEXIST ? "it overlaps a binding of another shape"
 			         : rc == -EINVAL
-			             ? "the port range does not fit the address's ranges"
+			             ? "the port range (or set) does not fit the address's"
 			             : strerror(-rc));
 			return NULL;
 		}
-		return binding_json(b);
+		return binding_json(t, b);
 	}
 	if (strcmp(cmd, "binding-del") == 0) {
 		uint32_t v4;
@@ -468,6 +499,7 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 			snprintf(err, errlen, "no such binding");
 			return NULL;
 		}
+		tep_xdp_unbind(t, v4, lo, all);
 		return json_object();
 	}
 	snprintf(err, errlen,

@@ -181,6 +181,7 @@ config_dp(const struct tep_config *c, struct dp_config *d)
 	 * routes into it: it does the TTL work on the IPv4 side. */
 	d->decrement_ttl = false;
 	d->icmp_rate = c->icmp_rate;
+	d->keepalive4 = c->keepalive;
 }
 
 int
@@ -230,6 +231,8 @@ main(int argc, char **argv)
 		fatal("start-up");
 	if ((rc = tep_io_start(t)) < 0)
 		fatalx("data plane: %s", strerror(-rc));
+	if ((rc = tep_xdp_start(t)) < 0)
+		fatalx("XDP data plane (\"dataplane\": \"xdp\"): %s", strerror(-rc));
 	if ((rc = tep_tsp_start(t)) < 0)
 		fatalx("TSP: %s", strerror(-rc));
 	if ((rc = tep_ctl_start(t)) < 0)
@@ -241,8 +244,9 @@ main(int argc, char **argv)
 		fatalx("metrics: %s", strerror(-rc));
 	/* STYLE.md, least privilege: the TUN device, the raw sockets, the
 	 * routes, the sysctls and the listeners are set up; what the loop
-	 * does needs no capability (reading a route is unprivileged). */
-	if (priv_drop("dstm", 0) < 0)
+	 * does needs no capability (reading a route is unprivileged), but
+	 * for the XDP maps' updates (bpf(2) wants CAP_BPF). */
+	if (priv_drop("dstm", t->xdp ? PRIV_CAP(CAP_BPF) : 0) < 0)
 		fatalx("cannot drop privileges");
 	if (priv_seccomp(PRIV_PROFILE_TEP) < 0)
 		fatalx("cannot install the seccomp filter");
@@ -270,6 +274,7 @@ main(int argc, char **argv)
 	tep_stats_stop(t);
 	tep_ctl_stop(t);
 	tep_tsp_stop(t);
+	tep_xdp_stop(t);
 	tep_io_stop(t);
 	event_free(t->ev_sigterm);
 	event_free(t->ev_sigint);

@@ -329,7 +329,7 @@ def test_mechanisms_and_port_ranges(tmp):
     secrets = os.path.join(tmp, "secrets.json")
     with open(secrets, "w") as f:
         json.dump({"users": {"alice": "s3cret", "bob": "hunter2"}}, f)
-    d = Dstmd(tmp, auth={"mechanisms": ["SCRAM-SHA-256", "DIGEST-MD5", "PLAIN"],
+    d = Dstmd(tmp, auth={"relays": ["::1"], "mechanisms": ["SCRAM-SHA-256", "DIGEST-MD5", "PLAIN"],
                          "secrets": secrets, "plain_without_tls": True},
               pools=[{"name": "p", "ranges": ["192.0.2.10"], "port_range_size": 16128}]).start()
     try:
@@ -397,7 +397,7 @@ def test_tsp_over_tls(tmp):
     pki = make_pki(tmp)
     plain_port = free_port()
     d = Dstmd(tmp, listen=[{"address": "[::1]:%d" % plain_port}], auth={
-        "mechanisms": ["SCRAM-SHA-256", "PLAIN", "ANONYMOUS"],
+        "relays": ["::1"], "mechanisms": ["SCRAM-SHA-256", "PLAIN", "ANONYMOUS"],
         "secrets": os.path.join(tmp, "secrets.json")})
     with open(os.path.join(tmp, "secrets.json"), "w") as f:
         json.dump({"users": {"bob": "pw"}}, f)
@@ -447,7 +447,7 @@ def test_empty_digest_md5_response_is_refused_not_fatal(tmp):
     secrets = os.path.join(tmp, "secrets.json")
     with open(secrets, "w") as f:
         json.dump({"users": {"alice": "s3cret"}}, f)
-    d = Dstmd(tmp, auth={"mechanisms": ["DIGEST-MD5", "ANONYMOUS"], "secrets": secrets}).start()
+    d = Dstmd(tmp, auth={"relays": ["::1"], "mechanisms": ["DIGEST-MD5", "ANONYMOUS"], "secrets": secrets}).start()
     try:
         for empty in (b"\r\n", b"=\r\n", b"  \r\n"):
             s = socket.create_connection(("::1", d.port), timeout=5)
