@@ -1,9 +1,9 @@
 /*
- * dstmd -n: what dstmd_config_load() refuses beyond the syntax of each
+ * dstmd -n and dstm-tep -n: what the loaders refuse beyond the syntax of each
  * value — references between the parts of the file and to the system —
  * each with file:line and the JSON pointer of the value at fault, and the
- * exit status 1. The program itself is run (its path is argv[1]): the
- * loader is part of the daemon, not a library.
+ * exit status 1. The programs themselves are run (argv[1] is dstmd,
+ * argv[2] dstm-tep): each loader is part of its daemon, not a library.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-static const char *dstmd;
+static const char *dstmd, *tep;
 
 /* A configuration whose line N holds line N of `body`. */
 static const char *
@@ -36,7 +36,7 @@ write_conf(const char *body)
 
 /* dstmd -n on `body`: its exit status, its output (stdout and stderr) in *out. */
 static int
-check(const char *body, char **out)
+check_with(const char *prog, const char *body, char **out)
 {
 	const char *path = write_conf(body);
 	char cmd[512];
@@ -45,7 +45,7 @@ check(const char *body, char **out)
 	FILE *f = open_memstream(out, &len), *p;
 	int status;
 
-	snprintf(cmd, sizeof(cmd), "'%s' -n -c '%s' 2>&1", dstmd, path);
+	snprintf(cmd, sizeof(cmd), "'%s' -n -c '%s' 2>&1", prog, path);
 	assert_non_null(p = popen(cmd, "r"));
 	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
 		fwrite(buf, 1, n, f);
@@ -55,17 +55,29 @@ check(const char *body, char **out)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static int
+check(const char *body, char **out)
+{
+	return check_with(dstmd, body, out);
+}
+
 static void
-refused(const char *body, const char *line_and_message)
+refused_by(const char *prog, const char *body, const char *line_and_message)
 {
 	char *out = NULL;
-	int rc = check(body, &out);
+	int rc = check_with(prog, body, &out);
 
 	if (rc != 1)
 		fail_msg("exit %d, not 1:\n%s\n%s", rc, body, out);
 	if (!strstr(out, line_and_message))
 		fail_msg("\"%s\" not in:\n%s", line_and_message, out);
 	free(out);
+}
+
+static void
+refused(const char *body, const char *line_and_message)
+{
+	refused_by(dstmd, body, line_and_message);
 }
 
 #define HEAD                                                                      \
@@ -183,6 +195,64 @@ test_bad_metrics_endpoint(void **state)
 	        ":6: /metrics: \"here\" is not an endpoint");
 }
 
+/* ---- dstm-tep -n */
+
+#define TEP_HEAD                         \
+	"{\n"                            \
+	"  \"ipv6\": \"fd00:d57::2\",\n" \
+	"  \"pools\": [ \"192.0.2.0/24\" ],\n"
+
+static void
+test_tep_valid(void **state)
+{
+	char *out = NULL;
+	int rc = check_with(tep,
+	                    TEP_HEAD "  \"ipv4\": \"198.51.100.1\",\n"
+	                             "  \"metrics\": \"[fd00:d57::2]:9653\",\n"
+	                             "  \"servers\": [ { \"address\": \"fd00:d57::1\", \"user\": "
+	                             "\"dstmd\", \"secret\": \"s\" } ]\n}\n",
+	                    &out);
+
+	if (rc != 0)
+		fail_msg("exit %d: %s", rc, out);
+	assert_non_null(strstr(out, "\"metrics\": \"[fd00:d57::2]:9653\""));
+	free(out);
+}
+
+static void
+test_tep_own_address_in_a_pool(void **state)
+{
+	refused_by(tep,
+	           TEP_HEAD "  \"ipv4\": \"192.0.2.1\",\n"
+	                    "  \"servers\": [ { \"address\": \"fd00:d57::1\", \"user\": \"d\", "
+	                    "\"secret\": \"s\" } ]\n}\n",
+	           ":4: /ipv4: 192.0.2.1 is in /pools/0");
+}
+
+static void
+test_tep_server_twice(void **state)
+{
+	refused_by(tep,
+	           TEP_HEAD
+	           "  \"ipv4\": \"198.51.100.1\",\n"
+	           "  \"servers\": [\n"
+	           "    { \"address\": \"fd00:d57::1\", \"user\": \"d\", \"secret\": \"s\" },\n"
+	           "    { \"address\": \"fd00:d57::1\", \"user\": \"e\", \"secret\": \"t\" } "
+	           "]\n}\n",
+	           ":7: /servers/1/address: server fd00:d57::1 is listed twice (also /servers/0)");
+}
+
+static void
+test_tep_metrics_on_the_tsp_port(void **state)
+{
+	refused_by(tep,
+	           TEP_HEAD "  \"ipv4\": \"198.51.100.1\",\n"
+	                    "  \"metrics\": \"[fd00:d57::2]:3653\",\n"
+	                    "  \"servers\": [ { \"address\": \"fd00:d57::1\", \"user\": \"d\", "
+	                    "\"secret\": \"s\" } ]\n}\n",
+	           ":5: /metrics: the same endpoint as \"listen\"");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,12 +267,17 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_same_listener_twice),
 	    cmocka_unit_test(test_quota_above_its_limit),
 	    cmocka_unit_test(test_bad_metrics_endpoint),
+	    cmocka_unit_test(test_tep_valid),
+	    cmocka_unit_test(test_tep_own_address_in_a_pool),
+	    cmocka_unit_test(test_tep_server_twice),
+	    cmocka_unit_test(test_tep_metrics_on_the_tsp_port),
 	};
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH-OF-DSTMD\n", argv[0]);
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s PATH-OF-DSTMD PATH-OF-DSTM-TEP\n", argv[0]);
 		return 2;
 	}
 	dstmd = argv[1];
+	tep = argv[2];
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
