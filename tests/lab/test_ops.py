@@ -188,6 +188,48 @@ def test_sighup_reloads_the_tep_and_the_client_in_place(lab):
         restore_config(lab, "tep", old)
 
 
+def pool_size(lab):
+    return [p for p in lab.ctl("srv", "pools") if p["name"] == "lab"][0]["size"]
+
+
+def test_sighup_grows_and_shrinks_a_pool_keeping_the_leases_inside(lab):
+    """Lifetime 20 s: a pool that grows lends its new address at once; a lease
+    that a shrunk pool leaves outside is logged, kept (its traffic flows) and
+    never renewed; when it ends, the client and the TEP are told and the
+    client gets an address inside the pool. c1, inside, notices nothing."""
+    lab.up(clients=2, lifetime=20)
+    c1 = bound(lab, "c1")["ipv4"]
+    c2 = bound(lab, "c2")["ipv4"]
+    pid = pid_of(lab, "srv")
+    assert pool_size(lab) == 253
+    old = edit_config(lab, "srv", lambda c: c["pools"][0].update(exclude=[]))
+    mark = hup(lab, "srv")
+    wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10, "the reload")
+    assert pool_size(lab) == 254                      # 192.0.2.1 joined the pool
+    restore_config(lab, "srv", old)
+    edit_config(lab, "srv", lambda c: c["pools"][0].update(exclude=["192.0.2.1", c2]))
+    mark = hup(lab, "srv")
+    log = wait_for(lambda: (lambda t: t if "configuration reloaded" in t else None)(
+        log_since(lab, "srv", mark)), 10, "the reload")
+    assert "on %s is outside the pools now" % c2 in log, log
+    assert "1 outside the pools" in log, log
+    assert pool_size(lab) == 252 and alive(pid)
+    assert {l["ipv4"] for l in lab.ctl("srv", "leases")} >= {c1, c2}
+    assert lab.exec("c2", "ping", "-c", "1", "-W", "2", V44).returncode == 0
+    # Within a lifetime and a bit, c2 moves into the pool; c1 keeps its address.
+    new = wait_for(lambda: (lambda s: s if s.get("state") == "bound" and
+                            s.get("ipv4") not in (None, c2) else None)(lab.ctl("c2", "status")),
+                   45, "c2 to get an address inside the pool")
+    assert new["ipv4"] not in (c2, "192.0.2.1")
+    assert lab.ctl("c1", "status")["ipv4"] == c1
+    assert lab.exec("c2", "ping", "-c", "2", "-W", "2", V44).returncode == 0
+    assert lab.ctl("c2", "counters")["server_deletes"] + \
+        lab.ctl("c2", "counters")["renewal_failures"] >= 1
+    restore_config(lab, "srv", old)
+    mark = hup(lab, "srv")
+    wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10, "the reload")
+
+
 def scrape(lab, node, url):
     r = lab.exec(node, "curl", "-sf", "--max-time", "10", url)
     assert r.returncode == 0, r.stderr
