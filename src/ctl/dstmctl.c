@@ -246,18 +246,18 @@ main(int argc, char **argv)
 		path = getenv("DSTMCTL_SOCKET");
 	if (path == NULL || path[0] == '\0')
 		path = DSTMCTL_DEFAULT_SOCKET;
-	/* Verbs with options of their own (lease_verbs.c). */
+	if (!(verb = verb_find(command))) {
+		fprintf(stderr, "dstmctl: unknown command \"%s\"\n", command);
+		usage(stderr);
+		return 2;
+	}
+	/* Verbs with options and paging of their own (lease_verbs.c). */
 	if (!strcmp(command, "leases"))
 		return dstmctl_leases(path, argc - optind, argv + optind, as_json,
 		                      (unsigned)(timeout * 1000));
 	if (!strcmp(command, "history"))
 		return dstmctl_history(path, argc - optind, argv + optind, as_json,
 		                       (unsigned)(timeout * 1000));
-	if (!(verb = verb_find(command))) {
-		fprintf(stderr, "dstmctl: unknown command \"%s\"\n", command);
-		usage(stderr);
-		return 2;
-	}
 	args = verb_parse(verb, argc - optind - 1, argv + optind + 1, err, sizeof(err));
 	if (args == NULL) {
 		fprintf(stderr, "dstmctl: %s\n(dstmctl --help lists every command)\n", err);

@@ -17,17 +17,15 @@ const struct verb verbs[] = {
      .daemon = "every daemon",
      .synopsis = "",
      .help = "its named counters (drops, replies, sessions)"},
+    /* leases and history parse their own options (lease_verbs.c): no .args here. */
     {.name = "leases",
      .daemon = "dstmd",
-     .synopsis = "[--pool NAME] [--state active|quarantine|all] [--all] [--client ID] "
-                 "[--limit N] [--after ADDRESS[:PORT]]",
-     .help = "the leases, fetched page by page",
-     .own_options = true},
+     .synopsis = "[--pool P] [--state S|--all] [--client ID] [--limit N] [--after A]",
+     .help = "the leases (IPv4, client, TEP, expiry), fetched page by page"},
     {.name = "history",
      .daemon = "dstmd",
      .synopsis = "ADDRESS [--at TIME] | --client ID",
-     .help = "who held an address when, or what a client held (TIME: 2026-03-03T10:14Z)",
-     .own_options = true},
+     .help = "who held an address when, or what a client held (TIME: 2026-03-03T10:14Z)"},
     {.name = "pools",
      .daemon = "dstmd",
      .synopsis = "",
@@ -50,16 +48,13 @@ const struct verb verbs[] = {
      .args = {{.key = "ipv4", .kind = VK_V4}, {.key = "limit", .kind = VK_INT}}},
     {.name = "binding-add",
      .daemon = "dstm-tep",
-     .synopsis = "IPV4 IPV6 [port_lo=N port_hi=N | psid_offset=N psid_length=N psid=N]",
-     .help = "add a binding by hand (a port range, or a PSID's port set)",
+     .synopsis = "IPV4 IPV6 [port_lo=N port_hi=N]",
+     .help = "add a binding by hand",
      .positional = {"ipv4", "ipv6"},
      .args = {{.key = "ipv4", .kind = VK_V4, .required = true},
               {.key = "ipv6", .kind = VK_V6, .required = true},
               {.key = "port_lo", .kind = VK_PORT},
-              {.key = "port_hi", .kind = VK_PORT},
-              {.key = "psid_offset", .kind = VK_PORT},
-              {.key = "psid_length", .kind = VK_PORT},
-              {.key = "psid", .kind = VK_PORT}}},
+              {.key = "port_hi", .kind = VK_PORT}}},
     {.name = "binding-del",
      .daemon = "dstm-tep",
      .synopsis = "IPV4 [port_lo=N]",
@@ -275,12 +270,19 @@ verbs_usage(FILE *f)
 
 	fputs("Commands:\n", f);
 	for (size_t i = 0; i < nverbs; i++) {
-		char head[96];
+		char head[128];
 
 		snprintf(head, sizeof(head), "%s%s%s", verbs[i].name,
 		         verbs[i].synopsis[0] ? " " : "", verbs[i].synopsis);
-		fprintf(f, "  %-13s %-34s %s\n",
-		        strcmp(last, verbs[i].daemon) ? verbs[i].daemon : "", head, verbs[i].help);
+		/* A long synopsis gets the help on a line of its own. */
+		if (strlen(head) > 34)
+			fprintf(f, "  %-13s %s\n  %-13s %-34s %s\n",
+			        strcmp(last, verbs[i].daemon) ? verbs[i].daemon : "", head, "", "",
+			        verbs[i].help);
+		else
+			fprintf(f, "  %-13s %-34s %s\n",
+			        strcmp(last, verbs[i].daemon) ? verbs[i].daemon : "", head,
+			        verbs[i].help);
 		last = verbs[i].daemon;
 	}
 }

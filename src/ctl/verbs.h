@@ -5,8 +5,8 @@
  * address or "all=maybe" is a usage error before anything is sent), the
  * usage text of --help, and the test that dstmctl(8) names every verb. A
  * new verb is one more row in verbs.c; a verb with a command line of its
- * own (leases, history: lease_verbs.c) has a row too, marked own_options,
- * for --help and the man page.
+ * own (leases, history: lease_verbs.c) has a row too, with no args, for
+ * --help and the man page.
  *
  * Arguments are written KEY=VALUE, KEY:=JSON, --KEY VALUE, --KEY=VALUE, a
  * bare --KEY for a boolean, or by position in the order of `positional`.
@@ -43,7 +43,6 @@ struct verb {
 	const char *help;
 	const char *positional[3]; /* keys that may be given by position, in order */
 	struct verb_arg args[VERB_MAX_ARGS];
-	bool own_options; /* parsed by its own code (lease_verbs.c): a row for --help only */
 };
 
 extern const struct verb verbs[];

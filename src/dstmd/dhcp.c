@@ -100,6 +100,8 @@ grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, in
 	g->psid_offset = l->psid_offset;
 	g->psid_len = l->psid_len;
 	g->psid = l->psid;
+	if (l->offer)
+		g->flags |= D6_GRANT_OFFER;
 	/* valid_lifetime may announce less than the lease holds, never more. */
 	if (d->cfg->dhcp6.valid && g->expiry > now + d->cfg->dhcp6.valid)
 		g->expiry = now + d->cfg->dhcp6.valid;
@@ -184,7 +186,7 @@ op_release(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	if (declined)
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
-	if (dstmd_end_lease(d, l, false) == -EIO)
+	if (dstmd_end_lease(d, l, false, !declined) == -EIO)
 		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
@@ -225,9 +227,34 @@ op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struc
 	return 0;
 }
 
-static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool, NULL};
-static const struct d6_lease_ops lease_ops_lw = {op_acquire, op_find, op_release, op_in_pool,
-                                                 op_acquire_lw};
+/* The per-/64 limit counts the lease manager's leases: the one count TSP uses too. */
+static unsigned
+op_count_64(void *arg, const struct in6_addr *v6)
+{
+	struct dstmd *d = arg;
+
+	return lease_count_64(d->leases, v6);
+}
+
+/* An Advertise's lease lasts the offer hold until a request confirms it. */
+static int
+op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
+{
+	struct dstmd *d = arg;
+	const struct lease *l = lease_find_identity(d->leases, identity);
+	int rc;
+
+	if (!l)
+		return -ENOENT;
+	if ((rc = lease_offer(d->leases, l, now, seconds)) == 0)
+		dstmd_rearm_expiry(d);
+	return rc;
+}
+
+static const struct d6_lease_ops lease_ops = {op_acquire, op_find,     op_release, op_in_pool,
+                                              NULL,       op_count_64, op_hold};
+static const struct d6_lease_ops lease_ops_lw = {op_acquire,    op_find,     op_release, op_in_pool,
+                                                 op_acquire_lw, op_count_64, op_hold};
 
 /* ---- Replies ---- */
 
@@ -638,7 +665,10 @@ dhcp_init(struct dstmd *d)
 	sc.relays = c->relays;
 	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
-	sc.max_per_64 = c->per_64;
+	/* One per-/64 policy: TSP's quota unless dhcpv6.limits.per_64 says otherwise. */
+	sc.max_per_64 = c->per_64_set ? c->per_64 : d->per_64;
+	sc.max_clients = c->clients;
+	sc.offer_hold = c->offer_hold;
 	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,
 	                             clock_wall_s())))
 		return -ENOMEM;
@@ -718,6 +748,8 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	C(auth_refused);
 	C(refused_foreign);
 	C(refused_address);
+	C(evicted_clients);
+	C(clients_now);
 #undef C
 	json_object_set_new(o, "dhcp6_rx_errors", json_integer((json_int_t)dh->rx_errors));
 	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));

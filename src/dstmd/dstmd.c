@@ -285,14 +285,13 @@ notify_end(struct dstmd *d, const struct lease *l, bool to_client)
 }
 
 int
-dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client)
+dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back)
 {
 	int rc;
 
 	notify_end(d, l, notify_client);
-	/* notify_client: the operator revoked it; otherwise the client released it. */
-	rc = notify_client ? lease_revoke(d->leases, l, clock_wall_s())
-	                   : lease_release(d->leases, l, clock_wall_s());
+	rc = give_back ? lease_release(d->leases, l, clock_wall_s())
+	               : lease_revoke(d->leases, l, clock_wall_s());
 	dstmd_rearm_expiry(d);
 	return rc == -EALREADY ? 0 : rc;
 }

@@ -238,6 +238,9 @@ def counters(lab):
 
 
 def test_scapy_solicit_request_get_the_container(lwlab):
+    pools = {p["name"]: p for p in lwlab.ctl("srv", "pools")}
+    assert (pools["lab"]["psid_offset"], pools["lab"]["psid_length"]) == (6, 6), pools
+    assert pools["lab"]["size"] == 64 * (254 - 1 - 63), pools  # 192.0.2.2-191: 190 addresses
     b1 = LwB4(lwlab, "b1")
     got = b1.py(DHCP_SCRIPT, "eth0", b1.mac)
     adv_type, adv = got["advertise"]
@@ -259,6 +262,13 @@ def test_scapy_solicit_request_get_the_container(lwlab):
     b = binding_of(lwlab, v6)
     assert b and b["ipv4"] == lease["ipv4"], lwlab.ctl("tep", "bindings")
     assert (b["psid_offset"], b["psid_length"], b["psid"]) == (6, 6, psid)
+    # Revoked like any lease: named by its address and a port of its set.
+    lwlab.ctl("srv", "revoke", address=lease["ipv4"], port=psid_ports(psid)[1])
+    deadline = time.time() + 10
+    while time.time() < deadline and binding_of(lwlab, v6):
+        time.sleep(0.2)
+    assert binding_of(lwlab, v6) is None
+    assert lease_of(lwlab, v6) is None
     b1.remove()
 
 
@@ -361,3 +371,88 @@ def test_odhcp6c_gets_its_softwire_and_traffic_crosses_the_tep(lwlab, tmp_path):
             proc.kill()
             proc.wait()
         b2.remove()
+
+
+UDP_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+for i in range(3):
+    s.sendto(b"from the lwB4 %d" % i, (sys.argv[1], 7))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+"""
+
+
+def test_dstm_client_as_lwb4_carries_tcp_and_udp(lwlab, tmp_path):
+    """dstm-client with "lw4o6": true gets the RFC 7598 options, builds its softwire on the
+    IA_NA address and translates its host's ports into its set: TCP (v4's HTTP server) and UDP
+    (an echo) cross the TEP, and the TEP drops nothing as outside the set."""
+    b3 = LwB4(lwlab, "b3")
+    b3.x("ip addr add fd00:d57::33/64 dev eth0 nodad")
+    sock = str(tmp_path / "client.sock")
+    cfg = {"access": "dhcpv6", "lw4o6": True, "ipv6": "fd00:d57::33", "interface": "dstm0",
+           "mode": "always-on", "auth": {"mechanism": "ANONYMOUS"}, "routes": ["0.0.0.0/0"],
+           "control": sock}
+    path = tmp_path / "b3.json"
+    path.write_text(json.dumps(cfg))
+    path.chmod(0o644)
+    tmp_path.chmod(0o755)
+    client = os.path.join(lwlab.build, "src/client/dstm-client")
+    dstmctl = os.path.join(lwlab.build, "src/ctl/dstmctl")
+    log = open(tmp_path / "b3.log", "w")
+    proc = subprocess.Popen(["ip", "netns", "exec", b3.ns, client, "-d", "-c", str(path)],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def ctl(cmd):
+        r = subprocess.run([dstmctl, "-s", sock, "--json", cmd], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=10)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    try:
+        deadline = time.time() + 30
+        st = None
+        while time.time() < deadline:
+            st = ctl("status")
+            if st and st.get("state") == "bound":
+                break
+            assert proc.poll() is None, (tmp_path / "b3.log").read_text()
+            time.sleep(0.3)
+        assert st and st["state"] == "bound", (st, (tmp_path / "b3.log").read_text())
+        v6 = st["ipv6"]
+        assert ipaddress.ip_address(v6) in LW6POOL, st
+        lease = lease_of(lwlab, v6)
+        assert lease and lease["ipv4"] == st["ipv4"]
+        assert (st["psid_offset"], st["psid_length"], st["psid"]) == (6, 6, lease["psid"])
+        before = counters(lwlab)
+
+        r = b3.x("curl -sf --max-time 10 http://%s/" % V44)
+        assert "IPv4-only host" in r.stdout
+        r = b3.x("curl -sf --max-time 20 -o /dev/null -w '%%{size_download}' http://%s/1M.bin"
+                 % V44, timeout=60)
+        assert r.stdout == "1048576"
+        out = subprocess.run(["ip", "netns", "exec", b3.ns, PY, "-c", UDP_CLIENT, V44],
+                             stdout=subprocess.PIPE, text=True, timeout=30).stdout
+        assert out.startswith("from the lwB4"), out
+
+        after = counters(lwlab)
+        assert after["drop_port_outside_set"] == before["drop_port_outside_set"]
+        assert after["decap_pkts"] - before["decap_pkts"] >= 10
+        c = ctl("counters")
+        assert c["lw4o6_translated_out"] >= 10 and c["lw4o6_translated_in"] >= 10, c
+        assert c["lw4o6_flows_kept"] + c["lw4o6_flows_mapped"] >= 3, c
+        assert c["drop_port_set_full"] == 0
+        print("lwB4 dstm-client:", st, {k: v for k, v in c.items() if k.startswith("lw4o6")})
+        b = binding_of(lwlab, v6)
+        assert b and b["pkts_in"] >= 10 and b["pkts_out"] >= 10, b
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        b3.remove()

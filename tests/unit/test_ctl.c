@@ -44,7 +44,7 @@ handler(void *arg, const char *command, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:s, s:i}", "state", "running", "calls", f->calls);
 	if (strcmp(command, "echo") == 0 || strcmp(command, "binding-add") == 0)
 		return json_incref(args);
-	if (strcmp(command, "table") == 0 || strcmp(command, "teps") == 0)
+	if (strcmp(command, "teps") == 0)
 		return json_pack("[{s:s, s:s, s:i}, {s:s, s:s, s:n}]", "address", "192.0.2.10",
 		                 "client", "fd00:d57::11", "expires", 600, "address", "192.0.2.11",
 		                 "client", "fd00:d57::12", "expires");
