@@ -184,8 +184,40 @@ def test_sighup_reloads_the_tep_and_the_client_in_place(lab):
         assert "/mtu: cannot change" in log, log
         assert alive(tep_pid)
         assert lab.exec("c1", "ping", "-c", "2", "-W", "2", V44).returncode == 0
+        # And one the client cannot make in place.
+        c1_old = edit_config(lab, "c1", lambda c: c.update(interface="dstm9"))
+        try:
+            mark = hup(lab, "c1")
+            log = wait_for(lambda: (lambda t: t if "reload refused" in t else None)(
+                log_since(lab, "c1", mark)), 10, "dstm-client to refuse the reload")
+            assert "/interface: cannot change while dstm-client runs" in log, log
+            assert alive(c1_pid) and lab.ctl("c1", "status")["ipv4"] == a
+        finally:
+            restore_config(lab, "c1", c1_old)
     finally:
         restore_config(lab, "tep", old)
+
+
+def test_sighup_adds_a_tep_and_refuses_to_remove_one(lab):
+    tep2 = {"name": "tep2", "ipv6": "fd00:d57::9", "ipv4": "198.51.100.9",
+            "clients": ["fd00:d57:1::/64"],
+            "control": {"address": "[fd00:d57::9]:3653", "mechanism": "SCRAM-SHA-256",
+                        "user": "dstmd", "secret": "x"}}
+    old = edit_config(lab, "srv", lambda c: c["teps"].append(tep2))
+    try:
+        mark = hup(lab, "srv")
+        wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10,
+                 "dstmd to reload")
+        teps = {t["name"]: t["state"] for t in lab.ctl("srv", "teps")}
+        assert teps["tep"] == "up" and teps["tep2"] in ("down", "up"), teps
+        restore_config(lab, "srv", old)   # tep2 is gone from the file: refused
+        mark = hup(lab, "srv")
+        log = wait_for(lambda: (lambda t: t if "reload refused" in t else None)(
+            log_since(lab, "srv", mark)), 10, "dstmd to refuse the reload")
+        assert 'TEP "tep2" is gone' in log, log
+        assert lab.exec("c1", "ping", "-c", "2", "-W", "2", V44).returncode == 0
+    finally:
+        restore_config(lab, "srv", old)
 
 
 def pool_size(lab):
