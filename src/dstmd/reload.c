@@ -8,9 +8,10 @@
  * What a reload applies: lifetime and quarantine (next grant, renewal and
  * release), the secrets file (users and passwords of the next login),
  * limits.connections, connections_per_64, per_64, allocations_per_64,
- * redirect, log_level, TEPs added and the addresses, client prefixes, pool
- * and control credentials of TEPs that stay (a link whose endpoint or
- * credentials changed reconnects and gets every live binding again), and
+ * redirect, log_level, keepalive, history_days, TEPs added and the
+ * addresses, client prefixes, pool and control credentials of TEPs that
+ * stay (a link whose endpoint or credentials changed reconnects and gets
+ * every live binding again), and
  * the pools: they are built anew and every lease is reloaded onto them
  * from the store (dstmd_repool) — a pool that grows lends its new
  * addresses, and a lease outside the new pools is never dropped silently:
@@ -43,6 +44,7 @@ static const char *const fixed[] = {"/database",
                                     "/scenario",
                                     "/listen",
                                     "/dhcpv6",
+                                    "/lw4o6",
                                     "/metrics",
                                     "/auth/mechanisms",
                                     "/auth/realm",
@@ -167,8 +169,10 @@ dstmd_reload(struct dstmd *d)
 	/* The pools may have changed already: there is no going back from here. */
 	if (tepctl_reload(d->tepctl, nc) < 0)
 		fatalx("out of memory reloading the TEP links");
+	memset(&pol, 0, sizeof(pol));
 	pol.lifetime = nc->lifetime;
 	pol.quarantine = nc->quarantine;
+	pol.history_days = nc->history_days;
 	lease_set_policy(d->leases, &pol);
 	d->retired[d->nretired++] = d->cfg;
 	d->cfg = nc;
