@@ -1308,6 +1308,8 @@ lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 	m->nheap = 0;
 	m->norphans = 0;
 	memset(m->idtab, 0, m->nidtab * sizeof(*m->idtab));
+	/* Its chains run through the entries just freed. */
+	memset(m->qtab, 0, m->nqtab * sizeof(*m->qtab));
 	m->nid = 0;
 	keycount_free(&m->per64);
 	for (size_t i = 0; i < m->npools; i++) {
