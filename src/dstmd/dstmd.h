@@ -163,6 +163,18 @@ json_t *control_handle(void *arg, const char *command, json_t *args, char *err, 
 /* The "counters" object of the control socket. */
 json_t *control_counters(struct dstmd *d);
 
+/* The pools of `cfg` (fresh), or NULL with "file:line: why" in err. */
+struct pool **dstmd_pools_new(const struct dstmd_config *cfg, char *err, size_t errlen);
+void dstmd_pools_free(struct pool **pools, size_t n);
+/*
+ * Replace the pools by `pools` (dstmd_pools_new of the new configuration):
+ * everything decided is made durable, the leases are reloaded onto the new
+ * pools (those outside them become orphans: their renewal is refused, they
+ * end at their expiry), and the old pools are freed. 0, or -errno with a
+ * message and the old pools in force (`pools` is then the caller's).
+ */
+int dstmd_repool(struct dstmd *d, struct pool **pools, size_t npools, char *err, size_t errlen);
+
 /* reload.c: SIGHUP. 0 when the new configuration is in force, else -errno
  * with the old one kept and the reasons logged (file:line). */
 int dstmd_reload(struct dstmd *d);

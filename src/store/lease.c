@@ -1321,6 +1321,8 @@ lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 	m->nheap = 0;
 	m->norphans = 0;
 	memset(m->idtab, 0, m->nidtab * sizeof(*m->idtab));
+	/* Its chains run through the entries just freed. */
+	memset(m->qtab, 0, m->nqtab * sizeof(*m->qtab));
 	m->nid = 0;
 	keycount_free(&m->per64);
 	for (size_t i = 0; i < m->npools; i++) {
@@ -1347,4 +1349,74 @@ void
 lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy)
 {
 	m->pol = *policy;
+}
+
+int
+lease_mgr_repool(struct lease_mgr *m, struct pool **pools, size_t npools, int64_t now, char *err,
+                 size_t errlen)
+{
+	struct pool **np = NULL, **op = m->pools;
+	struct lent ***ns = NULL, ***os = m->slots;
+	uint64_t *nz = NULL, *oz = m->psize;
+	size_t on = m->npools;
+	struct pool_stats ps;
+	int rc = -ENOMEM;
+
+	if (npools >= NOPOOL) {
+		snprintf(err, errlen, "too many pools (%zu)", npools);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < npools; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(pool_name(pools[i]), pool_name(pools[j])) ||
+			    pool_overlaps(pools[i], pools[j])) {
+				snprintf(err, errlen,
+				         "pools \"%s\" and \"%s\" share a name or addresses",
+				         pool_name(pools[j]), pool_name(pools[i]));
+				return -EINVAL;
+			}
+	np = calloc(npools + 1, sizeof(*np));
+	ns = calloc(npools + 1, sizeof(*ns));
+	nz = calloc(npools + 1, sizeof(*nz));
+	if (!np || !ns || !nz)
+		goto nomem;
+	for (size_t i = 0; i < npools; i++) {
+		np[i] = pools[i];
+		pool_stats(pools[i], &ps);
+		nz[i] = ps.size;
+		if (!(ns[i] = calloc(ps.size ? ps.size : 1, sizeof(**ns))))
+			goto nomem;
+	}
+	m->pools = np;
+	m->slots = ns;
+	m->psize = nz;
+	m->npools = npools;
+	if (lease_mgr_reload(m, now, err, errlen) != 0) {
+		/* Back to the pools that were: the store did not change. */
+		char err2[128];
+
+		m->pools = op;
+		m->slots = os;
+		m->psize = oz;
+		m->npools = on;
+		(void)lease_mgr_reload(m, now, err2, sizeof(err2));
+		op = np, os = ns, oz = nz, on = npools;
+		rc = -EIO;
+	} else {
+		rc = 0;
+	}
+	for (size_t i = 0; i < on; i++)
+		free(os[i]);
+	free(os);
+	free(op);
+	free(oz);
+	return rc;
+nomem:
+	snprintf(err, errlen, "lease manager: out of memory");
+	for (size_t i = 0; ns && i < npools; i++)
+		free(ns[i]);
+	free(ns);
+	free(np);
+	free(nz);
+	return rc;
 }
