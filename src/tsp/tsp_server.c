@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -28,6 +30,7 @@
 #define FRAMES_PER_TURN 64           /* then yield to the loop */
 #define CLOSE_FLUSH_SEC 5            /* longest wait for queued output at close */
 #define MAX_MECHS       8
+#define OUT_IOV         16 /* ready replies gathered into one sendmsg */
 
 enum srv_state {
 	S_VERSION,
@@ -95,13 +98,53 @@ conn_log(struct tsp_conn *c, const char *what, const void *bytes, size_t n)
 	             bytes ? clean : "", bytes ? "\"" : "");
 }
 
+/*
+ * Output: one sendmsg straight to the socket while the bufferevent's
+ * output buffer is empty, which is nearly always. Handing the bytes to the
+ * bufferevent instead would switch its write interest on and off around
+ * every reply: two epoll_ctl calls and an epoll_wait round per message.
+ * What the socket does not take at once (a full send buffer, an error)
+ * goes to the bufferevent, which sends it in order when the socket is
+ * writable or reports the error through on_event. TLS goes through the
+ * bufferevent always: the record layer is libevent's.
+ */
+static void
+conn_out(struct tsp_conn *c, struct iovec *iov, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	size_t i = 0;
+
+	if (!c->tls && fd >= 0 && evbuffer_get_length(out) == 0) {
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+		ssize_t w;
+
+		do
+			w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		for (; w > 0 && i < n; i++) {
+			if ((size_t)w < iov[i].iov_len) {
+				iov[i].iov_base = (char *)iov[i].iov_base + w;
+				iov[i].iov_len -= (size_t)w;
+				break;
+			}
+			w -= (ssize_t)iov[i].iov_len;
+		}
+	}
+	if (i == n)
+		return;
+	for (; i < n; i++)
+		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void
 send_line(struct tsp_conn *c, const char *line)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\r\n", 2}};
 
-	evbuffer_add(out, line, strlen(line));
-	evbuffer_add(out, "\r\n", 2);
+	conn_out(c, iov, 2);
 }
 
 static void
@@ -165,15 +208,25 @@ static void
 flush_replies(struct tsp_conn *c)
 {
 	while (c->head != NULL && c->head->ready) {
-		struct slot *sl = c->head;
+		struct iovec iov[OUT_IOV];
+		struct slot *done[OUT_IOV];
+		size_t n = 0;
 
-		bufferevent_write(c->bev, sl->frame, sl->len);
-		c->head = sl->next;
+		/* The ready replies at the head leave together, in order. */
+		for (struct slot *sl = c->head; sl && sl->ready && n < OUT_IOV; sl = sl->next) {
+			iov[n].iov_base = sl->frame;
+			iov[n].iov_len = sl->len;
+			done[n++] = sl;
+		}
+		conn_out(c, iov, n);
+		for (size_t i = 0; i < n; i++) {
+			c->head = done[i]->next;
+			c->nslots--;
+			free(done[i]->frame);
+			free(done[i]);
+		}
 		if (c->head == NULL)
 			c->tail = NULL;
-		c->nslots--;
-		free(sl->frame);
-		free(sl);
 	}
 	if (c->eof && c->nslots == 0 && c->state == S_COMMAND)
 		conn_close(c, true);
@@ -270,7 +323,7 @@ tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t)
 	if (rc < 0)
 		return rc;
 	/* The client tells it from a reply by its action (delete/create). */
-	bufferevent_write(c->bev, frame, len);
+	conn_out(c, &(struct iovec){frame, len}, 1);
 	free(frame);
 	return 0;
 }
@@ -707,7 +760,12 @@ tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct so
 	s->st.sessions_open++;
 	set_nodelay(bev);
 	bufferevent_setcb(bev, on_read, on_write, on_event, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/*
+	 * Write interest only once there is output to wait for (conn_out):
+	 * enabled at once, it would be armed and disarmed with nothing to send.
+	 * A TLS bufferevent has its handshake to write: both from the start.
+	 */
+	bufferevent_enable(bev, tls ? EV_READ | EV_WRITE : EV_READ);
 	evtimer_add(c->deadline, &tv);
 	return c;
 }
