@@ -34,7 +34,7 @@ run() {
   "control": "$tmp/dstmd.sock",
   "lifetime": 3600, "quarantine": 300,
   "listen": [ { "address": "[::1]:$port" } ],
-  "auth": { "mechanisms": ["ANONYMOUS"] },
+  "auth": { "mechanisms": ["ANONYMOUS"], "relays": ["::1"] },
   "pools": [ { "name": "bench", "prefixes": ["10.0.0.0/12"] } ],
   "teps": [ { "name": "tep1", "ipv6": "fd00:d57::2", "ipv4": "198.51.100.1" } ],
   "limits": { "connections": 20000 }

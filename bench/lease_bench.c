@@ -49,7 +49,7 @@ static struct pool *
 big_pool(void)
 {
 	struct pool_range r;
-	struct pool_config cfg = {"bench", &r, 1, NULL, 0, 0};
+	struct pool_config cfg = {"bench", &r, 1, NULL, 0, 0, 0, 0};
 	char err[256];
 	struct pool *p;
 

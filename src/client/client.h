@@ -1,9 +1,17 @@
 /*
- * dstm-client's internal interfaces: its configuration (config.c), the
- * pure packet functions of its data path (packet.c: checks, the early
- * flow translation of on-demand mode, ICMP errors), the reconnection
- * back-off (config.c) and the program's shell (dstm-client.c) that ties
- * the TUN device, the raw IPv6 socket and the TSP session together.
+ * dstm-client's internal interfaces. The program is split like src/tep,
+ * one file per part and one state struct per part, passed explicitly:
+ *   config.c        the configuration and the reconnection back-off
+ *   packet.c        pure packet functions (checks, early flow translation, ICMP)
+ *   lease.c         the lease state machine (acquire, grant, renewal, expiry,
+ *                   deletion); pure: its actions and timers are callbacks
+ *   ondemand.c      packets held until the lease exists and the flows opened
+ *                   on the placeholder address (seed 002 §5.1); pure
+ *   tunnel.c        the Dynamic Tunnel Interface: TUN device, raw IPv6 socket,
+ *                   the data path both ways, the path MTU
+ *   access_tsp.c    the TSP server access module (plain or over TLS)
+ *   access_dhcp6.c  the DHCPv6 server access module (the engine of src/dhcp6)
+ *   dstm-client.c   main: start-up, the wiring of the parts, signals, control
  * Everything here is internal to src/client; the tests include it.
  */
 #ifndef DSTM_CLIENT_H
@@ -17,6 +25,7 @@
 
 #include "common/cfg.h"
 #include "dhcp6/d6.h"
+#include "packet/pkt.h"
 
 #define CLIENT_MAX_ROUTES  32
 #define CLIENT_MAX_SERVERS 9 /* the configured one + TSP_MAX_BROKERS */
@@ -100,22 +109,6 @@ unsigned client_backoff_ms(unsigned attempt, unsigned max_s, uint32_t rnd);
 
 /* ---- Packets (packet.c, pure) ---- */
 
-/* Minimal view of an IPv4 packet, filled by pkt_ipv4_parse(). */
-struct pkt4 {
-	uint8_t proto;
-	uint8_t ihl;       /* header length in bytes */
-	uint16_t total;    /* total length */
-	uint32_t src, dst; /* host order */
-	bool df, fragment; /* DF set; not the first fragment */
-};
-
-/*
- * Check that buf[0..len) is one IPv4 packet: version 4, header length
- * >= 20 and within the packet, total length within len. Returns false
- * for anything else (the caller counts it as malformed).
- */
-bool pkt_ipv4_parse(const uint8_t *buf, size_t len, struct pkt4 *p);
-
 /*
  * On-demand mode: the connections an application opened before the
  * lease use the placeholder address as source (the kernel picked it at
@@ -175,7 +168,164 @@ void early_clear(struct early_table *t);
 size_t pkt_icmp_frag_needed(const uint8_t *orig, size_t len, uint32_t from, unsigned mtu,
                             uint8_t *out, size_t outlen);
 
-/* The Internet checksum over buf, folded, not inverted (helper for tests). */
-uint16_t pkt_csum(const void *buf, size_t len, uint32_t sum);
+/* ---- The lease (lease.c, pure) ---- */
+
+enum lease_state { LEASE_IDLE, LEASE_ACQUIRING, LEASE_BOUND, LEASE_EXPIRED };
+enum lease_timer { LEASE_T_RENEW, LEASE_T_EXPIRE };
+enum lease_ask { LEASE_ASK_ACQUIRE, LEASE_ASK_RENEW };
+
+/*
+ * What the state machine asks of the rest of the program. The access
+ * module answers `request` later through lease_grant(), lease_refused()
+ * and friends; `arm` sets (ms >= 0, relative) or cancels (ms < 0) one of
+ * the two lease timers, whose expiry the caller reports with
+ * lease_timer_fired().
+ */
+struct lease_ops {
+	void (*request)(void *arg, enum lease_ask ask);
+	int (*install)(void *arg); /* the address and routes onto the DTI; 0 or -errno */
+	void (*uninstall)(void *arg);
+	void (*arm)(void *arg, enum lease_timer t, int64_t ms);
+	void (*bound)(void *arg);   /* the packets held for the lease may go */
+	void (*dropped)(void *arg); /* the lease is gone: held packets are lost */
+};
+
+#define LEASE_COUNTERS(X)   \
+	X(acquisitions)     \
+	X(acquire_failures) \
+	X(renewals)         \
+	X(renewal_failures) \
+	X(server_deletes)   \
+	X(expiries)         \
+	X(address_changes)
+
+struct lease_counters {
+#define LEASE_X(n) uint64_t n;
+	LEASE_COUNTERS(LEASE_X)
+#undef LEASE_X
+};
+
+/* What an access module obtained, in one form for TSP and DHCPv6. */
+struct lease_grant {
+	uint32_t v4;
+	uint16_t port_lo, port_hi; /* 0, 0: the whole address */
+	bool has_tep6, has_tep4;
+	struct in6_addr tep6;
+	uint32_t tep4;
+	uint32_t lifetime;   /* seconds; 0: no expiry known */
+	int64_t obtained_ms; /* monotonic */
+	bool timers;         /* renew at half the lifetime and expire here (TSP); the
+	                      * DHCPv6 engine keeps T1/T2 and the expiry itself */
+};
+
+enum lease_result {
+	LEASE_GRANTED,      /* a new address, installed */
+	LEASE_RENEWED,      /* the same address, extended */
+	LEASE_NO_TEP,       /* neither the server nor the configuration names a TEP */
+	LEASE_NO_INTERFACE, /* the DTI refused the address: dropped */
+};
+
+struct client_lease {
+	enum client_mode mode;
+	bool has_tep6, has_tep4; /* a TEP configured by hand overrides the server's */
+	struct in6_addr cfg_tep6;
+	uint32_t cfg_tep4;
+	const struct lease_ops *ops;
+	void *arg;
+
+	enum lease_state state;
+	uint32_t v4;
+	uint16_t port_lo, port_hi;
+	struct in6_addr tep6;
+	uint32_t tep4;
+	uint32_t lifetime;
+	int64_t expires_ms; /* 0: unknown */
+	bool installed;
+	struct lease_counters n;
+};
+
+extern const char *const lease_state_names[];
+
+void lease_init(struct client_lease *l, const struct client_config *cfg,
+                const struct lease_ops *ops, void *arg);
+/* Ask for an address unless one is held (always-on start, first packet). */
+void lease_acquire(struct client_lease *l);
+/* The access module obtained `g` at `now`: install, arm, count. */
+enum lease_result lease_grant(struct client_lease *l, const struct lease_grant *g, int64_t now);
+/* A DHCPv6 Renew/Rebind extended the lease in place. */
+void lease_extend(struct client_lease *l, uint32_t lifetime, int64_t expires_ms);
+/*
+ * The server refused; during a renewal `give_up` says the address is
+ * gone (the server will not extend it: drop it rather than keep an
+ * address it may hand to someone else).
+ */
+void lease_refused(struct client_lease *l, bool give_up);
+/* The server deletes our allocation (`v4` 0: whatever we hold). False: not ours. */
+bool lease_deleted(struct client_lease *l, uint32_t v4);
+/* The DHCPv6 engine lost the lease (expired or refused at renewal). */
+void lease_lost(struct client_lease *l, int64_t now);
+void lease_timer_fired(struct client_lease *l, enum lease_timer t, int64_t now);
+/* The address leaves the interface; state EXPIRED. */
+void lease_drop(struct client_lease *l, const char *why);
+
+/* ---- On-demand (ondemand.c, pure) ---- */
+
+#define ONDEMAND_COUNTERS(X)     \
+	X(queued)                \
+	X(drop_queue_full)       \
+	X(drop_queue_flushed)    \
+	X(drop_early_table_full) \
+	X(early_translated_out)  \
+	X(early_translated_in)
+
+struct ondemand_counters {
+#define OD_X(n) uint64_t n;
+	ONDEMAND_COUNTERS(OD_X)
+#undef OD_X
+};
+
+struct ondemand_pkt {
+	uint16_t len;
+	uint8_t *data;
+};
+
+/*
+ * The packets read before the lease (a ring of `cap`, each malloc'd: the
+ * queue is short and empty most of the time) and the early flow table.
+ */
+struct client_ondemand {
+	bool enabled; /* on-demand mode */
+	uint32_t placeholder;
+	unsigned cap, head, len;
+	struct ondemand_pkt *q;
+	struct early_table early;
+	struct ondemand_counters n;
+};
+
+enum ondemand_verdict {
+	OD_SEND,       /* into the tunnel (translated when it was an early flow) */
+	OD_HOLD,       /* held (or dropped for a full queue) until the lease: acquire */
+	OD_BAD_SOURCE, /* a source that is neither the lease nor the placeholder */
+	OD_DROP,       /* counted here (early table full) */
+};
+
+int ondemand_init(struct client_ondemand *od, const struct client_config *cfg);
+void ondemand_free(struct client_ondemand *od);
+/* One packet from the application side; may rewrite its source. */
+enum ondemand_verdict ondemand_out(struct client_ondemand *od, const struct client_lease *l,
+                                   uint8_t *p, size_t len, const struct pkt4 *h, int64_t now);
+/* One packet from the tunnel, for us: back to the placeholder when it is an early flow. */
+void ondemand_in(struct client_ondemand *od, const struct client_lease *l, uint8_t *p, size_t len,
+                 int64_t now);
+/* The oldest held packet (the caller frees it), false when none. */
+bool ondemand_pop(struct client_ondemand *od, struct ondemand_pkt *out);
+void ondemand_drop_all(struct client_ondemand *od);
+
+/*
+ * SIGHUP (reload.c): re-read `path` and apply to `cur` what may change at
+ * run time (auth, timeout, backoff_max); 0, or -EINVAL with `cur`
+ * unchanged and the reasons logged with file:line.
+ */
+int client_config_reload(const char *path, struct client_config *cur);
 
 #endif

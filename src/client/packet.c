@@ -1,101 +1,16 @@
 /*
  * The pure packet functions of dstm-client's data path (client.h): the
- * IPv4 sanity check applied to everything read from the DTI or the raw
- * socket, the translation of the flows that were opened on the
+ * translation of the flows that were opened on the
  * placeholder address before an on-demand lease existed, and the ICMP
  * "fragmentation needed" the client owes a sender whose packet no longer
  * fits the tunnel. No I/O: buffers in, buffers out, so that unit tests
- * and fuzzers drive them directly. Fields are read and written byte by
- * byte, big-endian (STYLE.md: never overlay a struct on packet bytes).
+ * and fuzzers drive them directly. Parsing, checksums and header writers
+ * are the packet library's (src/packet), shared with the TEP.
  */
 #include <string.h>
 
 #include "client/client.h"
-#include "common/wire.h"
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-bool
-pkt_ipv4_parse(const uint8_t *buf, size_t len, struct pkt4 *p)
-{
-	struct cur c = cur_make(buf, len);
-	uint8_t vihl;
-	uint16_t frag;
-
-	vihl = cur_u8(&c);
-	cur_u8(&c); /* TOS */
-	p->total = cur_u16(&c);
-	cur_u16(&c); /* id */
-	frag = cur_u16(&c);
-	cur_u8(&c); /* TTL */
-	p->proto = cur_u8(&c);
-	cur_u16(&c); /* checksum */
-	p->src = cur_u32(&c);
-	p->dst = cur_u32(&c);
-	if (c.err || (vihl >> 4) != 4)
-		return false;
-	p->ihl = (uint8_t)((vihl & 0x0f) * 4);
-	if (p->ihl < 20 || p->total < p->ihl || p->total > len)
-		return false;
-	p->df = (frag & 0x4000) != 0;
-	p->fragment = (frag & 0x1fff) != 0;
-	return true;
-}
-
-uint16_t
-pkt_csum(const void *buf, size_t len, uint32_t sum)
-{
-	const uint8_t *p = buf;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 32-bit field m -> m'. */
-static uint16_t
-csum_replace32(uint16_t hc, uint32_t from, uint32_t to)
-{
-	uint32_t sum = (uint16_t)~hc;
-
-	sum += (uint16_t) ~(from >> 16);
-	sum += (uint16_t) ~(from & 0xffff);
-	sum += to >> 16;
-	sum += to & 0xffff;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
+#include "packet/pkt.h"
 
 /*
  * Replace the address at byte `at` (12 = source, 16 = destination) and
@@ -105,23 +20,23 @@ csum_replace32(uint16_t hc, uint32_t from, uint32_t to)
 static void
 rewrite_addr(uint8_t *buf, const struct pkt4 *p, size_t at, uint32_t to)
 {
-	uint32_t from = get32(buf + at);
+	uint32_t from = pkt_ld32(buf + at);
 	const uint8_t *l4_end = buf + p->total;
 	uint8_t *l4 = buf + p->ihl;
 
-	put32(buf + at, to);
-	put16(buf + 10, csum_replace32(get16(buf + 10), from, to));
+	pkt_st32(buf + at, to);
+	pkt_st16(buf + 10, pkt_csum_replace32(pkt_ld16(buf + 10), from, to));
 	if (p->fragment)
 		return;
 	if (p->proto == IPPROTO_TCP && l4 + 18 <= l4_end) {
-		put16(l4 + 16, csum_replace32(get16(l4 + 16), from, to));
+		pkt_st16(l4 + 16, pkt_csum_replace32(pkt_ld16(l4 + 16), from, to));
 	} else if (p->proto == IPPROTO_UDP && l4 + 8 <= l4_end) {
-		uint16_t ck = get16(l4 + 6);
+		uint16_t ck = pkt_ld16(l4 + 6);
 
 		/* RFC 768: 0 means "no checksum"; a computed 0 is sent as 0xffff */
 		if (ck != 0) {
-			ck = csum_replace32(ck, from, to);
-			put16(l4 + 6, ck ? ck : 0xffff);
+			ck = pkt_csum_replace32(ck, from, to);
+			pkt_st16(l4 + 6, ck ? ck : 0xffff);
 		}
 	}
 }
@@ -150,8 +65,8 @@ flow_key(const uint8_t *buf, const struct pkt4 *p, bool out, uint32_t *remote, u
 	case IPPROTO_UDP:
 		if (l4len < 8)
 			return false;
-		*lport = get16(out ? l4 : l4 + 2);
-		*rport = get16(out ? l4 + 2 : l4);
+		*lport = pkt_ld16(out ? l4 : l4 + 2);
+		*rport = pkt_ld16(out ? l4 + 2 : l4);
 		return true;
 	case IPPROTO_ICMP:
 		if (l4len < 8)
@@ -159,7 +74,7 @@ flow_key(const uint8_t *buf, const struct pkt4 *p, bool out, uint32_t *remote, u
 		/* echo request out (8), echo reply in (0): the identifier */
 		if ((out && l4[0] != 8) || (!out && l4[0] != 0))
 			return false;
-		*lport = get16(l4 + 4);
+		*lport = pkt_ld16(l4 + 4);
 		*rport = 0;
 		return true;
 	default:
@@ -203,7 +118,7 @@ early_out(struct early_table *t, uint8_t *buf, size_t len, uint32_t from, uint32
 	uint16_t lport = 0, rport = 0;
 	uint8_t flags;
 
-	if (!pkt_ipv4_parse(buf, len, &p) || p.src != from)
+	if (!pkt_ip4_parse(buf, len, &p) || p.src != from)
 		return false;
 	if (flow_key(buf, &p, true, &remote, &lport, &rport, &flags)) {
 		f = flow_find(t, p.proto, remote, lport, rport);
@@ -243,7 +158,7 @@ early_in(struct early_table *t, uint8_t *buf, size_t len, uint32_t leased, uint3
 	uint16_t lport = 0, rport = 0;
 	uint8_t flags;
 
-	if (!pkt_ipv4_parse(buf, len, &p) || p.dst != leased)
+	if (!pkt_ip4_parse(buf, len, &p) || p.dst != leased)
 		return false;
 	if (!flow_key(buf, &p, false, &remote, &lport, &rport, &flags))
 		return false;
@@ -293,10 +208,8 @@ pkt_icmp_frag_needed(const uint8_t *orig, size_t len, uint32_t from, unsigned mt
 {
 	struct pkt4 p;
 	size_t quote, total;
-	struct wcur w;
-	uint8_t *ip, *icmp;
 
-	if (!pkt_ipv4_parse(orig, len, &p) || p.fragment)
+	if (!pkt_ip4_parse(orig, len, &p) || p.fragment)
 		return 0;
 	/* RFC 1122 §3.2.2: never an ICMP error about an ICMP error */
 	if (p.proto == IPPROTO_ICMP && p.total >= p.ihl + 1u) {
@@ -312,28 +225,7 @@ pkt_icmp_frag_needed(const uint8_t *orig, size_t len, uint32_t from, unsigned mt
 	total = 28 + quote;
 	if (outlen < total)
 		return 0;
-	w = wcur_make(out, outlen);
-	ip = w.p;
-	w_u8(&w, 0x45);
-	w_u8(&w, 0xc0); /* internetwork control */
-	w_u16(&w, (uint16_t)total);
-	w_u16(&w, 0);
-	w_u16(&w, 0x4000);
-	w_u8(&w, 64);
-	w_u8(&w, IPPROTO_ICMP);
-	w_u16(&w, 0);
-	w_u32(&w, from);
-	w_u32(&w, p.src);
-	icmp = w.p;
-	w_u8(&w, 3);
-	w_u8(&w, 4);
-	w_u16(&w, 0);
-	w_u16(&w, 0);
-	w_u16(&w, (uint16_t)mtu); /* RFC 1191 §4: next-hop MTU */
-	w_bytes(&w, orig, quote);
-	if (w.err)
-		return 0;
-	put16(ip + 10, (uint16_t)~pkt_csum(ip, 20, 0));
-	put16(icmp + 2, (uint16_t)~pkt_csum(icmp, 8 + quote, 0));
-	return total;
+	memcpy(out + 28, orig, quote);
+	/* RFC 1191 §4: the next-hop MTU in the low half of the field. */
+	return pkt_icmp4_error_hdr(out, 3, 4, mtu & 0xffff, from, p.src, 0x4000, quote);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/keycount.h"
 
 uint64_t
@@ -16,10 +17,15 @@ keycount_prefix64(const struct in6_addr *a)
 	return k;
 }
 
+/*
+ * Keys are /64 prefixes read little-endian: the bits that differ between
+ * the /64s of one site are the key's top bits, which a multiplicative
+ * hash masked to the table's low bits never sees. SipHash mixes them all.
+ */
 static size_t
 home(uint64_t key, size_t cap)
 {
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+	return (size_t)hash_u64(key) & (cap - 1);
 }
 
 static size_t

@@ -5,14 +5,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
 static int log_stderr = 1;
 static int log_verbose;
 static const char *log_ident = "dstm";
+static int log_journal; /* stderr is systemd's journal: "<N>" prefixes, no time */
+
+/*
+ * systemd sets $JOURNAL_STREAM to "DEVICE:INODE" of the stream it gave
+ * the service; stderr still being that stream means journald reads our
+ * lines, and a "<N>" prefix (sd-daemon(3)) gives each its priority.
+ */
+static int
+stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_init(int to_stderr, int verbose, const char *ident)
@@ -20,6 +40,7 @@ log_init(int to_stderr, int verbose, const char *ident)
 	log_stderr = to_stderr;
 	log_verbose = verbose;
 	log_ident = ident;
+	log_journal = to_stderr && stderr_is_journal();
 	if (!to_stderr)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	tzset();
@@ -43,7 +64,10 @@ emit(int pri, const char *msg)
 {
 	if (pri == LOG_DEBUG && !log_verbose)
 		return;
-	if (log_stderr) {
+	if (log_journal) {
+		/* journald adds the time, the program and the pid itself. */
+		fprintf(stderr, "<%d>%s\n", pri, msg);
+	} else if (log_stderr) {
 		struct timespec ts;
 		struct tm tm;
 		char when[32];
@@ -121,6 +145,18 @@ log_debug(const char *fmt, ...)
 	va_list ap;
 
 	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_trace(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_verbose < 2)
 		return;
 	va_start(ap, fmt);
 	vlog(LOG_DEBUG, fmt, ap);

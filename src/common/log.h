@@ -3,6 +3,10 @@
  * to stderr in the foreground or when debugging, to syslog otherwise.
  * log_warn() appends strerror(errno); the x variants do not. fatal()
  * and fatalx() log and exit(1): only for broken invariants and start-up.
+ * Levels: warnings and information always; log_debug() with -v;
+ * log_trace() (every control request, every scrape: per-message detail)
+ * with -vv. When stderr is systemd's journal each line carries its
+ * syslog priority as a "<N>" prefix.
  */
 #ifndef DSTM_LOG_H
 #define DSTM_LOG_H
@@ -19,6 +23,7 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vlog(int pri, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 __attribute__((noreturn)) void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/ctl.h"
+#include "ctl/lease_verbs.h"
 
 #define DSTMCTL_DEFAULT_SOCKET "/run/dstm/dstmd.sock"
 #define DSTMCTL_MAX_COLUMNS    64
@@ -40,7 +41,13 @@ usage(FILE *f)
 	      "Commands:\n"
 	      "  every daemon  status                  what it is doing\n"
 	      "                counters                its named counters\n"
-	      "  dstmd         leases                  the leases (IPv4, client, TEP, expiry)\n"
+	      "  dstmd         leases [--pool NAME] [--state active|quarantine|all] [--all]\n"
+	      "                       [--client ID] [--limit N] [--after ADDRESS[:PORT]]\n"
+	      "                                        the leases (IPv4, client, TEP, expiry),\n"
+	      "                                        fetched page by page\n"
+	      "                history ADDRESS [--at TIME] | history --client ID\n"
+	      "                                        who held an address when, or what a\n"
+	      "                                        client held (TIME: 2026-03-03T10:14Z)\n"
 	      "                pools                   the pools and how full they are\n"
 	      "                revoke ADDRESS          end the lease of an IPv4 address\n"
 	      "  dstm-tep      bindings                the IPv4 -> IPv6 binding table\n"
@@ -330,6 +337,13 @@ main(int argc, char **argv)
 		path = getenv("DSTMCTL_SOCKET");
 	if (path == NULL || path[0] == '\0')
 		path = DSTMCTL_DEFAULT_SOCKET;
+	/* Verbs with options of their own (lease_verbs.c). */
+	if (!strcmp(command, "leases"))
+		return dstmctl_leases(path, argc - optind, argv + optind, as_json,
+		                      (unsigned)(timeout * 1000));
+	if (!strcmp(command, "history"))
+		return dstmctl_history(path, argc - optind, argv + optind, as_json,
+		                       (unsigned)(timeout * 1000));
 	args = parse_args(command, argc - optind - 1, argv + optind + 1);
 	if (args == NULL)
 		return 2;

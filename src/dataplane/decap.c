@@ -44,21 +44,21 @@ quote_parse(const uint8_t *q, uint32_t n, struct v4info *vi)
 		return false;
 	vi->hlen = (uint8_t)hlen;
 	vi->proto = q[9];
-	vi->src = ld32(q + 12);
-	vi->dst = ld32(q + 16);
-	vi->df = (ld16(q + 6) & 0x4000) != 0;
-	vi->first_frag = (ld16(q + 6) & 0x1fff) == 0;
-	vi->tot_len = ld16(q + 2);
+	vi->src = pkt_ld32(q + 12);
+	vi->dst = pkt_ld32(q + 16);
+	vi->df = (pkt_ld16(q + 6) & 0x4000) != 0;
+	vi->first_frag = (pkt_ld16(q + 6) & 0x1fff) == 0;
+	vi->tot_len = pkt_ld16(q + 2);
 	if (vi->first_frag && (vi->proto == PROTO_TCP || vi->proto == PROTO_UDP) && n >= hlen + 4) {
-		vi->sport = ld16(q + hlen);
-		vi->dport = ld16(q + hlen + 2);
+		vi->sport = pkt_ld16(q + hlen);
+		vi->dport = pkt_ld16(q + hlen + 2);
 		vi->has_ports = true;
 	} else if (vi->first_frag && vi->proto == PROTO_ICMP && n >= hlen + 8) {
 		uint8_t t = q[hlen];
 
 		vi->icmp_error = t == 3 || t == 4 || t == 5 || t == 11 || t == 12;
 		if (t == 0 || t == 8) {
-			vi->sport = vi->dport = ld16(q + hlen + 4);
+			vi->sport = vi->dport = pkt_ld16(q + hlen + 4);
 			vi->has_ports = true;
 		}
 	}
@@ -81,8 +81,8 @@ icmp6_in(struct dp *dp, struct dp_pkt *pkt, uint32_t off)
 		return;
 	}
 	/* RFC 4443 §2.3: the checksum covers the RFC 8200 §8.1 pseudo-header. */
-	sum = csum_add(0, p + 8, 32) + n + PROTO_ICMPV6;
-	if (csum_fold(csum_add(sum, ic, n)) != 0) {
+	sum = pkt_csum_add(0, p + 8, 32) + n + PROTO_ICMPV6;
+	if (pkt_csum_fold(pkt_csum_add(sum, ic, n)) != 0) {
 		dp_drop(dp, pkt, DPC_drop_icmp6_checksum);
 		return;
 	}
@@ -90,7 +90,7 @@ icmp6_in(struct dp *dp, struct dp_pkt *pkt, uint32_t off)
 		dp_drop(dp, pkt, DPC_drop_icmp6_ignored);
 		return;
 	}
-	mtu = ld32(ic + 4);
+	mtu = pkt_ld32(ic + 4);
 	q = ic + 8;
 	qn = n - 8;
 	if (qn < IP6_HLEN + IP4_HLEN) {
@@ -148,7 +148,7 @@ decap_parse(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 		dp_drop(dp, pkt, DPC_drop_v6_version);
 		return false;
 	}
-	plen = ld16(p + 4);
+	plen = pkt_ld16(p + 4);
 	if (IP6_HLEN + plen > len) {
 		dp_drop(dp, pkt, DPC_drop_v6_truncated);
 		return false;
@@ -288,7 +288,7 @@ hairpin(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b
 		pkt->dontfrag = true;
 	}
 	/* Nobody else routes this packet: we are its router, TTL included. */
-	ip4_dec_ttl(inner);
+	pkt_ip4_dec_ttl(inner);
 	b->pkts_in++;
 	b->bytes_in += ilen;
 	to->pkts_out++;
@@ -308,13 +308,62 @@ hairpin(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b
  * packet's destination port, so the quote names someone else's flow.
  */
 static enum dp_counter
-shared_miss(const struct v4info *vi)
+shared_miss(const struct dp *dp, const struct v4info *vi)
 {
 	if (!vi->first_frag)
 		return DPC_drop_v4_frag_shared;
 	if (!vi->has_ports)
 		return DPC_drop_v4_no_port;
-	return vi->icmp_error ? DPC_drop_icmp4_forged_from_client : DPC_drop_port_outside_range;
+	if (vi->icmp_error)
+		return DPC_drop_icmp4_forged_from_client;
+	/* An lwB4 (RFC 7596 §5.2) whose source port (or ICMP identifier)
+	 * lies outside every bound set of the address. */
+	return bt_is_psid(dp->bt, vi->src) ? DPC_drop_port_outside_set
+	                                   : DPC_drop_port_outside_range;
+}
+
+/*
+ * A keepalive (RFC 5572 §4.3): an ICMP echo request that a bound client
+ * sends inside its tunnel to the keepalive address of its TSP reply. The
+ * TEP answers it itself, back through the tunnel, whatever the IPv4 side
+ * has at that address, and the binding counts as used (last_seen). Only a
+ * whole, well-formed echo request is answered; anything else to that
+ * address takes the ordinary path.
+ */
+static bool
+keepalive(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b)
+{
+	uint8_t *ip = pkt->data + m->off, *ic;
+	uint32_t ilen = m->vi.tot_len, hl = m->vi.hlen;
+
+	if (dp->cfg.keepalive4 == 0 || m->vi.dst != dp->cfg.keepalive4 ||
+	    m->vi.proto != PROTO_ICMP || (pkt_ld16(ip + 6) & 0x3fff) != 0 || ilen < hl + ICMP4_HLEN)
+		return false;
+	ic = ip + hl;
+	if (ic[0] != 8 || ic[1] != 0 || pkt_csum_fold(pkt_csum_add(0, ic, ilen - hl)) != 0)
+		return false;
+	/* RFC 792: the reply swaps the addresses; type 0, the rest echoed. */
+	pkt_st32(ip + 12, m->vi.dst);
+	pkt_st32(ip + 16, m->vi.src);
+	ip[8] = 64;
+	pkt_st16(ip + 10, 0);
+	pkt_st16(ip + 10, pkt_csum_fold(pkt_csum_add(0, ip, hl)));
+	ic[0] = 0;
+	pkt_st16(ic + 2, 0);
+	pkt_st16(ic + 2, pkt_csum_fold(pkt_csum_add(0, ic, ilen - hl)));
+	pkt->headroom += m->off;
+	pkt->data = ip;
+	pkt->len = ilen;
+	dp_push_v6(dp, pkt, &b->v6, 0, PROTO_IPIP);
+	pkt->dontfrag = ilen + IP6_HLEN <= dp_client_mtu(dp, b);
+	pkt->bd = b;
+	b->pkts_in++;
+	b->bytes_in += ilen;
+	b->pkts_out++;
+	b->bytes_out += ilen;
+	b->last_seen = dp->now_s;
+	dp_count(dp, DPC_keepalive_replies);
+	return true;
 }
 
 static void
@@ -333,7 +382,7 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 	}
 	if (!b) {
 		if (bt_is_shared(dp->bt, m->vi.src)) {
-			dp_drop(dp, pkt, shared_miss(&m->vi));
+			dp_drop(dp, pkt, shared_miss(dp, &m->vi));
 			return;
 		}
 		if (!dp->cfg.learn || !dp_in_pool(dp, m->vi.src)) {
@@ -344,7 +393,7 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 			return;
 	} else {
 		if (!bt_whole(b) && !m->vi.has_ports) {
-			dp_drop(dp, pkt, shared_miss(&m->vi));
+			dp_drop(dp, pkt, shared_miss(dp, &m->vi));
 			return;
 		}
 		if (memcmp(&b->v6, src6, 16) != 0 && m->vi.icmp_error && !bt_whole(b)) {
@@ -368,6 +417,8 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 		if ((b->flags & BT_F_LEARNED) && b->last_seen != dp->now_s)
 			b->last_seen = dp->now_s;
 	}
+	if (keepalive(dp, pkt, m, b))
+		return;
 	if (m->vi.ttl <= 1) {
 		dp_drop(dp, pkt, DPC_drop_ttl_expired);
 		error_to_client(dp, pkt, m, b, 11, 0, 0);
@@ -379,7 +430,7 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 	}
 	inner = pkt->data + m->off;
 	if (dp->cfg.decrement_ttl)
-		ip4_dec_ttl(inner);
+		pkt_ip4_dec_ttl(inner);
 	pkt->headroom += m->off;
 	pkt->data = inner;
 	pkt->len = m->vi.tot_len;

@@ -55,8 +55,8 @@ static void
 v4_ports(const uint8_t *l4, uint32_t n, uint8_t proto, struct v4info *vi)
 {
 	if ((proto == PROTO_TCP || proto == PROTO_UDP) && n >= 4) {
-		vi->sport = ld16(l4);
-		vi->dport = ld16(l4 + 2);
+		vi->sport = pkt_ld16(l4);
+		vi->dport = pkt_ld16(l4 + 2);
 		vi->has_ports = true;
 		return;
 	}
@@ -68,7 +68,7 @@ v4_ports(const uint8_t *l4, uint32_t n, uint8_t proto, struct v4info *vi)
 	case 13: /* timestamp */
 	case 14: /* timestamp reply */
 		/* The identifier plays the port (as NAT and lwAFTR use it). */
-		vi->sport = vi->dport = ld16(l4 + 4);
+		vi->sport = vi->dport = pkt_ld16(l4 + 4);
 		vi->has_ports = true;
 		return;
 	case 3:  /* destination unreachable */
@@ -88,17 +88,17 @@ v4_ports(const uint8_t *l4, uint32_t n, uint8_t proto, struct v4info *vi)
 			 * the datagram it is about (and 64 bits of its data). */
 			if ((q[0] >> 4) == 4 && qh >= IP4_HLEN && n >= 8 + qh) {
 				vi->has_quote = true;
-				vi->qsrc = ld32(q + 12);
-				vi->qdst = ld32(q + 16);
+				vi->qsrc = pkt_ld32(q + 12);
+				vi->qdst = pkt_ld32(q + 16);
 			}
 			if ((q[0] >> 4) == 4 && qh >= IP4_HLEN && n >= 8 + qh + 4 &&
-			    (ld16(q + 6) & 0x1fff) == 0) {
+			    (pkt_ld16(q + 6) & 0x1fff) == 0) {
 				if (qp == PROTO_TCP || qp == PROTO_UDP) {
-					vi->sport = ld16(q + qh + 2);
-					vi->dport = ld16(q + qh);
+					vi->sport = pkt_ld16(q + qh + 2);
+					vi->dport = pkt_ld16(q + qh);
 					vi->has_ports = true;
 				} else if (qp == PROTO_ICMP && n >= 8 + qh + 8) {
-					vi->sport = vi->dport = ld16(q + qh + 4);
+					vi->sport = vi->dport = pkt_ld16(q + qh + 4);
 					vi->has_ports = true;
 				}
 			}
@@ -129,19 +129,19 @@ dp_v4_parse(const uint8_t *p, uint32_t len, struct v4info *vi)
 		return DPC_drop_v4_ihl;
 	if (hlen > len)
 		return DPC_drop_v4_truncated;
-	vi->tot_len = ld16(p + 2);
+	vi->tot_len = pkt_ld16(p + 2);
 	if (vi->tot_len < hlen)
 		return DPC_drop_v4_length;
 	if (vi->tot_len > len)
 		return DPC_drop_v4_truncated;
-	if (csum_fold(csum_add(0, p, hlen)) != 0)
+	if (pkt_csum_fold(pkt_csum_add(0, p, hlen)) != 0)
 		return DPC_drop_v4_checksum;
 	vi->hlen = (uint8_t)hlen;
 	vi->ttl = p[8];
 	vi->proto = p[9];
-	vi->src = ld32(p + 12);
-	vi->dst = ld32(p + 16);
-	frag = ld16(p + 6);
+	vi->src = pkt_ld32(p + 12);
+	vi->dst = pkt_ld32(p + 16);
+	frag = pkt_ld16(p + 6);
 	vi->df = (frag & 0x4000) != 0;
 	frag_off = (uint32_t)(frag & 0x1fff) * 8;
 	payload = vi->tot_len - hlen;
@@ -182,12 +182,7 @@ dp_push_v6(struct dp *dp, struct dp_pkt *pkt, const struct in6_addr *dst, uint8_
 	uint8_t *h = pkt->data - IP6_HLEN;
 
 	/* RFC 2473 §6.6 lets the traffic class follow the inner packet's. */
-	st32(h, 6u << 28 | (uint32_t)tclass << 20);
-	st16(h + 4, (uint16_t)pkt->len);
-	h[6] = nh;
-	h[7] = dp->cfg.hop_limit;
-	memcpy(h + 8, &dp->cfg.tep6, 16);
-	memcpy(h + 24, dst, 16);
+	pkt_ip6_hdr(h, tclass, (uint16_t)pkt->len, nh, dp->cfg.hop_limit, &dp->cfg.tep6, dst);
 	pkt->data = h;
 	pkt->len += IP6_HLEN;
 	pkt->headroom -= IP6_HLEN;
@@ -218,7 +213,7 @@ bool
 dp_icmp4_error(struct dp *dp, struct dp_pkt *pkt, uint8_t *orig, uint32_t orig_len,
                const struct v4info *vi, uint8_t type, uint8_t code, uint32_t info)
 {
-	uint8_t *ip = orig - IP4_HLEN - ICMP4_HLEN, *ic = orig - ICMP4_HLEN;
+	uint8_t *ip = orig - IP4_HLEN - ICMP4_HLEN;
 	uint32_t quote = orig_len < ICMP4_QUOTE_MAX ? orig_len : ICMP4_QUOTE_MAX;
 
 	/* RFC 1812 §4.3.2.7: never about an ICMP error, a non-first
@@ -235,22 +230,7 @@ dp_icmp4_error(struct dp *dp, struct dp_pkt *pkt, uint8_t *orig, uint32_t orig_l
 		dp_count(dp, DPC_icmp4_rate_limited);
 		return false;
 	}
-	ic[0] = type;
-	ic[1] = code;
-	st16(ic + 2, 0);
-	st32(ic + 4, info);
-	st16(ic + 2, csum_fold(csum_add(0, ic, ICMP4_HLEN + quote)));
-
-	ip[0] = 0x45;
-	ip[1] = 0xc0; /* internetwork control, as routers send their errors */
-	st16(ip + 2, (uint16_t)(IP4_HLEN + ICMP4_HLEN + quote));
-	st32(ip + 4, 0);
-	ip[8] = 64;
-	ip[9] = PROTO_ICMP;
-	st16(ip + 10, 0);
-	st32(ip + 12, dp->cfg.tep4);
-	st32(ip + 16, vi->src);
-	st16(ip + 10, csum_fold(csum_add(0, ip, IP4_HLEN)));
+	pkt_icmp4_error_hdr(ip, type, code, info, dp->cfg.tep4, vi->src, 0, quote);
 
 	pkt->headroom = (uint32_t)((int64_t)pkt->headroom + (ip - pkt->data));
 	pkt->data = ip;

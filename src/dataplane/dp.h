@@ -14,6 +14,8 @@
  *  - dp_encap(): IPv4 packets from the IPv4 side toward a pool address:
  *    looked up by destination (and port on a shared address), checked
  *    against the client's path MTU, pushed into an IPv6 header.
+ *  - A bound client's ICMP echo request to the keepalive address (RFC
+ *    5572 §4.3, cfg.keepalive4) is answered by the TEP, back in the tunnel.
  *  - ICMPv4 errors the TEP generates (host unreachable, fragmentation
  *    needed, time exceeded) are built in place and rate-limited.
  *
@@ -79,6 +81,7 @@
 	X(encap_pkts)                    \
 	X(encap_bytes)                   \
 	X(hairpin_pkts)                  \
+	X(keepalive_replies)             \
 	X(encap_v6_fragmented)           \
 	X(drop_v6_truncated)             \
 	X(drop_v6_version)               \
@@ -100,6 +103,7 @@
 	X(drop_no_binding_src)           \
 	X(drop_spoofed_v6_src)           \
 	X(drop_port_outside_range)       \
+	X(drop_port_outside_set)         \
 	X(drop_ttl_expired)              \
 	X(drop_hairpin_no_binding)       \
 	X(drop_no_binding_dst)           \
@@ -155,6 +159,7 @@ struct dp_config {
 	uint32_t learn_idle; /* seconds after which a learned binding may be replaced */
 	bool decrement_ttl;  /* do the IPv4 router's TTL work (false when the kernel does) */
 	uint32_t icmp_rate;  /* ICMPv4 errors per second we may send; 0: none */
+	uint32_t keepalive4; /* echo requests of clients to it are answered here; 0: none */
 };
 
 enum dp_verdict {

@@ -1,10 +1,10 @@
 /*
- * What the forwarding core's files share and nobody else needs: big-endian
- * loads and stores on packet bytes, the Internet checksum (RFC 1071) with
- * its incremental update (RFC 1624), the IPv4 header parser both
- * directions use, and the helpers that push headers and build ICMPv4
- * errors. Packet bytes are read field by field after one length check
- * covers them; no struct is laid over a packet.
+ * What the forwarding core's files share and nobody else needs: the IPv4
+ * header parser both directions use, and the helpers that push headers
+ * and build ICMPv4 errors. Byte access, checksums and header writers come
+ * from the packet library (src/packet/pkt.h), shared with dstm-client.
+ * Packet bytes are read field by field after one length check covers
+ * them; no struct is laid over a packet.
  */
 #ifndef DSTM_DP_INTERNAL_H
 #define DSTM_DP_INTERNAL_H
@@ -12,91 +12,18 @@
 #include <string.h>
 
 #include "dataplane/dp.h"
+#include "packet/pkt.h"
 
-#define IP6_HLEN        40
-#define IP4_HLEN        20
-#define ICMP4_HLEN      8
-#define ICMP4_QUOTE_MAX (576 - IP4_HLEN - ICMP4_HLEN) /* RFC 1812 §4.3.2.3 */
+#define IP6_HLEN        PKT_IP6_HLEN
+#define IP4_HLEN        PKT_IP4_HLEN
+#define ICMP4_HLEN      PKT_ICMP4_HLEN
+#define ICMP4_QUOTE_MAX PKT_ICMP4_QUOTE_MAX
 
-#define PROTO_ICMP   1
-#define PROTO_IPIP   4
-#define PROTO_TCP    6
-#define PROTO_UDP    17
-#define PROTO_ICMPV6 58
-
-static inline uint16_t
-ld16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t
-ld32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return __builtin_bswap32(v);
-}
-
-static inline void
-st16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void
-st32(uint8_t *p, uint32_t v)
-{
-	v = __builtin_bswap32(v);
-	memcpy(p, &v, 4);
-}
-
-/* One's-complement sum of n bytes, as 16-bit big-endian words, added to sum. */
-static inline uint64_t
-csum_add(uint64_t sum, const uint8_t *p, size_t n)
-{
-	while (n >= 8) {
-		uint64_t w;
-
-		memcpy(&w, p, 8);
-		w = __builtin_bswap64(w);
-		sum += (w >> 32) + (w & 0xffffffffu);
-		p += 8;
-		n -= 8;
-	}
-	while (n >= 2) {
-		sum += ld16(p);
-		p += 2;
-		n -= 2;
-	}
-	if (n)
-		sum += (uint64_t)p[0] << 8;
-	return sum;
-}
-
-/* Fold to 16 bits and complement: the value to store in a checksum field. */
-static inline uint16_t
-csum_fold(uint64_t sum)
-{
-	sum = (sum & 0xffffffffu) + (sum >> 32);
-	sum = (sum & 0xffffffffu) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-/* IPv4 TTL decrement with the RFC 1624 checksum update (as Linux's ip_decrease_ttl). */
-static inline void
-ip4_dec_ttl(uint8_t *ip)
-{
-	uint32_t check = ld16(ip + 10);
-
-	check += 0x0100;
-	st16(ip + 10, (uint16_t)(check + (check >= 0xffff)));
-	ip[8]--;
-}
+#define PROTO_ICMP   PKT_PROTO_ICMP
+#define PROTO_IPIP   PKT_PROTO_IPIP
+#define PROTO_TCP    PKT_PROTO_TCP
+#define PROTO_UDP    PKT_PROTO_UDP
+#define PROTO_ICMPV6 PKT_PROTO_ICMPV6
 
 /* What dp_v4_parse() learns from an IPv4 header. */
 struct v4info {
@@ -142,7 +69,7 @@ dp_drop(struct dp *dp, struct dp_pkt *pkt, enum dp_counter c)
 static inline bool
 bt_whole(const struct bt_binding *b)
 {
-	return b->port_lo == 0 && b->port_hi == 65535;
+	return !(b->flags & BT_F_PSID) && b->port_lo == 0 && b->port_hi == 65535;
 }
 
 /* Push an IPv6 header (4in6 unless next header says otherwise) before data. */

@@ -87,7 +87,7 @@ encap_finish(struct dp *dp, struct dp_pkt *pkt, struct emeta *m)
 		pkt->dontfrag = true;
 	}
 	if (dp->cfg.decrement_ttl)
-		ip4_dec_ttl(pkt->data);
+		pkt_ip4_dec_ttl(pkt->data);
 	b->pkts_out++;
 	b->bytes_out += pkt->len;
 	dp->ctr[DPC_encap_pkts]++;

@@ -97,6 +97,7 @@ static const char *const drop_names[D6_DROP__COUNT] = {
     [D6_DROP_NO_ADDRESS] = "drop_no_client_address",
     [D6_DROP_TOO_BIG] = "drop_reply_too_big",
     [D6_DROP_XID] = "drop_transaction_id",
+    [D6_DROP_RELAY_UNTRUSTED] = "drop_relay_untrusted",
 };
 
 const char *
@@ -511,6 +512,12 @@ d6_parse(const uint8_t *p, size_t n, const struct d6_codes *codes, struct d6_msg
 				return D6_DROP_DUP_OPTION;
 			m->access_domain = body;
 			m->access_domain_len = len;
+		} else if (code == D6_OPT_S46_CONT_LW) {
+			/* RFC 7598 §5: the lw4o6 container, read by d6_s46_parse_cont(). */
+			if (m->s46_lw)
+				return D6_DROP_DUP_OPTION;
+			m->s46_lw = body;
+			m->s46_lw_len = len;
 		} else if (code && code == codes->dots_address) {
 			if (len == 0 || len % 16)
 				return D6_DROP_BAD_OPTION;
@@ -662,11 +669,5 @@ d6_client_v6(const struct d6_envelope *env, const struct d6_msg *m, const struct
 		*out = *from;
 		return true;
 	}
-	for (unsigned i = 0; i < m->nia; i++)
-		if (m->ia[i].code == D6_OPT_IA_NA && m->ia[i].naddrs &&
-		    global_unicast(&m->ia[i].addr)) {
-			*out = m->ia[i].addr;
-			return true;
-		}
 	return false;
 }

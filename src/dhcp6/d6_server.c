@@ -12,7 +12,26 @@
  *    nothing. The Request that follows renews that lease and its binding
  *    is pushed to the TEP before the Reply leaves. The per-DUID and
  *    per-/64 limits bound what Solicits alone can hold.
- *  - Unicast is refused with UseMulticast (we never send Server Unicast).
+ *  - Unicast is refused with UseMulticast (we never send Server Unicast),
+ *    whatever a direct message wraps: a Relay-forward is taken only from
+ *    a relay the configuration trusts (`relays`), others are dropped.
+ *  - Identity (DESIGN §4): a DUID and an IAID are what the client wrote.
+ *    The lease calls get the verified address (source, or a trusted
+ *    relay's innermost peer-address) and whether the message was signed,
+ *    and refuse (-EPERM) to touch a lease bound to another address for an
+ *    unsigned message: that IA gets NoBinding and nothing changes.
+ *  - A reconfigure key is made with its lease and sent once, in the
+ *    first Reply that grants the lease to its own address.
+ *  - lw4o6 (RFC 7596, RFC 7598): an IA_NA in a message whose ORO asks for
+ *    OPTION_S46_CONT_LW is an lwB4's, when the lease operations serve
+ *    lw4o6. It gets an IPv6 address the server assigns (not the
+ *    message's source: an lwB4 solicits from its link-local address) and
+ *    the container with the TEP, the IPv4 address and the port set
+ *    (d6_s46.c). The per-/64 limit does not apply: the IPv6 pool bounds it.
+ *    Its lease is bound to that address, verified by construction (the
+ *    server gave it to that DUID and IAID); a Release or Decline acts on
+ *    it when it comes on-link (link-local source) or through a trusted
+ *    relay and names that address in its IA_NA.
  *  - With `require_auth`, a message asking for DSTM options (any IA)
  *    without a valid delayed-authentication MAC is dropped and counted;
  *    a Solicit carrying an empty Authentication option (the client asks
@@ -38,6 +57,7 @@ struct client_ent {
 	uint8_t duid[D6_DUID_MAX + 2];
 	size_t duid_len;
 	bool has_replay, has_reconf;
+	bool reconf_sent; /* the key went out once: never again (DESIGN §4) */
 	uint64_t last_replay;
 	uint8_t reconf_key[16];
 	unsigned niaid;
@@ -265,9 +285,10 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	struct d6_grant g;
 	bool exists;
 	uint32_t want = hint_v4(ia);
+	bool lw = t->lw && ia->code == D6_OPT_IA_NA && !ia->global_v4;
 	int rc;
 
-	if (!form_served(s, ia)) {
+	if (!lw && !form_served(s, ia)) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
@@ -283,22 +304,34 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 		o->status = D6_ST_SUCCESS;
 		return;
 	}
-	if (!t->has_client_v6) {
+	if (!lw && !t->has_client_v6) {
 		s->ctr.drop[D6_DROP_NO_ADDRESS]++;
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
-	if (!exists &&
-	    (!duid_limit_ok(s, &t->m, ia->iaid) || !net_limit_ok(s, &t->client_v6, o->identity))) {
+	if (!exists && (!duid_limit_ok(s, &t->m, ia->iaid) ||
+	                (!lw && !net_limit_ok(s, &t->client_v6, o->identity)))) {
 		s->ctr.drop[D6_DROP_RATE]++;
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
 	if (exists)
 		want = g.v4;
-	rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, want, t->now, &g);
-	if (rc == -EADDRNOTAVAIL && !exists && want) /* the hint is taken: any other */
-		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, 0, t->now, &g);
+	if (lw)
+		rc = s->ops->acquire_lw(s->arg, o->identity, want, t->now, &g);
+	else
+		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, want, t->now,
+		                     &g);
+	if (rc == -EADDRNOTAVAIL && !exists && want && !lw) /* the hint is taken: any other */
+		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, 0, t->now, &g);
+	if (rc == -EPERM) {
+		/* Another host's lease, named by its DUID and IAID: not this sender's. */
+		s->ctr.refused_foreign++;
+		ia_status(t, i, D6_ST_NO_BINDING);
+		return;
+	}
+	if (rc == -EACCES)
+		s->ctr.refused_address++;
 	if (rc != 0) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
@@ -306,10 +339,13 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	o->granted = true;
 	o->status = D6_ST_SUCCESS;
 	o->g = g;
-	if (g.flags & D6_GRANT_NEW)
+	t->verified = true;
+	if (g.flags & D6_GRANT_NEW) {
 		s->ctr.granted++;
-	else
+		t->fresh_lease = true;
+	} else {
 		s->ctr.renewed++;
+	}
 	if (t->reply_type == D6_ADVERTISE)
 		return;
 	t->wait_commit = true;
@@ -321,10 +357,32 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 static void
 serve_release(struct d6_server *s, struct d6_txn *t, unsigned i, bool declined)
 {
-	if (s->ops->release(s->arg, t->out[i].identity, declined, t->now) != 0) {
+	const struct d6_ia *ia = &t->m.ia[i];
+	const struct in6_addr *who = &t->client_v6;
+	uint32_t v4;
+	int rc;
+
+	/* lw4o6: the lwB4 speaks from its link-local address (or through a
+	 * trusted relay) and names in its IA_NA the address the server gave
+	 * its DUID and IAID; the lease is bound to that address. */
+	if (s->ops->acquire_lw && ia->code == D6_OPT_IA_NA && !ia->global_v4 && ia->naddrs &&
+	    !addr_is_v4_mapped(&ia->addr, &v4) &&
+	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src) || t->has_client_v6))
+		who = &ia->addr;
+	else if (!t->has_client_v6) {
+		/* Nothing verified to compare with the lease's address. */
+		s->ctr.drop[D6_DROP_NO_ADDRESS]++;
 		ia_status(t, i, D6_ST_NO_BINDING);
 		return;
 	}
+	rc = s->ops->release(s->arg, t->out[i].identity, who, t->authed, declined, t->now);
+	if (rc == -EPERM)
+		s->ctr.refused_foreign++;
+	if (rc != 0) {
+		ia_status(t, i, D6_ST_NO_BINDING);
+		return;
+	}
+	t->verified = true;
 	t->out[i].status = D6_ST_SUCCESS;
 	t->wait_commit = true;
 	if (declined)
@@ -374,6 +432,37 @@ check_auth(struct d6_server *s, struct d6_txn *t, bool *authed)
 	return D6_OK;
 }
 
+/* ---- The reconfigure key (RFC 8415 §20.4) ---- */
+
+/*
+ * A new lease gets a new key; the key leaves once, in the first Reply
+ * that grants a lease of the DUID to its own address (so never to a
+ * stranger naming the DUID: its IAs are refused, nothing is granted).
+ */
+static void
+reconf_key_give(struct d6_server *s, struct d6_txn *t)
+{
+	struct client_ent *e;
+	bool granted = false;
+
+	for (unsigned i = 0; i < t->m.nia; i++)
+		granted |= t->out[i].granted;
+	if (t->fresh_lease && (e = client_get(s, t->m.clientid, t->m.clientid_len, false)))
+		e->has_reconf = e->reconf_sent = false;
+	if (!granted || !t->m.reconf_accept || t->reply_type != D6_REPLY || t->key ||
+	    !t->wait_commit)
+		return;
+	if (!(e = client_get(s, t->m.clientid, t->m.clientid_len, true)) || e->reconf_sent)
+		return;
+	if (!e->has_reconf && RAND_bytes(e->reconf_key, 16) == 1)
+		e->has_reconf = true;
+	if (!e->has_reconf)
+		return;
+	memcpy(t->reconf_key, e->reconf_key, 16);
+	t->give_reconf_key = true;
+	e->reconf_sent = true;
+}
+
 /* ---- The exchange ---- */
 
 static enum d6_action
@@ -381,6 +470,16 @@ drop(struct d6_server *s, enum d6_drop r)
 {
 	s->ctr.drop[r]++;
 	return D6_ACT_DROP;
+}
+
+/* RFC 8415 §19.1: a server may take Relay-forward from configured relays only. */
+static bool
+relay_trusted(const struct d6_server *s, const struct in6_addr *src)
+{
+	for (size_t i = 0; i < s->cfg.nrelays; i++)
+		if (!memcmp(&s->cfg.relays[i], src, sizeof(*src)))
+			return true;
+	return false;
 }
 
 enum d6_action
@@ -401,6 +500,9 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 	t->top_status = 0xffff;
 	if ((r = d6_unwrap(t->in, len, &t->env)) != D6_OK)
 		return drop(s, r);
+	/* Anyone can write a peer-address: only a trusted relay's counts (DESIGN §4). */
+	if (t->env.nrelays && !relay_trusted(s, &rx->src))
+		return drop(s, D6_DROP_RELAY_UNTRUSTED);
 	s->ctr.rx[t->env.inner[0] <= 13 ? t->env.inner[0] : 0]++;
 	if ((r = d6_parse(t->env.inner, t->env.inner_len, &s->cfg.codes, &t->m)) != D6_OK)
 		return drop(s, r);
@@ -410,6 +512,7 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 		s->ctr.auth_refused++;
 		return drop(s, r);
 	}
+	t->authed = authed;
 	dstm = t->m.nia > 0;
 	if (s->cfg.require_auth && dstm && !authed &&
 	    !(t->m.type == D6_SOLICIT && t->key && !t->m.rapid_commit)) {
@@ -420,6 +523,7 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 	for (unsigned i = 0; i < t->m.nia; i++)
 		identity_of(&t->m, t->m.ia[i].iaid, t->out[i].identity, sizeof(t->out[i].identity));
 	t->has_client_v6 = d6_client_v6(&t->env, &t->m, &rx->src, &t->client_v6);
+	t->lw = s->ops->acquire_lw && d6_s46_requested(&t->m);
 	t->reply_type = D6_REPLY;
 
 	switch (t->m.type) {
@@ -498,19 +602,8 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 	}
 	/* RFC 8415 §18.3.1: a Rapid Commit option in the Reply says the commit happened. */
 	t->m.rapid_commit = rapid;
-	if (s->cfg.reconfigure && t->m.reconf_accept && t->reply_type == D6_REPLY && !t->key &&
-	    t->wait_commit) {
-		struct client_ent *e = client_get(s, t->m.clientid, t->m.clientid_len, true);
-
-		if (e) {
-			if (!e->has_reconf && RAND_bytes(e->reconf_key, 16) == 1)
-				e->has_reconf = true;
-			if (e->has_reconf) {
-				memcpy(t->reconf_key, e->reconf_key, 16);
-				t->give_reconf_key = true;
-			}
-		}
-	}
+	if (s->cfg.reconfigure)
+		reconf_key_give(s, t);
 	return D6_ACT_REPLY;
 }
 
@@ -604,7 +697,9 @@ put_ia(struct d6_server *s, struct wcur *w, const struct d6_txn *t, unsigned i)
 	w_u32(w, t1);
 	w_u32(w, t2);
 	if (granted || o->zero_lifetimes) {
-		if (granted)
+		if (granted && o->g.lw)
+			mapped = o->g.v6; /* lw4o6: the address the server assigned */
+		else if (granted)
 			addr_v4_mapped(&mapped, o->g.v4);
 		else
 			mapped = ia->addr;
@@ -671,6 +766,12 @@ build_inner(struct d6_server *s, struct d6_txn *t, struct wcur *w)
 	}
 	for (unsigned i = 0; i < m->nia; i++)
 		put_ia(s, w, t, i);
+	/* RFC 7598 §5: one container, for the (first) lw4o6 lease of the message. */
+	for (unsigned i = 0; t->lw && i < m->nia; i++)
+		if (t->out[i].granted && !t->out[i].refused && t->out[i].g.lw) {
+			d6_s46_put_cont(w, &t->out[i].g);
+			break;
+		}
 	/* RFC 8973 §5.1, RFC 5986 §3: only what the ORO asked for. */
 	if (s->cfg.dots_ri && requested(m, s->cfg.codes.dots_ri)) {
 		w_u16(w, s->cfg.codes.dots_ri);
@@ -767,7 +868,7 @@ d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len,
 	uint8_t *val = NULL;
 
 	*len = 0;
-	if (!e || !e->has_reconf)
+	if (!e || !e->has_reconf || !e->reconf_sent)
 		return -ENOKEY;
 	if (msg_type != D6_RENEW && msg_type != D6_INFORMATION_REQUEST && msg_type != D6_REBIND)
 		return -EINVAL;

@@ -9,6 +9,15 @@
  *
  * A session answers its commands one at a time, in order; a client that
  * pipelines gets its later commands queued (a few at most).
+ *
+ * Identity (DESIGN §4, src/grant): an anonymous client is its source
+ * address, and its tunnel ends there; a `<client>` IPv6 address that
+ * differs is refused (309). An authenticated one (SASL user, TLS
+ * certificate) is its name; its tunnel ends at its source address too,
+ * or inside the prefixes its auth.endpoints entry allows, and its lease
+ * follows it to a new address. A peer listed in auth.relays speaks for
+ * clients and may name their address. Quotas and rate limits count the
+ * address so verified, never one a client merely wrote.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,9 +31,11 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
+#include "grant/grant.h"
 
 #define SESSION_BUCKETS   (1u << 16)
 #define SESSION_MAX_QUEUE 4
@@ -65,11 +76,7 @@ static void session_next(struct session *s);
 static uint32_t
 ident_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h & (SESSION_BUCKETS - 1);
+	return (uint32_t)(hash_str(s) & (SESSION_BUCKETS - 1));
 }
 
 static struct session *
@@ -161,7 +168,7 @@ static const char *const status_names[8] = {
 
 static void
 fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep *tep,
-            const struct tepctl_binding *b)
+            const struct tepctl_binding *b, uint32_t keepalive)
 {
 	memset(t, 0, sizeof(*t));
 	t->action = action;
@@ -183,6 +190,13 @@ fill_tunnel(struct tsp_tunnel *t, enum tsp_action action, const struct dstmd_tep
 		t->server.v4 = tep->v4;
 		t->server.has_v6 = true;
 		t->server.v6 = tep->v6;
+	}
+	/* RFC 5572 §4.3: the keepalive the TEP answers (an ICMP echo in the tunnel). */
+	if (tep && action == TSP_ACTION_INFO && keepalive) {
+		t->has_keepalive = true;
+		t->keepalive_interval = keepalive;
+		t->has_keepalive_v4 = true;
+		t->keepalive_v4 = tep->keepalive_v4;
 	}
 }
 
@@ -227,7 +241,7 @@ request_reply_info(struct request *r)
 {
 	struct tsp_tunnel t;
 
-	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b);
+	fill_tunnel(&t, TSP_ACTION_INFO, r->tep, &r->b, r->s->d->cfg->keepalive);
 	session_reply(r->s, TSP_OK, &t);
 	request_free(r);
 }
@@ -248,8 +262,8 @@ request_tep_done(void *arg, int status)
 	d->ctr.tep_refused++;
 	l = lease_find_identity(d->leases, r->identity);
 	if (l && l->v4 == r->b.v4 && l->port_lo == r->b.port_lo && (r->flags & LEASE_NEW)) {
-		if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-			fatalx("the lease store failed; exiting so that a restart reloads it");
+		/* -EIO: the store is failing; the reload from disk ends this lease's grant. */
+		(void)lease_release(d->leases, l, clock_wall_s());
 		dstmd_schedule_commit(d);
 		dstmd_rearm_expiry(d);
 	}
@@ -263,6 +277,12 @@ request_committed(struct dstmd *d, struct deferred *df)
 {
 	struct request *r = (struct request *)df;
 
+	if (dstmd_commit_failed(d)) {
+		/* The lease did not reach the disk: 530, the client may try again later. */
+		session_reply(r->s, TSP_BUSY, NULL);
+		request_free(r);
+		return;
+	}
 	if (r->kind == REQ_CREATE && (r->flags & (LEASE_NEW | LEASE_MOVED))) {
 		tepctl_create(d->tepctl, r->tep, &r->b, request_tep_done, r);
 		return;
@@ -294,10 +314,7 @@ static void
 binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 {
 	memset(b, 0, sizeof(*b));
-	b->v4 = l->v4;
-	b->port_lo = l->port_lo;
-	b->port_hi = l->port_hi;
-	b->v6 = l->v6;
+	TEPCTL_BINDING_OF(b, l);
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 
@@ -342,41 +359,12 @@ rate_allow(const struct dstmd_config *cfg, const struct in6_addr *v6)
 
 /* ---- Commands ---- */
 
-/* A unicast global address: what a tunnel can be built to. */
-static bool
-usable_v6(const struct in6_addr *a)
-{
-	return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_LOOPBACK(a) &&
-	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a) && !IN6_IS_ADDR_V4MAPPED(a) &&
-	       !IN6_IS_ADDR_V4COMPAT(a);
-}
-
 static bool
 usable_v4(uint32_t a)
 {
 	return a != 0 && (a >> 24) != 127 && (a >> 28) != 14 && a != 0xffffffffu;
 }
 
-/* The client's tunnel address: the one it names, else the session's source. */
-static bool
-client_v6(struct session *s, const struct tsp_tunnel *t, struct in6_addr *v6)
-{
-	const struct sockaddr *peer = s->conn ? tsp_conn_peer(s->conn) : NULL;
-
-	if (t->client.has_v6) {
-		*v6 = t->client.v6;
-	} else if (peer && peer->sa_family == AF_INET6) {
-		*v6 = ((const struct sockaddr_in6 *)peer)->sin6_addr;
-	} else {
-		return false;
-	}
-	return usable_v6(v6);
-}
-
-/*
- * Who the client is: the authenticated user, or for ANONYMOUS its IPv6
- * address (seed 001 C §2.1: the node is known by its global address).
- */
 /* The common name of a client certificate that verified, into out. */
 static bool
 cert_name(SSL *ssl, char *out, size_t len)
@@ -392,18 +380,105 @@ cert_name(SSL *ssl, char *out, size_t len)
 	return ok;
 }
 
+/*
+ * Who the client is (seed 001 C §2.1: an anonymous node is known by its
+ * global address): the SASL user, the certificate's name, or the address.
+ */
 static void
-client_identity(struct session *s, const struct in6_addr *v6, char *out, size_t len)
+client_identity(struct session *s, const struct grant_client *who, char *out, size_t len)
 {
 	const char *user = s->conn ? tsp_conn_user(s->conn) : NULL;
+	const char *mech = s->conn ? tsp_conn_mechanism(s->conn) : NULL;
 	char a[ADDR_STRLEN], cn[128];
 
-	if (user && *user)
+	if (user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS")))
 		snprintf(out, len, "tsp:%s", user);
 	else if (cert_name(s->ssl, cn, sizeof(cn)))
 		snprintf(out, len, "cert:%s", cn);
 	else
-		snprintf(out, len, "anon:%s", addr_fmt_v6(v6, a));
+		snprintf(out, len, "anon:%s", addr_fmt_v6(&who->v6, a));
+}
+
+static bool
+tsp_relay(const struct dstmd *d, const struct in6_addr *src)
+{
+	for (size_t i = 0; i < d->cfg->ntsp_relays; i++)
+		if (!memcmp(&d->cfg->tsp_relays[i], src, sizeof(*src)))
+			return true;
+	return false;
+}
+
+/*
+ * The verified client of a command and where its tunnel ends: 0, or the
+ * TSP status that refuses it (309), counted. The identity is written to
+ * `identity`.
+ */
+static int
+client_verify(struct session *s, const struct tsp_tunnel *t, struct grant_client *who,
+              struct in6_addr *v6, char *identity, size_t idlen)
+{
+	struct dstmd *d = s->d;
+	const struct sockaddr *peer = s->conn ? tsp_conn_peer(s->conn) : NULL;
+	const char *user = s->conn ? tsp_conn_user(s->conn) : NULL;
+	const char *mech = s->conn ? tsp_conn_mechanism(s->conn) : NULL;
+	const struct grant_prefix *allowed;
+	char cn[128], a[ADDR_STRLEN], b[ADDR_STRLEN];
+	struct in6_addr src = IN6ADDR_ANY_INIT;
+	size_t nallowed;
+
+	memset(who, 0, sizeof(*who));
+	who->kind = GRANT_ANONYMOUS;
+	if ((user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS"))) ||
+	    cert_name(s->ssl, cn, sizeof(cn))) {
+		who->kind = GRANT_USER;
+		who->authenticated = true;
+	}
+	if (peer && peer->sa_family == AF_INET6)
+		src = ((const struct sockaddr_in6 *)peer)->sin6_addr;
+	else if (peer && peer->sa_family == AF_INET)
+		addr_v4_mapped(&src, ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr));
+	if (t->client.has_v6 && tsp_relay(d, &src)) {
+		who->v6 = t->client.v6; /* a trusted relay speaks for its client */
+	} else if (peer && peer->sa_family == AF_INET6) {
+		who->v6 = src;
+	} else {
+		/* Over IPv4 there is no IPv6 source to know the client by. */
+		d->ctr.bad_address++;
+		return TSP_INVALID_IPV6;
+	}
+	*v6 = who->v6;
+	if (t->client.has_v6 && memcmp(&t->client.v6, &who->v6, sizeof(who->v6)) != 0) {
+		allowed = dstmd_config_endpoints(d->cfg, user, &nallowed);
+		if (!grant_endpoint_ok(who, &t->client.v6, allowed, nallowed)) {
+			d->ctr.foreign_client_v6++;
+			log_warnx_rl(&access_rl, "%s names %s as its address: refused",
+			             addr_fmt_v6(&who->v6, a), addr_fmt_v6(&t->client.v6, b));
+			return TSP_INVALID_IPV6;
+		}
+		*v6 = t->client.v6;
+	}
+	if (dstmd_check_v6(d, v6) != GRANT_ADDR_OK) {
+		d->ctr.bad_address++;
+		return TSP_INVALID_IPV6;
+	}
+	client_identity(s, who, identity, idlen);
+	return 0;
+}
+
+/*
+ * The identity rule on the identity's existing lease, if any: 0, or
+ * TSP 308 (counted) when an unauthenticated message names a lease bound
+ * to another address.
+ */
+static int
+owner_check(struct dstmd *d, const struct grant_client *who, const char *identity)
+{
+	const struct lease *l = lease_find_identity(d->leases, identity);
+
+	if (!l || grant_may_act(who, &l->v6) != GRANT_FOREIGN)
+		return 0;
+	d->ctr.not_owner++;
+	return TSP_ADDRESS_UNAVAILABLE;
 }
 
 static void
@@ -412,6 +487,7 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	struct dstmd *d = s->d;
 	const struct dstmd_tep *tep;
 	const struct lease *l;
+	struct grant_client who;
 	struct in6_addr v6;
 	char identity[IDENTITY_MAX], a6[ADDR_STRLEN];
 	uint32_t want = 0;
@@ -426,9 +502,9 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_UNSUPPORTED_TUNNEL, NULL);
 		return;
 	}
-	if (!client_v6(s, t, &v6)) {
-		d->ctr.bad_address++;
-		session_reply(s, TSP_INVALID_IPV6, NULL);
+	if ((rc = client_verify(s, t, &who, &v6, identity, sizeof(identity))) != 0 ||
+	    (rc = owner_check(d, &who, identity)) != 0) {
+		session_reply(s, rc, NULL);
 		return;
 	}
 	if (t->client.has_v4) {
@@ -446,7 +522,6 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_INVALID_IPV6, NULL);
 		return;
 	}
-	client_identity(s, &v6, identity, sizeof(identity));
 	/*
 	 * Pool exhaustion (seed 000, issue 7): a new lease for a /64 that
 	 * already holds its share is refused with 301 "no more tunnels".
@@ -484,7 +559,9 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
 		return;
 	case -EIO:
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		/* The lease store cannot commit (dstmd.c, store_failed): try again later. */
+		session_reply(s, TSP_BUSY, NULL);
+		return;
 	default:
 		log_warnx("lease for %s: %s", identity, strerror(-rc));
 		session_reply(s, TSP_INVALID_IPV4, NULL);
@@ -507,16 +584,18 @@ static void
 handle_release(struct session *s, const struct tsp_tunnel *t)
 {
 	struct dstmd *d = s->d;
+	struct grant_client who;
 	struct in6_addr v6;
 	char identity[IDENTITY_MAX];
 	const struct lease *l;
 	struct request *r;
+	int rc;
 
-	if (!client_v6(s, t, &v6)) {
-		session_reply(s, TSP_INVALID_IPV6, NULL);
+	if ((rc = client_verify(s, t, &who, &v6, identity, sizeof(identity))) != 0 ||
+	    (rc = owner_check(d, &who, identity)) != 0) {
+		session_reply(s, rc, NULL);
 		return;
 	}
-	client_identity(s, &v6, identity, sizeof(identity));
 	l = lease_find_identity(d->leases, identity);
 	if (!l || (t->client.has_v4 && t->client.v4 != l->v4)) {
 		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
@@ -524,8 +603,10 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 	}
 	d->ctr.releases++;
 	session_unbind(s);
-	if (dstmd_end_lease(d, l, false) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (dstmd_end_lease(d, l, false) == -EIO) {
+		session_reply(s, TSP_BUSY, NULL); /* the store cannot commit: try again later */
+		return;
+	}
 	if (!(r = request_new(s, REQ_RELEASE, identity))) {
 		session_reply(s, TSP_OK, NULL);
 		return;
@@ -686,6 +767,37 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	tsp_conn_set_data(s->conn, s);
 }
 
+int
+access_admit(struct dstmd *d, const struct sockaddr *sa)
+{
+	if (d->nconns >= d->cfg->max_connections)
+		return -EBUSY;
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+		d->ctr.conn_quota_64++;
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int
+access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	d->nconns++; /* on_closed gives it back, with or without a session */
+	if (!s) {
+		tsp_conn_close(c);
+		return -ENOMEM;
+	}
+	s->d = d;
+	s->refs = 1;
+	s->netkey = net_key(sa);
+	(void)keycount_add(&d->conns64, s->netkey, 1);
+	s->conn = c;
+	tsp_conn_set_data(c, s);
+	return 0;
+}
+
 static void
 on_accept_error(struct evconnlistener *lst, void *arg)
 {
@@ -723,7 +835,7 @@ access_notify_delete(struct dstmd *d, const struct lease *l)
 		return;
 	binding_of(l, clock_wall_s(), &b);
 	b.lifetime = 0;
-	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b);
+	fill_tunnel(&t, TSP_ACTION_DELETE, tep, &b, 0);
 	if (tsp_conn_send(s->conn, &t) == 0)
 		d->ctr.deletes_sent++;
 	session_unbind(s);
@@ -826,6 +938,9 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "tep_refused", json_integer((json_int_t)d->ctr.tep_refused));
 	json_object_set_new(o, "drop_bad_address", json_integer((json_int_t)d->ctr.bad_address));
 	json_object_set_new(o, "drop_bad_type", json_integer((json_int_t)d->ctr.bad_type));
+	json_object_set_new(o, "drop_foreign_client_v6",
+	                    json_integer((json_int_t)d->ctr.foreign_client_v6));
+	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
 	json_object_set_new(o, "drop_rate_64", json_integer((json_int_t)d->ctr.rate_64));
 	json_object_set_new(o, "drop_conn_quota_64",
@@ -848,6 +963,8 @@ access_counters(const struct dstmd *d)
 		TS(timeouts);
 		TS(commands);
 		TS(replies);
+		TS(plain_raw);
+		TS(plain_b64);
 #undef TS
 	}
 	return o;

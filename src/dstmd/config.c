@@ -4,6 +4,7 @@
  * operator sees all mistakes at once; nothing half-valid is returned.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,17 +13,21 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/metrics.h"
 #include "dstmd/config.h"
 
-static const char *const top_keys[] = {"scenario", "database", "control", "lifetime", "quarantine",
-                                       "listen",   "auth",     "pools",   "teps",     "redirect",
-                                       "limits",   "dhcpv6",   "user",    "seccomp",  NULL};
+static const char *const top_keys[] = {
+    "scenario",  "database",     "control",  "lifetime",  "quarantine", "listen", "auth",
+    "pools",     "teps",         "redirect", "limits",    "dhcpv6",     "user",   "seccomp",
+    "keepalive", "history_days", "metrics",  "log_level", "lw4o6",      NULL};
+static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
-static const char *const auth_keys[] = {"mechanisms", "secrets", "realm", "plain_without_tls",
-                                        NULL};
-static const char *const pool_keys[] = {"name",    "prefixes",        "ranges",
-                                        "exclude", "port_range_size", NULL};
-static const char *const tep_keys[] = {"name", "ipv6", "ipv4", "clients", "pool", "control", NULL};
+static const char *const auth_keys[] = {"mechanisms", "secrets",   "realm", "plain_without_tls",
+                                        "relays",     "endpoints", NULL};
+static const char *const pool_keys[] = {
+    "name", "prefixes", "ranges", "exclude", "port_range_size", "psid_offset", "psid_length", NULL};
+static const char *const tep_keys[] = {"name", "ipv6",    "ipv4",      "clients",
+                                       "pool", "control", "keepalive", NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
 static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
@@ -106,6 +111,20 @@ load_pools(struct dstmd_config *c)
 		snprintf(p, sizeof(p), "/pools/%zu/port_range_size", i);
 		cfg_int(doc, p, false, 0, 0, POOL_PORTS, &size);
 		dp->pc.port_range_size = (unsigned)size;
+		/* RFC 7597 §5.1 port sets: the other way to share an address. */
+		snprintf(p, sizeof(p), "/pools/%zu/psid_offset", i);
+		cfg_int(doc, p, false, 6, 0, 15, &size);
+		dp->pc.psid_offset = (unsigned)size;
+		snprintf(p, sizeof(p), "/pools/%zu/psid_length", i);
+		cfg_int(doc, p, false, 0, 0, 15, &size);
+		dp->pc.psid_len = (unsigned)size;
+		if (dp->pc.psid_len && dp->pc.port_range_size)
+			cfg_error(doc, p,
+			          "a pool shares its addresses by \"port_range_size\" or by "
+			          "\"psid_length\", not both");
+		else if (dp->pc.psid_len + dp->pc.psid_offset > 16)
+			cfg_error(doc, p, "psid_offset %u + psid_length %u is more than 16 bits",
+			          dp->pc.psid_offset, dp->pc.psid_len);
 		if (dp->pc.nranges == 0) {
 			snprintf(p, sizeof(p), "/pools/%zu", i);
 			cfg_error(doc, p, "pool has no addresses: give \"prefixes\" or \"ranges\"");
@@ -150,15 +169,28 @@ load_teps(struct dstmd_config *c)
 		snprintf(p, sizeof(p), "/teps/%zu/ipv4", i);
 		if (cfg_str(doc, p, true, NULL, &s) && s && !addr_parse_v4(s, &t->v4))
 			cfg_error(doc, p, "\"%s\" is not an IPv4 address", s);
+		/* What clients ping to keep their binding warm: the TEP's IPv4 by default. */
+		t->keepalive_v4 = t->v4;
+		snprintf(p, sizeof(p), "/teps/%zu/keepalive", i);
+		if (cfg_str(doc, p, false, NULL, &s) && s && !addr_parse_v4(s, &t->keepalive_v4))
+			cfg_error(doc, p, "\"%s\" is not an IPv4 address", s);
 		snprintf(p, sizeof(p), "/teps/%zu/pool", i);
 		cfg_str(doc, p, false, NULL, &t->pool);
 		if (t->pool) {
-			bool found = false;
+			bool found = false, psid = false;
 			for (size_t j = 0; j < c->npools; j++)
-				found |=
-				    c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool);
+				if (c->pools[j].pc.name && !strcmp(c->pools[j].pc.name, t->pool)) {
+					found = true;
+					psid = c->pools[j].pc.psid_len > 0;
+				}
 			if (!found)
 				cfg_error(doc, p, "no pool is named \"%s\"", t->pool);
+			else if (psid)
+				cfg_error(
+				    doc, p,
+				    "pool \"%s\" is a PSID pool: it serves lwB4s (\"lw4o6\"), "
+				    "not the DSTM clients of a TEP",
+				    t->pool);
 		}
 		snprintf(p, sizeof(p), "/teps/%zu/clients", i);
 		if (cfg_array(doc, p, false, &nc) && nc) {
@@ -196,6 +228,82 @@ load_teps(struct dstmd_config *c)
 	}
 }
 
+/* A list of IPv6 addresses at `ptr` (absent: none). */
+static struct in6_addr *
+load_v6_list(struct cfg *doc, const char *ptr, size_t *count)
+{
+	struct in6_addr *v = NULL;
+	const char *s;
+	size_t n;
+	char p[128];
+
+	*count = 0;
+	if (!cfg_array(doc, ptr, false, &n) || !n || !(v = calloc(n, sizeof(*v))))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/%zu", ptr, i);
+		if (!cfg_str(doc, p, true, NULL, &s) || !s)
+			continue;
+		if (!addr_parse_v6(s, &v[*count]))
+			cfg_error(doc, p,
+			          "\"%s\" is not an IPv6 address (a relay is named by its address)",
+			          s);
+		else
+			(*count)++;
+	}
+	return v;
+}
+
+/*
+ * auth.endpoints: {"user": ["prefix", …]}: where an authenticated user's
+ * tunnel may end other than at the address it connects from.
+ */
+static void
+load_endpoints(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	json_t *o = cfg_at(doc, "/auth/endpoints"), *v;
+	const char *user;
+	char p[256];
+
+	if (!o)
+		return;
+	if (!json_is_object(o)) {
+		cfg_error(
+		    doc, "/auth/endpoints",
+		    "needs {\"user\": [\"IPv6 prefix\", …]} (where each user's tunnel may end)");
+		return;
+	}
+	if (!(c->endpoints = calloc(json_object_size(o) + 1, sizeof(*c->endpoints))))
+		return;
+	json_object_foreach(o, user, v)
+	{
+		struct dstmd_endpoints *e = &c->endpoints[c->nendpoints];
+		size_t n = json_is_array(v) ? json_array_size(v) : 0;
+
+		snprintf(p, sizeof(p), "/auth/endpoints/%s", user);
+		if (!json_is_array(v)) {
+			cfg_error(doc, p, "needs a list of IPv6 prefixes");
+			continue;
+		}
+		e->user = user;
+		if (n && !(e->prefixes = calloc(n, sizeof(*e->prefixes))))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const char *s = json_string_value(json_array_get(v, i));
+			struct grant_prefix *g = &e->prefixes[e->nprefixes];
+
+			snprintf(p, sizeof(p), "/auth/endpoints/%s/%zu", user, i);
+			if (!s || !addr_parse_prefix6(s, &g->prefix, &g->plen))
+				cfg_error(doc, p, "\"%s\" is not an IPv6 prefix (fd00:d57::/64)",
+				          s ? s : "");
+			else
+				e->nprefixes++;
+		}
+		c->nendpoints++;
+	}
+}
+
 static void
 load_auth(struct dstmd_config *c)
 {
@@ -206,6 +314,8 @@ load_auth(struct dstmd_config *c)
 	cfg_check_keys(doc, "/auth", auth_keys);
 	cfg_str(doc, "/auth/realm", false, "dstm", &c->realm);
 	cfg_bool(doc, "/auth/plain_without_tls", false, false, &c->plain_without_tls);
+	c->tsp_relays = load_v6_list(doc, "/auth/relays", &c->ntsp_relays);
+	load_endpoints(c);
 	cfg_str(doc, "/auth/secrets", false, NULL, &c->secrets_path);
 	if (!cfg_at(doc, "/auth/mechanisms")) {
 		snprintf(c->mechanisms, sizeof(c->mechanisms), "ANONYMOUS");
@@ -400,6 +510,7 @@ static const char *const dhcp6_keys[] = {"enable",
                                          "dots_address",
                                          "access_domain",
                                          "limits",
+                                         "relays",
                                          NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
 static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
@@ -489,10 +600,125 @@ load_dhcp6(struct dstmd_config *c)
 				h->ndots_address++;
 		}
 	}
+	h->relays = load_v6_list(doc, "/dhcpv6/relays", &h->nrelays);
 	cfg_int(doc, "/dhcpv6/limits/per_duid", false, 4, 0, 16, &v);
 	h->per_duid = (unsigned)v;
 	cfg_int(doc, "/dhcpv6/limits/per_64", false, 256, 0, 65536, &v);
 	h->per_64 = (unsigned)v;
+}
+
+static bool
+ranges_meet(const struct pool_range *a, const struct pool_range *b)
+{
+	return a->first <= b->last && b->first <= a->last;
+}
+
+static uint64_t
+pool_addresses(const struct dstmd_pool *dp)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < dp->pc.nranges; i++)
+		n += (uint64_t)dp->ranges[i].last - dp->ranges[i].first + 1;
+	return n;
+}
+
+/*
+ * What -n can tell without the network or the store, beyond the syntax of
+ * each value: references between parts of the file and to the system.
+ */
+static void
+check_offline(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	char p[128], a[ADDR_STRLEN];
+	uint64_t total = 0;
+
+	if (c->user && c->user[0] && !getpwnam(c->user))
+		cfg_error(doc, "/user",
+		          "there is no system user \"%s\" (create it: useradd --system %s; "
+		          "\"user\": \"\" keeps root)",
+		          c->user, c->user);
+	for (size_t i = 0; i < c->npools; i++) {
+		const struct dstmd_pool *dp = &c->pools[i];
+
+		total += pool_addresses(dp);
+		for (size_t j = 0; j < dp->pc.nexcludes; j++) {
+			bool inside = false;
+
+			for (size_t k = 0; k < dp->pc.nranges; k++)
+				inside |= ranges_meet(&dp->excludes[j], &dp->ranges[k]);
+			if (!inside) {
+				snprintf(p, sizeof(p), "/pools/%zu/exclude/%zu", i, j);
+				cfg_error(doc, p,
+				          "%s is outside pool \"%s\": an exclusion names addresses "
+				          "of its own pool",
+				          addr_fmt_v4(dp->excludes[j].first, a), dp->pc.name);
+			}
+		}
+	}
+	for (size_t i = 0; i < c->nteps; i++) {
+		const struct dstmd_tep *t = &c->teps[i];
+
+		for (size_t j = 0; j < i; j++) {
+			if (t->name && c->teps[j].name && !strcmp(t->name, c->teps[j].name)) {
+				snprintf(p, sizeof(p), "/teps/%zu/name", i);
+				cfg_error(doc, p, "TEP name \"%s\" is used twice (also /teps/%zu)",
+				          t->name, j);
+			}
+			if (!memcmp(&t->v6, &c->teps[j].v6, sizeof(t->v6))) {
+				snprintf(p, sizeof(p), "/teps/%zu/ipv6", i);
+				cfg_error(doc, p, "%s is the address of /teps/%zu too",
+				          addr_fmt_v6(&t->v6, a), j);
+			}
+		}
+		for (size_t j = 0; j < c->npools; j++)
+			for (size_t k = 0; k < c->pools[j].pc.nranges; k++) {
+				struct pool_range r = {t->v4, t->v4};
+
+				if (!ranges_meet(&r, &c->pools[j].ranges[k]))
+					continue;
+				snprintf(p, sizeof(p), "/teps/%zu/ipv4", i);
+				cfg_error(doc, p,
+				          "%s is in pool \"%s\": the TEP's own address cannot be "
+				          "lent to a client",
+				          addr_fmt_v4(t->v4, a), c->pools[j].pc.name);
+			}
+	}
+	for (size_t i = 0; i < c->nlistens; i++)
+		for (size_t j = 0; j < i; j++)
+			if (c->listens[i].len == c->listens[j].len &&
+			    !memcmp(&c->listens[i].addr, &c->listens[j].addr, c->listens[i].len)) {
+				snprintf(p, sizeof(p), "/listen/%zu/address", i);
+				cfg_error(doc, p, "the same address as /listen/%zu", j);
+			}
+	/* A quota larger than every address dstmd has can never bind: a typo. */
+	if (cfg_at(doc, "/limits/per_64") && c->per_64 > total)
+		cfg_error(doc, "/limits/per_64",
+		          "%u leases per /64 is more than the %llu addresses of all pools",
+		          c->per_64, (unsigned long long)total);
+	if (c->dhcp6.enable && cfg_at(doc, "/dhcpv6/limits/per_64") && c->dhcp6.per_64 > total)
+		cfg_error(doc, "/dhcpv6/limits/per_64",
+		          "%u leases per /64 is more than the %llu addresses of all pools",
+		          c->dhcp6.per_64, (unsigned long long)total);
+	if (c->dhcp6.valid && c->dhcp6.valid < c->dhcp6.t2)
+		cfg_error(doc, "/dhcpv6/t2", "t2 (%u) is after the valid lifetime (%u)",
+		          c->dhcp6.t2, c->dhcp6.valid);
+}
+
+/* "metrics": "[v6]:port" or "v4:port" (default port 9653); absent: none. */
+static void
+load_metrics(struct dstmd_config *c)
+{
+	const char *s;
+
+	if (!cfg_str(c->doc, "/metrics", false, NULL, &s) || !s)
+		return;
+	if (!addr_parse_endpoint(s, METRICS_PORT, &c->metrics_addr, &c->metrics_len))
+		cfg_error(c->doc, "/metrics", "\"%s\" is not an endpoint ([v6]:port or v4:port)",
+		          s);
+	else
+		c->metrics = s;
 }
 
 struct dstmd_config *
@@ -530,6 +756,10 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->lifetime = (uint32_t)v;
 	cfg_int(doc, "/quarantine", false, 300, 0, 7 * 86400, &v);
 	c->quarantine = (uint32_t)v;
+	cfg_int(doc, "/keepalive", false, 30, 0, 86400, &v);
+	c->keepalive = (uint32_t)v;
+	cfg_int(doc, "/history_days", false, 90, 0, 36500, &v);
+	c->history_days = (uint32_t)v;
 	load_listen(c);
 	load_auth(c);
 	load_pools(c);
@@ -578,6 +808,11 @@ dstmd_config_load(const char *path, FILE *errf)
 	cfg_int(doc, "/limits/allocations_per_64", false, 0, 0, 1000000, &v);
 	c->alloc_rate_64 = (unsigned)v;
 	load_dhcp6(c);
+	lw4o6_config_load(c);
+	load_metrics(c);
+	cfg_enum(doc, "/log_level", false, 0, log_levels, &c->log_level);
+	if (cfg_nerrors(doc) == 0)
+		check_offline(c);
 	/* seed 000: "In the VPN scenario, DHCPv6 must not be used for address allocation". */
 	if (c->scenario == DSTMD_VPN && c->dhcp6.enable)
 		cfg_error(doc, "/dhcpv6",
@@ -611,6 +846,11 @@ dstmd_config_free(struct dstmd_config *c)
 	free(c->dhcp6.interfaces);
 	free(c->dhcp6.keys);
 	free(c->dhcp6.dots_address);
+	free(c->dhcp6.relays);
+	free(c->tsp_relays);
+	for (size_t i = 0; i < c->nendpoints; i++)
+		free(c->endpoints[i].prefixes);
+	free(c->endpoints);
 	cfg_free(c->secrets);
 	cfg_free(c->doc);
 	free(c);
@@ -626,6 +866,18 @@ dstmd_config_secret(const struct dstmd_config *c, const char *user)
 	users = cfg_at(c->secrets, "/users");
 	v = json_object_get(users, user);
 	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+const struct grant_prefix *
+dstmd_config_endpoints(const struct dstmd_config *c, const char *user, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; user && i < c->nendpoints; i++)
+		if (!strcmp(c->endpoints[i].user, user)) {
+			*n = c->endpoints[i].nprefixes;
+			return c->endpoints[i].prefixes;
+		}
+	return NULL;
 }
 
 const struct dstmd_tep *

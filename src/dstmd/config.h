@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "dhcp6/d6.h"
+#include "grant/grant.h"
 #include "pool/pool.h"
 #include "tsp/tsp.h"
 
@@ -26,6 +27,7 @@ struct dstmd_tep {
 	const char *name;
 	struct in6_addr v6;
 	uint32_t v4;
+	uint32_t keepalive_v4; /* the keepalive destination in replies (default v4) */
 	struct dstmd_prefix6 *clients;
 	size_t nclients;
 	const char *pool; /* NULL: any pool */
@@ -73,6 +75,27 @@ struct dstmd_dhcp6 {
 	struct in6_addr *dots_address;
 	size_t ndots_address;
 	unsigned per_duid, per_64;
+	struct in6_addr *relays; /* Relay-forward accepted from these only (none by default) */
+	size_t nrelays;
+};
+
+/* What an authenticated TSP user may name as its tunnel end point (auth.endpoints). */
+struct dstmd_endpoints {
+	const char *user;
+	struct grant_prefix *prefixes;
+	size_t nprefixes;
+};
+
+/*
+ * The "lw4o6" section (src/dstmd/lw4o6.c): lwB4s (RFC 7596) asking for
+ * OPTION_S46_CONT_LW get an IPv6 address from ipv6_pool and an IPv4
+ * address + port set from `pool`.
+ */
+struct dstmd_lw4o6 {
+	bool enable;
+	struct in6_addr prefix; /* ipv6_pool */
+	unsigned plen;
+	const char *pool; /* a PSID pool or a pool of whole addresses */
 };
 
 struct dstmd_config {
@@ -83,6 +106,8 @@ struct dstmd_config {
 	bool seccomp;     /* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
+	uint32_t keepalive; /* seconds between a client's keepalives; 0: no <keepalive> */
+	uint32_t history_days; /* lease history kept; 0: for ever */
 	struct dstmd_listen *listens;
 	size_t nlistens;
 	char mechanisms[128]; /* space-separated, in offer order */
@@ -91,6 +116,10 @@ struct dstmd_config {
 	struct cfg *secrets; /* the loaded secrets file, or NULL */
 	const char *realm;
 	bool plain_without_tls;
+	struct in6_addr *tsp_relays; /* TSP peers that may name the client (auth.relays) */
+	size_t ntsp_relays;
+	struct dstmd_endpoints *endpoints; /* auth.endpoints, per user */
+	size_t nendpoints;
 	struct dstmd_pool *pools;
 	size_t npools;
 	struct dstmd_tep *teps;
@@ -103,6 +132,11 @@ struct dstmd_config {
 	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
 	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
+	const char *metrics; /* Prometheus endpoint as written, or NULL: none */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_len;
+	int log_level; /* 0 info, 1 debug, 2 trace: the least -v count in force */
+	struct dstmd_lw4o6 lw4o6;
 };
 
 /* NULL after printing every error (file:line: pointer: what) to `errf`. */
@@ -116,6 +150,11 @@ const char *dstmd_config_secret(const struct dstmd_config *c, const char *user);
  */
 const struct dstmd_tep *dstmd_config_tep_for(const struct dstmd_config *c,
                                              const struct in6_addr *v6);
+/* The prefixes `user` may end its tunnel in besides its source address (none: NULL, 0). */
+const struct grant_prefix *dstmd_config_endpoints(const struct dstmd_config *c, const char *user,
+                                                  size_t *n);
+/* lw4o6.c: read the "lw4o6" section into c->lw4o6 (errors recorded in c->doc). */
+void lw4o6_config_load(struct dstmd_config *c);
 void dstmd_config_dump(const struct dstmd_config *c, FILE *f);
 
 #endif

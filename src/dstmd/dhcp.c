@@ -8,10 +8,14 @@
  * Request) only after the TEP accepted it. A TEP that refuses gives that
  * IA UnspecFail and the new lease is released again, as over TSP.
  *
- * The client's tunnel address is the one d6_client_v6() finds (the
- * global source of the message, or the innermost relay's peer-address,
- * or a global address in an IA_NA of the message); it chooses the TEP
- * (dstmd_config_tep_for) and is what the TEP binds. The per-client state
+ * The client's tunnel address is its verified address, the one
+ * d6_client_v6() finds: the global source of the message, or the
+ * innermost peer-address of a relay listed in dhcpv6.relays (the engine
+ * drops the others). It chooses the TEP (dstmd_config_tep_for) and is
+ * what the TEP binds. A DUID is only a claim: the lease calls below apply
+ * the identity rule of src/grant (an unsigned message acts on a lease
+ * only from the lease's own address), so a stranger who writes another
+ * client's DUID and IAID gets NoBinding and changes nothing. The per-client state
  * of the engine (replay counters, reconfigure keys, limit tracking) is
  * kept in memory only: after a restart a client's next counter is
  * accepted as new.
@@ -29,9 +33,12 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dhcp6/d6.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/lw4o6.h"
+#include "grant/grant.h"
 
 /*
  * Datagrams are read by one recvmmsg of up to RX_BATCH per wake-up (then
@@ -120,22 +127,46 @@ grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, in
 		g->tep = tep->v6;
 	g->tep_ref = tep;
 	g->expiry = l->expiry;
+	g->psid_offset = l->psid_offset;
+	g->psid_len = l->psid_len;
+	g->psid = l->psid;
 	/* valid_lifetime may announce less than the lease holds, never more. */
 	if (d->cfg->dhcp6.valid && g->expiry > now + d->cfg->dhcp6.valid)
 		g->expiry = now + d->cfg->dhcp6.valid;
 }
 
+/* The message's sender, as far as it was verified (DESIGN §4). */
+static struct grant_client
+sender(const struct in6_addr *v6, bool authed)
+{
+	struct grant_client c = {.kind = GRANT_DUID, .authenticated = authed, .v6 = *v6};
+
+	return c;
+}
+
 static int
-op_acquire(void *arg, const char *identity, const struct in6_addr *v6, uint32_t want, int64_t now,
-           struct d6_grant *g)
+op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool authed, uint32_t want,
+           int64_t now, struct d6_grant *g)
 {
 	struct dstmd *d = arg;
 	const struct dstmd_tep *tep = dstmd_config_tep_for(d->cfg, v6);
+	struct grant_client who = sender(v6, authed);
 	const struct lease *l;
 	unsigned flags = 0;
 	char a[ADDR_STRLEN];
 	int rc;
 
+	if (dstmd_check_v6(d, v6) != GRANT_ADDR_OK)
+		return -EACCES; /* counted by the engine and by dstmd_check_v6 */
+	if ((l = lease_find_identity(d->leases, identity)) &&
+	    grant_may_act(&who, &l->v6) == GRANT_FOREIGN) {
+		char b[ADDR_STRLEN];
+
+		/* Counted by the engine (dhcp6_refused_foreign). */
+		log_warnx_rl(&dhcp_rl, "%s names the lease of %s from %s: refused", identity,
+		             addr_fmt_v6(&l->v6, a), addr_fmt_v6(v6, b));
+		return -EPERM;
+	}
 	if (!tep) {
 		log_warnx_rl(&dhcp_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(v6, a));
@@ -144,9 +175,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, uint32_t 
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity))
 		return -ENETUNREACH; /* nothing could be bound: take no address for nothing */
 	rc = lease_acquire(d->leases, identity, v6, want, tep->pool, tep->name, now, &l, &flags);
-	if (rc == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
-	if (rc != 0)
+	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
 	if (flags & LEASE_NEW)
@@ -170,19 +199,23 @@ op_find(void *arg, const char *identity, struct d6_grant *g)
 }
 
 static int
-op_release(void *arg, const char *identity, bool declined, int64_t now)
+op_release(void *arg, const char *identity, const struct in6_addr *v6, bool authed, bool declined,
+           int64_t now)
 {
 	struct dstmd *d = arg;
 	const struct lease *l = lease_find_identity(d->leases, identity);
+	struct grant_client who = sender(v6, authed);
 	char a[ADDR_STRLEN];
 
 	if (!l)
 		return -ENOENT;
+	if (grant_may_act(&who, &l->v6) == GRANT_FOREIGN)
+		return -EPERM; /* counted by the engine (dhcp6_refused_foreign) */
 	if (declined)
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
 	if (dstmd_end_lease(d, l, false) == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
+		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
 
@@ -197,7 +230,34 @@ op_in_pool(void *arg, uint32_t v4)
 	return false;
 }
 
-static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool};
+/* An lwB4's lease (lw4o6.c): the address it will use is the one dstmd assigns. */
+static int
+op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struct d6_grant *g)
+{
+	struct dstmd *d = arg;
+	const struct dstmd_tep *tep = NULL;
+	const struct lease *l;
+	unsigned flags = 0;
+	int rc;
+
+	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
+	if (rc == -EIO)
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (rc != 0)
+		return rc;
+	grant_of(d, l, tep, now, g);
+	g->lw = true;
+	if (flags & LEASE_NEW)
+		g->flags |= D6_GRANT_NEW;
+	if (flags & LEASE_MOVED)
+		g->flags |= D6_GRANT_MOVED;
+	dstmd_rearm_expiry(d);
+	return 0;
+}
+
+static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool, NULL};
+static const struct d6_lease_ops lease_ops_lw = {op_acquire, op_find, op_release, op_in_pool,
+                                                 op_acquire_lw};
 
 /* ---- Replies ---- */
 
@@ -290,9 +350,8 @@ push_done(void *arg, int status)
 		o->refused = true;
 		d->ctr.tep_refused++;
 		if (l && l->v4 == o->g.v4 && (o->g.flags & D6_GRANT_NEW)) {
-			if (lease_release(d->leases, l, clock_wall_s()) == -EIO)
-				fatalx("the lease store failed; exiting so that a restart "
-				       "reloads it");
+			/* -EIO: the store is failing; the reload ends this grant. */
+			(void)lease_release(d->leases, l, clock_wall_s());
 			dstmd_schedule_commit(d);
 			dstmd_rearm_expiry(d);
 		}
@@ -308,6 +367,21 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 	struct dtx *x = (struct dtx *)df;
 	unsigned n = x->t.m.nia;
 
+	if (dstmd_commit_failed(d)) {
+		/* Nothing of it reached the disk: no address, and say why. */
+		bool ends = x->t.m.type == D6_RELEASE || x->t.m.type == D6_DECLINE;
+
+		for (unsigned i = 0; i < n; i++) {
+			x->t.out[i].granted = x->t.out[i].push = false;
+			x->t.out[i].status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		}
+		x->t.top_status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
+		x->t.top_msg = "the lease store cannot commit (disk full or read-only); try again "
+		               "later";
+		x->pending = 1;
+		dtx_done(x);
+		return;
+	}
 	x->pending = 1; /* held until every push is queued: a done may come at once */
 	for (unsigned i = 0; i < n; i++) {
 		struct d6_ia_out *o = &x->t.out[i];
@@ -325,6 +399,9 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 		b.v4 = o->g.v4;
 		b.port_lo = o->g.port_lo;
 		b.port_hi = o->g.port_hi;
+		b.psid_offset = o->g.psid_offset;
+		b.psid_len = o->g.psid_len;
+		b.psid = o->g.psid;
 		b.v6 = o->g.v6;
 		b.lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
 		x->pending++;
@@ -339,11 +416,7 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 static uint32_t
 duid_hash(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	while (n--)
-		h = (h ^ *p++) * 16777619u;
-	return h % PEER_BUCKETS;
+	return (uint32_t)(hash_bytes(p, n) % PEER_BUCKETS);
 }
 
 static struct peer *
@@ -366,7 +439,8 @@ peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *fro
 	size_t len = t->m.clientid_len;
 	struct peer *p;
 
-	if (t->env.nrelays || !duid || !len || len > sizeof(p->duid))
+	/* Only a message that acted on its own lease says where its client is. */
+	if (t->env.nrelays || !t->verified || !duid || !len || len > sizeof(p->duid))
 		return;
 	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
 		return;
@@ -638,9 +712,12 @@ dhcp_init(struct dstmd *d)
 	}
 	sc.dots_addr = c->dots_address;
 	sc.ndots_addr = c->ndots_address;
+	sc.relays = c->relays;
+	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
 	sc.max_per_64 = c->per_64;
-	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
+	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,
+	                             clock_wall_s())))
 		return -ENOMEM;
 	if ((rc = open_socket(h, c)) != 0)
 		return rc;
@@ -674,6 +751,7 @@ dhcp_fini(struct dstmd *d)
 	free(h->rx);
 	free(h->tx);
 	d6_server_free(h->srv);
+	lw4o6_fini();
 	free(h->keys);
 	for (size_t i = 0; h->peers && i < PEER_BUCKETS; i++)
 		for (struct peer *p = h->peers[i], *next; p; p = next) {
@@ -724,6 +802,8 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	C(declined);
 	C(auth_ok);
 	C(auth_refused);
+	C(refused_foreign);
+	C(refused_address);
 #undef C
 	json_object_set_new(o, "dhcp6_rx_errors", json_integer((json_int_t)dh->rx_errors));
 	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));

@@ -19,7 +19,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "common/service.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/tsp_udp.h"
 
 /* A "delete" to send, once the expiry or release that caused it is durable. */
 struct notify {
@@ -65,12 +67,29 @@ run_list(struct dstmd *d, struct deferred *list)
 	}
 }
 
+static void store_failed(struct dstmd *d);
+static struct log_rl store_rl = {.burst = 1};
+
+bool
+dstmd_commit_failed(const struct dstmd *d)
+{
+	return d->commit_failed;
+}
+
+/* Run deferred actions of writes that did not reach the disk: each answers with an error. */
+static void
+run_failed(struct dstmd *d, struct deferred *list)
+{
+	d->commit_failed = true;
+	run_list(d, list);
+	d->commit_failed = false;
+}
+
 /*
  * The end of a loop turn (lowest priority): hand what the turn decided to
  * the writer thread as one batch. What waited for it runs once the batch
- * is durable (durable_cb). A failed batch leaves the disk as it was and
- * memory ahead of it: the only safe answer is to stop and reload
- * (lease.h).
+ * is durable (durable_cb). While the store is failing the lease manager
+ * refuses every change, so what waited here can only have failed.
  *
  * Group commit: at most one batch is with the writer. While it is being
  * made durable, the turns that follow leave their writes in the store's
@@ -89,21 +108,22 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct dbatch *b;
 	uint64_t ticket = d->last_ticket;
 
-	if (d->last_ticket > d->durable) {
+	if (!d->store_failing && d->last_ticket > d->durable) {
 		if (!d->commit_waiting)
 			d->ctr.commit_joined++;
 		d->commit_waiting = true;
 		return;
 	}
 	d->commit_waiting = false;
-
-	if (lease_commit_async(d->leases, &ticket) != 0)
-		fatalx("cannot commit leases to %s; exiting without answering (a restart "
-		       "reloads the committed state)",
-		       d->cfg->database);
-	d->last_ticket = ticket;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
+	if (lease_commit_async(d->leases, &ticket) != 0) {
+		run_failed(d, list);
+		if (!d->store_failing)
+			store_failed(d);
+		return;
+	}
+	d->last_ticket = ticket;
 	if (!list)
 		return;
 	if (ticket <= d->durable) {
@@ -114,8 +134,102 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 		fatalx("out of memory");
 	b->ticket = ticket;
 	b->list = list;
+	b->handed_ms = clock_mono_ms();
 	*d->batches_tail = b;
 	d->batches_tail = &b->next;
+}
+
+/*
+ * A commit failed (a full disk, a read-only file, a vanished database):
+ * the writer drops it and every batch after it, which were decided on
+ * top of it. Nothing that waited for them goes out as if it had
+ * succeeded: TSP requests get 530, DHCPv6 exchanges NoAddrsAvail, the
+ * deletes of ends that did not happen are not sent. The lease manager
+ * refuses every change (immediate error replies) until a probe commit
+ * goes through, tried once a second; then it reloads the leases from the
+ * disk, which holds exactly what was acknowledged. dstmd stays up, logs
+ * at most once a second and shows it in status and counters.
+ */
+static void
+store_failed(struct dstmd *d)
+{
+	struct dbatch *b;
+	struct deferred *list;
+	struct timeval second = {1, 0};
+	uint64_t durable = d->durable;
+
+	lease_mgr_store_failed(d->leases);
+	(void)store_async_recover(d->store);
+	/* Batches before the failed one went through: theirs run as usual. */
+	if (store_async_poll(d->store, &durable) == 0 && durable > d->durable)
+		d->durable = durable;
+	snprintf(d->store_error, sizeof(d->store_error), "%s", store_errmsg(d->store));
+	if (!d->store_failing) {
+		d->store_failing = true;
+		d->store_failing_since = clock_wall_s();
+		d->store_failures++;
+	}
+	log_warnx_rl(&store_rl,
+	             "cannot commit leases to %s: %s; refusing changes, trying again every "
+	             "second",
+	             d->cfg->database, d->store_error);
+	while ((b = d->batches)) {
+		d->batches = b->next;
+		if (b->ticket <= d->durable)
+			run_list(d, b->list);
+		else
+			run_failed(d, b->list);
+		free(b);
+	}
+	d->batches_tail = &d->batches;
+	list = d->after_commit;
+	d->after_commit = NULL;
+	d->after_commit_tail = &d->after_commit;
+	d->commit_waiting = false;
+	run_failed(d, list);
+	d->probe_ticket = 0;
+	evtimer_add(d->store_retry_ev, &second);
+}
+
+/* Once a second while failing: does a commit go through again? */
+static void
+store_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+	uint64_t ticket = d->last_ticket;
+
+	if (!d->store_failing || d->probe_ticket)
+		return;
+	if (lease_mgr_probe(d->leases) != 0 || store_commit_async(d->store, &ticket) != 0) {
+		struct timeval second = {1, 0};
+
+		evtimer_add(d->store_retry_ev, &second);
+		return;
+	}
+	d->last_ticket = d->probe_ticket = ticket;
+}
+
+/* The probe is durable: memory again from the disk, and serve. */
+static void
+store_recovered(struct dstmd *d)
+{
+	char err[256];
+	struct timeval second = {1, 0};
+
+	d->probe_ticket = 0;
+	if (lease_mgr_reload(d->leases, clock_wall_s(), err, sizeof(err)) != 0) {
+		snprintf(d->store_error, sizeof(d->store_error), "%s", err);
+		log_warnx_rl(&store_rl, "reloading the leases from %s: %s; trying again",
+		             d->cfg->database, err);
+		evtimer_add(d->store_retry_ev, &second);
+		return;
+	}
+	log_info("the lease store %s commits again after %llds; leases reloaded, serving",
+	         d->cfg->database, (long long)(clock_wall_s() - d->store_failing_since));
+	d->store_failing = false;
+	d->store_error[0] = '\0';
+	dstmd_schedule_commit(d); /* what the reload changed */
+	dstmd_rearm_expiry(d);
 }
 
 /* The writer thread made batches durable: release what waited for them. */
@@ -126,20 +240,27 @@ durable_cb(evutil_socket_t fd, short ev, void *arg)
 	struct dbatch *b;
 	uint64_t durable;
 
-	if (store_async_poll(d->store, &durable) != 0)
-		fatalx("cannot commit leases to %s: %s; exiting without answering (a restart "
-		       "reloads the committed state)",
-		       d->cfg->database, store_errmsg(d->store));
-	d->durable = durable;
-	while ((b = d->batches) && b->ticket <= durable) {
+	int rc = store_async_poll(d->store, &durable);
+
+	if (durable > d->durable)
+		d->durable = durable;
+	while ((b = d->batches) && b->ticket <= d->durable) {
+		metrics_hist_observe(&d->commit_latency,
+		                     (double)(clock_mono_ms() - b->handed_ms) / 1000.0);
 		d->batches = b->next;
 		if (!d->batches)
 			d->batches_tail = &d->batches;
 		run_list(d, b->list);
 		free(b);
 	}
+	if (rc != 0) {
+		store_failed(d);
+		return;
+	}
+	if (d->store_failing && d->probe_ticket && durable >= d->probe_ticket)
+		store_recovered(d);
 	/* The writer is idle again: what waited for it is the next batch. */
-	if (d->commit_waiting && d->last_ticket <= durable)
+	if (d->commit_waiting && d->last_ticket <= d->durable)
 		dstmd_schedule_commit(d);
 }
 
@@ -149,6 +270,10 @@ notify_run(struct dstmd *d, struct deferred *df)
 	struct notify *n = (struct notify *)df;
 	const struct lease *l;
 
+	if (dstmd_commit_failed(d)) {
+		free(n); /* the end did not happen */
+		return;
+	}
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
 	    !strcmp(l->identity, n->identity)) {
 		if (!strncmp(l->identity, "dhcp6:", 6))
@@ -174,10 +299,7 @@ notify_end(struct dstmd *d, const struct lease *l, bool to_client)
 	n->df.run = notify_run;
 	n->to_client = to_client;
 	n->tep = dstmd_tep_named(d, l->tep);
-	n->b.v4 = l->v4;
-	n->b.port_lo = l->port_lo;
-	n->b.port_hi = l->port_hi;
-	n->b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&n->b, l);
 	snprintf(n->identity, sizeof(n->identity), "%s", l->identity);
 	dstmd_defer(d, &n->df);
 }
@@ -188,7 +310,9 @@ dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client)
 	int rc;
 
 	notify_end(d, l, notify_client);
-	rc = lease_release(d->leases, l, clock_wall_s());
+	/* notify_client: the operator revoked it; otherwise the client released it. */
+	rc = notify_client ? lease_revoke(d->leases, l, clock_wall_s())
+	                   : lease_release(d->leases, l, clock_wall_s());
 	dstmd_rearm_expiry(d);
 	return rc == -EALREADY ? 0 : rc;
 }
@@ -241,10 +365,7 @@ repush_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_ACTIVE || !l->tep || strcmp(l->tep, rc->tep->name) != 0)
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	b.lifetime = l->expiry > rc->now ? (uint32_t)(l->expiry - rc->now) : 0;
 	tepctl_create(rc->tc, rc->tep, &b, NULL, NULL);
 	rc->n++;
@@ -270,10 +391,7 @@ stale_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_QUARANTINE || !(tep = dstmd_tep_named(d, l->tep)))
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	tepctl_delete(d->tepctl, tep, &b);
 	return 0;
 }
@@ -284,7 +402,14 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	struct dstmd *d = arg;
 
 	log_info("signal %d: stopping", (int)sig);
+	svc_stopping();
 	event_base_loopexit(d->base, NULL);
+}
+
+static void
+sighup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)dstmd_reload(arg);
 }
 
 static int
@@ -325,7 +450,9 @@ make_parent(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		mkdir(dir, 0755);
+		/* 0755 whatever the umask (077, see main): the files inside are what is private. */
+		if (mkdir(dir, 0755) == 0)
+			chmod(dir, 0755);
 		*p = '/';
 	}
 }
@@ -356,33 +483,28 @@ main(int argc, char **argv)
 		dstmd_config_free(d.cfg);
 		return rc;
 	}
-	log_init(args.foreground, args.verbose, "dstmd");
+	d.conffile = args.conffile;
+	d.verbose_cli = args.verbose;
+	log_init(args.foreground, args.verbose > d.cfg->log_level ? args.verbose : d.cfg->log_level,
+	         "dstmd");
 	if (!args.foreground && daemon(0, 0) != 0)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The lease database names every client: 0600, whoever starts us. */
+	umask(077);
 	make_parent(d.cfg->database);
 	if (!(d.store = store_open(d.cfg->database, err, sizeof(err))))
 		fatalx("%s", err);
 	pol.lifetime = d.cfg->lifetime;
 	pol.quarantine = d.cfg->quarantine;
+	pol.history_days = d.cfg->history_days;
 	d.started = clock_wall_s();
 	d.leases =
 	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
-	d.per_64 = d.cfg->per_64;
-	if (!d.per_64) {
-		uint64_t total = 0;
-
-		for (size_t i = 0; i < d.cfg->npools; i++) {
-			struct pool_stats st;
-
-			pool_stats(d.pools[i], &st);
-			total += st.size;
-		}
-		d.per_64 = total / 2 > 0 ? (unsigned)(total / 2) : 1;
-	}
+	d.per_64 = dstmd_quota_64(d.cfg, d.pools);
 
 	if (!(d.base = event_base_new()))
 		fatalx("event_base_new failed");
@@ -393,21 +515,29 @@ main(int argc, char **argv)
 	d.commit_ev = event_new(d.base, -1, 0, commit_cb, &d);
 	event_priority_set(d.commit_ev, 1);
 	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
+	d.store_retry_ev = evtimer_new(d.base, store_retry_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
+	d.sighup_ev = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
 	evsignal_add(d.sigterm_ev, NULL);
 	evsignal_add(d.sigint_ev, NULL);
+	evsignal_add(d.sighup_ev, NULL);
 
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
-	if (access_init(&d) != 0)
+	if (identity_init(&d) != 0)
+		fatalx("out of memory");
+	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
 		fatalx("cannot start client access (see above)");
 	if (dhcp_init(&d) != 0)
 		fatalx("cannot start the DHCPv6 server (see above)");
 	make_parent(d.cfg->control);
 	if (!(d.ctl = ctl_server_new(d.base, d.cfg->control, control_handle, &d)))
 		fatal("control socket %s", d.cfg->control);
+	/* Before the privilege drop and seccomp: it binds and starts a thread. */
+	if (stats_start(&d) != 0)
+		fatalx("cannot start the metrics server (see above)");
 	/*
 	 * What needs root is done (listeners, the DHCPv6 port, the database
 	 * and the control socket are open): no capability is kept, and the
@@ -430,6 +560,9 @@ main(int argc, char **argv)
 		lease_counters(d.leases, &lc);
 		log_info("dstmd started: %llu active leases, %llu in quarantine",
 		         (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
+		d.watchdog_ev = svc_watchdog_start(d.base);
+		svc_ready("serving: %llu active leases, %llu in quarantine",
+		          (unsigned long long)lc.active, (unsigned long long)lc.quarantined);
 	}
 
 	event_base_dispatch(d.base);
@@ -442,15 +575,22 @@ main(int argc, char **argv)
 			log_warnx("the last commit failed; the leases of the last moments "
 			          "are lost");
 	}
+	stats_stop(&d);
 	ctl_server_free(d.ctl);
+	tsp_udp_fini(&d);
 	access_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
+	identity_fini(&d);
 	event_free(d.commit_ev);
 	event_free(d.durable_ev);
 	event_free(d.expiry_ev);
+	event_free(d.store_retry_ev);
 	event_free(d.sigterm_ev);
 	event_free(d.sigint_ev);
+	event_free(d.sighup_ev);
+	if (d.watchdog_ev)
+		event_free(d.watchdog_ev);
 	while (d.batches) {
 		struct dbatch *n = d.batches->next;
 		free(d.batches);
@@ -463,5 +603,8 @@ main(int argc, char **argv)
 	free(d.pools);
 	event_base_free(d.base);
 	dstmd_config_free(d.cfg);
+	for (size_t i = 0; i < d.nretired; i++)
+		dstmd_config_free(d.retired[i]);
+	free(d.retired);
 	return 0;
 }

@@ -2,9 +2,11 @@
  * The state of one dstmd process, shared by its parts:
  *   dstmd.c    start-up, the event loop, group commit, expiry, revocation
  *   access.c   client access over TSP (seed 001 appendix C)
+ *   tsp_udp.c  the same over UDP (RFC 5572 §3)
  *   control.c  the control socket (doc/internals.md)
  *   tepctl.c   dstmd as a TSP client of its TEPs
  *   config.c   dstmd.json
+ *   identity.c the network's own addresses, the check before any lease (src/grant)
  *
  * The rule that ties them (DESIGN §4): what one loop turn decided is
  * written in one transaction, and nothing that depends on it (a reply, a
@@ -25,8 +27,10 @@
 
 #include "common/ctl.h"
 #include "common/keycount.h"
+#include "common/metrics.h"
 #include "dstmd/config.h"
 #include "dstmd/tepctl.h"
+#include "grant/grant.h"
 #include "store/lease.h"
 #include "tsp/tsp.h"
 
@@ -44,13 +48,16 @@ struct dbatch {
 	struct dbatch *next;
 	uint64_t ticket;
 	struct deferred *list;
+	int64_t handed_ms; /* when the writer got it: the commit latency's start */
 };
 
 struct dstmd_counters {
 	uint64_t creates, releases, revokes, deletes_sent, tep_refused;
 	uint64_t status[8]; /* replies by class: see access.c status_slot() */
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
-	uint64_t commit_joined; /* batches that waited for the one being made durable */
+	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
+	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
+	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
 
 struct dstmd {
@@ -60,6 +67,7 @@ struct dstmd {
 	struct pool **pools;
 	struct lease_mgr *leases;
 	struct tsp_server *tsp;
+	struct tsp_udp *udp; /* TSP over UDP (tsp_udp.c) */
 	struct tepctl *tepctl;
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
@@ -77,7 +85,32 @@ struct dstmd {
 	struct keycount conns64; /* open sessions per peer /64 */
 	bool accept_paused;
 	int64_t started;
+	/*
+	 * The store cannot commit (a full disk, a read-only file): every
+	 * change is refused with an error reply, a probe commit is tried
+	 * once a second, and the leases are reloaded from the disk when one
+	 * goes through (dstmd.c, store_failed).
+	 */
+	bool store_failing;
+	bool commit_failed; /* set while the deferred actions of failed batches run */
+	int64_t store_failing_since;
+	uint64_t store_failures, probe_ticket;
+	char store_error[256];
+	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
+	struct in6_addr *own; /* the network's own addresses (identity.c) */
+	size_t nown;
+	uint64_t refused_addr[GRANT_ADDR__COUNT];
+	/* reload.c: SIGHUP re-reads conffile; replaced configs stay alive (see there) */
+	const char *conffile;
+	int verbose_cli; /* -v count of the command line */
+	struct event *sighup_ev, *watchdog_ev;
+	struct dstmd_config **retired;
+	size_t nretired;
+	uint64_t reloads, reload_failures;
+	/* stats.c: the Prometheus page */
+	struct metrics *metrics;
+	struct metrics_hist commit_latency; /* seconds from hand-over to durable */
 };
 
 /* Stage: run `df` after the next commit (which this schedules). */
@@ -86,6 +119,8 @@ void dstmd_defer(struct dstmd *d, struct deferred *df);
 void dstmd_schedule_commit(struct dstmd *d);
 /* Re-arm the expiry timer after a change of the earliest expiry. */
 void dstmd_rearm_expiry(struct dstmd *d);
+/* True while the deferred actions of a batch that did not commit run: answer with an error. */
+bool dstmd_commit_failed(const struct dstmd *d);
 /* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
 int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
 /* The configured TEP named `name`, or NULL. */
@@ -97,6 +132,10 @@ void access_fini(struct dstmd *d);
 /* Send "delete" on the session of `identity`, if it is open. */
 void access_notify_delete(struct dstmd *d, const struct lease *l);
 void access_conn_closed(struct dstmd *d);
+/* Would a session from `sa` fit the TCP limits (in all, per /64)? 0 or -EBUSY. */
+int access_admit(struct dstmd *d, const struct sockaddr *sa);
+/* Serve a session another transport (TSP over UDP) opened; 0 or -ENOMEM (closed). */
+int access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa);
 json_t *access_counters(const struct dstmd *d);
 
 /* dhcp.c: the DHCPv6 server (the "dhcpv6" section; nothing when it is absent) */
@@ -107,7 +146,26 @@ int dhcp_reconfigure(struct dstmd *d, const char *identity);
 /* Add the dhcp6_* counters to `o`. */
 void dhcp_counters(const struct dstmd *d, json_t *o);
 
+/* identity.c */
+int identity_init(struct dstmd *d);
+void identity_fini(struct dstmd *d);
+/* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
+enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
+void identity_counters(const struct dstmd *d, json_t *o);
+
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
+/* The "counters" object of the control socket. */
+json_t *control_counters(struct dstmd *d);
+
+/* reload.c: SIGHUP. 0 when the new configuration is in force, else -errno
+ * with the old one kept and the reasons logged (file:line). */
+int dstmd_reload(struct dstmd *d);
+/* The active-lease quota per /64 of `cfg` over `pools` (limits.per_64, 0: half). */
+unsigned dstmd_quota_64(const struct dstmd_config *cfg, struct pool **pools);
+
+/* stats.c: serve the metrics of `d` when the configuration has "metrics". */
+int stats_start(struct dstmd *d);
+void stats_stop(struct dstmd *d);
 
 #endif

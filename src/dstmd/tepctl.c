@@ -40,7 +40,7 @@ struct tepctl {
 	const struct dstmd_config *cfg;
 	tepctl_repush_fn repush;
 	void *arg;
-	struct link *links;
+	struct link **links; /* each allocated alone: timers and sessions hold it */
 	size_t nlinks;
 };
 
@@ -91,9 +91,10 @@ opq_prepend(struct opq *dst, struct opq *src)
 static struct link *
 link_of(const struct tepctl *tc, const struct dstmd_tep *tep)
 {
-	for (size_t i = 0; i < tc->nlinks; i++)
-		if (tc->links[i].tep == tep)
-			return &tc->links[i];
+	/* By name: a reload replaces the structures, the links stay. */
+	for (size_t i = 0; tep && i < tc->nlinks; i++)
+		if (!strcmp(tc->links[i]->tep->name, tep->name))
+			return tc->links[i];
 	return NULL;
 }
 
@@ -121,6 +122,9 @@ build_tunnel(const struct link *l, const struct op *o, struct tsp_tunnel *t)
 		t->client.has_ports = true;
 		t->client.port_lo = o->b.port_lo;
 		t->client.port_hi = o->b.port_hi;
+		t->client.psid_offset = o->b.psid_offset;
+		t->client.psid_len = o->b.psid_len;
+		t->client.psid = o->b.psid;
 	}
 	t->server.present = true;
 	t->server.has_v4 = true;
@@ -270,6 +274,24 @@ link_connect(struct link *l)
 		on_closed(NULL, 0, "cannot start a session", l);
 }
 
+/* A link to `tep` (which has a control endpoint), connecting at once. */
+static struct link *
+link_new(struct tepctl *tc, const struct dstmd_tep *tep)
+{
+	struct link *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->tc = tc;
+	l->tep = tep;
+	if (!(l->retry = evtimer_new(tc->base, retry_cb, l))) {
+		free(l);
+		return NULL;
+	}
+	link_connect(l);
+	return l;
+}
+
 struct tepctl *
 tepctl_new(struct event_base *base, const struct dstmd_config *cfg, tepctl_repush_fn repush,
            void *arg)
@@ -288,17 +310,75 @@ tepctl_new(struct event_base *base, const struct dstmd_config *cfg, tepctl_repus
 		return NULL;
 	}
 	for (size_t i = 0; i < cfg->nteps; i++) {
-		struct link *l;
-
 		if (!cfg->teps[i].has_control)
 			continue;
-		l = &tc->links[tc->nlinks++];
-		l->tc = tc;
-		l->tep = &cfg->teps[i];
-		l->retry = evtimer_new(base, retry_cb, l);
-		link_connect(l);
+		if (!(tc->links[tc->nlinks] = link_new(tc, &cfg->teps[i]))) {
+			tepctl_free(tc);
+			return NULL;
+		}
+		tc->nlinks++;
 	}
 	return tc;
+}
+
+static bool
+same_control(const struct dstmd_tep *a, const struct dstmd_tep *b)
+{
+	return a->ctl_len == b->ctl_len && !memcmp(&a->ctl_addr, &b->ctl_addr, a->ctl_len) &&
+	       !strcmp(a->ctl_mechanism, b->ctl_mechanism) &&
+	       !strcmp(a->ctl_user ? a->ctl_user : "", b->ctl_user ? b->ctl_user : "") &&
+	       !strcmp(a->ctl_secret ? a->ctl_secret : "", b->ctl_secret ? b->ctl_secret : "");
+}
+
+int
+tepctl_reload(struct tepctl *tc, const struct dstmd_config *cfg)
+{
+	struct link **links = calloc(cfg->nteps + tc->nlinks + 1, sizeof(*links));
+	size_t n = 0;
+
+	if (!links)
+		return -ENOMEM;
+	/* Links of TEPs that stay keep their session and queues. */
+	for (size_t i = 0; i < tc->nlinks; i++) {
+		struct link *l = tc->links[i];
+		const struct dstmd_tep *t = NULL;
+
+		for (size_t j = 0; j < cfg->nteps && !t; j++)
+			if (cfg->teps[j].has_control && !strcmp(cfg->teps[j].name, l->tep->name))
+				t = &cfg->teps[j];
+		if (!t) {
+			/* dstmd_reload refuses this; keep the link rather than lose it. */
+			links[n++] = l;
+			continue;
+		}
+		if (!same_control(l->tep, t)) {
+			log_info("tep %s: control endpoint or credentials changed: reconnecting",
+			         t->name);
+			l->tep = t;
+			if (l->cl) {
+				tsp_client_free(l->cl);
+				l->cl = NULL;
+				on_closed(NULL, 0, "reconfigured", l);
+			}
+		}
+		l->tep = t;
+		links[n++] = l;
+	}
+	for (size_t j = 0; j < cfg->nteps; j++) {
+		if (!cfg->teps[j].has_control || link_of(tc, &cfg->teps[j]))
+			continue;
+		if (!(links[n] = link_new(tc, &cfg->teps[j]))) {
+			free(links);
+			return -ENOMEM;
+		}
+		log_info("tep %s: added", cfg->teps[j].name);
+		n++;
+	}
+	free(tc->links);
+	tc->links = links;
+	tc->nlinks = n;
+	tc->cfg = cfg;
+	return 0;
 }
 
 static void
@@ -316,7 +396,7 @@ tepctl_free(struct tepctl *tc)
 	if (!tc)
 		return;
 	for (size_t i = 0; i < tc->nlinks; i++) {
-		struct link *l = &tc->links[i];
+		struct link *l = tc->links[i];
 
 		if (l->cl)
 			tsp_client_free(l->cl);
@@ -324,6 +404,7 @@ tepctl_free(struct tepctl *tc)
 		opq_free(&l->waiting);
 		opq_free(&l->bulk);
 		opq_free(&l->inflight);
+		free(l);
 	}
 	free(tc->links);
 	free(tc);

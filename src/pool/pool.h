@@ -35,6 +35,13 @@ struct pool_config {
 	size_t nexcludes;
 	/* 0: whole addresses; N: each address serves floor(64512/N) clients. */
 	unsigned port_range_size;
+	/*
+	 * The other form (RFC 7597 §5.1), with port_range_size 0: psid_len k
+	 * > 0 gives each address 2^k port sets, PSID 0..2^k-1, with offset
+	 * psid_offset a (ports with i = 0 are nobody's when a > 0; RFC 7597
+	 * §5.1.1 recommends 6, which leaves out 0-1023). a + k <= 16.
+	 */
+	unsigned psid_offset, psid_len;
 };
 
 struct pool_stats {
@@ -59,6 +66,8 @@ void pool_free(struct pool *p);
 const char *pool_name(const struct pool *p);
 unsigned pool_port_range_size(const struct pool *p);
 void pool_stats(const struct pool *p, struct pool_stats *st);
+/* Every slot free again, as pool_new() made it (the lease manager reloads from disk). */
+void pool_reset(struct pool *p);
 
 /* Any address in common: two pools of one dstmd must not overlap. */
 bool pool_overlaps(const struct pool *a, const struct pool *b);
@@ -92,6 +101,12 @@ bool pool_contains(const struct pool *p, uint32_t v4);
 /* Address and port range of a slot (ports 0, 0 without port ranges). */
 void pool_slot(const struct pool *p, uint32_t slot, uint32_t *v4, uint16_t *port_lo,
                uint16_t *port_hi);
+/*
+ * A PSID pool's offset and length (both 0 for a pool of ranges or whole
+ * addresses); the PSID of a slot is slot % pool_slots_per_addr(). Such a
+ * slot's pool_slot() ports are the first and the last port of its set.
+ */
+void pool_psid(const struct pool *p, unsigned *offset, unsigned *psid_len);
 /* Number of slots one address gives (1 without port ranges). */
 unsigned pool_slots_per_addr(const struct pool *p);
 

@@ -23,6 +23,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "store/lease.h"
 
@@ -43,6 +44,7 @@ struct lease_mgr {
 	struct pool **pools;
 	size_t npools;
 	struct lent ***slots; /* per pool, per slot */
+	uint64_t *psize;      /* per pool, its number of slots */
 	struct lease_policy pol;
 
 	struct lent **heap;
@@ -60,6 +62,7 @@ struct lease_mgr {
 	size_t nnames;
 
 	bool failed;
+	int64_t next_prune;
 	struct lease_counters c;
 };
 
@@ -149,15 +152,11 @@ heap_remove(struct lease_mgr *m, struct lent *e)
 	heap_fix(m, last);
 }
 
-/* The identity hash (FNV-1a) of active leases. */
+/* The identity hash of active leases (identities come from clients: keyed). */
 static uint64_t
 id_hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-	return h;
+	return hash_str(s);
 }
 
 static struct lent *
@@ -273,14 +272,15 @@ to_row(const struct lent *e, struct lease_row *r)
 
 /*
  * Every store failure lands here: the open transaction is rolled back and
- * memory is ahead of the disk, so nothing more may be decided (lease.h).
+ * memory is ahead of the disk, so nothing more may be decided until
+ * lease_mgr_reload() (lease.h).
  */
 static int
 fail(struct lease_mgr *m, const char *what)
 {
 	if (!m->failed)
-		log_warnx("lease store: %s: %s; restart to reload the committed leases", what,
-		          store_errmsg(m->st));
+		log_warnx("lease store: %s: %s; refusing changes until the leases are reloaded",
+		          what, store_errmsg(m->st));
 	m->failed = true;
 	if (store_in_transaction(m->st))
 		store_rollback(m->st);
@@ -307,6 +307,20 @@ stage_update(struct lease_mgr *m, const struct lent *e)
 	to_row(e, &r);
 	if (store_update(m->st, &r) < 0)
 		return fail(m, "update");
+	return 0;
+}
+
+/* The history row of what just happened to `e`, in the same transaction. */
+static int
+stage_history(struct lease_mgr *m, enum lease_event ev, int64_t t, const struct lent *e)
+{
+	struct lease_row r;
+
+	if (stage(m) < 0)
+		return -EIO;
+	to_row(e, &r);
+	if (store_history_add(m->st, ev, t, &r) < 0)
+		return fail(m, "history");
 	return 0;
 }
 
@@ -345,8 +359,10 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 }
 
 static int
-to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until)
+to_quarantine(struct lease_mgr *m, struct lent *e, int64_t now, enum lease_event ev)
 {
+	int64_t until = now + m->pol.quarantine;
+
 	id_remove(m, e);
 	e->l.state = LEASE_QUARANTINE;
 	e->l.quarantine_until = until;
@@ -355,7 +371,9 @@ to_quarantine(struct lease_mgr *m, struct lent *e, int64_t until)
 	heap_fix(m, e);
 	m->c.active--;
 	m->c.quarantined++;
-	return stage_update(m, e);
+	if (stage_update(m, e) < 0)
+		return -EIO;
+	return stage_history(m, ev, now, e);
 }
 
 /* ---- loading ---- */
@@ -403,6 +421,31 @@ row_slot(const struct lease_mgr *m, uint32_t v4, uint16_t lo, uint16_t hi, uint1
 	return false;
 }
 
+/*
+ * A PSID pool serves only who names it (lw4o6): a port set is no range,
+ * and the DSTM Ports option can carry only a range.
+ */
+static bool
+psid_pool(const struct pool *p)
+{
+	unsigned off, len;
+
+	pool_psid(p, &off, &len);
+	return len > 0;
+}
+
+/* The port set of a PSID pool's slot, in the lease (lease.h). */
+static void
+lent_psid(struct lent *e, const struct pool *p)
+{
+	unsigned off, len;
+
+	pool_psid(p, &off, &len);
+	e->l.psid_offset = (uint8_t)off;
+	e->l.psid_len = (uint8_t)len;
+	e->l.psid = len ? (uint16_t)(e->slot % pool_slots_per_addr(p)) : 0;
+}
+
 static int
 load_row(void *arg, const struct lease_row *r)
 {
@@ -436,6 +479,7 @@ load_row(void *arg, const struct lease_row *r)
 		return ld->err = -ENOMEM;
 	if (row_slot(m, r->v4, r->port_lo, r->port_hi, &e->pool, &e->slot)) {
 		e->l.pool = pool_name(m->pools[e->pool]);
+		lent_psid(e, m->pools[e->pool]);
 	} else {
 		e->l.orphan = true;
 		if ((e->l.pool = intern(m, r->pool)) == NULL)
@@ -492,7 +536,7 @@ orphan_hold(struct lease_mgr *m, struct lent *e, int64_t now)
 }
 
 static int
-mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
+mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen)
 {
 	struct load ld = {.m = m};
 	char b[ADDR_STRLEN];
@@ -514,6 +558,8 @@ mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 			e->l.quarantine_until = e->l.expiry + m->pol.quarantine;
 			/* A quarantine already over is deleted below instead. */
 			if (e->l.quarantine_until > now && (rc = stage_update(m, e)) < 0)
+				goto store_err;
+			if ((rc = stage_history(m, LEASE_EV_EXPIRE, e->l.expiry, e)) < 0)
 				goto store_err;
 			m->c.expiries++;
 		}
@@ -581,7 +627,7 @@ mgr_load(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < m->norphans; i++)
 		orphan_hold(m, m->orphans[i], now);
-	if ((rc = lease_commit(m)) < 0)
+	if (commit && (rc = lease_commit(m)) < 0)
 		goto store_err;
 	rc = 0;
 	goto out;
@@ -635,16 +681,18 @@ lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
 	m->nidtab = 1024;
 	m->pools = calloc(npools + 1, sizeof(*m->pools));
 	m->slots = calloc(npools + 1, sizeof(*m->slots));
+	m->psize = calloc(npools + 1, sizeof(*m->psize));
 	m->idtab = calloc(m->nidtab, sizeof(*m->idtab));
-	if (m->pools == NULL || m->slots == NULL || m->idtab == NULL)
+	if (m->pools == NULL || m->slots == NULL || m->psize == NULL || m->idtab == NULL)
 		goto nomem;
 	for (size_t i = 0; i < npools; i++) {
 		m->pools[i] = pools[i];
 		pool_stats(pools[i], &ps);
+		m->psize[i] = ps.size;
 		if ((m->slots[i] = calloc(ps.size, sizeof(**m->slots))) == NULL)
 			goto nomem;
 	}
-	if (mgr_load(m, now, err, errlen) < 0) {
+	if (mgr_load(m, now, true, err, errlen) < 0) {
 		lease_mgr_free(m);
 		return NULL;
 	}
@@ -668,6 +716,7 @@ lease_mgr_free(struct lease_mgr *m)
 	for (size_t i = 0; m->slots != NULL && i < m->npools; i++)
 		free(m->slots[i]);
 	free(m->slots);
+	free(m->psize);
 	free(m->pools);
 	free(m->idtab);
 	keycount_free(&m->per64);
@@ -808,7 +857,9 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 		heap_fix(m, e);
 		m->c.renewals++;
 		*out = &e->l;
-		return stage_update(m, e);
+		if (stage_update(m, e) < 0)
+			return -EIO;
+		return stage_history(m, LEASE_EV_RENEW, now, e);
 	}
 	if (pool_index(m, pool, &first, &end) < 0)
 		return -ENOENT;
@@ -817,8 +868,15 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 			m->c.unavailable++;
 			return rc;
 		}
+		if (!pool && psid_pool(m->pools[pi])) {
+			pool_release(m->pools[pi], slot, now);
+			m->c.unavailable++;
+			return -EADDRNOTAVAIL;
+		}
 	} else {
 		for (pi = first; pi < end; pi++) {
+			if (!pool && psid_pool(m->pools[pi]))
+				continue;
 			/* Bounded: a blocked slot leaves the free queue until after now. */
 			while ((rc = pool_alloc(m->pools[pi], now, &slot)) == 0) {
 				if ((rc = orphan_block(m, pi, slot, now)) <= 0)
@@ -850,6 +908,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	e->slot = slot;
 	e->l.v6 = *v6;
 	pool_slot(m->pools[pi], slot, &e->l.v4, &e->l.port_lo, &e->l.port_hi);
+	lent_psid(e, m->pools[pi]);
 	e->l.pool = pool_name(m->pools[pi]);
 	e->l.tep = itep;
 	e->l.start = now;
@@ -870,7 +929,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	e->id = r.id;
 	*flags = LEASE_NEW;
 	*out = &e->l;
-	return 0;
+	return stage_history(m, LEASE_EV_GRANT, now, e);
 }
 
 int
@@ -883,7 +942,20 @@ lease_release(struct lease_mgr *m, const struct lease *l, int64_t now)
 	if (e->l.state != LEASE_ACTIVE)
 		return -EALREADY;
 	m->c.releases++;
-	return to_quarantine(m, e, now + m->pol.quarantine);
+	return to_quarantine(m, e, now, LEASE_EV_RELEASE);
+}
+
+int
+lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now)
+{
+	struct lent *e = (struct lent *)l;
+
+	if (m->failed)
+		return -EIO;
+	if (e->l.state != LEASE_ACTIVE)
+		return -EALREADY;
+	m->c.revocations++;
+	return to_quarantine(m, e, now, LEASE_EV_REVOKE);
 }
 
 const struct lease *
@@ -927,10 +999,113 @@ lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct lease
 	return 0;
 }
 
+static bool
+page_match(const struct lent *e, const struct lease_filter *f)
+{
+	if (f->state && e->l.state != f->state)
+		return false;
+	if (f->pool && strcmp(e->l.pool, f->pool) != 0)
+		return false;
+	return !f->identity || strcmp(e->identity, f->identity) == 0;
+}
+
+int
+lease_page(const struct lease_mgr *m, uint64_t cursor, const struct lease_filter *f, unsigned limit,
+           unsigned budget, int (*cb)(void *arg, const struct lease *l), void *arg, uint64_t *next)
+{
+	uint64_t base = 0, pos = cursor;
+	int rc;
+
+	*next = 0;
+	for (size_t i = 0; i < m->npools; base += m->psize[i++]) {
+		if (pos >= base + m->psize[i])
+			continue;
+		if (f->pool && strcmp(pool_name(m->pools[i]), f->pool) != 0) {
+			pos = base + m->psize[i];
+			continue;
+		}
+		for (; pos < base + m->psize[i]; pos++) {
+			const struct lent *e = m->slots[i][pos - base];
+
+			if (limit == 0 || budget == 0) {
+				*next = pos;
+				return 0;
+			}
+			budget--;
+			if (e == NULL || e->l.orphan || !page_match(e, f))
+				continue;
+			limit--;
+			if ((rc = cb(arg, &e->l)) != 0)
+				return rc;
+		}
+	}
+	/* Orphans last, in the order of their array (they are few). */
+	for (; pos < base + m->norphans; pos++) {
+		const struct lent *e = m->orphans[pos - base];
+
+		if (limit == 0 || budget == 0) {
+			*next = pos;
+			return 0;
+		}
+		budget--;
+		if (!page_match(e, f))
+			continue;
+		limit--;
+		if ((rc = cb(arg, &e->l)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t *cursor)
+{
+	uint64_t base = 0;
+	uint32_t slot;
+
+	for (size_t i = 0; i < m->npools; base += m->psize[i++]) {
+		if (!pool_contains(m->pools[i], v4))
+			continue;
+		if (!pool_find(m->pools[i], v4, port, &slot))
+			return -ENOENT;
+		*cursor = base + slot + 1;
+		return 0;
+	}
+	for (size_t i = 0; i < m->norphans; i++) {
+		const struct lent *e = m->orphans[i];
+
+		if (e->l.v4 == v4 && ((e->l.port_lo == 0 && e->l.port_hi == 0) ||
+		                      (port >= e->l.port_lo && port <= e->l.port_hi))) {
+			*cursor = base + i + 1;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 int64_t
 lease_next_expiry(const struct lease_mgr *m)
 {
 	return m->nheap > 0 ? deadline(m->heap[0]) : INT64_MAX;
+}
+
+/*
+ * History older than history_days goes, a bounded batch at a time (at
+ * most LEASE_PRUNE_ROWS every LEASE_PRUNE_EVERY seconds, about 2.6
+ * million rows a day), in whatever commit comes next, so that no commit
+ * carries a large delete and its fsync does not stretch.
+ */
+#define LEASE_PRUNE_ROWS  3000
+#define LEASE_PRUNE_EVERY 10
+static void
+history_prune(struct lease_mgr *m, int64_t now)
+{
+	if (m->failed || !m->pol.history_days || now < m->next_prune || stage(m) < 0)
+		return;
+	m->next_prune = now + LEASE_PRUNE_EVERY;
+	if (store_history_prune(m->st, now - (int64_t)m->pol.history_days * 86400,
+	                        LEASE_PRUNE_ROWS) < 0)
+		(void)fail(m, "pruning history");
 }
 
 unsigned
@@ -946,7 +1121,7 @@ lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struc
 
 		if (e->l.state == LEASE_ACTIVE) {
 			/* seed 001 C §2.3: the address rests from the moment it is taken back. */
-			if (to_quarantine(m, e, now + m->pol.quarantine) < 0)
+			if (to_quarantine(m, e, now, LEASE_EV_EXPIRE) < 0)
 				break;
 			m->c.expiries++;
 			n++;
@@ -958,6 +1133,7 @@ lease_expire(struct lease_mgr *m, int64_t now, void (*cb)(void *arg, const struc
 	/* Pools end their quarantines lazily; bring their counts up to date. */
 	for (size_t i = 0; i < m->npools; i++)
 		pool_tick(m->pools[i], now);
+	history_prune(m, now);
 	return n;
 }
 
@@ -999,7 +1175,57 @@ lease_mgr_failed(const struct lease_mgr *m)
 }
 
 void
+lease_mgr_store_failed(struct lease_mgr *m)
+{
+	if (!m->failed)
+		m->c.commit_failures++;
+	m->failed = true;
+	if (store_in_transaction(m->st))
+		store_rollback(m->st);
+}
+
+int
+lease_mgr_probe(struct lease_mgr *m)
+{
+	if (!store_in_transaction(m->st) && store_begin(m->st) < 0)
+		return -EIO;
+	return store_probe(m->st) < 0 ? -EIO : 0;
+}
+
+int
+lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
+{
+	if (store_in_transaction(m->st))
+		store_rollback(m->st);
+	for (size_t i = 0; i < m->nheap; i++)
+		free(m->heap[i]);
+	m->nheap = 0;
+	m->norphans = 0;
+	memset(m->idtab, 0, m->nidtab * sizeof(*m->idtab));
+	m->nid = 0;
+	keycount_free(&m->per64);
+	for (size_t i = 0; i < m->npools; i++) {
+		memset(m->slots[i], 0, m->psize[i] * sizeof(**m->slots));
+		pool_reset(m->pools[i]);
+	}
+	m->c.active = m->c.quarantined = m->c.orphans = 0;
+	m->failed = false;
+	/* What changes at load (expiries while failing) goes with the next commit. */
+	if (mgr_load(m, now, false, err, errlen) < 0) {
+		m->failed = true;
+		return -EIO;
+	}
+	return 0;
+}
+
+void
 lease_counters(const struct lease_mgr *m, struct lease_counters *c)
 {
 	*c = m->c;
+}
+
+void
+lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy)
+{
+	m->pol = *policy;
 }

@@ -7,14 +7,21 @@
  * C §2: allocation, renewal, end of allocation). An expired or released
  * lease stays in quarantine, on disk too, before its address is reused.
  *
+ * Every grant, renewal, release, expiry and revocation also appends a
+ * history row (store.h) in the same transaction; history older than
+ * history_days is pruned a bounded batch at a time by lease_expire().
+ *
  * Durability: every change is written into an open store transaction as
  * it happens (one is begun by the first change); lease_commit() commits
  * it, fsync included. The caller sends the replies of an event-loop turn
  * only after lease_commit() returned 0 (DESIGN §4: group commit). When a
  * commit (or a write) fails the transaction is rolled back, memory no
  * longer matches the disk, and the manager refuses every further change
- * with -EIO: the caller must not answer, must exit, and reloads the
- * committed state at restart (lease_mgr_new), which is consistent.
+ * with -EIO: the caller answers the requests of the failed batches with
+ * errors and, once the store's writer has dropped them
+ * (store_async_recover), rebuilds memory from the disk with
+ * lease_mgr_reload(); nothing acknowledged is lost and nothing refused
+ * stays.
  */
 #ifndef DSTM_LEASE_H
 #define DSTM_LEASE_H
@@ -33,9 +40,14 @@ struct lease {
 	struct in6_addr v6;
 	uint32_t v4;               /* host byte order */
 	uint16_t port_lo, port_hi; /* 0, 0: the whole address */
-	const char *pool;          /* pool name */
-	const char *tep;           /* TEP name */
-	int64_t start, expiry;     /* wall-clock seconds */
+	/* A slot of a PSID pool (RFC 7597 §5.1; port_lo/port_hi are then the
+	 * first and last port of the set): psid_len > 0. Not stored: the
+	 * pool says it, at grant and at reload. */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
+	const char *pool;      /* pool name */
+	const char *tep;       /* TEP name */
+	int64_t start, expiry; /* wall-clock seconds */
 	enum lease_state state;
 	int64_t quarantine_until; /* when state is LEASE_QUARANTINE */
 	/*
@@ -47,8 +59,9 @@ struct lease {
 };
 
 struct lease_policy {
-	uint32_t lifetime;   /* seconds a lease lasts from its last renewal */
-	uint32_t quarantine; /* seconds an address rests after expiry or release */
+	uint32_t lifetime;     /* seconds a lease lasts from its last renewal */
+	uint32_t quarantine;   /* seconds an address rests after expiry or release */
+	uint32_t history_days; /* days the history of leases is kept; 0: for ever */
 };
 
 /* lease_acquire() flags */
@@ -62,6 +75,7 @@ struct lease_counters {
 	uint64_t renewals;    /* LEASE_RENEWED */
 	uint64_t moves;       /* LEASE_MOVED */
 	uint64_t releases;    /* lease_release() */
+	uint64_t revocations; /* lease_revoke() */
 	uint64_t expiries;    /* active -> quarantine by lease_expire() */
 	uint64_t freed;       /* quarantine over, row deleted */
 	uint64_t exhausted;   /* -ENOSPC (TSP 306) */
@@ -94,7 +108,8 @@ void lease_mgr_free(struct lease_mgr *m);
  * `tep` changed) whatever `pool` says, provided `want_v4` is 0 or its
  * address. Otherwise a new slot: `want_v4` (any free port range of it in
  * a port pool) or the head of the free queue of `pool` (NULL: the
- * configured pools in order).
+ * configured pools in order, except PSID pools, which serve only who
+ * names them).
  *   -EADDRNOTAVAIL  want_v4 is in no pool, not free, or not the
  *                   identity's; the identity holds an orphan (TSP 308)
  *   -ENOSPC         no free slot (TSP 306)
@@ -113,6 +128,9 @@ int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_ad
  */
 int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
 
+/* lease_release() by the operator or the server: "revoke" in the history. */
+int lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now);
+
 /* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
 /* The active lease of an identity. */
@@ -129,6 +147,28 @@ int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct l
  * a quarantine's end. INT64_MAX when none.
  */
 int64_t lease_next_expiry(const struct lease_mgr *m);
+
+/* What lease_page() lists; zero fields match everything. */
+struct lease_filter {
+	const char *pool;
+	enum lease_state state; /* 0: both */
+	const char *identity;
+};
+
+/*
+ * One page of the leases, for a listing that costs the daemon neither
+ * memory nor a pause however many leases there are: in a fixed order
+ * (each pool's slots in order, the pools in their order, then orphans),
+ * from position `cursor` (0: the start), cb sees at most `limit` leases
+ * that match `f`, and at most `budget` positions are looked at. *next is
+ * the cursor of the next page, 0 when the walk reached the end. Leases
+ * that come or go between pages are seen or not, never twice.
+ */
+int lease_page(const struct lease_mgr *m, uint64_t cursor, const struct lease_filter *f,
+               unsigned limit, unsigned budget, int (*cb)(void *arg, const struct lease *l),
+               void *arg, uint64_t *next);
+/* The cursor of the position after the slot of (v4, port): 0 or -ENOENT (in no pool). */
+int lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t *cursor);
 /*
  * Active leases whose expiry is <= now enter quarantine; cb (may be NULL)
  * sees each one after the change (dstmd sends "delete" to the client and
@@ -147,11 +187,33 @@ int lease_commit(struct lease_mgr *m);
  * The replies that depend on it leave only when it is durable.
  */
 int lease_commit_async(struct lease_mgr *m, uint64_t *ticket);
-/* True once a write or commit failed: the caller must exit and reload. */
+/* True once a write or commit failed, until lease_mgr_reload(). */
 bool lease_mgr_failed(const struct lease_mgr *m);
+/* The store reported a failed commit: refuse changes (-EIO) until lease_mgr_reload(). */
+void lease_mgr_store_failed(struct lease_mgr *m);
+/*
+ * While failed: stage a write that changes nothing (store_probe), to be
+ * committed with lease_commit_async()'s store call by the caller
+ * (store_commit_async): once it is durable the disk takes writes again.
+ */
+int lease_mgr_probe(struct lease_mgr *m);
+/*
+ * Forget memory and load every lease again from the store (whose writer
+ * must be idle: store_async_recover), as lease_mgr_new() does; the pools
+ * are reset. What loading changes (leases that expired meanwhile) is
+ * staged, not committed: the caller commits it. 0, or -EIO with a message
+ * (the manager stays failed; try again later).
+ */
+int lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen);
 
 void lease_counters(const struct lease_mgr *m, struct lease_counters *c);
 /* Active leases whose client address is in the /64 of `v6` (per-/64 quotas). */
 unsigned lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6);
+
+/*
+ * A reloaded configuration's lifetime and quarantine: they apply to the
+ * next grant, renewal and release; leases already granted keep theirs.
+ */
+void lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy);
 
 #endif

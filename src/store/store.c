@@ -1,6 +1,6 @@
 /*
  * The SQLite backend of the lease store. Every statement is prepared once
- * at open. The database runs in WAL mode with synchronous=FULL: a commit
+ * at open and reused. The database runs in WAL mode with synchronous=FULL: a commit
  * returns once the WAL is fsync'd, which is the promise store_commit()
  * makes to dstmd. Write transactions are BEGIN IMMEDIATE so that a second
  * process on the same file (an operator's sqlite3 shell) fails at begin,
@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,34 +26,65 @@
 #define STORE_BUSY_MS 5000
 
 /*
- * Schema 1. The partial indexes are the database's own guarantee of
- * seed 001 §1 (one holder per IPv4 address + port range at a time) and
- * of one active lease per client identity; they cover every state a live
- * row can have, so a future "history" state would not be constrained.
+ * Schema 2. What a commit writes is what it costs (every page a
+ * transaction dirties is one WAL frame, and SQLite writes a frame with
+ * two pwrite calls), so the schema is cut to the pages a commit must
+ * touch:
+ *  - lease: the rowid *is* the address, v4 * 65536 + port_lo. The table
+ *    itself then holds one row per address + port range, the database's
+ *    own guarantee of seed 001 §1 (one holder per IPv4 address + port
+ *    range; DESIGN §4), with no index beside it. A grant or renewal
+ *    dirties one page of it. One active lease per identity is the lease
+ *    manager's rule (its identity map); schema 1 also kept it in an index,
+ *    a second page per grant.
+ *  - history: append-only, implicit rowid, no index: a commit's events
+ *    land on the table's last page. Queries scan it in bounded steps
+ *    (store_history_scan) from a second, read-only connection, and
+ *    pruning deletes from its head (store_history_prune).
+ * Schema 1 files are converted at open, in one transaction.
  */
-static const char schema_v1[] =
-    "CREATE TABLE lease ("
-    " id INTEGER PRIMARY KEY,"
-    " identity TEXT NOT NULL,"
-    " v6 TEXT NOT NULL,"
-    " v4 INTEGER NOT NULL CHECK (v4 BETWEEN 0 AND 4294967295),"
-    " port_lo INTEGER NOT NULL CHECK (port_lo BETWEEN 0 AND 65535),"
-    " port_hi INTEGER NOT NULL CHECK (port_hi BETWEEN port_lo AND 65535),"
-    " pool TEXT NOT NULL,"
-    " tep TEXT NOT NULL,"
-    " start INTEGER NOT NULL,"
-    " expiry INTEGER NOT NULL,"
-    " state TEXT NOT NULL CHECK (state IN ('active', 'quarantine')),"
-    " quarantine_until INTEGER NOT NULL DEFAULT 0);"
-    "CREATE UNIQUE INDEX lease_addr ON lease (v4, port_lo)"
-    " WHERE state IN ('active', 'quarantine');"
-    "CREATE UNIQUE INDEX lease_identity ON lease (identity) WHERE state = 'active';"
-    "PRAGMA user_version = 1;";
+#define LEASE_COLUMNS                                                          \
+	" identity TEXT NOT NULL,"                                             \
+	" v6 TEXT NOT NULL,"                                                   \
+	" v4 INTEGER NOT NULL CHECK (v4 BETWEEN 0 AND 4294967295),"            \
+	" port_lo INTEGER NOT NULL CHECK (port_lo BETWEEN 0 AND 65535),"       \
+	" port_hi INTEGER NOT NULL CHECK (port_hi BETWEEN port_lo AND 65535)," \
+	" pool TEXT NOT NULL,"                                                 \
+	" tep TEXT NOT NULL,"                                                  \
+	" start INTEGER NOT NULL,"                                             \
+	" expiry INTEGER NOT NULL,"                                            \
+	" state TEXT NOT NULL CHECK (state IN ('active', 'quarantine')),"      \
+	" quarantine_until INTEGER NOT NULL DEFAULT 0,"                        \
+	" CHECK (id = v4 * 65536 + port_lo))"
+
+#define HISTORY_TABLE                \
+	"CREATE TABLE history ("     \
+	" t INTEGER NOT NULL,"       \
+	" event INTEGER NOT NULL,"   \
+	" v4 INTEGER NOT NULL,"      \
+	" port_lo INTEGER NOT NULL," \
+	" port_hi INTEGER NOT NULL," \
+	" identity TEXT NOT NULL,"   \
+	" v6 TEXT NOT NULL,"         \
+	" start INTEGER NOT NULL,"   \
+	" expiry INTEGER NOT NULL);"
+
+static const char schema_v2[] = "CREATE TABLE lease (id INTEGER PRIMARY KEY," LEASE_COLUMNS
+                                ";" HISTORY_TABLE "PRAGMA user_version = 2;";
+
+static const char migrate_v1[] =
+    "CREATE TABLE lease2 (id INTEGER PRIMARY KEY," LEASE_COLUMNS ";"
+    "INSERT INTO lease2 SELECT v4 * 65536 + port_lo, identity, v6, v4, port_lo, port_hi, "
+    "pool, tep, start, expiry, state, quarantine_until FROM lease;"
+    "DROP TABLE lease;"
+    "ALTER TABLE lease2 RENAME TO lease;" HISTORY_TABLE "PRAGMA user_version = 2;";
 
 /* One write recorded for the writer thread; its strings live in `strs`. */
 struct op {
-	enum { OP_INSERT, OP_UPDATE, OP_DELETE } kind;
+	enum { OP_INSERT, OP_UPDATE, OP_DELETE, OP_HISTORY, OP_PRUNE, OP_PROBE } kind;
 	struct lease_row row;
+	int64_t t; /* OP_HISTORY: the event's time; OP_PRUNE: the cut-off */
+	int event; /* OP_HISTORY: enum lease_event; OP_PRUNE: the most rows to delete */
 	char *strs;
 };
 
@@ -65,7 +98,10 @@ struct batch {
 
 struct store {
 	sqlite3 *db;
-	sqlite3_stmt *ins, *ins_id, *upd, *del, *sel, *begin, *commit, *rollback;
+	sqlite3_stmt *ins, *upd, *del, *sel, *begin, *commit, *rollback, *hist, *prune, *probe;
+	sqlite3 *rdb;        /* read-only, for the control socket's queries */
+	sqlite3_stmt *hscan; /* on rdb */
+	int lockfd;          /* flock'd: one process per database */
 	bool in_tx;
 	char errmsg[256];
 	/* The writer thread (store_async_start). */
@@ -78,8 +114,8 @@ struct store {
 	uint64_t issued;             /* last ticket handed out */
 	uint64_t durable;            /* last ticket committed (mu) */
 	bool stop, failed;           /* (mu) */
+	bool busy;                   /* the writer holds a batch (mu) */
 	int efd;
-	int64_t next_id;
 };
 
 static const char *
@@ -142,6 +178,7 @@ static int
 schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
 	long long version, nobj;
+	const char *sql = schema_v2;
 	char msg[256];
 
 	if (query_int(db, "PRAGMA user_version", &version) < 0 ||
@@ -158,16 +195,61 @@ schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 		         path, version, STORE_SCHEMA_VERSION);
 		return -EINVAL;
 	}
-	if (nobj != 0) {
+	if (version == 1)
+		sql = migrate_v1;
+	else if (nobj != 0) {
 		snprintf(err, errlen,
 		         "%s: not a dstm lease database (it has tables but no version)", path);
 		return -EINVAL;
 	}
 	if (exec(db, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
-	    exec(db, schema_v1, msg, sizeof(msg)) < 0 || exec(db, "COMMIT", msg, sizeof(msg)) < 0) {
+	    exec(db, sql, msg, sizeof(msg)) < 0 || exec(db, "COMMIT", msg, sizeof(msg)) < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		snprintf(err, errlen, "%s: creating the schema: %s", path, msg);
+		snprintf(err, errlen, "%s: %s the schema: %s", path,
+		         version == 1 ? "converting" : "creating", msg);
 		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * One process per database: an flock on PATH.lock, which holds the pid
+ * of its owner so that the second one can name it. SQLite's own locks
+ * do not do this (two processes in WAL mode both run, each with its own
+ * memory of the leases, and hand out the same addresses). The lock goes
+ * with the process, however it ends, so a kill -9 leaves no stale lock.
+ */
+static int
+lock_file(struct store *st, const char *path, char *err, size_t errlen)
+{
+	char lp[4200], pid[32] = "";
+	ssize_t n;
+
+	snprintf(lp, sizeof(lp), "%s.lock", path);
+	if ((st->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		snprintf(err, errlen, "%s: %s", lp, strerror(errno));
+		return -errno;
+	}
+	if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		if (e != EWOULDBLOCK) {
+			snprintf(err, errlen, "%s: %s", lp, strerror(e));
+			return -e;
+		}
+		if ((n = pread(st->lockfd, pid, sizeof(pid) - 1, 0)) > 0)
+			pid[n] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, errlen,
+		         "%s is in use by another dstmd (pid %s, lock file %s); one dstmd per "
+		         "database",
+		         path, pid[0] ? pid : "unknown", lp);
+		return -EBUSY;
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(st->lockfd, 0) != 0 ||
+	    pwrite(st->lockfd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
+		/* The lock holds without the pid; the message of a second process says "unknown". */
 	}
 	return 0;
 }
@@ -184,6 +266,10 @@ store_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
+	st->efd = -1;
+	st->lockfd = -1;
+	if (lock_file(st, path, err, errlen) < 0)
+		goto fail;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
@@ -205,33 +291,72 @@ store_open(const char *path, char *err, size_t errlen)
 		         path);
 		goto fail;
 	}
-	/* FULL: the WAL is fsync'd at every commit, so commit means durable. */
-	if (exec(st->db, "PRAGMA synchronous = FULL", msg, sizeof(msg)) < 0) {
+	/*
+	 * FULL: the WAL is fsync'd at every commit, so commit means durable.
+	 * cache_size: the writer touches the last pages of history and the
+	 * lease pages of the addresses it changes; 2 MB of cache (SQLite's
+	 * default) holds what a commit needs, and more is resident memory per
+	 * lease for nothing (start-up reads the table once, in rowid order).
+	 * wal_autocheckpoint: a checkpoint copies the WAL back into the file
+	 * and fsyncs it, in the writer thread, inside a commit; every 4000
+	 * pages (16 MB of WAL) it runs about once per 2000 grants of one lease
+	 * each, so that its cost spreads thin without the WAL growing large.
+	 * journal_size_limit: after a checkpoint the WAL file is cut back.
+	 */
+	if (exec(st->db,
+	         "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; "
+	         "PRAGMA wal_autocheckpoint = 4000; PRAGMA journal_size_limit = 16777216",
+	         msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, msg);
 		goto fail;
 	}
 	if (schema(st->db, path, err, errlen) < 0)
 		goto fail;
-
-#define PREP(stmt, sql)                                                                        \
-	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt, NULL) != \
-	    SQLITE_OK) {                                                                       \
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));                 \
-		goto fail;                                                                     \
+	if (sqlite3_open_v2(path, &st->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		         st->rdb != NULL ? sqlite3_errmsg(st->rdb) : "out of memory");
+		goto fail;
 	}
-	PREP(ins_id, "INSERT INTO lease (id, identity, v6, v4, port_lo, port_hi, pool, tep, "
-	             "start, expiry, state, quarantine_until) "
-	             "VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-	PREP(ins, "INSERT INTO lease (identity, v6, v4, port_lo, port_hi, pool, tep, start, "
-	          "expiry, state, quarantine_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	PREP(upd, "UPDATE lease SET identity = ?, v6 = ?, v4 = ?, port_lo = ?, port_hi = ?, "
-	          "pool = ?, tep = ?, expiry = ?, state = ?, quarantine_until = ? WHERE id = ?");
-	PREP(del, "DELETE FROM lease WHERE id = ?");
-	PREP(sel, "SELECT id, identity, v6, v4, port_lo, port_hi, pool, tep, start, expiry, "
-	          "state, quarantine_until FROM lease ORDER BY id");
-	PREP(begin, "BEGIN IMMEDIATE");
-	PREP(commit, "COMMIT");
-	PREP(rollback, "ROLLBACK");
+	sqlite3_busy_timeout(st->rdb, STORE_BUSY_MS);
+	exec(st->rdb, "PRAGMA cache_size = -512", msg, sizeof(msg));
+
+#define PREP(h, stmt, sql)                                                                    \
+	if (sqlite3_prepare_v3(st->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt, NULL) != \
+	    SQLITE_OK) {                                                                      \
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->h));                 \
+		goto fail;                                                                    \
+	}
+	PREP(db, ins,
+	     "INSERT INTO lease (id, identity, v6, v4, port_lo, port_hi, pool, tep, "
+	     "start, expiry, state, quarantine_until) "
+	     "VALUES (?3 * 65536 + ?4, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+	/* The row's key is its address: an update never moves it (a move is delete + insert). */
+	PREP(db, upd,
+	     "UPDATE lease SET identity = ?1, v6 = ?2, pool = ?6, tep = ?7, expiry = ?8, "
+	     "state = ?9, quarantine_until = ?10 WHERE id = ?11 AND v4 = ?3 AND port_lo = ?4 "
+	     "AND port_hi = ?5");
+	PREP(db, del, "DELETE FROM lease WHERE id = ?");
+	PREP(db, sel,
+	     "SELECT id, identity, v6, v4, port_lo, port_hi, pool, tep, start, expiry, "
+	     "state, quarantine_until FROM lease ORDER BY id");
+	PREP(db, hist,
+	     "INSERT INTO history (t, event, v4, port_lo, port_hi, identity, v6, start, expiry) "
+	     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+	/*
+	 * Rows are appended in time order, so the oldest are at the head: look
+	 * at the first ?2 rows only, never a scan of the table for nothing.
+	 */
+	PREP(db, prune,
+	     "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history ORDER BY rowid "
+	     "LIMIT ?2) AND t < ?1");
+	/* Rewrites page 1 as it is: a commit that needs one page of room. */
+	PREP(db, probe, "PRAGMA user_version = " STORE_SCHEMA_VERSION_STR);
+	PREP(db, begin, "BEGIN IMMEDIATE");
+	PREP(db, commit, "COMMIT");
+	PREP(db, rollback, "ROLLBACK");
+	PREP(rdb, hscan,
+	     "SELECT rowid, t, event, v4, port_lo, port_hi, identity, v6, start, expiry "
+	     "FROM history WHERE rowid > ? ORDER BY rowid LIMIT ?");
 #undef PREP
 	return st;
 fail:
@@ -248,8 +373,12 @@ store_close(struct store *st)
 		(void)store_async_stop(st);
 	if (st->in_tx)
 		store_rollback(st);
-	sqlite3_finalize(st->ins_id);
 	sqlite3_finalize(st->ins);
+	sqlite3_finalize(st->hist);
+	sqlite3_finalize(st->prune);
+	sqlite3_finalize(st->probe);
+	sqlite3_finalize(st->hscan);
+	sqlite3_close(st->rdb);
 	sqlite3_finalize(st->upd);
 	sqlite3_finalize(st->del);
 	sqlite3_finalize(st->sel);
@@ -257,6 +386,8 @@ store_close(struct store *st)
 	sqlite3_finalize(st->commit);
 	sqlite3_finalize(st->rollback);
 	sqlite3_close(st->db);
+	if (st->lockfd >= 0)
+		close(st->lockfd); /* the lock goes with it */
 	free(st);
 }
 
@@ -306,7 +437,7 @@ store_load(struct store *st, int (*cb)(void *arg, const struct lease_row *row), 
 	return ret;
 }
 
-static int batch_add(struct store *st, int kind, const struct lease_row *row);
+static int batch_add(struct store *st, const struct op *op);
 
 int
 store_begin(struct store *st)
@@ -389,67 +520,169 @@ bind_row(sqlite3_stmt *s, const struct lease_row *r)
 	sqlite3_bind_text(s, 7, r->tep, -1, SQLITE_STATIC);
 }
 
+/* Run one write on the database, inside the open transaction. */
+static int
+apply_op(struct store *st, const struct op *o)
+{
+	const struct lease_row *row = &o->row;
+	char v6[INET6_ADDRSTRLEN];
+	int rc;
+
+	switch (o->kind) {
+	case OP_INSERT:
+		bind_row(st->ins, row);
+		sqlite3_bind_int64(st->ins, 8, row->start);
+		sqlite3_bind_int64(st->ins, 9, row->expiry);
+		sqlite3_bind_text(st->ins, 10, state_name(row->state), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->ins, 11, row->quarantine_until);
+		return step_done(st, st->ins, "insert");
+	case OP_UPDATE:
+		bind_row(st->upd, row);
+		sqlite3_bind_int64(st->upd, 8, row->expiry);
+		sqlite3_bind_text(st->upd, 9, state_name(row->state), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->upd, 10, row->quarantine_until);
+		sqlite3_bind_int64(st->upd, 11, row->id);
+		if ((rc = step_done(st, st->upd, "update")) == 0 && sqlite3_changes(st->db) == 0) {
+			snprintf(st->errmsg, sizeof(st->errmsg), "update: no lease row %lld",
+			         (long long)row->id);
+			return -ENOENT;
+		}
+		return rc;
+	case OP_DELETE:
+		sqlite3_bind_int64(st->del, 1, row->id);
+		if ((rc = step_done(st, st->del, "delete")) == 0 && sqlite3_changes(st->db) == 0) {
+			snprintf(st->errmsg, sizeof(st->errmsg), "delete: no lease row %lld",
+			         (long long)row->id);
+			return -ENOENT;
+		}
+		return rc;
+	case OP_HISTORY:
+		inet_ntop(AF_INET6, &row->v6, v6, sizeof(v6));
+		sqlite3_bind_int64(st->hist, 1, o->t);
+		sqlite3_bind_int(st->hist, 2, o->event);
+		sqlite3_bind_int64(st->hist, 3, row->v4);
+		sqlite3_bind_int(st->hist, 4, row->port_lo);
+		sqlite3_bind_int(st->hist, 5, row->port_hi);
+		sqlite3_bind_text(st->hist, 6, row->identity, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st->hist, 7, v6, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st->hist, 8, row->start);
+		sqlite3_bind_int64(st->hist, 9, row->expiry);
+		return step_done(st, st->hist, "history");
+	case OP_PRUNE:
+		sqlite3_bind_int64(st->prune, 1, o->t);
+		sqlite3_bind_int(st->prune, 2, o->event);
+		return step_done(st, st->prune, "pruning history");
+	case OP_PROBE:
+		return step_done(st, st->probe, "probe");
+	}
+	return -EINVAL;
+}
+
+/*
+ * A write: recorded in the open batch with the writer thread running,
+ * otherwise run at once (store_begin() must have been called).
+ */
+static int
+store_op(struct store *st, struct op *o)
+{
+	if (st->async)
+		return batch_add(st, o);
+	if (!st->in_tx)
+		return -EINVAL;
+	return apply_op(st, o);
+}
+
 int
 store_insert(struct store *st, struct lease_row *row)
 {
-	int rc;
+	struct op o = {.kind = OP_INSERT, .row = *row};
 
-	if (st->async) {
-		row->id = ++st->next_id;
-		return batch_add(st, OP_INSERT, row);
-	}
-	if (!st->in_tx)
-		return -EINVAL;
-	bind_row(st->ins, row);
-	sqlite3_bind_int64(st->ins, 8, row->start);
-	sqlite3_bind_int64(st->ins, 9, row->expiry);
-	sqlite3_bind_text(st->ins, 10, state_name(row->state), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->ins, 11, row->quarantine_until);
-	if ((rc = step_done(st, st->ins, "insert")) == 0)
-		row->id = sqlite3_last_insert_rowid(st->db);
-	return rc;
+	row->id = o.row.id = STORE_ID(row->v4, row->port_lo);
+	return store_op(st, &o);
 }
 
 int
 store_update(struct store *st, const struct lease_row *row)
 {
-	int rc;
+	struct op o = {.kind = OP_UPDATE, .row = *row};
 
-	if (st->async)
-		return batch_add(st, OP_UPDATE, row);
-	if (!st->in_tx)
-		return -EINVAL;
-	bind_row(st->upd, row);
-	sqlite3_bind_int64(st->upd, 8, row->expiry);
-	sqlite3_bind_text(st->upd, 9, state_name(row->state), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->upd, 10, row->quarantine_until);
-	sqlite3_bind_int64(st->upd, 11, row->id);
-	if ((rc = step_done(st, st->upd, "update")) == 0 && sqlite3_changes(st->db) == 0) {
-		snprintf(st->errmsg, sizeof(st->errmsg), "update: no lease row %lld",
-		         (long long)row->id);
-		return -ENOENT;
-	}
-	return rc;
+	return store_op(st, &o);
 }
 
 int
 store_delete(struct store *st, int64_t id)
 {
-	int rc;
+	struct op o = {.kind = OP_DELETE, .row = {.id = id, .identity = "", .pool = "", .tep = ""}};
 
-	if (st->async) {
-		struct lease_row row = {.id = id, .identity = "", .pool = "", .tep = ""};
-		return batch_add(st, OP_DELETE, &row);
+	return store_op(st, &o);
+}
+
+int
+store_history_add(struct store *st, enum lease_event ev, int64_t t, const struct lease_row *row)
+{
+	struct op o = {.kind = OP_HISTORY, .row = *row, .t = t, .event = (int)ev};
+
+	return store_op(st, &o);
+}
+
+int
+store_history_prune(struct store *st, int64_t before, unsigned max)
+{
+	struct op o = {.kind = OP_PRUNE,
+	               .row = {.identity = "", .pool = "", .tep = ""},
+	               .t = before,
+	               .event = (int)max};
+
+	return store_op(st, &o);
+}
+
+int
+store_probe(struct store *st)
+{
+	struct op o = {.kind = OP_PROBE, .row = {.identity = "", .pool = "", .tep = ""}};
+
+	return store_op(st, &o);
+}
+
+int
+store_history_scan(struct store *st, int64_t after, unsigned max,
+                   int (*cb)(void *arg, const struct history_row *h), void *arg, int64_t *next)
+{
+	unsigned n = 0;
+	int rc, ret = 0;
+
+	*next = 0;
+	sqlite3_bind_int64(st->hscan, 1, after);
+	sqlite3_bind_int(st->hscan, 2, (int)max);
+	while ((rc = sqlite3_step(st->hscan)) == SQLITE_ROW) {
+		struct history_row h = {0};
+		const char *v6 = (const char *)sqlite3_column_text(st->hscan, 7);
+
+		n++;
+		h.seq = sqlite3_column_int64(st->hscan, 0);
+		h.t = sqlite3_column_int64(st->hscan, 1);
+		h.event = (enum lease_event)sqlite3_column_int(st->hscan, 2);
+		h.v4 = (uint32_t)sqlite3_column_int64(st->hscan, 3);
+		h.port_lo = (uint16_t)sqlite3_column_int(st->hscan, 4);
+		h.port_hi = (uint16_t)sqlite3_column_int(st->hscan, 5);
+		h.identity = (const char *)sqlite3_column_text(st->hscan, 6);
+		h.start = sqlite3_column_int64(st->hscan, 8);
+		h.expiry = sqlite3_column_int64(st->hscan, 9);
+		*next = h.seq;
+		if (h.identity == NULL || v6 == NULL || inet_pton(AF_INET6, v6, &h.v6) != 1)
+			continue; /* damaged: skipped, the scan goes on */
+		if ((ret = cb(arg, &h)) != 0)
+			break;
 	}
-	if (!st->in_tx)
-		return -EINVAL;
-	sqlite3_bind_int64(st->del, 1, id);
-	if ((rc = step_done(st, st->del, "delete")) == 0 && sqlite3_changes(st->db) == 0) {
-		snprintf(st->errmsg, sizeof(st->errmsg), "delete: no lease row %lld",
-		         (long long)id);
-		return -ENOENT;
+	if (ret == 0 && rc != SQLITE_DONE) {
+		snprintf(st->errmsg, sizeof(st->errmsg), "reading history: %s",
+		         sqlite3_errmsg(st->rdb));
+		ret = -EIO;
 	}
-	return rc;
+	if (ret == 0 && n < max)
+		*next = 0; /* the table ended before the step did */
+	sqlite3_reset(st->hscan);
+	return ret;
 }
 
 /* ---- The writer thread ---- */
@@ -467,9 +700,10 @@ batch_free(struct batch *b)
 
 /* Record a write in the open batch, with copies of its strings. */
 static int
-batch_add(struct store *st, int kind, const struct lease_row *row)
+batch_add(struct store *st, const struct op *op)
 {
 	struct batch *b = st->open;
+	const struct lease_row *row = &op->row;
 	size_t li = strlen(row->identity) + 1, lp = strlen(row->pool) + 1,
 	       lt = strlen(row->tep) + 1;
 	struct op *o;
@@ -486,10 +720,9 @@ batch_add(struct store *st, int kind, const struct lease_row *row)
 		b->cap = cap;
 	}
 	o = &b->ops[b->n];
+	*o = *op;
 	if (!(o->strs = malloc(li + lp + lt)))
 		return -EIO;
-	o->kind = kind;
-	o->row = *row;
 	memcpy(o->strs, row->identity, li);
 	memcpy(o->strs + li, row->pool, lp);
 	memcpy(o->strs + li + lp, row->tep, lt);
@@ -498,38 +731,6 @@ batch_add(struct store *st, int kind, const struct lease_row *row)
 	o->row.tep = o->strs + li + lp;
 	b->n++;
 	return 0;
-}
-
-static int
-apply_op(struct store *st, const struct op *o)
-{
-	const struct lease_row *row = &o->row;
-
-	switch (o->kind) {
-	case OP_INSERT:
-		bind_row(st->ins_id, row);
-		sqlite3_bind_int64(st->ins_id, 8, row->start);
-		sqlite3_bind_int64(st->ins_id, 9, row->expiry);
-		sqlite3_bind_text(st->ins_id, 10, state_name(row->state), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->ins_id, 11, row->quarantine_until);
-		sqlite3_bind_int64(st->ins_id, 12, row->id);
-		return step_done(st, st->ins_id, "insert");
-	case OP_UPDATE:
-		bind_row(st->upd, row);
-		sqlite3_bind_int64(st->upd, 8, row->expiry);
-		sqlite3_bind_text(st->upd, 9, state_name(row->state), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->upd, 10, row->quarantine_until);
-		sqlite3_bind_int64(st->upd, 11, row->id);
-		if (step_done(st, st->upd, "update") < 0 || sqlite3_changes(st->db) == 0)
-			return -EIO;
-		return 0;
-	case OP_DELETE:
-		sqlite3_bind_int64(st->del, 1, row->id);
-		if (step_done(st, st->del, "delete") < 0 || sqlite3_changes(st->db) == 0)
-			return -EIO;
-		return 0;
-	}
-	return -EINVAL;
 }
 
 static int
@@ -568,9 +769,18 @@ writer(void *arg)
 		st->qhead = b->next;
 		if (!st->qhead)
 			st->qtail = NULL;
-		pthread_mutex_unlock(&st->mu);
-		rc = st->failed ? -EIO : apply_batch(st, b);
-		pthread_mutex_lock(&st->mu);
+		st->busy = true;
+		/*
+		 * After a failed batch the later ones were decided on top of it:
+		 * they are dropped too, until store_async_recover().
+		 */
+		rc = -EIO;
+		if (!st->failed) {
+			pthread_mutex_unlock(&st->mu);
+			rc = apply_batch(st, b);
+			pthread_mutex_lock(&st->mu);
+		}
+		st->busy = false;
 		if (rc < 0)
 			st->failed = true;
 		else
@@ -588,15 +798,8 @@ writer(void *arg)
 int
 store_async_start(struct store *st)
 {
-	long long maxid = 0;
-
 	if (st->async || st->in_tx)
 		return -EINVAL;
-	if (query_int(st->db, "SELECT coalesce(max(id), 0) FROM lease", &maxid) < 0) {
-		seterr(st, "max id");
-		return -EIO;
-	}
-	st->next_id = maxid;
 	if ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		return -errno;
 	pthread_mutex_init(&st->mu, NULL);
@@ -648,6 +851,7 @@ store_async_poll(struct store *st, uint64_t *durable)
 	uint64_t n;
 	int rc;
 
+	*durable = 0;
 	if (read(st->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return -errno;
 	pthread_mutex_lock(&st->mu);
@@ -655,6 +859,21 @@ store_async_poll(struct store *st, uint64_t *durable)
 	rc = st->failed ? -EIO : 0;
 	pthread_mutex_unlock(&st->mu);
 	return rc;
+}
+
+int
+store_async_recover(struct store *st)
+{
+	if (!st->async)
+		return -EINVAL;
+	pthread_mutex_lock(&st->mu);
+	while (st->qhead || st->busy)
+		pthread_cond_wait(&st->cv, &st->mu);
+	st->failed = false;
+	pthread_mutex_unlock(&st->mu);
+	batch_free(st->open);
+	st->open = NULL;
+	return 0;
 }
 
 int

@@ -9,15 +9,19 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/metrics.h"
 #include "tep/tep.h"
 
 static const char *const top_keys[] = {
-    "ipv6",   "ipv4",    "mode",       "pools",     "tun",      "mtu", "control",
-    "listen", "servers", "learn_idle", "icmp_rate", "scenario", NULL,
+    "ipv6",      "ipv4",    "mode",      "pools",      "tun",       "mtu",
+    "control",   "listen",  "servers",   "learn_idle", "icmp_rate", "scenario",
+    "keepalive", "metrics", "log_level", "dataplane",  NULL,
 };
+static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
 static const char *const scenario_choices[] = {"intranet", "vpn", NULL};
+static const char *const dataplane_choices[] = {"auto", "xdp", "tun", NULL};
 
 static void
 copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen)
@@ -129,6 +133,32 @@ parse_servers(struct cfg *c, struct tep_config *out)
 	}
 }
 
+/* What -n can tell beyond each value's syntax: references between values. */
+static void
+check_offline(struct cfg *c, const struct tep_config *tc)
+{
+	char ptr[64], a[ADDR_STRLEN];
+
+	for (unsigned i = 0; i < tc->npools; i++)
+		if ((tc->ipv4 & addr_mask4(tc->pool_plen[i])) == tc->pool_addr[i])
+			cfg_error(c, "/ipv4",
+			          "%s is in /pools/%u: the TEP's own address cannot be a client's",
+			          addr_fmt_v4(tc->ipv4, a), i);
+	for (unsigned i = 0; i < tc->nservers; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(tc->servers[i].address, tc->servers[j].address)) {
+				snprintf(ptr, sizeof(ptr), "/servers/%u/address", i);
+				cfg_error(c, ptr,
+				          "server %s is listed twice (also /servers/%u): one "
+				          "entry, one user and secret per server",
+				          tc->servers[i].address, j);
+			}
+	if (tc->has_metrics && tc->mode == TEP_SERVER && tc->metrics_salen == tc->listen_salen &&
+	    !memcmp(&tc->metrics_sa, &tc->listen_sa, tc->listen_salen))
+		cfg_error(c, "/metrics", "the same endpoint as \"listen\" (TSP): use port %d",
+		          METRICS_PORT);
+}
+
 int
 tep_config_parse(struct cfg *c, struct tep_config *out)
 {
@@ -193,6 +223,23 @@ tep_config_parse(struct cfg *c, struct tep_config *out)
 		out->learn_idle = (unsigned)v;
 	if (cfg_int(c, "/icmp_rate", false, 100, 0, 1000000, &v))
 		out->icmp_rate = (unsigned)v;
+	/* The address clients ping to keep their binding warm (RFC 5572 §4.3). */
+	out->keepalive = out->ipv4;
+	if (cfg_str(c, "/keepalive", false, NULL, &s) && s && !addr_parse_v4(s, &out->keepalive))
+		cfg_error(c, "/keepalive", "\"%s\" is not an IPv4 address", s);
+	if (cfg_str(c, "/metrics", false, NULL, &s) && s) {
+		copy_str(c, "/metrics", s, out->metrics, sizeof(out->metrics));
+		if (!addr_parse_endpoint(s, METRICS_PORT, &out->metrics_sa, &out->metrics_salen))
+			cfg_error(c, "/metrics", "\"%s\" is not an endpoint ([v6]:port or v4:port)",
+			          s);
+		else
+			out->has_metrics = true;
+	}
+	cfg_enum(c, "/log_level", false, 0, log_levels, &out->log_level);
+	if (cfg_nerrors(c) == 0)
+		check_offline(c, out);
+	if (cfg_enum(c, "/dataplane", false, TEP_DP_AUTO, dataplane_choices, &idx))
+		out->dataplane = (enum tep_dataplane)idx;
 	return cfg_nerrors(c);
 }
 
@@ -229,6 +276,13 @@ tep_config_dump(const struct tep_config *tc)
 	json_object_set_new(o, "servers", servers);
 	json_object_set_new(o, "learn_idle", json_integer(tc->learn_idle));
 	json_object_set_new(o, "icmp_rate", json_integer(tc->icmp_rate));
+	json_object_set_new(o, "keepalive", json_string(addr_fmt_v4(tc->keepalive, buf)));
+	if (tc->has_metrics)
+		json_object_set_new(o, "metrics", json_string(tc->metrics));
+	if (tc->log_level)
+		json_object_set_new(o, "log_level",
+		                    json_string(tc->log_level == 1 ? "debug" : "trace"));
+	json_object_set_new(o, "dataplane", json_string(dataplane_choices[tc->dataplane]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;

@@ -90,6 +90,7 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 {
 	struct tep *t = arg;
 	const struct tsp_endpoint *cl = &tn->client;
+	struct bt_binding *b;
 	uint16_t lo = 0, hi = 65535;
 	char a4[ADDR_STRLEN], a6[ADDR_STRLEN];
 	int rc;
@@ -119,7 +120,13 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 			reply_info(c, t, tn, TSP_TEP_CONFIG_ERROR);
 			return;
 		}
-		rc = bt_add(t->bt, cl->v4, lo, hi, &cl->v6, 0, NULL);
+		if (cl->has_ports && cl->psid_len)
+			rc = bt_add_psid(t->bt, cl->v4, cl->psid_offset, cl->psid_len, cl->psid,
+			                 &cl->v6, 0, &b);
+		else
+			rc = bt_add(t->bt, cl->v4, lo, hi, &cl->v6, 0, &b);
+		if (rc == 0)
+			tep_xdp_bind(t, b);
 		if (rc < 0) {
 			log_warnx("TSP create %s ports %u-%u -> %s: %s", a4, lo, hi, a6,
 			          strerror(-rc));
@@ -135,12 +142,12 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 	/* Delete only what names this client: a late delete must not remove
 	 * the binding of whoever holds the address now. */
 	{
-		struct bt_binding *b = bt_lookup(t->bt, cl->v4, lo);
-
+		b = bt_lookup(t->bt, cl->v4, lo);
 		if (!b || memcmp(&b->v6, &cl->v6, 16) != 0 ||
 		    bt_del(t->bt, cl->v4, lo, !cl->has_ports) < 0) {
 			t->ctr.tsp_delete_unknown++;
 		} else {
+			tep_xdp_unbind(t, cl->v4, lo, !cl->has_ports);
 			log_debug("binding %s ports %u-%u removed", a4, lo, hi);
 			t->ctr.tsp_delete_ok++;
 		}
@@ -199,32 +206,39 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		t->sessions++;
 }
 
-int
-tep_tsp_start(struct tep *t)
+/* The TSP server object of servers entry `i`. */
+static int
+tep_tsp_server_new(struct tep *t, unsigned i)
 {
 	static const struct tsp_server_callbacks cb = {
 	    .command = on_command,
 	    .closed = on_closed,
 	    .authenticated = on_authenticated,
 	};
+	struct tsp_server_config sc = {
+	    .limits = {.line_max = 1024, .content_max = 16384, .xml_depth = 16},
+	    .mechanisms = "SCRAM-SHA-256 DIGEST-MD5",
+	    .realm = "dstm",
+	    .service = "tsp",
+	    .secret = secret_of,
+	    .secret_arg = &t->cfg.servers[i],
+	    .handshake_timeout = 10,
+	};
+
+	t->tsp[i] = tsp_server_new(t->base, &sc, &cb, t);
+	return t->tsp[i] ? 0 : -ENOMEM;
+}
+
+int
+tep_tsp_start(struct tep *t)
+{
 	char a[ADDR_STRLEN];
 
 	if (t->cfg.mode != TEP_SERVER)
 		return 0;
-	for (unsigned i = 0; i < t->cfg.nservers; i++) {
-		struct tsp_server_config sc = {
-		    .limits = {.line_max = 1024, .content_max = 16384, .xml_depth = 16},
-		    .mechanisms = "SCRAM-SHA-256 DIGEST-MD5",
-		    .realm = "dstm",
-		    .service = "tsp",
-		    .secret = secret_of,
-		    .secret_arg = &t->cfg.servers[i],
-		    .handshake_timeout = 10,
-		};
-		t->tsp[i] = tsp_server_new(t->base, &sc, &cb, t);
-		if (!t->tsp[i])
+	for (unsigned i = 0; i < t->cfg.nservers; i++)
+		if (tep_tsp_server_new(t, i) != 0)
 			return -ENOMEM;
-	}
 	t->listener = evconnlistener_new_bind(
 	    t->base, on_accept, t,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64,
@@ -236,6 +250,26 @@ tep_tsp_start(struct tep *t)
 	}
 	log_info("TSP on %s for %u server(s)",
 	         addr_fmt_sockaddr((struct sockaddr *)&t->cfg.listen_sa, a), t->cfg.nservers);
+	return 0;
+}
+
+int
+tep_tsp_reload(struct tep *t, const struct tep_config *nc)
+{
+	unsigned old = t->cfg.nservers;
+
+	/*
+	 * Each TSP server object reads its entry's user and secret through
+	 * secret_arg (&t->cfg.servers[i]) at every login: copying the entries
+	 * over applies them. Entries beyond the old count get a server object;
+	 * a removed entry's object stays (its sessions, if any, run on) but no
+	 * new connection maps to it (on_accept walks the current entries).
+	 */
+	memcpy(t->cfg.servers, nc->servers, sizeof(t->cfg.servers));
+	t->cfg.nservers = nc->nservers;
+	for (unsigned i = old; t->cfg.mode == TEP_SERVER && i < nc->nservers; i++)
+		if (!t->tsp[i] && tep_tsp_server_new(t, i) != 0)
+			return -ENOMEM;
 	return 0;
 }
 
@@ -257,29 +291,38 @@ tep_tsp_stop(struct tep *t)
 #define BINDINGS_LIMIT 100000
 
 static json_t *
-binding_json(const struct bt_binding *b)
+binding_json(const struct tep *t, const struct bt_binding *b)
 {
 	char a[ADDR_STRLEN];
 	json_t *o = json_object();
+	uint64_t c[4];
 
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(b->v4, a)));
-	json_object_set_new(o, "port_lo", json_integer(b->port_lo));
-	json_object_set_new(o, "port_hi", json_integer(b->port_hi));
+	if (b->flags & BT_F_PSID) {
+		/* RFC 7597 §5.1: the set, not a range. */
+		json_object_set_new(o, "psid_offset", json_integer(b->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(b->psid_len));
+		json_object_set_new(o, "psid", json_integer(b->psid));
+	} else {
+		json_object_set_new(o, "port_lo", json_integer(b->port_lo));
+		json_object_set_new(o, "port_hi", json_integer(b->port_hi));
+	}
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&b->v6, a)));
 	json_object_set_new(o, "origin",
 	                    json_string(b->flags & BT_F_LEARNED  ? "learned"
 	                                : b->flags & BT_F_STATIC ? "operator"
 	                                                         : "server"));
 	json_object_set_new(o, "mtu", json_integer(b->mtu));
-	json_object_set_new(o, "pkts_in", json_integer((json_int_t)b->pkts_in));
-	json_object_set_new(o, "bytes_in", json_integer((json_int_t)b->bytes_in));
-	json_object_set_new(o, "pkts_out", json_integer((json_int_t)b->pkts_out));
-	json_object_set_new(o, "bytes_out", json_integer((json_int_t)b->bytes_out));
+	tep_xdp_binding_ctr(t, b, c);
+	json_object_set_new(o, "pkts_in", json_integer((json_int_t)c[0]));
+	json_object_set_new(o, "bytes_in", json_integer((json_int_t)c[1]));
+	json_object_set_new(o, "pkts_out", json_integer((json_int_t)c[2]));
+	json_object_set_new(o, "bytes_out", json_integer((json_int_t)c[3]));
 	return o;
 }
 
-static json_t *
-counters_json(const struct tep *t)
+json_t *
+tep_counters_json(const struct tep *t)
 {
 	json_t *o = json_object();
 	const struct tsp_server_stats *st;
@@ -323,6 +366,7 @@ status_json(const struct tep *t)
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&t->cfg.ipv6, a)));
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(t->cfg.ipv4, a)));
 	json_object_set_new(o, "tun", json_string(t->ifname));
+	json_object_set_new(o, "dataplane", json_string(tep_dataplane_name(t)));
 	json_object_set_new(o, "mtu", json_integer(t->cfg.mtu));
 	for (unsigned i = 0; i < t->cfg.npools; i++) {
 		snprintf(p, sizeof(p), "%s/%u", addr_fmt_v4(t->cfg.pool_addr[i], a),
@@ -370,10 +414,11 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 {
 	struct tep *t = arg;
 
+	tep_xdp_fold(t);
 	if (strcmp(cmd, "status") == 0)
 		return status_json(t);
 	if (strcmp(cmd, "counters") == 0)
-		return counters_json(t);
+		return tep_counters_json(t);
 	if (strcmp(cmd, "bindings") == 0) {
 		/* A million bindings would not fit one reply: "limit" (default
 		 * BINDINGS_LIMIT) bounds it, "ipv4" picks one address. */
@@ -394,20 +439,23 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 		a = json_array();
 		while ((json_int_t)json_array_size(a) < limit && (b = bt_next(t->bt, &cur)) != NULL)
 			if (!one || b->v4 == v4)
-				json_array_append_new(a, binding_json(b));
+				json_array_append_new(a, binding_json(t, b));
 		return a;
 	}
 	if (strcmp(cmd, "binding-add") == 0) {
 		const char *s = json_string_value(json_object_get(args, "ipv6"));
 		struct in6_addr v6;
 		struct bt_binding *b;
-		uint16_t lo, hi;
+		uint16_t lo, hi, off, len, psid;
 		uint32_t v4;
 		int rc;
 
 		if (!arg_v4(args, &v4, err, errlen) ||
 		    !arg_port(args, "port_lo", 0, &lo, err, errlen) ||
-		    !arg_port(args, "port_hi", 65535, &hi, err, errlen))
+		    !arg_port(args, "port_hi", 65535, &hi, err, errlen) ||
+		    !arg_port(args, "psid_offset", 6, &off, err, errlen) ||
+		    !arg_port(args, "psid_length", 0, &len, err, errlen) ||
+		    !arg_port(args, "psid", 0, &psid, err, errlen))
 			return NULL;
 		if (!s || !addr_parse_v6(s, &v6) || IN6_IS_ADDR_MULTICAST(&v6)) {
 			snprintf(err, errlen, "\"ipv6\" must be a unicast IPv6 address");
@@ -418,16 +466,26 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 			snprintf(err, errlen, "%s is outside the pools", addr_fmt_v4(v4, a));
 			return NULL;
 		}
-		rc = bt_add(t->bt, v4, lo, hi, &v6, BT_F_STATIC, &b);
+		if (len > 15 || off > 15) {
+			snprintf(err, errlen, "\"psid_offset\" and \"psid_length\" are 0-15");
+			return NULL;
+		}
+		if (len)
+			rc = bt_add_psid(t->bt, v4, (uint8_t)off, (uint8_t)len, psid, &v6,
+			                 BT_F_STATIC, &b);
+		else
+			rc = bt_add(t->bt, v4, lo, hi, &v6, BT_F_STATIC, &b);
+		if (rc == 0)
+			tep_xdp_bind(t, b);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s",
 			         rc == -EEXIST ? "it overlaps a binding of another shape"
 			         : rc == -EINVAL
-			             ? "the port range does not fit the address's ranges"
+			             ? "the port range (or set) does not fit the address's"
 			             : strerror(-rc));
 			return NULL;
 		}
-		return binding_json(b);
+		return binding_json(t, b);
 	}
 	if (strcmp(cmd, "binding-del") == 0) {
 		uint32_t v4;
@@ -441,6 +499,7 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 			snprintf(err, errlen, "no such binding");
 			return NULL;
 		}
+		tep_xdp_unbind(t, v4, lo, all);
 		return json_object();
 	}
 	snprintf(err, errlen,

@@ -3,8 +3,10 @@
  * the forwarding core (src/dataplane) and the shell of this directory:
  * load and check the configuration, build the binding table sized for the
  * pools, open the data plane, the TSP listener and the control socket,
- * then run the event loop until SIGTERM or SIGINT.
+ * then run the event loop until SIGTERM or SIGINT. SIGHUP re-reads the
+ * configuration (reload() below says what it can change).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "common/service.h"
 #include "netlink/nl.h"
 #include "tep/tep.h"
 
@@ -27,7 +30,125 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct tep *t = arg;
 
 	log_info("signal %d: stopping", (int)sig);
+	svc_stopping();
 	event_base_loopbreak(t->base);
+}
+
+/* The config as JSON with what a reload may change set to `from`'s. */
+static json_t *
+fixed_part(const struct tep_config *c, const struct tep_config *from)
+{
+	struct tep_config x = *c;
+	char *text;
+	json_t *o;
+
+	memcpy(x.servers, from->servers, sizeof(x.servers));
+	x.nservers = from->nservers;
+	x.learn_idle = from->learn_idle;
+	x.icmp_rate = from->icmp_rate;
+	x.log_level = from->log_level;
+	text = tep_config_dump(&x);
+	o = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	return o;
+}
+
+/*
+ * SIGHUP: apply a valid configuration that changes only the servers (users,
+ * secrets, servers added), learn_idle, icmp_rate and log_level; bindings,
+ * sessions and the data plane stay. Anything else (addresses, pools, the
+ * TUN device, listeners, mode) needs a restart: the reload is refused and
+ * the log says which line, and the TEP goes on as it was.
+ */
+static int
+reload(struct tep *t)
+{
+	struct tep_config nc;
+	struct cfg *cfg;
+	char err[512];
+	json_t *a = NULL, *b = NULL, *v;
+	const char *k;
+	int bad = 0;
+
+	svc_reloading();
+	log_info("SIGHUP: reloading %s", t->conffile);
+	if (!(cfg = cfg_load(t->conffile, err, sizeof(err)))) {
+		log_warnx("%s", err);
+		bad = 1;
+		goto out;
+	}
+	if (tep_config_parse(cfg, &nc) > 0) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		if (f) {
+			char *save = NULL;
+
+			cfg_print_errors(cfg, f);
+			fclose(f);
+			for (char *l = strtok_r(text, "\n", &save); l;
+			     l = strtok_r(NULL, "\n", &save))
+				log_warnx("%s", l);
+			free(text);
+		}
+		bad = 1;
+		goto out;
+	}
+	a = fixed_part(&t->cfg, &t->cfg);
+	b = fixed_part(&nc, &t->cfg);
+	if (!a || !b) {
+		bad = 1;
+		goto out;
+	}
+	json_object_foreach(b, k, v)
+	{
+		char ptr[64];
+
+		if (json_equal(v, json_object_get(a, k)))
+			continue;
+		snprintf(ptr, sizeof(ptr), "/%s", k);
+		log_warnx("%s:%d: %s: cannot change while dstm-tep runs; restart it to apply",
+		          t->conffile, cfg_line(cfg, ptr), ptr);
+		bad++;
+	}
+	json_object_foreach(a, k, v) if (!json_object_get(b, k))
+	{
+		log_warnx("%s: /%s: cannot be removed while dstm-tep runs; restart it to apply",
+		          t->conffile, k);
+		bad++;
+	}
+	if (bad || tep_tsp_reload(t, &nc) != 0) {
+		bad = bad ? bad : 1;
+		goto out;
+	}
+	t->cfg.learn_idle = nc.learn_idle;
+	t->cfg.icmp_rate = nc.icmp_rate;
+	t->cfg.log_level = nc.log_level;
+	t->dp.cfg.learn_idle = nc.learn_idle;
+	t->dp.cfg.icmp_rate = nc.icmp_rate;
+	log_setverbose(t->verbose_cli > nc.log_level ? t->verbose_cli : nc.log_level);
+out:
+	json_decref(a);
+	json_decref(b);
+	cfg_free(cfg);
+	if (bad) {
+		t->reload_failures++;
+		log_warnx("reload refused: still running with the configuration loaded before");
+		svc_ready("forwarding; the last reload was refused (see the log)");
+		return -EINVAL;
+	}
+	t->reloads++;
+	log_info("configuration reloaded: %u server(s), learn_idle %us, icmp_rate %u/s",
+	         t->cfg.nservers, t->cfg.learn_idle, t->cfg.icmp_rate);
+	svc_ready("forwarding; configuration reloaded");
+	return 0;
+}
+
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)reload(arg);
 }
 
 /* Learn mode: forget idle learned bindings, a slice of the table a second. */
@@ -60,6 +181,7 @@ config_dp(const struct tep_config *c, struct dp_config *d)
 	 * routes into it: it does the TTL work on the IPv4 side. */
 	d->decrement_ttl = false;
 	d->icmp_rate = c->icmp_rate;
+	d->keepalive4 = c->keepalive;
 }
 
 int
@@ -75,6 +197,8 @@ main(int argc, char **argv)
 	if (!daemon_args_parse(argc, argv, "dstm-tep", &args, &status))
 		return status;
 	log_init(args.foreground || args.check, args.verbose, "dstm-tep");
+	t->conffile = args.conffile;
+	t->verbose_cli = args.verbose;
 	cfg = cfg_load(args.conffile, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "%s\n", err);
@@ -86,6 +210,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cfg_free(cfg);
+	if (t->cfg.log_level > args.verbose)
+		log_setverbose(t->cfg.log_level);
 	if (args.check) {
 		char *text = tep_config_dump(&t->cfg);
 
@@ -105,40 +231,56 @@ main(int argc, char **argv)
 		fatal("start-up");
 	if ((rc = tep_io_start(t)) < 0)
 		fatalx("data plane: %s", strerror(-rc));
+	if ((rc = tep_xdp_start(t)) < 0)
+		fatalx("XDP data plane (\"dataplane\": \"xdp\"): %s", strerror(-rc));
 	if ((rc = tep_tsp_start(t)) < 0)
 		fatalx("TSP: %s", strerror(-rc));
 	if ((rc = tep_ctl_start(t)) < 0)
 		fatalx("control socket: %s", strerror(-rc));
 	if (!args.foreground && daemon(0, 0) < 0)
 		fatal("daemon");
+	/* After daemon() (a fork keeps no thread) and before seccomp. */
+	if ((rc = tep_stats_start(t)) < 0)
+		fatalx("metrics: %s", strerror(-rc));
 	/* STYLE.md, least privilege: the TUN device, the raw sockets, the
 	 * routes, the sysctls and the listeners are set up; what the loop
-	 * does needs no capability (reading a route is unprivileged). */
-	if (priv_drop("dstm", 0) < 0)
+	 * does needs no capability (reading a route is unprivileged), but
+	 * for the XDP maps' updates (bpf(2) wants CAP_BPF). */
+	if (priv_drop("dstm", t->xdp ? PRIV_CAP(CAP_BPF) : 0) < 0)
 		fatalx("cannot drop privileges");
 	if (priv_seccomp(PRIV_PROFILE_TEP) < 0)
 		fatalx("cannot install the seccomp filter");
 
 	t->ev_sigterm = evsignal_new(t->base, SIGTERM, on_signal, t);
 	t->ev_sigint = evsignal_new(t->base, SIGINT, on_signal, t);
+	t->ev_sighup = evsignal_new(t->base, SIGHUP, on_sighup, t);
 	t->ev_expire = event_new(t->base, -1, EV_PERSIST, on_expire, t);
-	if (!t->ev_sigterm || !t->ev_sigint || !t->ev_expire)
+	if (!t->ev_sigterm || !t->ev_sigint || !t->ev_sighup || !t->ev_expire)
 		fatal("start-up");
 	event_add(t->ev_sigterm, NULL);
 	event_add(t->ev_sigint, NULL);
+	event_add(t->ev_sighup, NULL);
 	if (t->cfg.mode == TEP_LEARN) {
 		struct timeval one = {1, 0};
 		event_add(t->ev_expire, &one);
 	}
 	log_info("dstm-tep up: %s mode, %u pool(s)", t->cfg.mode == TEP_SERVER ? "server" : "learn",
 	         t->cfg.npools);
+	t->ev_watchdog = svc_watchdog_start(t->base);
+	svc_ready("forwarding: %s mode, %u pool(s)", t->cfg.mode == TEP_SERVER ? "server" : "learn",
+	          t->cfg.npools);
 	event_base_dispatch(t->base);
 
+	tep_stats_stop(t);
 	tep_ctl_stop(t);
 	tep_tsp_stop(t);
+	tep_xdp_stop(t);
 	tep_io_stop(t);
 	event_free(t->ev_sigterm);
 	event_free(t->ev_sigint);
+	event_free(t->ev_sighup);
+	if (t->ev_watchdog)
+		event_free(t->ev_watchdog);
 	event_free(t->ev_expire);
 	event_base_free(t->base);
 	nl_close(t->nl);

@@ -207,6 +207,8 @@ send6(struct tep *t)
 			 * answers the sender or lets the packet fragment. */
 			nl_route6_get(t->nl, &p->dst6, NULL, NULL, &mtu);
 			dp_too_big(&t->dp, p, mtu);
+			if (p->bd)
+				tep_xdp_bind(t, p->bd);
 			if (p->verdict == DP_TO_V6) {
 				build_msg(io, io->sent, p);
 				continue;
@@ -354,6 +356,12 @@ rx6(struct tep *t, int fd, uint8_t nh)
 			k++;
 		}
 		dp_decap(&t->dp, io->pkts6, k);
+		/* A Packet Too Big may have changed a client's path MTU,
+		 * which the XDP programs check before they encapsulate. */
+		if (nh == 58 && t->xdp)
+			for (unsigned i = 0; i < k; i++)
+				if (io->pkts6[i].bd)
+					tep_xdp_bind(t, io->pkts6[i].bd);
 		emit(t, io->pkts6, k);
 		if (n < DP_BATCH)
 			return;

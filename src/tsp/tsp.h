@@ -67,8 +67,13 @@ struct tsp_endpoint {
 	struct in6_addr v6ll; /* link-local address (fe80::/10), seed 001 C §3.2 */
 	char dn[TSP_DN_MAX];
 	/* Port range of a shared IPv4 address, our extension:
-	 * <ports start="1024" end="2047"/> inside <client>. */
+	 * <ports start="1024" end="2047"/> inside <client>. With psid_len >
+	 * 0, a PSID port set (RFC 7597 §5.1) whose first and last ports are
+	 * start and end: <ports start= end= psid-offset="6" psid-length="6"
+	 * psid="5"/> (dstmd to its TEPs). */
 	uint16_t port_lo, port_hi;
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 };
 
 struct tsp_tunnel {
@@ -78,6 +83,8 @@ struct tsp_tunnel {
 	struct tsp_endpoint client, server;
 	bool has_keepalive;
 	uint32_t keepalive_interval;
+	bool has_keepalive_v4; /* <keepalive><address type="ipv4">: what the client pings */
+	uint32_t keepalive_v4;
 	bool has_router;
 	unsigned router_prefix_len;
 	/* <broker><address …/>…</broker> of a redirect (status >= 1000). */
@@ -132,6 +139,28 @@ void tsp_frame_next(const struct tsp_limits *lim, bool content_phase, const char
                     struct tsp_frame *out, size_t *consumed);
 
 /*
+ * A line in which NUL bytes are data, not the end of a line: PLAIN's raw
+ * initial response ("\0user\0password" CRLF). Leading NULs are skipped
+ * as tsp_frame_next() skips them; the same limits apply.
+ */
+void tsp_frame_raw_line(const struct tsp_limits *lim, const char *buf, size_t len,
+                        struct tsp_frame *out, size_t *consumed);
+
+/* ---- TSP over UDP (RFC 5572 §3): the header in front of each message ---- */
+
+#define TSP_UDP_HDR_LEN 8
+
+struct tsp_udp_hdr {
+	uint32_t seq;       /* 28 bits; the top nibble on the wire is 0xF */
+	uint32_t timestamp; /* the client's, echoed back */
+};
+
+/* 0, -EMSGSIZE (shorter than the header) or -EPROTO (no 0xF nibble). */
+int tsp_udp_parse(const void *dgram, size_t len, struct tsp_udp_hdr *h, const char **msg,
+                  size_t *msglen);
+void tsp_udp_header(const struct tsp_udp_hdr *h, uint8_t out[TSP_UDP_HDR_LEN]);
+
+/*
  * A server's frame body is a status line then the XML:
  * "200 Success\r\n<tunnel …>…". Split it; xml may be empty.
  */
@@ -182,7 +211,7 @@ struct tsp_server_callbacks {
 /* Named counters of a server (every drop reason has one). */
 struct tsp_server_stats {
 	uint64_t sessions, sessions_open, auth_ok, auth_failed, bad_version, bad_line, bad_frame,
-	    bad_xml, too_long, timeouts, commands, replies;
+	    bad_xml, too_long, timeouts, commands, replies, plain_raw, plain_b64;
 };
 
 struct tsp_server *tsp_server_new(struct event_base *base, const struct tsp_server_config *cfg,
@@ -195,6 +224,41 @@ void tsp_server_free(struct tsp_server *s);
 struct tsp_conn *tsp_server_accept(struct tsp_server *s, struct bufferevent *bev,
                                    const struct sockaddr *peer, socklen_t peerlen, bool tls);
 const struct tsp_server_stats *tsp_server_stats(const struct tsp_server *s);
+
+/*
+ * Sessions over datagrams (TSP over UDP, RFC 5572 §3). The transport owns
+ * the socket, the RFC 5572 header and the retransmissions; the session is
+ * the same machine as over TCP, fed one message at a time. What the
+ * server writes collects in tsp_conn_output(); the transport takes it as
+ * one datagram and says so with tsp_conn_output_taken(), which is where a
+ * write that must travel on its own (the status line after DIGEST-MD5's
+ * rspauth) goes out.
+ */
+struct evbuffer;
+struct tsp_dgram_ops {
+	/* Output appeared outside tsp_conn_input() (the application answered). */
+	void (*output)(struct tsp_conn *c, void *arg);
+	/* The session is being freed (after the closed callback): forget it. */
+	void (*gone)(struct tsp_conn *c, void *arg);
+};
+
+struct tsp_conn *tsp_server_accept_dgram(struct tsp_server *s, const struct sockaddr *peer,
+                                         socklen_t peerlen, const struct tsp_dgram_ops *ops,
+                                         void *arg);
+/*
+ * One datagram's message (without the RFC 5572 header); processed at once.
+ * -EMSGSIZE (and the session closes) when it would hold more than one frame.
+ */
+int tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len);
+struct evbuffer *tsp_conn_output(struct tsp_conn *c);
+/* The transport sent all of tsp_conn_output() as one message. */
+void tsp_conn_output_taken(struct tsp_conn *c);
+/* The argument of the tsp_dgram_ops callbacks (NULL: the transport is gone). */
+void tsp_conn_set_dgram_arg(struct tsp_conn *c, void *arg);
+/* A command waits for the application's answer. */
+bool tsp_conn_awaiting(const struct tsp_conn *c);
+/* The session ended (its answers may still be in tsp_conn_output()). */
+bool tsp_conn_closing(const struct tsp_conn *c);
 
 /* Reply to the oldest unanswered command: status, plus XML when t != NULL. */
 int tsp_conn_reply(struct tsp_conn *c, int status, const struct tsp_tunnel *t);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/wire.h"
 #include "tsp/tsp_int.h"
 
 const char *
@@ -314,4 +315,94 @@ tsp_line_is_status(const char *line, size_t len, int *code)
 		return true;
 	}
 	return false;
+}
+
+void
+tsp_frame_raw_line(const struct tsp_limits *lim_in, const char *buf, size_t len,
+                   struct tsp_frame *out, size_t *consumed)
+{
+	struct tsp_limits lim;
+	const char *nl;
+	size_t start, linelen;
+
+	tsp_limits_fill(&lim, lim_in);
+	out->kind = TSP_FRAME_NEED_MORE;
+	out->data = NULL;
+	out->len = 0;
+	out->error = NULL;
+	*consumed = 0;
+	start = skip_padding(buf, len, false);
+	if (start > lim.line_max) {
+		frame_error(out, consumed, "too many padding bytes");
+		return;
+	}
+	nl = start < len ? memchr(buf + start, '\n', len - start) : NULL;
+	if (nl == NULL) {
+		if (len - start > lim.line_max + 1)
+			frame_error(out, consumed, "line too long");
+		return;
+	}
+	linelen = (size_t)(nl - (buf + start));
+	*consumed = start + linelen + 1;
+	if (linelen > 0 && buf[start + linelen - 1] == '\r')
+		linelen--;
+	if (linelen > lim.line_max || memchr(buf + start, '\r', linelen) != NULL) {
+		frame_error(out, consumed,
+		            linelen > lim.line_max ? "line too long"
+		                                   : "control byte inside a line");
+		return;
+	}
+	out->kind = TSP_FRAME_LINE;
+	out->data = buf + start;
+	out->len = linelen;
+}
+
+/*
+ * RFC 5572 §3 (TSP over UDP): every message rides behind
+ *
+ *    0                   1                   2                   3
+ *    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *   |  0xF  |                Sequence Number (28 bits)              |
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *   |                          Timestamp                            |
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *   |                     Message (0 or more bytes)                 |
+ *
+ * The 0xF nibble tells a signalling datagram from tunnelled data. The
+ * server's answer repeats the request's sequence number and timestamp:
+ * the client matches on the first and measures its RTT with the second.
+ */
+int
+tsp_udp_parse(const void *dgram, size_t len, struct tsp_udp_hdr *h, const char **msg,
+              size_t *msglen)
+{
+	struct cur c = cur_make(dgram, len);
+	uint32_t w0 = cur_u32(&c);
+	uint32_t ts = cur_u32(&c);
+
+	if (c.err)
+		return -EMSGSIZE;
+	if ((w0 >> 28) != 0xf)
+		return -EPROTO;
+	h->seq = w0 & 0x0fffffffu;
+	h->timestamp = ts;
+	*msg = (const char *)c.p;
+	*msglen = c.left;
+	return 0;
+}
+
+void
+tsp_udp_header(const struct tsp_udp_hdr *h, uint8_t out[TSP_UDP_HDR_LEN])
+{
+	uint32_t w0 = 0xf0000000u | (h->seq & 0x0fffffffu);
+
+	out[0] = (uint8_t)(w0 >> 24);
+	out[1] = (uint8_t)(w0 >> 16);
+	out[2] = (uint8_t)(w0 >> 8);
+	out[3] = (uint8_t)w0;
+	out[4] = (uint8_t)(h->timestamp >> 24);
+	out[5] = (uint8_t)(h->timestamp >> 16);
+	out[6] = (uint8_t)(h->timestamp >> 8);
+	out[7] = (uint8_t)h->timestamp;
 }

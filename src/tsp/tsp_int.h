@@ -81,6 +81,21 @@ enum tsp_sasl_result {
  */
 enum tsp_sasl_result tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out,
                                    const char **why);
+/* The same step with the raw (decoded) token. */
+enum tsp_sasl_result tsp_sasl_step_raw(struct tsp_sasl *s, const char *raw, size_t rawlen,
+                                       char **out, const char **why);
+/*
+ * A DIGEST-MD5 directive list with the blanks next to its commas removed
+ * (outside quoted strings), written to `out` (which may be `in`); returns
+ * the new length, never more than inlen.
+ */
+size_t tsp_digest_tidy(const char *in, size_t inlen, char *out);
+/*
+ * PLAIN's unasked initial response, raw ("user NUL password" after the
+ * framer skipped the leading NULs, or "authzid NUL user NUL password") or
+ * base64: the raw message into raw[0..rawmax). 0, -EINVAL or -EMSGSIZE.
+ */
+int tsp_plain_initial(const char *line, size_t len, char *raw, size_t rawmax, size_t *rawlen);
 /* The authenticated identity on the server side (NULL if none). */
 const char *tsp_sasl_user(const struct tsp_sasl *s);
 void tsp_sasl_free(struct tsp_sasl *s);

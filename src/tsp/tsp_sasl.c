@@ -425,11 +425,93 @@ remember_scram(struct tsp_sasl *s)
 	}
 }
 
+/*
+ * RFC 2831 §7.1 allows blanks around the commas of a directive list, and
+ * GNU SASL writes ", ". Deployed TSP clients split the challenge on ","
+ * alone and then look the directive names up verbatim (" nonce" is no
+ * name to them), so the server's challenge goes out with every blank
+ * outside a quoted string next to a comma removed.
+ */
+size_t
+tsp_digest_tidy(const char *in, size_t inlen, char *out)
+{
+	bool quoted = false, esc = false;
+	size_t n = 0;
+
+	for (size_t i = 0; i < inlen; i++) {
+		char ch = in[i];
+
+		if (quoted) {
+			if (esc)
+				esc = false;
+			else if (ch == '\\')
+				esc = true;
+			else if (ch == '"')
+				quoted = false;
+			out[n++] = ch;
+			continue;
+		}
+		if (ch == '"') {
+			quoted = true;
+		} else if (ch == ' ' || ch == '\t') {
+			size_t j = i;
+
+			/* A blank run that touches a comma on either side goes. */
+			while (j < inlen && (in[j] == ' ' || in[j] == '\t'))
+				j++;
+			if ((n > 0 && out[n - 1] == ',') || (j < inlen && in[j] == ','))
+				continue;
+		}
+		out[n++] = ch;
+	}
+	return n;
+}
+
+/*
+ * PLAIN's initial response as deployed clients send it, unasked, right
+ * after "AUTHENTICATE PLAIN": the raw "authzid NUL authcid NUL passwd"
+ * bytes (the framer has already eaten the NULs in front, which were the
+ * empty authzid and the NUL that ends their AUTHENTICATE line), or the
+ * same in base64. Gives the raw message GNU SASL's PLAIN takes.
+ */
+int
+tsp_plain_initial(const char *line, size_t len, char *raw, size_t rawmax, size_t *rawlen)
+{
+	const char *nul = memchr(line, '\0', len);
+	char *dec = NULL;
+	size_t declen = 0;
+
+	if (nul != NULL) {
+		/* One NUL: "authcid NUL passwd", the authzid was empty. */
+		bool two = memchr(nul + 1, '\0', len - (size_t)(nul + 1 - line)) != NULL;
+		size_t need = len + (two ? 0 : 1);
+
+		if (need > rawmax)
+			return -EMSGSIZE;
+		if (!two)
+			raw[0] = '\0';
+		memcpy(raw + (two ? 0 : 1), line, len);
+		*rawlen = need;
+		return 0;
+	}
+	if (len == 0 || gsasl_base64_from(line, len, &dec, &declen) != GSASL_OK)
+		return -EINVAL;
+	if (declen > rawmax) {
+		gsasl_free(dec);
+		return -EMSGSIZE;
+	}
+	memcpy(raw, dec, declen);
+	*rawlen = declen;
+	gsasl_free(dec);
+	return 0;
+}
+
 enum tsp_sasl_result
 tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out, const char **why)
 {
-	char *raw = NULL, *rout = NULL, *b64 = NULL;
-	size_t rawlen = 0, routlen = 0;
+	char *raw = NULL;
+	size_t rawlen = 0;
+	enum tsp_sasl_result r;
 	int rc;
 
 	*out = NULL;
@@ -441,6 +523,20 @@ tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out, cons
 			return TSP_SASL_FAIL;
 		}
 	}
+	r = tsp_sasl_step_raw(s, raw, rawlen, out, why);
+	gsasl_free(raw);
+	return r;
+}
+
+enum tsp_sasl_result
+tsp_sasl_step_raw(struct tsp_sasl *s, const char *raw, size_t rawlen, char **out, const char **why)
+{
+	char *rout = NULL, *b64 = NULL;
+	size_t routlen = 0;
+	int rc;
+
+	*out = NULL;
+	*why = NULL;
 	/*
 	 * GNU SASL 2.2's DIGEST-MD5 dereferences a NULL token past its first
 	 * step (server: the client's digest-response; client: the server's
@@ -448,18 +544,19 @@ tsp_sasl_step(struct tsp_sasl *s, const char *in, size_t inlen, char **out, cons
 	 * RFC 2831 never sends an empty token at those steps; refuse it.
 	 */
 	if (s->digest && (raw == NULL || rawlen == 0) && (s->ss ? s->steps == 1 : s->steps >= 1)) {
-		gsasl_free(raw);
 		*why = "empty DIGEST-MD5 token";
 		return TSP_SASL_FAIL;
 	}
 	s->steps++;
 	rc = gsasl_step(s->s, raw, rawlen, &rout, &routlen);
-	gsasl_free(raw);
 	if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {
 		*why = gsasl_strerror_name(rc);
 		gsasl_free(rout);
 		return TSP_SASL_FAIL;
 	}
+	/* The server's challenge, in the form deployed clients can read. */
+	if (s->ss && s->digest && rc == GSASL_NEEDS_MORE && routlen > 0)
+		routlen = tsp_digest_tidy(rout, routlen, rout);
 	if (routlen > 0) {
 		if (gsasl_base64_to(rout, routlen, &b64, NULL) != GSASL_OK) {
 			gsasl_free(rout);

@@ -9,6 +9,20 @@
  * at a limited rate with its bytes sanitized, and ends or answers the
  * session as DESIGN §3.1 says. A session is freed only from its own
  * deferred event, never inside a callback the application is running.
+ *
+ * Two dialects share the machine: RFC 5572 clients (VERSION=2.0.x, the
+ * deployed ones) end authentication on "200 Success", the DSTM profile
+ * (VERSION=1.0, seed 001 C §4.1) on "OK Authentication successful". Both
+ * get the deployed clients' framing, which RFC 2831 and 4422 also allow:
+ * after DIGEST-MD5's or SCRAM's last server token the status line follows
+ * unasked, in a write of its own (those clients read the token with one
+ * recv() and then wait for the status; an empty line that a client sends
+ * anyway is skipped as padding), and PLAIN's initial response comes
+ * unasked, raw or base64.
+ *
+ * A session runs over a bufferevent (TCP, TLS) or over datagrams: then
+ * the transport feeds it messages (tsp_conn_input) and takes its output
+ * (tsp_conn_output), and a "write" is one datagram.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -35,8 +49,9 @@
 enum srv_state {
 	S_VERSION,
 	S_AUTHENTICATE,
+	S_PLAIN, /* PLAIN: the client's unasked initial response comes next */
 	S_SASL,
-	S_SASL_FINAL, /* server's last token sent, waiting for the empty line */
+	S_SASL_FINAL, /* server's last token queued: the status line follows once it left */
 	S_COMMAND,
 	S_CLOSING,
 	S_DEAD,
@@ -52,15 +67,20 @@ struct slot {
 struct tsp_conn {
 	struct tsp_server *srv;
 	struct tsp_conn *prev, *next;
-	struct bufferevent *bev;
+	struct bufferevent *bev;     /* NULL for a datagram session */
+	struct evbuffer *din, *dout; /* a datagram session's input and output */
+	const struct tsp_dgram_ops *dops;
+	void *darg;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char peername[ADDR_STRLEN];
 	bool tls, eof, read_paused;
+	bool v1; /* VERSION=1.0: the DSTM profile's "OK" status line */
 	enum srv_state state;
 	struct event *deadline; /* handshake, then the flush at close */
 	struct event *kick;     /* resume reading input */
 	struct event *done;     /* deferred end of the session */
+	struct event *gap;      /* DIGEST-MD5: the pause between rspauth and the status */
 	struct tsp_sasl *sasl;
 	char mech[32];
 	char *user;
@@ -84,7 +104,18 @@ struct tsp_server {
 	struct log_rl rl;
 };
 
+/*
+ * Deployed DIGEST-MD5 clients read the rspauth line with one recv() and
+ * the status line with the next: written back to back over TCP, both may
+ * reach such a client's buffer before it reads, and it then waits for a
+ * status that it already swallowed. The status follows the rspauth once
+ * that has left, after this pause (the client is not waited for).
+ */
+static const struct timeval status_gap = {.tv_sec = 0, .tv_usec = 100 * 1000};
+
 static void conn_close(struct tsp_conn *c, bool flush);
+static void on_gap(evutil_socket_t fd, short what, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void process_input(struct tsp_conn *c);
 
 static void
@@ -98,21 +129,35 @@ conn_log(struct tsp_conn *c, const char *what, const void *bytes, size_t n)
 	             bytes ? clean : "", bytes ? "\"" : "");
 }
 
+static struct evbuffer *
+conn_in(struct tsp_conn *c)
+{
+	return c->bev ? bufferevent_get_input(c->bev) : c->din;
+}
+
+static struct evbuffer *
+conn_out(const struct tsp_conn *c)
+{
+	return c->bev ? bufferevent_get_output(c->bev) : c->dout;
+}
+
 /*
- * Output: one sendmsg straight to the socket while the bufferevent's
- * output buffer is empty, which is nearly always. Handing the bytes to the
- * bufferevent instead would switch its write interest on and off around
- * every reply: two epoll_ctl calls and an epoll_wait round per message.
- * What the socket does not take at once (a full send buffer, an error)
- * goes to the bufferevent, which sends it in order when the socket is
- * writable or reports the error through on_event. TLS goes through the
- * bufferevent always: the record layer is libevent's.
+ * Output of a stream session: one sendmsg straight to the socket while
+ * the bufferevent's output buffer is empty, which is nearly always.
+ * Handing the bytes to the bufferevent instead would switch its write
+ * interest on and off around every reply: two epoll_ctl calls and an
+ * epoll_wait round per message. What the socket does not take at once (a
+ * full send buffer, an error) goes to the bufferevent, which sends it in
+ * order once the socket is writable (or reports the error through
+ * on_event) and then calls on_write. TLS and datagram sessions queue
+ * their output as before: the record layer is libevent's, a datagram
+ * session's output is taken by its owner.
  */
 static void
-conn_out(struct tsp_conn *c, struct iovec *iov, size_t n)
+conn_send(struct tsp_conn *c, struct iovec *iov, size_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct evbuffer *out = conn_out(c);
+	evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
 	size_t i = 0;
 
 	if (!c->tls && fd >= 0 && evbuffer_get_length(out) == 0) {
@@ -130,12 +175,12 @@ conn_out(struct tsp_conn *c, struct iovec *iov, size_t n)
 			}
 			w -= (ssize_t)iov[i].iov_len;
 		}
+		if (i == n)
+			return;
 	}
-	if (i == n)
-		return;
 	for (; i < n; i++)
 		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
-	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+	if (c->bev && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
 		bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -144,7 +189,7 @@ send_line(struct tsp_conn *c, const char *line)
 {
 	struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\r\n", 2}};
 
-	conn_out(c, iov, 2);
+	conn_send(c, iov, 2);
 }
 
 static void
@@ -190,8 +235,8 @@ send_capability(struct tsp_conn *c)
 static bool
 can_read(const struct tsp_conn *c)
 {
-	return c->state < S_CLOSING && !c->eof && c->nslots < MAX_PENDING &&
-	       evbuffer_get_length(bufferevent_get_output(c->bev)) < OUT_HIGH;
+	return c->state < S_CLOSING && c->state != S_SASL_FINAL && !c->eof &&
+	       c->nslots < MAX_PENDING && evbuffer_get_length(conn_out(c)) < OUT_HIGH;
 }
 
 static void
@@ -199,7 +244,8 @@ maybe_resume(struct tsp_conn *c)
 {
 	if (c->read_paused && can_read(c)) {
 		c->read_paused = false;
-		bufferevent_enable(c->bev, EV_READ);
+		if (c->bev)
+			bufferevent_enable(c->bev, EV_READ);
 		event_active(c->kick, 0, 0);
 	}
 }
@@ -207,6 +253,8 @@ maybe_resume(struct tsp_conn *c)
 static void
 flush_replies(struct tsp_conn *c)
 {
+	bool wrote = false;
+
 	while (c->head != NULL && c->head->ready) {
 		struct iovec iov[OUT_IOV];
 		struct slot *done[OUT_IOV];
@@ -218,7 +266,8 @@ flush_replies(struct tsp_conn *c)
 			iov[n].iov_len = sl->len;
 			done[n++] = sl;
 		}
-		conn_out(c, iov, n);
+		conn_send(c, iov, n);
+		wrote = true;
 		for (size_t i = 0; i < n; i++) {
 			c->head = done[i]->next;
 			c->nslots--;
@@ -232,6 +281,8 @@ flush_replies(struct tsp_conn *c)
 		conn_close(c, true);
 	else
 		maybe_resume(c);
+	if (wrote && c->dops && c->dops->output)
+		c->dops->output(c, c->darg);
 }
 
 static struct slot *
@@ -323,8 +374,10 @@ tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t)
 	if (rc < 0)
 		return rc;
 	/* The client tells it from a reply by its action (delete/create). */
-	conn_out(c, &(struct iovec){frame, len}, 1);
+	conn_send(c, &(struct iovec){frame, len}, 1);
 	free(frame);
+	if (c->dops && c->dops->output)
+		c->dops->output(c, c->darg);
 	return 0;
 }
 
@@ -348,11 +401,12 @@ auth_succeeded(struct tsp_conn *c)
 		c->user = strdup(u);
 	tsp_sasl_free(c->sasl);
 	c->sasl = NULL;
-	send_line(c, TSP_AUTH_OK_LINE);
+	/* RFC 5572 §4.1 "200 Success"; seed 001 C §4.1 "OK …" for 1.0. */
+	send_line(c, c->v1 ? TSP_AUTH_OK_LINE : "200 Success");
 	c->srv->st.auth_ok++;
 	c->state = S_COMMAND;
 	evtimer_del(c->deadline);
-	if (c->srv->idle_timeout) {
+	if (c->srv->idle_timeout && c->bev) {
 		struct timeval tv = {.tv_sec = c->srv->idle_timeout, .tv_usec = 0};
 
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
@@ -373,9 +427,15 @@ sasl_result(struct tsp_conn *c, enum tsp_sasl_result r, char *out, const char *w
 		break;
 	case TSP_SASL_DONE:
 		if (out != NULL && out[0] != '\0') {
-			/* rspauth / server-final, then the client's empty line. */
+			/*
+			 * rspauth / server-final now; the status line once this
+			 * write has left (on_write, tsp_conn_output_taken).
+			 */
 			send_line(c, out);
 			c->state = S_SASL_FINAL;
+			/* It left at once (conn_send): no write callback will say so. */
+			if (c->bev && evbuffer_get_length(conn_out(c)) == 0)
+				on_write(c->bev, c);
 		} else {
 			auth_succeeded(c);
 		}
@@ -413,6 +473,11 @@ on_authenticate(struct tsp_conn *c, const char *line, size_t len)
 		auth_failed(c, "mechanism unavailable");
 		return;
 	}
+	if (strcmp(c->mech, "PLAIN") == 0) {
+		/* RFC 4616: client-first; deployed clients send it raw. */
+		c->state = S_PLAIN;
+		return;
+	}
 	c->state = S_AUTHENTICATE; /* until the first step says otherwise */
 	r = tsp_sasl_step(c->sasl, NULL, 0, &out, &why);
 	if (r == TSP_SASL_CONTINUE && out[0] == '\0') {
@@ -421,6 +486,42 @@ on_authenticate(struct tsp_conn *c, const char *line, size_t len)
 		return;
 	}
 	sasl_result(c, r, out, why);
+}
+
+static void
+on_plain(struct tsp_conn *c, const char *line, size_t len)
+{
+	char raw[2 * TSP_DN_MAX + 8], *out;
+	size_t rawlen;
+	enum tsp_sasl_result r;
+	const char *why;
+
+	if (tsp_plain_initial(line, len, raw, sizeof(raw), &rawlen) < 0) {
+		auth_failed(c, "malformed PLAIN response");
+		return;
+	}
+	if (memchr(line, '\0', len) != NULL)
+		c->srv->st.plain_raw++;
+	else
+		c->srv->st.plain_b64++;
+	r = tsp_sasl_step_raw(c->sasl, raw, rawlen, &out, &why);
+	explicit_bzero(raw, sizeof(raw));
+	c->state = S_SASL;
+	sasl_result(c, r, out, why);
+}
+
+/* The last server token left: now the status line, in a write of its own. */
+static void
+sasl_final_sent(struct tsp_conn *c)
+{
+	if (c->state != S_SASL_FINAL)
+		return;
+	auth_succeeded(c);
+	/* Input waited while the status was pending: read it now. */
+	if (c->read_paused)
+		maybe_resume(c);
+	else
+		event_active(c->kick, 0, 0);
 }
 
 static void
@@ -447,6 +548,7 @@ handle_line(struct tsp_conn *c, const char *line, size_t len)
 			conn_close(c, true);
 			return;
 		}
+		c->v1 = strcmp(ver, "1.0") == 0;
 		send_capability(c);
 		c->state = S_AUTHENTICATE;
 		return;
@@ -457,12 +559,8 @@ handle_line(struct tsp_conn *c, const char *line, size_t len)
 		r = tsp_sasl_step(c->sasl, line, len, &out, &why);
 		sasl_result(c, r, out, why);
 		return;
-	case S_SASL_FINAL:
-		if (len != 0) {
-			auth_failed(c, "expected an empty line after the last SASL token");
-			return;
-		}
-		auth_succeeded(c);
+	case S_PLAIN:
+		on_plain(c, line, len);
 		return;
 	default:
 		return;
@@ -518,7 +616,7 @@ handle_content(struct tsp_conn *c, const char *data, size_t len)
 static void
 process_input(struct tsp_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_in(c);
 	size_t win = tsp_frame_window(&c->srv->lim);
 
 	for (unsigned n = 0; n < FRAMES_PER_TURN; n++) {
@@ -530,7 +628,8 @@ process_input(struct tsp_conn *c)
 			return;
 		if (!can_read(c)) {
 			c->read_paused = true;
-			bufferevent_disable(c->bev, EV_READ);
+			if (c->bev)
+				bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
 		len = evbuffer_get_length(in);
@@ -539,7 +638,10 @@ process_input(struct tsp_conn *c)
 		if (len > win)
 			len = win;
 		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-		tsp_frame_next(&c->srv->lim, c->state == S_COMMAND, p, len, &f, &consumed);
+		if (c->state == S_PLAIN)
+			tsp_frame_raw_line(&c->srv->lim, p, len, &f, &consumed);
+		else
+			tsp_frame_next(&c->srv->lim, c->state == S_COMMAND, p, len, &f, &consumed);
 		switch (f.kind) {
 		case TSP_FRAME_NEED_MORE:
 			return;
@@ -551,6 +653,11 @@ process_input(struct tsp_conn *c)
 				c->srv->st.bad_frame++;
 			else
 				c->srv->st.bad_line++;
+			if (c->state == S_PLAIN || c->state == S_SASL) {
+				/* Inside authentication: "300" and close, as any failure. */
+				auth_failed(c, f.error);
+				return;
+			}
 			conn_log(c, f.error, p, len);
 			conn_close(c, false);
 			return;
@@ -594,9 +701,16 @@ conn_free(struct tsp_conn *c)
 	tsp_sasl_free(c->sasl);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	if (c->dops && c->dops->gone)
+		c->dops->gone(c, c->darg);
+	if (c->din)
+		evbuffer_free(c->din);
+	if (c->dout)
+		evbuffer_free(c->dout);
 	event_free(c->deadline);
 	event_free(c->kick);
 	event_free(c->done);
+	event_free(c->gap);
 	free(c->user);
 	free(c);
 }
@@ -621,9 +735,11 @@ conn_close(struct tsp_conn *c, bool flush)
 	if (c->state >= S_CLOSING)
 		return;
 	c->state = S_CLOSING;
-	bufferevent_disable(c->bev, EV_READ);
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->deadline);
-	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+	/* A datagram session's output is taken by its transport, not flushed. */
+	if (flush && c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 		/* on_write ends it when the output drains, the deadline if not. */
 		evtimer_add(c->deadline, &tv);
 		return;
@@ -659,8 +775,19 @@ on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->state == S_CLOSING)
 		event_active(c->done, 0, 0);
+	else if (c->state == S_SASL_FINAL && strcmp(c->mech, "DIGEST-MD5") == 0)
+		evtimer_add(c->gap, &status_gap);
+	else if (c->state == S_SASL_FINAL)
+		sasl_final_sent(c);
 	else
 		maybe_resume(c);
+}
+
+static void
+on_gap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sasl_final_sent(arg);
 }
 
 static void
@@ -717,20 +844,14 @@ set_nodelay(struct bufferevent *bev)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-struct tsp_conn *
-tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
-                  socklen_t peerlen, bool tls)
+static struct tsp_conn *
+conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct tsp_conn *c = calloc(1, sizeof(*c));
-	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
 
-	if (c == NULL) {
-		bufferevent_free(bev);
+	if (c == NULL)
 		return NULL;
-	}
 	c->srv = s;
-	c->bev = bev;
-	c->tls = tls;
 	if (peer != NULL && peerlen > 0 && peerlen <= sizeof(c->peer)) {
 		memcpy(&c->peer, peer, peerlen);
 		c->peerlen = peerlen;
@@ -741,15 +862,17 @@ tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct so
 	c->deadline = evtimer_new(s->base, on_deadline, c);
 	c->kick = event_new(s->base, -1, 0, on_kick, c);
 	c->done = event_new(s->base, -1, 0, on_done, c);
-	if (!c->deadline || !c->kick || !c->done) {
+	c->gap = evtimer_new(s->base, on_gap, c);
+	if (!c->deadline || !c->kick || !c->done || !c->gap) {
 		if (c->deadline)
 			event_free(c->deadline);
 		if (c->kick)
 			event_free(c->kick);
 		if (c->done)
 			event_free(c->done);
+		if (c->gap)
+			event_free(c->gap);
 		free(c);
-		bufferevent_free(bev);
 		return NULL;
 	}
 	c->next = s->conns;
@@ -758,16 +881,107 @@ tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct so
 	s->conns = c;
 	s->st.sessions++;
 	s->st.sessions_open++;
+	return c;
+}
+
+struct tsp_conn *
+tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
+                  socklen_t peerlen, bool tls)
+{
+	struct tsp_conn *c = conn_new(s, peer, peerlen);
+	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
+
+	if (c == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->bev = bev;
+	c->tls = tls;
 	set_nodelay(bev);
 	bufferevent_setcb(bev, on_read, on_write, on_event, c);
 	/*
-	 * Write interest only once there is output to wait for (conn_out):
-	 * enabled at once, it would be armed and disarmed with nothing to send.
-	 * A TLS bufferevent has its handshake to write: both from the start.
+	 * Write interest only once output waits (conn_send): enabled at once,
+	 * it would be armed and disarmed with nothing to send. A TLS
+	 * bufferevent has its handshake to write: both from the start.
 	 */
 	bufferevent_enable(bev, tls ? EV_READ | EV_WRITE : EV_READ);
 	evtimer_add(c->deadline, &tv);
 	return c;
+}
+
+/* ---- datagram sessions (TSP over UDP) ---- */
+
+struct tsp_conn *
+tsp_server_accept_dgram(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen,
+                        const struct tsp_dgram_ops *ops, void *arg)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
+	struct tsp_conn *c;
+
+	if (in == NULL || out == NULL || (c = conn_new(s, peer, peerlen)) == NULL) {
+		if (in)
+			evbuffer_free(in);
+		if (out)
+			evbuffer_free(out);
+		return NULL;
+	}
+	c->din = in;
+	c->dout = out;
+	c->dops = ops;
+	c->darg = arg;
+	evtimer_add(c->deadline, &tv);
+	return c;
+}
+
+int
+tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len)
+{
+	if (c->state >= S_CLOSING || c->din == NULL)
+		return -ENOTCONN;
+	/* Bounded like a TCP session's input: one frame window at most. */
+	if (evbuffer_get_length(c->din) + len > tsp_frame_window(&c->srv->lim)) {
+		c->srv->st.too_long++;
+		conn_log(c, "datagram input over the frame limit", NULL, 0);
+		conn_close(c, false);
+		return -EMSGSIZE;
+	}
+	evbuffer_add(c->din, msg, len);
+	process_input(c);
+	return 0;
+}
+
+struct evbuffer *
+tsp_conn_output(struct tsp_conn *c)
+{
+	return conn_out(c);
+}
+
+void
+tsp_conn_output_taken(struct tsp_conn *c)
+{
+	if (c->state == S_SASL_FINAL)
+		sasl_final_sent(c);
+	else
+		maybe_resume(c);
+}
+
+void
+tsp_conn_set_dgram_arg(struct tsp_conn *c, void *arg)
+{
+	c->darg = arg;
+}
+
+bool
+tsp_conn_awaiting(const struct tsp_conn *c)
+{
+	return c->head != NULL && !c->head->ready;
+}
+
+bool
+tsp_conn_closing(const struct tsp_conn *c)
+{
+	return c->state >= S_CLOSING;
 }
 
 /* ---- the server ---- */

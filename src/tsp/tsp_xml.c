@@ -22,6 +22,7 @@ enum xml_ctx {
 	CTX_SERVER,
 	CTX_BROKER,
 	CTX_ROUTER,
+	CTX_KEEPALIVE,
 	CTX_ADDRESS, /* text collected */
 };
 
@@ -143,20 +144,21 @@ start_tunnel(struct xml_state *st, const XML_Char **atts)
 	return CTX_TUNNEL;
 }
 
-static void
+static enum xml_ctx
 start_keepalive(struct xml_state *st, const XML_Char **atts)
 {
 	const char *iv = attr(atts, "interval");
 	uint32_t v;
 
 	if (iv == NULL)
-		return;
+		return CTX_KEEPALIVE;
 	if (!parse_u32(iv, UINT32_MAX, &v)) {
 		fail(st, TSP_XML_ERR_SYNTAX, "bad keepalive interval");
-		return;
+		return CTX_NONE;
 	}
 	st->t->has_keepalive = true;
 	st->t->keepalive_interval = v;
+	return CTX_KEEPALIVE;
 }
 
 static enum xml_ctx
@@ -194,6 +196,21 @@ start_ports(struct xml_state *st, const XML_Char **atts)
 	st->t->client.has_ports = true;
 	st->t->client.port_lo = (uint16_t)lo;
 	st->t->client.port_hi = (uint16_t)hi;
+	s = attr(atts, "psid-length");
+	if (s) {
+		const char *o = attr(atts, "psid-offset"), *v = attr(atts, "psid");
+		uint32_t off, len, psid;
+
+		/* RFC 7597 §5.1: a + k <= 16, the PSID fits in k bits. */
+		if (!o || !v || !parse_u32(o, 15, &off) || !parse_u32(s, 15, &len) ||
+		    !parse_u32(v, 65535, &psid) || len == 0 || off + len > 16 || psid >> len) {
+			fail(st, TSP_XML_ERR_IPV4, "bad <ports> port set");
+			return;
+		}
+		st->t->client.psid_offset = (uint8_t)off;
+		st->t->client.psid_len = (uint8_t)len;
+		st->t->client.psid = (uint16_t)psid;
+	}
 }
 
 static void XMLCALL
@@ -222,7 +239,7 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 		} else if (strcmp(name, "broker") == 0) {
 			c = CTX_BROKER;
 		} else if (strcmp(name, "keepalive") == 0) {
-			start_keepalive(st, atts);
+			c = start_keepalive(st, atts);
 		} else if (strcmp(name, "router") == 0) {
 			c = CTX_ROUTER;
 		}
@@ -233,9 +250,12 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 			start_ports(st, atts);
 		/* RFC 5572 §4.3 places keepalive and router inside <client>. */
 		else if (parent == CTX_CLIENT && strcmp(name, "keepalive") == 0)
-			start_keepalive(st, atts);
+			c = start_keepalive(st, atts);
 		else if (parent == CTX_CLIENT && strcmp(name, "router") == 0)
 			c = CTX_ROUTER;
+	} else if (parent == CTX_KEEPALIVE && strcmp(name, "address") == 0) {
+		/* RFC 5572 §4.3: where the client sends its keepalives */
+		c = start_address(st, parent, atts);
 	} else if (parent == CTX_ROUTER && strcmp(name, "prefix") == 0) {
 		const char *l = attr(atts, "length");
 		uint32_t v;
@@ -302,6 +322,10 @@ end_address(struct xml_state *st)
 		if (ep != NULL && !ep->has_v4) {
 			ep->v4 = a4;
 			ep->has_v4 = true;
+		}
+		if (st->owner == CTX_KEEPALIVE && !st->t->has_keepalive_v4) {
+			st->t->keepalive_v4 = a4;
+			st->t->has_keepalive_v4 = true;
 		}
 	} else if (st->ak == AK_DN) {
 		for (size_t i = 0; i < n; i++)
@@ -508,6 +532,22 @@ xb_addr(struct xbuf *b, const char *type, const char *text)
 	xb_str(b, "</address>");
 }
 
+/* RFC 5572 §4.3: <keepalive interval="30"><address type="ipv4">…</address></keepalive> */
+static void
+fmt_keepalive(struct xbuf *b, const struct tsp_tunnel *t)
+{
+	char a[ADDR_STRLEN];
+
+	xb_fmt(b, "<keepalive interval=\"%lu\"", t->keepalive_interval);
+	if (!t->has_keepalive_v4) {
+		xb_str(b, "/>");
+		return;
+	}
+	xb_str(b, ">");
+	xb_addr(b, "ipv4", addr_fmt_v4(t->keepalive_v4, a));
+	xb_str(b, "</keepalive>");
+}
+
 static void
 fmt_endpoint(struct xbuf *b, const char *name, const struct tsp_endpoint *ep,
              const struct tsp_tunnel *t, bool extras)
@@ -527,10 +567,16 @@ fmt_endpoint(struct xbuf *b, const char *name, const struct tsp_endpoint *ep,
 		xb_addr(b, "dn", ep->dn);
 	if (ep->has_ports) {
 		xb_fmt(b, "<ports start=\"%lu\"", ep->port_lo);
-		xb_fmt(b, " end=\"%lu\"/>", ep->port_hi);
+		xb_fmt(b, " end=\"%lu\"", ep->port_hi);
+		if (ep->psid_len) {
+			xb_fmt(b, " psid-offset=\"%lu\"", ep->psid_offset);
+			xb_fmt(b, " psid-length=\"%lu\"", ep->psid_len);
+			xb_fmt(b, " psid=\"%lu\"", ep->psid);
+		}
+		xb_str(b, "/>");
 	}
 	if (extras && t->has_keepalive)
-		xb_fmt(b, "<keepalive interval=\"%lu\"/>", t->keepalive_interval);
+		fmt_keepalive(b, t);
 	if (extras && t->has_router)
 		xb_fmt(b, "<router><prefix length=\"%lu\"/></router>", t->router_prefix_len);
 	xb_str(b, "</");
@@ -568,7 +614,7 @@ tsp_xml_format(const struct tsp_tunnel *t, char *buf, size_t len)
 	if (t->client.present)
 		fmt_endpoint(&b, "client", &t->client, t, true);
 	if (!extras_in_client && t->has_keepalive)
-		xb_fmt(&b, "<keepalive interval=\"%lu\"/>", t->keepalive_interval);
+		fmt_keepalive(&b, t);
 	if (!extras_in_client && t->has_router)
 		xb_fmt(&b, "<router><prefix length=\"%lu\"/></router>", t->router_prefix_len);
 	if (t->nbrokers) {

@@ -52,6 +52,7 @@ fuzz_config(struct dp_config *cfg, uint8_t pick)
 	cfg->learn_idle = 1;
 	cfg->decrement_ttl = pick & 2;
 	cfg->icmp_rate = pick & 4 ? 1000 : 0;
+	cfg->keepalive4 = pick & 8 ? cfg->tep4 : 0; /* echo requests answered in the tunnel */
 }
 
 /*

@@ -12,8 +12,8 @@
 #include "dhcp6/d6.h"
 
 static int
-fz_acquire(void *arg, const char *id, const struct in6_addr *v6, uint32_t want, int64_t now,
-           struct d6_grant *g)
+fz_acquire(void *arg, const char *id, const struct in6_addr *v6, bool authed, uint32_t want,
+           int64_t now, struct d6_grant *g)
 {
 	memset(g, 0, sizeof(*g));
 	if (want && want != 0xc000020a)
@@ -30,12 +30,15 @@ fz_acquire(void *arg, const char *id, const struct in6_addr *v6, uint32_t want, 
 static int
 fz_find(void *arg, const char *id, struct d6_grant *g)
 {
-	return id[6] & 1 ? fz_acquire(arg, id, &(struct in6_addr){0}, 0, 0, g) : -ENOENT;
+	return id[6] & 1 ? fz_acquire(arg, id, &(struct in6_addr){0}, false, 0, 0, g) : -ENOENT;
 }
 
 static int
-fz_release(void *arg, const char *id, bool declined, int64_t now)
+fz_release(void *arg, const char *id, const struct in6_addr *v6, bool authed, bool declined,
+           int64_t now)
 {
+	if (!authed && (id[7] & 1))
+		return -EPERM; /* another address's lease */
 	return id[6] & 1 ? 0 : -ENOENT;
 }
 
@@ -45,9 +48,10 @@ fz_in_pool(void *arg, uint32_t v4)
 	return v4 == 0xc000020a;
 }
 
-static const struct d6_lease_ops ops = {fz_acquire, fz_find, fz_release, fz_in_pool};
+static const struct d6_lease_ops ops = {fz_acquire, fz_find, fz_release, fz_in_pool, NULL};
 static const uint8_t duid[] = {0, 2, 0, 0, 0x7e, 0xd9, 1, 2, 3, 4};
 static const uint8_t secret[] = "fuzz";
+static const struct in6_addr relay = IN6ADDR_ANY_INIT;
 static const struct d6_key keys[] = {{"dstm", 1, secret, 4}};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -75,6 +79,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.nkeys = 1;
 		cfg.max_per_duid = 4;
 		cfg.max_per_64 = 8;
+		/* rx.src is ::, trusted as a relay so that relayed messages reach the engine. */
+		cfg.relays = &relay;
+		cfg.nrelays = 1;
 		s = d6_server_new(&cfg, &ops, NULL, 0);
 	}
 	rx.src.s6_addr[0] = 0xfd;

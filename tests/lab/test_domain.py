@@ -34,20 +34,25 @@ def wait_for(pred, timeout, what):
     raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
 
 
-@pytest.fixture(scope="module", params=["tsp", "dhcpv6"])
+# Once per access module; the TEP's two data planes share the runs (the
+# lab's default, auto, is XDP where it attaches), so that both carry a whole
+# domain's traffic without doubling the module's time.
+@pytest.fixture(scope="module", params=[("tsp", "xdp"), ("dhcpv6", "tun")],
+                ids=["tsp-xdp", "dhcpv6-tun"])
 def lab(request):
     """The lab of conftest.py, once per access module."""
     lab = Lab()
+    access, dataplane = request.param
     try:
-        lab.up(access=request.param)
+        lab.up(access=access, dataplane=dataplane)
         yield lab
     finally:
         lab.down()
 
 
 def relaunch(lab, **options):
-    """lab.up() again with other options, the access module kept."""
-    return lab.up(access=lab.options["access"], **options)
+    """lab.up() again with other options, the access module and data plane kept."""
+    return lab.up(access=lab.options["access"], dataplane=lab.options["dataplane"], **options)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -129,8 +129,12 @@ def dstmd(tmp):
 
 
 def test_allocation_renewal_release(dstmd):
+    # RFC 5572 clients (2.0.x) read "200"; the DSTM profile (1.0) reads "OK".
+    v1 = Tsp(dstmd.port, version="1.0")
+    assert v1.auth == "OK Authentication successful\r\n"
+    v1.close()
     a = Tsp(dstmd.port)
-    assert "AUTH=ANONYMOUS" in a.capability and a.auth.startswith("OK")
+    assert "AUTH=ANONYMOUS" in a.capability and a.auth == "200 Success\r\n"
     st, xml = a.create("fd00:d57::11")
     assert st == 200
     v4 = addr_of(xml)
@@ -329,7 +333,7 @@ def test_mechanisms_and_port_ranges(tmp):
     secrets = os.path.join(tmp, "secrets.json")
     with open(secrets, "w") as f:
         json.dump({"users": {"alice": "s3cret", "bob": "hunter2"}}, f)
-    d = Dstmd(tmp, auth={"mechanisms": ["SCRAM-SHA-256", "DIGEST-MD5", "PLAIN"],
+    d = Dstmd(tmp, auth={"relays": ["::1"], "mechanisms": ["SCRAM-SHA-256", "DIGEST-MD5", "PLAIN"],
                          "secrets": secrets, "plain_without_tls": True},
               pools=[{"name": "p", "ranges": ["192.0.2.10"], "port_range_size": 16128}]).start()
     try:
@@ -397,7 +401,7 @@ def test_tsp_over_tls(tmp):
     pki = make_pki(tmp)
     plain_port = free_port()
     d = Dstmd(tmp, listen=[{"address": "[::1]:%d" % plain_port}], auth={
-        "mechanisms": ["SCRAM-SHA-256", "PLAIN", "ANONYMOUS"],
+        "relays": ["::1"], "mechanisms": ["SCRAM-SHA-256", "PLAIN", "ANONYMOUS"],
         "secrets": os.path.join(tmp, "secrets.json")})
     with open(os.path.join(tmp, "secrets.json"), "w") as f:
         json.dump({"users": {"bob": "pw"}}, f)
@@ -447,7 +451,7 @@ def test_empty_digest_md5_response_is_refused_not_fatal(tmp):
     secrets = os.path.join(tmp, "secrets.json")
     with open(secrets, "w") as f:
         json.dump({"users": {"alice": "s3cret"}}, f)
-    d = Dstmd(tmp, auth={"mechanisms": ["DIGEST-MD5", "ANONYMOUS"], "secrets": secrets}).start()
+    d = Dstmd(tmp, auth={"relays": ["::1"], "mechanisms": ["DIGEST-MD5", "ANONYMOUS"], "secrets": secrets}).start()
     try:
         for empty in (b"\r\n", b"=\r\n", b"  \r\n"):
             s = socket.create_connection(("::1", d.port), timeout=5)
@@ -492,7 +496,7 @@ def test_sessions_per_network_are_limited(tmp):
         s = socket.create_connection(("127.0.0.1", v4port), timeout=5)
         f = s.makefile("rb")
         s.sendall(b"VERSION=2.0.0\r\nAUTHENTICATE ANONYMOUS\r\n")
-        assert f.readline().startswith(b"CAPABILITY") and f.readline().startswith(b"OK")
+        assert f.readline().startswith(b"CAPABILITY") and f.readline() == b"200 Success\r\n"
         assert time.time() - t0 < 1.0
         s.close()
     finally:

@@ -130,7 +130,7 @@ def test_down_leaves_nothing_behind():
         other.up(clients=3, scenario="vpn")
         assert len(other.namespaces()) == 7
         with open(other.path("srv", "secrets.json")) as f:
-            assert sorted(__import__("json").load(f)["users"]) == ["c1", "c2", "c3"]
+            assert sorted(__import__("json").load(f)["users"]) == ["alice", "c1", "c2", "c3"]
         other.up(clients=1)  # up on a running lab replaces it
         assert len(other.namespaces()) == 5
     finally:

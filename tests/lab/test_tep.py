@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab import LAB_SCRIPT, TEP4, TEP6, V44, client_ipv6
+from lab import LAB_SCRIPT, TEP4, TEP6, V44, Lab, client_ipv6
 
 PY = "/usr/bin/python3"  # Debian's, which has python3-scapy
 
@@ -59,6 +59,20 @@ def wait_delta(lab, before, want, timeout=3.0):
             assert got == want, "counter deltas %s, expected %s" % (got, want)
             return now
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="module", params=["tun", "xdp"])
+def lab(request):
+    """The lab of conftest.py, once per TEP data plane: every test here
+    runs against the TUN path alone and against XDP in front of it."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces)")
+    lab = Lab()
+    try:
+        lab.up(dataplane=request.param)
+        yield lab
+    finally:
+        lab.down()
 
 
 def binding_of(lab, ipv6):
@@ -112,6 +126,21 @@ def test_forwarding_and_return_path(lab, tep):
     b = binding_of(lab, c1)
     assert b["pkts_in"] - b_before["pkts_in"] == 1
     assert b["pkts_out"] - b_before["pkts_out"] == 1
+    # The data plane asked for is the one running; on XDP, once the
+    # neighbours are known, plain datagrams never reach the userspace path.
+    dataplane = lab.options["dataplane"]
+    assert lab.ctl("tep", "status")["dataplane"] == dataplane
+    before = counters(lab)
+    lab.exec("c1", PY, "-c",
+             "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+             "s.bind(('%s',0))\n"
+             "for i in range(5): s.sendto(b'x'*20,('%s',9))" % (c1v4, V44), check=True)
+    after = wait_delta(lab, before, {"decap_pkts": 5})
+    by_xdp = {k: after[k] - before[k] for k in ("xdp_decap_pkts", "xdp_pass_v6", "xdp_no_route")}
+    if dataplane == "xdp":
+        assert by_xdp == {"xdp_decap_pkts": 5, "xdp_pass_v6": 0, "xdp_no_route": 0}
+    else:
+        assert after["xdp_decap_pkts"] == after["xdp_encap_pkts"] == after["xdp_pass_v6"] == 0
     # HTTP over the tunnel (TCP both ways).
     r = lab.exec("c1", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
                  "http://%s/" % V44, timeout=15)

@@ -106,7 +106,7 @@ test_parse(void **state)
 	struct pkt4 p;
 	size_t n = mkpkt(b, IPPROTO_UDP, LEASED, REMOTE, 5000, 53, 40, 0);
 
-	assert_true(pkt_ipv4_parse(b, n, &p));
+	assert_true(pkt_ip4_parse(b, n, &p));
 	assert_int_equal(p.src, LEASED);
 	assert_int_equal(p.dst, REMOTE);
 	assert_int_equal(p.proto, IPPROTO_UDP);
@@ -114,16 +114,16 @@ test_parse(void **state)
 	assert_true(p.df);
 	assert_false(p.fragment);
 	/* trailing bytes after total length are allowed */
-	assert_true(pkt_ipv4_parse(b, n + 10, &p));
-	assert_false(pkt_ipv4_parse(b, n - 1, &p));
-	assert_false(pkt_ipv4_parse(b, 19, &p));
+	assert_true(pkt_ip4_parse(b, n + 10, &p));
+	assert_false(pkt_ip4_parse(b, n - 1, &p));
+	assert_false(pkt_ip4_parse(b, 19, &p));
 	b[0] = 0x65;
-	assert_false(pkt_ipv4_parse(b, n, &p));
+	assert_false(pkt_ip4_parse(b, n, &p));
 	b[0] = 0x44; /* ihl 16 */
-	assert_false(pkt_ipv4_parse(b, n, &p));
+	assert_false(pkt_ip4_parse(b, n, &p));
 	b[0] = 0x4f; /* ihl 60 > total 40 */
 	put16(b + 2, 40);
-	assert_false(pkt_ipv4_parse(b, n, &p));
+	assert_false(pkt_ip4_parse(b, n, &p));
 }
 
 static void
@@ -218,7 +218,7 @@ test_frag_needed(void **state)
 	struct pkt4 p;
 
 	assert_int_equal(m, 576);
-	assert_true(pkt_ipv4_parse(out, m, &p));
+	assert_true(pkt_ip4_parse(out, m, &p));
 	assert_int_equal(p.src, 0xc6336401u);
 	assert_int_equal(p.dst, LEASED);
 	assert_int_equal(p.proto, IPPROTO_ICMP);

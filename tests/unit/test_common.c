@@ -16,6 +16,7 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/hash.h"
 #include "common/keycount.h"
 #include "common/wire.h"
 
@@ -357,6 +358,118 @@ test_keycount_matches_reference(void **state)
 	keycount_free(&kc);
 }
 
+/* hash.h's core against the published SipHash-2-4 vectors (key 00..0f, message 00..len-1). */
+static void
+test_siphash_vectors(void **state)
+{
+	uint8_t msg[16];
+	uint64_t k0 = 0x0706050403020100ull, k1 = 0x0f0e0d0c0b0a0908ull;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		msg[i] = (uint8_t)i;
+	assert_true(siphash(k0, k1, msg, 0, 2, 4) == 0x726fdb47dd0e0e31ull);
+	assert_true(siphash(k0, k1, msg, 1, 2, 4) == 0x74f839c593dc67fdull);
+	assert_true(siphash(k0, k1, msg, 15, 2, 4) == 0xa129ca6149be45e5ull);
+	/* The keyed 1-3 variant depends on the key. */
+	hash_set_key(1, 2);
+	uint64_t a = hash_str("tsp:alice");
+	hash_set_key(3, 4);
+	assert_true(hash_str("tsp:alice") != a);
+}
+
+/*
+ * Buckets of 2^16 filled with 2^16 keys: with a good hash about e^-1 of
+ * them stay empty and the fullest holds about 8. Sequential /64s, the
+ * /64s of one site (only the top bits of the little-endian key differ),
+ * sequential identities and DUIDs that differ in one byte must all look
+ * like that; the multiplicative hash this replaced put each /64 of a
+ * site in one of a few buckets.
+ */
+static void
+check_spread(const uint64_t *h, size_t n)
+{
+	static uint16_t count[1 << 16];
+	size_t empty = 0, max = 0;
+
+	memset(count, 0, sizeof(count));
+	for (size_t i = 0; i < n; i++)
+		count[h[i] & 0xffff]++;
+	for (size_t i = 0; i < 1 << 16; i++) {
+		if (!count[i])
+			empty++;
+		if (count[i] > max)
+			max = count[i];
+	}
+	assert_in_range(empty, 22000, 26300); /* 65536 / e = 24109 */
+	assert_in_range(max, 3, 16);
+}
+
+static void
+test_hash_spread(void **state)
+{
+	static uint64_t h[1 << 16];
+	struct in6_addr a;
+	char id[64];
+
+	(void)state;
+	hash_set_key(0x0123456789abcdefull, 0xfedcba9876543210ull);
+	inet_pton(AF_INET6, "2001:db8::", &a);
+	for (size_t i = 0; i < 1 << 16; i++) { /* 2001:db8:0:i::/64, sequential */
+		a.s6_addr[6] = (uint8_t)(i >> 8);
+		a.s6_addr[7] = (uint8_t)i;
+		h[i] = hash_u64(keycount_prefix64(&a));
+	}
+	check_spread(h, 1 << 16);
+	for (size_t i = 0; i < 1 << 16; i++) { /* clustered: 16 sites of 4096 /64s each */
+		a.s6_addr[4] = (uint8_t)(0x10 * (i >> 12));
+		a.s6_addr[6] = (uint8_t)((i >> 8) & 0x0f);
+		a.s6_addr[7] = (uint8_t)i;
+		h[i] = hash_u64(keycount_prefix64(&a));
+	}
+	check_spread(h, 1 << 16);
+	for (size_t i = 0; i < 1 << 16; i++) {
+		snprintf(id, sizeof(id), "tsp:user%zu", i);
+		h[i] = hash_str(id);
+	}
+	check_spread(h, 1 << 16);
+	for (size_t i = 0; i < 1 << 16; i++) { /* DUID-LLT + IAID differing in two bytes */
+		uint8_t duid[18] = {0, 1, 0, 1, 0x2a, 0x3b, 0x4c, 0x5d, 0x02, 0, 0, 0, 0, 0};
+
+		duid[12] = (uint8_t)(i >> 8);
+		duid[13] = (uint8_t)i;
+		h[i] = hash_bytes(duid, sizeof(duid));
+	}
+	check_spread(h, 1 << 16);
+}
+
+/* 100,000 clustered /64s go into a keycount in bounded time (quadratic before). */
+static void
+test_keycount_clustered(void **state)
+{
+	struct keycount kc = {0};
+	struct in6_addr a;
+
+	(void)state;
+	inet_pton(AF_INET6, "2001:db8:aa00::", &a);
+	for (uint32_t i = 0; i < 100000; i++) {
+		a.s6_addr[5] = (uint8_t)(i >> 16);
+		a.s6_addr[6] = (uint8_t)(i >> 8);
+		a.s6_addr[7] = (uint8_t)i;
+		assert_int_equal(keycount_add(&kc, keycount_prefix64(&a), 1), 0);
+	}
+	assert_int_equal(kc.used, 100000);
+	for (uint32_t i = 0; i < 100000; i += 2) {
+		a.s6_addr[5] = (uint8_t)(i >> 16);
+		a.s6_addr[6] = (uint8_t)(i >> 8);
+		a.s6_addr[7] = (uint8_t)i;
+		assert_int_equal(keycount_get(&kc, keycount_prefix64(&a)), 1);
+		assert_int_equal(keycount_add(&kc, keycount_prefix64(&a), -1), 0);
+	}
+	assert_int_equal(kc.used, 50000);
+	keycount_free(&kc);
+}
+
 int
 main(void)
 {
@@ -374,6 +487,9 @@ main(void)
 	    cmocka_unit_test(test_cfg_syntax_error),
 	    cmocka_unit_test(test_cfg_dump_is_normalized),
 	    cmocka_unit_test(test_keycount_matches_reference),
+	    cmocka_unit_test(test_siphash_vectors),
+	    cmocka_unit_test(test_hash_spread),
+	    cmocka_unit_test(test_keycount_clustered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

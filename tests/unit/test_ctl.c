@@ -44,7 +44,7 @@ handler(void *arg, const char *command, json_t *args, char *err, size_t errlen)
 		return json_pack("{s:s, s:i}", "state", "running", "calls", f->calls);
 	if (strcmp(command, "echo") == 0)
 		return json_incref(args);
-	if (strcmp(command, "leases") == 0)
+	if (strcmp(command, "table") == 0)
 		return json_pack("[{s:s, s:s, s:i}, {s:s, s:s, s:n}]", "address", "192.0.2.10",
 		                 "client", "fd00:d57::11", "expires", 600, "address", "192.0.2.11",
 		                 "client", "fd00:d57::12", "expires");
@@ -441,7 +441,7 @@ test_dstmctl_output(void **state)
 	json_t *j;
 
 	/* An array of objects: a table, columns in the order of the first object's keys. */
-	snprintf(args, sizeof(args), "-s '%s' leases", f->path);
+	snprintf(args, sizeof(args), "-s '%s' table", f->path);
 	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
 	assert_string_equal(out, "address     client        expires\n"
 	                         "192.0.2.10  fd00:d57::11  600\n"

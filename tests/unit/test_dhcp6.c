@@ -47,13 +47,16 @@ fill(struct fake *f, int i, struct d6_grant *g, unsigned flags)
 }
 
 static int
-f_acquire(void *arg, const char *id, const struct in6_addr *v6, uint32_t want, int64_t now,
-          struct d6_grant *g)
+f_acquire(void *arg, const char *id, const struct in6_addr *v6, bool authed, uint32_t want,
+          int64_t now, struct d6_grant *g)
 {
 	struct fake *f = arg;
 
 	for (int i = 0; i < NSLOTS; i++)
 		if (f->used[i] && !strcmp(f->ids[i], id)) {
+			/* dstmd's rule (src/grant): another address, unsigned, changes nothing. */
+			if (!authed && memcmp(&f->v6[i], v6, 16))
+				return -EPERM;
 			if (want && want != 0xc0000200u + 10 + (uint32_t)i)
 				return -EADDRNOTAVAIL;
 			unsigned fl = memcmp(&f->v6[i], v6, 16) ? D6_GRANT_MOVED : 0;
@@ -89,12 +92,15 @@ f_find(void *arg, const char *id, struct d6_grant *g)
 }
 
 static int
-f_release(void *arg, const char *id, bool declined, int64_t now)
+f_release(void *arg, const char *id, const struct in6_addr *v6, bool authed, bool declined,
+          int64_t now)
 {
 	struct fake *f = arg;
 
 	for (int i = 0; i < NSLOTS; i++)
 		if (f->used[i] && !strcmp(f->ids[i], id)) {
+			if (!authed && memcmp(&f->v6[i], v6, 16))
+				return -EPERM;
 			f->used[i] = false;
 			if (declined)
 				f->declines++;
@@ -111,7 +117,7 @@ f_in_pool(void *arg, uint32_t v4)
 	return v4 >= 0xc0000200u + 10 && v4 < 0xc0000200u + 10 + NSLOTS;
 }
 
-static const struct d6_lease_ops fops = {f_acquire, f_find, f_release, f_in_pool};
+static const struct d6_lease_ops fops = {f_acquire, f_find, f_release, f_in_pool, NULL};
 
 static const uint8_t SDUID[] = {0, 2, 0, 0, 0x7e, 0xd9, 1, 2, 3, 4};
 static const uint8_t CDUID[] = {0, 3, 0, 1, 2, 0, 0, 0, 0, 0x11};
@@ -689,6 +695,11 @@ test_relayed(void **state)
 	addr_parse_v6("fe80::1", &rx.src);
 	addr_parse_v6("fd00:d57:1::1", &link);
 	addr_parse_v6("fd00:d57:1::20", &peer);
+	/* Only a relay the configuration names is heard. */
+	e->cfg.relays = &rx.src;
+	e->cfg.nrelays = 1;
+	d6_server_free(e->s);
+	e->s = d6_server_new(&e->cfg, &fops, &e->f, 1000);
 	mb_start(&inner, D6_REQUEST, 77);
 	mb_ids(&inner, true);
 	mb_ia(&inner, e->cfg.codes.ia_dstm, 1, 0);
@@ -731,6 +742,144 @@ test_no_client_address(void **state)
 	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
 	assert_int_equal(e->rep.ia[0].status, D6_ST_NO_ADDRS_AVAIL);
 	assert_int_equal(d6_server_counters(e->s)->drop[D6_DROP_NO_ADDRESS], 1);
+	env_free(e);
+}
+
+/* ---- Identity (DESIGN §4): a DUID is a claim, the address is verified ---- */
+
+static void
+test_foreign_sender_changes_nothing(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx c1 = rx_global(true), x = rx_global(true);
+	static const uint8_t types[] = {D6_REQUEST, D6_RENEW, D6_REBIND, D6_SOLICIT};
+	struct mb m;
+
+	addr_parse_v6("fd00:d57::66", &x.src);
+	mb_start(&m, D6_REQUEST, 1);
+	mb_ids(&m, true);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+
+	/* x writes c1's DUID and IAID: every kind of message gets no lease. */
+	for (unsigned k = 0; k < sizeof(types); k++) {
+		bool server = types[k] == D6_REQUEST || types[k] == D6_RENEW;
+
+		mb_start(&m, types[k], 10 + k);
+		mb_ids(&m, server);
+		mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0xc0000200u + 10);
+		assert_int_equal(run(e, &m, &x), D6_ACT_REPLY);
+		if (types[k] == D6_SOLICIT)
+			assert_int_equal(e->rep.nia, 0);
+		else
+			assert_int_equal(e->rep.ia[0].status, D6_ST_NO_BINDING);
+		assert_false(e->t.out[0].granted);
+		assert_false(e->t.verified);
+		assert_false(e->t.give_reconf_key);
+	}
+	/* Release and Decline from x: NoBinding, and the lease stays c1's. */
+	mb_start(&m, D6_RELEASE, 20);
+	mb_ids(&m, true);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0xc0000200u + 10);
+	assert_int_equal(run(e, &m, &x), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_NO_BINDING);
+	m.b[0] = D6_DECLINE;
+	assert_int_equal(run(e, &m, &x), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_NO_BINDING);
+	assert_true(e->f.used[0]);
+	assert_memory_equal(&e->f.v6[0], &c1.src, 16);
+	assert_int_equal(e->f.releases + e->f.declines, 0);
+	assert_int_equal(d6_server_counters(e->s)->refused_foreign, 6);
+
+	/* c1 itself still renews and releases. */
+	mb_start(&m, D6_RENEW, 30);
+	mb_ids(&m, true);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0xc0000200u + 10);
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+	m.b[0] = D6_RELEASE;
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+	assert_false(e->f.used[0]);
+	env_free(e);
+}
+
+static void
+test_signed_client_moves(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx c1 = rx_global(true), moved = rx_global(true);
+	struct mb m;
+	uint8_t *mac;
+
+	d6_server_free(e->s);
+	e->cfg.keys = KEYS;
+	e->cfg.nkeys = 1;
+	e->s = d6_server_new(&e->cfg, &fops, &e->f, 1000);
+	addr_parse_v6("fd00:d57::77", &moved.src);
+	mb_start(&m, D6_REQUEST, 1);
+	mb_ids(&m, true);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	/* From another address, signed with the key: the binding moves and is pushed. */
+	mb_start(&m, D6_REBIND, 2);
+	mb_ids(&m, false);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0xc0000200u + 10);
+	d6_auth_put_delayed(&m.w, &KEYS[0], 100, &mac);
+	d6_auth_sign(m.b, mb_len(&m), SECRET, sizeof(SECRET) - 1, mac);
+	assert_int_equal(run(e, &m, &moved), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+	assert_true(e->t.out[0].push);
+	assert_memory_equal(&e->f.v6[0], &moved.src, 16);
+	env_free(e);
+}
+
+static void
+test_untrusted_relay_dropped(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx x = rx_global(false);
+	struct mb inner, m;
+	struct in6_addr peer;
+
+	addr_parse_v6("fd00:d57::66", &x.src);
+	addr_parse_v6("fd00:d57::12", &peer);
+	mb_start(&inner, D6_SOLICIT, 5);
+	mb_ids(&inner, false);
+	mb_opt(&inner, D6_OPT_RAPID_COMMIT, NULL, 0);
+	mb_ia(&inner, e->cfg.codes.ia_dstm, 1, 0);
+	m.w = wcur_make(m.b, sizeof(m.b));
+	w_u8(&m.w, D6_RELAY_FORW);
+	w_u8(&m.w, 0);
+	w_bytes(&m.w, &peer, 16);
+	w_bytes(&m.w, &peer, 16);
+	mb_opt(&m, D6_OPT_RELAY_MSG, inner.b, mb_len(&inner));
+	assert_int_equal(run(e, &m, &x), D6_ACT_DROP);
+	assert_int_equal(d6_server_counters(e->s)->drop[D6_DROP_RELAY_UNTRUSTED], 1);
+	assert_false(e->f.used[0]);
+	env_free(e);
+}
+
+static void
+test_reconfigure_key_once(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx c1 = rx_global(true);
+	struct mb m;
+
+	mb_start(&m, D6_REQUEST, 1);
+	mb_ids(&m, true);
+	mb_opt(&m, D6_OPT_RECONF_ACCEPT, NULL, 0);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	assert_true(e->t.give_reconf_key);
+	/* The same client asking again (a Renew, a Request) never gets it a second time. */
+	m.b[0] = D6_RENEW;
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+	assert_false(e->t.give_reconf_key);
+	assert_false(e->rep.has_auth);
 	env_free(e);
 }
 
@@ -969,6 +1118,147 @@ test_client_expiry_decline(void **state)
 	env_free(e);
 }
 
+/* ---- lw4o6: RFC 7598 options for an lwB4 ---- */
+
+static int
+f_acquire_lw(void *arg, const char *id, uint32_t want, int64_t now, struct d6_grant *g)
+{
+	struct fake *f = arg;
+	struct in6_addr v6;
+	int rc;
+
+	/* The server assigns fd00:d57::1000 + slot; the slot holds PSID 5. */
+	addr_parse_v6("fd00:d57::1000", &v6);
+	for (int i = 0; i < NSLOTS; i++)
+		if (!f->used[i] || !strcmp(f->ids[i], id)) {
+			v6.s6_addr[15] = (uint8_t)i;
+			break;
+		}
+	if ((rc = f_acquire(arg, id, &v6, true, want, now, g)) != 0)
+		return rc;
+	g->lw = true;
+	g->psid_offset = 6;
+	g->psid_len = 6;
+	g->psid = 5;
+	return 0;
+}
+
+static const struct d6_lease_ops fops_lw = {f_acquire, f_find, f_release, f_in_pool, f_acquire_lw};
+
+static void
+test_lw4o6_container(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx rx = {.multicast = true};
+	static const uint8_t oro[] = {0, 96, 0, 23};
+	/* OPTION_S46_CONT_LW: BR fd00:d57::2; V4V6BIND 192.0.2.10, /128
+	 * fd00:d57::1000, PORTPARAMS offset 6, length 6, PSID 5 << 10. */
+	static const uint8_t cont[] = {0,    96, 0,  53, 0,   90, 0, 16,   0xfd, 0x00, 0x0d, 0x57,
+	                               0,    0,  0,  0,  0,   0,  0, 0,    0,    0,    0,    2,
+	                               0,    92, 0,  29, 192, 0,  2, 10,   128,  0xfd, 0x00, 0x0d,
+	                               0x57, 0,  0,  0,  0,   0,  0, 0,    0,    0,    0,    0x10,
+	                               0x00, 0,  93, 0,  4,   6,  6, 0x14, 0x00};
+	struct d6_s46_lw lw;
+	struct in6_addr want;
+	struct mb m;
+	bool seen = false;
+
+	(void)state;
+	d6_server_free(e->s);
+	e->s = d6_server_new(&e->cfg, &fops_lw, &e->f, 1000);
+	addr_parse_v6("fe80::99", &rx.src); /* an lwB4 solicits from its link-local address */
+
+	mb_start(&m, D6_SOLICIT, 7);
+	mb_ids(&m, false);
+	mb_opt(&m, D6_OPT_RAPID_COMMIT, NULL, 0);
+	mb_opt(&m, D6_OPT_ORO, oro, sizeof(oro));
+	mb_ia(&m, D6_OPT_IA_NA, 1, 0);
+	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	assert_int_equal(e->out[0], D6_REPLY);
+	assert_true(e->t.out[0].granted);
+	assert_int_equal(e->rep.nia, 1);
+	addr_parse_v6("fd00:d57::1000", &want);
+	assert_memory_equal(&e->rep.ia[0].addr, &want, 16);
+	for (size_t i = 4; i + sizeof(cont) <= e->outlen; i++)
+		if (!memcmp(e->out + i, cont, sizeof(cont)))
+			seen = true;
+	assert_true(seen);
+	assert_true(d6_s46_parse_cont(cont + 4, sizeof(cont) - 4, &lw));
+	assert_true(lw.has_br && lw.has_bind && lw.has_portparams);
+	assert_int_equal(lw.v4, 0xc000020a);
+	assert_int_equal(lw.prefix6_len, 128);
+	assert_memory_equal(&lw.prefix6, &want, 16);
+	assert_int_equal(lw.psid_offset, 6);
+	assert_int_equal(lw.psid_len, 6);
+	assert_int_equal(lw.psid, 5);
+	/* A PSID with bits past its length is malformed. */
+	{
+		uint8_t bad[sizeof(cont)];
+		memcpy(bad, cont, sizeof(cont));
+		bad[sizeof(bad) - 1] = 1;
+		assert_false(d6_s46_parse_cont(bad + 4, sizeof(bad) - 4, &lw));
+	}
+
+	/* Without OPTION_S46_CONT_LW in the ORO a plain IA_NA is not served. */
+	mb_start(&m, D6_SOLICIT, 8);
+	mb_ids(&m, false);
+	mb_opt(&m, D6_OPT_RAPID_COMMIT, NULL, 0);
+	mb_ia(&m, D6_OPT_IA_NA, 2, 0);
+	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	assert_false(e->t.out[0].granted);
+	assert_int_equal(e->t.out[0].status, D6_ST_NO_ADDRS_AVAIL);
+	env_free(e);
+}
+
+/* dstm-client as an lwB4: the engine asks with ORO 96 and takes the container. */
+static void
+test_client_lw4o6(void **state)
+{
+	struct env *e = env_new();
+	struct d6_client_config cc = {0};
+	struct d6_client *c;
+	const struct d6_lease_info *l;
+	struct in6_addr want, tep;
+	int64_t now = 1000000;
+
+	(void)state;
+	d6_server_free(e->s);
+	e->s = d6_server_new(&e->cfg, &fops_lw, &e->f, 1000);
+	cc.codes = e->cfg.codes;
+	cc.duid = CDUID;
+	cc.duid_len = sizeof(CDUID);
+	cc.iaid = 3;
+	cc.lw4o6 = true;
+	cc.random = fixed_random;
+	c = d6_client_new(&cc);
+	d6_client_start(c, now);
+	assert_int_equal(exchange(e, c, now), D6C_EV_NONE); /* Solicit -> Advertise */
+	assert_int_equal(d6_client_state(c), D6C_REQUEST);
+	assert_int_equal(exchange(e, c, now), D6C_EV_BOUND); /* Request -> Reply */
+	l = d6_client_lease(c);
+	assert_non_null(l);
+	assert_true(l->lw);
+	addr_parse_v6("fd00:d57::1000", &want);
+	addr_parse_v6("fd00:d57::2", &tep);
+	assert_memory_equal(&l->v6, &want, 16);
+	assert_memory_equal(&l->tep, &tep, 16);
+	assert_int_equal(l->v4, 0xc000020a);
+	assert_int_equal(l->psid_offset, 6);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 5);
+	/* Renew at T1 carries the IA_NA address and keeps the lease. */
+	now = d6_client_next(c);
+	assert_int_equal(d6_client_tick(c, now), D6C_EV_NONE);
+	assert_int_equal(d6_client_state(c), D6C_RENEW);
+	assert_int_equal(exchange(e, c, now), D6C_EV_RENEWED);
+	/* Release names the IA_NA address, which the lease is bound to. */
+	d6_client_release(c, now);
+	assert_int_equal(exchange(e, c, now), D6C_EV_RELEASED);
+	assert_int_equal(e->f.releases, 1);
+	d6_client_free(c);
+	env_free(e);
+}
+
 int
 main(void)
 {
@@ -987,10 +1277,16 @@ main(void)
 	    cmocka_unit_test(test_no_client_address),
 	    cmocka_unit_test(test_auth_required),
 	    cmocka_unit_test(test_reconfigure_key),
+	    cmocka_unit_test(test_reconfigure_key_once),
+	    cmocka_unit_test(test_foreign_sender_changes_nothing),
+	    cmocka_unit_test(test_signed_client_moves),
+	    cmocka_unit_test(test_untrusted_relay_dropped),
 	    cmocka_unit_test(test_client_ia_dstm),
 	    cmocka_unit_test(test_client_global_v4),
 	    cmocka_unit_test(test_client_auth),
 	    cmocka_unit_test(test_client_expiry_decline),
+	    cmocka_unit_test(test_lw4o6_container),
+	    cmocka_unit_test(test_client_lw4o6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

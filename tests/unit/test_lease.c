@@ -75,7 +75,7 @@ static struct pool *
 mkpool(const char *name, const char *range, unsigned ports)
 {
 	struct pool_range r;
-	struct pool_config cfg = {name, &r, 1, NULL, 0, ports};
+	struct pool_config cfg = {name, &r, 1, NULL, 0, ports, 0, 0};
 	char err[256];
 	struct pool *p;
 

@@ -1,9 +1,10 @@
 /*
  * Unit tests of the SQLite lease store (src/store/store.c): a round trip
- * of every field, the UNIQUE constraints refusing a second holder of an
- * address + port range and a second active lease of an identity, writes
- * refused outside a transaction, rollback, reopen, WAL mode, and a file
- * that is not ours.
+ * of every field, the key refusing a second holder of an address + port
+ * range, writes refused outside a transaction, rollback, reopen, WAL mode,
+ * a file that is not ours, a schema 1 file converted, the history table
+ * (append, bounded scans, pruning) and the lock that keeps a second
+ * process off the database.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,17 +164,16 @@ test_unique(void **state)
 	/* Same address + port range: refused, also when the holder is in quarantine. */
 	assert_int_equal(store_insert(st, &b), -EEXIST);
 	assert_int_equal(store_insert(st, &c), 0); /* another port range of it */
-	/* One active lease per identity. */
-	assert_int_equal(store_insert(st, &d), -EEXIST);
 	a.state = LEASE_QUARANTINE;
 	a.quarantine_until = 5000;
 	assert_int_equal(store_update(st, &a), 0);
 	assert_int_equal(store_insert(st, &b), -EEXIST);
-	assert_int_equal(store_insert(st, &d), 0); /* alice's old lease is quarantined */
-	/* Moving a row onto a taken address is refused too. */
+	/* One active lease per identity is the lease manager's rule, not the file's. */
+	assert_int_equal(store_insert(st, &d), 0);
+	/* An update never moves a row to another address. */
 	c.port_lo = 1024;
 	c.port_hi = 2047;
-	assert_int_equal(store_update(st, &c), -EEXIST);
+	assert_int_equal(store_update(st, &c), -ENOENT);
 	assert_int_equal(store_commit(st), 0);
 	assert_int_equal(store_load(st, collect_cb, &col), 0);
 	assert_int_equal(col.n, 3);
@@ -298,6 +298,128 @@ test_async_writer(void **state)
 	store_close(st);
 }
 
+/* A schema 1 file (rowid ids, partial unique indexes) is converted at open, leases kept. */
+static void
+test_migrate_v1(void **state)
+{
+	sqlite3 *db;
+	struct store *st;
+	struct collect c = {0};
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+	                 "PRAGMA journal_mode = WAL;"
+	                 "CREATE TABLE lease (id INTEGER PRIMARY KEY, identity TEXT NOT NULL,"
+	                 " v6 TEXT NOT NULL, v4 INTEGER NOT NULL, port_lo INTEGER NOT NULL,"
+	                 " port_hi INTEGER NOT NULL, pool TEXT NOT NULL, tep TEXT NOT NULL,"
+	                 " start INTEGER NOT NULL, expiry INTEGER NOT NULL, state TEXT NOT NULL,"
+	                 " quarantine_until INTEGER NOT NULL DEFAULT 0);"
+	                 "CREATE UNIQUE INDEX lease_addr ON lease (v4, port_lo)"
+	                 " WHERE state IN ('active', 'quarantine');"
+	                 "INSERT INTO lease VALUES (7, 'tsp:alice', 'fd00:d57::11', 3221225986, 0,"
+	                 " 0, 'lab', 'tep1', 1000, 4600, 'active', 0);"
+	                 "PRAGMA user_version = 1;",
+	                 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	st = open_ok();
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.ident[0], "tsp:alice");
+	assert_int_equal(c.r[0].id, STORE_ID(0xc0000202, 0));
+	assert_int_equal(c.r[0].expiry, 4600);
+	store_close(st);
+}
+
+struct hcollect {
+	int n;
+	int64_t t[8];
+	int ev[8];
+	char ident[8][32];
+};
+
+static int
+hcollect_cb(void *arg, const struct history_row *h)
+{
+	struct hcollect *c = arg;
+
+	if (c->n < 8) {
+		c->t[c->n] = h->t;
+		c->ev[c->n] = h->event;
+		snprintf(c->ident[c->n], sizeof(c->ident[0]), "%s", h->identity);
+	}
+	c->n++;
+	return 0;
+}
+
+/* History: rows in the same transaction as the lease, scans in bounded steps, pruning. */
+static void
+test_history(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row a = row("tsp:alice", 0xc0000202, 0, 0);
+	struct hcollect c = {0};
+	int64_t next;
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &a), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(store_history_add(st, LEASE_EV_GRANT + i, 100 + i, &a), 0);
+	store_rollback(st); /* nothing of it stays */
+	assert_int_equal(store_history_scan(st, 0, 100, hcollect_cb, &c, &next), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(next, 0);
+
+	assert_int_equal(store_begin(st), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(store_history_add(st, LEASE_EV_GRANT + i, 100 + i, &a), 0);
+	assert_int_equal(store_commit(st), 0);
+	/* Two rows at a time: the cursor goes on where the last step ended. */
+	assert_int_equal(store_history_scan(st, 0, 2, hcollect_cb, &c, &next), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(store_history_scan(st, next, 2, hcollect_cb, &c, &next), 0);
+	assert_true(next > 0);
+	assert_int_equal(store_history_scan(st, next, 2, hcollect_cb, &c, &next), 0);
+	assert_int_equal(c.n, 5);
+	assert_int_equal(next, 0); /* the table ended within that step */
+	assert_int_equal(c.ev[4], LEASE_EV_REVOKE);
+	assert_int_equal(c.t[4], 104);
+	assert_string_equal(c.ident[2], "tsp:alice");
+
+	/* Prune what is older than 103, at most 2 rows per step. */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_history_prune(st, 103, 2), 0);
+	assert_int_equal(store_commit(st), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_history_scan(st, 0, 100, hcollect_cb, &c, &next), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_history_prune(st, 103, 2), 0);
+	assert_int_equal(store_commit(st), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_history_scan(st, 0, 100, hcollect_cb, &c, &next), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.t[0], 103);
+	store_close(st);
+}
+
+/* A second opener is refused while the first holds the file, with the holder's pid. */
+static void
+test_lock(void **state)
+{
+	struct store *st = open_ok();
+	char err[512], pid[32];
+
+	assert_null(store_open(path, err, sizeof(err)));
+	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+	assert_non_null(strstr(err, pid));
+	assert_non_null(strstr(err, ".lock"));
+	store_close(st);
+	st = open_ok(); /* the lock went with the first */
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -307,6 +429,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_rollback_and_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wal_and_version, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

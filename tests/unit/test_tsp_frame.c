@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <string.h>
 
 #include "tsp/tsp_int.h"
@@ -195,10 +196,59 @@ test_line_decisions(void **state)
 	assert_false(tsp_line_is_status("1234", 4, &code));
 }
 
+/* PLAIN's raw initial response: NULs inside the line are data. */
+static void
+test_raw_line(void **state)
+{
+	static const char in[] = "\0\0alice\0pw\r\nnext";
+	struct tsp_frame f;
+	size_t used;
+
+	(void)state;
+	tsp_frame_raw_line(NULL, in, sizeof(in) - 1, &f, &used);
+	assert_int_equal(f.kind, TSP_FRAME_LINE);
+	assert_int_equal(f.len, 8);
+	assert_memory_equal(f.data, "alice\0pw", 8);
+	assert_int_equal(used, 12);
+	tsp_frame_raw_line(NULL, in, 10, &f, &used);
+	assert_int_equal(f.kind, TSP_FRAME_NEED_MORE);
+	tsp_frame_raw_line(NULL, "a\rb\r\n", 5, &f, &used);
+	assert_int_equal(f.kind, TSP_FRAME_ERROR);
+}
+
+/* RFC 5572 §3: 0xF, a 28-bit sequence number, a timestamp, the message. */
+static void
+test_udp_header(void **state)
+{
+	static const unsigned char d[] = {0xf0, 0x00, 0x00, 0xf0, 0x00, 0x00, 0x01, 0x2c, 'V', '='};
+	struct tsp_udp_hdr h = {0};
+	const char *msg;
+	size_t n;
+	uint8_t out[TSP_UDP_HDR_LEN];
+
+	(void)state;
+	assert_int_equal(tsp_udp_parse(d, sizeof(d), &h, &msg, &n), 0);
+	assert_int_equal(h.seq, 0xf0);
+	assert_int_equal(h.timestamp, 300);
+	assert_int_equal(n, 2);
+	assert_memory_equal(msg, "V=", 2);
+	tsp_udp_header(&h, out);
+	assert_memory_equal(out, d, 8);
+	/* header only: an empty message (tspc's "read the next answer") */
+	assert_int_equal(tsp_udp_parse(d, 8, &h, &msg, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(tsp_udp_parse(d, 7, &h, &msg, &n), -EMSGSIZE);
+	assert_int_equal(tsp_udp_parse("\x70\0\0\0\0\0\0\0", 8, &h, &msg, &n), -EPROTO);
+	h.seq = 0x1fffffff; /* the top nibble is always 0xF on the wire */
+	tsp_udp_header(&h, out);
+	assert_int_equal(out[0], 0xff);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_raw_line),        cmocka_unit_test(test_udp_header),
 	    cmocka_unit_test(test_lines),           cmocka_unit_test(test_byte_by_byte),
 	    cmocka_unit_test(test_content_headers), cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_status),          cmocka_unit_test(test_line_decisions),

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,14 +133,58 @@ test_supported(void **state)
 	tsp_sasl_server_free(ss);
 }
 
+/* The challenge as deployed clients can split it: "," and no blank. */
+static void
+test_digest_tidy(void **state)
+{
+	static const char in[] = "realm=\"dstm\", nonce=\"a, b\\\" c\" ,qop=\"auth\",  "
+	                         "charset=utf-8, algorithm=md5-sess";
+	char out[sizeof(in)];
+	size_t n;
+
+	(void)state;
+	n = tsp_digest_tidy(in, sizeof(in) - 1, out);
+	out[n] = '\0';
+	assert_string_equal(out, "realm=\"dstm\",nonce=\"a, b\\\" c\",qop=\"auth\","
+	                         "charset=utf-8,algorithm=md5-sess");
+	/* in place, and a list without blanks is left alone */
+	n = tsp_digest_tidy(out, strlen(out), out);
+	out[n] = '\0';
+	assert_string_equal(out, "realm=\"dstm\",nonce=\"a, b\\\" c\",qop=\"auth\","
+	                         "charset=utf-8,algorithm=md5-sess");
+}
+
+static void
+test_plain_initial(void **state)
+{
+	char raw[64];
+	size_t n;
+
+	(void)state;
+	/* raw, the leading NUL already skipped by the framer */
+	assert_int_equal(tsp_plain_initial("alice\0pw", 8, raw, sizeof(raw), &n), 0);
+	assert_int_equal(n, 9);
+	assert_memory_equal(raw, "\0alice\0pw", 9);
+	/* raw with an authzid */
+	assert_int_equal(tsp_plain_initial("bob\0alice\0pw", 12, raw, sizeof(raw), &n), 0);
+	assert_int_equal(n, 12);
+	assert_memory_equal(raw, "bob\0alice\0pw", 12);
+	/* base64 of "\0alice\0pw" */
+	assert_int_equal(tsp_plain_initial("AGFsaWNlAHB3", 12, raw, sizeof(raw), &n), 0);
+	assert_int_equal(n, 9);
+	assert_memory_equal(raw, "\0alice\0pw", 9);
+	assert_int_equal(tsp_plain_initial("", 0, raw, sizeof(raw), &n), -EINVAL);
+	assert_int_equal(tsp_plain_initial("!!!", 3, raw, sizeof(raw), &n), -EINVAL);
+	assert_int_equal(tsp_plain_initial("alice\0pw", 8, raw, 8, &n), -EMSGSIZE);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain),
-	    cmocka_unit_test(test_digest_md5),
-	    cmocka_unit_test(test_scram_sha256),
-	    cmocka_unit_test(test_supported),
+	    cmocka_unit_test(test_plain),        cmocka_unit_test(test_digest_md5),
+	    cmocka_unit_test(test_scram_sha256), cmocka_unit_test(test_supported),
+	    cmocka_unit_test(test_digest_tidy),  cmocka_unit_test(test_plain_initial),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "common/addr.h"
 #include "common/log.h"
 #include "tsp/tsp.h"
@@ -214,7 +216,8 @@ run(struct world *w, double secs)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
 }
 
-static unsigned idle_timeout; /* for the next world_new */
+static unsigned idle_timeout;       /* for the next world_new */
+static int sock_type = SOCK_STREAM; /* SOCK_SEQPACKET keeps each write apart */
 
 static struct world *
 world_new(const char *mechs, bool plain_ok, unsigned handshake, bool raw, const char *ver,
@@ -241,7 +244,7 @@ world_new(const char *mechs, bool plain_ok, unsigned handshake, bool raw, const 
 	sc.idle_timeout = idle_timeout;
 	w->srv = tsp_server_new(w->base, &sc, &scb, w);
 	assert_non_null(w->srv);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, sock_type, 0, sv), 0);
 	evutil_make_socket_nonblocking(sv[0]);
 	evutil_make_socket_nonblocking(sv[1]);
 	w->conn = tsp_server_accept(
@@ -606,11 +609,233 @@ test_raw_idle_timeout(void **state)
 	idle_timeout = 0;
 	raw_write(w, "VERSION=2.0.0\r\nAUTHENTICATE ANONYMOUS\r\n", 39);
 	raw_read(w, 0.2, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "OK Authentication successful"));
+	assert_non_null(strstr(buf, "200 Success"));
 	assert_int_equal(w->closed_srv, 0);
 	raw_read(w, 2.5, buf, sizeof(buf));
 	assert_int_equal(w->closed_srv, 1);
 	assert_int_equal(tsp_server_stats(w->srv)->timeouts, 1);
+	world_free(w);
+}
+
+/* ---- the deployed clients' framing, byte for byte ---- */
+
+/* One packet of a SOCK_SEQPACKET world: one write of the server. */
+static size_t
+raw_packet(struct world *w, double secs, char *buf, size_t cap)
+{
+	ssize_t r;
+
+	w->done = false;
+	run(w, secs);
+	r = read(w->rawfd, buf, cap - 1);
+	buf[r > 0 ? r : 0] = '\0';
+	return r > 0 ? (size_t)r : 0;
+}
+
+static void
+test_field_anonymous_v2(void **state)
+{
+	struct world *w = world_new("ANONYMOUS", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	/* tspc's sizeof(string) sends the terminating NUL too */
+	static const char hello[] = "VERSION=2.0.0\r\n";
+	static const char auth[] = "AUTHENTICATE ANONYMOUS\r\n";
+	char buf[512];
+
+	(void)state;
+	raw_write(w, hello, sizeof(hello) - 1);
+	raw_read(w, 0.1, buf, sizeof(buf));
+	assert_string_equal(buf, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n");
+	raw_write(w, auth, sizeof(auth));
+	raw_read(w, 0.1, buf, sizeof(buf));
+	assert_string_equal(buf, "200 Success\r\n");
+	raw_frame(w, create_xml);
+	raw_read(w, 0.2, buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "Content-length: ", 16), 0);
+	assert_non_null(strstr(buf, "\r\n200 Success\r\n<tunnel action=\"info\""));
+	world_free(w);
+}
+
+static void
+plain_case(const char *mechs, const void *resp, size_t n, const char *want, bool closed)
+{
+	struct world *w = world_new(mechs, true, 5, true, NULL, NULL, NULL, NULL, 0);
+	static const char start[] = "VERSION=2.0.1\r\nAUTHENTICATE PLAIN\r\n";
+	char buf[512];
+
+	raw_write(w, start, sizeof(start)); /* with the NUL after the line */
+	raw_write(w, resp, n);
+	raw_read(w, 0.2, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+	assert_int_equal(w->closed_srv, closed ? 1 : 0);
+	if (!closed)
+		assert_string_equal(tsp_conn_user(w->conn), "alice");
+	world_free(w);
+}
+
+static void
+test_field_plain(void **state)
+{
+	static const char raw[] = "\0alice\0wonderland\r\n";
+	static const char authz[] = "alice\0alice\0wonderland\r\n";
+	static const char bad[] = "\0alice\0looking-glass\r\n";
+	static const char b64[] = "AGFsaWNlAHdvbmRlcmxhbmQ=\r\n"; /* \0alice\0wonderland */
+
+	(void)state;
+	plain_case("PLAIN", raw, sizeof(raw) - 1,
+	           "CAPABILITY TUNNEL=V4V6 AUTH=PLAIN\r\n200 Success\r\n", false);
+	plain_case("PLAIN", authz, sizeof(authz) - 1,
+	           "CAPABILITY TUNNEL=V4V6 AUTH=PLAIN\r\n200 Success\r\n", false);
+	plain_case("PLAIN", b64, sizeof(b64) - 1,
+	           "CAPABILITY TUNNEL=V4V6 AUTH=PLAIN\r\n200 Success\r\n", false);
+	plain_case("PLAIN", bad, sizeof(bad) - 1,
+	           "CAPABILITY TUNNEL=V4V6 AUTH=PLAIN\r\n300 Authentication failed\r\n", true);
+	plain_case("PLAIN", "!!!\r\n", 5,
+	           "CAPABILITY TUNNEL=V4V6 AUTH=PLAIN\r\n300 Authentication failed\r\n", true);
+}
+
+static void
+test_field_plain_needs_tls(void **state)
+{
+	struct world *w = world_new("PLAIN ANONYMOUS", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	static const char msg[] =
+	    "VERSION=2.0.0\r\nAUTHENTICATE PLAIN\r\n\0\0alice\0wonderland\r\n";
+	char buf[512];
+
+	(void)state;
+	raw_write(w, msg, sizeof(msg) - 1);
+	raw_read(w, 0.2, buf, sizeof(buf));
+	assert_string_equal(
+	    buf, "CAPABILITY TUNNEL=V4V6 AUTH=ANONYMOUS\r\n300 Authentication failed\r\n");
+	assert_int_equal(w->closed_srv, 1);
+	world_free(w);
+}
+
+static void
+md5hex(const char *s, size_t n, char out[33])
+{
+	unsigned char d[16];
+	unsigned int dl = 16;
+
+	EVP_Digest(s, n, d, &dl, EVP_md5(), NULL);
+	for (int i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* The value of directive `name` in a challenge split as tspc splits it. */
+static void
+directive(const char *ch, const char *name, char *out, size_t cap)
+{
+	char copy[512], *tok, *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", ch);
+	out[0] = '\0';
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		size_t vl;
+
+		if (!eq || (size_t)(eq - tok) != strlen(name) || strncmp(tok, name, strlen(name)))
+			continue;
+		eq++;
+		if (*eq == '"')
+			eq++;
+		vl = strlen(eq);
+		if (vl && eq[vl - 1] == '"')
+			vl--;
+		snprintf(out, cap, "%.*s", (int)vl, eq);
+	}
+}
+
+static void
+test_field_digest_md5(void **state)
+{
+	struct world *w;
+	static const char start[] = "VERSION=2.0.0\r\nAUTHENTICATE DIGEST-MD5\r\n";
+	char buf[1024], ch[512], realm[64], nonce[128], qop[32], charset[32], resp[600], b64[900];
+	char a1[33], a2[33], ca2[33], hresp[33], hcresp[33], s1[600];
+	unsigned char hu[16];
+	unsigned int hl = 16;
+	size_t n;
+	int len;
+
+	(void)state;
+	sock_type = SOCK_SEQPACKET;
+	w = world_new("DIGEST-MD5", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	sock_type = SOCK_STREAM;
+	raw_write(w, start, 15);
+	assert_string_equal((raw_packet(w, 0.1, buf, sizeof(buf)), buf),
+	                    "CAPABILITY TUNNEL=V4V6 AUTH=DIGEST-MD5\r\n");
+	raw_write(w, start + 15, sizeof(start) - 15);
+	n = raw_packet(w, 0.1, buf, sizeof(buf));
+	assert_true(n > 2 && buf[n - 2] == '\r');
+	len = EVP_DecodeBlock((unsigned char *)ch, (unsigned char *)buf, (int)n - 2);
+	assert_true(len > 0);
+	ch[len] = '\0';
+	/* RFC 2831 directives, joined by "," alone */
+	assert_null(strstr(ch, ", "));
+	assert_int_equal(strncmp(ch, "realm=\"dstm\",nonce=\"", 20), 0);
+	assert_non_null(strstr(ch, "\",qop=\"auth\",charset=utf-8,algorithm=md5-sess"));
+	directive(ch, "realm", realm, sizeof(realm));
+	directive(ch, "nonce", nonce, sizeof(nonce));
+	directive(ch, "qop", qop, sizeof(qop));
+	directive(ch, "charset", charset, sizeof(charset));
+	assert_string_equal(realm, "dstm");
+	assert_string_equal(qop, "auth");
+	assert_true(strlen(nonce) > 8);
+	/* tspc's AuthDIGEST_MD5(): md5-sess, nc 1, a decimal cnonce, digest-uri tsp/<server> */
+	snprintf(s1, sizeof(s1), "alice:%s:wonderland", realm);
+	EVP_Digest(s1, strlen(s1), hu, &hl, EVP_md5(), NULL);
+	memcpy(s1, hu, 16);
+	n = 16 + (size_t)snprintf(s1 + 16, sizeof(s1) - 16, ":%s:%lu", nonce, 1733540000ul);
+	md5hex(s1, n, a1);
+	snprintf(s1, sizeof(s1), "AUTHENTICATE:tsp/%s", "fd00:d57::1");
+	md5hex(s1, strlen(s1), a2);
+	snprintf(s1, sizeof(s1), ":tsp/%s", "fd00:d57::1");
+	md5hex(s1, strlen(s1), ca2);
+	snprintf(s1, sizeof(s1), "%s:%s:00000001:%lu:%s:%s", a1, nonce, 1733540000ul, qop, a2);
+	md5hex(s1, strlen(s1), hresp);
+	snprintf(s1, sizeof(s1), "%s:%s:00000001:%lu:%s:%s", a1, nonce, 1733540000ul, qop, ca2);
+	md5hex(s1, strlen(s1), hcresp);
+	snprintf(resp, sizeof(resp),
+	         "charset=%s,username=\"alice\",realm=\"%s\",nonce=\"%s\",nc=00000001,"
+	         "cnonce=\"%lu\",digest-uri=\"tsp/%s\",response=%s,qop=auth",
+	         charset, realm, nonce, 1733540000ul, "fd00:d57::1", hresp);
+	len = EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)resp, (int)strlen(resp));
+	memcpy(b64 + len, "\r\n", 3);
+	raw_write(w, b64, (size_t)len + 2);
+	/* rspauth alone in one write, the status line in the next */
+	n = raw_packet(w, 0.2, buf, sizeof(buf));
+	assert_true(n > 2);
+	len = EVP_DecodeBlock((unsigned char *)ch, (unsigned char *)buf, (int)n - 2);
+	ch[len > 0 ? len : 0] = '\0';
+	snprintf(s1, sizeof(s1), "rspauth=%s", hcresp);
+	assert_string_equal(ch, s1);
+	assert_string_equal((raw_packet(w, 0.1, buf, sizeof(buf)), buf), "200 Success\r\n");
+	assert_string_equal(tsp_conn_user(w->conn), "alice");
+	/* an empty line after rspauth, as RFC 2831 clients send, is ignored */
+	raw_write(w, "\r\n", 2);
+	raw_frame(w, create_xml);
+	n = raw_packet(w, 0.2, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n200 Success\r\n<tunnel action=\"info\""));
+	assert_int_equal(w->closed_srv, 0);
+	world_free(w);
+}
+
+static void
+test_field_digest_wrong(void **state)
+{
+	struct world *w = world_new("DIGEST-MD5", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	static const char start[] = "VERSION=2.0.0\r\nAUTHENTICATE DIGEST-MD5\r\n";
+	static const char junk[] = "Y2hhcnNldD11dGYtOCx1c2VybmFtZT0iYWxpY2Ui\r\n";
+	char buf[1024], *p;
+
+	(void)state;
+	raw_write(w, start, sizeof(start));
+	raw_read(w, 0.1, buf, sizeof(buf));
+	raw_write(w, junk, sizeof(junk) - 1);
+	raw_read(w, 0.2, buf, sizeof(buf));
+	p = buf;
+	assert_string_equal(p, "300 Authentication failed\r\n");
+	assert_int_equal(w->closed_srv, 1);
 	world_free(w);
 }
 
@@ -680,6 +905,11 @@ main(void)
 	    cmocka_unit_test(test_raw_handshake_timeout),
 	    cmocka_unit_test(test_raw_idle_timeout),
 	    cmocka_unit_test(test_tcp_connect),
+	    cmocka_unit_test(test_field_anonymous_v2),
+	    cmocka_unit_test(test_field_plain),
+	    cmocka_unit_test(test_field_plain_needs_tls),
+	    cmocka_unit_test(test_field_digest_md5),
+	    cmocka_unit_test(test_field_digest_wrong),
 	};
 
 	log_init(1, 0, "test_tsp_session");

@@ -214,6 +214,8 @@ test_round_trip(void **state)
 	t.client.port_hi = 2047;
 	t.has_keepalive = true;
 	t.keepalive_interval = 30;
+	t.has_keepalive_v4 = true;
+	addr_parse_v4("198.51.100.1", &t.keepalive_v4);
 	t.has_router = true;
 	t.router_prefix_len = 48;
 	t.nbrokers = 2;
@@ -224,6 +226,10 @@ test_round_trip(void **state)
 	assert_int_equal(strlen(buf), (size_t)n);
 	assert_non_null(strstr(buf, "<tunnel action=\"info\" type=\"v4v6\" lifetime=\"7200\">"
 	                            "<server><address type=\"ipv4\">198.51.100.1</address>"));
+	/* RFC 5572 §4.3: inside <client>, the address the client pings */
+	assert_non_null(strstr(buf, "<keepalive interval=\"30\"><address type=\"ipv4\">"
+	                            "198.51.100.1</address></keepalive>"
+	                            "<router><prefix length=\"48\"/></router></client>"));
 	assert_int_equal(tsp_xml_parse(buf, (size_t)n, 16, &u, err, sizeof(err)), 0);
 	assert_int_equal(memcmp(&t, &u, sizeof(t)), 0);
 	assert_int_equal(tsp_xml_format(&t, buf, 40), -ENOSPC);

@@ -1,0 +1,81 @@
+/*
+ * The allocation engine's rules, shared by every access method (DESIGN
+ * §4). For now it holds the identity rule: who may act on a lease, and
+ * which IPv6 addresses a lease may ever be bound to. Pure functions of
+ * their arguments: no I/O, no clock, no allocation, so that the TSP and
+ * DHCPv6 adapters (src/dstmd/access.c, src/dstmd/dhcp.c) and the unit
+ * tests call the very same code.
+ *
+ * Threat model: a client writes anything it likes (a DUID, an IAID, a
+ * `<client>` address, a relay's peer-address); only what the server
+ * verified counts. The adapters fill `struct grant_client` from the
+ * datagram or connection source (or the innermost peer-address of a
+ * relay the configuration trusts) and from the authentication they
+ * checked themselves; nothing here parses the client's words.
+ */
+#ifndef DSTM_GRANT_H
+#define DSTM_GRANT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* How the client proved who it is. */
+enum grant_kind {
+	GRANT_ANONYMOUS, /* TSP ANONYMOUS: known by its source address only */
+	GRANT_USER,      /* TSP SASL user or TLS certificate */
+	GRANT_DUID,      /* DHCPv6 DUID + IAID (authenticated only with delayed authentication) */
+};
+
+struct grant_client {
+	enum grant_kind kind;
+	bool authenticated; /* a secret was checked: SASL, TLS certificate, DHCPv6 delayed auth */
+	struct in6_addr v6; /* the verified address (source, or a trusted relay's peer-address) */
+};
+
+/* What a message may do to the lease its identity already holds. */
+enum grant_verdict {
+	GRANT_OWNER,   /* from the lease's own address: renew, release, … */
+	GRANT_MOVE,    /* authenticated, from another address: the binding may move there */
+	GRANT_FOREIGN, /* unauthenticated, from another address: nothing changes */
+};
+
+/*
+ * The identity rule: a message acts on a lease bound to `lease_v6` only
+ * from that address, or, for an authenticated client, from anywhere (the
+ * binding then moves to the client's verified address).
+ */
+enum grant_verdict grant_may_act(const struct grant_client *who, const struct in6_addr *lease_v6);
+
+/* Why an IPv6 address cannot be a tunnel end point (a lease's address). */
+enum grant_addr {
+	GRANT_ADDR_OK,
+	GRANT_ADDR_SPECIAL, /* unspecified, loopback, link-local, multicast, mapped, compatible */
+	GRANT_ADDR_NETWORK, /* the server's or a TEP's own address */
+	GRANT_ADDR__COUNT
+};
+
+/* The addresses the network uses itself: never a client's. */
+struct grant_net {
+	const struct in6_addr *own; /* the server's addresses and every TEP's */
+	size_t nown;
+};
+
+enum grant_addr grant_check_v6(const struct grant_net *net, const struct in6_addr *a);
+/* "special_address", "network_address": the counter suffix of a verdict. */
+const char *grant_addr_name(enum grant_addr r);
+
+struct grant_prefix {
+	struct in6_addr prefix;
+	unsigned plen;
+};
+
+/*
+ * Whether `who` may have its tunnel end at `wanted` rather than at its
+ * verified address: only an authenticated client, and only inside one of
+ * the prefixes its configuration entry allows (none: only its own).
+ */
+bool grant_endpoint_ok(const struct grant_client *who, const struct in6_addr *wanted,
+                       const struct grant_prefix *allowed, size_t nallowed);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * What the TEP's XDP programs (xdp_tep.bpf.c) and their loader (xdp.c)
+ * share: the layout of the BPF maps, the configuration the programs read,
+ * and the counters they keep. Included by BPF C and by ordinary C, so it
+ * uses only the kernel's fixed-width types.
+ *
+ * The binding table in BPF maps (kept in step with the userspace table by
+ * dstm-tep, which stays the authority):
+ *
+ *   addrs:  IPv4 address (network byte order) -> struct xtep_addr
+ *           size == 0: a whole-address binding, v6 and counters here;
+ *           size != 0: a shared address whose ranges are aligned on
+ *           size from base: the range of port p is k = (p - base) / size
+ *   ranges: {IPv4, k} -> struct xtep_range (one port range of a shared
+ *           address: its client, lo..hi, counters)
+ *
+ * Learned bindings (learn mode) are not in the maps: their packets go to
+ * the userspace path, which keeps their idle times and replaces them.
+ */
+#ifndef DSTM_XDP_TEP_H
+#define DSTM_XDP_TEP_H
+
+#include <linux/types.h>
+
+#define XTEP_MAX_POOLS 64
+
+struct xtep_pool {
+	__u32 addr, mask; /* network byte order */
+};
+
+/* Read by both programs; written by the loader before attaching. */
+struct xtep_cfg {
+	__u8 tep6[16];
+	__u32 npools;
+	__u16 mtu;      /* IPv6 path MTU toward a client whose own is unknown */
+	__u8 hop_limit; /* of the IPv6 headers pushed */
+	__u8 learn;     /* learn mode: a miss goes to the userspace path */
+	struct xtep_pool pools[XTEP_MAX_POOLS];
+};
+
+/* Per-binding counters, as struct bt_binding has them. */
+struct xtep_bctr {
+	__u64 pkts_in, bytes_in, pkts_out, bytes_out;
+};
+
+struct xtep_addr {
+	__u8 v6[16];
+	__u32 size; /* 0: whole address; else the size of its port ranges */
+	__u16 base;
+	__u16 mtu; /* the client's IPv6 path MTU; 0: cfg.mtu */
+	struct xtep_bctr ctr;
+};
+
+struct xtep_range_key {
+	__u32 v4; /* network byte order */
+	__u32 k;
+};
+
+struct xtep_range {
+	__u8 v6[16];
+	__u16 lo, hi;
+	__u16 mtu;
+	__u16 pad_;
+	struct xtep_bctr ctr;
+};
+
+/*
+ * The counters the programs keep (a per-CPU array of one struct). The
+ * first ones carry the names of the forwarding core's counters (dp.h) and
+ * count the same events for the packets XDP finishes; the userspace path
+ * counts those it passes on, so the sums are the TEP's counters.
+ */
+#define XTEP_DP_COUNTERS(X)    \
+	X(rx_v6_pkts)          \
+	X(rx_v6_bytes)         \
+	X(rx_v4_pkts)          \
+	X(rx_v4_bytes)         \
+	X(decap_pkts)          \
+	X(decap_bytes)         \
+	X(encap_pkts)          \
+	X(encap_bytes)         \
+	X(drop_no_binding_src) \
+	X(drop_spoofed_v6_src) \
+	X(drop_port_outside_range)
+/*
+ * XDP's own: the packets it forwarded (also in decap_pkts, encap_pkts) and
+ * those it handed to the kernel, so to the userspace path: not a plain
+ * case (xdp_pass_*), or no route or neighbour known yet (xdp_no_route).
+ */
+#define XTEP_OWN_COUNTERS(X) \
+	X(xdp_decap_pkts)    \
+	X(xdp_encap_pkts)    \
+	X(xdp_pass_v6)       \
+	X(xdp_pass_v4)       \
+	X(xdp_no_route)
+
+enum xtep_counter {
+#define XTEP_X_ENUM(n) XC_##n,
+	XTEP_DP_COUNTERS(XTEP_X_ENUM) XTEP_OWN_COUNTERS(XTEP_X_ENUM)
+#undef XTEP_X_ENUM
+	    XC__COUNT
+};
+
+struct xtep_counters {
+	__u64 c[XC__COUNT];
+};
+
+#endif

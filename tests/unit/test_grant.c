@@ -1,0 +1,139 @@
+/*
+ * Unit tests of the identity rule (src/grant): who may act on a lease,
+ * which addresses can never be leased, and where an authenticated
+ * client's tunnel may end.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "grant/grant.h"
+
+static struct in6_addr
+a6(const char *s)
+{
+	struct in6_addr a;
+
+	assert_int_equal(inet_pton(AF_INET6, s, &a), 1);
+	return a;
+}
+
+static struct grant_client
+who(enum grant_kind k, bool authed, const char *v6)
+{
+	struct grant_client c = {.kind = k, .authenticated = authed, .v6 = a6(v6)};
+
+	return c;
+}
+
+static void
+test_owner_acts_from_its_address(void **state)
+{
+	struct in6_addr lease = a6("fd00:d57::11");
+	struct grant_client c1 = who(GRANT_DUID, false, "fd00:d57::11");
+	struct grant_client anon = who(GRANT_ANONYMOUS, false, "fd00:d57::11");
+
+	assert_int_equal(grant_may_act(&c1, &lease), GRANT_OWNER);
+	assert_int_equal(grant_may_act(&anon, &lease), GRANT_OWNER);
+}
+
+static void
+test_stranger_changes_nothing(void **state)
+{
+	struct in6_addr lease = a6("fd00:d57::11");
+	/* The same DUID (or user name) written by another host is only a claim. */
+	struct grant_client x = who(GRANT_DUID, false, "fd00:d57::66");
+	struct grant_client user = who(GRANT_USER, false, "fd00:d57::66");
+	/* One bit away, and in the same /64: still another host. */
+	struct grant_client near = who(GRANT_DUID, false, "fd00:d57::10");
+
+	assert_int_equal(grant_may_act(&x, &lease), GRANT_FOREIGN);
+	assert_int_equal(grant_may_act(&user, &lease), GRANT_FOREIGN);
+	assert_int_equal(grant_may_act(&near, &lease), GRANT_FOREIGN);
+}
+
+static void
+test_authenticated_client_moves(void **state)
+{
+	struct in6_addr lease = a6("fd00:d57::11");
+	struct grant_client alice = who(GRANT_USER, true, "fd00:d57::12");
+	struct grant_client signed_duid = who(GRANT_DUID, true, "fd00:d57::66");
+
+	assert_int_equal(grant_may_act(&alice, &lease), GRANT_MOVE);
+	assert_int_equal(grant_may_act(&signed_duid, &lease), GRANT_MOVE);
+}
+
+static void
+test_special_addresses_never_leased(void **state)
+{
+	static const char *const special[] = {
+	    "::",          "::1",          "fe80::1", "ff02::1:2", "ff05::1", "::ffff:192.0.2.7",
+	    "::192.0.2.7", "fe80::d57:11",
+	};
+
+	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+		struct in6_addr a = a6(special[i]);
+
+		assert_int_equal(grant_check_v6(NULL, &a), GRANT_ADDR_SPECIAL);
+	}
+	assert_string_equal(grant_addr_name(GRANT_ADDR_SPECIAL), "special_address");
+}
+
+static void
+test_network_addresses_never_leased(void **state)
+{
+	struct in6_addr own[] = {a6("fd00:d57::1"), a6("fd00:d57::2")};
+	struct grant_net net = {own, 2};
+	struct in6_addr srv = a6("fd00:d57::1"), tep = a6("fd00:d57::2"), c1 = a6("fd00:d57::11"),
+	                g = a6("2001:db8::5");
+
+	assert_int_equal(grant_check_v6(&net, &srv), GRANT_ADDR_NETWORK);
+	assert_int_equal(grant_check_v6(&net, &tep), GRANT_ADDR_NETWORK);
+	assert_int_equal(grant_check_v6(&net, &c1), GRANT_ADDR_OK);
+	assert_int_equal(grant_check_v6(&net, &g), GRANT_ADDR_OK);
+	assert_string_equal(grant_addr_name(GRANT_ADDR_NETWORK), "network_address");
+}
+
+static void
+test_endpoint(void **state)
+{
+	struct grant_prefix allowed[] = {{a6("fd00:d57:1::"), 48}, {a6("fd00:d57::80"), 121}};
+	struct grant_client anon = who(GRANT_ANONYMOUS, false, "fd00:d57::66");
+	struct grant_client alice = who(GRANT_USER, true, "fd00:d57::66");
+	struct in6_addr own = a6("fd00:d57::66"), c1 = a6("fd00:d57::11"),
+	                inside = a6("fd00:d57:1:2::5"), edge = a6("fd00:d57::ff"),
+	                below = a6("fd00:d57::7f");
+
+	/* Its own address: anyone. */
+	assert_true(grant_endpoint_ok(&anon, &own, allowed, 2));
+	assert_true(grant_endpoint_ok(&alice, &own, NULL, 0));
+	/* Another: never for an anonymous client, whatever is configured. */
+	assert_false(grant_endpoint_ok(&anon, &c1, allowed, 2));
+	assert_false(grant_endpoint_ok(&anon, &inside, allowed, 2));
+	/* An authenticated one: inside its allowed prefixes only. */
+	assert_false(grant_endpoint_ok(&alice, &c1, NULL, 0));
+	assert_false(grant_endpoint_ok(&alice, &c1, allowed, 2));
+	assert_true(grant_endpoint_ok(&alice, &inside, allowed, 2));
+	assert_true(grant_endpoint_ok(&alice, &edge, allowed, 2));
+	assert_false(grant_endpoint_ok(&alice, &below, allowed, 2));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_owner_acts_from_its_address),
+	    cmocka_unit_test(test_stranger_changes_nothing),
+	    cmocka_unit_test(test_authenticated_client_moves),
+	    cmocka_unit_test(test_special_addresses_never_leased),
+	    cmocka_unit_test(test_network_addresses_never_leased),
+	    cmocka_unit_test(test_endpoint),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
