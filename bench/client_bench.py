@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Figures of dstm-client (printed, never pass/fail):
 
   on-demand   milliseconds from the first IPv4 packet (a UDP datagram sent
@@ -16,6 +16,10 @@ that TEP, not by the client. The CPU per gigabit is the client's own
 (with the kernel work done in its context, veth delivery included). Runs
 as root, a few seconds each.
 
+With --lab the lab is named $DSTM_LAB (default bench<pid>), and lines
+starting with "BENCH " give scripts/bench the tunnel's TCP rate beside
+plain IPv6's.
+
 usage: DSTM_BUILD=build bench/client_bench.py [--lab] [--seconds N] [--runs N]
 """
 import argparse
@@ -27,7 +31,6 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lab"))
-from test_client import FAR4, Bed  # noqa: E402
 
 
 def clk_tck():
@@ -47,6 +50,8 @@ def client_pid(bed):
 
 
 def on_demand_ms(tmp, runs):
+    # The test bed needs pytest (tests/lab); --lab needs only python3.
+    from test_client import FAR4, Bed
     out = []
     for i in range(runs):
         d = os.path.join(tmp, "od%d" % i)
@@ -100,7 +105,7 @@ def lab_iperf(lab, server_node, target, seconds):
 def lab_main(a):
     from lab import SRV6, V44, Lab
 
-    lab = Lab(name="cb%d" % os.getpid())
+    lab = Lab(name=os.environ.get("DSTM_LAB") or "bench%d" % os.getpid())
     try:
         lab.up(clients=2)
         ms = []
@@ -133,11 +138,16 @@ def lab_main(a):
         ms.sort()
         print("on-demand first packet (TCP SYN) to its reply: median %.1f ms "
               "(min %.1f, max %.1f, %d runs)" % (ms[len(ms) // 2], ms[0], ms[-1], len(ms)))
+        load = os.getloadavg()[0]
         plain, _ = lab_iperf(lab, "srv", SRV6, a.seconds)
         pid = int(open(lab.path("c1", "c1.pid")).read())
         c0 = cpu_seconds(pid)
         tun, nbytes = lab_iperf(lab, "v4", V44, a.seconds)
         c1 = cpu_seconds(pid)
+        print("BENCH " + json.dumps({
+            "name": "TCP through the tunnel, Mbit/s (lab)", "ours": round(tun / 1e6),
+            "peer": round(plain / 1e6), "unit": "Mbit/s", "peer_name": "plain IPv6, same veth",
+            "load": round((load + os.getloadavg()[0]) / 2, 2), "note": "iperf3 c1->v4"}))
         gbit = nbytes * 8 / 1e9
         print("TCP plain IPv6 c1->srv: %.0f Mbit/s; through the tunnel c1->v4: %.0f Mbit/s; "
               "ratio %.3f" % (plain / 1e6, tun / 1e6, tun / plain))
@@ -156,6 +166,7 @@ def main():
     if a.lab:
         lab_main(a)
         return
+    from test_client import FAR4, Bed
     with tempfile.TemporaryDirectory(prefix="client-bench-") as tmp:
         ms = sorted(on_demand_ms(tmp, a.runs))
         print("on-demand first packet to reply: median %.1f ms (min %.1f, max %.1f, %d runs)"
