@@ -104,8 +104,8 @@ JSON
 	b=$(awk '/^allocations\/s/ {print $2}' "$tmp/peer.out")
 	ld=$(awk -v x="$ld" -v y="$(load1)" 'BEGIN { printf "%.2f", (x + y) / 2 }')
 	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
-	printf 'BENCH {"name": "TSP allocations/s, %d clients", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit"}\n' \
-		"$conc" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
+	printf 'BENCH {"name": "TSP allocations/s, %d client%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit"}\n' \
+		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
 	if [ "$conc" = 1 ]; then
 		local f
 		f=$(python3 "$here/fsync_probe.py" "$tmp" 1)
