@@ -90,6 +90,15 @@ run_failed(struct dstmd *d, struct deferred *list)
  * the writer thread as one batch. What waited for it runs once the batch
  * is durable (durable_cb). While the store is failing the lease manager
  * refuses every change, so what waited here can only have failed.
+ *
+ * Group commit: at most one batch is with the writer. While it is being
+ * made durable, the turns that follow leave their writes in the store's
+ * open batch and their waiting actions on `after_commit`, and durable_cb
+ * hands all of them over as the next batch. So a commit costs one
+ * fdatasync whatever the number of requests (TSP, DHCPv6, expiry,
+ * revocation) it carries, and the disk's latency is paid once per batch
+ * rather than once per request; a request that finds the writer idle is
+ * handed over at once, with no timer.
  */
 static void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
@@ -99,6 +108,13 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct dbatch *b;
 	uint64_t ticket = d->last_ticket;
 
+	if (!d->store_failing && d->last_ticket > d->durable) {
+		if (!d->commit_waiting)
+			d->ctr.commit_joined++;
+		d->commit_waiting = true;
+		return;
+	}
+	d->commit_waiting = false;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
 	if (lease_commit_async(d->leases, &ticket) != 0) {
@@ -169,6 +185,7 @@ store_failed(struct dstmd *d)
 	list = d->after_commit;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
+	d->commit_waiting = false;
 	run_failed(d, list);
 	d->probe_ticket = 0;
 	evtimer_add(d->store_retry_ev, &second);
@@ -242,6 +259,9 @@ durable_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (d->store_failing && d->probe_ticket && durable >= d->probe_ticket)
 		store_recovered(d);
+	/* The writer is idle again: what waited for it is the next batch. */
+	if (d->commit_waiting && d->last_ticket <= d->durable)
+		dstmd_schedule_commit(d);
 }
 
 static void

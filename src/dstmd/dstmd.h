@@ -14,7 +14,9 @@
  * Such actions wait on the `after_commit` list; a low-priority event hands
  * the turn's writes to the store's writer thread once every ready event
  * of the turn has been handled, and the loop goes on while it fsyncs; the
- * actions run when the store reports their batch durable.
+ * actions run when the store reports their batch durable. One batch at a
+ * time is with the writer: the turns that pass while it fsyncs form the
+ * next one (group commit, dstmd.c).
  */
 #ifndef DSTMD_H
 #define DSTMD_H
@@ -55,6 +57,7 @@ struct dstmd_counters {
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
 	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
+	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
 
 struct dstmd {
@@ -74,6 +77,7 @@ struct dstmd {
 	struct deferred *after_commit, **after_commit_tail;
 	struct dbatch *batches, **batches_tail; /* waiting for the writer */
 	uint64_t last_ticket, durable;
+	bool commit_waiting;       /* writes wait for the batch in flight (commit_cb) */
 	struct session **sessions; /* open-addressed by identity */
 	size_t nsessions_slots, nsessions_bound;
 	unsigned nconns;
