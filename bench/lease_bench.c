@@ -43,13 +43,15 @@ rm_db(const char *path)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
 	unlink(p);
+	snprintf(p, sizeof(p), "%s.lock", path);
+	unlink(p);
 }
 
 static struct pool *
 big_pool(void)
 {
 	struct pool_range r;
-	struct pool_config cfg = {"bench", &r, 1, NULL, 0, 0};
+	struct pool_config cfg = {"bench", &r, 1, NULL, 0, 0, 0, 0};
 	char err[256];
 	struct pool *p;
 

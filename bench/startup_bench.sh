@@ -35,14 +35,14 @@ cat >"$tmp/dstmd.json" <<JSON
   "control": "$tmp/dstmd.sock",
   "lifetime": 3600, "quarantine": 300, "user": "",
   "listen": [ { "address": "[::1]:$port" } ],
-  "auth": { "mechanisms": ["ANONYMOUS"] },
+  "auth": { "mechanisms": ["ANONYMOUS"], "relays": ["::1"] },
   "pools": [ { "name": "bench", "prefixes": ["10.0.0.0/12"] } ],
   "teps": [ { "name": "tep1", "ipv6": "fd00:d57::2", "ipv4": "198.51.100.1" } ],
   "limits": { "connections": 20000 }
 }
 JSON
 
-echo "dstmd start-up benchmark: $leases leases over $s64 client /64s, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# dstmd start-up benchmark: $leases leases over $s64 client /64s, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$runs"); do
 	rm -f "$tmp"/leases.db*
 	t0=$(ms)
@@ -64,13 +64,14 @@ for r in $(seq "$runs"); do
 		last=$((b - a)); [ "$last" -lt "$best" ] && best=$last
 	done
 	echo "dstmctl leases --limit 10: $best ms (best of 5, process start included)"
-	"$load" -s "[::1]:$port" -c 10 -n 2000 --prefix fd00:d57:ff01:: >"$tmp/alone.out"
+	# tsp-load exits non-zero when a session failed; its figures still count.
+	"$load" -s "[::1]:$port" -c 10 -n 2000 --prefix fd00:d57:ff01:: >"$tmp/alone.out" || true
 	echo "allocations alone:          $(grep -E '^allocations/s' "$tmp/alone.out" | cut -d' ' -f2)/s, $(grep -E '^latency' "$tmp/alone.out")"
 	a=$(ms)
 	"$ctl" -s "$tmp/dstmd.sock" leases >"$tmp/list.out" &
 	lp=$!
 	sleep 0.3
-	"$load" -s "[::1]:$port" -c 10 -n 2000 --prefix fd00:d57:ff02:: >"$tmp/during.out"
+	"$load" -s "[::1]:$port" -c 10 -n 2000 --prefix fd00:d57:ff02:: >"$tmp/during.out" || true
 	wait "$lp"
 	b=$(ms)
 	echo "allocations during listing: $(grep -E '^allocations/s' "$tmp/during.out" | cut -d' ' -f2)/s, $(grep -E '^latency' "$tmp/during.out")"

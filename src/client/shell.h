@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "client/client.h"
+#include "client/lw4o6.h"
 #include "common/log.h"
 #include "dataplane/tun.h"
 #include "dhcp6/d6.h"
@@ -94,6 +95,7 @@ struct client_tunnel {
 	} rxb;
 	struct tunnel_counters n;
 	struct log_rl rl;
+	struct lw_nat *nat; /* an lwB4's port translation (lw4o6.h), or NULL */
 };
 
 /* Open the TUN device (on-demand: placeholder + routes) and the raw socket. */

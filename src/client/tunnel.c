@@ -150,6 +150,55 @@ tunnel_update_mtu(struct client_tunnel *t, const struct in6_addr *toward)
 	t->n.mtu_updates++;
 }
 
+static void on_raw(evutil_socket_t fd, short what, void *arg);
+static void on_raw_out(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * lw4o6 (RFC 7596 §5.1): the softwire is built on the IA_NA address the
+ * server gave: it goes on the interface of our address, the raw socket is
+ * bound to it (DESIGN §8), and the port set is what the translation maps
+ * into. Our other address keeps carrying DHCPv6.
+ */
+static int
+lw_bind(struct client_tunnel *t, const struct client_lease *l)
+{
+	char a[ADDR_STRLEN];
+	int ret, oldfd = t->raw_fd, idx;
+	struct in6_addr old = t->v6;
+
+	if (!IN6_ARE_ADDR_EQUAL(&t->v6, &l->lw_v6)) {
+		idx = nl_addr6_ifindex(t->nl, &t->v6);
+		if (idx < 0 || (ret = nl_addr6_add(t->nl, idx, &l->lw_v6, 128)) < 0) {
+			ret = idx < 0 ? idx : ret;
+			log_warnx("lw4o6: cannot add %s: %s", addr_fmt_v6(&l->lw_v6, a),
+			          strerror(-ret));
+			return ret;
+		}
+		t->v6 = l->lw_v6;
+		if ((ret = raw_open(t)) < 0) {
+			log_warnx("lw4o6: raw socket on %s: %s", addr_fmt_v6(&l->lw_v6, a),
+			          strerror(-ret));
+			t->v6 = old;
+			t->raw_fd = oldfd;
+			return ret;
+		}
+		if (t->ev_raw) {
+			event_free(t->ev_raw);
+			event_free(t->ev_raw_out);
+			t->ev_raw = event_new(t->base, t->raw_fd, EV_READ | EV_PERSIST, on_raw, t);
+			t->ev_raw_out = event_new(t->base, t->raw_fd, EV_WRITE, on_raw_out, t);
+			event_add(t->ev_raw, NULL);
+		}
+		close(oldfd);
+		log_info("lw4o6: softwire from %s", addr_fmt_v6(&t->v6, a));
+	}
+	lw_nat_set(t->nat, l->psid_offset, l->psid_len, l->psid);
+	if (l->psid_len)
+		log_info("lw4o6: port set PSID %u (offset %u, length %u): %u ports", l->psid,
+		         l->psid_offset, l->psid_len, lw_nat_size(t->nat));
+	return 0;
+}
+
 int
 tunnel_install(struct client_tunnel *t)
 {
@@ -157,6 +206,9 @@ tunnel_install(struct client_tunnel *t)
 	const struct client_lease *l = t->lease;
 	char a[ADDR_STRLEN];
 	int ret;
+
+	if (t->nat && l->lw && (ret = lw_bind(t, l)) < 0)
+		return ret;
 
 	ret = nl_addr4_add(t->nl, t->ifname, l->v4, 32);
 	if (ret < 0) {
@@ -399,6 +451,9 @@ outbound(struct client_tunnel *t, uint8_t *p, size_t len, const struct pkt4 *h, 
 
 	switch (ondemand_out(t->od, t->lease, p, len, h, clock_mono_ms())) {
 	case OD_SEND:
+		/* lw4o6: no free port in the set (counted: drop_port_set_full). */
+		if (t->nat && !lw_nat_out(t->nat, p, len, clock_mono_ms()))
+			return 0;
 		if (batch) {
 			t->tx.to.sin6_addr = t->lease->tep6;
 			tx_add(t, p, len);
@@ -523,6 +578,8 @@ inbound(struct client_tunnel *t, uint8_t *p, size_t n, const struct sockaddr_in6
 		t->n.drop_bad_destination++;
 		return;
 	}
+	if (t->nat)
+		lw_nat_in(t->nat, p, h.total, clock_mono_ms());
 	ondemand_in(t->od, l, p, h.total, clock_mono_ms());
 	if (t->vnet) {
 		t->n.tun_tx_bytes += h.total;

@@ -264,11 +264,13 @@ rec_update(struct bt_binding *b, const struct in6_addr *v6, uint8_t flags)
 	b->flags = BT_F_USED | flags;
 }
 
+/* A group of ranges lo..hi (psid_len 0), or of PSID sets (size 0). */
 static int
-group_new(struct bt *bt, uint32_t v4, uint16_t lo, uint16_t hi, uint32_t *gidx)
+group_new(struct bt *bt, uint32_t v4, uint16_t lo, uint16_t hi, uint8_t psid_offset,
+          uint8_t psid_len, uint32_t *gidx)
 {
-	uint32_t size = (uint32_t)hi - lo + 1, base = lo % size;
-	uint32_t nslots = (65536 - base + size - 1) / size;
+	uint32_t size = psid_len ? 0 : (uint32_t)hi - lo + 1, base = psid_len ? 0 : lo % size;
+	uint32_t nslots = psid_len ? 1u << psid_len : (65536 - base + size - 1) / size;
 	size_t bytes = sizeof(struct bt_group) + nslots * sizeof(uint32_t);
 	struct bt_group *g;
 	uint32_t i;
@@ -297,6 +299,8 @@ group_new(struct bt *bt, uint32_t v4, uint16_t lo, uint16_t hi, uint32_t *gidx)
 	g->v4 = v4;
 	g->base = (uint16_t)base;
 	g->size = (uint16_t)size;
+	g->psid_offset = psid_offset;
+	g->psid_len = psid_len;
 	g->nslots = nslots;
 	bt->groups[i] = g;
 	bt->group_bytes += bytes;
@@ -357,6 +361,8 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 		g = bt->groups[*refp & ~BT_REF_GROUP];
 		if (is_whole(port_lo, port_hi))
 			return -EEXIST;
+		if (g->size == 0)
+			return -EINVAL; /* shared by PSID */
 		k = group_index(g, port_lo, port_hi);
 		if (k < 0)
 			return -EINVAL;
@@ -382,7 +388,7 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 	if ((rc = rec_alloc(bt, &idx)) < 0)
 		return rc;
 	if (!is_whole(port_lo, port_hi)) {
-		if ((rc = group_new(bt, v4, port_lo, port_hi, &gidx)) < 0) {
+		if ((rc = group_new(bt, v4, port_lo, port_hi, 0, 0, &gidx)) < 0) {
 			bt->free[bt->nfree++] = idx;
 			return rc;
 		}
@@ -407,6 +413,88 @@ fill:
 }
 
 int
+bt_add_psid(struct bt *bt, uint32_t v4, uint8_t offset, uint8_t psid_len, uint16_t psid,
+            const struct in6_addr *v6, uint8_t flags, struct bt_binding **out)
+{
+	struct bt_binding *b;
+	struct bt_group *g;
+	uint32_t hidx, idx, gidx, *refp;
+	int rc;
+
+	if (psid_len == 0)
+		return bt_add(bt, v4, 0, 65535, v6, flags, out);
+	/* RFC 7597 §5.1: a + k <= 16; a whole port space split in one is 16. */
+	if (offset + psid_len > 16 || offset > 15 || (psid >> psid_len) != 0)
+		return -EINVAL;
+	flags = (uint8_t)((flags & ~BT_F_USED) | BT_F_PSID);
+	refp = ref_find(bt, v4, &hidx);
+	if (*refp && !(*refp & BT_REF_GROUP))
+		return -EEXIST; /* a whole address */
+	if (*refp) {
+		g = bt->groups[*refp & ~BT_REF_GROUP];
+		if (g->size != 0 || g->psid_offset != offset || g->psid_len != psid_len)
+			return -EINVAL;
+		if (g->ref[psid]) {
+			b = bt_rec(bt, g->ref[psid] - 1);
+			rec_update(b, v6, flags);
+			goto out;
+		}
+		if ((rc = rec_alloc(bt, &idx)) < 0)
+			return rc;
+		g->ref[psid] = idx + 1;
+		g->used++;
+	} else {
+		if (hidx != UINT32_MAX && (bt->slots_used + 1) * 2 > bt->mask + 1) {
+			if ((rc = slots_grow(bt)) < 0)
+				return rc;
+			refp = ref_find(bt, v4, &hidx);
+		}
+		if ((rc = rec_alloc(bt, &idx)) < 0)
+			return rc;
+		if ((rc = group_new(bt, v4, 0, 0, offset, psid_len, &gidx)) < 0) {
+			bt->free[bt->nfree++] = idx;
+			return rc;
+		}
+		g = bt->groups[gidx];
+		g->ref[psid] = idx + 1;
+		g->used = 1;
+		*refp = BT_REF_GROUP | gidx;
+		if (hidx != UINT32_MAX) {
+			bt->slots[hidx].v4 = v4;
+			bt->slots_used++;
+		}
+	}
+	b = bt_rec(bt, idx);
+	rec_fill(b, v4, 0, 0, v6, flags);
+	b->psid = psid;
+	b->psid_offset = offset;
+	b->psid_len = psid_len;
+	bt->count++;
+out:
+	if (out)
+		*out = b;
+	return 0;
+}
+
+int
+bt_del_psid(struct bt *bt, uint32_t v4, uint16_t psid)
+{
+	uint32_t hidx, *refp = ref_find(bt, v4, &hidx);
+	struct bt_group *g;
+	uint16_t port;
+
+	if (*refp == 0 || !(*refp & BT_REF_GROUP))
+		return -ENOENT;
+	g = bt->groups[*refp & ~BT_REF_GROUP];
+	if (g->size != 0 || psid >= g->nslots)
+		return -ENOENT;
+	/* The set's first port: i = 1 (0 when a is 0), j = 0. */
+	port = (uint16_t)((g->psid_offset ? 1u << (16 - g->psid_offset) : 0) |
+	                  ((uint32_t)psid << (16 - g->psid_offset - g->psid_len)));
+	return bt_del(bt, v4, port, false);
+}
+
+int
 bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all)
 {
 	uint32_t hidx, gidx, *refp = ref_find(bt, v4, &hidx);
@@ -428,6 +516,14 @@ bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all)
 			if (g->ref[k])
 				rec_release(bt, g->ref[k] - 1);
 		g->used = 0;
+	} else if (g->size == 0) {
+		int k = bt_psid_of(port_lo, g->psid_offset, g->psid_len);
+
+		if (k < 0 || !g->ref[k])
+			return -ENOENT;
+		rec_release(bt, g->ref[k] - 1);
+		g->ref[k] = 0;
+		g->used--;
 	} else {
 		long k;
 
@@ -490,6 +586,14 @@ bt_is_shared(const struct bt *bt, uint32_t v4)
 	uint32_t hidx, *r = ref_find(bt, v4, &hidx);
 
 	return *r != 0 && (*r & BT_REF_GROUP);
+}
+
+bool
+bt_is_psid(const struct bt *bt, uint32_t v4)
+{
+	uint32_t hidx, *r = ref_find(bt, v4, &hidx);
+
+	return *r != 0 && (*r & BT_REF_GROUP) && bt->groups[*r & ~BT_REF_GROUP]->size == 0;
 }
 
 size_t

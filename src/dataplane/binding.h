@@ -17,6 +17,7 @@
  *   +--------------------+----+-------+-------+------+-----+----------------+
  *   | client IPv6 (16)   | v4 | lo,hi | last  | mtu  |flags| 4 x u64 counters|
  *   +--------------------+----+-------+-------+------+-----+----------------+
+ *                               or psid,offset,len (BT_F_PSID)
  *
  * A lookup touches one hash line and one record line (plus the group of a
  * shared address); bt_prefetch() lets a caller issue the first miss (hash
@@ -30,7 +31,25 @@
  * are aligned on it (port_lo = base + k * size); that is how dstmd shares
  * ports out (doc/internals.md, port_range_size) and it makes the range of
  * a port one division away. A binding with ports 0-65535 is a whole
- * address. Single writer: the daemon is single-threaded, so updates need
+ * address.
+ *
+ * Port sets (RFC 7597 §5.1, lw4o6 and MAP): an address may instead be
+ * shared by PSID. With offset a, PSID length k and m = 16 - a - k, a port
+ * is read as
+ *
+ *     0                   1
+ *     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5
+ *    +-----------+-----------+-------+
+ *    |     i     |    PSID   |   j   |    i: a bits, never 0 when a > 0
+ *    +-----------+-----------+-------+       (ports 0 .. 2^(16-a)-1 belong
+ *    |<--- a --->|<--- k --->|<- m ->|        to nobody)
+ *
+ * and the group's ref[] is indexed by the PSID: ref[(port >> m) & (2^k-1)].
+ * All bindings of one address have the same offset and length. Such a
+ * record carries BT_F_PSID and, in place of port_lo/port_hi, psid (the
+ * value, right-aligned), psid_offset (a) and psid_len (k); bt_port_in()
+ * says whether a port is in a record's set, whatever its form. A PSID
+ * length of 0 is a whole address (address-only lw4o6), stored as one. Single writer: the daemon is single-threaded, so updates need
  * no locking; they never reallocate the record chunks.
  */
 #ifndef DSTM_BINDING_H
@@ -45,12 +64,22 @@ enum {
 	BT_F_USED = 1 << 0,    /* record holds a binding */
 	BT_F_LEARNED = 1 << 1, /* learned from traffic (learn mode), may expire */
 	BT_F_STATIC = 1 << 2,  /* added by the operator (binding-add) */
+	BT_F_PSID = 1 << 3,    /* a PSID port set: psid/psid_offset/psid_len are valid */
 };
 
 struct bt_binding {
 	struct in6_addr v6; /* the client's IPv6 address: the tunnel's far end */
 	uint32_t v4;        /* host byte order */
-	uint16_t port_lo, port_hi;
+	union {
+		struct {
+			uint16_t port_lo, port_hi; /* a range: without BT_F_PSID */
+		};
+		struct {
+			uint16_t psid;       /* with BT_F_PSID: the PSID, right-aligned */
+			uint8_t psid_offset; /* a: 0..15 */
+			uint8_t psid_len;    /* k: 1..16 - a */
+		};
+	};
 	uint32_t last_seen; /* seconds (caller's clock) of the last packet, learn mode */
 	uint16_t mtu;       /* IPv6 path MTU toward the client; 0: the configured one */
 	uint8_t flags;
@@ -90,7 +119,38 @@ int bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi,
            const struct in6_addr *v6, uint8_t flags, struct bt_binding **out);
 
 /*
- * Remove the binding of v4 whose range starts at port_lo; `all` removes
+ * Add the port set (RFC 7597 §5.1) of v4 with the given offset, PSID length
+ * and PSID -> v6. psid_len 0 adds a whole address (bt_add(v4, 0, 65535)).
+ * Returns what bt_add() does; -EINVAL also for offset + length > 16, a
+ * PSID that does not fit its length, or an address already shared by
+ * ranges or by another offset or length.
+ */
+int bt_add_psid(struct bt *bt, uint32_t v4, uint8_t offset, uint8_t psid_len, uint16_t psid,
+                const struct in6_addr *v6, uint8_t flags, struct bt_binding **out);
+/* Remove v4's binding with that PSID: 0 or -ENOENT. */
+int bt_del_psid(struct bt *bt, uint32_t v4, uint16_t psid);
+
+/* The PSID of `port` under offset a and length k (RFC 7597 §5.1); -1 for the excluded ports. */
+static inline int
+bt_psid_of(uint16_t port, uint8_t a, uint8_t k)
+{
+	if (a && (port >> (16 - a)) == 0)
+		return -1;
+	return (port >> (16 - a - k)) & ((1u << k) - 1);
+}
+
+/* Is `port` in the record's range or port set. */
+static inline bool
+bt_port_in(const struct bt_binding *b, uint16_t port)
+{
+	if (b->flags & BT_F_PSID)
+		return bt_psid_of(port, b->psid_offset, b->psid_len) == (int)b->psid;
+	return port >= b->port_lo && port <= b->port_hi;
+}
+
+/*
+ * Remove the binding of v4 whose range starts at port_lo (for an address
+ * shared by PSID, the binding whose set holds the port port_lo); `all` removes
  * every range of v4 (port_lo ignored). Returns 0 or -ENOENT.
  */
 int bt_del(struct bt *bt, uint32_t v4, uint16_t port_lo, bool all);
@@ -100,6 +160,8 @@ struct bt_binding *bt_lookup(const struct bt *bt, uint32_t v4, uint16_t port);
 
 /* True when v4 is split into port ranges (lookups need a port). */
 bool bt_is_shared(const struct bt *bt, uint32_t v4);
+/* True when v4 is shared by PSID port sets. */
+bool bt_is_psid(const struct bt *bt, uint32_t v4);
 
 /*
  * Batched lookups, in two steps: bt_prefetch() hashes v4, prefetches its

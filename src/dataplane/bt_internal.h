@@ -20,10 +20,14 @@ struct bt_slot {
 	uint32_t ref; /* 0 empty; BT_REF_GROUP | group index; else record index + 1 */
 };
 
-/* The ranges of one shared address: ref[(port - base) / size]. */
+/*
+ * The ranges of one shared address: ref[(port - base) / size]; or, when
+ * size is 0, its PSID sets (binding.h): ref[psid], nslots = 2^psid_len.
+ */
 struct bt_group {
 	uint32_t v4;
 	uint16_t base, size;
+	uint8_t psid_offset, psid_len;
 	uint32_t nslots, used;
 	uint32_t ref[]; /* record index + 1, or 0 */
 };
@@ -86,6 +90,13 @@ bt_resolve(const struct bt *bt, uint32_t ref, uint16_t port)
 	if (!(ref & BT_REF_GROUP))
 		return bt_rec(bt, ref - 1);
 	g = bt->groups[ref & ~BT_REF_GROUP];
+	if (g->size == 0) {
+		int psid = bt_psid_of(port, g->psid_offset, g->psid_len);
+
+		if (psid < 0 || !g->ref[psid])
+			return NULL;
+		return bt_rec(bt, g->ref[psid] - 1);
+	}
 	if (port < g->base)
 		return NULL;
 	k = (uint32_t)(port - g->base) / g->size;

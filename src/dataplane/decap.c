@@ -308,13 +308,18 @@ hairpin(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m, struct bt_binding *b
  * packet's destination port, so the quote names someone else's flow.
  */
 static enum dp_counter
-shared_miss(const struct v4info *vi)
+shared_miss(const struct dp *dp, const struct v4info *vi)
 {
 	if (!vi->first_frag)
 		return DPC_drop_v4_frag_shared;
 	if (!vi->has_ports)
 		return DPC_drop_v4_no_port;
-	return vi->icmp_error ? DPC_drop_icmp4_forged_from_client : DPC_drop_port_outside_range;
+	if (vi->icmp_error)
+		return DPC_drop_icmp4_forged_from_client;
+	/* An lwB4 (RFC 7596 §5.2) whose source port (or ICMP identifier)
+	 * lies outside every bound set of the address. */
+	return bt_is_psid(dp->bt, vi->src) ? DPC_drop_port_outside_set
+	                                   : DPC_drop_port_outside_range;
 }
 
 /*
@@ -377,7 +382,7 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 	}
 	if (!b) {
 		if (bt_is_shared(dp->bt, m->vi.src)) {
-			dp_drop(dp, pkt, shared_miss(&m->vi));
+			dp_drop(dp, pkt, shared_miss(dp, &m->vi));
 			return;
 		}
 		if (!dp->cfg.learn || !dp_in_pool(dp, m->vi.src)) {
@@ -388,7 +393,7 @@ decap_finish(struct dp *dp, struct dp_pkt *pkt, struct dmeta *m)
 			return;
 	} else {
 		if (!bt_whole(b) && !m->vi.has_ports) {
-			dp_drop(dp, pkt, shared_miss(&m->vi));
+			dp_drop(dp, pkt, shared_miss(dp, &m->vi));
 			return;
 		}
 		if (memcmp(&b->v6, src6, 16) != 0 && m->vi.icmp_error && !bt_whole(b)) {

@@ -103,6 +103,7 @@
 	X(drop_no_binding_src)           \
 	X(drop_spoofed_v6_src)           \
 	X(drop_port_outside_range)       \
+	X(drop_port_outside_set)         \
 	X(drop_ttl_expired)              \
 	X(drop_hairpin_no_binding)       \
 	X(drop_no_binding_dst)           \

@@ -69,7 +69,7 @@ dp_drop(struct dp *dp, struct dp_pkt *pkt, enum dp_counter c)
 static inline bool
 bt_whole(const struct bt_binding *b)
 {
-	return b->port_lo == 0 && b->port_hi == 65535;
+	return !(b->flags & BT_F_PSID) && b->port_lo == 0 && b->port_hi == 65535;
 }
 
 /* Push an IPv6 header (4in6 unless next header says otherwise) before data. */

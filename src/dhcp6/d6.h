@@ -61,6 +61,14 @@ enum d6_opt {
 	D6_OPT_IA_PD = 25,
 };
 
+/* RFC 7598 §4, §5: the softwire options of lw4o6 (IANA-assigned, not configurable). */
+enum d6_s46_opt {
+	D6_OPT_S46_BR = 90,
+	D6_OPT_S46_V4V6BIND = 92,
+	D6_OPT_S46_PORTPARAMS = 93,
+	D6_OPT_S46_CONT_LW = 96,
+};
+
 /* RFC 8415 §21.13: status codes. */
 enum d6_status {
 	D6_ST_SUCCESS = 0,
@@ -193,6 +201,9 @@ struct d6_msg {
 	size_t dots_ri_len, access_domain_len;
 	struct in6_addr dots_addr[D6_DOTS_ADDRS_MAX];
 	unsigned ndots_addr;
+	/* OPTION_S46_CONT_LW (RFC 7598 §5), its body */
+	const uint8_t *s46_lw;
+	size_t s46_lw_len;
 };
 
 /* One Relay-forward (or -reply) header. */
@@ -283,9 +294,15 @@ struct d6_grant {
 	int64_t expiry;
 	unsigned flags; /* D6_GRANT_NEW / D6_GRANT_MOVED */
 	const void *tep_ref;
+	/* lw4o6 (RFC 7596): v6 is the address the server assigned (IA_NA),
+	 * and the port set is a PSID's (psid_len 0: the whole address). */
+	bool lw;
+	uint8_t psid_offset, psid_len;
+	uint16_t psid; /* right-aligned */
 };
 #define D6_GRANT_NEW   0x1u
 #define D6_GRANT_MOVED 0x2u
+#define D6_GRANT_OFFER 0x4u /* find(): an offer no request confirmed yet */
 
 struct d6_lease_ops {
 	/*
@@ -299,6 +316,7 @@ struct d6_lease_ops {
 	 */
 	int (*acquire)(void *arg, const char *identity, const struct in6_addr *v6, bool authed,
 	               uint32_t want_v4, int64_t now, struct d6_grant *g);
+	/* (after acquire(), at the end of this struct: see count_64 and hold) */
 	/* The identity's active lease: 0 or -ENOENT. */
 	int (*find)(void *arg, const char *identity, struct d6_grant *g);
 	/*
@@ -310,6 +328,24 @@ struct d6_lease_ops {
 	               bool declined, int64_t now);
 	/* Whether v4 belongs to a pool this server manages (Confirm). */
 	bool (*in_pool)(void *arg, uint32_t v4);
+	/*
+	 * lw4o6 (RFC 7596 §5.1): take or renew the lease of `identity` with
+	 * an IPv6 address the server assigns (g->v6, kept across renewals),
+	 * an IPv4 address and a port set. Errors as acquire(). NULL: no lw4o6.
+	 */
+	int (*acquire_lw)(void *arg, const char *identity, uint32_t want_v4, int64_t now,
+	                  struct d6_grant *g);
+	/*
+	 * The active leases of the clients of the /64 of v6 (the per-/64
+	 * limit; the engine keeps no state per /64 of its own). NULL: none.
+	 */
+	unsigned (*count_64)(void *arg, const struct in6_addr *v6);
+	/*
+	 * The lease of `identity`, just granted or renewed for an Advertise,
+	 * is an offer that lasts `seconds` unless a request confirms it (a
+	 * lease the client confirmed already is left alone). NULL: none.
+	 */
+	int (*hold)(void *arg, const char *identity, uint32_t seconds, int64_t now);
 };
 
 enum d6_form_mask {
@@ -340,6 +376,8 @@ struct d6_server_config {
 	size_t nrelays;
 	unsigned max_per_duid; /* leases one DUID may hold (0: no limit) */
 	unsigned max_per_64;   /* leases the clients of one /64 may hold (0: no limit) */
+	unsigned max_clients;  /* DUIDs remembered (replay, reconfigure key); 0: 16384 */
+	uint32_t offer_hold;   /* seconds an Advertise holds its address (0: the lease's) */
 };
 
 struct d6_server_counters {
@@ -351,6 +389,8 @@ struct d6_server_counters {
 	uint64_t auth_ok, auth_refused;
 	uint64_t refused_foreign; /* an IA's lease is bound to another address (-EPERM) */
 	uint64_t refused_address; /* the verified address may never hold a lease (-EACCES) */
+	uint64_t evicted_clients; /* DUIDs forgotten, least recently heard first */
+	uint64_t clients_now;     /* DUIDs remembered now */
 };
 
 struct d6_server;
@@ -394,6 +434,7 @@ struct d6_txn {
 	bool authed;              /* signed with a configured key (delayed authentication) */
 	bool verified;            /* at least one IA acted on a lease from its own address */
 	bool fresh_lease;         /* an IA got a new lease (a new reconfigure key is due) */
+	bool lw;                  /* the ORO asks for OPTION_S46_CONT_LW and we serve lw4o6 */
 	const struct d6_key *key; /* sign the reply with this key */
 	bool give_reconf_key;
 	uint8_t reconf_key[16];
@@ -433,6 +474,30 @@ int d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_
 bool d6_client_v6(const struct d6_envelope *env, const struct d6_msg *m, const struct in6_addr *src,
                   struct in6_addr *out);
 
+/* ---- lw4o6 softwire options (d6_s46.c, RFC 7598) ---- */
+
+/* What an OPTION_S46_CONT_LW says (the first V4V6BIND; the first BR). */
+struct d6_s46_lw {
+	bool has_br, has_bind, has_portparams;
+	struct in6_addr br;
+	uint32_t v4; /* host byte order */
+	uint8_t prefix6_len;
+	struct in6_addr prefix6; /* bind-ipv6-prefix, zero-padded */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid; /* right-aligned (the wire has it left-aligned) */
+};
+
+/* True when the client's ORO asks for OPTION_S46_CONT_LW. */
+bool d6_s46_requested(const struct d6_msg *m);
+/*
+ * Append OPTION_S46_CONT_LW for a granted lw4o6 lease: S46_BR (the TEP),
+ * S46_V4V6BIND (IPv4 address, bind prefix = g->v6/128) holding
+ * S46_PORTPARAMS when the address is shared (psid_len > 0).
+ */
+void d6_s46_put_cont(struct wcur *w, const struct d6_grant *g);
+/* Parse the body of an OPTION_S46_CONT_LW: true when it is well formed. */
+bool d6_s46_parse_cont(const uint8_t *p, size_t n, struct d6_s46_lw *out);
+
 /* ---- Client engine ---- */
 
 enum d6_client_state {
@@ -461,6 +526,9 @@ struct d6_client_config {
 	size_t duid_len;
 	uint32_t iaid;
 	bool global_v4_form; /* ask in the seed 002 form instead of IA_DSTM */
+	/* ask as an lwB4 (RFC 7596): an IA_NA and an ORO with OPTION_S46_CONT_LW;
+	 * the lease is the IA_NA address + the container's IPv4 address and PSID */
+	bool lw4o6;
 	bool rapid_commit;
 	const struct d6_key *key; /* with a key: drop every reply not authenticated with it */
 	uint32_t (*random)(void *arg);
@@ -470,6 +538,10 @@ struct d6_client_config {
 struct d6_lease_info {
 	uint32_t v4;
 	uint16_t port_lo, port_hi;
+	bool lw;            /* an lw4o6 lease: v6 and the PSID below are set */
+	struct in6_addr v6; /* the IA_NA address the softwire is built on */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 	bool has_tep;
 	struct in6_addr tep;
 	uint32_t t1, t2, preferred, valid;

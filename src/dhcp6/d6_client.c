@@ -7,6 +7,9 @@
  * holds the socket and the DTI. With a key configured, every Advertise,
  * Reply and Reconfigure that is not authenticated with it is dropped
  * (seed 001 A §7: "a DHCPv6 client MUST use authenticated DHCPv6").
+ * As an lwB4 (cfg.lw4o6, RFC 7596 §5.1) it asks with an IA_NA and an ORO
+ * holding OPTION_S46_CONT_LW, and its lease is the IA_NA address plus the
+ * IPv4 address, TEP and port set of the RFC 7598 container.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -109,10 +112,10 @@ d6_client_drops(const struct d6_client *c, enum d6_drop r)
 static void
 put_ia(struct d6_client *c, struct wcur *w, bool with_addr)
 {
-	uint16_t code = c->cfg.global_v4_form ? D6_OPT_IA_NA : c->cfg.codes.ia_dstm;
+	uint16_t code = c->cfg.global_v4_form || c->cfg.lw4o6 ? D6_OPT_IA_NA : c->cfg.codes.ia_dstm;
 	uint8_t *lenp;
 
-	if (c->cfg.global_v4_form) {
+	if (c->cfg.global_v4_form && !c->cfg.lw4o6) {
 		/* seed 002 §6.1.1: the request carries the option without a TEP. */
 		w_u16(w, c->cfg.codes.global_v4);
 		w_u16(w, 0);
@@ -125,7 +128,10 @@ put_ia(struct d6_client *c, struct wcur *w, bool with_addr)
 	if (with_addr && c->bound) {
 		struct in6_addr mapped;
 
-		addr_v4_mapped(&mapped, c->lease.v4);
+		if (c->cfg.lw4o6)
+			mapped = c->lease.v6;
+		else
+			addr_v4_mapped(&mapped, c->lease.v4);
 		w_u16(w, D6_OPT_IAADDR);
 		w_u16(w, 24);
 		w_bytes(w, &mapped, 16);
@@ -167,6 +173,12 @@ build(struct d6_client *c, uint8_t type, int64_t now)
 		w_u16(&w, 0);
 	}
 	put_ia(c, &w, type != D6_SOLICIT);
+	if (c->cfg.lw4o6 && type != D6_RELEASE && type != D6_DECLINE) {
+		/* RFC 7598 §5: the container comes only when the ORO asks for it. */
+		w_u16(&w, D6_OPT_ORO);
+		w_u16(&w, 2);
+		w_u16(&w, D6_OPT_S46_CONT_LW);
+	}
 	if (c->cfg.key) {
 		if (type == D6_SOLICIT) {
 			/* RFC 3315 §21.4.4.1: ask for delayed authentication, no information. */
@@ -387,7 +399,7 @@ authenticated(struct d6_client *c, const struct d6_msg *m)
 static const struct d6_ia *
 our_ia(const struct d6_client *c, const struct d6_msg *m)
 {
-	uint16_t code = c->cfg.global_v4_form ? D6_OPT_IA_NA : c->cfg.codes.ia_dstm;
+	uint16_t code = c->cfg.global_v4_form || c->cfg.lw4o6 ? D6_OPT_IA_NA : c->cfg.codes.ia_dstm;
 
 	for (unsigned i = 0; i < m->nia; i++)
 		if (m->ia[i].code == code && m->ia[i].iaid == c->cfg.iaid)
@@ -403,13 +415,60 @@ ia_grants(const struct d6_ia *ia, uint32_t *v4)
 	       ia->valid > 0 && addr_is_v4_mapped(&ia->addr, v4);
 }
 
+/*
+ * lw4o6: an IA_NA with a (non-mapped) address and a container binding an
+ * IPv4 address to that address (RFC 7596 §5.1: the bind prefix names
+ * the address the softwire is built on) and naming a BR.
+ */
+static bool
+lw_grants(const struct d6_ia *ia, const struct d6_msg *m, struct d6_s46_lw *lw)
+{
+	uint32_t v4;
+	unsigned plen;
+
+	if (!ia || (ia->has_status && ia->status != D6_ST_SUCCESS) || !ia->naddrs ||
+	    ia->valid == 0 || addr_is_v4_mapped(&ia->addr, &v4) || !m->s46_lw ||
+	    !d6_s46_parse_cont(m->s46_lw, m->s46_lw_len, lw) || !lw->has_br || !lw->has_bind)
+		return false;
+	plen = lw->prefix6_len;
+	return addr_v6_in_prefix(&ia->addr, &lw->prefix6, plen);
+}
+
+/* Either form: the IPv4 address the IA grants. */
+static bool
+grants(const struct d6_client *c, const struct d6_ia *ia, const struct d6_msg *m, uint32_t *v4)
+{
+	struct d6_s46_lw lw;
+
+	if (!c->cfg.lw4o6)
+		return ia_grants(ia, v4);
+	if (!lw_grants(ia, m, &lw))
+		return false;
+	*v4 = lw.v4;
+	return true;
+}
+
 static enum d6_client_event
 take_lease(struct d6_client *c, const struct d6_msg *m, const struct d6_ia *ia, int64_t now)
 {
 	struct d6_lease_info l = {0};
+	struct d6_s46_lw lw;
 	bool changed;
 
-	addr_is_v4_mapped(&ia->addr, &l.v4);
+	if (c->cfg.lw4o6 && lw_grants(ia, m, &lw)) {
+		l.lw = true;
+		l.v4 = lw.v4;
+		l.v6 = ia->addr;
+		l.has_tep = true;
+		l.tep = lw.br;
+		if (lw.has_portparams && lw.psid_len) {
+			l.psid_offset = lw.psid_offset;
+			l.psid_len = lw.psid_len;
+			l.psid = lw.psid;
+		}
+	} else {
+		addr_is_v4_mapped(&ia->addr, &l.v4);
+	}
 	if (ia->has_ports) {
 		l.port_lo = ia->port_lo;
 		l.port_hi = ia->port_hi;
@@ -428,7 +487,8 @@ take_lease(struct d6_client *c, const struct d6_msg *m, const struct d6_ia *ia, 
 	l.t2 = ia->t2 ? ia->t2 : (uint32_t)((uint64_t)ia->preferred * 4 / 5);
 	l.obtained = now;
 	changed = !c->bound || c->lease.v4 != l.v4 || c->lease.port_lo != l.port_lo ||
-	          c->lease.has_tep != l.has_tep ||
+	          c->lease.has_tep != l.has_tep || memcmp(&c->lease.v6, &l.v6, 16) != 0 ||
+	          c->lease.psid != l.psid || c->lease.psid_len != l.psid_len ||
 	          (l.has_tep && memcmp(&c->lease.tep, &l.tep, 16) != 0);
 	c->lease = l;
 	c->bound = true;
@@ -520,16 +580,17 @@ d6_client_input(struct d6_client *c, const uint8_t *p, size_t n, int64_t now)
 
 	switch (c->state) {
 	case D6C_SOLICIT:
-		if (m.type == D6_REPLY && m.rapid_commit && ia_grants(ia, &v4)) {
+		if (m.type == D6_REPLY && m.rapid_commit && grants(c, ia, &m, &v4)) {
 			keep_reconf_key(c, &m);
 			return take_lease(c, &m, ia, now);
 		}
-		if (m.type != D6_ADVERTISE || !ia_grants(ia, &v4))
+		if (m.type != D6_ADVERTISE || !grants(c, ia, &m, &v4))
 			return D6C_EV_NONE; /* NoAddrsAvail: keep soliciting (§18.2.9) */
 		memcpy(c->server, m.serverid, m.serverid_len);
 		c->server_len = m.serverid_len;
 		/* Ask for the advertised address. */
 		c->lease.v4 = v4;
+		c->lease.v6 = ia->addr;
 		c->bound = true;
 		begin(c, D6C_REQUEST, REQ_TIMEOUT, now);
 		c->bound = false;
@@ -541,7 +602,7 @@ d6_client_input(struct d6_client *c, const uint8_t *p, size_t n, int64_t now)
 			return D6C_EV_NONE;
 		if (m.has_status && m.status == D6_ST_USE_MULTICAST)
 			return D6C_EV_NONE; /* we do multicast: the retransmission will do */
-		if (ia_grants(ia, &v4)) {
+		if (grants(c, ia, &m, &v4)) {
 			keep_reconf_key(c, &m);
 			return take_lease(c, &m, ia, now);
 		}

@@ -512,6 +512,12 @@ d6_parse(const uint8_t *p, size_t n, const struct d6_codes *codes, struct d6_msg
 				return D6_DROP_DUP_OPTION;
 			m->access_domain = body;
 			m->access_domain_len = len;
+		} else if (code == D6_OPT_S46_CONT_LW) {
+			/* RFC 7598 §5: the lw4o6 container, read by d6_s46_parse_cont(). */
+			if (m->s46_lw)
+				return D6_DROP_DUP_OPTION;
+			m->s46_lw = body;
+			m->s46_lw_len = len;
 		} else if (code && code == codes->dots_address) {
 			if (len == 0 || len % 16)
 				return D6_DROP_BAD_OPTION;

@@ -75,6 +75,9 @@ struct dstmd_dhcp6 {
 	struct in6_addr *dots_address;
 	size_t ndots_address;
 	unsigned per_duid, per_64;
+	bool per_64_set;         /* else the TSP quota (limits.per_64) applies */
+	unsigned clients;        /* DUIDs remembered at most (limits.clients) */
+	uint32_t offer_hold;     /* seconds an Advertise holds its address */
 	struct in6_addr *relays; /* Relay-forward accepted from these only (none by default) */
 	size_t nrelays;
 };
@@ -86,6 +89,18 @@ struct dstmd_endpoints {
 	size_t nprefixes;
 };
 
+/*
+ * The "lw4o6" section (src/dstmd/lw4o6.c): lwB4s (RFC 7596) asking for
+ * OPTION_S46_CONT_LW get an IPv6 address from ipv6_pool and an IPv4
+ * address + port set from `pool`.
+ */
+struct dstmd_lw4o6 {
+	bool enable;
+	struct in6_addr prefix; /* ipv6_pool */
+	unsigned plen;
+	const char *pool; /* a PSID pool or a pool of whole addresses */
+};
+
 struct dstmd_config {
 	struct cfg *doc;
 	enum dstmd_scenario scenario;
@@ -94,7 +109,7 @@ struct dstmd_config {
 	bool seccomp;     /* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
-	uint32_t keepalive; /* seconds between a client's keepalives; 0: no <keepalive> */
+	uint32_t keepalive;    /* seconds between a client's keepalives; 0: no <keepalive> */
 	uint32_t history_days; /* lease history kept; 0: for ever */
 	struct dstmd_listen *listens;
 	size_t nlistens;
@@ -116,14 +131,16 @@ struct dstmd_config {
 	size_t nredirect;
 	struct tsp_limits limits;
 	unsigned max_connections, handshake_timeout, idle_timeout;
-	unsigned per_64;        /* active TSP leases per client /64; 0: half the pools */
-	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
-	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
+	unsigned unbound_timeout; /* seconds a TSP session may stay without a lease; 0: none */
+	unsigned per_64;          /* active TSP leases per client /64; 0: an eighth of the pools */
+	unsigned conns_per_64;    /* open TSP sessions per peer /64 (or IPv4 address) */
+	unsigned alloc_rate_64;   /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
 	const char *metrics; /* Prometheus endpoint as written, or NULL: none */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_len;
 	int log_level; /* 0 info, 1 debug, 2 trace: the least -v count in force */
+	struct dstmd_lw4o6 lw4o6;
 };
 
 /* NULL after printing every error (file:line: pointer: what) to `errf`. */
@@ -140,6 +157,8 @@ const struct dstmd_tep *dstmd_config_tep_for(const struct dstmd_config *c,
 /* The prefixes `user` may end its tunnel in besides its source address (none: NULL, 0). */
 const struct grant_prefix *dstmd_config_endpoints(const struct dstmd_config *c, const char *user,
                                                   size_t *n);
+/* lw4o6.c: read the "lw4o6" section into c->lw4o6 (errors recorded in c->doc). */
+void lw4o6_config_load(struct dstmd_config *c);
 void dstmd_config_dump(const struct dstmd_config *c, FILE *f);
 
 #endif

@@ -37,6 +37,7 @@
 #include "common/log.h"
 #include "dhcp6/d6.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/lw4o6.h"
 #include "grant/grant.h"
 
 #define RX_BATCH 64 /* datagrams read per wake-up: others' events get their turn */
@@ -96,6 +97,11 @@ grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, in
 		g->tep = tep->v6;
 	g->tep_ref = tep;
 	g->expiry = l->expiry;
+	g->psid_offset = l->psid_offset;
+	g->psid_len = l->psid_len;
+	g->psid = l->psid;
+	if (l->offer)
+		g->flags |= D6_GRANT_OFFER;
 	/* valid_lifetime may announce less than the lease holds, never more. */
 	if (d->cfg->dhcp6.valid && g->expiry > now + d->cfg->dhcp6.valid)
 		g->expiry = now + d->cfg->dhcp6.valid;
@@ -180,7 +186,7 @@ op_release(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	if (declined)
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
-	if (dstmd_end_lease(d, l, false) == -EIO)
+	if (dstmd_end_lease(d, l, false, !declined) == -EIO)
 		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
@@ -196,7 +202,59 @@ op_in_pool(void *arg, uint32_t v4)
 	return false;
 }
 
-static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool};
+/* An lwB4's lease (lw4o6.c): the address it will use is the one dstmd assigns. */
+static int
+op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struct d6_grant *g)
+{
+	struct dstmd *d = arg;
+	const struct dstmd_tep *tep = NULL;
+	const struct lease *l;
+	unsigned flags = 0;
+	int rc;
+
+	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
+	if (rc == -EIO)
+		fatalx("the lease store failed; exiting so that a restart reloads it");
+	if (rc != 0)
+		return rc;
+	grant_of(d, l, tep, now, g);
+	g->lw = true;
+	if (flags & LEASE_NEW)
+		g->flags |= D6_GRANT_NEW;
+	if (flags & LEASE_MOVED)
+		g->flags |= D6_GRANT_MOVED;
+	dstmd_rearm_expiry(d);
+	return 0;
+}
+
+/* The per-/64 limit counts the lease manager's leases: the one count TSP uses too. */
+static unsigned
+op_count_64(void *arg, const struct in6_addr *v6)
+{
+	struct dstmd *d = arg;
+
+	return lease_count_64(d->leases, v6);
+}
+
+/* An Advertise's lease lasts the offer hold until a request confirms it. */
+static int
+op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
+{
+	struct dstmd *d = arg;
+	const struct lease *l = lease_find_identity(d->leases, identity);
+	int rc;
+
+	if (!l)
+		return -ENOENT;
+	if ((rc = lease_offer(d->leases, l, now, seconds)) == 0)
+		dstmd_rearm_expiry(d);
+	return rc;
+}
+
+static const struct d6_lease_ops lease_ops = {op_acquire, op_find,     op_release, op_in_pool,
+                                              NULL,       op_count_64, op_hold};
+static const struct d6_lease_ops lease_ops_lw = {op_acquire,    op_find,     op_release, op_in_pool,
+                                                 op_acquire_lw, op_count_64, op_hold};
 
 /* ---- Replies ---- */
 
@@ -296,6 +354,9 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 		b.v4 = o->g.v4;
 		b.port_lo = o->g.port_lo;
 		b.port_hi = o->g.port_hi;
+		b.psid_offset = o->g.psid_offset;
+		b.psid_len = o->g.psid_len;
+		b.psid = o->g.psid;
 		b.v6 = o->g.v6;
 		b.lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
 		x->pending++;
@@ -604,8 +665,12 @@ dhcp_init(struct dstmd *d)
 	sc.relays = c->relays;
 	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
-	sc.max_per_64 = c->per_64;
-	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
+	/* One per-/64 policy: TSP's quota unless dhcpv6.limits.per_64 says otherwise. */
+	sc.max_per_64 = c->per_64_set ? c->per_64 : d->per_64;
+	sc.max_clients = c->clients;
+	sc.offer_hold = c->offer_hold;
+	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,
+	                             clock_wall_s())))
 		return -ENOMEM;
 	if ((rc = open_socket(h, c)) != 0)
 		return rc;
@@ -630,6 +695,7 @@ dhcp_fini(struct dstmd *d)
 	if (h->fd >= 0)
 		close(h->fd);
 	d6_server_free(h->srv);
+	lw4o6_fini();
 	free(h->keys);
 	for (size_t i = 0; h->peers && i < PEER_BUCKETS; i++)
 		for (struct peer *p = h->peers[i], *next; p; p = next) {
@@ -682,6 +748,8 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	C(auth_refused);
 	C(refused_foreign);
 	C(refused_address);
+	C(evicted_clients);
+	C(clients_now);
 #undef C
 	json_object_set_new(o, "dhcp6_rx_errors", json_integer((json_int_t)dh->rx_errors));
 	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));

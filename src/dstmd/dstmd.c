@@ -279,23 +279,19 @@ notify_end(struct dstmd *d, const struct lease *l, bool to_client)
 	n->df.run = notify_run;
 	n->to_client = to_client;
 	n->tep = dstmd_tep_named(d, l->tep);
-	n->b.v4 = l->v4;
-	n->b.port_lo = l->port_lo;
-	n->b.port_hi = l->port_hi;
-	n->b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&n->b, l);
 	snprintf(n->identity, sizeof(n->identity), "%s", l->identity);
 	dstmd_defer(d, &n->df);
 }
 
 int
-dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client)
+dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back)
 {
 	int rc;
 
 	notify_end(d, l, notify_client);
-	/* notify_client: the operator revoked it; otherwise the client released it. */
-	rc = notify_client ? lease_revoke(d->leases, l, clock_wall_s())
-	                   : lease_release(d->leases, l, clock_wall_s());
+	rc = give_back ? lease_release(d->leases, l, clock_wall_s())
+	               : lease_revoke(d->leases, l, clock_wall_s());
 	dstmd_rearm_expiry(d);
 	return rc == -EALREADY ? 0 : rc;
 }
@@ -348,10 +344,7 @@ repush_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_ACTIVE || !l->tep || strcmp(l->tep, rc->tep->name) != 0)
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	b.lifetime = l->expiry > rc->now ? (uint32_t)(l->expiry - rc->now) : 0;
 	tepctl_create(rc->tc, rc->tep, &b, NULL, NULL);
 	rc->n++;
@@ -377,10 +370,7 @@ stale_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_QUARANTINE || !(tep = dstmd_tep_named(d, l->tep)))
 		return 0;
-	b.v4 = l->v4;
-	b.port_lo = l->port_lo;
-	b.port_hi = l->port_hi;
-	b.v6 = l->v6;
+	TEPCTL_BINDING_OF(&b, l);
 	tepctl_delete(d->tepctl, tep, &b);
 	return 0;
 }

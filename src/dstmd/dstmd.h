@@ -117,8 +117,12 @@ void dstmd_schedule_commit(struct dstmd *d);
 void dstmd_rearm_expiry(struct dstmd *d);
 /* True while the deferred actions of a batch that did not commit run: answer with an error. */
 bool dstmd_commit_failed(const struct dstmd *d);
-/* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
-int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
+/*
+ * End a lease now (operator revoke or client release): quarantine, delete
+ * to client and TEP. `give_back`: the identity may have it back while it
+ * is in quarantine (a client's own release; not a revoke or a Decline).
+ */
+int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back);
 /* The configured TEP named `name`, or NULL. */
 const struct dstmd_tep *dstmd_tep_named(const struct dstmd *d, const char *name);
 

@@ -99,7 +99,8 @@ dstmd_quota_64(const struct dstmd_config *cfg, struct pool **pools)
 		pool_stats(pools[i], &st);
 		total += st.size;
 	}
-	return total / 2 > 0 ? (unsigned)(total / 2) : 1;
+	/* A small share: one network (one host) never holds more than an eighth of the pools. */
+	return total / 8 > 0 ? (unsigned)(total / 8) : 1;
 }
 
 /* Each line the loader printed, as a warning (the loader writes to a FILE). */

@@ -122,6 +122,9 @@ build_tunnel(const struct link *l, const struct op *o, struct tsp_tunnel *t)
 		t->client.has_ports = true;
 		t->client.port_lo = o->b.port_lo;
 		t->client.port_hi = o->b.port_hi;
+		t->client.psid_offset = o->b.psid_offset;
+		t->client.psid_len = o->b.psid_len;
+		t->client.psid = o->b.psid;
 	}
 	t->server.present = true;
 	t->server.has_v4 = true;

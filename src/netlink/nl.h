@@ -63,6 +63,8 @@ int nl_addr6_global(struct nl *nl, const char *ifname, struct in6_addr *out);
 int nl_addr6_linklocal(struct nl *nl, const char *ifname, struct in6_addr *out);
 /* Index of the interface that holds the IPv6 address `a`, or -EADDRNOTAVAIL. */
 int nl_addr6_ifindex(struct nl *nl, const struct in6_addr *a);
+/* Add v6/plen to interface `ifindex`, without duplicate address detection (usable at once). */
+int nl_addr6_add(struct nl *nl, int ifindex, const struct in6_addr *v6, unsigned plen);
 
 /*
  * The kernel's route toward an IPv6 destination (RTM_GETROUTE): the

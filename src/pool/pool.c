@@ -1,7 +1,7 @@
 /*
  * The pool allocator. Configured ranges minus exclusions become a sorted
  * list of disjoint ranges; an address's index is its offset in that list
- * and a slot is index * slots_per_addr + port block. Each slot lives in
+ * and a slot is index * slots_per_addr + port block (or PSID). Each slot lives in
  * exactly one of three states; free and quarantined slots are threaded on
  * two intrusive doubly-linked lists (uint32 prev/next arrays): the free
  * queue (alloc at the head, freed slots appended at the tail) and the
@@ -28,8 +28,9 @@ struct pool {
 	uint32_t *base;            /* address index of ranges[i].first */
 	size_t nranges;
 	uint32_t naddr;
-	unsigned port_range_size; /* N, 0: whole addresses */
-	unsigned per_addr;        /* slots per address */
+	unsigned port_range_size;       /* N, 0: whole addresses */
+	unsigned per_addr;              /* slots per address */
+	unsigned psid_offset, psid_len; /* a PSID pool when psid_len > 0 */
 	uint32_t size;
 
 	uint32_t *next, *prev;
@@ -176,6 +177,15 @@ pool_new(const struct pool_config *cfg, char *err, size_t errlen)
 		         name, cfg->port_range_size, POOL_PORTS);
 		return NULL;
 	}
+	if (cfg->psid_len &&
+	    (cfg->port_range_size || cfg->psid_len + cfg->psid_offset > 16 || cfg->psid_len > 15)) {
+		snprintf(err, errlen, "pool \"%s\": psid_length %u with psid_offset %u: %s", name,
+		         cfg->psid_len, cfg->psid_offset,
+		         cfg->port_range_size
+		             ? "a pool has port ranges or PSID sets, not both"
+		             : "offset + length must stay within 16 bits, length 15 at most");
+		return NULL;
+	}
 	in = calloc(cfg->nranges, sizeof(*in));
 	ex = calloc(cfg->nexcludes + 1, sizeof(*ex));
 	if (in == NULL || ex == NULL)
@@ -245,6 +255,11 @@ pool_new(const struct pool_config *cfg, char *err, size_t errlen)
 	}
 	p->port_range_size = cfg->port_range_size;
 	p->per_addr = cfg->port_range_size ? POOL_PORTS / cfg->port_range_size : 1;
+	if (cfg->psid_len) {
+		p->psid_offset = cfg->psid_offset;
+		p->psid_len = cfg->psid_len;
+		p->per_addr = 1u << cfg->psid_len;
+	}
 	size = naddr * p->per_addr;
 	if (size > POOL_MAX_SLOTS) {
 		snprintf(
@@ -325,6 +340,13 @@ unsigned
 pool_port_range_size(const struct pool *p)
 {
 	return p->port_range_size;
+}
+
+void
+pool_psid(const struct pool *p, unsigned *offset, unsigned *psid_len)
+{
+	*offset = p->psid_offset;
+	*psid_len = p->psid_len;
 }
 
 unsigned
@@ -408,6 +430,22 @@ pool_take(struct pool *p, uint32_t slot, int64_t now)
 	return 0;
 }
 
+int
+pool_reclaim(struct pool *p, uint32_t slot, int64_t now)
+{
+	if (slot >= p->size)
+		return -ENOENT;
+	pool_tick(p, now);
+	if (p->state[slot] != POOL_SLOT_QUARANTINED)
+		return pool_take(p, slot, now);
+	list_unlink(p, slot, &p->q_head, &p->q_tail);
+	p->state[slot] = POOL_SLOT_USED;
+	p->until[slot] = 0;
+	p->nquar--;
+	p->nused++;
+	return 0;
+}
+
 void
 pool_release(struct pool *p, uint32_t slot, int64_t quarantine_until)
 {
@@ -476,7 +514,12 @@ pool_find(const struct pool *p, uint32_t v4, uint16_t port, uint32_t *slot)
 	if (r < 0)
 		return false;
 	idx = p->base[r] + (v4 - p->ranges[r].first);
-	if (p->port_range_size != 0) {
+	if (p->psid_len != 0) {
+		/* RFC 7597 §5.1: i (the first a bits) is never 0 when a > 0. */
+		if (p->psid_offset && (port >> (16 - p->psid_offset)) == 0)
+			return false;
+		block = (port >> (16 - p->psid_offset - p->psid_len)) & (p->per_addr - 1);
+	} else if (p->port_range_size != 0) {
 		if (port < POOL_PORT_FIRST)
 			return false;
 		block = (port - POOL_PORT_FIRST) / p->port_range_size;
@@ -503,7 +546,12 @@ pool_slot(const struct pool *p, uint32_t slot, uint32_t *v4, uint16_t *port_lo, 
 			hi = mid;
 	}
 	*v4 = p->ranges[lo].first + (idx - p->base[lo]);
-	if (p->port_range_size == 0) {
+	if (p->psid_len != 0) {
+		unsigned a = p->psid_offset, m = 16 - a - p->psid_len;
+
+		*port_lo = (uint16_t)((a ? 1u << (16 - a) : 0) | block << m);
+		*port_hi = (uint16_t)((0xffffu << (16 - a)) | block << m | ((1u << m) - 1));
+	} else if (p->port_range_size == 0) {
 		*port_lo = *port_hi = 0;
 	} else {
 		*port_lo = (uint16_t)(POOL_PORT_FIRST + block * p->port_range_size);

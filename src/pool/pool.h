@@ -35,6 +35,13 @@ struct pool_config {
 	size_t nexcludes;
 	/* 0: whole addresses; N: each address serves floor(64512/N) clients. */
 	unsigned port_range_size;
+	/*
+	 * The other form (RFC 7597 §5.1), with port_range_size 0: psid_len k
+	 * > 0 gives each address 2^k port sets, PSID 0..2^k-1, with offset
+	 * psid_offset a (ports with i = 0 are nobody's when a > 0; RFC 7597
+	 * §5.1.1 recommends 6, which leaves out 0-1023). a + k <= 16.
+	 */
+	unsigned psid_offset, psid_len;
 };
 
 struct pool_stats {
@@ -78,6 +85,13 @@ int pool_alloc(struct pool *p, int64_t now, uint32_t *slot);
 int pool_take(struct pool *p, uint32_t slot, int64_t now);
 
 /*
+ * Take back a slot in quarantine for the client that held it (lease
+ * continuity): 0, -EBUSY (in use), -ENOENT (no such slot). A slot whose
+ * quarantine ended is taken as pool_take() would.
+ */
+int pool_reclaim(struct pool *p, uint32_t slot, int64_t now);
+
+/*
  * A used slot enters quarantine until `quarantine_until` (wall-clock
  * seconds); it becomes free lazily, in pool_alloc(), pool_take() or
  * pool_tick(). Releasing a slot that is not in use is a broken
@@ -94,6 +108,12 @@ bool pool_contains(const struct pool *p, uint32_t v4);
 /* Address and port range of a slot (ports 0, 0 without port ranges). */
 void pool_slot(const struct pool *p, uint32_t slot, uint32_t *v4, uint16_t *port_lo,
                uint16_t *port_hi);
+/*
+ * A PSID pool's offset and length (both 0 for a pool of ranges or whole
+ * addresses); the PSID of a slot is slot % pool_slots_per_addr(). Such a
+ * slot's pool_slot() ports are the first and the last port of its set.
+ */
+void pool_psid(const struct pool *p, unsigned *offset, unsigned *psid_len);
 /* Number of slots one address gives (1 without port ranges). */
 unsigned pool_slots_per_addr(const struct pool *p);
 

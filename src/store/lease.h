@@ -40,9 +40,14 @@ struct lease {
 	struct in6_addr v6;
 	uint32_t v4;               /* host byte order */
 	uint16_t port_lo, port_hi; /* 0, 0: the whole address */
-	const char *pool;          /* pool name */
-	const char *tep;           /* TEP name */
-	int64_t start, expiry;     /* wall-clock seconds */
+	/* A slot of a PSID pool (RFC 7597 §5.1; port_lo/port_hi are then the
+	 * first and last port of the set): psid_len > 0. Not stored: the
+	 * pool says it, at grant and at reload. */
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
+	const char *pool;      /* pool name */
+	const char *tep;       /* TEP name */
+	int64_t start, expiry; /* wall-clock seconds */
 	enum lease_state state;
 	int64_t quarantine_until; /* when state is LEASE_QUARANTINE */
 	/*
@@ -51,6 +56,12 @@ struct lease {
 	 * (lease_acquire() gives -EADDRNOTAVAIL), never handed out again.
 	 */
 	bool orphan;
+	/*
+	 * Offered (a DHCPv6 Advertise) and not yet confirmed by a request:
+	 * it lasts the short offer hold, and at its end the address is free
+	 * at once (it was never used: no quarantine). In memory only.
+	 */
+	bool offer;
 };
 
 struct lease_policy {
@@ -67,6 +78,7 @@ struct lease_policy {
 
 struct lease_counters {
 	uint64_t allocations; /* LEASE_NEW */
+	uint64_t reclaims;    /* LEASE_NEW of an identity's own lease back from quarantine */
 	uint64_t renewals;    /* LEASE_RENEWED */
 	uint64_t moves;       /* LEASE_MOVED */
 	uint64_t releases;    /* lease_release() */
@@ -101,9 +113,14 @@ void lease_mgr_free(struct lease_mgr *m);
  * Give `identity` a lease, now. The identity's active lease is renewed
  * (expiry = now + lifetime, LEASE_RENEWED, plus LEASE_MOVED when `v6` or
  * `tep` changed) whatever `pool` says, provided `want_v4` is 0 or its
- * address. Otherwise a new slot: `want_v4` (any free port range of it in
- * a port pool) or the head of the free queue of `pool` (NULL: the
- * configured pools in order).
+ * address. Otherwise the identity's own lease that expired or that it
+ * released comes back while it is still in quarantine (same address and
+ * port range, LEASE_NEW: continuity), when it is in `pool` and `want_v4`
+ * is 0 or its address. Otherwise a new slot: `want_v4` (any free port
+ * range of it in a port pool) or the head of the free queue of `pool`
+ * (NULL: the configured pools in order, except PSID pools, which serve
+ * only who names them). Who may act on the identity's lease is the
+ * caller's to decide first (src/grant).
  *   -EADDRNOTAVAIL  want_v4 is in no pool, not free, or not the
  *                   identity's; the identity holds an orphan (TSP 308)
  *   -ENOSPC         no free slot (TSP 306)
@@ -117,13 +134,24 @@ int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_ad
                   const struct lease **out, unsigned *flags);
 
 /*
- * Active -> quarantine until now + quarantine (client release, operator
- * revoke). 0, -EALREADY when already in quarantine, -EIO.
+ * Active -> quarantine until now + quarantine (the client's own release,
+ * or a grant rolled back): the identity may have it back meanwhile.
+ * 0, -EALREADY when already in quarantine, -EIO.
  */
 int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
-
-/* lease_release() by the operator or the server: "revoke" in the history. */
+/*
+ * lease_release() by the operator or the server ("revoke" in the history),
+ * or for a Decline: never given back to the identity.
+ */
 int lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now);
+
+/*
+ * Make `l`, an active lease that no request has confirmed (the caller
+ * just granted it for an offer, or it is an offer already), an offer
+ * that ends at now + hold. Any later lease_acquire() of its identity
+ * confirms it (a full lifetime). 0, -EALREADY (not active), -EIO.
+ */
+int lease_offer(struct lease_mgr *m, const struct lease *l, int64_t now, uint32_t hold);
 
 /* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
@@ -138,7 +166,8 @@ int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct l
 
 /*
  * The earliest time lease_expire() has work: an active lease's expiry or
- * a quarantine's end. INT64_MAX when none.
+ * a quarantine's end. INT64_MAX when none, and while the manager is
+ * failed (lease_expire() would do nothing).
  */
 int64_t lease_next_expiry(const struct lease_mgr *m);
 

@@ -120,7 +120,11 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *tn, void *arg)
 			reply_info(c, t, tn, TSP_TEP_CONFIG_ERROR);
 			return;
 		}
-		rc = bt_add(t->bt, cl->v4, lo, hi, &cl->v6, 0, &b);
+		if (cl->has_ports && cl->psid_len)
+			rc = bt_add_psid(t->bt, cl->v4, cl->psid_offset, cl->psid_len, cl->psid,
+			                 &cl->v6, 0, &b);
+		else
+			rc = bt_add(t->bt, cl->v4, lo, hi, &cl->v6, 0, &b);
 		if (rc == 0)
 			tep_xdp_bind(t, b);
 		if (rc < 0) {
@@ -294,8 +298,15 @@ binding_json(const struct tep *t, const struct bt_binding *b)
 	uint64_t c[4];
 
 	json_object_set_new(o, "ipv4", json_string(addr_fmt_v4(b->v4, a)));
-	json_object_set_new(o, "port_lo", json_integer(b->port_lo));
-	json_object_set_new(o, "port_hi", json_integer(b->port_hi));
+	if (b->flags & BT_F_PSID) {
+		/* RFC 7597 §5.1: the set, not a range. */
+		json_object_set_new(o, "psid_offset", json_integer(b->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(b->psid_len));
+		json_object_set_new(o, "psid", json_integer(b->psid));
+	} else {
+		json_object_set_new(o, "port_lo", json_integer(b->port_lo));
+		json_object_set_new(o, "port_hi", json_integer(b->port_hi));
+	}
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&b->v6, a)));
 	json_object_set_new(o, "origin",
 	                    json_string(b->flags & BT_F_LEARNED  ? "learned"
@@ -435,13 +446,16 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 		const char *s = json_string_value(json_object_get(args, "ipv6"));
 		struct in6_addr v6;
 		struct bt_binding *b;
-		uint16_t lo, hi;
+		uint16_t lo, hi, off, len, psid;
 		uint32_t v4;
 		int rc;
 
 		if (!arg_v4(args, &v4, err, errlen) ||
 		    !arg_port(args, "port_lo", 0, &lo, err, errlen) ||
-		    !arg_port(args, "port_hi", 65535, &hi, err, errlen))
+		    !arg_port(args, "port_hi", 65535, &hi, err, errlen) ||
+		    !arg_port(args, "psid_offset", 6, &off, err, errlen) ||
+		    !arg_port(args, "psid_length", 0, &len, err, errlen) ||
+		    !arg_port(args, "psid", 0, &psid, err, errlen))
 			return NULL;
 		if (!s || !addr_parse_v6(s, &v6) || IN6_IS_ADDR_MULTICAST(&v6)) {
 			snprintf(err, errlen, "\"ipv6\" must be a unicast IPv6 address");
@@ -452,14 +466,22 @@ ctl_handler(void *arg, const char *cmd, json_t *args, char *err, size_t errlen)
 			snprintf(err, errlen, "%s is outside the pools", addr_fmt_v4(v4, a));
 			return NULL;
 		}
-		rc = bt_add(t->bt, v4, lo, hi, &v6, BT_F_STATIC, &b);
+		if (len > 15 || off > 15) {
+			snprintf(err, errlen, "\"psid_offset\" and \"psid_length\" are 0-15");
+			return NULL;
+		}
+		if (len)
+			rc = bt_add_psid(t->bt, v4, (uint8_t)off, (uint8_t)len, psid, &v6,
+			                 BT_F_STATIC, &b);
+		else
+			rc = bt_add(t->bt, v4, lo, hi, &v6, BT_F_STATIC, &b);
 		if (rc == 0)
 			tep_xdp_bind(t, b);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s",
 			         rc == -EEXIST ? "it overlaps a binding of another shape"
 			         : rc == -EINVAL
-			             ? "the port range does not fit the address's ranges"
+			             ? "the port range (or set) does not fit the address's"
 			             : strerror(-rc));
 			return NULL;
 		}

@@ -67,8 +67,13 @@ struct tsp_endpoint {
 	struct in6_addr v6ll; /* link-local address (fe80::/10), seed 001 C §3.2 */
 	char dn[TSP_DN_MAX];
 	/* Port range of a shared IPv4 address, our extension:
-	 * <ports start="1024" end="2047"/> inside <client>. */
+	 * <ports start="1024" end="2047"/> inside <client>. With psid_len >
+	 * 0, a PSID port set (RFC 7597 §5.1) whose first and last ports are
+	 * start and end: <ports start= end= psid-offset="6" psid-length="6"
+	 * psid="5"/> (dstmd to its TEPs). */
 	uint16_t port_lo, port_hi;
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 };
 
 struct tsp_tunnel {

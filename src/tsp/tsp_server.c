@@ -77,6 +77,7 @@ struct tsp_conn {
 	struct event *deadline; /* handshake, then the flush at close */
 	struct event *kick;     /* resume reading input */
 	struct event *done;     /* deferred end of the session */
+	struct event *gap;      /* DIGEST-MD5: the pause between rspauth and the status */
 	struct tsp_sasl *sasl;
 	char mech[32];
 	char *user;
@@ -100,7 +101,17 @@ struct tsp_server {
 	struct log_rl rl;
 };
 
+/*
+ * Deployed DIGEST-MD5 clients read the rspauth line with one recv() and
+ * the status line with the next: written back to back over TCP, both may
+ * reach such a client's buffer before it reads, and it then waits for a
+ * status that it already swallowed. The status follows the rspauth once
+ * that has left, after this pause (the client is not waited for).
+ */
+static const struct timeval status_gap = {.tv_sec = 0, .tv_usec = 100 * 1000};
+
 static void conn_close(struct tsp_conn *c, bool flush);
+static void on_gap(evutil_socket_t fd, short what, void *arg);
 static void process_input(struct tsp_conn *c);
 
 static void
@@ -447,7 +458,11 @@ sasl_final_sent(struct tsp_conn *c)
 	if (c->state != S_SASL_FINAL)
 		return;
 	auth_succeeded(c);
-	event_active(c->kick, 0, 0);
+	/* Input waited while the status was pending: read it now. */
+	if (c->read_paused)
+		maybe_resume(c);
+	else
+		event_active(c->kick, 0, 0);
 }
 
 static void
@@ -636,6 +651,7 @@ conn_free(struct tsp_conn *c)
 	event_free(c->deadline);
 	event_free(c->kick);
 	event_free(c->done);
+	event_free(c->gap);
 	free(c->user);
 	free(c);
 }
@@ -700,10 +716,19 @@ on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->state == S_CLOSING)
 		event_active(c->done, 0, 0);
+	else if (c->state == S_SASL_FINAL && strcmp(c->mech, "DIGEST-MD5") == 0)
+		evtimer_add(c->gap, &status_gap);
 	else if (c->state == S_SASL_FINAL)
 		sasl_final_sent(c);
 	else
 		maybe_resume(c);
+}
+
+static void
+on_gap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sasl_final_sent(arg);
 }
 
 static void
@@ -760,56 +785,6 @@ set_nodelay(struct bufferevent *bev)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-struct tsp_conn *
-tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
-                  socklen_t peerlen, bool tls)
-{
-	struct tsp_conn *c = calloc(1, sizeof(*c));
-	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
-
-	if (c == NULL) {
-		bufferevent_free(bev);
-		return NULL;
-	}
-	c->srv = s;
-	c->bev = bev;
-	c->tls = tls;
-	if (peer != NULL && peerlen > 0 && peerlen <= sizeof(c->peer)) {
-		memcpy(&c->peer, peer, peerlen);
-		c->peerlen = peerlen;
-		addr_fmt_sockaddr(peer, c->peername);
-	} else {
-		snprintf(c->peername, sizeof(c->peername), "(local)");
-	}
-	c->deadline = evtimer_new(s->base, on_deadline, c);
-	c->kick = event_new(s->base, -1, 0, on_kick, c);
-	c->done = event_new(s->base, -1, 0, on_done, c);
-	if (!c->deadline || !c->kick || !c->done) {
-		if (c->deadline)
-			event_free(c->deadline);
-		if (c->kick)
-			event_free(c->kick);
-		if (c->done)
-			event_free(c->done);
-		free(c);
-		bufferevent_free(bev);
-		return NULL;
-	}
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->st.sessions++;
-	s->st.sessions_open++;
-	set_nodelay(bev);
-	bufferevent_setcb(bev, on_read, on_write, on_event, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	evtimer_add(c->deadline, &tv);
-	return c;
-}
-
-/* ---- datagram sessions (TSP over UDP) ---- */
-
 static struct tsp_conn *
 conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 {
@@ -828,13 +803,16 @@ conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 	c->deadline = evtimer_new(s->base, on_deadline, c);
 	c->kick = event_new(s->base, -1, 0, on_kick, c);
 	c->done = event_new(s->base, -1, 0, on_done, c);
-	if (!c->deadline || !c->kick || !c->done) {
+	c->gap = evtimer_new(s->base, on_gap, c);
+	if (!c->deadline || !c->kick || !c->done || !c->gap) {
 		if (c->deadline)
 			event_free(c->deadline);
 		if (c->kick)
 			event_free(c->kick);
 		if (c->done)
 			event_free(c->done);
+		if (c->gap)
+			event_free(c->gap);
 		free(c);
 		return NULL;
 	}
@@ -846,6 +824,28 @@ conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 	s->st.sessions_open++;
 	return c;
 }
+
+struct tsp_conn *
+tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
+                  socklen_t peerlen, bool tls)
+{
+	struct tsp_conn *c = conn_new(s, peer, peerlen);
+	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
+
+	if (c == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->bev = bev;
+	c->tls = tls;
+	set_nodelay(bev);
+	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	evtimer_add(c->deadline, &tv);
+	return c;
+}
+
+/* ---- datagram sessions (TSP over UDP) ---- */
 
 struct tsp_conn *
 tsp_server_accept_dgram(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen,

@@ -196,6 +196,21 @@ start_ports(struct xml_state *st, const XML_Char **atts)
 	st->t->client.has_ports = true;
 	st->t->client.port_lo = (uint16_t)lo;
 	st->t->client.port_hi = (uint16_t)hi;
+	s = attr(atts, "psid-length");
+	if (s) {
+		const char *o = attr(atts, "psid-offset"), *v = attr(atts, "psid");
+		uint32_t off, len, psid;
+
+		/* RFC 7597 §5.1: a + k <= 16, the PSID fits in k bits. */
+		if (!o || !v || !parse_u32(o, 15, &off) || !parse_u32(s, 15, &len) ||
+		    !parse_u32(v, 65535, &psid) || len == 0 || off + len > 16 || psid >> len) {
+			fail(st, TSP_XML_ERR_IPV4, "bad <ports> port set");
+			return;
+		}
+		st->t->client.psid_offset = (uint8_t)off;
+		st->t->client.psid_len = (uint8_t)len;
+		st->t->client.psid = (uint16_t)psid;
+	}
 }
 
 static void XMLCALL
@@ -552,7 +567,13 @@ fmt_endpoint(struct xbuf *b, const char *name, const struct tsp_endpoint *ep,
 		xb_addr(b, "dn", ep->dn);
 	if (ep->has_ports) {
 		xb_fmt(b, "<ports start=\"%lu\"", ep->port_lo);
-		xb_fmt(b, " end=\"%lu\"/>", ep->port_hi);
+		xb_fmt(b, " end=\"%lu\"", ep->port_hi);
+		if (ep->psid_len) {
+			xb_fmt(b, " psid-offset=\"%lu\"", ep->psid_offset);
+			xb_fmt(b, " psid-length=\"%lu\"", ep->psid_len);
+			xb_fmt(b, " psid=\"%lu\"", ep->psid);
+		}
+		xb_str(b, "/>");
 	}
 	if (extras && t->has_keepalive)
 		fmt_keepalive(b, t);

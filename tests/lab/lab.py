@@ -80,24 +80,27 @@ class Lab:
         )
 
     def up(self, access="tsp", clients=2, scenario="intranet", lifetime=None, timeout=180,
-           relays=(), dataplane=None):
+           relays=(), dataplane=None, portset=None):
         """Bring the lab up (taking down a previous one of this name); LabError if it fails.
 
         relays: the DHCPv6 relays dstmd trusts (addresses; none by default).
-        dataplane: the TEP's data plane (xdp, tun, auto; default $DSTM_DATAPLANE or auto)."""
+        dataplane: the TEP's data plane (xdp, tun, auto; default $DSTM_DATAPLANE or auto).
+        portset="psid": the pool is a PSID pool and dstmd serves lwB4s (RFC 7596/7598)."""
         env = {}
         if lifetime is not None:
             env["DSTM_LAB_LIFETIME"] = str(lifetime)
         if relays:
             env["DSTM_LAB_RELAYS"] = " ".join(relays)
         dataplane = dataplane or os.environ.get("DSTM_DATAPLANE") or "auto"
+        extra = ["--portset", portset] if portset else []
         r = self._lab("up", "--access", access, "--clients", str(clients),
-                      "--scenario", scenario, "--dataplane", dataplane, timeout=timeout, env=env)
+                      "--scenario", scenario, "--dataplane", dataplane, *extra,
+                      timeout=timeout, env=env)
         if r.returncode != 0:
             raise LabError("scripts/lab up failed (exit %d):\n%s" % (r.returncode, r.stdout))
         self.clients = clients
         self.options = {"access": access, "clients": clients, "scenario": scenario,
-                        "lifetime": lifetime, "dataplane": dataplane}
+                        "lifetime": lifetime, "dataplane": dataplane, "portset": portset}
         return r.stdout
 
     def down(self):

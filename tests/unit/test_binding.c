@@ -3,8 +3,8 @@
  * addresses, shared addresses split into port ranges, updates that keep or
  * reset counters, deletion (checked against a reference model through
  * thousands of random operations, which exercises backward-shift
- * deletion), growth, batched lookups, learned-binding expiry, and the
- * memory a million bindings take.
+ * deletion), growth, batched lookups, learned-binding expiry, the
+ * memory a million bindings take, and RFC 7597 §5.1 port sets (PSID).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -260,6 +260,90 @@ test_expire(void **state)
 }
 
 /* The budget: a million bindings in well under 100 MB. */
+/* RFC 7597 §5.1: offset a, PSID length k; ports i|PSID|j, i != 0 when a > 0. */
+static void
+test_psid(void **state)
+{
+	uint32_t base = V4(192, 0, 2, 0);
+	unsigned plen = 24;
+	struct bt *bts[2] = {bt_new(16), bt_new_pools(&base, &plen, 1)};
+	struct in6_addr a = v6(1), b6 = v6(2);
+
+	(void)state;
+	for (int t = 0; t < 2; t++) {
+		struct bt *bt = bts[t];
+		uint32_t x = V4(192, 0, 2, 30);
+		struct bt_binding *b, *c;
+
+		assert_non_null(bt);
+		assert_int_equal(bt_add_psid(bt, x, 6, 6, 5, &a, 0, &b), 0);
+		assert_int_equal(bt_add_psid(bt, x, 6, 6, 6, &b6, 0, &c), 0);
+		assert_true(bt_is_shared(bt, x));
+		assert_true(bt_is_psid(bt, x));
+		assert_int_equal(bt_count(bt), 2);
+		assert_true(b->flags & BT_F_PSID);
+		assert_int_equal(b->psid, 5);
+		assert_int_equal(b->psid_offset, 6);
+		assert_int_equal(b->psid_len, 6);
+		/* PSID 5 holds 1104-1119, 2128-2143, …, 64592-64607. */
+		assert_ptr_equal(bt_lookup(bt, x, 1104), b);
+		assert_ptr_equal(bt_lookup(bt, x, 1119), b);
+		assert_ptr_equal(bt_lookup(bt, x, 2128), b);
+		assert_ptr_equal(bt_lookup(bt, x, 64607), b);
+		assert_ptr_equal(bt_lookup(bt, x, 1120), c);
+		assert_null(bt_lookup(bt, x, 1103));
+		assert_null(bt_lookup(bt, x, 1136));
+		/* i = 0: ports 0-1023 belong to nobody, PSID bits or not. */
+		assert_null(bt_lookup(bt, x, 80));
+		assert_null(bt_lookup(bt, x, 0));
+		assert_true(bt_port_in(b, 1110));
+		assert_false(bt_port_in(b, 1120));
+		assert_false(bt_port_in(b, 85));
+
+		/* Same PSID again: an update that keeps the counters. */
+		b->pkts_in = 3;
+		assert_int_equal(bt_add_psid(bt, x, 6, 6, 5, &a, 0, &c), 0);
+		assert_ptr_equal(c, b);
+		assert_int_equal(b->pkts_in, 3);
+		/* Other shapes over a PSID address, bad parameters. */
+		assert_int_equal(bt_add_psid(bt, x, 4, 6, 5, &a, 0, NULL), -EINVAL);
+		assert_int_equal(bt_add_psid(bt, x, 6, 5, 5, &a, 0, NULL), -EINVAL);
+		assert_int_equal(bt_add(bt, x, 1024, 2047, &a, 0, NULL), -EINVAL);
+		assert_int_equal(bt_add(bt, x, 0, 65535, &a, 0, NULL), -EEXIST);
+		assert_int_equal(bt_add_psid(bt, V4(192, 0, 2, 31), 6, 6, 64, &a, 0, NULL),
+		                 -EINVAL);
+		assert_int_equal(bt_add_psid(bt, V4(192, 0, 2, 31), 10, 7, 1, &a, 0, NULL),
+		                 -EINVAL);
+		assert_int_equal(bt_add(bt, V4(192, 0, 2, 32), 1024, 2047, &a, 0, NULL), 0);
+		assert_int_equal(bt_add_psid(bt, V4(192, 0, 2, 32), 6, 6, 1, &a, 0, NULL), -EINVAL);
+		assert_false(bt_is_psid(bt, V4(192, 0, 2, 32)));
+
+		/* Offset 0 (MAP-E without exclusion): every port is someone's. */
+		assert_int_equal(bt_add_psid(bt, V4(192, 0, 2, 33), 0, 8, 0, &b6, 0, &c), 0);
+		assert_ptr_equal(bt_lookup(bt, V4(192, 0, 2, 33), 0), c);
+		assert_ptr_equal(bt_lookup(bt, V4(192, 0, 2, 33), 255), c);
+		assert_null(bt_lookup(bt, V4(192, 0, 2, 33), 256));
+		/* PSID length 0: a whole address. */
+		assert_int_equal(bt_add_psid(bt, V4(192, 0, 2, 34), 6, 0, 0, &a, 0, &c), 0);
+		assert_false(c->flags & BT_F_PSID);
+		assert_false(bt_is_shared(bt, V4(192, 0, 2, 34)));
+		assert_ptr_equal(bt_lookup(bt, V4(192, 0, 2, 34), 80), c);
+
+		/* Deletion by PSID, and by a port of the set. */
+		assert_int_equal(bt_del_psid(bt, x, 7), -ENOENT);
+		assert_int_equal(bt_del_psid(bt, x, 5), 0);
+		assert_null(bt_lookup(bt, x, 1104));
+		assert_int_equal(bt_del_psid(bt, x, 5), -ENOENT);
+		assert_true(bt_is_psid(bt, x));
+		assert_int_equal(bt_del(bt, x, 2150, false), 0); /* PSID 6 */
+		assert_false(bt_is_shared(bt, x));
+		assert_null(bt_lookup(bt, x, 1120));
+		/* The address is free for another shape now. */
+		assert_int_equal(bt_add(bt, x, 0, 65535, &a, 0, NULL), 0);
+		bt_free(bt);
+	}
+}
+
 static void
 test_million(void **state)
 {
@@ -294,6 +378,7 @@ main(void)
 	    cmocka_unit_test(test_random_model), cmocka_unit_test(test_random_model_pools),
 	    cmocka_unit_test(test_pools_shared), cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_expire),       cmocka_unit_test(test_million),
+	    cmocka_unit_test(test_psid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

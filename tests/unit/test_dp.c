@@ -30,6 +30,8 @@
 #define C2    "fd00:d57::12" /* 192.0.2.11 */
 #define C3    "fd00:d57::13" /* 192.0.2.20 ports 1024-2047 */
 #define C4    "fd00:d57::14" /* 192.0.2.20 ports 2048-3071 */
+#define C5    "fd00:d57::15" /* 192.0.2.30 PSID 5 (offset 6, length 6): 1104-1119, 2128-… */
+#define C6    "fd00:d57::16" /* 192.0.2.30 PSID 6: 1120-1135, 2144-… */
 #define EVIL  "fd00:d57::66"
 #define HOST4 "198.51.100.2"
 
@@ -260,6 +262,17 @@ bind_one(struct bt *bt, const char *v4, uint16_t lo, uint16_t hi, const char *v6
 }
 
 static void
+bind_psid(struct bt *bt, const char *v4, uint8_t a, uint8_t k, uint16_t psid, const char *v6)
+{
+	struct in_addr x;
+	struct in6_addr b;
+
+	inet_pton(AF_INET, v4, &x);
+	inet_pton(AF_INET6, v6, &b);
+	assert_int_equal(bt_add_psid(bt, ntohl(x.s_addr), a, k, psid, &b, 0, NULL), 0);
+}
+
+static void
 bed_init(struct bed *bed, bool learn, bool dec_ttl, uint32_t icmp_rate)
 {
 	struct dp_config cfg;
@@ -285,6 +298,8 @@ bed_init(struct bed *bed, bool learn, bool dec_ttl, uint32_t icmp_rate)
 	bind_one(bed->bt, "192.0.2.11", 0, 65535, C2, 0);
 	bind_one(bed->bt, "192.0.2.20", 1024, 2047, C3, 0);
 	bind_one(bed->bt, "192.0.2.20", 2048, 3071, C4, 0);
+	bind_psid(bed->bt, "192.0.2.30", 6, 6, 5, C5);
+	bind_psid(bed->bt, "192.0.2.30", 6, 6, 6, C6);
 }
 
 static void
@@ -474,6 +489,12 @@ static const struct spec q_sent_by_other_shared = {
 		.itype = 8, .sport = 0x77, .ipid = 0x1234, .paylen = 16, __VA_ARGS__        \
 	}
 
+#define PSID_C5(...)                                                                          \
+	{                                                                                     \
+		.o_src = C5, .o_dst = TEP6, .src = "192.0.2.30", .dst = HOST4, .sport = 1104, \
+		.dport = 53, .paylen = 10, __VA_ARGS__                                        \
+	}
+
 static const struct row rows[] = {
     /* Keepalives (RFC 5572 §4.3): a bound client's echo request to the
      * keepalive address is answered by the TEP, back in the tunnel; the
@@ -577,6 +598,46 @@ static const struct row rows[] = {
      .verdict = DP_TO_V4,
      .out = {.src = "192.0.2.20", .dst = HOST4, .icmp = true, .itype = 8, .sport = 1100},
      .counters = "rx_v6_pkts=1 decap_pkts=1"},
+
+    /* RFC 7597 §5.1 port sets: 192.0.2.30 offset 6, PSID length 6. */
+    {"decap psid, port in the set", .dir = DIR_V6, .in = PSID_C5(.sport = 1104),
+     .verdict = DP_TO_V4,
+     .out = {.src = "192.0.2.30", .dst = HOST4, .sport = 1104, .dport = 53, .paylen = 10},
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"decap psid, last port of the set (i 63, j 15)", .dir = DIR_V6,
+     .in = PSID_C5(.proto = 6, .sport = 64607, .dport = 80, .paylen = 0), .verdict = DP_TO_V4,
+     .out = {.src = "192.0.2.30", .dst = HOST4, .proto = 6, .sport = 64607, .dport = 80},
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"decap psid, echo identifier in the set", .dir = DIR_V6,
+     .in = {.o_src = C5,
+            .o_dst = TEP6,
+            .src = "192.0.2.30",
+            .dst = HOST4,
+            .icmp = true,
+            .itype = 8,
+            .sport = 2128},
+     .verdict = DP_TO_V4,
+     .out = {.src = "192.0.2.30", .dst = HOST4, .icmp = true, .itype = 8, .sport = 2128},
+     .counters = "rx_v6_pkts=1 decap_pkts=1"},
+    {"decap psid, port outside every set", .dir = DIR_V6, .in = PSID_C5(.sport = 1136),
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_port_outside_set=1"},
+    {"decap psid, excluded port (i 0) whose low bits are the psid", .dir = DIR_V6,
+     .in = PSID_C5(.sport = 80), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_port_outside_set=1"},
+    {"decap psid, echo identifier outside", .dir = DIR_V6,
+     .in = {.o_src = C5,
+            .o_dst = TEP6,
+            .src = "192.0.2.30",
+            .dst = HOST4,
+            .icmp = true,
+            .itype = 8,
+            .sport = 1000},
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_port_outside_set=1"},
+    {"decap psid, port of another lwB4's set", .dir = DIR_V6, .in = PSID_C5(.sport = 1120),
+     .verdict = DP_DROP, .counters = "rx_v6_pkts=1 drop_spoofed_v6_src=1"},
+    {"decap psid, non-first fragment", .dir = DIR_V6,
+     .in = PSID_C5(.proto = 50, .frag = 100, .paylen = 16), .verdict = DP_DROP,
+     .counters = "rx_v6_pkts=1 drop_v4_frag_shared=1"},
 
     /* Ingress filtering (whitepaper 004). */
     {"spoofed outer source", .dir = DIR_V6, .in = UDP_C1(.o_src = C2), .verdict = DP_DROP,
@@ -947,6 +1008,37 @@ static const struct row rows[] = {
              .itype = 0,
              .sport = 1100},
      .counters = "rx_v4_pkts=1 encap_pkts=1"},
+    {"encap psid, by port in the set", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.30", .sport = 53, .dport = 1125}, .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C6,
+             .src = HOST4,
+             .dst = "192.0.2.30",
+             .sport = 53,
+             .dport = 1125},
+     .counters = "rx_v4_pkts=1 encap_pkts=1"},
+    {"encap psid, echo reply by identifier", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.30", .icmp = true, .itype = 0, .sport = 2128},
+     .verdict = DP_TO_V6,
+     .out = {.o_src = TEP6,
+             .o_dst = C5,
+             .src = HOST4,
+             .dst = "192.0.2.30",
+             .icmp = true,
+             .itype = 0,
+             .sport = 2128},
+     .counters = "rx_v4_pkts=1 encap_pkts=1"},
+    {"encap psid, port of no set", .dir = DIR_V4,
+     .in = {.src = HOST4, .dst = "192.0.2.30", .sport = 53, .dport = 1136}, .verdict = DP_TO_V4,
+     .out = {.src = TEP4,
+             .dst = HOST4,
+             .tos = 0xc0,
+             .icmp = true,
+             .itype = 3,
+             .icode = 1,
+             .quote = &(
+                 const struct spec){.src = HOST4, .dst = "192.0.2.30", .sport = 53, .dport = 1136}},
+     .counters = "rx_v4_pkts=1 drop_no_binding_dst=1 icmp4_sent_unreach=1"},
     {"icmp error tunnelled to the client it concerns", .dir = DIR_V4,
      .in = {.src = HOST4,
             .dst = "192.0.2.20",

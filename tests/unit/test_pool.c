@@ -41,7 +41,7 @@ static struct pool *
 mkpool(const char *const *ranges, size_t n, const char *const *ex, size_t nex, unsigned ports)
 {
 	struct pool_range r[16], e[16];
-	struct pool_config cfg = {"t", r, n, e, nex, ports};
+	struct pool_config cfg = {"t", r, n, e, nex, ports, 0, 0};
 	struct pool *p;
 	char err[256];
 
@@ -161,7 +161,7 @@ test_config_errors(void **state)
 {
 	struct pool_range r[2] = {rng("192.0.2.0/24"), rng("192.0.2.10-192.0.2.20")};
 	struct pool_range e[1] = {rng("192.0.2.0/24")};
-	struct pool_config cfg = {"lab", r, 2, NULL, 0, 0};
+	struct pool_config cfg = {"lab", r, 2, NULL, 0, 0, 0, 0};
 	char err[256];
 
 	assert_null(pool_new(&cfg, err, sizeof(err)));
@@ -232,6 +232,64 @@ test_port_ranges(void **state)
 	assert_int_equal(lo, 65535);
 	assert_int_equal(hi, 65535);
 	pool_free(p);
+}
+
+/* RFC 7597 §5.1 port sets: a slot is (address, PSID). */
+static void
+test_psid_sets(void **state)
+{
+	struct pool_range r[] = {rng("192.0.2.10-192.0.2.11")};
+	struct pool_config cfg = {
+	    .name = "p", .ranges = r, .nranges = 1, .psid_offset = 6, .psid_len = 6};
+	struct pool *p;
+	uint32_t slot, a;
+	uint16_t lo, hi;
+	unsigned off, len;
+	char err[256];
+
+	(void)state;
+	p = pool_new(&cfg, err, sizeof(err));
+	assert_non_null(p);
+	pool_psid(p, &off, &len);
+	assert_int_equal(off, 6);
+	assert_int_equal(len, 6);
+	assert_int_equal(pool_slots_per_addr(p), 64);
+	pool_slot(p, 5, &a, &lo, &hi);
+	assert_int_equal(a, v4("192.0.2.10"));
+	assert_int_equal(lo, 1104);  /* i 1, PSID 5, j 0 */
+	assert_int_equal(hi, 64607); /* i 63, PSID 5, j 15 */
+	pool_slot(p, 64 + 63, &a, &lo, &hi);
+	assert_int_equal(a, v4("192.0.2.11"));
+	assert_int_equal(lo, 1024 + 63 * 16);
+	assert_int_equal(hi, 65535);
+	/* Any port of a set finds its slot; ports 0-1023 find none. */
+	assert_true(pool_find(p, v4("192.0.2.11"), 2128 + 7, &slot));
+	assert_int_equal(slot, 64 + 5);
+	assert_true(pool_find(p, v4("192.0.2.10"), lo, &slot));
+	assert_false(pool_find(p, v4("192.0.2.10"), 80, &slot));
+	pool_free(p);
+
+	/* Offset 0: contiguous sets from port 0. */
+	cfg.psid_offset = 0;
+	cfg.psid_len = 4;
+	p = pool_new(&cfg, err, sizeof(err));
+	assert_non_null(p);
+	pool_slot(p, 1, &a, &lo, &hi);
+	assert_int_equal(lo, 4096);
+	assert_int_equal(hi, 8191);
+	assert_true(pool_find(p, v4("192.0.2.10"), 0, &slot));
+	assert_int_equal(slot, 0);
+	pool_free(p);
+
+	/* Both forms, or a set that does not fit 16 bits: refused. */
+	cfg.port_range_size = 1000;
+	assert_null(pool_new(&cfg, err, sizeof(err)));
+	assert_non_null(strstr(err, "not both"));
+	cfg.port_range_size = 0;
+	cfg.psid_offset = 10;
+	cfg.psid_len = 7;
+	assert_null(pool_new(&cfg, err, sizeof(err)));
+	assert_non_null(strstr(err, "16 bits"));
 }
 
 static void
@@ -361,6 +419,7 @@ main(void)
 	    cmocka_unit_test(test_31_32_and_ranges),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_port_ranges),
+	    cmocka_unit_test(test_psid_sets),
 	    cmocka_unit_test(test_fifo_quarantine),
 	    cmocka_unit_test(test_fifo_reuse_late),
 	    cmocka_unit_test(test_overlaps),
