@@ -1,6 +1,6 @@
 #!/bin/bash
 # TSP allocations per second of dstmd with durable (fsync'd) leases, for
-# 1, 100 and 1000 concurrent clients (issue 2), driven by tsp-load (a C
+# 1, 100 and 1000 concurrent clients, driven by tsp-load (a C
 # libevent load generator, bench/tsp_load.c) on loopback. Each allocation
 # is a whole TSP session: connect, VERSION, CAPABILITY, AUTHENTICATE
 # ANONYMOUS, create, the 200 info reply. The peer, run in the same script
@@ -73,4 +73,4 @@ echo "dstmd TSP allocation benchmark on $(nproc) cores; leases in SQLite WAL, sy
 run 1 $((total / 10))
 run 100 "$total"
 run 1000 "$total"
-echo "For scale (issue 2): Kea's DHCPv6 server reaches about 7,000 exchanges/s on these machines with a lease file it does not fsync."
+echo "For scale: Kea's DHCPv6 server reaches about 7,000 exchanges/s on these machines with a lease file it does not fsync."

@@ -420,14 +420,14 @@ main(int argc, char **argv)
 			       addr_fmt_v6(&c->v6, (char[ADDR_STRLEN]){0}), D6_CLIENT_PORT,
 			       strerror(-ret));
 	}
-	tunnel_gro_off(&c->tun);
+	tunnel_gro_setup(&c->tun);
 	if (c->cfg.server_sa.ss_family == AF_INET6)
 		tunnel_update_mtu(&c->tun, &((struct sockaddr_in6 *)&c->cfg.server_sa)->sin6_addr);
 
 	tunnel_start(&c->tun);
-	event_add(evsignal_new(c->base, SIGHUP, on_sighup, c), NULL);
 	event_add(c->ev_sigterm, NULL);
 	event_add(c->ev_sigint, NULL);
+	event_add(evsignal_new(c->base, SIGHUP, on_sighup, c), NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	c->ctl = ctl_server_new(c->base, c->cfg.control, ctl_handler, c);

@@ -355,7 +355,12 @@ do_revoke(struct dstmd *d, json_t *args, char *err, size_t errlen)
 		snprintf(err, errlen, "the lease store failed");
 		return NULL;
 	}
-	/* The lease as it is now, in quarantine (it used to show it as before: "active"). */
+	/* The lease as it is now (in quarantine), not as it was. */
+	l = lease_find_v4(d->leases, v4, (uint16_t)json_integer_value(port));
+	if (!l) {
+		snprintf(err, errlen, "the lease of %s vanished while it was revoked", s);
+		return NULL;
+	}
 	return lease_json(l, clock_wall_s());
 }
 

@@ -230,7 +230,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 	tot = (__u32)ip[2] << 8 | ip[3];
 	/* Padding or a short frame: the core trims and judges it. */
 	if (tot != plen || (void *)(ip + tot) != end)
-		return XDP_PASS;
+		return count(XC_xdp_pass_v6, XDP_PASS);
 	if (!plain4(ip, end, &ports, &has_ports))
 		return count(XC_xdp_pass_v6, XDP_PASS);
 	src = *(__u32 *)(ip + 12);
