@@ -196,7 +196,7 @@ def lwlab():
         if echo:
             echo.kill()
             echo.wait()
-        for node in ("b1", "b2", "b3", "b4"):
+        for node in ("b1", "b2", "b3", "b4", "b5"):
             subprocess.run(["ip", "netns", "del", lab.netns(node)], stderr=subprocess.DEVNULL)
         lab.down()
 
@@ -516,3 +516,46 @@ def test_restarts_keep_the_port_set(lwlab):
         expected_container(lease["ipv4"], v6, lease["psid"])]
     assert bound() == want
     b4.remove()
+
+
+def test_address_only_lw4o6_after_a_reload(lwlab):
+    """PSID length 0 (RFC 7596 §5.1 with a whole address): a reload points "lw4o6" at the
+    DSTM pool of whole addresses; the container then carries no OPTION_S46_PORTPARAMS, the TEP
+    binds the whole address and any port crosses."""
+    import signal
+    path = lwlab.path("srv", "srv.json")
+    with open(path) as f:
+        text = f.read()
+    cfg = json.loads(text)
+    cfg["lw4o6"]["pool"] = "dstm"
+    b5 = None
+    try:
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        with open(lwlab.path("srv", "srv.pid")) as f:
+            os.kill(int(f.read()), signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline and "configuration reloaded" not in lwlab.log("srv"):
+            time.sleep(0.2)
+        assert "configuration reloaded" in lwlab.log("srv")
+        b5 = LwB4(lwlab, "b5")
+        got = b5.py(DHCP_SCRIPT, "eth0", b5.mac)
+        v6 = ia_na_address(got["reply"][1])
+        lease = lease_of(lwlab, v6)
+        assert lease and lease["pool"] == "dstm" and "psid" not in lease, lease
+        br = struct.pack("!HH", 90, 16) + ipaddress.ip_address(TEP6).packed
+        body = ipaddress.ip_address(lease["ipv4"]).packed + bytes([128]) + \
+            ipaddress.ip_address(v6).packed
+        want = (br + struct.pack("!HH", 92, len(body)) + body).hex()
+        assert [v for c, v in got["reply"][1] if c == 96] == [want]
+        b = binding_of(lwlab, v6)
+        assert (b["port_lo"], b["port_hi"]) == (0, 65535), b
+        b5.x("ip addr add %s/64 dev eth0 nodad" % v6)
+        for port in (80, 40000):
+            got = b5.send(v6, lease["ipv4"], "udp", port, 7)
+            assert [g for g in got if g["src"] == V44 and g["dport"] == port], (port, got)
+    finally:
+        with open(path, "w") as f:
+            f.write(text)
+        if b5:
+            b5.remove()
