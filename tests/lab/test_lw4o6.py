@@ -264,6 +264,9 @@ def test_scapy_solicit_request_get_the_container(lwlab):
     b = binding_of(lwlab, v6)
     assert b and b["ipv4"] == lease["ipv4"], lwlab.ctl("tep", "bindings")
     assert (b["psid_offset"], b["psid_length"], b["psid"]) == (6, 6, psid)
+    # dstmctl's table shows the set's columns beside the ranges' (rows differ).
+    table = lwlab.exec("tep", "dstmctl", "bindings", check=True).stdout.splitlines()
+    assert all(k in table[0].split() for k in ("port_lo", "psid_offset", "psid_length", "psid"))
     # Revoked like any lease: named by its address and a port of its set.
     lwlab.ctl("srv", "revoke", address=lease["ipv4"], port=psid_ports(psid)[1])
     deadline = time.time() + 10
