@@ -285,10 +285,13 @@ op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
 	return rc;
 }
 
-static const struct d6_lease_ops lease_ops = {op_acquire, op_find,     op_release, op_in_pool,
-                                              NULL,       op_count_64, op_hold};
-static const struct d6_lease_ops lease_ops_lw = {op_acquire,    op_find,     op_release, op_in_pool,
-                                                 op_acquire_lw, op_count_64, op_hold};
+/*
+ * lw4o6 is always offered to the engine: without a "lw4o6" section (which
+ * a reload may add, change or remove) op_acquire_lw finds no IPv6 pool and
+ * an lwB4's IA_NA gets NoAddrsAvail, as any IA_NA without the DSTM forms.
+ */
+static const struct d6_lease_ops lease_ops = {op_acquire,    op_find,     op_release, op_in_pool,
+                                              op_acquire_lw, op_count_64, op_hold};
 
 /* ---- Replies ---- */
 
@@ -755,8 +758,7 @@ dhcp_init(struct dstmd *d)
 	sc.max_per_64 = 0;
 	sc.max_clients = c->clients;
 	sc.offer_hold = c->offer_hold;
-	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,
-	                             clock_wall_s())))
+	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
 		return -ENOMEM;
 	if ((rc = open_socket(h, c)) != 0)
 		return rc;
