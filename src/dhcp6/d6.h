@@ -238,6 +238,12 @@ enum d6_drop d6_validate_server(const struct d6_msg *m, const uint8_t *our_duid,
 int d6_name_encode(const char *name, uint8_t *out, size_t cap);
 /* Wire form to dotted text (at most cap-1 characters); false if malformed. */
 bool d6_name_decode(const uint8_t *p, size_t n, char *out, size_t cap);
+/*
+ * The same, for a buffer that may hold several names (RFC 8973 §5.1.3):
+ * 0 with *used the wire length of the first, or -EBADMSG / -EINVAL.
+ * Labels are letters, digits, '-' and '_' only (names are printed).
+ */
+int d6_name_decode_n(const uint8_t *p, size_t n, char *out, size_t cap, size_t *used);
 
 /* ---- Authentication (RFC 3315 §21.4 delayed, RFC 8415 §20.4 reconfigure key) ---- */
 

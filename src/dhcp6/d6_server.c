@@ -594,13 +594,21 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 		bool onlink = true;
 
 		for (unsigned i = 0; i < t->m.nia; i++) {
+			struct d6_grant g;
 			uint32_t v4;
+
 			if (!t->m.ia[i].naddrs)
 				continue;
 			naddr++;
-			if (!addr_is_v4_mapped(&t->m.ia[i].addr, &v4) ||
-			    !s->ops->in_pool(s->arg, v4))
+			if (addr_is_v4_mapped(&t->m.ia[i].addr, &v4)) {
+				if (!s->ops->in_pool(s->arg, v4))
+					onlink = false;
+			} else if (!s->ops->acquire_lw ||
+			           s->ops->find(s->arg, t->out[i].identity, &g) != 0 ||
+			           memcmp(&g.v6, &t->m.ia[i].addr, 16) != 0) {
+				/* lw4o6: only the address this server gave that IA. */
 				onlink = false;
+			}
 		}
 		/* RFC 8415 §18.3.3: no address, no reply. */
 		if (naddr == 0)

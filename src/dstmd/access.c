@@ -1079,6 +1079,7 @@ access_counters(const struct dstmd *d)
 	                    json_integer((json_int_t)d->ctr.conn_quota_64));
 	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
+	json_object_set_new(o, "commit_joined", json_integer((json_int_t)d->ctr.commit_joined));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));
 	json_object_set_new(o, "sessions_bound", json_integer((json_int_t)d->nsessions_bound));
 	if (ts) {

@@ -3,7 +3,9 @@
  * parsing with the DSTM options, and the whole server engine (parse,
  * validate, authenticate, serve, build) over a small in-memory lease
  * manager, so that any crash or sanitizer report in what a client can
- * send shows up. The client engine's input path is driven too.
+ * send shows up. The client engine's input path is driven too, as an
+ * lwB4 (RFC 7598 options) every other input, and the bytes are read as
+ * the body of an OPTION_S46_CONT_LW.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -93,6 +95,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d6_codes_default(&cc.codes);
 	cc.duid = duid;
 	cc.duid_len = sizeof(duid);
+	cc.lw4o6 = size & 2;
+	{
+		struct d6_s46_lw lw;
+
+		d6_s46_parse_cont(data, size, &lw);
+	}
 	if ((c = d6_client_new(&cc))) {
 		d6_client_start(c, 0);
 		d6_client_input(c, data, size, 1);

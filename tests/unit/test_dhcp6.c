@@ -1348,6 +1348,31 @@ test_client_lw4o6(void **state)
 	assert_int_equal(d6_client_tick(c, now), D6C_EV_NONE);
 	assert_int_equal(d6_client_state(c), D6C_RENEW);
 	assert_int_equal(exchange(e, c, now), D6C_EV_RENEWED);
+	/* Confirm (RFC 8415 §18.3.3): the lw address this server gave is on-link. */
+	{
+		struct mb m;
+		struct d6_rx rx = rx_global(true);
+		uint8_t body[12 + 4 + 24] = {0};
+		struct wcur w = wcur_make(body, sizeof(body));
+
+		w_u32(&w, 3);
+		w_u32(&w, 0);
+		w_u32(&w, 0);
+		w_u16(&w, D6_OPT_IAADDR);
+		w_u16(&w, 24);
+		w_bytes(&w, &want, 16);
+		mb_start(&m, D6_CONFIRM, 9);
+		mb_ids(&m, false);
+		mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+		assert_int_equal(e->t.top_status, D6_ST_SUCCESS);
+		body[12 + 4 + 15] ^= 1; /* another address */
+		mb_start(&m, D6_CONFIRM, 10);
+		mb_ids(&m, false);
+		mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+		assert_int_equal(e->t.top_status, D6_ST_NOT_ON_LINK);
+	}
 	/* Release names the IA_NA address, which the lease is bound to. */
 	d6_client_release(c, now);
 	assert_int_equal(exchange(e, c, now), D6C_EV_RELEASED);

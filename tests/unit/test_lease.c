@@ -622,6 +622,26 @@ test_history(void **state)
 	assert_int_equal(h.t[2], 1020);
 	assert_int_equal(h.t[6], 1050 + pol.lifetime);
 	down(&w);
+
+	/* Kept for history_days: an expiry pass two days on prunes what is older than one. */
+	{
+		struct lease_policy p1 = pol;
+		char err[256];
+
+		p1.history_days = 1;
+		up(&w, "192.0.2.0/29", 0, 1200);
+		lease_mgr_free(w.m);
+		w.m = lease_mgr_new(w.st, w.pools, w.npools, &p1, 1200, err, sizeof(err));
+		assert_non_null(w.m);
+		acq(&w, "erin", "fd00:d57::15", 0, 1000 + 2 * 86400, NULL, 0);
+		lease_expire(w.m, 1000 + 2 * 86400, NULL, NULL);
+		assert_int_equal(lease_commit(w.m), 0);
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(store_history_scan(w.st, 0, 100, hist_cb, &h, &next), 0);
+		assert_int_equal(h.n, 1);
+		assert_string_equal(h.who[0], "erin");
+		down(&w);
+	}
 }
 
 struct page {
@@ -693,6 +713,51 @@ test_page(void **state)
  * /64, releases, expiries and a reload; thousands of /64s exercise the
  * table's growth and deletions.
  */
+/* PSID pools (RFC 7597 §5.1): only who names them, and the set survives a restart. */
+static void
+test_psid_pool(void **state)
+{
+	struct world w;
+	struct pool_range r;
+	struct pool_config cfg = {"psid", &r, 1, NULL, 0, 0, 6, 6};
+	struct in6_addr a = v6("fd00:d57::1000");
+	const struct lease *l = NULL;
+	unsigned flags;
+	char err[256];
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	assert_true(pool_range_parse("192.0.2.10", &r, err, sizeof(err)));
+	assert_non_null(w.st = store_open(path, err, sizeof(err)));
+	assert_non_null(w.pools[0] = pool_new(&cfg, err, sizeof(err)));
+	w.npools = 1;
+	assert_non_null(w.m = lease_mgr_new(w.st, w.pools, 1, &pol, 100, err, sizeof(err)));
+	/* A request that names no pool does not draw from a PSID pool. */
+	assert_int_equal(lease_acquire(w.m, "dstm", &a, 0, NULL, "tep1", 100, &l, &flags), -ENOSPC);
+	assert_int_equal(lease_acquire(w.m, "lw", &a, 0, "psid", "tep1", 100, &l, &flags), 0);
+	assert_int_equal(l->psid_offset, 6);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 0);
+	assert_int_equal(l->port_lo, 1024);
+	assert_int_equal(l->port_hi, 64527);
+	assert_int_equal(lease_acquire(w.m, "lw2", &a, 0, "psid", "tep1", 100, &l, &flags), 0);
+	assert_int_equal(l->psid, 1);
+	/* Any port of the set finds its lease. */
+	assert_ptr_equal(lease_find_v4(w.m, v4("192.0.2.10"), 2064 + 3), l); /* i 2, PSID 1, j 3 */
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+
+	assert_non_null(w.st = store_open(path, err, sizeof(err)));
+	assert_non_null(w.pools[0] = pool_new(&cfg, err, sizeof(err)));
+	assert_non_null(w.m = lease_mgr_new(w.st, w.pools, 1, &pol, 101, err, sizeof(err)));
+	l = lease_find_identity(w.m, "lw2");
+	assert_non_null(l);
+	assert_false(l->orphan);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 1);
+	down(&w);
+}
+
 static void
 test_count_per_64(void **state)
 {
@@ -858,6 +923,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_offer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_psid_pool, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
