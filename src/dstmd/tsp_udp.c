@@ -417,12 +417,20 @@ on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct so
 		}
 		u->ctr.retransmits++;
 		recency_touch(s);
+		/* The same message; the timestamp is this copy's, for the client's RTT. */
+		s->last.timestamp = h.timestamp;
+		tsp_udp_header(&s->last, s->answer);
 		if (sendto(sock->fd, s->answer, s->answer_len, 0, sa, salen) < 0)
 			u->ctr.send_errors++;
 		return;
 	}
 	if (s && s->have_seq && seq_before(h.seq, s->last.seq) && !is_version(msg, len)) {
 		u->ctr.drop_stale++;
+		return;
+	}
+	if (s && !s->conn && !is_version(msg, len)) {
+		/* Its session ended (300, a time-out): only a new VERSION starts another. */
+		u->ctr.drop_no_session++;
 		return;
 	}
 	if (s && is_version(msg, len) && s->have_seq) {

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -42,6 +44,7 @@
 #define FRAMES_PER_TURN 64           /* then yield to the loop */
 #define CLOSE_FLUSH_SEC 5            /* longest wait for queued output at close */
 #define MAX_MECHS       8
+#define OUT_IOV         16 /* ready replies gathered into one sendmsg */
 
 enum srv_state {
 	S_VERSION,
@@ -77,6 +80,7 @@ struct tsp_conn {
 	struct event *deadline; /* handshake, then the flush at close */
 	struct event *kick;     /* resume reading input */
 	struct event *done;     /* deferred end of the session */
+	struct event *gap;      /* DIGEST-MD5: the pause between rspauth and the status */
 	struct tsp_sasl *sasl;
 	char mech[32];
 	char *user;
@@ -100,7 +104,18 @@ struct tsp_server {
 	struct log_rl rl;
 };
 
+/*
+ * Deployed DIGEST-MD5 clients read the rspauth line with one recv() and
+ * the status line with the next: written back to back over TCP, both may
+ * reach such a client's buffer before it reads, and it then waits for a
+ * status that it already swallowed. The status follows the rspauth once
+ * that has left, after this pause (the client is not waited for).
+ */
+static const struct timeval status_gap = {.tv_sec = 0, .tv_usec = 100 * 1000};
+
 static void conn_close(struct tsp_conn *c, bool flush);
+static void on_gap(evutil_socket_t fd, short what, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void process_input(struct tsp_conn *c);
 
 static void
@@ -126,13 +141,55 @@ conn_out(const struct tsp_conn *c)
 	return c->bev ? bufferevent_get_output(c->bev) : c->dout;
 }
 
+/*
+ * Output of a stream session: one sendmsg straight to the socket while
+ * the bufferevent's output buffer is empty, which is nearly always.
+ * Handing the bytes to the bufferevent instead would switch its write
+ * interest on and off around every reply: two epoll_ctl calls and an
+ * epoll_wait round per message. What the socket does not take at once (a
+ * full send buffer, an error) goes to the bufferevent, which sends it in
+ * order once the socket is writable (or reports the error through
+ * on_event) and then calls on_write. TLS and datagram sessions queue
+ * their output as before: the record layer is libevent's, a datagram
+ * session's output is taken by its owner.
+ */
+static void
+conn_send(struct tsp_conn *c, struct iovec *iov, size_t n)
+{
+	struct evbuffer *out = conn_out(c);
+	evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+	size_t i = 0;
+
+	if (!c->tls && fd >= 0 && evbuffer_get_length(out) == 0) {
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+		ssize_t w;
+
+		do
+			w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		for (; w > 0 && i < n; i++) {
+			if ((size_t)w < iov[i].iov_len) {
+				iov[i].iov_base = (char *)iov[i].iov_base + w;
+				iov[i].iov_len -= (size_t)w;
+				break;
+			}
+			w -= (ssize_t)iov[i].iov_len;
+		}
+		if (i == n)
+			return;
+	}
+	for (; i < n; i++)
+		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+	if (c->bev && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void
 send_line(struct tsp_conn *c, const char *line)
 {
-	struct evbuffer *out = conn_out(c);
+	struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\r\n", 2}};
 
-	evbuffer_add(out, line, strlen(line));
-	evbuffer_add(out, "\r\n", 2);
+	conn_send(c, iov, 2);
 }
 
 static void
@@ -199,16 +256,26 @@ flush_replies(struct tsp_conn *c)
 	bool wrote = false;
 
 	while (c->head != NULL && c->head->ready) {
-		struct slot *sl = c->head;
+		struct iovec iov[OUT_IOV];
+		struct slot *done[OUT_IOV];
+		size_t n = 0;
 
-		evbuffer_add(conn_out(c), sl->frame, sl->len);
+		/* The ready replies at the head leave together, in order. */
+		for (struct slot *sl = c->head; sl && sl->ready && n < OUT_IOV; sl = sl->next) {
+			iov[n].iov_base = sl->frame;
+			iov[n].iov_len = sl->len;
+			done[n++] = sl;
+		}
+		conn_send(c, iov, n);
 		wrote = true;
-		c->head = sl->next;
+		for (size_t i = 0; i < n; i++) {
+			c->head = done[i]->next;
+			c->nslots--;
+			free(done[i]->frame);
+			free(done[i]);
+		}
 		if (c->head == NULL)
 			c->tail = NULL;
-		c->nslots--;
-		free(sl->frame);
-		free(sl);
 	}
 	if (c->eof && c->nslots == 0 && c->state == S_COMMAND)
 		conn_close(c, true);
@@ -307,7 +374,7 @@ tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t)
 	if (rc < 0)
 		return rc;
 	/* The client tells it from a reply by its action (delete/create). */
-	evbuffer_add(conn_out(c), frame, len);
+	conn_send(c, &(struct iovec){frame, len}, 1);
 	free(frame);
 	if (c->dops && c->dops->output)
 		c->dops->output(c, c->darg);
@@ -366,6 +433,9 @@ sasl_result(struct tsp_conn *c, enum tsp_sasl_result r, char *out, const char *w
 			 */
 			send_line(c, out);
 			c->state = S_SASL_FINAL;
+			/* It left at once (conn_send): no write callback will say so. */
+			if (c->bev && evbuffer_get_length(conn_out(c)) == 0)
+				on_write(c->bev, c);
 		} else {
 			auth_succeeded(c);
 		}
@@ -447,7 +517,11 @@ sasl_final_sent(struct tsp_conn *c)
 	if (c->state != S_SASL_FINAL)
 		return;
 	auth_succeeded(c);
-	event_active(c->kick, 0, 0);
+	/* Input waited while the status was pending: read it now. */
+	if (c->read_paused)
+		maybe_resume(c);
+	else
+		event_active(c->kick, 0, 0);
 }
 
 static void
@@ -636,6 +710,7 @@ conn_free(struct tsp_conn *c)
 	event_free(c->deadline);
 	event_free(c->kick);
 	event_free(c->done);
+	event_free(c->gap);
 	free(c->user);
 	free(c);
 }
@@ -700,10 +775,19 @@ on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->state == S_CLOSING)
 		event_active(c->done, 0, 0);
+	else if (c->state == S_SASL_FINAL && strcmp(c->mech, "DIGEST-MD5") == 0)
+		evtimer_add(c->gap, &status_gap);
 	else if (c->state == S_SASL_FINAL)
 		sasl_final_sent(c);
 	else
 		maybe_resume(c);
+}
+
+static void
+on_gap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sasl_final_sent(arg);
 }
 
 static void
@@ -760,56 +844,6 @@ set_nodelay(struct bufferevent *bev)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-struct tsp_conn *
-tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
-                  socklen_t peerlen, bool tls)
-{
-	struct tsp_conn *c = calloc(1, sizeof(*c));
-	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
-
-	if (c == NULL) {
-		bufferevent_free(bev);
-		return NULL;
-	}
-	c->srv = s;
-	c->bev = bev;
-	c->tls = tls;
-	if (peer != NULL && peerlen > 0 && peerlen <= sizeof(c->peer)) {
-		memcpy(&c->peer, peer, peerlen);
-		c->peerlen = peerlen;
-		addr_fmt_sockaddr(peer, c->peername);
-	} else {
-		snprintf(c->peername, sizeof(c->peername), "(local)");
-	}
-	c->deadline = evtimer_new(s->base, on_deadline, c);
-	c->kick = event_new(s->base, -1, 0, on_kick, c);
-	c->done = event_new(s->base, -1, 0, on_done, c);
-	if (!c->deadline || !c->kick || !c->done) {
-		if (c->deadline)
-			event_free(c->deadline);
-		if (c->kick)
-			event_free(c->kick);
-		if (c->done)
-			event_free(c->done);
-		free(c);
-		bufferevent_free(bev);
-		return NULL;
-	}
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->st.sessions++;
-	s->st.sessions_open++;
-	set_nodelay(bev);
-	bufferevent_setcb(bev, on_read, on_write, on_event, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	evtimer_add(c->deadline, &tv);
-	return c;
-}
-
-/* ---- datagram sessions (TSP over UDP) ---- */
-
 static struct tsp_conn *
 conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 {
@@ -828,13 +862,16 @@ conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 	c->deadline = evtimer_new(s->base, on_deadline, c);
 	c->kick = event_new(s->base, -1, 0, on_kick, c);
 	c->done = event_new(s->base, -1, 0, on_done, c);
-	if (!c->deadline || !c->kick || !c->done) {
+	c->gap = evtimer_new(s->base, on_gap, c);
+	if (!c->deadline || !c->kick || !c->done || !c->gap) {
 		if (c->deadline)
 			event_free(c->deadline);
 		if (c->kick)
 			event_free(c->kick);
 		if (c->done)
 			event_free(c->done);
+		if (c->gap)
+			event_free(c->gap);
 		free(c);
 		return NULL;
 	}
@@ -846,6 +883,33 @@ conn_new(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen)
 	s->st.sessions_open++;
 	return c;
 }
+
+struct tsp_conn *
+tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct sockaddr *peer,
+                  socklen_t peerlen, bool tls)
+{
+	struct tsp_conn *c = conn_new(s, peer, peerlen);
+	struct timeval tv = {.tv_sec = s->handshake_timeout, .tv_usec = 0};
+
+	if (c == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->bev = bev;
+	c->tls = tls;
+	set_nodelay(bev);
+	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	/*
+	 * Write interest only once output waits (conn_send): enabled at once,
+	 * it would be armed and disarmed with nothing to send. A TLS
+	 * bufferevent has its handshake to write: both from the start.
+	 */
+	bufferevent_enable(bev, tls ? EV_READ | EV_WRITE : EV_READ);
+	evtimer_add(c->deadline, &tv);
+	return c;
+}
+
+/* ---- datagram sessions (TSP over UDP) ---- */
 
 struct tsp_conn *
 tsp_server_accept_dgram(struct tsp_server *s, const struct sockaddr *peer, socklen_t peerlen,

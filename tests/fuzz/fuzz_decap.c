@@ -9,6 +9,7 @@
  * header naming the TEP as source, and every packet counted in is counted
  * out exactly once (forwarded or one drop counter, or an ICMPv6 handled),
  * and a client's ICMPv4 error is forwarded only about a packet sent to it.
+ * A keepalive answer is a TO_V6 packet like any other and counts as out.
  */
 #include "dp_fuzz.h"
 
@@ -41,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* Every packet ends exactly once: forwarded, dropped or consumed. */
 	out = dp.ctr[DPC_decap_pkts] + dp.ctr[DPC_hairpin_pkts] + sum_drops(&dp) +
-	      dp.ctr[DPC_pmtu_updates];
+	      dp.ctr[DPC_pmtu_updates] + dp.ctr[DPC_keepalive_replies];
 	if (out == 0) {
 		/* A PTB that changed nothing (the MTU was already lower). */
 		if (dp.ctr[DPC_icmp6_rx] != 1)

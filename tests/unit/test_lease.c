@@ -713,6 +713,51 @@ test_page(void **state)
  * /64, releases, expiries and a reload; thousands of /64s exercise the
  * table's growth and deletions.
  */
+/* PSID pools (RFC 7597 §5.1): only who names them, and the set survives a restart. */
+static void
+test_psid_pool(void **state)
+{
+	struct world w;
+	struct pool_range r;
+	struct pool_config cfg = {"psid", &r, 1, NULL, 0, 0, 6, 6};
+	struct in6_addr a = v6("fd00:d57::1000");
+	const struct lease *l = NULL;
+	unsigned flags;
+	char err[256];
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	assert_true(pool_range_parse("192.0.2.10", &r, err, sizeof(err)));
+	assert_non_null(w.st = store_open(path, err, sizeof(err)));
+	assert_non_null(w.pools[0] = pool_new(&cfg, err, sizeof(err)));
+	w.npools = 1;
+	assert_non_null(w.m = lease_mgr_new(w.st, w.pools, 1, &pol, 100, err, sizeof(err)));
+	/* A request that names no pool does not draw from a PSID pool. */
+	assert_int_equal(lease_acquire(w.m, "dstm", &a, 0, NULL, "tep1", 100, &l, &flags), -ENOSPC);
+	assert_int_equal(lease_acquire(w.m, "lw", &a, 0, "psid", "tep1", 100, &l, &flags), 0);
+	assert_int_equal(l->psid_offset, 6);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 0);
+	assert_int_equal(l->port_lo, 1024);
+	assert_int_equal(l->port_hi, 64527);
+	assert_int_equal(lease_acquire(w.m, "lw2", &a, 0, "psid", "tep1", 100, &l, &flags), 0);
+	assert_int_equal(l->psid, 1);
+	/* Any port of the set finds its lease. */
+	assert_ptr_equal(lease_find_v4(w.m, v4("192.0.2.10"), 2064 + 3), l); /* i 2, PSID 1, j 3 */
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+
+	assert_non_null(w.st = store_open(path, err, sizeof(err)));
+	assert_non_null(w.pools[0] = pool_new(&cfg, err, sizeof(err)));
+	assert_non_null(w.m = lease_mgr_new(w.st, w.pools, 1, &pol, 101, err, sizeof(err)));
+	l = lease_find_identity(w.m, "lw2");
+	assert_non_null(l);
+	assert_false(l->orphan);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 1);
+	down(&w);
+}
+
 static void
 test_count_per_64(void **state)
 {
@@ -760,6 +805,107 @@ test_count_per_64(void **state)
 	down(&w);
 }
 
+/* Continuity: an identity asking again within its quarantine gets its own slot back. */
+static void
+test_continuity(void **state)
+{
+	struct world w;
+	const struct lease *a, *b, *l;
+	struct lease_counters cnt;
+	struct pool_stats ps;
+	unsigned fl;
+	uint32_t a4, b4;
+
+	up(&w, "192.0.2.0/29", 0, 1000);
+	a = acq(&w, "anon:fd00:d57::11", "fd00:d57::11", 0, 1000, &fl, 0);
+	b = acq(&w, "tsp:bob", "fd00:d57::12", 0, 1000, &fl, 0);
+	a4 = a->v4;
+	b4 = b->v4;
+	/* Released by its client: back to it, not to another, during the quarantine. */
+	assert_int_equal(lease_release(w.m, a, 1010), 0);
+	l = acq(&w, "tsp:carol", "fd00:d57::13", 0, 1011, &fl, 0);
+	assert_int_not_equal(l->v4, a4);
+	l = acq(&w, "anon:fd00:d57::11", "fd00:d57::11", 0, 1020, &fl, 0);
+	assert_int_equal(fl, LEASE_NEW);
+	assert_int_equal(l->v4, a4);
+	assert_int_equal(l->state, LEASE_ACTIVE);
+	assert_int_equal(l->expiry, 1120);
+	pool_stats(w.pools[0], &ps);
+	assert_int_equal(ps.quarantined, 0);
+	/* Expired: the same, from another address of the same user (its binding moves). */
+	assert_int_equal(lease_expire(w.m, 1112, NULL, NULL), 2); /* bob, carol */
+	l = acq(&w, "tsp:bob", "fd00:d57::77", 0, 1113, &fl, 0);
+	assert_int_equal(l->v4, b4);
+	assert_int_equal(fl, LEASE_NEW);
+	{
+		struct in6_addr moved = v6("fd00:d57::77");
+
+		assert_memory_equal(&l->v6, &moved, 16);
+	}
+	/* Asking for another address: that one, the old one stays in quarantine. */
+	l = acq(&w, "tsp:carol", "fd00:d57::13", v4("192.0.2.6"), 1113, &fl, 0);
+	assert_int_equal(l->v4, v4("192.0.2.6"));
+	/* Revoked (or declined): never given back to the same identity. */
+	a = lease_find_identity(w.m, "anon:fd00:d57::11");
+	assert_int_equal(lease_revoke(w.m, a, 1115), 0);
+	l = acq(&w, "anon:fd00:d57::11", "fd00:d57::11", 0, 1116, &fl, 0);
+	assert_int_not_equal(l->v4, a4);
+	assert_int_equal(lease_commit(w.m), 0);
+	lease_counters(w.m, &cnt);
+	assert_int_equal(cnt.reclaims, 2);
+	down(&w);
+
+	/* A port range comes back whole; once its quarantine is over and the slot is another's,
+	 * the identity gets a new one. */
+	up(&w, "192.0.2.10", 16128, 2000);
+	a = acq(&w, "a", "fd00:d57::11", 0, 2000, &fl, 0);
+	assert_int_equal(a->port_lo, 1024);
+	assert_int_equal(lease_release(w.m, a, 2001), 0);
+	l = acq(&w, "a", "fd00:d57::11", 0, 2002, &fl, 0);
+	assert_int_equal(l->port_lo, 1024);
+	assert_int_equal(lease_release(w.m, l, 2003), 0);
+	acq(&w, "b", "fd00:d57::12", 0, 2004, &fl, 0);
+	acq(&w, "c", "fd00:d57::13", 0, 2004, &fl, 0);
+	acq(&w, "d", "fd00:d57::14", 0, 2004, &fl, 0);
+	lease_expire(w.m, 2060, NULL, NULL);
+	l = acq(&w, "e", "fd00:d57::15", 0, 2060, &fl, 0);
+	assert_int_equal(l->port_lo, 1024); /* a's old range, quarantine over */
+	acq(&w, "a", "fd00:d57::11", 0, 2061, &fl, -ENOSPC);
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
+/* An offer lasts its hold; unconfirmed, its address is free at once (it was never used). */
+static void
+test_offer(void **state)
+{
+	struct world w;
+	const struct lease *a, *l;
+	struct pool_stats ps;
+	unsigned fl;
+
+	up(&w, "192.0.2.0/30", 0, 1000); /* .1 and .2 */
+	a = acq(&w, "o1", "fd00:d57::11", 0, 1000, &fl, 0);
+	assert_int_equal(lease_offer(w.m, a, 1000, 5), 0);
+	assert_true(a->offer);
+	assert_int_equal(a->expiry, 1005);
+	assert_int_equal(lease_next_expiry(w.m), 1005);
+	/* Confirmed by a request: a whole lifetime. */
+	l = acq(&w, "o1", "fd00:d57::11", 0, 1003, &fl, 0);
+	assert_false(l->offer);
+	assert_int_equal(l->expiry, 1103);
+	/* Another offer nobody takes: at its end the address is free, no quarantine. */
+	a = acq(&w, "o2", "fd00:d57::12", 0, 1003, &fl, 0);
+	assert_int_equal(lease_offer(w.m, a, 1003, 5), 0);
+	assert_int_equal(lease_expire(w.m, 1008, NULL, NULL), 1);
+	pool_stats(w.pools[0], &ps);
+	assert_int_equal(ps.quarantined, 0);
+	l = acq(&w, "o3", "fd00:d57::13", 0, 1009, &fl, 0);
+	assert_int_equal(l->v4, v4("192.0.2.2"));
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
 int
 main(void)
 {
@@ -773,8 +919,11 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_config_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_count_per_64, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_continuity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_offer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_page, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_psid_pool, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
