@@ -16,11 +16,15 @@ that TEP, not by the client. The CPU per gigabit is the client's own
 (with the kernel work done in its context, veth delivery included). Runs
 as root, a few seconds each.
 
+With --lab the throughput runs both ways (iperf3 and iperf3 -R), tunnel
+and plain IPv6 alternately, --runs times each, and prints the median with
+the spread (min-max) and the load average before and after.
 With --lab the lab is named $DSTM_LAB (default bench<pid>), and lines
 starting with "BENCH " give scripts/bench the tunnel's TCP rate beside
 plain IPv6's.
 
-usage: DSTM_BUILD=build bench/client_bench.py [--lab] [--seconds N] [--runs N]
+usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|auto]
+       [--throughput-only]] [--seconds N] [--runs N]
 """
 import argparse
 import json
@@ -90,16 +94,63 @@ def iperf(bed, target, seconds, bind=None):
     return j["end"]["sum_received"]["bits_per_second"], j["end"]["sum_received"]["bytes"]
 
 
-def lab_iperf(lab, server_node, target, seconds):
+def lab_iperf(lab, server_node, target, seconds, reverse=False):
     srv = subprocess.Popen(["ip", "netns", "exec", lab.netns(server_node), "iperf3", "-s", "-1",
                             "-B", target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     try:
-        r = lab.exec("c1", "iperf3", "-J", "-c", target, "-t", str(seconds), timeout=seconds + 20)
+        cmd = ["iperf3", "-J", "-c", target, "-t", str(seconds)] + (["-R"] if reverse else [])
+        r = lab.exec("c1", *cmd, timeout=seconds + 20)
     finally:
         srv.wait(10)
     j = json.loads(r.stdout)
     return j["end"]["sum_received"]["bits_per_second"], j["end"]["sum_received"]["bytes"]
+
+
+def median_spread(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2], xs[0], xs[-1]
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def lab_throughput(lab, a):
+    """TCP client->IPv4 host and back, tunnel and plain IPv6 in turn, a.runs times each."""
+    from lab import SRV6, V44
+
+    pid = int(open(lab.path("c1", "c1.pid")).read())
+    print("TCP throughput, %d runs of %d s each way, TEP data plane %s (load before: %s)"
+          % (a.runs, a.seconds, a.dataplane, load()))
+    for reverse, what in ((False, "client->IPv4 host"), (True, "IPv4 host->client")):
+        plain, tun, cpu = [], [], []
+        for _ in range(a.runs):
+            bps, _ = lab_iperf(lab, "srv", SRV6, a.seconds, reverse)
+            plain.append(bps)
+            c0 = cpu_seconds(pid)
+            bps, nbytes = lab_iperf(lab, "v4", V44, a.seconds, reverse)
+            c1 = cpu_seconds(pid)
+            tun.append(bps)
+            cpu.append((c1 - c0) / (nbytes * 8 / 1e9) if nbytes else float("nan"))
+        p, t, c = median_spread(plain), median_spread(tun), median_spread(cpu)
+        ratios = sorted(x / y for x, y in zip(tun, plain))
+        print("BENCH " + json.dumps({
+            "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP)" % (what, a.dataplane),
+            "ours": round(t[0] / 1e6), "peer": round(p[0] / 1e6), "unit": "Mbit/s",
+            "peer_name": "plain IPv6, same veths", "load": load(),
+            "note": "median of %d" % a.runs}))
+        print("  %s: tunnel %.0f Mbit/s (%.0f-%.0f), plain IPv6 %.0f Mbit/s (%.0f-%.0f), "
+              "ratio %.3f (%.3f-%.3f); client %.3f CPU-s/Gbit (%.3f-%.3f)"
+              % (what, t[0] / 1e6, t[1] / 1e6, t[2] / 1e6, p[0] / 1e6, p[1] / 1e6, p[2] / 1e6,
+                 ratios[len(ratios) // 2], ratios[0], ratios[-1], c[0], c[1], c[2]))
+    n = lab.ctl("c1", "counters")
+    print("  client: %d TSO super-packets read, %d coalesced TUN writes, %d sendmmsg batches, "
+          "%d backpressure waits, drops: offload %d, send %d, tun write %d; load after: %s"
+          % (n.get("tun_rx_gso", 0), n.get("tun_tx_coalesced", 0), n.get("tunnel_tx_batches", 0),
+             n["backpressure_waits"], n.get("drop_offload", 0), n["drop_send_error"],
+             n["drop_tun_write"], load()))
 
 
 def lab_main(a):
@@ -107,7 +158,10 @@ def lab_main(a):
 
     lab = Lab(name=os.environ.get("DSTM_LAB") or "bench%d" % os.getpid())
     try:
-        lab.up(clients=2)
+        lab.up(clients=2, dataplane=a.dataplane)
+        if a.throughput_only:
+            lab_throughput(lab, a)
+            return
         ms = []
         conf = json.load(open(lab.path("c2", "c2.json")))
         conf["mode"] = "on-demand"
@@ -138,21 +192,7 @@ def lab_main(a):
         ms.sort()
         print("on-demand first packet (TCP SYN) to its reply: median %.1f ms "
               "(min %.1f, max %.1f, %d runs)" % (ms[len(ms) // 2], ms[0], ms[-1], len(ms)))
-        load = os.getloadavg()[0]
-        plain, _ = lab_iperf(lab, "srv", SRV6, a.seconds)
-        pid = int(open(lab.path("c1", "c1.pid")).read())
-        c0 = cpu_seconds(pid)
-        tun, nbytes = lab_iperf(lab, "v4", V44, a.seconds)
-        c1 = cpu_seconds(pid)
-        print("BENCH " + json.dumps({
-            "name": "TCP through the tunnel, Mbit/s (lab)", "ours": round(tun / 1e6),
-            "peer": round(plain / 1e6), "unit": "Mbit/s", "peer_name": "plain IPv6, same veth",
-            "load": round((load + os.getloadavg()[0]) / 2, 2), "note": "iperf3 c1->v4"}))
-        gbit = nbytes * 8 / 1e9
-        print("TCP plain IPv6 c1->srv: %.0f Mbit/s; through the tunnel c1->v4: %.0f Mbit/s; "
-              "ratio %.3f" % (plain / 1e6, tun / 1e6, tun / plain))
-        print("client CPU: %.2f s for %.2f Gbit = %.2f CPU-seconds per gigabit"
-              % (c1 - c0, gbit, (c1 - c0) / gbit if gbit else float("nan")))
+        lab_throughput(lab, a)
     finally:
         lab.down()
 
@@ -162,6 +202,9 @@ def main():
     ap.add_argument("--lab", action="store_true")
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--dataplane", default="tun", help="the lab TEP's data plane (tun, xdp, auto)")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="with --lab: skip the on-demand figure")
     a = ap.parse_args()
     if a.lab:
         lab_main(a)

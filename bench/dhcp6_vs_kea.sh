@@ -1,5 +1,5 @@
 #!/bin/bash
-# DHCPv6 allocations per second (issue 5): dstmd against ISC Kea's
+# DHCPv6 allocations per second: dstmd against ISC Kea's
 # kea-dhcp6, both driven by Kea's own load generator perfdhcp, both keeping
 # their leases on disk (dstmd: SQLite, committed before each reply; Kea:
 # memfile with persist true). Each server runs in a network namespace of its

@@ -106,6 +106,11 @@ d6_bound(struct client_dhcp6_access *a)
 	g.lifetime = l->valid;
 	g.obtained_ms = l->obtained;
 	g.timers = false; /* the engine keeps T1, T2 and the expiry */
+	g.lw = l->lw;
+	g.lw_v6 = l->v6;
+	g.psid_offset = l->psid_offset;
+	g.psid_len = l->psid_len;
+	g.psid = l->psid;
 	switch (lease_grant(a->lease, &g, clock_mono_ms())) {
 	case LEASE_GRANTED:
 		log_info("DHCPv6 lease of %s for %u s (T1 %u, T2 %u)", addr_fmt_v4(l->v4, s),
@@ -287,6 +292,7 @@ d6_access_open(struct client_dhcp6_access *a)
 	dc.duid_len = a->duid_len;
 	dc.iaid = (uint32_t)idx;
 	dc.global_v4_form = h->global_v4_form;
+	dc.lw4o6 = a->cfg->lw4o6; /* an lwB4: ORO 96, the IA_NA address (client/lw4o6.h) */
 	dc.rapid_commit = h->rapid_commit;
 	if (h->has_key) {
 		a->key.realm = h->realm;

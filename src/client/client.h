@@ -87,6 +87,7 @@ struct client_config {
 	unsigned timeout;     /* seconds for TSP handshake and replies */
 	unsigned backoff_max; /* seconds, cap of the reconnection delay */
 	struct client_dhcp6 dhcp6;
+	bool lw4o6; /* act as an lwB4 (RFC 7596): client/lw4o6.h */
 	struct client_tls tls;
 	char run_as[64]; /* "user": who the client becomes after start-up; "" stays root */
 };
@@ -216,6 +217,12 @@ struct lease_grant {
 	int64_t obtained_ms; /* monotonic */
 	bool timers;         /* renew at half the lifetime and expire here (TSP); the
 	                      * DHCPv6 engine keeps T1/T2 and the expiry itself */
+	/* lw4o6 (RFC 7596): the softwire's IPv6 address (the IA_NA's) and
+	 * the port set (RFC 7597 §5.1; psid_len 0: the whole address) */
+	bool lw;
+	struct in6_addr lw_v6;
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 };
 
 enum lease_result {
@@ -240,6 +247,10 @@ struct client_lease {
 	uint32_t tep4;
 	uint32_t lifetime;
 	int64_t expires_ms; /* 0: unknown */
+	bool lw;            /* lw4o6: as in struct lease_grant */
+	struct in6_addr lw_v6;
+	uint8_t psid_offset, psid_len;
+	uint16_t psid;
 	bool installed;
 	struct lease_counters n;
 };

@@ -16,8 +16,9 @@
 #include "tsp/tsp.h"
 
 static const char *const top_keys[] = {
-    "access", "server",      "ipv6",    "interface",   "mode",   "auth", "routes", "tep", "control",
-    "queue",  "placeholder", "timeout", "backoff_max", "dhcpv6", "tls",  "user",   NULL,
+    "access",      "server", "ipv6",    "interface", "mode",        "auth",
+    "routes",      "tep",    "control", "queue",     "placeholder", "timeout",
+    "backoff_max", "dhcpv6", "tls",     "user",      "lw4o6",       NULL,
 };
 static const char *const dhcp6_keys[] = {"form", "codes", "rapid_commit", "port", "auth", NULL};
 static const char *const dhcp6_auth_keys[] = {"realm", "key_id", "secret", NULL};
@@ -54,6 +55,11 @@ parse_dhcp6(struct cfg *c, struct client_config *out)
 	}
 	if (cfg_at(c, "/dhcpv6") && out->access != CLIENT_ACCESS_DHCPV6)
 		cfg_error(c, "/dhcpv6", "given, but \"access\" is not \"dhcpv6\"");
+	/* An lwB4 (RFC 7596) gets its softwire over DHCPv6 only (RFC 7598). */
+	cfg_bool(c, "/lw4o6", false, false, &out->lw4o6);
+	if (out->lw4o6 && out->access != CLIENT_ACCESS_DHCPV6)
+		cfg_error(c, "/lw4o6",
+		          "an lwB4 is configured over DHCPv6: set \"access\": \"dhcpv6\"");
 	cfg_check_keys(c, "/dhcpv6", dhcp6_keys);
 	cfg_check_keys(c, "/dhcpv6/auth", dhcp6_auth_keys);
 	if (cfg_enum(c, "/dhcpv6/form", false, 0, dhcp6_forms, &idx))
@@ -298,6 +304,8 @@ client_config_dump(const struct client_config *cc)
 	json_object_set_new(o, "timeout", json_integer(cc->timeout));
 	json_object_set_new(o, "backoff_max", json_integer(cc->backoff_max));
 	json_object_set_new(o, "user", *cc->run_as ? json_string(cc->run_as) : json_null());
+	if (cc->lw4o6)
+		json_object_set_new(o, "lw4o6", json_true());
 	if (cc->access == CLIENT_ACCESS_DHCPV6) {
 		const struct client_dhcp6 *d = &cc->dhcp6;
 		json_t *h = json_object();

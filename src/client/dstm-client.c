@@ -208,6 +208,14 @@ status_json(struct client *c)
 	                    bound && l->port_hi ? json_integer(l->port_hi) : json_null());
 	json_object_set_new(o, "tep_ipv6",
 	                    bound ? json_string(addr_fmt_v6(&l->tep6, a)) : json_null());
+	if (c->tun.nat && bound && l->lw) {
+		/* lw4o6: the softwire's address and the set the translation maps into. */
+		json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&c->tun.v6, a)));
+		json_object_set_new(o, "lw4o6", json_true());
+		json_object_set_new(o, "psid_offset", json_integer(l->psid_offset));
+		json_object_set_new(o, "psid_length", json_integer(l->psid_len));
+		json_object_set_new(o, "psid", json_integer(l->psid));
+	}
 	json_object_set_new(o, "tep_ipv4",
 	                    bound && l->tep4 ? json_string(addr_fmt_v4(l->tep4, a)) : json_null());
 	json_object_set_new(o, "lifetime", bound ? json_integer(l->lifetime) : json_null());
@@ -249,6 +257,8 @@ counters_json(struct client *c)
 #undef X
 	json_object_set_new(o, "releases",
 	                    json_integer((json_int_t)(c->tsp.releases + c->d6.releases)));
+	if (c->tun.nat)
+		lw_nat_counters_json(c->tun.nat, o);
 	/* The engine's drops, one counter each (e.g. dhcp6_drop_auth_bad). */
 	for (int r = D6_OK + 1; c->d6.d6 && r < D6_DROP__COUNT; r++) {
 		char name[64];
@@ -331,6 +341,8 @@ wire_parts(struct client *c)
 	c->tun.want_lease = want_lease;
 	c->tun.arg = c;
 	c->tun.v6 = c->v6;
+	if (c->cfg.lw4o6 && !(c->tun.nat = lw_nat_new()))
+		fatalx("out of memory");
 
 	c->tsp.cfg = &c->cfg;
 	c->tsp.base = c->base;
@@ -408,14 +420,14 @@ main(int argc, char **argv)
 			       addr_fmt_v6(&c->v6, (char[ADDR_STRLEN]){0}), D6_CLIENT_PORT,
 			       strerror(-ret));
 	}
-	tunnel_gro_off(&c->tun);
+	tunnel_gro_setup(&c->tun);
 	if (c->cfg.server_sa.ss_family == AF_INET6)
 		tunnel_update_mtu(&c->tun, &((struct sockaddr_in6 *)&c->cfg.server_sa)->sin6_addr);
 
 	tunnel_start(&c->tun);
-	event_add(evsignal_new(c->base, SIGHUP, on_sighup, c), NULL);
 	event_add(c->ev_sigterm, NULL);
 	event_add(c->ev_sigint, NULL);
+	event_add(evsignal_new(c->base, SIGHUP, on_sighup, c), NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	c->ctl = ctl_server_new(c->base, c->cfg.control, ctl_handler, c);

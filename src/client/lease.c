@@ -101,6 +101,11 @@ lease_grant(struct client_lease *l, const struct lease_grant *g, int64_t now)
 	l->v4 = g->v4;
 	l->port_lo = g->port_lo;
 	l->port_hi = g->port_hi;
+	l->lw = g->lw;
+	l->lw_v6 = g->lw_v6;
+	l->psid_offset = g->psid_offset;
+	l->psid_len = g->psid_len;
+	l->psid = g->psid;
 	l->tep6 = l->has_tep6 ? l->cfg_tep6 : g->tep6;
 	l->tep4 = l->has_tep4 ? l->cfg_tep4 : (g->has_tep4 ? g->tep4 : 0);
 	l->lifetime = g->lifetime;

@@ -402,3 +402,19 @@ lw_nat_counters(const struct lw_nat *n)
 {
 	return &n->c;
 }
+
+void
+lw_nat_counters_json(const struct lw_nat *n, json_t *o)
+{
+	const struct lw_nat_counters *k = &n->c;
+
+	json_object_set_new(o, "lw4o6_translated_out", json_integer((json_int_t)k->out));
+	json_object_set_new(o, "lw4o6_translated_in", json_integer((json_int_t)k->in));
+	json_object_set_new(o, "lw4o6_flows_kept", json_integer((json_int_t)k->kept));
+	json_object_set_new(o, "lw4o6_flows_mapped", json_integer((json_int_t)k->mapped));
+	json_object_set_new(o, "lw4o6_flows_expired", json_integer((json_int_t)k->expired));
+	json_object_set_new(o, "lw4o6_untranslated", json_integer((json_int_t)k->passed));
+	json_object_set_new(o, "lw4o6_icmp_quotes", json_integer((json_int_t)k->icmp_quotes));
+	/* The packet is dropped: no free port in the set. */
+	json_object_set_new(o, "drop_port_set_full", json_integer((json_int_t)k->exhausted));
+}

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define LW_NAT_MAX_FLOWS 16384
 
 struct lw_nat_counters {
@@ -58,5 +60,7 @@ void lw_nat_in(struct lw_nat *n, uint8_t *buf, size_t len, int64_t now_ms);
 /* Forget idle flows; returns how many remain. */
 unsigned lw_nat_expire(struct lw_nat *n, int64_t now_ms);
 const struct lw_nat_counters *lw_nat_counters(const struct lw_nat *n);
+/* Add the counters to a JSON object (dstm-client's "counters"): lw4o6_*, drop_port_set_full. */
+void lw_nat_counters_json(const struct lw_nat *n, json_t *o);
 
 #endif

@@ -13,14 +13,17 @@
 #include <openssl/ssl.h>
 
 #include "client/client.h"
+#include "client/lw4o6.h"
 #include "common/log.h"
+#include "dataplane/tun.h"
 #include "dhcp6/d6.h"
 #include "netlink/nl.h"
 #include "tsp/tsp.h"
 
 #define CLIENT_PKT_MAX  65536
-#define CLIENT_BURST    64   /* packets per readiness event, each way */
-#define RELEASE_WAIT_MS 3000 /* for the server's answer to our release */
+#define CLIENT_BURST    64    /* packets per readiness event, each way */
+#define CLIENT_RX_SLOT  65536 /* a packet from the TEP, merged by GRO perhaps */
+#define RELEASE_WAIT_MS 3000  /* for the server's answer to our release */
 
 /* ---- The Dynamic Tunnel Interface (tunnel.c) ---- */
 
@@ -44,7 +47,11 @@
 	X(drop_tun_write)        \
 	X(icmp_frag_needed_sent) \
 	X(mtu_updates)           \
-	X(backpressure_waits)
+	X(backpressure_waits)    \
+	X(tun_rx_gso)            \
+	X(tun_tx_coalesced)      \
+	X(tunnel_tx_batches)     \
+	X(drop_offload)
 
 struct tunnel_counters {
 #define TUN_X(n) uint64_t n;
@@ -67,8 +74,28 @@ struct client_tunnel {
 	struct event *ev_tun, *ev_raw, *ev_raw_out, *ev_early, *ev_mtu;
 	uint8_t pending[CLIENT_PKT_MAX]; /* one packet waiting for the socket */
 	size_t pending_len;
+
+	/* Offloads (tun.h): TCP super-packets in, coalesced segments out. */
+	bool vnet, offloaded;
+	struct tun_rx *rx;
+	struct tun_gro *gro;
+	/* A batch toward the TEP (sendmmsg), packets pointing into rx. */
+	struct {
+		unsigned n, done;
+		struct sockaddr_in6 to;
+		struct mmsghdr m[TUN_SEGS_MAX];
+		struct iovec iov[TUN_SEGS_MAX];
+	} tx;
+	/* A batch from the TEP (recvmmsg). */
+	struct {
+		uint8_t *buf; /* CLIENT_BURST slots of CLIENT_RX_SLOT bytes */
+		struct mmsghdr m[CLIENT_BURST];
+		struct iovec iov[CLIENT_BURST];
+		struct sockaddr_in6 from[CLIENT_BURST];
+	} rxb;
 	struct tunnel_counters n;
 	struct log_rl rl;
+	struct lw_nat *nat; /* an lwB4's port translation (lw4o6.h), or NULL */
 };
 
 /* Open the TUN device (on-demand: placeholder + routes) and the raw socket. */
@@ -84,8 +111,8 @@ void tunnel_flush(struct client_tunnel *t);
 void tunnel_reset(struct client_tunnel *t);
 /* Inner MTU = IPv6 path MTU - 40 toward `toward`. */
 void tunnel_update_mtu(struct client_tunnel *t, const struct in6_addr *toward);
-/* DESIGN §7: GRO off on the interface that holds our IPv6 address. */
-void tunnel_gro_off(struct client_tunnel *t);
+/* DESIGN §7: GRO on the interface that holds our IPv6 address: on with offloads, else off. */
+void tunnel_gro_setup(struct client_tunnel *t);
 
 /* ---- The TSP access module (access_tsp.c) ---- */
 

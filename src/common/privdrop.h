@@ -1,5 +1,5 @@
 /*
- * Least privilege for the daemons (STYLE "Least privilege", issue 7): give
+ * Least privilege for the daemons (STYLE "Least privilege"): give
  * up root for an unprivileged user while keeping only the capabilities a
  * daemon still needs, then confine the rest of its life to the system
  * calls an event-loop network daemon makes (seccomp-bpf allow-list).

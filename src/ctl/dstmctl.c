@@ -1,7 +1,8 @@
 /*
  * dstmctl: the operator's command line for every daemon of the suite.
- * It knows no command by heart beyond a few positional shorthands: it
- * sends COMMAND with its arguments over the daemon's control socket
+ * It checks COMMAND and its arguments against the table of verbs.c (a
+ * usage error before anything is sent), then sends them over the daemon's
+ * control socket
  * (src/common/ctl.h, doc/internals.md) and shows the result for people
  * (an array of objects as a table, an object as "key  value" lines) or
  * passes it through unchanged with --json. Exit status: 0 success,
@@ -14,133 +15,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/args.h"
 #include "common/ctl.h"
 #include "ctl/lease_verbs.h"
+#include "ctl/verbs.h"
 
 #define DSTMCTL_DEFAULT_SOCKET "/run/dstm/dstmd.sock"
 #define DSTMCTL_MAX_COLUMNS    64
 
-/* Arguments that may be given by position instead of as KEY=VALUE. */
-static const struct {
-	const char *command;
-	const char *keys[3];
-} positional[] = {
-    {"revoke", {"address"}},
-    {"binding-add", {"ipv4", "ipv6"}},
-    {"binding-del", {"ipv4"}},
-};
-
 static void
 usage(FILE *f)
 {
-	fputs("usage: dstmctl [-s SOCKET] [--json] [-t SECONDS] COMMAND [KEY=VALUE | ARG]...\n"
+	fputs("usage: dstmctl [-s SOCKET] [--json] [-t SECONDS] COMMAND [ARG]...\n"
+	      "       dstmctl --version\n"
 	      "\n"
 	      "Talks to a daemon's control socket: -s SOCKET, else $DSTMCTL_SOCKET, else\n" //
 	      "  " DSTMCTL_DEFAULT_SOCKET ".\n"
-	      "\n"
-	      "Commands:\n"
-	      "  every daemon  status                  what it is doing\n"
-	      "                counters                its named counters\n"
-	      "  dstmd         leases [--pool NAME] [--state active|quarantine|all] [--all]\n"
-	      "                       [--client ID] [--limit N] [--after ADDRESS[:PORT]]\n"
-	      "                                        the leases (IPv4, client, TEP, expiry),\n"
-	      "                                        fetched page by page\n"
-	      "                history ADDRESS [--at TIME] | history --client ID\n"
-	      "                                        who held an address when, or what a\n"
-	      "                                        client held (TIME: 2026-03-03T10:14Z)\n"
-	      "                pools                   the pools and how full they are\n"
-	      "                revoke ADDRESS          end the lease of an IPv4 address\n"
-	      "  dstm-tep      bindings                the IPv4 -> IPv6 binding table\n"
-	      "                binding-add IPV4 IPV6   add a binding by hand\n"
-	      "                binding-del IPV4        remove a binding\n"
-	      "  dstm-client   status                  lease, TEP and interface state\n"
-	      "\n"
-	      "Arguments are KEY=VALUE (an integer VALUE is sent as a number) or\n"
-	      "KEY:=JSON for any JSON value; the commands above also take them by position.\n"
+	      "\n",
+	      f);
+	verbs_usage(f);
+	fputs("\n"
+	      "Arguments are KEY=VALUE, --KEY VALUE, KEY:=JSON, or by position where the\n"
+	      "synopsis shows an upper-case name; each is checked before it is sent.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -s, --socket SOCKET   the control socket\n"
 	      "  -j, --json            print the daemon's result as JSON, unchanged\n"
 	      "  -t, --timeout SECONDS how long to wait for the reply (default 5)\n"
+	      "  -V, --version         the version of dstmctl\n"
 	      "  -h, --help            this text\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the daemon answered with an error,\n"
 	      "2 usage error or the daemon cannot be reached. See dstmctl(8).\n",
 	      f);
-}
-
-/* "123" or "-5" as an integer; anything else stays a string. */
-static json_t *
-arg_value(const char *s)
-{
-	const char *p = s;
-	char *end;
-	long long v;
-
-	if (*p == '-')
-		p++;
-	if (*p == '\0' || strspn(p, "0123456789") != strlen(p) || strlen(p) > 18)
-		return json_string(s);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return json_string(s);
-	return json_integer(v);
-}
-
-/* Build the args object from the words after COMMAND; NULL after a usage message. */
-static json_t *
-parse_args(const char *command, int argc, char **argv)
-{
-	json_t *args = json_object(), *v;
-	const char *const *keys = NULL;
-	size_t i, npos = 0;
-	int k;
-
-	for (i = 0; i < sizeof(positional) / sizeof(positional[0]); i++)
-		if (strcmp(positional[i].command, command) == 0)
-			keys = positional[i].keys;
-	for (k = 0; k < argc; k++) {
-		char *eq = strchr(argv[k], '=');
-		char key[256];
-
-		if (eq && eq != argv[k] && (size_t)(eq - argv[k]) < sizeof(key)) {
-			size_t klen = (size_t)(eq - argv[k]);
-			bool raw = argv[k][klen - 1] == ':';
-
-			memcpy(key, argv[k], klen - raw);
-			key[klen - raw] = '\0';
-			if (raw) {
-				json_error_t jerr;
-
-				v = json_loads(eq + 1, JSON_DECODE_ANY, &jerr);
-				if (v == NULL) {
-					fprintf(stderr, "dstmctl: %s: bad JSON: %s\n", key,
-					        jerr.text);
-					goto fail;
-				}
-			} else {
-				v = arg_value(eq + 1);
-			}
-			if (key[0] == '\0') {
-				json_decref(v);
-				fprintf(stderr, "dstmctl: %s: empty key\n", argv[k]);
-				goto fail;
-			}
-			json_object_set_new(args, key, v);
-			continue;
-		}
-		if (keys == NULL || npos >= 3 || keys[npos] == NULL) {
-			fprintf(stderr, "dstmctl: %s: unexpected argument (use KEY=VALUE)\n",
-			        argv[k]);
-			goto fail;
-		}
-		json_object_set_new(args, keys[npos++], arg_value(argv[k]));
-	}
-	return args;
-fail:
-	json_decref(args);
-	return NULL;
 }
 
 /* A scalar as a person reads it; nested values as compact JSON. Caller frees. */
@@ -176,7 +83,11 @@ is_table(json_t *v)
 	return true;
 }
 
-/* An array of objects: columns are the keys of the first object, in order. */
+/*
+ * An array of objects: columns are the keys of the rows in the order they
+ * first appear (rows of one table may differ: a PSID binding shows its
+ * set where a range shows port_lo and port_hi); a row without one shows -.
+ */
 static void
 print_table(json_t *rows)
 {
@@ -187,12 +98,17 @@ print_table(json_t *rows)
 	json_t *row, *v;
 	char *t;
 
-	json_object_foreach(json_array_get(rows, 0), key, v)
+	json_array_foreach(rows, i, row)
 	{
-		if (ncols == DSTMCTL_MAX_COLUMNS)
-			break;
-		cols[ncols] = key;
-		width[ncols++] = strlen(key);
+		json_object_foreach(row, key, v)
+		{
+			for (c = 0; c < ncols && strcmp(cols[c], key) != 0; c++)
+				;
+			if (c < ncols || ncols == DSTMCTL_MAX_COLUMNS)
+				continue;
+			cols[ncols] = key;
+			width[ncols++] = strlen(key);
+		}
 	}
 	json_array_foreach(rows, i, row)
 	{
@@ -292,12 +208,11 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
 	};
+	const struct verb *verb;
 	const char *path = NULL, *command;
 	bool as_json = false;
 	double timeout = 5.0;
@@ -305,7 +220,7 @@ main(int argc, char **argv)
 	json_t *args, *result;
 	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "+s:jt:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+s:jt:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			path = optarg;
@@ -323,6 +238,9 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			print_version(stdout, "dstmctl");
+			return 0;
 		default:
 			usage(stderr);
 			return 2;
@@ -337,16 +255,23 @@ main(int argc, char **argv)
 		path = getenv("DSTMCTL_SOCKET");
 	if (path == NULL || path[0] == '\0')
 		path = DSTMCTL_DEFAULT_SOCKET;
-	/* Verbs with options of their own (lease_verbs.c). */
+	if (!(verb = verb_find(command))) {
+		fprintf(stderr, "dstmctl: unknown command \"%s\"\n", command);
+		usage(stderr);
+		return 2;
+	}
+	/* Verbs with options and paging of their own (lease_verbs.c). */
 	if (!strcmp(command, "leases"))
 		return dstmctl_leases(path, argc - optind, argv + optind, as_json,
 		                      (unsigned)(timeout * 1000));
 	if (!strcmp(command, "history"))
 		return dstmctl_history(path, argc - optind, argv + optind, as_json,
 		                       (unsigned)(timeout * 1000));
-	args = parse_args(command, argc - optind - 1, argv + optind + 1);
-	if (args == NULL)
+	args = verb_parse(verb, argc - optind - 1, argv + optind + 1, err, sizeof(err));
+	if (args == NULL) {
+		fprintf(stderr, "dstmctl: %s\n(dstmctl --help lists every command)\n", err);
 		return 2;
+	}
 	rc =
 	    ctl_request(path, command, args, (unsigned)(timeout * 1000), &result, err, sizeof(err));
 	json_decref(args);

@@ -74,7 +74,7 @@ bt_new_pools(const uint32_t *base, const unsigned *plen, unsigned n)
 
 	for (unsigned i = 0; i < n; i++)
 		total += 1ull << (32 - plen[i]);
-	if (n > BT_MAX_DIRECT || total > BT_DIRECT_MAX)
+	if (n > BT_DIRECT_POOLS || total > BT_DIRECT_MAX)
 		/* Wide pools: a hash presized for a million addresses, grown past that. */
 		return bt_new((size_t)(total < (1u << 20) ? total : (1u << 20)));
 	if (!(bt = bt_new(64)))

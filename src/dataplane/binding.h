@@ -20,9 +20,10 @@
  *                               or psid,offset,len (BT_F_PSID)
  *
  * A lookup touches one hash line and one record line (plus the group of a
- * shared address); bt_prefetch() lets a caller issue the first miss for a
- * whole batch before resolving any, and bt_slot_ref() the second, so the
- * misses of 32 packets overlap (after Snabb lwAFTR's batched lookups).
+ * shared address); bt_prefetch() lets a caller issue the first miss (hash
+ * line or direct ref) for a whole batch before bt_find_hashed() resolves
+ * any, so the misses of 32 packets overlap
+ * (after Snabb lwAFTR's batched lookups).
  * Records are reached by index through a small chunk directory, so the
  * table grows without moving a record and without stalling lookups.
  *
@@ -99,9 +100,10 @@ struct bt *bt_new(size_t addresses);
  * addresses are indexed directly (a 4-byte ref per pool address instead
  * of a hash slot, so a lookup is one load with no probing), as long as
  * they number at most 4,194,304; beyond that, a hash sized for them.
- * Addresses outside the pools still work, through the hash.
+ * Addresses outside the pools still work, through the hash. More than
+ * BT_DIRECT_POOLS pools are hashed too.
  */
-#define BT_MAX_DIRECT 16
+#define BT_DIRECT_POOLS 16
 struct bt *bt_new_pools(const uint32_t *base, const unsigned *plen, unsigned n);
 void bt_free(struct bt *bt);
 

@@ -51,7 +51,7 @@ struct bt {
 	struct bt_direct {
 		uint32_t base, size;
 		uint32_t *ref;
-	} direct[BT_MAX_DIRECT];
+	} direct[BT_DIRECT_POOLS];
 };
 
 static inline uint32_t

@@ -28,7 +28,7 @@
  * Every packet that is not forwarded increments exactly one drop counter.
  *
  * Injection (whitepaper 004: tunnels are "vulnerable to packet
- * injection"; issue 7). Beyond the source filter:
+ * injection"). Beyond the source filter:
  *  - ICMPv4 errors carry someone else's packet, so the quote is filtered
  *    too. One without a quoted IPv4 header is dropped
  *    (drop_icmp4_quote_bad). One a client sends must quote a packet sent

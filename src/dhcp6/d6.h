@@ -238,6 +238,12 @@ enum d6_drop d6_validate_server(const struct d6_msg *m, const uint8_t *our_duid,
 int d6_name_encode(const char *name, uint8_t *out, size_t cap);
 /* Wire form to dotted text (at most cap-1 characters); false if malformed. */
 bool d6_name_decode(const uint8_t *p, size_t n, char *out, size_t cap);
+/*
+ * The same, for a buffer that may hold several names (RFC 8973 §5.1.3):
+ * 0 with *used the wire length of the first, or -EBADMSG / -EINVAL.
+ * Labels are letters, digits, '-' and '_' only (names are printed).
+ */
+int d6_name_decode_n(const uint8_t *p, size_t n, char *out, size_t cap, size_t *used);
 
 /* ---- Authentication (RFC 3315 §21.4 delayed, RFC 8415 §20.4 reconfigure key) ---- */
 
@@ -296,6 +302,7 @@ struct d6_grant {
 };
 #define D6_GRANT_NEW   0x1u
 #define D6_GRANT_MOVED 0x2u
+#define D6_GRANT_OFFER 0x4u /* find(): an offer no request confirmed yet */
 
 struct d6_lease_ops {
 	/*
@@ -305,10 +312,12 @@ struct d6_lease_ops {
 	 * -EADDRNOTAVAIL (want_v4 not the client's or not free), -ENETUNREACH
 	 * (no TEP serves v6), -EACCES (v6 may never hold a lease), -EPERM
 	 * (the identity's lease is bound to another address and the message
-	 * is not authenticated: nothing changed), -EIO.
+	 * is not authenticated: nothing changed), -EDQUOT (a new lease its
+	 * /64's quota or rate does not admit), -EIO.
 	 */
 	int (*acquire)(void *arg, const char *identity, const struct in6_addr *v6, bool authed,
 	               uint32_t want_v4, int64_t now, struct d6_grant *g);
+	/* (after acquire(), at the end of this struct: see count_64 and hold) */
 	/* The identity's active lease: 0 or -ENOENT. */
 	int (*find)(void *arg, const char *identity, struct d6_grant *g);
 	/*
@@ -327,6 +336,17 @@ struct d6_lease_ops {
 	 */
 	int (*acquire_lw)(void *arg, const char *identity, uint32_t want_v4, int64_t now,
 	                  struct d6_grant *g);
+	/*
+	 * The active leases of the clients of the /64 of v6 (the per-/64
+	 * limit; the engine keeps no state per /64 of its own). NULL: none.
+	 */
+	unsigned (*count_64)(void *arg, const struct in6_addr *v6);
+	/*
+	 * The lease of `identity`, just granted or renewed for an Advertise,
+	 * is an offer that lasts `seconds` unless a request confirms it (a
+	 * lease the client confirmed already is left alone). NULL: none.
+	 */
+	int (*hold)(void *arg, const char *identity, uint32_t seconds, int64_t now);
 };
 
 enum d6_form_mask {
@@ -357,6 +377,8 @@ struct d6_server_config {
 	size_t nrelays;
 	unsigned max_per_duid; /* leases one DUID may hold (0: no limit) */
 	unsigned max_per_64;   /* leases the clients of one /64 may hold (0: no limit) */
+	unsigned max_clients;  /* DUIDs remembered (replay, reconfigure key); 0: 16384 */
+	uint32_t offer_hold;   /* seconds an Advertise holds its address (0: the lease's) */
 };
 
 struct d6_server_counters {
@@ -368,6 +390,8 @@ struct d6_server_counters {
 	uint64_t auth_ok, auth_refused;
 	uint64_t refused_foreign; /* an IA's lease is bound to another address (-EPERM) */
 	uint64_t refused_address; /* the verified address may never hold a lease (-EACCES) */
+	uint64_t evicted_clients; /* DUIDs forgotten, least recently heard first */
+	uint64_t clients_now;     /* DUIDs remembered now */
 };
 
 struct d6_server;

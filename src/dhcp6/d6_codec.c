@@ -614,38 +614,57 @@ d6_name_encode(const char *name, uint8_t *out, size_t cap)
 	return (int)o;
 }
 
+int
+d6_name_decode_n(const uint8_t *p, size_t n, char *out, size_t cap, size_t *used)
+{
+	struct cur c = cur_make(p, n);
+	size_t o = 0, wire = 0;
+
+	if (cap == 0)
+		return -EINVAL;
+	out[0] = '\0';
+	/* At most 128 labels fit in 255 bytes: the wire length bounds the loop. */
+	for (;;) {
+		uint8_t ll = cur_u8(&c);
+		const uint8_t *lab;
+
+		if (c.err)
+			return -EBADMSG;
+		wire += 1 + (size_t)ll;
+		if (wire > 255)
+			return -EBADMSG;
+		if (ll == 0)
+			break;
+		/* RFC 8415 §10: no compression in DHCP options; 0x40/0x80 are not lengths. */
+		if (ll > 63)
+			return -EBADMSG;
+		lab = cur_bytes(&c, ll);
+		if (!lab || o + (o ? 1 : 0) + ll + 1 > cap)
+			return -EBADMSG;
+		if (o)
+			out[o++] = '.';
+		for (size_t i = 0; i < ll; i++) {
+			uint8_t ch = lab[i];
+
+			/* A name we print or log: LDH, plus '_' for service labels (RFC 6763 §7). */
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+				return -EBADMSG;
+			out[o++] = (char)ch;
+		}
+		out[o] = '\0';
+	}
+	if (o == 0)
+		return -EBADMSG; /* the root alone names nothing */
+	if (used)
+		*used = n - c.left;
+	return 0;
+}
+
 bool
 d6_name_decode(const uint8_t *p, size_t n, char *out, size_t cap)
 {
-	size_t i = 0, o = 0;
-
-	if (cap == 0)
-		return false;
-	for (unsigned labels = 0; labels < 128; labels++) {
-		uint8_t l;
-
-		if (i >= n)
-			return false;
-		l = p[i++];
-		if (l == 0) {
-			out[o] = '\0';
-			return o > 0;
-		}
-		if (l > 63 || i + l > n || o + l + 2 > cap)
-			return false;
-		if (o)
-			out[o++] = '.';
-		for (unsigned k = 0; k < l; k++) {
-			uint8_t ch = p[i + k];
-			/* A name we print or log: letters, digits, '-' and '_' only. */
-			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
-				return false;
-			out[o++] = (char)ch;
-		}
-		i += l;
-	}
-	return false;
+	return d6_name_decode_n(p, n, out, cap, NULL) == 0;
 }
 
 /* ---- The client's tunnel address ---- */

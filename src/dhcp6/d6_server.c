@@ -45,15 +45,25 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/hash.h"
 #include "dhcp6/d6.h"
 
-#define CLIENT_BUCKETS (1u << 16)
-#define NET_BUCKETS    (1u << 12)
-#define DUID_TRACK_MAX 16
+#define CLIENT_BUCKETS      (1u << 16)
+#define CLIENTS_MAX_DEFAULT 16384
+#define DUID_TRACK_MAX      16
 
-/* What the server remembers of one client DUID (not durable: see dstmd(8)). */
+/*
+ * What the server remembers of one client DUID (not durable: see
+ * dstmd(8)). Anyone can make one with a Solicit of a new DUID, so there
+ * are at most cfg.max_clients of them: a new one takes the place of the
+ * one heard least recently (the LRU list). Forgetting a DUID loses its
+ * replay counter, its reconfigure key (no Reconfigure then: it learns at
+ * its next Renew) and the IAIDs of the per-DUID limit; the per-/64 limit,
+ * which the lease manager counts, still bounds what one host holds.
+ */
 struct client_ent {
 	struct client_ent *next;
+	struct client_ent *lru_prev, *lru_next; /* head: heard most recently */
 	uint8_t duid[D6_DUID_MAX + 2];
 	size_t duid_len;
 	bool has_replay, has_reconf;
@@ -64,14 +74,6 @@ struct client_ent {
 	uint32_t iaid[DUID_TRACK_MAX];
 };
 
-/* The leases granted to the clients of one /64 (the per-/64 limit). */
-struct net_ent {
-	struct net_ent *next;
-	uint8_t prefix[8];
-	unsigned n;
-	char **ids;
-};
-
 struct d6_server {
 	struct d6_server_config cfg;
 	const struct d6_lease_ops *ops;
@@ -79,18 +81,15 @@ struct d6_server {
 	struct d6_server_counters ctr;
 	uint64_t replay;
 	struct client_ent **clients;
-	struct net_ent **nets;
+	struct client_ent *lru_head, *lru_tail;
 	size_t nclients;
 };
 
+/* DUIDs and /64s come from strangers: the tree's keyed hash (common/hash.h). */
 static uint32_t
 fnv(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
+	return (uint32_t)hash_bytes(p, n);
 }
 
 struct d6_server *
@@ -106,9 +105,10 @@ d6_server_new(const struct d6_server_config *cfg, const struct d6_lease_ops *ops
 	s->arg = arg;
 	/* RFC 3315 §21.3: a monotonically increasing counter; time-based survives restarts. */
 	s->replay = (uint64_t)now << 32;
+	if (!s->cfg.max_clients)
+		s->cfg.max_clients = CLIENTS_MAX_DEFAULT;
 	s->clients = calloc(CLIENT_BUCKETS, sizeof(*s->clients));
-	s->nets = calloc(NET_BUCKETS, sizeof(*s->nets));
-	if (!s->clients || !s->nets) {
+	if (!s->clients) {
 		d6_server_free(s);
 		return NULL;
 	}
@@ -125,23 +125,61 @@ d6_server_free(struct d6_server *s)
 			n = e->next;
 			free(e);
 		}
-	for (size_t i = 0; s->nets && i < NET_BUCKETS; i++)
-		for (struct net_ent *e = s->nets[i], *n; e; e = n) {
-			n = e->next;
-			for (unsigned k = 0; k < e->n; k++)
-				free(e->ids[k]);
-			free(e->ids);
-			free(e);
-		}
 	free(s->clients);
-	free(s->nets);
 	free(s);
 }
 
 const struct d6_server_counters *
 d6_server_counters(const struct d6_server *s)
 {
+	((struct d6_server *)s)->ctr.clients_now = s->nclients;
 	return &s->ctr;
+}
+
+static void
+lru_unlink(struct d6_server *s, struct client_ent *e)
+{
+	if (e->lru_prev)
+		e->lru_prev->lru_next = e->lru_next;
+	else
+		s->lru_head = e->lru_next;
+	if (e->lru_next)
+		e->lru_next->lru_prev = e->lru_prev;
+	else
+		s->lru_tail = e->lru_prev;
+	e->lru_prev = e->lru_next = NULL;
+}
+
+static void
+lru_push(struct d6_server *s, struct client_ent *e)
+{
+	e->lru_prev = NULL;
+	e->lru_next = s->lru_head;
+	if (s->lru_head)
+		s->lru_head->lru_prev = e;
+	else
+		s->lru_tail = e;
+	s->lru_head = e;
+}
+
+/* Forget the DUID heard least recently (the cap is reached). */
+static void
+client_evict(struct d6_server *s)
+{
+	struct client_ent *e = s->lru_tail, **pp;
+
+	if (!e)
+		return;
+	lru_unlink(s, e);
+	for (pp = &s->clients[fnv(e->duid, e->duid_len) & (CLIENT_BUCKETS - 1)]; *pp;
+	     pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	free(e);
+	s->nclients--;
+	s->ctr.evicted_clients++;
 }
 
 static struct client_ent *
@@ -151,14 +189,22 @@ client_get(struct d6_server *s, const uint8_t *duid, size_t len, bool create)
 	struct client_ent *e;
 
 	for (e = s->clients[b]; e; e = e->next)
-		if (e->duid_len == len && !memcmp(e->duid, duid, len))
+		if (e->duid_len == len && !memcmp(e->duid, duid, len)) {
+			lru_unlink(s, e);
+			lru_push(s, e);
 			return e;
-	if (!create || len > sizeof(e->duid) || !(e = calloc(1, sizeof(*e))))
+		}
+	if (!create || len > sizeof(e->duid))
+		return NULL;
+	if (s->nclients >= s->cfg.max_clients)
+		client_evict(s);
+	if (!(e = calloc(1, sizeof(*e))))
 		return NULL;
 	memcpy(e->duid, duid, len);
 	e->duid_len = len;
 	e->next = s->clients[b];
 	s->clients[b] = e;
+	lru_push(s, e);
 	s->nclients++;
 	return e;
 }
@@ -200,51 +246,12 @@ duid_limit_ok(struct d6_server *s, const struct d6_msg *m, uint32_t iaid)
 	return true;
 }
 
-static struct net_ent *
-net_get(struct d6_server *s, const struct in6_addr *v6)
-{
-	uint32_t b = fnv(v6->s6_addr, 8) & (NET_BUCKETS - 1);
-	struct net_ent *e;
-
-	for (e = s->nets[b]; e; e = e->next)
-		if (!memcmp(e->prefix, v6->s6_addr, 8))
-			return e;
-	if (!(e = calloc(1, sizeof(*e))))
-		return NULL;
-	if (!(e->ids = calloc(s->cfg.max_per_64, sizeof(*e->ids)))) {
-		free(e);
-		return NULL;
-	}
-	memcpy(e->prefix, v6->s6_addr, 8);
-	e->next = s->nets[b];
-	s->nets[b] = e;
-	return e;
-}
-
+/* The per-/64 limit, counted by the lease manager: nothing kept here per /64. */
 static bool
-net_limit_ok(struct d6_server *s, const struct in6_addr *v6, const char *identity)
+net_limit_ok(struct d6_server *s, const struct in6_addr *v6)
 {
-	struct net_ent *e;
-	struct d6_grant g;
-	unsigned k = 0;
-
-	if (!s->cfg.max_per_64)
-		return true;
-	if (!(e = net_get(s, v6)))
-		return false;
-	for (unsigned i = 0; i < e->n; i++) {
-		if (s->ops->find(s->arg, e->ids[i], &g) == 0 &&
-		    !memcmp(g.v6.s6_addr, e->prefix, 8) && strcmp(e->ids[i], identity) != 0)
-			e->ids[k++] = e->ids[i];
-		else
-			free(e->ids[i]);
-	}
-	e->n = k;
-	if (e->n >= s->cfg.max_per_64)
-		return false;
-	if ((e->ids[e->n] = strdup(identity)))
-		e->n++;
-	return true;
+	return !s->cfg.max_per_64 || !s->ops->count_64 ||
+	       s->ops->count_64(s->arg, v6) < s->cfg.max_per_64;
 }
 
 /* ---- Serving IAs ---- */
@@ -283,7 +290,7 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	const struct d6_ia *ia = &t->m.ia[i];
 	struct d6_ia_out *o = &t->out[i];
 	struct d6_grant g;
-	bool exists;
+	bool exists, was_offer;
 	uint32_t want = hint_v4(ia);
 	bool lw = t->lw && ia->code == D6_OPT_IA_NA && !ia->global_v4;
 	int rc;
@@ -309,12 +316,13 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
-	if (!exists && (!duid_limit_ok(s, &t->m, ia->iaid) ||
-	                (!lw && !net_limit_ok(s, &t->client_v6, o->identity)))) {
+	if (!exists &&
+	    (!duid_limit_ok(s, &t->m, ia->iaid) || (!lw && !net_limit_ok(s, &t->client_v6)))) {
 		s->ctr.drop[D6_DROP_RATE]++;
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
+	was_offer = exists && (g.flags & D6_GRANT_OFFER);
 	if (exists)
 		want = g.v4;
 	if (lw)
@@ -332,6 +340,8 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	}
 	if (rc == -EACCES)
 		s->ctr.refused_address++;
+	if (rc == -EDQUOT)
+		s->ctr.drop[D6_DROP_RATE]++; /* the caller's per-/64 quota or rate */
 	if (rc != 0) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
@@ -346,8 +356,12 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	} else {
 		s->ctr.renewed++;
 	}
-	if (t->reply_type == D6_ADVERTISE)
+	if (t->reply_type == D6_ADVERTISE) {
+		/* An Advertise grants nothing: a new lease (or an offer) is held briefly. */
+		if (s->cfg.offer_hold && s->ops->hold && ((g.flags & D6_GRANT_NEW) || was_offer))
+			s->ops->hold(s->arg, o->identity, s->cfg.offer_hold, t->now);
 		return;
+	}
 	t->wait_commit = true;
 	/* A new or moved binding, or the Request that completes a Solicit, goes to the TEP. */
 	o->push = (g.flags & (D6_GRANT_NEW | D6_GRANT_MOVED)) || t->m.type == D6_REQUEST ||
@@ -580,13 +594,21 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 		bool onlink = true;
 
 		for (unsigned i = 0; i < t->m.nia; i++) {
+			struct d6_grant g;
 			uint32_t v4;
+
 			if (!t->m.ia[i].naddrs)
 				continue;
 			naddr++;
-			if (!addr_is_v4_mapped(&t->m.ia[i].addr, &v4) ||
-			    !s->ops->in_pool(s->arg, v4))
+			if (addr_is_v4_mapped(&t->m.ia[i].addr, &v4)) {
+				if (!s->ops->in_pool(s->arg, v4))
+					onlink = false;
+			} else if (!s->ops->acquire_lw ||
+			           s->ops->find(s->arg, t->out[i].identity, &g) != 0 ||
+			           memcmp(&g.v6, &t->m.ia[i].addr, 16) != 0) {
+				/* lw4o6: only the address this server gave that IA. */
 				onlink = false;
+			}
 		}
 		/* RFC 8415 §18.3.3: no address, no reply. */
 		if (naddr == 0)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/args.h"
 #include "common/cfg.h"
 #include "common/log.h"
 #include "dots/dots_io.h"
@@ -28,6 +29,7 @@ usage(FILE *f)
 	fprintf(f, "usage: dots-discover [-46] [-i IFACE]... [-m METHOD]... [-t TRANSPORT]...\n"
 	           "                     [-c CONFIG] [-s SERVER]... [-a ANYCAST]... [-d DOMAIN]\n"
 	           "                     [-D ADDR[@PORT]] [-T MS] [--first] [--json] [-v] [-n]\n"
+	           "       dots-discover --version\n"
 	           "methods: explicit dhcp s-naptr dns-sd mdns anycast\n"
 	           "transports: signal.udp signal.tcp data.tcp call-home.udp call-home.tcp\n");
 }
@@ -353,6 +355,7 @@ main(int argc, char **argv)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"check", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct dots_opts o = {.timeout_ms = 3000, .d4fmt = DOTS_D4_RFC8973};
@@ -366,7 +369,7 @@ main(int argc, char **argv)
 	struct dots_anycast cli_any[MAX_ANYCAST];
 
 	log_init(1, 0, "dots-discover");
-	while ((ch = getopt_long(argc, argv, "46i:m:t:c:s:a:d:D:T:jvnh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "46i:m:t:c:s:a:d:D:T:jvnhV", lo, NULL)) != -1) {
 		switch (ch) {
 		case '4':
 			o.v4 = true;
@@ -487,6 +490,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			print_version(stdout, "dots-discover");
 			return 0;
 		default:
 			usage(stderr);

@@ -109,15 +109,11 @@ const char *dots_dnssd_service(enum dots_transport t, unsigned i);
 /* ---- domain names, RFC 8415 §10 / RFC 1035 §3.1 (no compression) ---- */
 
 /*
- * Decode the first name of `p` into dotted text without the final dot.
- * A name needs its root label; labels are at most 63 bytes, the name at
- * most 255; only letters, digits, '-' and '_' pass (a name is logged and
- * used as a PKIX reference identifier). *used gets the bytes consumed.
- * 0, or -EBADMSG.
+ * The wire form of names is src/dhcp6's: d6_name_encode() and
+ * d6_name_decode_n() (the first name of a buffer and its length; letters,
+ * digits, '-' and '_' only, since a name is logged and used as a PKIX
+ * reference identifier).
  */
-int dots_name_decode(const uint8_t *p, size_t n, char *out, size_t cap, size_t *used);
-/* Encode dotted text (a trailing dot is allowed) as wire labels. */
-int dots_name_encode(const char *name, uint8_t *out, size_t cap, size_t *len);
 /* Validate text, as a config file or option 15 gives it (trailing dot dropped). */
 bool dots_name_valid(const char *name);
 /* Case-insensitive name comparison, a trailing dot ignored. */

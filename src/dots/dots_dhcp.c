@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dhcp6/d6.h"
 #include "dots/dots.h"
 
 const uint8_t dots_d4_prl[4] = {D4_OPT_DOTS_RI, D4_OPT_DOTS_ADDRESS, D4_OPT_ACCESS_DOMAIN,
@@ -53,7 +54,7 @@ take_ri(const uint8_t *v, size_t n, struct dots_dhcp_info *info)
 {
 	size_t used;
 
-	if (dots_name_decode(v, n, info->ri, sizeof(info->ri), &used) < 0) {
+	if (d6_name_decode_n(v, n, info->ri, sizeof(info->ri), &used) < 0) {
 		info->st.bad_ri++;
 		info->ri[0] = '\0';
 		return;
@@ -84,7 +85,7 @@ take_domain(const uint8_t *v, size_t n, bool access, struct dots_dhcp_info *info
 {
 	char name[DOTS_NAME_MAX];
 
-	if (dots_name_decode(v, n, name, sizeof(name), NULL) < 0) {
+	if (d6_name_decode_n(v, n, name, sizeof(name), NULL) < 0) {
 		info->st.bad_domain++;
 		return;
 	}

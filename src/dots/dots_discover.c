@@ -14,49 +14,6 @@
 
 #include "dots/dots_int.h"
 
-void
-dots_run_init(struct dots_run *r)
-{
-	memset(r, 0, sizeof(*r));
-	dots_list_init(&r->list);
-}
-
-void
-dots_run_free(struct dots_run *r)
-{
-	dots_list_free(&r->list);
-	free(r->ev);
-	memset(r, 0, sizeof(*r));
-}
-
-void
-dots_event(struct dots_ctx *x, const char *fmt, ...)
-{
-	struct dots_run *r = x->r;
-	struct dots_event *e;
-	va_list ap;
-
-	if (r->nev == r->capev) {
-		size_t cap = r->capev ? r->capev * 2 : 32;
-		struct dots_event *v;
-
-		if (cap > 4096)
-			return; /* bounded: a hostile network cannot grow the log forever */
-		v = realloc(r->ev, cap * sizeof(*v));
-		if (!v)
-			return;
-		r->ev = v;
-		r->capev = cap;
-	}
-	e = &r->ev[r->nev++];
-	snprintf(e->ifname, sizeof(e->ifname), "%s", x->ifname);
-	e->family = x->family;
-	e->method = x->method;
-	va_start(ap, fmt);
-	vsnprintf(e->text, sizeof(e->text), fmt, ap);
-	va_end(ap);
-}
-
 static bool
 want(const struct dots_opts *o, enum dots_method m)
 {

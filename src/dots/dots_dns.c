@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dhcp6/d6.h"
 #include "dots/dots.h"
 
 #define DNS_MAX_HOPS 64 /* compression pointers followed for one name */
@@ -214,7 +215,6 @@ dots_dns_build_query(uint16_t id, const char *name, uint16_t qtype, bool qu, boo
                      size_t cap, size_t *len)
 {
 	struct wcur w = wcur_make(buf, cap);
-	size_t nl;
 	int rc;
 
 	*len = 0;
@@ -226,10 +226,13 @@ dots_dns_build_query(uint16_t id, const char *name, uint16_t qtype, bool qu, boo
 	w_u16(&w, 0);
 	if (w.err)
 		return -EMSGSIZE;
-	rc = dots_name_encode(name, w.p, w.left, &nl);
+	if (!dots_name_valid(name))
+		return -EINVAL;
+	/* A valid name fails to encode only for want of room. */
+	rc = d6_name_encode(name, w.p, w.left);
 	if (rc < 0)
-		return rc;
-	(void)w_reserve(&w, nl);
+		return -EMSGSIZE;
+	(void)w_reserve(&w, (size_t)rc);
 	w_u16(&w, qtype);
 	w_u16(&w, (uint16_t)(1 | (qu ? 0x8000 : 0)));
 	if (w.err)

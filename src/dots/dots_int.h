@@ -1,7 +1,8 @@
 /*
  * What the I/O files of src/dots share among themselves (not installed,
- * not for other modules): the per-run context, the event log and the
- * entry points of the link (DHCP, mDNS) and resolver (c-ares) halves.
+ * not for other modules): the per-run context, the event log and random
+ * numbers (dots_run.c), and the entry points of the link (DHCP, mDNS) and
+ * resolver (c-ares) halves that dots_discover.c drives.
  */
 #ifndef DSTM_DOTS_INT_H
 #define DSTM_DOTS_INT_H
@@ -52,6 +53,7 @@ int dots_res_name(struct dots_ctx *x, const char *name, const char *ri, const ch
 int dots_res_snaptr(struct dots_ctx *x, const char *domain);
 int dots_res_dnssd(struct dots_ctx *x, const char *domain);
 
+/* dots_run.c: getrandom(), for transaction ids and SRV weights. */
 uint32_t dots_rand(void *ctx);
 
 #endif

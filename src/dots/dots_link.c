@@ -27,17 +27,6 @@
 #define MDNS_MAX_RR  128
 #define LINK_MAX_MSG 4096
 
-uint32_t
-dots_rand(void *ctx)
-{
-	uint32_t v = 0;
-
-	(void)ctx;
-	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
-		v = (uint32_t)clock_mono_ms() * 2654435761u;
-	return v;
-}
-
 int
 dots_if_list(const struct dots_opts *o, struct dots_if *out, size_t cap, size_t *n)
 {

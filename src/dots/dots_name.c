@@ -99,81 +99,11 @@ dots_dnssd_service(enum dots_transport t, unsigned i)
 	return dnssd_names[t][i];
 }
 
+/* LDH, plus '_' for service labels (RFC 6763 §7), as d6_name_decode_n() takes. */
 static bool
 label_char_ok(unsigned char c)
 {
-	/* LDH, plus '_' for service labels (RFC 6763 §7). */
 	return isalnum(c) || c == '-' || c == '_';
-}
-
-int
-dots_name_decode(const uint8_t *p, size_t n, char *out, size_t cap, size_t *used)
-{
-	struct cur c = cur_make(p, n);
-	size_t o = 0, wire = 0;
-
-	if (cap == 0)
-		return -EINVAL;
-	out[0] = '\0';
-	/* At most 128 labels fit in 255 bytes: the wire length bounds the loop. */
-	for (;;) {
-		uint8_t ll = cur_u8(&c);
-		const uint8_t *lab;
-
-		if (c.err)
-			return -EBADMSG;
-		wire += 1 + (size_t)ll;
-		if (wire > 255)
-			return -EBADMSG;
-		if (ll == 0)
-			break;
-		/* RFC 8415 §10: no compression in DHCP options; 0x40/0x80 are not lengths. */
-		if (ll > 63)
-			return -EBADMSG;
-		lab = cur_bytes(&c, ll);
-		if (!lab)
-			return -EBADMSG;
-		if (o + (o ? 1 : 0) + ll + 1 > cap)
-			return -EBADMSG;
-		if (o)
-			out[o++] = '.';
-		for (size_t i = 0; i < ll; i++) {
-			if (!label_char_ok(lab[i]))
-				return -EBADMSG;
-			out[o++] = (char)lab[i];
-		}
-		out[o] = '\0';
-	}
-	if (o == 0)
-		return -EBADMSG; /* the root alone names no server */
-	if (used)
-		*used = n - c.left;
-	return 0;
-}
-
-int
-dots_name_encode(const char *name, uint8_t *out, size_t cap, size_t *len)
-{
-	struct wcur w = wcur_make(out, cap);
-	const char *s = name;
-
-	if (!dots_name_valid(name))
-		return -EINVAL;
-	while (*s) {
-		const char *dot = strchr(s, '.');
-		size_t ll = dot ? (size_t)(dot - s) : strlen(s);
-
-		w_u8(&w, (uint8_t)ll);
-		w_bytes(&w, s, ll);
-		s += ll;
-		if (*s == '.')
-			s++;
-	}
-	w_u8(&w, 0);
-	if (w.err)
-		return -EMSGSIZE;
-	*len = w_len(&w);
-	return 0;
 }
 
 bool

@@ -28,6 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/addr.h"
 #include "common/clock.h"
@@ -53,7 +56,27 @@ struct session {
 	char identity[IDENTITY_MAX];
 	struct tsp_tunnel *queue[SESSION_MAX_QUEUE];
 	unsigned nqueue;
+	struct session *lprev, *lnext; /* the activity list, least recent first */
+	int64_t last_ms;               /* accepted, or its last command */
+	bool listed;                   /* in the activity list (its connection is open) */
+	bool evicted;                  /* closing to make room: no longer counted */
 };
+
+/*
+ * Open sessions by activity, least recent first (DESIGN §4: state a
+ * stranger creates is bounded and evicted). A session that holds no lease
+ * and answers nothing is idle: at the global cap (limits.connections) or
+ * its /64's (limits.connections_per_64) a new connection takes the place
+ * of the oldest idle one, and an idle session is closed after
+ * limits.unbound_timeout seconds. A session that holds a lease is never
+ * evicted: it is the client's channel for "delete".
+ */
+static struct {
+	struct session *head, *tail;
+	struct event *sweep;
+	unsigned nofile_cap; /* connections the descriptor limit allows */
+	uint64_t evicted, idle_closed;
+} act;
 
 enum req_kind { REQ_CREATE, REQ_RELEASE };
 
@@ -70,6 +93,91 @@ struct request {
 static struct log_rl access_rl;
 
 static void session_next(struct session *s);
+
+static void
+act_unlink(struct session *s)
+{
+	if (!s->listed)
+		return;
+	if (s->lprev)
+		s->lprev->lnext = s->lnext;
+	else
+		act.head = s->lnext;
+	if (s->lnext)
+		s->lnext->lprev = s->lprev;
+	else
+		act.tail = s->lprev;
+	s->lprev = s->lnext = NULL;
+	s->listed = false;
+}
+
+/* The session was just active: it goes to the end of the list. */
+static void
+act_touch(struct session *s)
+{
+	act_unlink(s);
+	s->last_ms = clock_mono_ms();
+	s->lprev = act.tail;
+	if (act.tail)
+		act.tail->lnext = s;
+	else
+		act.head = s;
+	act.tail = s;
+	s->listed = true;
+}
+
+static bool
+idle(const struct session *s)
+{
+	return s->conn && !s->bound && !s->busy && s->nqueue == 0;
+}
+
+/* Close the least recently active idle session (of network `key` unless `any`). */
+static bool
+evict_idle(struct dstmd *d, uint64_t key, bool any)
+{
+	for (struct session *s = act.head; s; s = s->lnext)
+		if (idle(s) && (any || s->netkey == key)) {
+			/* Its close comes in a moment; it stops counting now, and is never picked twice. */
+			act_unlink(s);
+			s->evicted = true;
+			d->nconns--;
+			(void)keycount_add(&d->conns64, s->netkey, -1);
+			tsp_conn_close(s->conn);
+			act.evicted++;
+			return true;
+		}
+	return false;
+}
+
+/* Once a second: close the sessions idle for longer than limits.unbound_timeout. */
+static void
+sweep_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dstmd *d = arg;
+	int64_t limit = clock_mono_ms() - (int64_t)d->cfg->unbound_timeout * 1000;
+	struct session *s = act.head, *next;
+
+	if (!d->cfg->unbound_timeout)
+		return;
+	/* Oldest first: the walk ends at the first session active since the limit. */
+	for (; s && s->last_ms <= limit; s = next) {
+		next = s->lnext;
+		if (idle(s)) {
+			act_unlink(s);
+			tsp_conn_close(s->conn);
+			act.idle_closed++;
+		}
+	}
+}
+
+/* The most sessions at once: the configured cap, within the descriptors we may open. */
+static unsigned
+conn_cap(const struct dstmd *d)
+{
+	return act.nofile_cap && act.nofile_cap < d->cfg->max_connections ? act.nofile_cap
+	                                                                  : d->cfg->max_connections;
+}
 
 /* ---- The identity → open session map, for "delete" at expiry ---- */
 
@@ -318,45 +426,6 @@ binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 
-/*
- * New allocations per client /64 and second (issue 7): a token bucket per
- * /64 in a direct-mapped table of fixed size, so that no flood of
- * prefixes can grow it; a /64 that lands on a slot held by another takes
- * it over with a full bucket (collisions only ever loosen the limit).
- */
-#define RATE_SLOTS 4096
-
-struct rate_slot {
-	uint64_t key;
-	double tokens;
-	int64_t last_ms;
-};
-
-static struct rate_slot rate_table[RATE_SLOTS];
-
-static bool
-rate_allow(const struct dstmd_config *cfg, const struct in6_addr *v6)
-{
-	uint64_t key = keycount_prefix64(v6);
-	struct rate_slot *r = &rate_table[(key * 0x9e3779b97f4a7c15ull) >> 52];
-	int64_t now = clock_mono_ms();
-	double burst = cfg->alloc_rate_64 * 2.0;
-
-	if (r->key != key || r->last_ms == 0) {
-		r->key = key;
-		r->tokens = burst;
-	} else {
-		r->tokens += (double)(now - r->last_ms) * cfg->alloc_rate_64 / 1000.0;
-		if (r->tokens > burst)
-			r->tokens = burst;
-	}
-	r->last_ms = now;
-	if (r->tokens < 1.0)
-		return false;
-	r->tokens -= 1.0;
-	return true;
-}
-
 /* ---- Commands ---- */
 
 static bool
@@ -523,22 +592,26 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		return;
 	}
 	/*
-	 * Pool exhaustion (seed 000, issue 7): a new lease for a /64 that
-	 * already holds its share is refused with 301 "no more tunnels".
+	 * Pool exhaustion (seed 000): a new lease for a /64 that already holds
+	 * its share is refused with 301 "no more tunnels", one that asks too
+	 * fast with 530 (src/grant: the policy DHCPv6 applies too).
 	 */
-	if (!lease_find_identity(d->leases, identity) &&
-	    lease_count_64(d->leases, &v6) >= d->per_64) {
-		d->ctr.quota_64++;
-		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
-		             addr_fmt_v6(&v6, a6), d->per_64);
-		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
-		return;
-	}
-	if (d->cfg->alloc_rate_64 && !lease_find_identity(d->leases, identity) &&
-	    !rate_allow(d->cfg, &v6)) {
-		d->ctr.rate_64++;
-		session_reply(s, TSP_BUSY, NULL);
-		return;
+	if (!lease_find_identity(d->leases, identity)) {
+		switch (dstmd_admit(d, &v6, d->per_64)) {
+		case GRANT_ADMIT_QUOTA_64:
+			d->ctr.quota_64++;
+			log_warnx_rl(&access_rl,
+			             "%s: its /64 holds %u leases, the most one /64 may",
+			             addr_fmt_v6(&v6, a6), d->per_64);
+			session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+			return;
+		case GRANT_ADMIT_RATE_64:
+			d->ctr.rate_64++;
+			session_reply(s, TSP_BUSY, NULL);
+			return;
+		default:
+			break;
+		}
 	}
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
 		/* Nothing could be bound: do not take an address for nothing. */
@@ -603,7 +676,7 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 	}
 	d->ctr.releases++;
 	session_unbind(s);
-	if (dstmd_end_lease(d, l, false) == -EIO) {
+	if (dstmd_end_lease(d, l, false, true) == -EIO) {
 		session_reply(s, TSP_BUSY, NULL); /* the store cannot commit: try again later */
 		return;
 	}
@@ -657,6 +730,8 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
 
 	if (!s)
 		return;
+	if (s->listed)
+		act_touch(s);
 	if (!s->busy) {
 		session_dispatch(s, t);
 		return;
@@ -680,11 +755,14 @@ on_closed(struct tsp_conn *c, void *arg)
 	struct dstmd *d = arg;
 	struct session *s = tsp_conn_data(c);
 
-	d->nconns--;
+	if (!s || !s->evicted)
+		d->nconns--;
 	access_conn_closed(d);
 	if (!s)
 		return;
-	(void)keycount_add(&d->conns64, s->netkey, -1);
+	if (!s->evicted)
+		(void)keycount_add(&d->conns64, s->netkey, -1);
+	act_unlink(s);
 	tsp_conn_set_data(c, NULL);
 	s->conn = NULL;
 	s->ssl = NULL;
@@ -716,8 +794,8 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	struct session *s;
 	SSL *ssl = NULL;
 
-	if (d->nconns >= d->cfg->max_connections) {
-		/* Stop accepting until a session ends; the kernel queues the rest. */
+	if (d->nconns >= conn_cap(d) && !evict_idle(d, 0, true)) {
+		/* Nothing idle to let go: stop accepting until a session ends. */
 		evutil_closesocket(fd);
 		d->ctr.accept_paused++;
 		d->accept_paused = true;
@@ -725,8 +803,9 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 			evconnlistener_disable(d->listeners[i]);
 		return;
 	}
-	/* One network may not hold every session (stalled handshakes, issue 7). */
-	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+	/* One network may not hold every session: its oldest idle one makes room, or no. */
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64 &&
+	    !evict_idle(d, net_key(sa), false)) {
 		evutil_closesocket(fd);
 		d->ctr.conn_quota_64++;
 		return;
@@ -765,14 +844,18 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 		return;
 	}
 	tsp_conn_set_data(s->conn, s);
+	act_touch(s);
 }
 
 int
 access_admit(struct dstmd *d, const struct sockaddr *sa)
 {
-	if (d->nconns >= d->cfg->max_connections)
+	if (d->nconns >= conn_cap(d) && !evict_idle(d, 0, true)) {
+		d->ctr.accept_paused++;
 		return -EBUSY;
-	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64) {
+	}
+	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64 &&
+	    !evict_idle(d, net_key(sa), false)) {
 		d->ctr.conn_quota_64++;
 		return -EBUSY;
 	}
@@ -795,6 +878,7 @@ access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
 	(void)keycount_add(&d->conns64, s->netkey, 1);
 	s->conn = c;
 	tsp_conn_set_data(c, s);
+	act_touch(s);
 	return 0;
 }
 
@@ -802,8 +886,16 @@ static void
 on_accept_error(struct evconnlistener *lst, void *arg)
 {
 	struct dstmd *d = ((struct listener_ctx *)arg)->d;
+	int e = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE and friends: pause and let sessions end (issue 7: no busy loop). */
+	/*
+	 * EMFILE and friends: no more sessions fit. Learn that cap, let the
+	 * oldest idle session go, and pause until a session ends (no busy loop).
+	 */
+	if ((e == EMFILE || e == ENFILE) && d->nconns > 0) {
+		act.nofile_cap = d->nconns;
+		(void)evict_idle(d, 0, true);
+	}
 	log_warn("accept");
 	if (!d->accept_paused) {
 		d->accept_paused = true;
@@ -816,7 +908,7 @@ on_accept_error(struct evconnlistener *lst, void *arg)
 void
 access_conn_closed(struct dstmd *d)
 {
-	if (d->accept_paused && d->nconns < d->cfg->max_connections) {
+	if (d->accept_paused && d->nconns < conn_cap(d)) {
 		d->accept_paused = false;
 		for (size_t i = 0; i < d->nlisteners; i++)
 			evconnlistener_enable(d->listeners[i]);
@@ -870,6 +962,43 @@ access_init(struct dstmd *d)
 	};
 	char a[ADDR_STRLEN];
 
+	/*
+	 * Every session is a descriptor: take what the hard limit allows, and
+	 * never accept more than fits (an EMFILE pauses accepting for all).
+	 */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			if (rl.rlim_cur < rl.rlim_max) {
+				rl.rlim_cur = rl.rlim_max;
+				(void)setrlimit(RLIMIT_NOFILE, &rl);
+				(void)getrlimit(RLIMIT_NOFILE, &rl);
+			}
+			/*
+			 * Room for what is open now (the lowest free descriptor tells)
+			 * and what comes later: the TEPs, DHCPv6, the store's files.
+			 */
+			int probe = fcntl(0, F_DUPFD_CLOEXEC, 0);
+			rlim_t spare = (rl.rlim_cur / 4 < 256 ? rl.rlim_cur / 4 : 256) +
+			               (rlim_t)(probe > 0 ? probe : 0);
+
+			if (probe >= 0)
+				close(probe);
+			if (spare + 16 > rl.rlim_cur)
+				spare = rl.rlim_cur - 16;
+
+			act.nofile_cap = (unsigned)(rl.rlim_cur - spare);
+			if (act.nofile_cap < d->cfg->max_connections)
+				log_warnx("only %u sessions fit the descriptor limit (%llu), not "
+				          "limits.connections (%u): raise LimitNOFILE",
+				          act.nofile_cap, (unsigned long long)rl.rlim_cur,
+				          d->cfg->max_connections);
+		}
+	}
+	if (!(act.sweep = event_new(d->base, -1, EV_PERSIST, sweep_cb, d)))
+		return -ENOMEM;
+	event_add(act.sweep, &(struct timeval){1, 0});
 	d->sessions = calloc(SESSION_BUCKETS, sizeof(*d->sessions));
 	if (!d->sessions)
 		return -ENOMEM;
@@ -908,6 +1037,9 @@ access_init(struct dstmd *d)
 void
 access_fini(struct dstmd *d)
 {
+	if (act.sweep)
+		event_free(act.sweep);
+	act.sweep = NULL;
 	for (size_t i = 0; i < d->nlisteners; i++)
 		evconnlistener_free(d->listeners[i]);
 	free(d->listeners);
@@ -941,6 +1073,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_foreign_client_v6",
 	                    json_integer((json_int_t)d->ctr.foreign_client_v6));
 	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
+	json_object_set_new(o, "sessions_evicted_idle", json_integer((json_int_t)act.evicted));
+	json_object_set_new(o, "sessions_idle_closed", json_integer((json_int_t)act.idle_closed));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
 	json_object_set_new(o, "drop_rate_64", json_integer((json_int_t)d->ctr.rate_64));
 	json_object_set_new(o, "drop_conn_quota_64",

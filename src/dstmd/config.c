@@ -15,6 +15,7 @@
 #include "common/cfg.h"
 #include "common/metrics.h"
 #include "dstmd/config.h"
+#include "dstmd/lw4o6.h"
 
 static const char *const top_keys[] = {
     "scenario",  "database",     "control",  "lifetime",  "quarantine", "listen", "auth",
@@ -32,9 +33,17 @@ static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secre
 static const char *const listen_keys[] = {"address", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", "client_ca",
                                        "require_client_certificate", NULL};
-static const char *const limit_keys[] = {
-    "connections",  "line_length", "content_length",     "xml_depth",          "handshake_timeout",
-    "idle_timeout", "per_64",      "connections_per_64", "allocations_per_64", NULL};
+static const char *const limit_keys[] = {"connections",
+                                         "line_length",
+                                         "content_length",
+                                         "xml_depth",
+                                         "handshake_timeout",
+                                         "idle_timeout",
+                                         "per_64",
+                                         "connections_per_64",
+                                         "allocations_per_64",
+                                         "unbound_timeout",
+                                         NULL};
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
                                           NULL};
 
@@ -511,9 +520,10 @@ static const char *const dhcp6_keys[] = {"enable",
                                          "access_domain",
                                          "limits",
                                          "relays",
+                                         "offer_hold",
                                          NULL};
 static const char *const dhcp6_key_keys[] = {"realm", "key_id", "secret", NULL};
-static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", NULL};
+static const char *const dhcp6_limit_keys[] = {"per_duid", "per_64", "clients", NULL};
 static const char *const dhcp6_forms[] = {"both", "ia_dstm", "global_v4", NULL};
 
 /* The "dhcpv6" section (dstmd(8)); absent means no DHCPv6 service. */
@@ -603,24 +613,19 @@ load_dhcp6(struct dstmd_config *c)
 	h->relays = load_v6_list(doc, "/dhcpv6/relays", &h->nrelays);
 	cfg_int(doc, "/dhcpv6/limits/per_duid", false, 4, 0, 16, &v);
 	h->per_duid = (unsigned)v;
-	cfg_int(doc, "/dhcpv6/limits/per_64", false, 256, 0, 65536, &v);
+	cfg_int(doc, "/dhcpv6/limits/per_64", false, 0, 0, 65536, &v);
 	h->per_64 = (unsigned)v;
+	h->per_64_set = cfg_at(doc, "/dhcpv6/limits/per_64") != NULL;
+	cfg_int(doc, "/dhcpv6/limits/clients", false, 16384, 16, 1 << 22, &v);
+	h->clients = (unsigned)v;
+	cfg_int(doc, "/dhcpv6/offer_hold", false, 10, 0, 3600, &v);
+	h->offer_hold = (uint32_t)v;
 }
 
 static bool
 ranges_meet(const struct pool_range *a, const struct pool_range *b)
 {
 	return a->first <= b->last && b->first <= a->last;
-}
-
-static uint64_t
-pool_addresses(const struct dstmd_pool *dp)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < dp->pc.nranges; i++)
-		n += (uint64_t)dp->ranges[i].last - dp->ranges[i].first + 1;
-	return n;
 }
 
 /*
@@ -632,7 +637,6 @@ check_offline(struct dstmd_config *c)
 {
 	struct cfg *doc = c->doc;
 	char p[128], a[ADDR_STRLEN];
-	uint64_t total = 0;
 
 	if (c->user && c->user[0] && !getpwnam(c->user))
 		cfg_error(doc, "/user",
@@ -642,7 +646,6 @@ check_offline(struct dstmd_config *c)
 	for (size_t i = 0; i < c->npools; i++) {
 		const struct dstmd_pool *dp = &c->pools[i];
 
-		total += pool_addresses(dp);
 		for (size_t j = 0; j < dp->pc.nexcludes; j++) {
 			bool inside = false;
 
@@ -692,15 +695,20 @@ check_offline(struct dstmd_config *c)
 				snprintf(p, sizeof(p), "/listen/%zu/address", i);
 				cfg_error(doc, p, "the same address as /listen/%zu", j);
 			}
-	/* A quota larger than every address dstmd has can never bind: a typo. */
-	if (cfg_at(doc, "/limits/per_64") && c->per_64 > total)
-		cfg_error(doc, "/limits/per_64",
-		          "%u leases per /64 is more than the %llu addresses of all pools",
-		          c->per_64, (unsigned long long)total);
-	if (c->dhcp6.enable && cfg_at(doc, "/dhcpv6/limits/per_64") && c->dhcp6.per_64 > total)
-		cfg_error(doc, "/dhcpv6/limits/per_64",
-		          "%u leases per /64 is more than the %llu addresses of all pools",
-		          c->dhcp6.per_64, (unsigned long long)total);
+	/*
+	 * A per-/64 quota above the pools is allowed (a test or a tiny pool
+	 * uses it to mean "no quota"), but one above the limit it subdivides
+	 * can never be reached: a typo.
+	 */
+	if (cfg_at(doc, "/limits/connections_per_64") && c->conns_per_64 > c->max_connections)
+		cfg_error(doc, "/limits/connections_per_64",
+		          "%u sessions per /64 is more than limits.connections (%u)",
+		          c->conns_per_64, c->max_connections);
+	if (c->dhcp6.enable && cfg_at(doc, "/dhcpv6/limits/per_duid") && c->dhcp6.per_64 &&
+	    c->dhcp6.per_duid > c->dhcp6.per_64)
+		cfg_error(doc, "/dhcpv6/limits/per_duid",
+		          "%u leases per DUID is more than the %u of its /64 (limits.per_64)",
+		          c->dhcp6.per_duid, c->dhcp6.per_64);
 	if (c->dhcp6.valid && c->dhcp6.valid < c->dhcp6.t2)
 		cfg_error(doc, "/dhcpv6/t2", "t2 (%u) is after the valid lifetime (%u)",
 		          c->dhcp6.t2, c->dhcp6.valid);
@@ -719,6 +727,58 @@ load_metrics(struct dstmd_config *c)
 		          s);
 	else
 		c->metrics = s;
+}
+
+/* The "lw4o6" section: lwB4s served over DHCPv6 (lw4o6.c). */
+static const char *const lw_keys[] = {"ipv6_pool", "pool", NULL};
+
+void
+lw4o6_config_load(struct dstmd_config *c)
+{
+	struct cfg *doc = c->doc;
+	struct dstmd_lw4o6 *lw = &c->lw4o6;
+	const struct dstmd_pool *dp = NULL;
+	const char *s;
+
+	if (!cfg_at(doc, "/lw4o6"))
+		return;
+	cfg_check_keys(doc, "/lw4o6", lw_keys);
+	if (cfg_str(doc, "/lw4o6/ipv6_pool", true, NULL, &s) && s) {
+		if (!addr_parse_prefix6(s, &lw->prefix, &lw->plen))
+			cfg_error(doc, "/lw4o6/ipv6_pool", "\"%s\" is not an IPv6 prefix", s);
+		else if (lw->plen < 112 || lw->plen > 127)
+			cfg_error(doc, "/lw4o6/ipv6_pool",
+			          "%s: give a prefix of /112 to /127 (at most 65536 lwB4s)", s);
+		else
+			lw->enable = true;
+	}
+	cfg_str(doc, "/lw4o6/pool", false, NULL, &lw->pool);
+	for (size_t i = 0; i < c->npools; i++) {
+		const struct dstmd_pool *p = &c->pools[i];
+
+		if (lw->pool ? p->pc.name && !strcmp(p->pc.name, lw->pool) : p->pc.psid_len > 0) {
+			dp = p;
+			break;
+		}
+	}
+	if (!dp && !lw->pool && c->npools)
+		dp = &c->pools[0];
+	if (!dp) {
+		cfg_error(doc, "/lw4o6/pool", "no pool is named \"%s\"", lw->pool ? lw->pool : "");
+		lw->enable = false;
+		return;
+	}
+	lw->pool = dp->pc.name;
+	if (dp->pc.port_range_size) {
+		/* RFC 7598 carries a PSID, never a port range. */
+		cfg_error(doc, "/lw4o6/pool",
+		          "pool \"%s\" shares addresses by port_range_size; lwB4s need "
+		          "\"psid_length\" (or whole addresses)",
+		          lw->pool);
+		lw->enable = false;
+	}
+	if (lw->enable && !c->dhcp6.enable)
+		cfg_error(doc, "/lw4o6", "lwB4s are served over DHCPv6: enable \"dhcpv6\"");
 }
 
 struct dstmd_config *
@@ -800,6 +860,8 @@ dstmd_config_load(const char *path, FILE *errf)
 	c->handshake_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/idle_timeout", false, 0, 0, 7 * 86400, &v);
 	c->idle_timeout = (unsigned)v;
+	cfg_int(doc, "/limits/unbound_timeout", false, 60, 0, 7 * 86400, &v);
+	c->unbound_timeout = (unsigned)v;
 	cfg_int(doc, "/limits/per_64", false, 0, 0, 1 << 24, &v);
 	c->per_64 = (unsigned)v;
 	cfg_int(doc, "/limits/connections_per_64", false,

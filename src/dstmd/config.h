@@ -75,6 +75,9 @@ struct dstmd_dhcp6 {
 	struct in6_addr *dots_address;
 	size_t ndots_address;
 	unsigned per_duid, per_64;
+	bool per_64_set;         /* else the TSP quota (limits.per_64) applies */
+	unsigned clients;        /* DUIDs remembered at most (limits.clients) */
+	uint32_t offer_hold;     /* seconds an Advertise holds its address */
 	struct in6_addr *relays; /* Relay-forward accepted from these only (none by default) */
 	size_t nrelays;
 };
@@ -106,7 +109,7 @@ struct dstmd_config {
 	bool seccomp;     /* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
-	uint32_t keepalive; /* seconds between a client's keepalives; 0: no <keepalive> */
+	uint32_t keepalive;    /* seconds between a client's keepalives; 0: no <keepalive> */
 	uint32_t history_days; /* lease history kept; 0: for ever */
 	struct dstmd_listen *listens;
 	size_t nlistens;
@@ -128,9 +131,10 @@ struct dstmd_config {
 	size_t nredirect;
 	struct tsp_limits limits;
 	unsigned max_connections, handshake_timeout, idle_timeout;
-	unsigned per_64;        /* active TSP leases per client /64; 0: half the pools */
-	unsigned conns_per_64;  /* open TSP sessions per peer /64 (or IPv4 address) */
-	unsigned alloc_rate_64; /* new TSP leases per client /64 and second; 0: no limit */
+	unsigned unbound_timeout; /* seconds a TSP session may stay without a lease; 0: none */
+	unsigned per_64;          /* active TSP leases per client /64; 0: an eighth of the pools */
+	unsigned conns_per_64;    /* open TSP sessions per peer /64 (or IPv4 address) */
+	unsigned alloc_rate_64;   /* new TSP leases per client /64 and second; 0: no limit */
 	struct dstmd_dhcp6 dhcp6;
 	const char *metrics; /* Prometheus endpoint as written, or NULL: none */
 	struct sockaddr_storage metrics_addr;

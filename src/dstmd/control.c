@@ -123,7 +123,7 @@ do_leases(struct dstmd *d, json_t *args, char *err, size_t errlen)
 
 	if (!args_known(args, keys, "leases", err, errlen) ||
 	    !arg_uint(args, "limit", LEASES_PAGE_MAX, &limit, err, errlen) ||
-	    !arg_uint(args, "cursor", UINT32_MAX * 2ull, &cursor, err, errlen) ||
+	    !arg_uint(args, "cursor", INT64_MAX, &cursor, err, errlen) ||
 	    !arg_uint(args, "port", UINT16_MAX, &port, err, errlen))
 		return NULL;
 	if (all && !json_is_boolean(all)) {
@@ -277,14 +277,22 @@ do_pools(struct dstmd *d)
 
 	for (size_t i = 0; i < d->cfg->npools; i++) {
 		struct pool_stats st;
+		unsigned off, len;
+		json_t *o;
 
 		pool_stats(d->pools[i], &st);
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:i}", "name",
-		                                   pool_name(d->pools[i]), "size",
-		                                   (json_int_t)st.size, "used", (json_int_t)st.used,
-		                                   "quarantined", (json_int_t)st.quarantined,
-		                                   "free", (json_int_t)st.free, "port_range_size",
-		                                   (int)pool_port_range_size(d->pools[i])));
+		o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:i}", "name", pool_name(d->pools[i]),
+		              "size", (json_int_t)st.size, "used", (json_int_t)st.used,
+		              "quarantined", (json_int_t)st.quarantined, "free",
+		              (json_int_t)st.free, "port_range_size",
+		              (int)pool_port_range_size(d->pools[i]));
+		/* RFC 7597 §5.1: a PSID pool's sets. */
+		pool_psid(d->pools[i], &off, &len);
+		if (len) {
+			json_object_set_new(o, "psid_offset", json_integer(off));
+			json_object_set_new(o, "psid_length", json_integer(len));
+		}
+		json_array_append_new(a, o);
 	}
 	return a;
 }
@@ -302,6 +310,7 @@ control_counters(struct dstmd *d)
 	lease_counters(d->leases, &lc);
 #define LC(f) json_object_set_new(o, "lease_" #f, json_integer((json_int_t)lc.f))
 	LC(allocations);
+	LC(reclaims);
 	LC(renewals);
 	LC(moves);
 	LC(releases);
@@ -342,11 +351,16 @@ do_revoke(struct dstmd *d, json_t *args, char *err, size_t errlen)
 		return NULL;
 	}
 	d->ctr.revokes++;
-	if (dstmd_end_lease(d, l, true) != 0) {
+	if (dstmd_end_lease(d, l, true, false) != 0) {
 		snprintf(err, errlen, "the lease store failed");
 		return NULL;
 	}
-	/* The lease as it is now, in quarantine (it used to show it as before: "active"). */
+	/* The lease as it is now (in quarantine), not as it was. */
+	l = lease_find_v4(d->leases, v4, (uint16_t)json_integer_value(port));
+	if (!l) {
+		snprintf(err, errlen, "the lease of %s vanished while it was revoked", s);
+		return NULL;
+	}
 	return lease_json(l, clock_wall_s());
 }
 

@@ -130,6 +130,8 @@ grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, in
 	g->psid_offset = l->psid_offset;
 	g->psid_len = l->psid_len;
 	g->psid = l->psid;
+	if (l->offer)
+		g->flags |= D6_GRANT_OFFER;
 	/* valid_lifetime may announce less than the lease holds, never more. */
 	if (d->cfg->dhcp6.valid && g->expiry > now + d->cfg->dhcp6.valid)
 		g->expiry = now + d->cfg->dhcp6.valid;
@@ -167,6 +169,10 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		             addr_fmt_v6(&l->v6, a), addr_fmt_v6(v6, b));
 		return -EPERM;
 	}
+	/* A new lease: the one per-/64 quota and rate (src/grant), as over TSP. */
+	if (!l && dstmd_admit(d, v6, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64) !=
+	              GRANT_ADMIT_OK)
+		return -EDQUOT;
 	if (!tep) {
 		log_warnx_rl(&dhcp_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(v6, a));
@@ -214,7 +220,7 @@ op_release(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	if (declined)
 		/* RFC 8415 §18.3.8: the address rests in quarantine, as after any end. */
 		log_info("%s declined %s", identity, addr_fmt_v4(l->v4, a));
-	if (dstmd_end_lease(d, l, false) == -EIO)
+	if (dstmd_end_lease(d, l, false, !declined) == -EIO)
 		return -EIO; /* the store cannot commit: NoBinding, the client tries again */
 	return 0;
 }
@@ -255,9 +261,37 @@ op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struc
 	return 0;
 }
 
-static const struct d6_lease_ops lease_ops = {op_acquire, op_find, op_release, op_in_pool, NULL};
-static const struct d6_lease_ops lease_ops_lw = {op_acquire, op_find, op_release, op_in_pool,
-                                                 op_acquire_lw};
+/* The per-/64 limit counts the lease manager's leases: the one count TSP uses too. */
+static unsigned
+op_count_64(void *arg, const struct in6_addr *v6)
+{
+	struct dstmd *d = arg;
+
+	return lease_count_64(d->leases, v6);
+}
+
+/* An Advertise's lease lasts the offer hold until a request confirms it. */
+static int
+op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
+{
+	struct dstmd *d = arg;
+	const struct lease *l = lease_find_identity(d->leases, identity);
+	int rc;
+
+	if (!l)
+		return -ENOENT;
+	if ((rc = lease_offer(d->leases, l, now, seconds)) == 0)
+		dstmd_rearm_expiry(d);
+	return rc;
+}
+
+/*
+ * lw4o6 is always offered to the engine: without a "lw4o6" section (which
+ * a reload may add, change or remove) op_acquire_lw finds no IPv6 pool and
+ * an lwB4's IA_NA gets NoAddrsAvail, as any IA_NA without the DSTM forms.
+ */
+static const struct d6_lease_ops lease_ops = {op_acquire,    op_find,     op_release, op_in_pool,
+                                              op_acquire_lw, op_count_64, op_hold};
 
 /* ---- Replies ---- */
 
@@ -439,8 +473,13 @@ peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *fro
 	size_t len = t->m.clientid_len;
 	struct peer *p;
 
-	/* Only a message that acted on its own lease says where its client is. */
-	if (t->env.nrelays || !t->verified || !duid || !len || len > sizeof(p->duid))
+	/*
+	 * Only a message that acted on its own lease says where its client is,
+	 * and only a Reply (an Advertise grants nothing; a flood of Solicits
+	 * must not fill this table).
+	 */
+	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY || !duid || !len ||
+	    len > sizeof(p->duid))
 		return;
 	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
 		return;
@@ -715,9 +754,11 @@ dhcp_init(struct dstmd *d)
 	sc.relays = c->relays;
 	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
-	sc.max_per_64 = c->per_64;
-	if (!(h->srv = d6_server_new(&sc, d->cfg->lw4o6.enable ? &lease_ops_lw : &lease_ops, d,
-	                             clock_wall_s())))
+	/* The per-/64 quota and rate are src/grant's, in op_acquire: the engine's is off. */
+	sc.max_per_64 = 0;
+	sc.max_clients = c->clients;
+	sc.offer_hold = c->offer_hold;
+	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
 		return -ENOMEM;
 	if ((rc = open_socket(h, c)) != 0)
 		return rc;
@@ -804,6 +845,8 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	C(auth_refused);
 	C(refused_foreign);
 	C(refused_address);
+	C(evicted_clients);
+	C(clients_now);
 #undef C
 	json_object_set_new(o, "dhcp6_rx_errors", json_integer((json_int_t)dh->rx_errors));
 	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));

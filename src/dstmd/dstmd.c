@@ -305,14 +305,13 @@ notify_end(struct dstmd *d, const struct lease *l, bool to_client)
 }
 
 int
-dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client)
+dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back)
 {
 	int rc;
 
 	notify_end(d, l, notify_client);
-	/* notify_client: the operator revoked it; otherwise the client released it. */
-	rc = notify_client ? lease_revoke(d->leases, l, clock_wall_s())
-	                   : lease_release(d->leases, l, clock_wall_s());
+	rc = give_back ? lease_release(d->leases, l, clock_wall_s())
+	               : lease_revoke(d->leases, l, clock_wall_s());
 	dstmd_rearm_expiry(d);
 	return rc == -EALREADY ? 0 : rc;
 }
@@ -412,30 +411,117 @@ sighup_cb(evutil_socket_t sig, short ev, void *arg)
 	(void)dstmd_reload(arg);
 }
 
+struct pool **
+dstmd_pools_new(const struct dstmd_config *cfg, char *err, size_t errlen)
+{
+	struct pool **pools = calloc(cfg->npools + 1, sizeof(*pools));
+	char e[256];
+
+	if (!pools) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->npools; i++) {
+		if (!(pools[i] = pool_new(&cfg->pools[i].pc, e, sizeof(e)))) {
+			snprintf(err, errlen, "%s:%d: /pools/%zu: %s", cfg_path(cfg->doc),
+			         cfg_line(cfg->doc, "/pools"), i, e);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (pool_overlaps(pools[i], pools[j])) {
+				snprintf(err, errlen,
+				         "%s:%d: pools \"%s\" and \"%s\" overlap; an address may "
+				         "belong to one pool only",
+				         cfg_path(cfg->doc), cfg_line(cfg->doc, "/pools"),
+				         pool_name(pools[j]), pool_name(pools[i]));
+				goto fail;
+			}
+	}
+	return pools;
+fail:
+	dstmd_pools_free(pools, cfg->npools);
+	return NULL;
+}
+
+void
+dstmd_pools_free(struct pool **pools, size_t n)
+{
+	for (size_t i = 0; pools && i < n; i++)
+		pool_free(pools[i]);
+	free(pools);
+}
+
 static int
 open_pools(struct dstmd *d)
 {
-	char err[256];
+	char err[512];
 
-	d->pools = calloc(d->cfg->npools, sizeof(*d->pools));
-	if (!d->pools)
-		return -ENOMEM;
-	for (size_t i = 0; i < d->cfg->npools; i++) {
-		if (!(d->pools[i] = pool_new(&d->cfg->pools[i].pc, err, sizeof(err)))) {
-			fprintf(stderr, "%s:%d: /pools/%zu: %s\n", cfg_path(d->cfg->doc),
-			        cfg_line(d->cfg->doc, "/pools"), i, err);
-			return -EINVAL;
-		}
-		for (size_t j = 0; j < i; j++)
-			if (pool_overlaps(d->pools[i], d->pools[j])) {
-				fprintf(stderr,
-				        "%s: pools \"%s\" and \"%s\" overlap; an address may "
-				        "belong to one pool only\n",
-				        cfg_path(d->cfg->doc), pool_name(d->pools[j]),
-				        pool_name(d->pools[i]));
-				return -EINVAL;
-			}
+	if (!(d->pools = dstmd_pools_new(d->cfg, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return -EINVAL;
 	}
+	return 0;
+}
+
+static int
+orphan_one(void *arg, const struct lease *l)
+{
+	char a[ADDR_STRLEN];
+	int64_t now = *(const int64_t *)arg;
+
+	if (l->orphan && l->state == LEASE_ACTIVE)
+		log_warnx("lease of %s on %s is outside the pools now: its renewal is refused "
+		          "(TSP 308) and it ends at its expiry, in %llds (the client and the TEP "
+		          "are told then)",
+		          l->identity, addr_fmt_v4(l->v4, a), (long long)(l->expiry - now));
+	return 0;
+}
+
+int
+dstmd_repool(struct dstmd *d, struct pool **pools, size_t npools, char *err, size_t errlen)
+{
+	uint64_t durable = 0;
+	int64_t now = clock_wall_s();
+	struct lease_counters lc;
+	int rc;
+
+	if (d->store_failing) {
+		snprintf(err, errlen,
+		         "the lease store is failing: reload the pools once it commits");
+		return -EIO;
+	}
+	/*
+	 * The manager reloads every lease from the store: what memory decided
+	 * must be durable first. Hand the open batch over, wait until the
+	 * writer is idle, and release what waited for it, as durable_cb does.
+	 */
+	commit_cb(-1, 0, d);
+	if (d->store_failing) {
+		snprintf(err, errlen, "the lease store failed: %s", d->store_error);
+		return -EIO;
+	}
+	(void)store_async_recover(d->store);
+	(void)store_async_poll(d->store, &durable);
+	if (durable < d->last_ticket) {
+		/* A batch failed meanwhile: the store's own path handles it. */
+		store_failed(d);
+		snprintf(err, errlen, "the lease store failed: %s", d->store_error);
+		return -EIO;
+	}
+	durable_cb(-1, 0, d);
+	if ((rc = lease_mgr_repool(d->leases, pools, npools, now, err, errlen)) != 0) {
+		dstmd_schedule_commit(d);
+		dstmd_rearm_expiry(d);
+		return rc;
+	}
+	dstmd_pools_free(d->pools, d->cfg->npools);
+	d->pools = pools;
+	dstmd_schedule_commit(d); /* what loading changed */
+	dstmd_rearm_expiry(d);
+	lease_counters(d->leases, &lc);
+	log_info("pools reloaded: %zu pool(s); %llu active leases, %llu outside the pools", npools,
+	         (unsigned long long)lc.active, (unsigned long long)lc.orphans);
+	lease_foreach(d->leases, orphan_one, &now);
 	return 0;
 }
 

@@ -121,8 +121,12 @@ void dstmd_schedule_commit(struct dstmd *d);
 void dstmd_rearm_expiry(struct dstmd *d);
 /* True while the deferred actions of a batch that did not commit run: answer with an error. */
 bool dstmd_commit_failed(const struct dstmd *d);
-/* End a lease now (operator revoke or client release): quarantine, delete to client and TEP. */
-int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client);
+/*
+ * End a lease now (operator revoke or client release): quarantine, delete
+ * to client and TEP. `give_back`: the identity may have it back while it
+ * is in quarantine (a client's own release; not a revoke or a Decline).
+ */
+int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back);
 /* The configured TEP named `name`, or NULL. */
 const struct dstmd_tep *dstmd_tep_named(const struct dstmd *d, const char *name);
 
@@ -152,11 +156,28 @@ void identity_fini(struct dstmd *d);
 /* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
 enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
 void identity_counters(const struct dstmd *d, json_t *o);
+/*
+ * Whether a client at v6 may get a new lease: the per-/64 quota `per_64`
+ * against the leases its /64 holds, and limits.allocations_per_64.
+ */
+enum grant_admit dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
 /* The "counters" object of the control socket. */
 json_t *control_counters(struct dstmd *d);
+
+/* The pools of `cfg` (fresh), or NULL with "file:line: why" in err. */
+struct pool **dstmd_pools_new(const struct dstmd_config *cfg, char *err, size_t errlen);
+void dstmd_pools_free(struct pool **pools, size_t n);
+/*
+ * Replace the pools by `pools` (dstmd_pools_new of the new configuration):
+ * everything decided is made durable, the leases are reloaded onto the new
+ * pools (those outside them become orphans: their renewal is refused, they
+ * end at their expiry), and the old pools are freed. 0, or -errno with a
+ * message and the old pools in force (`pools` is then the caller's).
+ */
+int dstmd_repool(struct dstmd *d, struct pool **pools, size_t npools, char *err, size_t errlen);
 
 /* reload.c: SIGHUP. 0 when the new configuration is in force, else -errno
  * with the old one kept and the reasons logged (file:line). */

@@ -27,57 +27,6 @@
 #include "dstmd/dstmd.h"
 #include "dstmd/lw4o6.h"
 
-static const char *const lw_keys[] = {"ipv6_pool", "pool", NULL};
-
-void
-lw4o6_config_load(struct dstmd_config *c)
-{
-	struct cfg *doc = c->doc;
-	struct dstmd_lw4o6 *lw = &c->lw4o6;
-	const struct dstmd_pool *dp = NULL;
-	const char *s;
-
-	if (!cfg_at(doc, "/lw4o6"))
-		return;
-	cfg_check_keys(doc, "/lw4o6", lw_keys);
-	if (cfg_str(doc, "/lw4o6/ipv6_pool", true, NULL, &s) && s) {
-		if (!addr_parse_prefix6(s, &lw->prefix, &lw->plen))
-			cfg_error(doc, "/lw4o6/ipv6_pool", "\"%s\" is not an IPv6 prefix", s);
-		else if (lw->plen < 112 || lw->plen > 127)
-			cfg_error(doc, "/lw4o6/ipv6_pool",
-			          "%s: give a prefix of /112 to /127 (at most 65536 lwB4s)", s);
-		else
-			lw->enable = true;
-	}
-	cfg_str(doc, "/lw4o6/pool", false, NULL, &lw->pool);
-	for (size_t i = 0; i < c->npools; i++) {
-		const struct dstmd_pool *p = &c->pools[i];
-
-		if (lw->pool ? p->pc.name && !strcmp(p->pc.name, lw->pool) : p->pc.psid_len > 0) {
-			dp = p;
-			break;
-		}
-	}
-	if (!dp && !lw->pool && c->npools)
-		dp = &c->pools[0];
-	if (!dp) {
-		cfg_error(doc, "/lw4o6/pool", "no pool is named \"%s\"", lw->pool ? lw->pool : "");
-		lw->enable = false;
-		return;
-	}
-	lw->pool = dp->pc.name;
-	if (dp->pc.port_range_size) {
-		/* RFC 7598 carries a PSID, never a port range. */
-		cfg_error(doc, "/lw4o6/pool",
-		          "pool \"%s\" shares addresses by port_range_size; lwB4s need "
-		          "\"psid_length\" (or whole addresses)",
-		          lw->pool);
-		lw->enable = false;
-	}
-	if (lw->enable && !c->dhcp6.enable)
-		cfg_error(doc, "/lw4o6", "lwB4s are served over DHCPv6: enable \"dhcpv6\"");
-}
-
 /* The index of the pool's addresses (see the top of the file). */
 static struct {
 	const struct dstmd_config *cfg;

@@ -323,3 +323,33 @@ pkt_gro_finish(struct pkt_gro *g)
 	g->segs = 0;
 	return PKT_VNET_HLEN + len;
 }
+
+bool
+pkt_gso4_prepare(uint8_t *p, size_t len, unsigned mtu, struct pkt_vnet *v)
+{
+	struct pkt4 ip;
+	unsigned thl, hl;
+	uint16_t partial;
+	uint8_t *t;
+
+	thl = tcp4_headers(p, len, &ip);
+	hl = ip.ihl + thl;
+	if (!thl || ip.total <= mtu || mtu <= hl)
+		return false;
+	t = p + ip.ihl;
+	partial = (uint16_t)~pkt_csum_fold(
+	    pkt_pseudo4(ip.src, ip.dst, PKT_PROTO_TCP, (uint32_t)(ip.total - ip.ihl)));
+	if (pkt_ld16(t + 16) != partial) {
+		if (tcp4_csum(p, ip.ihl, thl, p + hl, ip.total - hl) != 0)
+			return false;
+		pkt_st16(t + 16, partial);
+	}
+	memset(v, 0, sizeof(*v));
+	v->flags = PKT_VNET_F_NEEDS_CSUM;
+	v->gso_type = PKT_VNET_GSO_TCPV4;
+	v->hdr_len = (uint16_t)hl;
+	v->gso_size = (uint16_t)(mtu - hl);
+	v->csum_start = ip.ihl;
+	v->csum_offset = 16;
+	return true;
+}

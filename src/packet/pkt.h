@@ -263,4 +263,15 @@ bool pkt_gro_add(struct pkt_gro *g, const uint8_t *p, size_t len);
 /* Write the vnet header and the IPv4 fields; returns bytes to write from g->buf. */
 size_t pkt_gro_finish(struct pkt_gro *g);
 
+/*
+ * A TCP packet longer than `mtu` that came through a raw socket: the
+ * kernel's GRO merged tunnelled segments on the way in (DESIGN §7). Its
+ * TCP checksum is then the partial one GRO leaves (the pseudo-header sum,
+ * after GRO verified every segment), or, from a reassembled packet, a
+ * full one, which is checked and made partial. Fills `v` so that a TUN
+ * device takes the packet as GSO_TCPV4 in segments that fit `mtu`.
+ * False: neither checksum holds, or not such a packet; leave it alone.
+ */
+bool pkt_gso4_prepare(uint8_t *p, size_t len, unsigned mtu, struct pkt_vnet *v);
+
 #endif

@@ -430,6 +430,22 @@ pool_take(struct pool *p, uint32_t slot, int64_t now)
 	return 0;
 }
 
+int
+pool_reclaim(struct pool *p, uint32_t slot, int64_t now)
+{
+	if (slot >= p->size)
+		return -ENOENT;
+	pool_tick(p, now);
+	if (p->state[slot] != POOL_SLOT_QUARANTINED)
+		return pool_take(p, slot, now);
+	list_unlink(p, slot, &p->q_head, &p->q_tail);
+	p->state[slot] = POOL_SLOT_USED;
+	p->until[slot] = 0;
+	p->nquar--;
+	p->nused++;
+	return 0;
+}
+
 void
 pool_release(struct pool *p, uint32_t slot, int64_t quarantine_until)
 {

@@ -85,6 +85,13 @@ int pool_alloc(struct pool *p, int64_t now, uint32_t *slot);
 int pool_take(struct pool *p, uint32_t slot, int64_t now);
 
 /*
+ * Take back a slot in quarantine for the client that held it (lease
+ * continuity): 0, -EBUSY (in use), -ENOENT (no such slot). A slot whose
+ * quarantine ended is taken as pool_take() would.
+ */
+int pool_reclaim(struct pool *p, uint32_t slot, int64_t now);
+
+/*
  * A used slot enters quarantine until `quarantine_until` (wall-clock
  * seconds); it becomes free lazily, in pool_alloc(), pool_take() or
  * pool_tick(). Releasing a slot that is not in use is a broken

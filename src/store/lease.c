@@ -10,6 +10,12 @@
  * which is deleted in the same transaction before the new row is written,
  * so the store's unique index never sees two holders.
  *
+ * Lease continuity: a lease that ended by expiry or by its client's own
+ * release waits in quarantine in a second identity index (`qtab`); the
+ * same identity asking again before its slot goes to anyone else gets
+ * that slot back (same address, same port range). Operator revocations,
+ * Declines and leases reloaded in quarantine are not given back.
+ *
  * Leases whose address (+ port range) matches no configured slot are
  * orphans (the operator changed the pools): kept until they end, listed,
  * never renewed; any slot they overlap is held in quarantine until the
@@ -29,13 +35,15 @@
 
 #define NOPOOL UINT16_MAX
 
+/* 120 bytes and the identity: the row's id is not kept, it is STORE_ID(v4, port_lo). */
 struct lent {
 	struct lease l; /* first: a const struct lease * converts back */
-	int64_t id;
 	uint32_t slot;
 	uint16_t pool; /* index in m->pools, NOPOOL for an orphan */
 	uint32_t hidx; /* position in the heap */
 	struct lent *id_next;
+	struct lent *q_next; /* qtab chain, while `keep` */
+	bool keep;           /* in quarantine, may go back to its identity */
 	char identity[];
 };
 
@@ -52,6 +60,9 @@ struct lease_mgr {
 
 	struct lent **idtab; /* buckets, power of two */
 	size_t nidtab, nid;
+
+	struct lent **qtab; /* quarantined leases that may go back, by identity; fixed size */
+	size_t nqtab;
 
 	struct lent **orphans;
 	size_t norphans, caporphans;
@@ -184,32 +195,37 @@ lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6)
 	return keycount_get(&m->per64, keycount_prefix64(v6));
 }
 
+/* Rehash into `n` buckets (a power of two); without memory the chains just grow longer. */
+static void
+id_resize(struct lease_mgr *m, size_t n)
+{
+	struct lent **t = calloc(n, sizeof(*t));
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < m->nidtab; i++) {
+		struct lent *x = m->idtab[i], *nx;
+
+		for (; x != NULL; x = nx) {
+			size_t b = id_hash(x->identity) & (n - 1);
+
+			nx = x->id_next;
+			x->id_next = t[b];
+			t[b] = x;
+		}
+	}
+	free(m->idtab);
+	m->idtab = t;
+	m->nidtab = n;
+}
+
 static void
 id_insert(struct lease_mgr *m, struct lent *e)
 {
 	size_t b;
 
-	if (m->nid >= m->nidtab) {
-		size_t n = m->nidtab * 2;
-		struct lent **t = calloc(n, sizeof(*t));
-
-		/* Without memory the chains just grow longer. */
-		if (t != NULL) {
-			for (size_t i = 0; i < m->nidtab; i++) {
-				struct lent *x = m->idtab[i], *nx;
-
-				for (; x != NULL; x = nx) {
-					nx = x->id_next;
-					b = id_hash(x->identity) & (n - 1);
-					x->id_next = t[b];
-					t[b] = x;
-				}
-			}
-			free(m->idtab);
-			m->idtab = t;
-			m->nidtab = n;
-		}
-	}
+	if (m->nid >= m->nidtab)
+		id_resize(m, m->nidtab * 2);
 	b = id_hash(e->identity) & (m->nidtab - 1);
 	e->id_next = m->idtab[b];
 	m->idtab[b] = e;
@@ -231,6 +247,46 @@ id_remove(struct lease_mgr *m, struct lent *e)
 			return;
 		}
 	}
+}
+
+/* ---- the continuity index (quarantined leases by identity) ---- */
+
+static void
+q_insert(struct lease_mgr *m, struct lent *e)
+{
+	size_t b = id_hash(e->identity) & (m->nqtab - 1);
+
+	e->q_next = m->qtab[b];
+	m->qtab[b] = e;
+	e->keep = true;
+}
+
+static void
+q_remove(struct lease_mgr *m, struct lent *e)
+{
+	struct lent **pp;
+
+	if (!e->keep)
+		return;
+	for (pp = &m->qtab[id_hash(e->identity) & (m->nqtab - 1)]; *pp; pp = &(*pp)->q_next)
+		if (*pp == e) {
+			*pp = e->q_next;
+			break;
+		}
+	e->q_next = NULL;
+	e->keep = false;
+}
+
+/* The identity's most recent lease in quarantine that may go back to it. */
+static struct lent *
+q_lookup(const struct lease_mgr *m, const char *identity)
+{
+	struct lent *e;
+
+	for (e = m->qtab[id_hash(identity) & (m->nqtab - 1)]; e; e = e->q_next)
+		if (strcmp(e->identity, identity) == 0)
+			return e;
+	return NULL;
 }
 
 /* TEP and pool names are few: intern them so a lease holds a pointer. */
@@ -256,7 +312,7 @@ intern(struct lease_mgr *m, const char *s)
 static void
 to_row(const struct lent *e, struct lease_row *r)
 {
-	r->id = e->id;
+	r->id = STORE_ID(e->l.v4, e->l.port_lo);
 	r->identity = e->identity;
 	r->v6 = e->l.v6;
 	r->v4 = e->l.v4;
@@ -341,9 +397,10 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 {
 	int rc = stage(m);
 
-	if (rc == 0 && store_delete(m->st, e->id) < 0)
+	if (rc == 0 && store_delete(m->st, STORE_ID(e->l.v4, e->l.port_lo)) < 0)
 		rc = fail(m, "delete");
 	heap_remove(m, e);
+	q_remove(m, e);
 	if (e->l.orphan)
 		orphan_remove(m, e);
 	else if (m->slots[e->pool][e->slot] == e)
@@ -361,9 +418,13 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 static int
 to_quarantine(struct lease_mgr *m, struct lent *e, int64_t now, enum lease_event ev)
 {
-	int64_t until = now + m->pol.quarantine;
+	/* An offer nobody took was never used: its address is free at once. */
+	int64_t until = now + (e->l.offer ? 0 : m->pol.quarantine);
 
 	id_remove(m, e);
+	/* Continuity for an expiry or the client's own release, never for a revoke. */
+	if (ev != LEASE_EV_REVOKE && !e->l.orphan)
+		q_insert(m, e);
 	e->l.state = LEASE_QUARANTINE;
 	e->l.quarantine_until = until;
 	if (!e->l.orphan)
@@ -465,7 +526,6 @@ load_row(void *arg, const struct lease_row *r)
 	if ((e = lent_new(r->identity)) == NULL)
 		return ld->err = -ENOMEM;
 	ld->v[ld->n++] = e;
-	e->id = r->id;
 	e->l.v6 = r->v6;
 	e->l.v4 = r->v4;
 	e->l.port_lo = r->port_lo;
@@ -567,12 +627,22 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 	/* Claim slots in deadline order, so quarantines join the pool's list at its tail. */
 	if (ld.n > 0)
 		qsort(ld.v, ld.n, sizeof(*ld.v), cmp_deadline);
+	/* The identity map at its final size at once: no rehash after rehash at start. */
+	{
+		size_t n = m->nidtab;
+
+		while (n < ld.n)
+			n *= 2;
+		if (n > m->nidtab)
+			id_resize(m, n);
+	}
 	for (size_t i = 0; i < ld.n; i++) {
 		struct lent *e = ld.v[i];
 
 		ld.v[i] = NULL;
 		if (e->l.state == LEASE_QUARANTINE && e->l.quarantine_until <= now) {
-			if ((rc = stage(m)) < 0 || (rc = store_delete(m->st, e->id)) < 0) {
+			if ((rc = stage(m)) < 0 ||
+			    (rc = store_delete(m->st, STORE_ID(e->l.v4, e->l.port_lo))) < 0) {
 				free(e);
 				rc = fail(m, "delete");
 				goto store_err;
@@ -587,8 +657,8 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 			log_warnx(
 			    "lease %lld of %s holds %s ports %u-%u, which is in no configured "
 			    "pool slot: kept until it ends, not renewed",
-			    (long long)e->id, e->identity, addr_fmt_v4(e->l.v4, b), e->l.port_lo,
-			    e->l.port_hi);
+			    (long long)STORE_ID(e->l.v4, e->l.port_lo), e->identity,
+			    addr_fmt_v4(e->l.v4, b), e->l.port_lo, e->l.port_hi);
 			m->c.orphans++;
 			if (m->norphans == m->caporphans) {
 				size_t cap = m->caporphans ? m->caporphans * 2 : 16;
@@ -683,7 +753,16 @@ lease_mgr_new(struct store *st, struct pool **pools, size_t npools,
 	m->slots = calloc(npools + 1, sizeof(*m->slots));
 	m->psize = calloc(npools + 1, sizeof(*m->psize));
 	m->idtab = calloc(m->nidtab, sizeof(*m->idtab));
-	if (m->pools == NULL || m->slots == NULL || m->psize == NULL || m->idtab == NULL)
+	/* At most every slot in quarantine: one bucket per slot, up to 2^20. */
+	m->nqtab = 1024;
+	for (size_t i = 0; i < npools; i++) {
+		pool_stats(pools[i], &ps);
+		while (m->nqtab < ps.size && m->nqtab < (1u << 20))
+			m->nqtab *= 2;
+	}
+	m->qtab = calloc(m->nqtab, sizeof(*m->qtab));
+	if (m->pools == NULL || m->slots == NULL || m->psize == NULL || m->idtab == NULL ||
+	    m->qtab == NULL)
 		goto nomem;
 	for (size_t i = 0; i < npools; i++) {
 		m->pools[i] = pools[i];
@@ -719,6 +798,7 @@ lease_mgr_free(struct lease_mgr *m)
 	free(m->psize);
 	free(m->pools);
 	free(m->idtab);
+	free(m->qtab);
 	keycount_free(&m->per64);
 	free(m->orphans);
 	for (size_t i = 0; i < m->nnames; i++)
@@ -853,6 +933,7 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 		}
 		e->l.v6 = *v6;
 		e->l.tep = itep;
+		e->l.offer = false; /* a request confirms an offer */
 		e->l.expiry = now + m->pol.lifetime;
 		heap_fix(m, e);
 		m->c.renewals++;
@@ -863,6 +944,29 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	}
 	if (pool_index(m, pool, &first, &end) < 0)
 		return -ENOENT;
+	if ((e = q_lookup(m, identity)) != NULL && e->pool >= first && e->pool < end &&
+	    (want_v4 == 0 || want_v4 == e->l.v4) && stage(m) == 0 &&
+	    pool_reclaim(m->pools[e->pool], e->slot, now) == 0) {
+		/* Continuity: its own address (and ports) again, while nobody else has it. */
+		q_remove(m, e);
+		e->l.state = LEASE_ACTIVE;
+		e->l.quarantine_until = 0;
+		e->l.v6 = *v6;
+		e->l.tep = itep;
+		e->l.start = now;
+		e->l.expiry = now + m->pol.lifetime;
+		heap_fix(m, e);
+		id_insert(m, e);
+		m->c.quarantined--;
+		m->c.active++;
+		m->c.allocations++;
+		m->c.reclaims++;
+		*flags = LEASE_NEW;
+		*out = &e->l;
+		if (stage_update(m, e) < 0)
+			return -EIO;
+		return stage_history(m, LEASE_EV_GRANT, now, e);
+	}
 	if (want_v4 != 0) {
 		if ((rc = take_v4(m, first, end, want_v4, now, &pi, &slot)) < 0) {
 			m->c.unavailable++;
@@ -926,7 +1030,6 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	to_row(e, &r);
 	if (store_insert(m->st, &r) < 0)
 		return fail(m, "insert");
-	e->id = r.id;
 	*flags = LEASE_NEW;
 	*out = &e->l;
 	return stage_history(m, LEASE_EV_GRANT, now, e);
@@ -956,6 +1059,21 @@ lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now)
 		return -EALREADY;
 	m->c.revocations++;
 	return to_quarantine(m, e, now, LEASE_EV_REVOKE);
+}
+
+int
+lease_offer(struct lease_mgr *m, const struct lease *l, int64_t now, uint32_t hold)
+{
+	struct lent *e = (struct lent *)l;
+
+	if (m->failed)
+		return -EIO;
+	if (e->l.state != LEASE_ACTIVE)
+		return -EALREADY;
+	e->l.offer = true;
+	e->l.expiry = now + hold;
+	heap_fix(m, e);
+	return stage_update(m, e);
 }
 
 const struct lease *
@@ -1086,7 +1204,8 @@ lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t
 int64_t
 lease_next_expiry(const struct lease_mgr *m)
 {
-	return m->nheap > 0 ? deadline(m->heap[0]) : INT64_MAX;
+	/* While failed nothing expires (lease_expire refuses): no timer spinning on a past deadline. */
+	return m->nheap > 0 && !m->failed ? deadline(m->heap[0]) : INT64_MAX;
 }
 
 /*
@@ -1202,6 +1321,8 @@ lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 	m->nheap = 0;
 	m->norphans = 0;
 	memset(m->idtab, 0, m->nidtab * sizeof(*m->idtab));
+	/* Its chains run through the entries just freed. */
+	memset(m->qtab, 0, m->nqtab * sizeof(*m->qtab));
 	m->nid = 0;
 	keycount_free(&m->per64);
 	for (size_t i = 0; i < m->npools; i++) {
@@ -1228,4 +1349,74 @@ void
 lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy)
 {
 	m->pol = *policy;
+}
+
+int
+lease_mgr_repool(struct lease_mgr *m, struct pool **pools, size_t npools, int64_t now, char *err,
+                 size_t errlen)
+{
+	struct pool **np = NULL, **op = m->pools;
+	struct lent ***ns = NULL, ***os = m->slots;
+	uint64_t *nz = NULL, *oz = m->psize;
+	size_t on = m->npools;
+	struct pool_stats ps;
+	int rc = -ENOMEM;
+
+	if (npools >= NOPOOL) {
+		snprintf(err, errlen, "too many pools (%zu)", npools);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < npools; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(pool_name(pools[i]), pool_name(pools[j])) ||
+			    pool_overlaps(pools[i], pools[j])) {
+				snprintf(err, errlen,
+				         "pools \"%s\" and \"%s\" share a name or addresses",
+				         pool_name(pools[j]), pool_name(pools[i]));
+				return -EINVAL;
+			}
+	np = calloc(npools + 1, sizeof(*np));
+	ns = calloc(npools + 1, sizeof(*ns));
+	nz = calloc(npools + 1, sizeof(*nz));
+	if (!np || !ns || !nz)
+		goto nomem;
+	for (size_t i = 0; i < npools; i++) {
+		np[i] = pools[i];
+		pool_stats(pools[i], &ps);
+		nz[i] = ps.size;
+		if (!(ns[i] = calloc(ps.size ? ps.size : 1, sizeof(**ns))))
+			goto nomem;
+	}
+	m->pools = np;
+	m->slots = ns;
+	m->psize = nz;
+	m->npools = npools;
+	if (lease_mgr_reload(m, now, err, errlen) != 0) {
+		/* Back to the pools that were: the store did not change. */
+		char err2[128];
+
+		m->pools = op;
+		m->slots = os;
+		m->psize = oz;
+		m->npools = on;
+		(void)lease_mgr_reload(m, now, err2, sizeof(err2));
+		op = np, os = ns, oz = nz, on = npools;
+		rc = -EIO;
+	} else {
+		rc = 0;
+	}
+	for (size_t i = 0; i < on; i++)
+		free(os[i]);
+	free(os);
+	free(op);
+	free(oz);
+	return rc;
+nomem:
+	snprintf(err, errlen, "lease manager: out of memory");
+	for (size_t i = 0; ns && i < npools; i++)
+		free(ns[i]);
+	free(ns);
+	free(np);
+	free(nz);
+	return rc;
 }

@@ -56,6 +56,12 @@ struct lease {
 	 * (lease_acquire() gives -EADDRNOTAVAIL), never handed out again.
 	 */
 	bool orphan;
+	/*
+	 * Offered (a DHCPv6 Advertise) and not yet confirmed by a request:
+	 * it lasts the short offer hold, and at its end the address is free
+	 * at once (it was never used: no quarantine). In memory only.
+	 */
+	bool offer;
 };
 
 struct lease_policy {
@@ -72,6 +78,7 @@ struct lease_policy {
 
 struct lease_counters {
 	uint64_t allocations; /* LEASE_NEW */
+	uint64_t reclaims;    /* LEASE_NEW of an identity's own lease back from quarantine */
 	uint64_t renewals;    /* LEASE_RENEWED */
 	uint64_t moves;       /* LEASE_MOVED */
 	uint64_t releases;    /* lease_release() */
@@ -106,10 +113,14 @@ void lease_mgr_free(struct lease_mgr *m);
  * Give `identity` a lease, now. The identity's active lease is renewed
  * (expiry = now + lifetime, LEASE_RENEWED, plus LEASE_MOVED when `v6` or
  * `tep` changed) whatever `pool` says, provided `want_v4` is 0 or its
- * address. Otherwise a new slot: `want_v4` (any free port range of it in
- * a port pool) or the head of the free queue of `pool` (NULL: the
- * configured pools in order, except PSID pools, which serve only who
- * names them).
+ * address. Otherwise the identity's own lease that expired or that it
+ * released comes back while it is still in quarantine (same address and
+ * port range, LEASE_NEW: continuity), when it is in `pool` and `want_v4`
+ * is 0 or its address. Otherwise a new slot: `want_v4` (any free port
+ * range of it in a port pool) or the head of the free queue of `pool`
+ * (NULL: the configured pools in order, except PSID pools, which serve
+ * only who names them). Who may act on the identity's lease is the
+ * caller's to decide first (src/grant).
  *   -EADDRNOTAVAIL  want_v4 is in no pool, not free, or not the
  *                   identity's; the identity holds an orphan (TSP 308)
  *   -ENOSPC         no free slot (TSP 306)
@@ -123,13 +134,24 @@ int lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_ad
                   const struct lease **out, unsigned *flags);
 
 /*
- * Active -> quarantine until now + quarantine (client release, operator
- * revoke). 0, -EALREADY when already in quarantine, -EIO.
+ * Active -> quarantine until now + quarantine (the client's own release,
+ * or a grant rolled back): the identity may have it back meanwhile.
+ * 0, -EALREADY when already in quarantine, -EIO.
  */
 int lease_release(struct lease_mgr *m, const struct lease *l, int64_t now);
-
-/* lease_release() by the operator or the server: "revoke" in the history. */
+/*
+ * lease_release() by the operator or the server ("revoke" in the history),
+ * or for a Decline: never given back to the identity.
+ */
 int lease_revoke(struct lease_mgr *m, const struct lease *l, int64_t now);
+
+/*
+ * Make `l`, an active lease that no request has confirmed (the caller
+ * just granted it for an offer, or it is an offer already), an offer
+ * that ends at now + hold. Any later lease_acquire() of its identity
+ * confirms it (a full lifetime). 0, -EALREADY (not active), -EIO.
+ */
+int lease_offer(struct lease_mgr *m, const struct lease *l, int64_t now, uint32_t hold);
 
 /* The active or quarantined lease holding (v4, port); port ignored for whole-address leases. */
 const struct lease *lease_find_v4(const struct lease_mgr *m, uint32_t v4, uint16_t port);
@@ -144,7 +166,8 @@ int lease_foreach(const struct lease_mgr *m, int (*cb)(void *arg, const struct l
 
 /*
  * The earliest time lease_expire() has work: an active lease's expiry or
- * a quarantine's end. INT64_MAX when none.
+ * a quarantine's end. INT64_MAX when none, and while the manager is
+ * failed (lease_expire() would do nothing).
  */
 int64_t lease_next_expiry(const struct lease_mgr *m);
 
@@ -215,5 +238,18 @@ unsigned lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6);
  * next grant, renewal and release; leases already granted keep theirs.
  */
 void lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy);
+
+/*
+ * A reloaded configuration's pools: `pools` (fresh, names unique, no
+ * address in two; borrowed like lease_mgr_new's) replace the manager's,
+ * and every lease is loaded again from the store, whose writer must be
+ * idle (stopped, or after store_async_recover) with everything durable.
+ * A lease whose slot is in no new pool becomes an orphan (lease.c: its
+ * renewal is refused, it ends at its expiry); a pool that grew lends its
+ * new slots. What loading changes is staged for the caller's next commit.
+ * 0; or -EINVAL/-ENOMEM/-EIO with a message and the old pools in force.
+ */
+int lease_mgr_repool(struct lease_mgr *m, struct pool **pools, size_t npools, int64_t now,
+                     char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,11 @@
  * packet the core marks so (per-packet cmsg); EMSGSIZE goes back to the
  * core as dp_too_big(). ENOBUFS/EAGAIN on send: the unsent rest waits for
  * POLLOUT and reading stops meanwhile (backpressure, not drops).
+ *
+ * The TUN device is opened with offloads where the kernel grants them
+ * (dataplane/tun.h): a read may be a TCP super-packet, cut into segments
+ * before the core sees them; decapsulated TCP segments of one flow are
+ * coalesced into one write.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +68,11 @@ struct tep_io {
 	unsigned nout, sent; /* out[sent..nout) still to send */
 	bool paused;
 	struct log_rl rl;
+	/* Offloads: segments of the last read not yet handed to the core. */
+	bool vnet;
+	struct tun_rx *rx;
+	unsigned rxpos;
+	struct tun_gro *gro;
 };
 
 static int
@@ -173,6 +183,13 @@ tun_write(struct tep *t, const struct dp_pkt *p)
 		}
 		return;
 	}
+	if (t->io->vnet) {
+		uint64_t errs = t->io->gro->write_errors;
+
+		tun_gro_add(t->io->gro, t->io->tun_fd, p->data, p->len);
+		t->dp.ctr[DPC_tx_v4_errors] += t->io->gro->write_errors - errs;
+		return;
+	}
 	if (write(t->io->tun_fd, p->data, p->len) < 0) {
 		t->dp.ctr[DPC_tx_v4_errors]++;
 		log_warnx_rl(&t->io->rl, "%s: write: %s", t->ifname, strerror(errno));
@@ -241,6 +258,13 @@ emit(struct tep *t, struct dp_pkt *pkts, unsigned n)
 			io->out[io->nout++] = &pkts[i];
 		}
 	}
+	if (io->vnet) {
+		uint64_t errs = io->gro->write_errors;
+
+		tun_gro_flush(io->gro, io->tun_fd);
+		t->dp.ctr[DPC_tx_v4_errors] += io->gro->write_errors - errs;
+		t->ctr.tun_tx_coalesced = io->gro->coalesced;
+	}
 	if (!send6(t))
 		pause_reading(t, true);
 }
@@ -262,6 +286,9 @@ pause_reading(struct tep *t, bool pause)
 		event_add(io->ev_raw, NULL);
 		event_add(io->ev_icmp, NULL);
 		event_add(io->ev_tun, NULL);
+		/* Segments of a read still wait: no readiness will say so. */
+		if (io->vnet && io->rxpos < io->rx->n)
+			event_active(io->ev_tun, EV_READ, 0);
 	}
 }
 
@@ -380,6 +407,54 @@ on_icmp(evutil_socket_t fd, short what, void *arg)
 	rx6(arg, fd, 58);
 }
 
+/*
+ * Fill a batch from an offload TUN: the segments of one read may span
+ * batches (a 64 KB read is about 45 of them), so what is left waits in
+ * io->rx for the next call. Returns the batch's size.
+ */
+static unsigned
+tun_fill(struct tep *t, int fd)
+{
+	struct tep_io *io = t->io;
+	unsigned k = 0;
+
+	while (k < DP_BATCH) {
+		uint8_t *slot = io->bufs4 + (size_t)k * SLOT + DP_HEADROOM;
+		ssize_t n;
+
+		if (io->rxpos < io->rx->n) {
+			unsigned i = io->rxpos++;
+
+			memcpy(slot, io->rx->pkt[i], io->rx->len[i]);
+			memset(&io->pkts4[k], 0, sizeof(io->pkts4[k]));
+			io->pkts4[k].data = slot;
+			io->pkts4[k].len = io->rx->len[i];
+			io->pkts4[k].headroom = DP_HEADROOM;
+			k++;
+			continue;
+		}
+		io->rxpos = 0;
+		n = tun_rx_read(io->rx, fd, true);
+		if (n > 1)
+			t->ctr.tun_rx_gso++;
+		if (n == 0) {
+			t->dp.ctr[DPC_rx_errors]++;
+			log_warnx_rl(&io->rl, "%s: a packet with offloads we cannot honour",
+			             t->ifname);
+			continue;
+		}
+		if (n < 0) {
+			io->rx->n = 0;
+			if (n != -EAGAIN && n != -EINTR) {
+				t->dp.ctr[DPC_rx_errors]++;
+				log_warnx_rl(&io->rl, "%s: read: %s", t->ifname, strerror((int)-n));
+			}
+			break;
+		}
+	}
+	return k;
+}
+
 static void
 on_tun(evutil_socket_t fd, short what, void *arg)
 {
@@ -389,7 +464,9 @@ on_tun(evutil_socket_t fd, short what, void *arg)
 	for (int round = 0; round < MAX_ROUNDS && !io->paused; round++) {
 		unsigned k = 0;
 
-		for (; k < DP_BATCH; k++) {
+		if (io->vnet)
+			k = tun_fill(t, fd);
+		for (; !io->vnet && k < DP_BATCH; k++) {
 			uint8_t *slot = io->bufs4 + (size_t)k * SLOT;
 			ssize_t n = read(fd, slot + DP_HEADROOM, DATA_MAX);
 
@@ -479,7 +556,19 @@ tep_io_start(struct tep *t)
 		          "run `sysctl -w net.ipv4.ip_forward=1` first");
 		return -EPERM;
 	}
-	rc = tun_open(t->cfg.tun, t->ifname, true);
+	rc = tun_open_offload(t->cfg.tun, t->ifname, true, &io->vnet);
+	if (io->vnet) {
+		io->rx = calloc(1, sizeof(*io->rx));
+		io->gro = malloc(sizeof(*io->gro));
+		if (!io->rx || !io->gro)
+			return -ENOMEM;
+		tun_gro_init(io->gro);
+	} else {
+		/* Offloads refused: the plain device, one packet a read. */
+		if (rc >= 0)
+			close(rc);
+		rc = tun_open(t->cfg.tun, t->ifname, true);
+	}
 	if (rc < 0) {
 		log_warnx("cannot open TUN device %s: %s", t->cfg.tun, strerror(-rc));
 		return rc;
@@ -559,6 +648,8 @@ tep_io_stop(struct tep *t)
 		close(io->tun_fd);
 	free(io->bufs6);
 	free(io->bufs4);
+	free(io->rx);
+	free(io->gro);
 	free(io);
 	t->io = NULL;
 }

@@ -18,7 +18,10 @@ static void
 render(void *arg, struct metrics_text *t)
 {
 	struct tep *tep = arg;
-	json_t *o = tep_counters_json(tep);
+	json_t *o;
+
+	tep_xdp_fold(tep); /* what the XDP programs counted, up to now */
+	o = tep_counters_json(tep);
 
 	metrics_json_counters(t, "dstm_tep", o, gauges);
 	json_decref(o);

@@ -100,7 +100,13 @@ tep_xdp_bind(struct tep *t, const struct bt_binding *b)
 	 * idle time and may hand them to another client (seed 002 §5.2). */
 	if (!xd || (b->flags & BT_F_LEARNED))
 		return;
-	if ((rc = xtep_set(xd->x, b->v4, b->port_lo, b->port_hi, &b->v6, b->mtu)) < 0) {
+	/* A PSID port set (RFC 7597 §5.1) stays with the userspace core,
+	 * which checks the port against the set. */
+	if (b->flags & BT_F_PSID)
+		rc = xtep_set_core(xd->x, b->v4);
+	else
+		rc = xtep_set(xd->x, b->v4, b->port_lo, b->port_hi, &b->v6, b->mtu);
+	if (rc < 0) {
 		log_warnx("XDP: binding map update: %s", strerror(-rc));
 		return;
 	}
@@ -131,7 +137,7 @@ tep_xdp_binding_ctr(const struct tep *t, const struct bt_binding *b, uint64_t ou
 {
 	struct xtep_bctr c = {0};
 
-	if (t->xdp && !(b->flags & BT_F_LEARNED))
+	if (t->xdp && !(b->flags & (BT_F_LEARNED | BT_F_PSID)))
 		xtep_binding_ctr(t->xdp->x, b->v4, b->port_lo, b->port_hi, &c);
 	out[0] = b->pkts_in + c.pkts_in;
 	out[1] = b->bytes_in + c.bytes_in;
@@ -206,9 +212,14 @@ attach(struct tep *t, struct tep_xdp *xd)
 		log_warnx("XDP: native attach on %s and %s failed: %s", if6, if4, strerror(-rc));
 		return rc;
 	}
-	while ((b = bt_next(t->bt, &cur)))
-		if (!(b->flags & BT_F_LEARNED))
+	while ((b = bt_next(t->bt, &cur))) {
+		if (b->flags & BT_F_LEARNED)
+			continue;
+		if (b->flags & BT_F_PSID) /* the userspace core checks the set */
+			xtep_set_core(xd->x, b->v4);
+		else
 			xtep_set(xd->x, b->v4, b->port_lo, b->port_hi, &b->v6, b->mtu);
+	}
 	if ((rc = xtep_flush(xd->x)) < 0)
 		return rc;
 	log_info("data plane: XDP (native) on %s (4in6 in) and %s (IPv4 in), the TUN path "

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "tsp/tsp_int.h"
 
@@ -64,16 +65,6 @@ struct tsp_sasl {
 static Gsasl *client_ctx;
 static struct scram_cache_entry *client_cache;
 
-static uint32_t
-hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 static void
 sha256(const char *s, unsigned char out[32])
 {
@@ -85,7 +76,7 @@ sha256(const char *s, unsigned char out[32])
 static struct scram_cache_entry *
 cache_slot(struct scram_cache_entry *cache, const char *user)
 {
-	return cache ? &cache[hash_str(user) % SCRAM_CACHE_SIZE] : NULL;
+	return cache ? &cache[hash_str(user) % SCRAM_CACHE_SIZE] : NULL; /* keyed: common/hash.h */
 }
 
 static bool

@@ -193,6 +193,21 @@ xtep_set(struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, const struct in6
 	return 0;
 }
 
+int
+xtep_set_core(struct xtep *x, uint32_t v4)
+{
+	struct xtep_addr *a;
+	int rc;
+
+	if ((x->naddrs == QUEUE || x->nranges == QUEUE) && (rc = xtep_flush(x)) < 0)
+		return rc;
+	a = &x->avals[x->naddrs];
+	memset(a, 0, sizeof(*a));
+	x->akeys[x->naddrs++] = htonl(v4);
+	a->size = XTEP_SIZE_CORE;
+	return 0;
+}
+
 /* Update n entries of map fd in one call (or in several, if it stops short). */
 static int
 update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz, uint32_t n)
@@ -272,7 +287,7 @@ xtep_del_addr(struct xtep *x, uint32_t v4)
 		return -ENOENT;
 	/* The address first, so that no packet looks for its ranges. */
 	bpf_map_delete_elem(x->fd_addrs, &key);
-	if (a.size != 0)
+	if (a.size != 0 && a.size != XTEP_SIZE_CORE)
 		for (k.k = 0; k.k <= (65535u - a.base) / a.size; k.k++)
 			bpf_map_delete_elem(x->fd_ranges, &k);
 	return 0;

@@ -49,6 +49,8 @@ int xtep_prog_v4(const struct xtep *x);
  */
 int xtep_set(struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, const struct in6_addr *v6,
              uint16_t mtu);
+/* v4's packets go to the userspace core (an address shared by PSID sets). */
+int xtep_set_core(struct xtep *x, uint32_t v4);
 /* Write the queued bindings, in batches. 0 or -errno. */
 int xtep_flush(struct xtep *x);
 /* Remove one range of a shared address (the one starting at lo). */

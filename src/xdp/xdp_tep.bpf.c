@@ -145,7 +145,8 @@ martian(__u32 a)
 /*
  * The binding of v4 (network byte order) at `port` (has_port: the packet
  * shows one). Returns 1 found, 0 no binding at all, -1 a shared address
- * whose ranges do not cover the port, -2 a shared address and no port.
+ * whose ranges do not cover the port, -2 a shared address and no port,
+ * -3 an address the userspace core serves (PSID port sets).
  */
 static __always_inline int
 lookup(__u32 v4, __u16 port, int has_port, struct found *f)
@@ -156,6 +157,8 @@ lookup(__u32 v4, __u16 port, int has_port, struct found *f)
 
 	if (!a)
 		return 0;
+	if (a->size == XTEP_SIZE_CORE)
+		return -3;
 	if (a->size == 0) {
 		f->v6 = a->v6;
 		f->mtu = a->mtu;
@@ -227,7 +230,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 	tot = (__u32)ip[2] << 8 | ip[3];
 	/* Padding or a short frame: the core trims and judges it. */
 	if (tot != plen || (void *)(ip + tot) != end)
-		return XDP_PASS;
+		return count(XC_xdp_pass_v6, XDP_PASS);
 	if (!plain4(ip, end, &ports, &has_ports))
 		return count(XC_xdp_pass_v6, XDP_PASS);
 	src = *(__u32 *)(ip + 12);
@@ -241,7 +244,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (rc == 0 && xtep_cfg.learn)
 		return count(XC_xdp_pass_v6, XDP_PASS);
-	if (rc == -2)
+	if (rc == -2 || rc == -3)
 		return count(XC_xdp_pass_v6, XDP_PASS); /* the core counts drop_v4_no_port */
 	if (rc <= 0 || !eq6(f.v6, ip6 + 8)) {
 		x->c[XC_rx_v6_pkts]++;

@@ -16,6 +16,9 @@
  *
  * Learned bindings (learn mode) are not in the maps: their packets go to
  * the userspace path, which keeps their idle times and replaces them.
+ * Neither are the port sets of an address shared by PSID (RFC 7597 §5.1,
+ * binding.h): its addrs entry has size XTEP_SIZE_CORE, and its packets go
+ * to the userspace core, which checks them against the set.
  */
 #ifndef DSTM_XDP_TEP_H
 #define DSTM_XDP_TEP_H
@@ -42,6 +45,8 @@ struct xtep_cfg {
 struct xtep_bctr {
 	__u64 pkts_in, bytes_in, pkts_out, bytes_out;
 };
+
+#define XTEP_SIZE_CORE 0xffffffffu /* the address is the userspace core's (PSID sets) */
 
 struct xtep_addr {
 	__u8 v6[16];

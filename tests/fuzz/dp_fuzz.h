@@ -35,6 +35,9 @@ setup(void)
 	bt_add(bt, 0xc000020a, 0, 65535, &c1, 0, NULL);   /* 192.0.2.10 */
 	bt_add(bt, 0xc000020b, 0, 65535, &c2, 0, NULL);   /* 192.0.2.11 */
 	bt_add(bt, 0xc0000214, 1024, 2047, &c3, 0, NULL); /* 192.0.2.20, shared */
+	/* 192.0.2.30 shared by PSID sets (offset 6, length 6): PSIDs 5 and 6. */
+	bt_add_psid(bt, 0xc000021e, 6, 6, 5, &c1, 0, NULL);
+	bt_add_psid(bt, 0xc000021e, 6, 6, 6, &c2, 0, NULL);
 }
 
 /* The TEP of the lab, pool 192.0.2.0/24; the first input byte picks the rest. */

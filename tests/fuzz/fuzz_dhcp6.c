@@ -3,7 +3,9 @@
  * parsing with the DSTM options, and the whole server engine (parse,
  * validate, authenticate, serve, build) over a small in-memory lease
  * manager, so that any crash or sanitizer report in what a client can
- * send shows up. The client engine's input path is driven too.
+ * send shows up. The client engine's input path is driven too, as an
+ * lwB4 (RFC 7598 options) every other input, and the bytes are read as
+ * the body of an OPTION_S46_CONT_LW.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -48,7 +50,8 @@ fz_in_pool(void *arg, uint32_t v4)
 	return v4 == 0xc000020a;
 }
 
-static const struct d6_lease_ops ops = {fz_acquire, fz_find, fz_release, fz_in_pool, NULL};
+static const struct d6_lease_ops ops = {fz_acquire, fz_find, fz_release, fz_in_pool,
+                                        NULL,       NULL,    NULL};
 static const uint8_t duid[] = {0, 2, 0, 0, 0x7e, 0xd9, 1, 2, 3, 4};
 static const uint8_t secret[] = "fuzz";
 static const struct in6_addr relay = IN6ADDR_ANY_INIT;
@@ -92,6 +95,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d6_codes_default(&cc.codes);
 	cc.duid = duid;
 	cc.duid_len = sizeof(duid);
+	cc.lw4o6 = size & 2;
+	{
+		struct d6_s46_lw lw;
+
+		d6_s46_parse_cont(data, size, &lw);
+	}
 	if ((c = d6_client_new(&cc))) {
 		d6_client_start(c, 0);
 		d6_client_input(c, data, size, 1);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dhcp6/d6.h"
 #include "dots/dots.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t used, inc;
 	uint32_t seed = 1;
 
-	if (dots_name_decode(data, size, name, sizeof(name), &used) == 0 &&
+	if (d6_name_decode_n(data, size, name, sizeof(name), &used) == 0 &&
 	    (used > size || !dots_name_valid(name)))
 		__builtin_trap();
 	if (dots_dns_parse(data, size, &h, rr, 64, &st) < 0)

@@ -157,7 +157,7 @@ def test_unauthenticated_server_is_ignored(lab):
 
 
 def test_runs_unprivileged(lab):
-    # issue 7: user dstm, only CAP_NET_ADMIN and CAP_NET_RAW, seccomp filter mode
+    # least privilege: user dstm, only CAP_NET_ADMIN and CAP_NET_RAW, seccomp filter mode
     import pwd
 
     from test_domain import pid_of

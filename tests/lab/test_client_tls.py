@@ -1,4 +1,4 @@
-"""End-to-end tests of dstm-client's TSP over TLS (issue 7) in the lab's
+"""End-to-end tests of dstm-client's TSP over TLS in the lab's
 vpn scenario, where the clients reach dstmd's TLS listener on port 3654
 and check its certificate against the lab's CA (scripts/lab make_pki): the
 right CA binds; a wrong CA, a wrong name and a wrong SPKI pin are refused

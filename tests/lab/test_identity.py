@@ -97,7 +97,9 @@ def assert_intact(lab, node, v6, before):
     assert l and {k: l[k] for k in before} == before, (before, lab.ctl("srv", "leases"))
     b = lab.ctl("tep", "bindings", ipv4=before["ipv4"])
     assert [x["ipv6"] for x in b] == [v6], b
-    assert lab.exec(node, "ping", "-c", "1", "-W", "3", V44).returncode == 0
+    # Any of three (a loaded machine may lose one).
+    r = lab.exec(node, "ping", "-c", "3", "-i", "0.2", "-W", "2", V44)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def no_lease_at(lab, v6):
@@ -240,8 +242,9 @@ class TestDhcpv6:
             relay = DHCP6_RelayForward(hopcount=0, linkaddr="fd00:d57::", peeraddr=peer) / \
                 DHCP6OptRelayMsg(message=inner)
             x.send(bytes(relay), dest=SRV6)
-            assert x.recv(timeout=1.0) is None
-        assert counter(d6lab, "dhcp6_drop_relay_untrusted") == n + 3
+            stray = x.recv(timeout=1.0)
+            assert stray is None, (peer, stray)
+        assert counter(d6lab, "dhcp6_drop_relay_untrusted") == n + 3, d6lab.ctl("srv", "counters")
         assert no_lease_at(d6lab, TEP6)
         assert [l for l in d6lab.ctl("srv", "leases") if l["ipv6"] == C2 and
                 l["state"] == "active"] == [lease_of(d6lab, C2)]
@@ -456,6 +459,11 @@ class TestTsp:
             assert lease_of(tsplab, X6)["identity"] == "anon:" + X6
             st2, xml2 = t.command("create", X6)  # renewal, naming its own address
             assert st2 == 200 and ipv4_of(xml2) == ipv4_of(xml)
+            assert t.command("delete")[0] == 200
+            assert no_lease_at(tsplab, X6)
+            # Continuity: asking again within the quarantine gives the same address back.
+            st3, xml3 = t.command("create")
+            assert st3 == 200 and ipv4_of(xml3) == ipv4_of(xml)
             assert t.command("delete")[0] == 200
         finally:
             t.close()

@@ -143,13 +143,14 @@ def raw(d, command, **args):
 def fill(path):
     """Fill the file system of `path` up, return the filler's name."""
     name = os.path.join(path, "filler")
-    with open(name, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return name
 
 
@@ -169,9 +170,11 @@ def test_full_disk_refuses_then_recovers(tmp):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], check=True)
     d = None
     try:
-        d = Dstmd(tmp, database=os.path.join(mnt, "leases.db"),
+        d = Dstmd(tmp, database=os.path.join(mnt, "leases.db"), quarantine=1,
                   pools=[{"name": "t", "prefixes": ["10.1.0.0/16"]}]).start()
-        assert load(d, 50, "fd00:d57::2:") == {200: 50}
+        assert load(d, 51, "fd00:d57::2:") == {200: 51}
+        # A quarantine that ends while the store fails: nothing may spin on it.
+        d.ctl("revoke", d.ctl("leases", "--limit", "1")[0]["ipv4"])
         filler = fill(mnt)
         t_full = time.time()
         # Until the WAL needs room no commit fails; then every request is refused.
@@ -184,7 +187,10 @@ def test_full_disk_refuses_then_recovers(tmp):
         assert st["store"].startswith("failing"), st
         c = d.counters()
         assert c["store_failing"] == 1 and c["store_failures"] >= 1
-        # At most one line a second about it.
+        # Idle while failing: a probe a second, no busy loop; at most a line a second.
+        cpu = d.cpu_seconds()
+        time.sleep(3)
+        assert d.cpu_seconds() - cpu < 1.0
         assert d.logtext().count("cannot commit leases") <= time.time() - t_full + 2
         # Room again: dstmd notices by itself within seconds.
         os.unlink(filler)
@@ -205,4 +211,89 @@ def test_full_disk_refuses_then_recovers(tmp):
     finally:
         if d:
             d.kill()
+        subprocess.run(["umount", "-l", mnt])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and a tmpfs need root")
+def test_full_disk_dhcpv6_gets_noaddrsavail(tmp):
+    """DHCPv6 over a veth between two namespaces (scapy builds the client's
+    messages, as in test_dhcp6.py): Solicit + Rapid Commit while the disk
+    is full gets a Reply with NoAddrsAvail and the store's message, and a
+    lease again once there is room."""
+    d6 = pytest.importorskip("test_dhcp6")
+    tag = "d6full-%d" % os.getpid()
+    ns_s, ns_c = tag + "-s", tag + "-c"
+    vs, vc = "d6fs%d" % (os.getpid() % 10000), "d6fc%d" % (os.getpid() % 10000)
+    mnt = os.path.join(tmp, "small")
+    os.mkdir(mnt)
+    proc = None
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], check=True)
+        d6.sh("ip", "netns", "add", ns_s)
+        d6.sh("ip", "netns", "add", ns_c)
+        d6.sh("ip", "link", "add", vs, "netns", ns_s, "type", "veth", "peer", vc, "netns", ns_c)
+        for ns, dev, a in ((ns_s, vs, d6.SRV6), (ns_c, vc, d6.CLI6)):
+            d6.sh("ip", "-n", ns, "link", "set", "lo", "up")
+            d6.sh("ip", "-n", ns, "addr", "add", a + "/64", "dev", dev, "nodad")
+            d6.sh("ip", "-n", ns, "link", "set", dev, "up")
+        sock = os.path.join(tmp, "control.sock")
+        cfg = {"database": os.path.join(mnt, "leases.db"), "control": sock, "user": "",
+               "lifetime": 120, "quarantine": 10,
+               "listen": [{"address": "[%s]:3653" % d6.SRV6}],
+               "pools": [{"name": "lab", "prefixes": ["10.2.0.0/16"]}],
+               "teps": [{"name": "tep1", "ipv6": d6.TEP6, "ipv4": "198.51.100.1",
+                         "clients": ["fd00:d6::/32"]}],
+               "dhcpv6": {"interfaces": [vs], "limits": {"per_duid": 4, "per_64": 60000}}}
+        path = os.path.join(tmp, "d6.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        log = open(os.path.join(tmp, "d6.log"), "w")
+        proc = subprocess.Popen(["ip", "netns", "exec", ns_s, DSTMD, "-d", "-c", path],
+                                stdout=log, stderr=log)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        cli = d6.Client(ns_c, vc)
+
+        def solicit(i):
+            duid = b"\0\3\0\1\2\0" + i.to_bytes(4, "big")
+            return cli.xchg(d6.DHCP6_Solicit, cli.clientid(duid), d6.DHCP6OptRapidCommit(),
+                            d6.ia_dstm(1))
+
+        rep = solicit(1)
+        assert rep and rep["type"] == 7 and rep["ias"][0]["v4"], rep
+        filler = fill(mnt)
+        refused = None
+        for i in range(2, 3000):
+            rep = solicit(i)
+            assert rep is not None, "no reply"
+            if rep["ias"][0]["v4"] is None:
+                refused = rep
+                break
+        assert refused, "the disk never filled up"
+        assert refused["status"] == 2 and refused["ias"][0]["status"] == 2  # NoAddrsAvail
+        assert b"lease store cannot commit" in refused["raw"]
+        assert proc.poll() is None
+        # Refused at once while it lasts, with the same status.
+        rep = solicit(5000)
+        assert rep and rep["ias"][0]["v4"] is None and rep["ias"][0]["status"] == 2
+        os.unlink(filler)
+        deadline = time.time() + 20
+        while True:
+            rep = solicit(6000)
+            if rep and rep["ias"][0]["v4"]:
+                break
+            assert time.time() < deadline, open(os.path.join(tmp, "d6.log")).read()
+            time.sleep(0.5)
+        assert proc.poll() is None
+    finally:
+        if proc:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        subprocess.run(["ip", "netns", "del", ns_s], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns_c], capture_output=True)
         subprocess.run(["umount", "-l", mnt])

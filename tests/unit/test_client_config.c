@@ -146,6 +146,29 @@ test_dhcpv6_tls_user(void **state)
 	cfg_free(c);
 }
 
+/* An lwB4 (RFC 7596): "lw4o6" with DHCPv6 access only. */
+static void
+test_lw4o6(void **state)
+{
+	struct client_config cc;
+	struct cfg *c;
+	char *dump;
+
+	(void)state;
+	c = load("{\"access\": \"dhcpv6\", \"lw4o6\": true}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_true(cc.lw4o6);
+	dump = client_config_dump(&cc);
+	assert_non_null(strstr(dump, "\"lw4o6\": true"));
+	free(dump);
+	cfg_free(c);
+	c = load("{\"server\": \"[fd00:d57::1]:3653\",\n \"lw4o6\": true}");
+	assert_int_not_equal(client_config_parse(c, &cc), 0);
+	assert_non_null(
+	    strstr(errors(c), "client.json:2: /lw4o6: an lwB4 is configured over DHCPv6"));
+	cfg_free(c);
+}
+
 static void
 test_errors(void **state)
 {
@@ -227,9 +250,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal), cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_errors),  cmocka_unit_test(test_dhcpv6_tls_user),
-	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_minimal),         cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),          cmocka_unit_test(test_lw4o6),
+	    cmocka_unit_test(test_dhcpv6_tls_user), cmocka_unit_test(test_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

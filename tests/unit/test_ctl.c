@@ -42,13 +42,13 @@ handler(void *arg, const char *command, json_t *args, char *err, size_t errlen)
 	f->calls++;
 	if (strcmp(command, "status") == 0)
 		return json_pack("{s:s, s:i}", "state", "running", "calls", f->calls);
-	if (strcmp(command, "echo") == 0)
+	if (strcmp(command, "echo") == 0 || strcmp(command, "binding-add") == 0)
 		return json_incref(args);
-	if (strcmp(command, "table") == 0)
+	if (strcmp(command, "teps") == 0)
 		return json_pack("[{s:s, s:s, s:i}, {s:s, s:s, s:n}]", "address", "192.0.2.10",
 		                 "client", "fd00:d57::11", "expires", 600, "address", "192.0.2.11",
 		                 "client", "fd00:d57::12", "expires");
-	if (strcmp(command, "nested") == 0)
+	if (strcmp(command, "nested") == 0 || strcmp(command, "pools") == 0)
 		return json_pack("{s:s, s:{s:s, s:{s:i}}, s:[i,i]}", "state", "bound", "lease",
 		                 "ipv4", "192.0.2.10", "tep", "port", 3653, "list", 1, 2);
 	if (strcmp(command, "list") == 0)
@@ -441,14 +441,14 @@ test_dstmctl_output(void **state)
 	json_t *j;
 
 	/* An array of objects: a table, columns in the order of the first object's keys. */
-	snprintf(args, sizeof(args), "-s '%s' table", f->path);
+	snprintf(args, sizeof(args), "-s '%s' teps", f->path);
 	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
 	assert_string_equal(out, "address     client        expires\n"
 	                         "192.0.2.10  fd00:d57::11  600\n"
 	                         "192.0.2.11  fd00:d57::12  -\n");
 
 	/* An object: aligned "key  value" lines, nested objects flattened with dots. */
-	snprintf(args, sizeof(args), "-s '%s' nested", f->path);
+	snprintf(args, sizeof(args), "-s '%s' pools", f->path);
 	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
 	assert_string_equal(out, "state           bound\n"
 	                         "lease.ipv4      192.0.2.10\n"
@@ -456,7 +456,7 @@ test_dstmctl_output(void **state)
 	                         "list            [1,2]\n");
 
 	/* --json: the result itself, unchanged. */
-	snprintf(args, sizeof(args), "-s '%s' --json nested", f->path);
+	snprintf(args, sizeof(args), "-s '%s' --json pools", f->path);
 	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 0);
 	j = json_loads(out, 0, NULL);
 	assert_non_null(j);
@@ -477,23 +477,45 @@ test_dstmctl_arguments(void **state)
 	snprintf(args, sizeof(args), "-s '%s' revoke 192.0.2.10", f->path);
 	assert_int_equal(run_dstmctl(NULL, args, out, sizeof(out)), 1);
 
-	/* KEY=VALUE (digits become integers) and KEY:=JSON, found through $DSTMCTL_SOCKET. */
+	/* Position, KEY=VALUE (a port becomes a number), --KEY VALUE and KEY:=JSON,
+	 * the socket found through $DSTMCTL_SOCKET. */
 	snprintf(env, sizeof(env), "DSTMCTL_SOCKET='%s'", f->path);
 	assert_int_equal(run_dstmctl(env,
-	                             "--json echo address=192.0.2.10 lifetime=600 neg=-5 "
-	                             "port=12a flags:='[1,true]'",
+	                             "--json binding-add 192.0.2.10 --ipv6 fd00:d57::11 "
+	                             "port_lo=1024 port_hi:=2047",
 	                             out, sizeof(out)),
 	                 0);
 	j = json_loads(out, 0, NULL);
-	want = json_pack("{s:s, s:i, s:i, s:s, s:[i,b]}", "address", "192.0.2.10", "lifetime", 600,
-	                 "neg", -5, "port", "12a", "flags", 1, 1);
+	want = json_pack("{s:s, s:s, s:i, s:i}", "ipv4", "192.0.2.10", "ipv6", "fd00:d57::11",
+	                 "port_lo", 1024, "port_hi", 2047);
 	assert_true(json_equal(j, want));
 	json_decref(j);
 	json_decref(want);
 
-	/* A positional argument where the command takes none, or bad JSON: usage errors. */
-	assert_int_equal(run_dstmctl(env, "leases 192.0.2.10", out, sizeof(out)), 2);
-	assert_int_equal(run_dstmctl(env, "echo flags:='[1'", out, sizeof(out)), 2);
+	/* Usage errors (2), nothing sent: a word where the command takes none, bad
+	 * JSON, an unknown key or command, a value of the wrong kind, a missing
+	 * or repeated argument. */
+	static const char *const bad[] = {
+	    "leases 192.0.2.10",
+	    "binding-add ipv4:='[1' ipv6=::1",
+	    "leases colour=red",
+	    "leases all=maybe",
+	    "frobnicate",
+	    "revoke",
+	    "revoke 192.0.2.300",
+	    "revoke 192.0.2.1 port=70000",
+	    "binding-add 192.0.2.1",
+	    "bindings limit=-1",
+	    "revoke 192.0.2.1 address=192.0.2.2",
+	    "status now",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = run_dstmctl(env, bad[i], out, sizeof(out));
+
+		if (rc != 2)
+			fail_msg("dstmctl %s: exit %d, not 2", bad[i], rc);
+	}
+	assert_int_equal(f->calls, 2); /* the revoke and the binding-add above */
 }
 
 static void
@@ -510,6 +532,9 @@ test_dstmctl_exit_codes(void **state)
 	assert_non_null(strstr(out, "bindings"));
 	assert_non_null(strstr(out, "revoke"));
 	assert_non_null(strstr(out, "counters"));
+	assert_non_null(strstr(out, "teps"));
+	assert_int_equal(run_dstmctl(NULL, "--version", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "dstmctl "));
 }
 
 int

@@ -28,7 +28,8 @@ struct fake {
 	struct in6_addr v6[NSLOTS];
 	int64_t expiry[NSLOTS];
 	bool used[NSLOTS];
-	int releases, declines;
+	bool offer[NSLOTS];
+	int releases, declines, holds;
 	struct in6_addr tep;
 	uint16_t port_lo, port_hi;
 };
@@ -60,6 +61,7 @@ f_acquire(void *arg, const char *id, const struct in6_addr *v6, bool authed, uin
 			if (want && want != 0xc0000200u + 10 + (uint32_t)i)
 				return -EADDRNOTAVAIL;
 			unsigned fl = memcmp(&f->v6[i], v6, 16) ? D6_GRANT_MOVED : 0;
+			f->offer[i] = false;
 			f->v6[i] = *v6;
 			f->expiry[i] = now + 100;
 			fill(f, i, g, fl);
@@ -69,6 +71,7 @@ f_acquire(void *arg, const char *id, const struct in6_addr *v6, bool authed, uin
 		if (f->used[i] || (want && want != 0xc0000200u + 10 + (uint32_t)i))
 			continue;
 		f->used[i] = true;
+		f->offer[i] = false;
 		snprintf(f->ids[i], sizeof(f->ids[i]), "%s", id);
 		f->v6[i] = *v6;
 		f->expiry[i] = now + 100;
@@ -85,7 +88,7 @@ f_find(void *arg, const char *id, struct d6_grant *g)
 
 	for (int i = 0; i < NSLOTS; i++)
 		if (f->used[i] && !strcmp(f->ids[i], id)) {
-			fill(f, i, g, 0);
+			fill(f, i, g, f->offer[i] ? D6_GRANT_OFFER : 0);
 			return 0;
 		}
 	return -ENOENT;
@@ -117,7 +120,34 @@ f_in_pool(void *arg, uint32_t v4)
 	return v4 >= 0xc0000200u + 10 && v4 < 0xc0000200u + 10 + NSLOTS;
 }
 
-static const struct d6_lease_ops fops = {f_acquire, f_find, f_release, f_in_pool, NULL};
+static unsigned
+f_count_64(void *arg, const struct in6_addr *v6)
+{
+	struct fake *f = arg;
+	unsigned n = 0;
+
+	for (int i = 0; i < NSLOTS; i++)
+		n += f->used[i] && !memcmp(&f->v6[i], v6, 8);
+	return n;
+}
+
+static int
+f_hold(void *arg, const char *id, uint32_t seconds, int64_t now)
+{
+	struct fake *f = arg;
+
+	for (int i = 0; i < NSLOTS; i++)
+		if (f->used[i] && !strcmp(f->ids[i], id)) {
+			f->offer[i] = true;
+			f->expiry[i] = now + seconds;
+			f->holds++;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static const struct d6_lease_ops fops = {f_acquire, f_find,     f_release, f_in_pool,
+                                         NULL,      f_count_64, f_hold};
 
 static const uint8_t SDUID[] = {0, 2, 0, 0, 0x7e, 0xd9, 1, 2, 3, 4};
 static const uint8_t CDUID[] = {0, 3, 0, 1, 2, 0, 0, 0, 0, 0x11};
@@ -745,6 +775,72 @@ test_no_client_address(void **state)
 	env_free(e);
 }
 
+/* ---- Bounded state and fairness ---- */
+
+static void
+test_offer_hold(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx rx = rx_global(true);
+	struct mb m;
+
+	d6_server_free(e->s);
+	e->cfg.offer_hold = 5;
+	e->s = d6_server_new(&e->cfg, &fops, &e->f, 1000);
+	/* An Advertise holds its address for the offer hold only, again at each Solicit. */
+	for (int k = 0; k < 2; k++) {
+		mb_start(&m, D6_SOLICIT, 1 + k);
+		mb_ids(&m, false);
+		mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+		assert_int_equal(e->rep.type, D6_ADVERTISE);
+		assert_int_equal(e->f.holds, k + 1);
+		assert_true(e->f.offer[0]);
+		assert_int_equal(e->f.expiry[0], 1000 + 5);
+	}
+	/* The Request confirms it: a whole lifetime; a Solicit then leaves it alone. */
+	mb_start(&m, D6_REQUEST, 3);
+	mb_ids(&m, true);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	assert_false(e->f.offer[0]);
+	assert_int_equal(e->f.expiry[0], 1000 + 100);
+	mb_start(&m, D6_SOLICIT, 4);
+	mb_ids(&m, false);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	assert_int_equal(e->f.holds, 2);
+	assert_int_equal(e->f.expiry[0], 1000 + 100);
+	env_free(e);
+}
+
+static void
+test_clients_bounded(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx rx = rx_global(true);
+	const struct d6_server_counters *c;
+	struct mb m;
+
+	d6_server_free(e->s);
+	e->cfg.max_clients = 16;
+	e->cfg.max_per_duid = 4;
+	e->s = d6_server_new(&e->cfg, &fops, &e->f, 1000);
+	/* 1,000 DUIDs: 16 remembered, the others evicted least recently heard first. */
+	for (int i = 0; i < 1000; i++) {
+		uint8_t duid[10] = {0, 3, 0, 1, 2, 0, 0, 9, (uint8_t)(i >> 8), (uint8_t)i};
+
+		mb_start(&m, D6_SOLICIT, 10 + i);
+		mb_opt(&m, D6_OPT_CLIENTID, duid, sizeof(duid));
+		mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	}
+	c = d6_server_counters(e->s);
+	assert_int_equal(c->clients_now, 16);
+	assert_int_equal(c->evicted_clients, 1000 - 16);
+	env_free(e);
+}
+
 /* ---- Identity (DESIGN §4): a DUID is a claim, the address is verified ---- */
 
 static void
@@ -1143,7 +1239,8 @@ f_acquire_lw(void *arg, const char *id, uint32_t want, int64_t now, struct d6_gr
 	return 0;
 }
 
-static const struct d6_lease_ops fops_lw = {f_acquire, f_find, f_release, f_in_pool, f_acquire_lw};
+static const struct d6_lease_ops fops_lw = {f_acquire,    f_find,     f_release, f_in_pool,
+                                            f_acquire_lw, f_count_64, f_hold};
 
 static void
 test_lw4o6_container(void **state)
@@ -1251,6 +1348,31 @@ test_client_lw4o6(void **state)
 	assert_int_equal(d6_client_tick(c, now), D6C_EV_NONE);
 	assert_int_equal(d6_client_state(c), D6C_RENEW);
 	assert_int_equal(exchange(e, c, now), D6C_EV_RENEWED);
+	/* Confirm (RFC 8415 §18.3.3): the lw address this server gave is on-link. */
+	{
+		struct mb m;
+		struct d6_rx rx = rx_global(true);
+		uint8_t body[12 + 4 + 24] = {0};
+		struct wcur w = wcur_make(body, sizeof(body));
+
+		w_u32(&w, 3);
+		w_u32(&w, 0);
+		w_u32(&w, 0);
+		w_u16(&w, D6_OPT_IAADDR);
+		w_u16(&w, 24);
+		w_bytes(&w, &want, 16);
+		mb_start(&m, D6_CONFIRM, 9);
+		mb_ids(&m, false);
+		mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+		assert_int_equal(e->t.top_status, D6_ST_SUCCESS);
+		body[12 + 4 + 15] ^= 1; /* another address */
+		mb_start(&m, D6_CONFIRM, 10);
+		mb_ids(&m, false);
+		mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+		assert_int_equal(e->t.top_status, D6_ST_NOT_ON_LINK);
+	}
 	/* Release names the IA_NA address, which the lease is bound to. */
 	d6_client_release(c, now);
 	assert_int_equal(exchange(e, c, now), D6C_EV_RELEASED);
@@ -1278,6 +1400,8 @@ main(void)
 	    cmocka_unit_test(test_auth_required),
 	    cmocka_unit_test(test_reconfigure_key),
 	    cmocka_unit_test(test_reconfigure_key_once),
+	    cmocka_unit_test(test_offer_hold),
+	    cmocka_unit_test(test_clients_bounded),
 	    cmocka_unit_test(test_foreign_sender_changes_nothing),
 	    cmocka_unit_test(test_signed_client_moves),
 	    cmocka_unit_test(test_untrusted_relay_dropped),

@@ -4,7 +4,8 @@
  * 308 cases, expiry order and quarantine, reload after a restart and
  * after a simulated crash (changes staged and never committed, in the
  * same process and in a child killed before its commit), orphans left by
- * a changed pool, and a failed commit.
+ * a changed pool, a failed commit and the reload after it, the history
+ * rows of every change, and paged listing.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -537,10 +538,174 @@ test_failed_commit(void **state)
 	assert_true(lease_mgr_failed(w.m));
 	acq(&w, "c", "fd00:d57::13", 0, 1001, NULL, -EIO);
 	assert_int_equal(lease_commit(w.m), -EIO);
-	down(&w);
-	/* End the writer we started, by its pid. */
-	snprintf(cmd, sizeof(cmd), "kill $(cat '%s.pid') 2>/dev/null; true", path);
+	/* End the writer we started, by its pid: the file takes writes again. */
+	snprintf(cmd, sizeof(cmd), "kill $(cat '%s.pid') 2>/dev/null; sleep 0.3; true", path);
 	assert_int_equal(system(cmd), 0);
+	/* Reloaded from the file: what was committed, nothing of what failed. */
+	assert_int_equal(lease_mgr_reload(w.m, 1002, cmd, sizeof(cmd)), 0);
+	assert_false(lease_mgr_failed(w.m));
+	assert_non_null(lease_find_identity(w.m, "a"));
+	assert_null(lease_find_identity(w.m, "b"));
+	/* b gets the address it would have had; a keeps its own. */
+	assert_int_equal(acq(&w, "b", "fd00:d57::12", 0, 1002, NULL, 0)->v4, v4("192.0.2.2"));
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
+struct hist {
+	int n;
+	int ev[16];
+	char who[16][32];
+	int64_t t[16];
+};
+
+static int
+hist_cb(void *arg, const struct history_row *h)
+{
+	struct hist *c = arg;
+
+	assert_true(c->n < 16);
+	c->ev[c->n] = h->event;
+	c->t[c->n] = h->t;
+	snprintf(c->who[c->n], sizeof(c->who[0]), "%s", h->identity);
+	c->n++;
+	return 0;
+}
+
+/* Every grant, renewal, release, revocation and expiry is one history row, committed with it. */
+static void
+test_history(void **state)
+{
+	struct world w;
+	struct hist h = {0};
+	const struct lease *a, *b;
+	int64_t next;
+
+	up(&w, "192.0.2.0/29", 0, 1000);
+	a = acq(&w, "alice", "fd00:d57::11", 0, 1000, NULL, 0);
+	acq(&w, "alice", "fd00:d57::11", 0, 1010, NULL, 0);
+	assert_int_equal(lease_release(w.m, a, 1020), 0);
+	b = acq(&w, "bob", "fd00:d57::12", 0, 1030, NULL, 0);
+	assert_int_equal(lease_revoke(w.m, b, 1040), 0);
+	acq(&w, "carol", "fd00:d57::13", 0, 1050, NULL, 0);
+	lease_expire(w.m, 1050 + pol.lifetime, NULL, NULL);
+	acq(&w, "dave", "fd00:d57::14", 0, 1200, NULL, 0);
+	down(&w); /* not committed: none of it stays */
+	up(&w, "192.0.2.0/29", 0, 1000);
+	assert_int_equal(store_history_scan(w.st, 0, 100, hist_cb, &h, &next), 0);
+	assert_int_equal(h.n, 0);
+
+	a = acq(&w, "alice", "fd00:d57::11", 0, 1000, NULL, 0);
+	acq(&w, "alice", "fd00:d57::11", 0, 1010, NULL, 0);
+	assert_int_equal(lease_release(w.m, a, 1020), 0);
+	b = acq(&w, "bob", "fd00:d57::12", 0, 1030, NULL, 0);
+	assert_int_equal(lease_revoke(w.m, b, 1040), 0);
+	acq(&w, "carol", "fd00:d57::13", 0, 1050, NULL, 0);
+	lease_expire(w.m, 1050 + pol.lifetime, NULL, NULL);
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+	up(&w, "192.0.2.0/29", 0, 1200);
+	assert_int_equal(store_history_scan(w.st, 0, 100, hist_cb, &h, &next), 0);
+	assert_int_equal(h.n, 7);
+	{
+		static const int want[] = {LEASE_EV_GRANT, LEASE_EV_RENEW,  LEASE_EV_RELEASE,
+		                           LEASE_EV_GRANT, LEASE_EV_REVOKE, LEASE_EV_GRANT,
+		                           LEASE_EV_EXPIRE};
+		static const char *const who[] = {"alice", "alice", "alice", "bob",
+		                                  "bob",   "carol", "carol"};
+
+		for (int i = 0; i < 7; i++) {
+			assert_int_equal(h.ev[i], want[i]);
+			assert_string_equal(h.who[i], who[i]);
+		}
+	}
+	assert_int_equal(h.t[2], 1020);
+	assert_int_equal(h.t[6], 1050 + pol.lifetime);
+	down(&w);
+
+	/* Kept for history_days: an expiry pass two days on prunes what is older than one. */
+	{
+		struct lease_policy p1 = pol;
+		char err[256];
+
+		p1.history_days = 1;
+		up(&w, "192.0.2.0/29", 0, 1200);
+		lease_mgr_free(w.m);
+		w.m = lease_mgr_new(w.st, w.pools, w.npools, &p1, 1200, err, sizeof(err));
+		assert_non_null(w.m);
+		acq(&w, "erin", "fd00:d57::15", 0, 1000 + 2 * 86400, NULL, 0);
+		lease_expire(w.m, 1000 + 2 * 86400, NULL, NULL);
+		assert_int_equal(lease_commit(w.m), 0);
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(store_history_scan(w.st, 0, 100, hist_cb, &h, &next), 0);
+		assert_int_equal(h.n, 1);
+		assert_string_equal(h.who[0], "erin");
+		down(&w);
+	}
+}
+
+struct page {
+	int n;
+	uint32_t v4[64];
+};
+
+static int
+page_cb(void *arg, const struct lease *l)
+{
+	struct page *p = arg;
+
+	assert_true(p->n < 64);
+	p->v4[p->n++] = l->v4;
+	return 0;
+}
+
+/* Pages: at most `limit` leases, at most `budget` slots looked at, the cursor goes on. */
+static void
+test_page(void **state)
+{
+	struct world w;
+	struct lease_filter all = {0}, quar = {.state = LEASE_QUARANTINE},
+	                    bob = {.identity = "bob"};
+	struct page p = {0};
+	uint64_t next, cur = 0;
+	char id[16];
+	const struct lease *l = NULL;
+
+	up(&w, "192.0.2.0/27", 0, 1000); /* 30 slots */
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "c%d", i);
+		l = acq(&w, id, "fd00:d57::20", 0, 1000, NULL, 0);
+	}
+	acq(&w, "bob", "fd00:d57::21", 0, 1000, NULL, 0);
+	assert_int_equal(lease_release(w.m, l, 1001), 0); /* c9 */
+	/* Three at a time through all eleven. */
+	do {
+		assert_int_equal(lease_page(w.m, cur, &all, 3, 1000, page_cb, &p, &next), 0);
+		cur = next;
+	} while (next);
+	assert_int_equal(p.n, 11);
+	for (int i = 1; i < 11; i++)
+		assert_true(p.v4[i] > p.v4[i - 1]);
+	/* A budget of 5 slots: a page of at most 5 positions, maybe empty, and a cursor. */
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lease_page(w.m, 20, &all, 100, 5, page_cb, &p, &next), 0);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(next, 25);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lease_page(w.m, 0, &quar, 100, 1000, page_cb, &p, &next), 0);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.v4[0], l->v4);
+	assert_int_equal(next, 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lease_page(w.m, 0, &bob, 100, 1000, page_cb, &p, &next), 0);
+	assert_int_equal(p.n, 1);
+	/* After an address: from the next slot on. */
+	assert_int_equal(lease_page_after(w.m, v4("192.0.2.5"), 0, &cur), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lease_page(w.m, cur, &all, 100, 1000, page_cb, &p, &next), 0);
+	assert_int_equal(p.v4[0], v4("192.0.2.6"));
+	assert_int_equal(lease_page_after(w.m, v4("10.0.0.1"), 0, &cur), -ENOENT);
+	down(&w);
 }
 
 /*
@@ -548,6 +713,51 @@ test_failed_commit(void **state)
  * /64, releases, expiries and a reload; thousands of /64s exercise the
  * table's growth and deletions.
  */
+/* PSID pools (RFC 7597 §5.1): only who names them, and the set survives a restart. */
+static void
+test_psid_pool(void **state)
+{
+	struct world w;
+	struct pool_range r;
+	struct pool_config cfg = {"psid", &r, 1, NULL, 0, 0, 6, 6};
+	struct in6_addr a = v6("fd00:d57::1000");
+	const struct lease *l = NULL;
+	unsigned flags;
+	char err[256];
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	assert_true(pool_range_parse("192.0.2.10", &r, err, sizeof(err)));
+	assert_non_null(w.st = store_open(path, err, sizeof(err)));
+	assert_non_null(w.pools[0] = pool_new(&cfg, err, sizeof(err)));
+	w.npools = 1;
+	assert_non_null(w.m = lease_mgr_new(w.st, w.pools, 1, &pol, 100, err, sizeof(err)));
+	/* A request that names no pool does not draw from a PSID pool. */
+	assert_int_equal(lease_acquire(w.m, "dstm", &a, 0, NULL, "tep1", 100, &l, &flags), -ENOSPC);
+	assert_int_equal(lease_acquire(w.m, "lw", &a, 0, "psid", "tep1", 100, &l, &flags), 0);
+	assert_int_equal(l->psid_offset, 6);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 0);
+	assert_int_equal(l->port_lo, 1024);
+	assert_int_equal(l->port_hi, 64527);
+	assert_int_equal(lease_acquire(w.m, "lw2", &a, 0, "psid", "tep1", 100, &l, &flags), 0);
+	assert_int_equal(l->psid, 1);
+	/* Any port of the set finds its lease. */
+	assert_ptr_equal(lease_find_v4(w.m, v4("192.0.2.10"), 2064 + 3), l); /* i 2, PSID 1, j 3 */
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+
+	assert_non_null(w.st = store_open(path, err, sizeof(err)));
+	assert_non_null(w.pools[0] = pool_new(&cfg, err, sizeof(err)));
+	assert_non_null(w.m = lease_mgr_new(w.st, w.pools, 1, &pol, 101, err, sizeof(err)));
+	l = lease_find_identity(w.m, "lw2");
+	assert_non_null(l);
+	assert_false(l->orphan);
+	assert_int_equal(l->psid_len, 6);
+	assert_int_equal(l->psid, 1);
+	down(&w);
+}
+
 static void
 test_count_per_64(void **state)
 {
@@ -595,6 +805,107 @@ test_count_per_64(void **state)
 	down(&w);
 }
 
+/* Continuity: an identity asking again within its quarantine gets its own slot back. */
+static void
+test_continuity(void **state)
+{
+	struct world w;
+	const struct lease *a, *b, *l;
+	struct lease_counters cnt;
+	struct pool_stats ps;
+	unsigned fl;
+	uint32_t a4, b4;
+
+	up(&w, "192.0.2.0/29", 0, 1000);
+	a = acq(&w, "anon:fd00:d57::11", "fd00:d57::11", 0, 1000, &fl, 0);
+	b = acq(&w, "tsp:bob", "fd00:d57::12", 0, 1000, &fl, 0);
+	a4 = a->v4;
+	b4 = b->v4;
+	/* Released by its client: back to it, not to another, during the quarantine. */
+	assert_int_equal(lease_release(w.m, a, 1010), 0);
+	l = acq(&w, "tsp:carol", "fd00:d57::13", 0, 1011, &fl, 0);
+	assert_int_not_equal(l->v4, a4);
+	l = acq(&w, "anon:fd00:d57::11", "fd00:d57::11", 0, 1020, &fl, 0);
+	assert_int_equal(fl, LEASE_NEW);
+	assert_int_equal(l->v4, a4);
+	assert_int_equal(l->state, LEASE_ACTIVE);
+	assert_int_equal(l->expiry, 1120);
+	pool_stats(w.pools[0], &ps);
+	assert_int_equal(ps.quarantined, 0);
+	/* Expired: the same, from another address of the same user (its binding moves). */
+	assert_int_equal(lease_expire(w.m, 1112, NULL, NULL), 2); /* bob, carol */
+	l = acq(&w, "tsp:bob", "fd00:d57::77", 0, 1113, &fl, 0);
+	assert_int_equal(l->v4, b4);
+	assert_int_equal(fl, LEASE_NEW);
+	{
+		struct in6_addr moved = v6("fd00:d57::77");
+
+		assert_memory_equal(&l->v6, &moved, 16);
+	}
+	/* Asking for another address: that one, the old one stays in quarantine. */
+	l = acq(&w, "tsp:carol", "fd00:d57::13", v4("192.0.2.6"), 1113, &fl, 0);
+	assert_int_equal(l->v4, v4("192.0.2.6"));
+	/* Revoked (or declined): never given back to the same identity. */
+	a = lease_find_identity(w.m, "anon:fd00:d57::11");
+	assert_int_equal(lease_revoke(w.m, a, 1115), 0);
+	l = acq(&w, "anon:fd00:d57::11", "fd00:d57::11", 0, 1116, &fl, 0);
+	assert_int_not_equal(l->v4, a4);
+	assert_int_equal(lease_commit(w.m), 0);
+	lease_counters(w.m, &cnt);
+	assert_int_equal(cnt.reclaims, 2);
+	down(&w);
+
+	/* A port range comes back whole; once its quarantine is over and the slot is another's,
+	 * the identity gets a new one. */
+	up(&w, "192.0.2.10", 16128, 2000);
+	a = acq(&w, "a", "fd00:d57::11", 0, 2000, &fl, 0);
+	assert_int_equal(a->port_lo, 1024);
+	assert_int_equal(lease_release(w.m, a, 2001), 0);
+	l = acq(&w, "a", "fd00:d57::11", 0, 2002, &fl, 0);
+	assert_int_equal(l->port_lo, 1024);
+	assert_int_equal(lease_release(w.m, l, 2003), 0);
+	acq(&w, "b", "fd00:d57::12", 0, 2004, &fl, 0);
+	acq(&w, "c", "fd00:d57::13", 0, 2004, &fl, 0);
+	acq(&w, "d", "fd00:d57::14", 0, 2004, &fl, 0);
+	lease_expire(w.m, 2060, NULL, NULL);
+	l = acq(&w, "e", "fd00:d57::15", 0, 2060, &fl, 0);
+	assert_int_equal(l->port_lo, 1024); /* a's old range, quarantine over */
+	acq(&w, "a", "fd00:d57::11", 0, 2061, &fl, -ENOSPC);
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
+/* An offer lasts its hold; unconfirmed, its address is free at once (it was never used). */
+static void
+test_offer(void **state)
+{
+	struct world w;
+	const struct lease *a, *l;
+	struct pool_stats ps;
+	unsigned fl;
+
+	up(&w, "192.0.2.0/30", 0, 1000); /* .1 and .2 */
+	a = acq(&w, "o1", "fd00:d57::11", 0, 1000, &fl, 0);
+	assert_int_equal(lease_offer(w.m, a, 1000, 5), 0);
+	assert_true(a->offer);
+	assert_int_equal(a->expiry, 1005);
+	assert_int_equal(lease_next_expiry(w.m), 1005);
+	/* Confirmed by a request: a whole lifetime. */
+	l = acq(&w, "o1", "fd00:d57::11", 0, 1003, &fl, 0);
+	assert_false(l->offer);
+	assert_int_equal(l->expiry, 1103);
+	/* Another offer nobody takes: at its end the address is free, no quarantine. */
+	a = acq(&w, "o2", "fd00:d57::12", 0, 1003, &fl, 0);
+	assert_int_equal(lease_offer(w.m, a, 1003, 5), 0);
+	assert_int_equal(lease_expire(w.m, 1008, NULL, NULL), 1);
+	pool_stats(w.pools[0], &ps);
+	assert_int_equal(ps.quarantined, 0);
+	l = acq(&w, "o3", "fd00:d57::13", 0, 1009, &fl, 0);
+	assert_int_equal(l->v4, v4("192.0.2.2"));
+	assert_int_equal(lease_commit(w.m), 0);
+	down(&w);
+}
+
 int
 main(void)
 {
@@ -608,6 +919,11 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_config_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_count_per_64, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_continuity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_offer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_page, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_psid_pool, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

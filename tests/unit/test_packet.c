@@ -255,13 +255,41 @@ test_gro_refuses(void **state)
 	assert_false(pkt_gro_add(&g, b, nb));
 }
 
+/* What GRO merged before the raw socket becomes a GSO write (partial checksum). */
+static void
+test_gso4_prepare(void **state)
+{
+	static uint8_t b[8192], want[8192];
+	struct pkt_vnet v;
+	size_t n = mk_tcp(b, 5, 77, 0x10, 3000, 12, 1);
+
+	memcpy(want, b, n);
+	assert_false(pkt_gso4_prepare(b, n, 4000, &v)); /* fits: not a merged packet */
+	assert_true(pkt_gso4_prepare(b, n, 1500, &v));  /* a full checksum, checked */
+	assert_int_equal(v.flags, PKT_VNET_F_NEEDS_CSUM);
+	assert_int_equal(v.gso_type, PKT_VNET_GSO_TCPV4);
+	assert_int_equal(v.gso_size, 1500 - 52);
+	assert_int_equal(v.hdr_len, 52);
+	assert_int_equal(v.csum_start, 20);
+	assert_int_equal(v.csum_offset, 16);
+	/* Now partial, as GRO leaves it: accepted again, and completed it is the original. */
+	assert_true(pkt_gso4_prepare(b, n, 1500, &v));
+	assert_true(pkt_csum_complete(b, n, &v));
+	assert_memory_equal(b, want, n);
+	/* Neither checksum holds: left alone. */
+	b[200] ^= 0x40;
+	assert_false(pkt_gso4_prepare(b, n, 1500, &v));
+	assert_int_equal(pkt_ld16(b + 36), pkt_ld16(want + 36));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_csum),        cmocka_unit_test(test_ip4_parse),
-	    cmocka_unit_test(test_icmp4_error), cmocka_unit_test(test_tso4),
-	    cmocka_unit_test(test_gro),         cmocka_unit_test(test_gro_refuses),
+	    cmocka_unit_test(test_csum),         cmocka_unit_test(test_ip4_parse),
+	    cmocka_unit_test(test_icmp4_error),  cmocka_unit_test(test_tso4),
+	    cmocka_unit_test(test_gro),          cmocka_unit_test(test_gro_refuses),
+	    cmocka_unit_test(test_gso4_prepare),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

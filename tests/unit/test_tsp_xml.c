@@ -235,6 +235,46 @@ test_round_trip(void **state)
 	assert_int_equal(tsp_xml_format(&t, buf, 40), -ENOSPC);
 }
 
+/* dstmd -> TEP: a PSID port set (RFC 7597 §5.1) inside <ports>. */
+static void
+test_psid_ports(void **state)
+{
+	static const char good[] =
+	    "<tunnel action=\"create\" type=\"v4v6\"><client>"
+	    "<address type=\"ipv4\">192.0.2.2</address>"
+	    "<address type=\"ipv6\">fd00:d57::1274</address>"
+	    "<ports start=\"1104\" end=\"64607\" psid-offset=\"6\" psid-length=\"6\" "
+	    "psid=\"5\"/></client></tunnel>";
+	static const char *const bad[] = {
+	    "psid-offset=\"6\" psid-length=\"6\" psid=\"64\"", /* does not fit 6 bits */
+	    "psid-offset=\"10\" psid-length=\"7\" psid=\"1\"", /* 17 bits */
+	    "psid-length=\"6\" psid=\"5\"",                    /* no offset */
+	};
+	struct tsp_tunnel t, u;
+	char buf[1024], err[128];
+	int n;
+
+	(void)state;
+	assert_int_equal(tsp_xml_parse(good, strlen(good), 16, &t, err, sizeof(err)), 0);
+	assert_true(t.client.has_ports);
+	assert_int_equal(t.client.port_lo, 1104);
+	assert_int_equal(t.client.psid_offset, 6);
+	assert_int_equal(t.client.psid_len, 6);
+	assert_int_equal(t.client.psid, 5);
+	n = tsp_xml_format(&t, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, "psid-offset=\"6\" psid-length=\"6\" psid=\"5\"/>"));
+	assert_int_equal(tsp_xml_parse(buf, (size_t)n, 16, &u, err, sizeof(err)), 0);
+	assert_int_equal(memcmp(&t, &u, sizeof(t)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf),
+		         "<tunnel action=\"create\" type=\"v4v6\"><client>"
+		         "<ports start=\"1104\" end=\"64607\" %s/></client></tunnel>",
+		         bad[i]);
+		assert_int_not_equal(tsp_xml_parse(buf, strlen(buf), 16, &u, err, sizeof(err)), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -242,6 +282,7 @@ main(void)
 	    cmocka_unit_test(test_create_example),     cmocka_unit_test(test_info_example),
 	    cmocka_unit_test(test_delete_and_brokers), cmocka_unit_test(test_bad_documents),
 	    cmocka_unit_test(test_entities_refused),   cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_psid_ports),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -288,6 +288,11 @@ test_decap_passes(void **state)
 	len = frame6(in, C1, 4, &s);
 	in[54 + 10] ^= 1;
 	expect(x, true, in, len, XDP_PASS, out, &olen, XC_xdp_pass_v6, B(1), -1);
+	/* Padding after the IPv6 payload: the core trims it. */
+	s = base;
+	len = frame6(in, C1, 4, &s);
+	in[len] = 0;
+	expect(x, true, in, len + 1, XDP_PASS, out, &olen, XC_xdp_pass_v6, B(1), -1);
 	/* Learn mode: an unknown source may be learned, by the core. */
 	s = base, s.src = "192.0.2.99";
 	len = frame6(in, C1, 4, &s);
