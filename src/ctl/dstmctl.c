@@ -83,7 +83,11 @@ is_table(json_t *v)
 	return true;
 }
 
-/* An array of objects: columns are the keys of the first object, in order. */
+/*
+ * An array of objects: columns are the keys of the rows in the order they
+ * first appear (rows of one table may differ: a PSID binding shows its
+ * set where a range shows port_lo and port_hi); a row without one shows -.
+ */
 static void
 print_table(json_t *rows)
 {
@@ -94,12 +98,17 @@ print_table(json_t *rows)
 	json_t *row, *v;
 	char *t;
 
-	json_object_foreach(json_array_get(rows, 0), key, v)
+	json_array_foreach(rows, i, row)
 	{
-		if (ncols == DSTMCTL_MAX_COLUMNS)
-			break;
-		cols[ncols] = key;
-		width[ncols++] = strlen(key);
+		json_object_foreach(row, key, v)
+		{
+			for (c = 0; c < ncols && strcmp(cols[c], key) != 0; c++)
+				;
+			if (c < ncols || ncols == DSTMCTL_MAX_COLUMNS)
+				continue;
+			cols[ncols] = key;
+			width[ncols++] = strlen(key);
+		}
 	}
 	json_array_foreach(rows, i, row)
 	{

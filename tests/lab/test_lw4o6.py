@@ -6,8 +6,10 @@ PSID (offset 6, length 6) to it at the TEP. A real lwB4, OpenWrt's odhcp6c (buil
 ../shared/peers/odhcp6c), gets the same configuration in its state script's LW4O6 variable; 4in6
 packets built in its namespace from its assigned address cross the TEP when their source port
 (or ICMP identifier) is in its set, and are dropped and counted (drop_port_outside_set) when not.
+dstm-client as an lwB4 carries TCP and UDP through its port translation; leases are revoked and
+released like any, and survive restarts of the TEP and of dstmd with their sets.
 
-The lwB4s are namespaces of their own ("<lab>-b1", "<lab>-b2") plugged into the bridge the way
+The lwB4s are namespaces of their own ("<lab>-b1" … "<lab>-b4") plugged into the bridge the way
 DESIGN §8 allows; the test removes them."""
 
 import ipaddress
@@ -194,7 +196,7 @@ def lwlab():
         if echo:
             echo.kill()
             echo.wait()
-        for node in ("b1", "b2"):
+        for node in ("b1", "b2", "b3", "b4", "b5"):
             subprocess.run(["ip", "netns", "del", lab.netns(node)], stderr=subprocess.DEVNULL)
         lab.down()
 
@@ -262,6 +264,9 @@ def test_scapy_solicit_request_get_the_container(lwlab):
     b = binding_of(lwlab, v6)
     assert b and b["ipv4"] == lease["ipv4"], lwlab.ctl("tep", "bindings")
     assert (b["psid_offset"], b["psid_length"], b["psid"]) == (6, 6, psid)
+    # dstmctl's table shows the set's columns beside the ranges' (rows differ).
+    table = lwlab.exec("tep", "dstmctl", "bindings", check=True).stdout.splitlines()
+    assert all(k in table[0].split() for k in ("port_lo", "psid_offset", "psid_length", "psid"))
     # Revoked like any lease: named by its address and a port of its set.
     lwlab.ctl("srv", "revoke", address=lease["ipv4"], port=psid_ports(psid)[1])
     deadline = time.time() + 10
@@ -456,3 +461,104 @@ def test_dstm_client_as_lwb4_carries_tcp_and_udp(lwlab, tmp_path):
             proc.kill()
         log.close()
         b3.remove()
+
+
+def restart_node(lab, node, prog):
+    """SIGKILL the node's daemon and start it again as scripts/lab does."""
+    import signal
+    with open(lab.path(node, node + ".pid")) as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists("/proc/%d" % pid):
+        time.sleep(0.1)
+    log = open(lab.path(node, node + ".log"), "a")
+    p = subprocess.Popen(["ip", "netns", "exec", lab.netns(node), os.path.join(lab.build, prog),
+                          "-d", "-c", lab.path(node, node + ".json")],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    with open(lab.path(node, node + ".pid"), "w") as f:
+        f.write(str(p.pid))
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            lab.ctl(node, "status")
+            return
+        except Exception:
+            time.sleep(0.2)
+    raise AssertionError(node + " did not come back")
+
+
+def test_restarts_keep_the_port_set(lwlab):
+    """A killed TEP gets the PSID binding again from dstmd; a killed dstmd reloads the lease
+    with its set, pushes it again, and gives the lwB4 the same IPv6 address when it asks."""
+    b4 = LwB4(lwlab, "b4")
+    got = b4.py(DHCP_SCRIPT, "eth0", b4.mac)
+    v6 = ia_na_address(got["reply"][1])
+    lease = lease_of(lwlab, v6)
+    want = (lease["ipv4"], 6, 6, lease["psid"])
+
+    def bound():
+        b = binding_of(lwlab, v6)
+        return b and (b["ipv4"], b["psid_offset"], b["psid_length"], b["psid"])
+
+    assert bound() == want
+    restart_node(lwlab, "tep", "src/tep/dstm-tep")
+    deadline = time.time() + 15
+    while time.time() < deadline and bound() != want:
+        time.sleep(0.3)
+    assert bound() == want
+    restart_node(lwlab, "srv", "src/dstmd/dstmd")
+    lease2 = lease_of(lwlab, v6)
+    assert lease2 and (lease2["ipv4"], lease2["psid"]) == (lease["ipv4"], lease["psid"])
+    assert lease2["psid_offset"] == 6 and lease2["psid_length"] == 6
+    # The lwB4 asks again (same DUID and IAID): the same address and set.
+    time.sleep(1)
+    got = b4.py(DHCP_SCRIPT, "eth0", b4.mac)
+    assert ia_na_address(got["reply"][1]) == v6
+    assert [v for c, v in got["reply"][1] if c == 96] == [
+        expected_container(lease["ipv4"], v6, lease["psid"])]
+    assert bound() == want
+    b4.remove()
+
+
+def test_address_only_lw4o6_after_a_reload(lwlab):
+    """PSID length 0 (RFC 7596 §5.1 with a whole address): a reload points "lw4o6" at the
+    DSTM pool of whole addresses; the container then carries no OPTION_S46_PORTPARAMS, the TEP
+    binds the whole address and any port crosses."""
+    import signal
+    path = lwlab.path("srv", "srv.json")
+    with open(path) as f:
+        text = f.read()
+    cfg = json.loads(text)
+    cfg["lw4o6"]["pool"] = "dstm"
+    b5 = None
+    try:
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        with open(lwlab.path("srv", "srv.pid")) as f:
+            os.kill(int(f.read()), signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline and "configuration reloaded" not in lwlab.log("srv"):
+            time.sleep(0.2)
+        assert "configuration reloaded" in lwlab.log("srv")
+        b5 = LwB4(lwlab, "b5")
+        got = b5.py(DHCP_SCRIPT, "eth0", b5.mac)
+        v6 = ia_na_address(got["reply"][1])
+        lease = lease_of(lwlab, v6)
+        assert lease and lease["pool"] == "dstm" and "psid" not in lease, lease
+        br = struct.pack("!HH", 90, 16) + ipaddress.ip_address(TEP6).packed
+        body = ipaddress.ip_address(lease["ipv4"]).packed + bytes([128]) + \
+            ipaddress.ip_address(v6).packed
+        want = (br + struct.pack("!HH", 92, len(body)) + body).hex()
+        assert [v for c, v in got["reply"][1] if c == 96] == [want]
+        b = binding_of(lwlab, v6)
+        assert (b["port_lo"], b["port_hi"]) == (0, 65535), b
+        b5.x("ip addr add %s/64 dev eth0 nodad" % v6)
+        for port in (80, 40000):
+            got = b5.send(v6, lease["ipv4"], "udp", port, 7)
+            assert [g for g in got if g["src"] == V44 and g["dport"] == port], (port, got)
+    finally:
+        with open(path, "w") as f:
+            f.write(text)
+        if b5:
+            b5.remove()
