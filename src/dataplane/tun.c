@@ -9,6 +9,7 @@
 #include <linux/ethtool.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -126,7 +127,8 @@ tun_rx_read(struct tun_rx *rx, int fd, bool vnet)
 void
 tun_gro_init(struct tun_gro *tg)
 {
-	memset(&tg->g, 0, sizeof(tg->g));
+	memset(tg, 0, offsetof(struct tun_gro, buf));
+	tg->writes = tg->packets = tg->coalesced = tg->write_errors = tg->lost = 0;
 	tg->g.buf = tg->buf;
 	tg->g.max_len = sizeof(tg->buf) - PKT_VNET_HLEN;
 }
