@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Figures of dstm-client (printed, never pass/fail):
 
   on-demand   milliseconds from the first IPv4 packet (a UDP datagram sent
@@ -19,6 +19,9 @@ as root, a few seconds each.
 With --lab the throughput runs both ways (iperf3 and iperf3 -R), tunnel
 and plain IPv6 alternately, --runs times each, and prints the median with
 the spread (min-max) and the load average before and after.
+With --lab the lab is named $DSTM_LAB (default bench<pid>), and lines
+starting with "BENCH " give scripts/bench the tunnel's TCP rate beside
+plain IPv6's.
 
 usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|auto]
        [--throughput-only]] [--seconds N] [--runs N]
@@ -32,7 +35,6 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lab"))
-from test_client import FAR4, Bed  # noqa: E402
 
 
 def clk_tck():
@@ -52,6 +54,8 @@ def client_pid(bed):
 
 
 def on_demand_ms(tmp, runs):
+    # The test bed needs pytest (tests/lab); --lab needs only python3.
+    from test_client import FAR4, Bed
     out = []
     for i in range(runs):
         d = os.path.join(tmp, "od%d" % i)
@@ -132,6 +136,11 @@ def lab_throughput(lab, a):
             cpu.append((c1 - c0) / (nbytes * 8 / 1e9) if nbytes else float("nan"))
         p, t, c = median_spread(plain), median_spread(tun), median_spread(cpu)
         ratios = sorted(x / y for x, y in zip(tun, plain))
+        print("BENCH " + json.dumps({
+            "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP)" % (what, a.dataplane),
+            "ours": round(t[0] / 1e6), "peer": round(p[0] / 1e6), "unit": "Mbit/s",
+            "peer_name": "plain IPv6, same veths", "load": load(),
+            "note": "median of %d" % a.runs}))
         print("  %s: tunnel %.0f Mbit/s (%.0f-%.0f), plain IPv6 %.0f Mbit/s (%.0f-%.0f), "
               "ratio %.3f (%.3f-%.3f); client %.3f CPU-s/Gbit (%.3f-%.3f)"
               % (what, t[0] / 1e6, t[1] / 1e6, t[2] / 1e6, p[0] / 1e6, p[1] / 1e6, p[2] / 1e6,
@@ -147,7 +156,7 @@ def lab_throughput(lab, a):
 def lab_main(a):
     from lab import SRV6, V44, Lab
 
-    lab = Lab(name="cb%d" % os.getpid())
+    lab = Lab(name=os.environ.get("DSTM_LAB") or "bench%d" % os.getpid())
     try:
         lab.up(clients=2, dataplane=a.dataplane)
         if a.throughput_only:
@@ -200,6 +209,7 @@ def main():
     if a.lab:
         lab_main(a)
         return
+    from test_client import FAR4, Bed
     with tempfile.TemporaryDirectory(prefix="client-bench-") as tmp:
         ms = sorted(on_demand_ms(tmp, a.runs))
         print("on-demand first packet to reply: median %.1f ms (min %.1f, max %.1f, %d runs)"

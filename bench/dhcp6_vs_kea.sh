@@ -23,24 +23,45 @@
 # The figure: full 4-way exchanges (Solicit, Advertise, Request, Reply) per
 # second at under 1 % drops, found by doubling the offered rate (-r) until
 # drops reach 1 %, then bisecting; each trial starts from empty lease files
-# and lasts SECONDS. Prints figures, never pass/fail. Every process it
-# starts (dstmd, kea-dhcp6, perfdhcp) is stopped on exit, namespaces
-# removed; Kea is never run as a host service.
+# and lasts SECONDS. dstmd makes each lease durable (fdatasync'd) before its
+# Reply; Kea's memfile appends its CSV and never fsyncs, so Kea's figure has
+# no disk latency in it: the ratio is printed with that said beside it.
+# With --busy-disk the two are measured again while a background writer
+# (dd, 16 MiB then fdatasync, in a loop) keeps the lease files' disk busy.
+# Also printed: dstmd's leases per commit in its last trial (the
+# lease_commits counter) and the load average around each measurement.
+# Prints figures, never pass/fail; machine-readable lines start with
+# "BENCH " (scripts/bench). Every process it starts (dstmd, kea-dhcp6,
+# perfdhcp, the writer) is stopped on exit and its namespaces
+# ($DSTM_LAB-pd, -dstm, -kea; DSTM_LAB defaults to bench<pid>) removed;
+# Kea is never run as a host service.
 #
-# usage: bench/dhcp6_vs_kea.sh [BUILD_DIR] [SECONDS] [POOL]
+# usage: bench/dhcp6_vs_kea.sh [--busy-disk] [BUILD_DIR] [SECONDS] [POOL]
 set -u
+busy=0
+if [ "${1:-}" = --busy-disk ]; then
+	busy=1
+	shift
+fi
 build=${1:-${DSTM_BUILD:-build}}
 secs=${2:-4}
 pool=${3:-60000}
 dstmd=$build/src/dstmd/dstmd
-for p in "$dstmd" kea-dhcp6 perfdhcp; do
+ctl=$build/src/ctl/dstmctl
+for p in "$dstmd" "$ctl" kea-dhcp6 perfdhcp python3; do
 	command -v "$p" >/dev/null ||
-		{ echo "bench: $p is missing (build dstmd; apt-get install kea-dhcp6-server kea-admin)" >&2; exit 2; }
+		{ echo "bench: $p is missing (build dstmd; apt-get install kea-dhcp6-server kea-admin; python3 in PATH)" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 2; }
 ((pool >= 16 && pool <= 65534)) || { echo "bench: POOL from 16 to 65534" >&2; exit 2; }
 
-tag=client2b$$
+tag=${DSTM_LAB:-bench$$}
+for n in pd dstm kea; do
+	if ip netns list | grep -qw "$tag-$n"; then
+		echo "bench: namespace $tag-$n exists (another run with DSTM_LAB=$tag?)" >&2
+		exit 2
+	fi
+done
 tmp=$(mktemp -d /tmp/dhcp6-bench.XXXXXX)
 spid=
 stop_server() {
@@ -54,6 +75,7 @@ stop_server() {
 }
 cleanup() {
 	stop_server
+	stop_writer
 	for n in pd dstm kea; do
 		pids=$(ip netns pids "$tag-$n" 2>/dev/null)
 		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
@@ -63,6 +85,25 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The busy disk: another process writing and fsyncing on the lease files' filesystem.
+start_writer() {
+	(
+		trap 'exit 0' TERM
+		while :; do
+			dd if=/dev/zero of="$tmp/busy" bs=1M count=16 conv=fdatasync status=none
+		done
+	) &
+	wpid=$!
+}
+stop_writer() {
+	if [ -n "$wpid" ]; then
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
+		rm -f "$tmp/busy"
+	fi
+	wpid=
+}
 
 # pd (perfdhcp) -- veth -- dstm (dstmd) ; pd -- veth -- kea (kea-dhcp6)
 for n in pd dstm kea; do
@@ -181,7 +222,11 @@ measure() {
 	done
 	# The leases of the last trial are on disk: count them there.
 	if [ "$which" = dstm ]; then
+		ip netns exec "$tag-dstm" "$ctl" -s "$tmp/dstmd.sock" counters >"$tmp/counters" 2>&1
 		stop_server
+		printf '  dstm  last trial: %s leases in %s commits\n' \
+			"$(awk '$1 == "lease_allocations" {print $2}' "$tmp/counters")" \
+			"$(awk '$1 == "lease_commits" {print $2}' "$tmp/counters")" >&2
 		printf '  dstm  leases in SQLite after the last trial: %s\n' \
 			"$(sqlite3 "$tmp/leases.db" 'select count(*) from lease' 2>&1)" >&2
 	else
@@ -192,9 +237,27 @@ measure() {
 	echo "$best"
 }
 
-echo "dhcp6_vs_kea: pools of $pool, ${secs}s per trial, leases on disk (dstmd SQLite, Kea memfile)"
-d=$(measure dstm)
-k=$(measure kea)
-echo "dstmd (seed 002 form, IA_NA + Global IPv4 Address): $d 4-way exchanges/s at < 1 % drops"
-echo "kea-dhcp6 $(kea-dhcp6 -v) (IA_NA):                  $k 4-way exchanges/s at < 1 % drops"
-python3 -c "k=float('$k'); d=float('$d'); print('ratio dstmd/Kea: %.2f' % (d / k) if k else 'ratio: n/a')"
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# pair LABEL: dstmd then Kea, the ratio, and a BENCH line.
+pair() {
+	local label=$1 d k l0 l1
+	l0=$(load1)
+	d=$(measure dstm)
+	k=$(measure kea)
+	l1=$(load1)
+	echo "dstmd (seed 002 form, IA_NA + Global IPv4 Address, each lease fdatasync'd before its Reply): $d 4-way exchanges/s at < 1 % drops$label"
+	echo "kea-dhcp6 $(kea-dhcp6 -v) (IA_NA, memfile: appends its CSV, never fsyncs): $k 4-way exchanges/s at < 1 % drops$label"
+	python3 -c "k=float('$k'); d=float('$d'); print('ratio dstmd/Kea: %.2f (load %s to %s)' % (d / k, '$l0', '$l1') if k else 'ratio: n/a')"
+	printf 'BENCH {"name": "DHCPv6 exchanges/s%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "kea-dhcp6 memfile (never fsyncs)", "load": %s, "note": "dstmd durable per lease"}\n' \
+		"$label" "$d" "$k" "$(python3 -c "print('%.2f' % ((float('$l0') + float('$l1')) / 2))")"
+}
+
+echo "dhcp6_vs_kea: pools of $pool, ${secs}s per trial, leases on disk (dstmd SQLite, Kea memfile) in $tmp"
+pair ""
+if ((busy)); then
+	start_writer
+	echo "--- again, with a background writer keeping the disk busy (dd 16 MiB + fdatasync, looped)"
+	pair ", busy disk"
+	stop_writer
+fi

@@ -4,10 +4,12 @@
  * same packets, for 64-byte inner packets. Figures only, never pass/fail,
  * and only figures it measured.
  *
- * Cases: -b bindings (whole addresses, or with -r SIZE contiguous port
- * ranges of SIZE ports, 65536 / SIZE of them an address), -f flows, -d
- * encap | decap | both. PSID port sets (RFC 7597's non-contiguous ones)
- * are not offered: the binding table has no PSID form.
+ * Cases: -b bindings (whole addresses; with -r SIZE contiguous port
+ * ranges of SIZE ports, 65536 / SIZE of them an address; with -p K PSID
+ * port sets of RFC 7597 §5.1, offset 6 and PSID length K, 2^K of them an
+ * address), -f flows, -d encap | decap | both. PSID sets are the userspace
+ * core's on the XDP data plane (its programs pass them on), so with -p
+ * only the core runs.
  *
  * Cold packets, as on a real link: every flow has its own buffer (its own
  * binding, its own packet) and the flows are visited in a random order,
@@ -33,8 +35,9 @@
  * cost is the difference. Each case is run three times (-R): the median is
  * printed with the spread.
  *
- * Usage: dp-bench [-b BINDINGS] [-f FLOWS] [-d encap|decap|both] [-r SIZE]
- *                 [-n PACKETS] [-R RUNS] [-X]   (-X: no XDP runs)
+ * Usage: dp-bench [-b BINDINGS] [-f FLOWS] [-d encap|decap|both]
+ *                 [-r SIZE | -p PSID_LEN] [-n PACKETS] [-R RUNS] [-X]
+ * (-X: no XDP runs)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,7 +61,9 @@
 #define POOL_LEN 10
 #define V4HOST   0xc6336402u /* 198.51.100.2, the far IPv4 host */
 
-static uint32_t nbind = 1000000, nflows = 100000, range_size, runs = 3;
+#define PSID_OFFSET 6 /* a, as the lab's PSID pool */
+
+static uint32_t nbind = 1000000, nflows = 100000, range_size, psid_len, runs = 3;
 static uint64_t npkts = 5000000;
 
 struct flow {
@@ -100,10 +105,26 @@ client6(uint8_t *p, uint32_t i)
 	p[14] = (uint8_t)(i >> 8), p[15] = (uint8_t)i;
 }
 
+/* A port of binding i's PSID set: i (a bits, not 0), the PSID, j (random). */
+static uint16_t
+psid_port(uint32_t i, uint32_t r)
+{
+	uint32_t m = 16 - PSID_OFFSET - psid_len, psid = i % (1u << psid_len);
+	uint32_t hi = 1 + r % ((1u << PSID_OFFSET) - 1), j = (r >> 8) % (1u << m);
+
+	return (uint16_t)(hi << (16 - PSID_OFFSET) | psid << m | j);
+}
+
 /* Binding i: its address and the first port of its range. */
 static void
 binding(uint32_t i, uint32_t *v4, uint16_t *lo, uint16_t *hi)
 {
+	if (psid_len) {
+		*v4 = POOL + i / (1u << psid_len);
+		*lo = 0;
+		*hi = 65535;
+		return;
+	}
 	if (!range_size) {
 		*v4 = POOL + i;
 		*lo = 0;
@@ -188,7 +209,10 @@ print_row(const char *plane, bool decap, const double *mpps, const char *note)
 	memcpy(s, mpps, runs * sizeof(double));
 	qsort(s, runs, sizeof(double), cmp_double);
 	printf("%-5s %-6s %9u %8u %-9s %8.2f %8.2f-%-8.2f %8.1f  %s\n", plane,
-	       decap ? "decap" : "encap", nbind, nflows, range_size ? "ranges" : "whole",
+	       decap ? "decap" : "encap", nbind, nflows,
+	       psid_len     ? "psid"
+	       : range_size ? "ranges"
+	                    : "whole",
 	       s[runs / 2], s[0], s[runs - 1], 1e3 / s[runs / 2], note);
 }
 
@@ -253,7 +277,9 @@ core_bench(int dirs)
 
 		binding(i, &v4, &lo, &hi);
 		client6(a.s6_addr, i);
-		if (bt_add(bt, v4, lo, hi, &a, 0, NULL) < 0) {
+		if ((psid_len ? bt_add_psid(bt, v4, PSID_OFFSET, (uint8_t)psid_len,
+		                            (uint16_t)(i % (1u << psid_len)), &a, 0, NULL)
+		              : bt_add(bt, v4, lo, hi, &a, 0, NULL)) < 0) {
 			fprintf(stderr, "dp-bench: bt_add %u failed\n", i);
 			exit(1);
 		}
@@ -451,7 +477,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: dp-bench [-b BINDINGS] [-f FLOWS] [-d encap|decap|both] "
-	                "[-r RANGE_SIZE] [-n PACKETS] [-R RUNS] [-X]\n");
+	                "[-r RANGE_SIZE | -p PSID_LEN] [-n PACKETS] [-R RUNS] [-X]\n");
 	exit(2);
 }
 
@@ -463,7 +489,7 @@ main(int argc, char **argv)
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
 	cpu_set_t cpus;
 
-	while ((opt = getopt(argc, argv, "b:f:d:r:n:R:X")) != -1) {
+	while ((opt = getopt(argc, argv, "b:f:d:r:p:n:R:X")) != -1) {
 		switch (opt) {
 		case 'b':
 			nbind = (uint32_t)strtoul(optarg, NULL, 10);
@@ -487,6 +513,14 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'p':
+			psid_len = (uint32_t)strtoul(optarg, NULL, 10);
+			if (psid_len == 0 || psid_len > 16 - PSID_OFFSET) {
+				fprintf(stderr, "dp-bench: -p: a PSID length from 1 to %d\n",
+				        16 - PSID_OFFSET);
+				return 2;
+			}
+			break;
 		case 'n':
 			npkts = strtoull(optarg, NULL, 10);
 			break;
@@ -500,8 +534,11 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (nbind == 0 || nflows == 0 || runs == 0 || runs > MAX_RUNS || npkts == 0)
+	if (nbind == 0 || nflows == 0 || runs == 0 || runs > MAX_RUNS || npkts == 0 ||
+	    (psid_len && range_size))
 		usage();
+	if (psid_len)
+		range_size = 65536 >> psid_len; /* for the pool's capacity only */
 	if ((uint64_t)nbind > (range_size ? (1ull << (32 - POOL_LEN)) * (65536 / range_size)
 	                                  : 1ull << (32 - POOL_LEN))) {
 		fprintf(stderr, "dp-bench: -b: more bindings than the pool 10.0.0.0/%d holds\n",
@@ -526,7 +563,8 @@ main(int argc, char **argv)
 		flows[f].bind = rnd(&seed) % nbind;
 		binding(flows[f].bind, &v4, &lo, &hi);
 		flows[f].v4 = v4;
-		flows[f].port = (uint16_t)(lo + rnd(&seed) % ((uint32_t)hi - lo + 1));
+		flows[f].port = psid_len ? psid_port(flows[f].bind, rnd(&seed))
+		                         : (uint16_t)(lo + rnd(&seed) % ((uint32_t)hi - lo + 1));
 		if (flows[f].port == 0)
 			flows[f].port = 1;
 	}
@@ -535,16 +573,24 @@ main(int argc, char **argv)
 
 	printf("dp-bench: %d-byte inner UDP packets, %u bindings (%s), %u flows, each in a "
 	       "buffer of its own visited in random order; %u runs of %llu packets a case, one "
-	       "core; PSID port sets: not offered (the binding table has no PSID form)\n",
-	       INNER, nbind, range_size ? "port ranges" : "whole addresses", nflows, runs,
-	       (unsigned long long)npkts);
-	if (range_size)
+	       "core\n",
+	       INNER, nbind,
+	       psid_len     ? "PSID port sets"
+	       : range_size ? "port ranges"
+	                    : "whole addresses",
+	       nflows, runs, (unsigned long long)npkts);
+	if (psid_len)
+		printf("PSID sets: offset %d, PSID length %u, %u an address\n", PSID_OFFSET,
+		       psid_len, 1u << psid_len);
+	else if (range_size)
 		printf("port ranges: %u ports each, %u a shared address\n", range_size,
 		       65536 / range_size);
 	printf("%-5s %-6s %9s %8s %-9s %8s %17s %8s\n", "plane", "path", "bindings", "flows",
 	       "form", "Mpps", "min-max", "ns/pkt");
 	core_bench(dirs);
-	if (xdp)
+	if (xdp && psid_len)
+		printf("xdp: not run (its programs pass PSID sets to the userspace core)\n");
+	else if (xdp)
 		xdp_bench(dirs);
 	free(flows);
 	free(bufs);

@@ -1,32 +1,65 @@
 #!/bin/bash
-# TSP allocations per second of dstmd with durable (fsync'd) leases, for
-# 1, 100 and 1000 concurrent clients, driven by tsp-load (a C
-# libevent load generator, bench/tsp_load.c) on loopback. Each allocation
-# is a whole TSP session: connect, VERSION, CAPABILITY, AUTHENTICATE
-# ANONYMOUS, create, the 200 info reply. The peer, run in the same script
-# with the same load, is `tsp-load --serve`: the same TSP layer answering
-# every create at once with no pool, no lease and no disk, i.e. the cost
-# of TCP + TSP alone on this machine; the ratio says what allocation and
-# durability cost on top. Prints figures, never pass/fail.
+# TSP allocations per second of dstmd with durable (fdatasync'd) leases,
+# driven by tsp-load (a C libevent load generator, bench/tsp_load.c) on
+# loopback, at each concurrency given (default 1, 100 and 1000 clients).
+# Each allocation is a whole TSP session: connect, VERSION, CAPABILITY,
+# AUTHENTICATE ANONYMOUS, create, the 200 reply. The peer, run in the same
+# script with the same load right after, is `tsp-load --serve`: the same
+# TSP layer answering every create at once with no pool, no lease and no
+# disk, i.e. the cost of TCP + TSP alone on this machine; the ratio says
+# what allocation and durability cost on top. At 1 client the disk is the
+# other limit: bench/fsync_probe.py measures write + fdatasync cycles per
+# second on the database's filesystem in the same run, and dstmd's rate is
+# shown against it too. Also printed: leases per commit (dstmd's
+# lease_commits counter) and the load average. tsp-load's clients all
+# connect from ::1, each naming its own IPv6 address in <client>: ::1 is a
+# trusted relay (auth.relays) for the run. Figures, never pass/fail;
+# every figure is measured in this run.
 #
-# usage: bench/dstmd_alloc.sh [BUILD_DIR] [TOTAL]
+# Machine-readable lines start with "BENCH " (scripts/bench reads them).
+#
+# usage: bench/dstmd_alloc.sh [BUILD_DIR] [TOTAL] [CONCURRENCY...]
+#   BUILD_DIR defaults to $DSTM_BUILD, else build; TOTAL (default 30000)
+#   sessions at 100 clients and more, a tenth of it at fewer.
 set -eu
-build=${1:-build}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=${1:-${DSTM_BUILD:-build}}
 total=${2:-30000}
+shift $(($# > 2 ? 2 : $#))
+concs=("$@")
+[ ${#concs[@]} -gt 0 ] || concs=(1 100 1000)
 dstmd=$build/src/dstmd/dstmd
 load=$build/src/tsp/tsp-load
 ctl=$build/src/ctl/dstmctl
 for p in "$dstmd" "$load" "$ctl"; do
 	[ -x "$p" ] || { echo "bench: $p is not built (run scripts/build)" >&2; exit 2; }
 done
-tmp=$(mktemp -d /tmp/dstmd-bench.XXXXXX)
+command -v python3 >/dev/null || { echo "bench: python3 is not in PATH" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dstmd-bench.XXXXXX")
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
 trap cleanup EXIT
-port=$((20000 + RANDOM % 20000))
+trap 'exit 130' INT TERM
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# A free loopback port for this run (two runs at once do not collide).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])'
+}
+
+wait_gone() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
 
 run() {
-	local conc=$1 n=$2
+	local conc=$1 n=$2 port a b rss commits allocs ld
+	port=$(free_port)
 	rm -f "$tmp"/leases.db*
 	cat >"$tmp/dstmd.json" <<JSON
 {
@@ -44,33 +77,47 @@ JSON
 	pid=$!
 	for _ in $(seq 100); do "$ctl" -s "$tmp/dstmd.sock" status >/dev/null 2>&1 && break; sleep 0.05; done
 	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "bench: dstmd did not start (port $port taken?):" >&2
+		echo "bench: dstmd did not start:" >&2
 		cat "$tmp/dstmd.log" >&2
 		exit 1
 	fi
-	echo "--- $conc concurrent clients, $n allocations"
+	echo "--- $conc concurrent clients, $n allocations (load $(load1))"
+	ld=$(load1)
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
-	local rss
 	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-	echo "dstmd RSS after $n leases: $rss KiB ($((rss * 1024 / n)) bytes per lease, including the process's fixed cost)"
-	"$ctl" -s "$tmp/dstmd.sock" counters | grep -E 'lease_commits|lease_allocations|reply_200' || true
-	kill "$pid"; wait "$pid" 2>/dev/null || true
+	echo "dstmd RSS after $n leases: $rss KiB"
+	"$ctl" -s "$tmp/dstmd.sock" counters >"$tmp/counters"
+	commits=$(awk '$1 == "lease_commits" {print $2}' "$tmp/counters")
+	allocs=$(awk '$1 == "lease_allocations" {print $2}' "$tmp/counters")
+	echo "dstmd: $allocs allocations in $commits commits ($(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }') a commit)"
+	wait_gone "$pid"
 	pid=
-	# The peer: the TSP layer alone.
+	# The peer: the TSP layer alone, same load, fresh port.
+	port=$(free_port)
 	"$load" --serve "[::1]:$port" >/dev/null 2>&1 &
 	pid=$!
 	sleep 0.3
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" >"$tmp/peer.out"
-	kill "$pid"; wait "$pid" 2>/dev/null || true
+	wait_gone "$pid"
 	pid=
-	local a b
 	a=$(awk '/^allocations\/s/ {print $2}' "$tmp/dstmd.out")
 	b=$(awk '/^allocations\/s/ {print $2}' "$tmp/peer.out")
-	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
+	ld=$(awk -v x="$ld" -v y="$(load1)" 'BEGIN { printf "%.2f", (x + y) / 2 }')
+	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+	printf 'BENCH {"name": "TSP allocations/s, %d client%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit"}\n' \
+		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
+	if [ "$conc" = 1 ]; then
+		local f
+		f=$(python3 "$here/fsync_probe.py" "$tmp" 1)
+		echo "disk: $f (write + fdatasync on the database's filesystem)"
+		f=$(echo "$f" | awk '{print $2}')
+		echo "dstmd at 1 client / (1 / fdatasync latency) = $(awk -v a="$a" -v b="$f" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+		printf 'BENCH {"name": "TSP allocations/s, 1 client, vs the disk", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "1/fdatasync (fsync_probe)", "load": %s, "note": "same filesystem"}\n' \
+			"$a" "$f" "$(load1)"
+	fi
 }
 
-echo "dstmd TSP allocation benchmark on $(nproc) cores; leases in SQLite WAL, synchronous=FULL"
-run 1 $((total / 10))
-run 100 "$total"
-run 1000 "$total"
-echo "For scale: Kea's DHCPv6 server reaches about 7,000 exchanges/s on these machines with a lease file it does not fsync."
+echo "dstmd TSP allocation benchmark on $(nproc) cores; leases in SQLite WAL, synchronous=FULL; $tmp on $(df -T "$tmp" | awk 'NR == 2 {print $2}')"
+for c in "${concs[@]}"; do
+	if ((c >= 100)); then run "$c" "$total"; else run "$c" $((total / 10)); fi
+done

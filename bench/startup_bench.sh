@@ -7,6 +7,9 @@
 # first answer on the control socket, resident memory per lease); then
 # `dstmctl leases --limit 10`, TSP allocations (tsp-load, 10 clients)
 # alone, and the same again while `dstmctl leases` lists every lease.
+# The peer, when kea-dhcp6 is installed: Kea's DHCPv6 server starting on
+# a memfile of as many leases (its CSV, written here), the time from exec
+# to its DHCP6_STARTED log line and its resident memory per lease.
 # Three runs; figures only, never pass/fail.
 #
 # usage: bench/startup_bench.sh [BUILD_DIR] [LEASES] [SLASH64S] [RUNS]
@@ -78,5 +81,43 @@ for r in $(seq "$runs"); do
 	rss2=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 	echo "full listing: $(($(wc -l <"$tmp/list.out") - 1)) leases in $((b - a)) ms; dstmd RSS after it $((rss2 / 1024)) MiB"
 	kill "$pid"; wait "$pid" 2>/dev/null || true
+	pid=
+	command -v kea-dhcp6 >/dev/null || { echo "peer: kea-dhcp6 is not installed"; continue; }
+	rm -f "$tmp"/kea*
+	# The lease file Kea 2.x writes itself (header included), one lease per address.
+	awk -v n="$leases" -v until="$(($(date +%s) + 86400))" 'BEGIN {
+		print "address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid," \
+		      "prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,hwaddr_source"
+		for (i = 0; i < n; i++)
+			printf "fd00:b6:2::%x:%x,00:03:00:01:%02x:%02x:%02x:%02x,86400,%d,1,3600,0,1,128,0,0,,,0,,0,0\n",
+			       1 + int(i / 65536), i % 65536, int(i / 16777216) % 256, int(i / 65536) % 256,
+			       int(i / 256) % 256, i % 256, until
+	}' >"$tmp/kea-leases6.csv"
+	cat >"$tmp/kea.json" <<JSON
+{ "Dhcp6": {
+  "interfaces-config": { "interfaces": [] },
+  "lease-database": { "type": "memfile", "persist": true, "name": "$tmp/kea-leases6.csv",
+                      "lfc-interval": 0 },
+  "server-id": { "type": "LL", "persist": false },
+  "preferred-lifetime": 3600, "valid-lifetime": 86400,
+  "subnet6": [ { "id": 1, "subnet": "fd00:b6:2::/64",
+                 "pools": [ { "pool": "fd00:b6:2::1:0/100" } ] } ],
+  "loggers": [ { "name": "kea-dhcp6", "severity": "INFO",
+                 "output_options": [ { "output": "$tmp/kea.log" } ] } ]
+} }
+JSON
+	t1=$(ms)
+	KEA_PIDFILE_DIR="$tmp" KEA_LOCKFILE_DIR="$tmp" kea-dhcp6 -c "$tmp/kea.json" >/dev/null 2>&1 &
+	pid=$!
+	until grep -q DHCP6_STARTED "$tmp/kea.log" 2>/dev/null; do
+		kill -0 "$pid" 2>/dev/null || { echo "peer: kea-dhcp6 did not start:" >&2; tail -5 "$tmp/kea.log" >&2; break; }
+		sleep 0.02
+	done
+	t2=$(ms)
+	if kill -0 "$pid" 2>/dev/null; then
+		rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+		echo "peer kea-dhcp6 (memfile, $leases leases): start $((t2 - t1)) ms; RSS $((rss / 1024)) MiB = $((rss * 1024 / leases)) bytes/lease"
+	fi
+	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 	pid=
 done

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The running dstm-tep in the lab (DESIGN §8): packets per second it moves
 through its raw socket + TUN shell, decapsulation (c1 -> v4) and
 encapsulation (v4 -> c1) separately, 64-byte inner UDP packets. A sender in
@@ -8,9 +8,14 @@ to what was offered. Figures only: the senders share the machine's two
 cores with the TEP, so when the TEP forwards less than is offered, that is
 its ceiling on this machine.
 
-    DSTM_BUILD=build bench/tep_lab_bench.py [SECONDS]
+    DSTM_BUILD=build [DSTM_LAB=NAME] bench/tep_lab_bench.py [SECONDS]
+
+The lab is named $DSTM_LAB (default bench<pid>). Lines starting with
+"BENCH " are for scripts/bench: the TEP's forwarded rate beside what the
+sender offered (the sender's own ceiling on this machine).
 """
 
+import json
 import os
 import sys
 import time
@@ -71,7 +76,7 @@ def rate(lab, node, script, args, counter):
     before = lab.ctl("tep", "counters")
     tun_before = tun_dropped(lab)
     t0 = time.monotonic()
-    r = lab.exec(node, "/usr/bin/python3", "-c", script, *args, str(SECONDS),
+    r = lab.exec(node, "python3", "-c", script, *args, str(SECONDS),
                  timeout=SECONDS + 30, check=True)
     dt = time.monotonic() - t0
     time.sleep(0.3)  # let the TEP drain what is queued
@@ -86,17 +91,24 @@ def rate(lab, node, script, args, counter):
 
 
 def main():
-    lab = Lab(name="tb%d" % os.getpid())
+    lab = Lab(name=os.environ.get("DSTM_LAB") or "bench%d" % os.getpid())
     try:
         lab.up(clients=1)
         c1 = client_ipv6(1)
         c1v4 = next(b["ipv4"] for b in lab.ctl("tep", "bindings") if b["ipv6"] == c1)
         print("dstm-tep in the lab: raw IPv6 socket + TUN, 64-byte inner UDP, %.0f s a case"
               % SECONDS)
-        off, fwd, drops = rate(lab, "c1", DECAP_SENDER, [c1, c1v4, V44], "decap_pkts")
-        print("decap  offered %8.0f pps  forwarded %8.0f pps  %s" % (off, fwd, drops))
-        off, fwd, drops = rate(lab, "v4", ENCAP_SENDER, [c1v4], "encap_pkts")
-        print("encap  offered %8.0f pps  forwarded %8.0f pps  %s" % (off, fwd, drops))
+        for path, node, script, args, counter in (
+                ("decap", "c1", DECAP_SENDER, [c1, c1v4, V44], "decap_pkts"),
+                ("encap", "v4", ENCAP_SENDER, [c1v4], "encap_pkts")):
+            load = os.getloadavg()[0]
+            off, fwd, drops = rate(lab, node, script, args, counter)
+            print("%s  offered %8.0f pps  forwarded %8.0f pps  %s" % (path, off, fwd, drops))
+            print("BENCH " + json.dumps({
+                "name": "TEP %s pps (lab, 64 B)" % path, "ours": round(fwd), "peer": round(off),
+                "unit": "pps", "peer_name": "offered by the sender",
+                "load": round((load + os.getloadavg()[0]) / 2, 2),
+                "note": "raw socket + TUN"}))
     finally:
         lab.down()
 

@@ -137,6 +137,13 @@ ctl_dispatch(struct ctl_conn *c, const char *line, size_t len)
 		goto out;
 	}
 	err[0] = '\0';
+	if (log_getverbose() >= 2) {
+		char safe[128];
+
+		log_trace("control: %s",
+		          log_sanitize(safe, sizeof(safe), json_string_value(command),
+		                       json_string_length(command)));
+	}
 	result = c->srv->fn(c->srv->arg, json_string_value(command), args, err, sizeof(err));
 	if (result == NULL) {
 		ctl_send_error(c, err[0] ? err : "command failed");

@@ -17,7 +17,12 @@
 #include "common/ctl.h"
 #include "ctl/lease_verbs.h"
 
-#define PAGE 5000 /* leases asked for per request */
+/*
+ * Leases asked for per request: dstmd builds a page in one go (a few µs a
+ * lease), so a smaller page is a shorter pause for the allocations it
+ * serves meanwhile, for a round trip more per thousand leases.
+ */
+#define PAGE 1000
 
 /* One row of a table with fixed columns: widths from the first page, then kept. */
 struct cols {

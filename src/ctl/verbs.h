@@ -4,7 +4,9 @@
  * help. The table drives the argument checking (a misspelt key, a missing
  * address or "all=maybe" is a usage error before anything is sent), the
  * usage text of --help, and the test that dstmctl(8) names every verb. A
- * new verb is one more row in verbs.c.
+ * new verb is one more row in verbs.c; a verb with a command line of its
+ * own (leases, history: lease_verbs.c) has a row too, with no args, for
+ * --help and the man page.
  *
  * Arguments are written KEY=VALUE, KEY:=JSON, --KEY VALUE, --KEY=VALUE, a
  * bare --KEY for a boolean, or by position in the order of `positional`.

@@ -312,7 +312,8 @@ struct d6_lease_ops {
 	 * -EADDRNOTAVAIL (want_v4 not the client's or not free), -ENETUNREACH
 	 * (no TEP serves v6), -EACCES (v6 may never hold a lease), -EPERM
 	 * (the identity's lease is bound to another address and the message
-	 * is not authenticated: nothing changed), -EIO.
+	 * is not authenticated: nothing changed), -EDQUOT (a new lease its
+	 * /64's quota or rate does not admit), -EIO.
 	 */
 	int (*acquire)(void *arg, const char *identity, const struct in6_addr *v6, bool authed,
 	               uint32_t want_v4, int64_t now, struct d6_grant *g);

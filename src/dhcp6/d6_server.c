@@ -340,6 +340,8 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	}
 	if (rc == -EACCES)
 		s->ctr.refused_address++;
+	if (rc == -EDQUOT)
+		s->ctr.drop[D6_DROP_RATE]++; /* the caller's per-/64 quota or rate */
 	if (rc != 0) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;

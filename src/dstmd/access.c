@@ -426,45 +426,6 @@ binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 }
 
-/*
- * New allocations per client /64 and second (issue 7): a token bucket per
- * /64 in a direct-mapped table of fixed size, so that no flood of
- * prefixes can grow it; a /64 that lands on a slot held by another takes
- * it over with a full bucket (collisions only ever loosen the limit).
- */
-#define RATE_SLOTS 4096
-
-struct rate_slot {
-	uint64_t key;
-	double tokens;
-	int64_t last_ms;
-};
-
-static struct rate_slot rate_table[RATE_SLOTS];
-
-static bool
-rate_allow(const struct dstmd_config *cfg, const struct in6_addr *v6)
-{
-	uint64_t key = keycount_prefix64(v6);
-	struct rate_slot *r = &rate_table[(key * 0x9e3779b97f4a7c15ull) >> 52];
-	int64_t now = clock_mono_ms();
-	double burst = cfg->alloc_rate_64 * 2.0;
-
-	if (r->key != key || r->last_ms == 0) {
-		r->key = key;
-		r->tokens = burst;
-	} else {
-		r->tokens += (double)(now - r->last_ms) * cfg->alloc_rate_64 / 1000.0;
-		if (r->tokens > burst)
-			r->tokens = burst;
-	}
-	r->last_ms = now;
-	if (r->tokens < 1.0)
-		return false;
-	r->tokens -= 1.0;
-	return true;
-}
-
 /* ---- Commands ---- */
 
 static bool
@@ -631,22 +592,26 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		return;
 	}
 	/*
-	 * Pool exhaustion (seed 000, issue 7): a new lease for a /64 that
-	 * already holds its share is refused with 301 "no more tunnels".
+	 * Pool exhaustion (seed 000): a new lease for a /64 that already holds
+	 * its share is refused with 301 "no more tunnels", one that asks too
+	 * fast with 530 (src/grant: the policy DHCPv6 applies too).
 	 */
-	if (!lease_find_identity(d->leases, identity) &&
-	    lease_count_64(d->leases, &v6) >= d->per_64) {
-		d->ctr.quota_64++;
-		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
-		             addr_fmt_v6(&v6, a6), d->per_64);
-		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
-		return;
-	}
-	if (d->cfg->alloc_rate_64 && !lease_find_identity(d->leases, identity) &&
-	    !rate_allow(d->cfg, &v6)) {
-		d->ctr.rate_64++;
-		session_reply(s, TSP_BUSY, NULL);
-		return;
+	if (!lease_find_identity(d->leases, identity)) {
+		switch (dstmd_admit(d, &v6, d->per_64)) {
+		case GRANT_ADMIT_QUOTA_64:
+			d->ctr.quota_64++;
+			log_warnx_rl(&access_rl,
+			             "%s: its /64 holds %u leases, the most one /64 may",
+			             addr_fmt_v6(&v6, a6), d->per_64);
+			session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+			return;
+		case GRANT_ADMIT_RATE_64:
+			d->ctr.rate_64++;
+			session_reply(s, TSP_BUSY, NULL);
+			return;
+		default:
+			break;
+		}
 	}
 	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
 		/* Nothing could be bound: do not take an address for nothing. */
@@ -1116,6 +1081,7 @@ access_counters(const struct dstmd *d)
 	                    json_integer((json_int_t)d->ctr.conn_quota_64));
 	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
+	json_object_set_new(o, "commit_joined", json_integer((json_int_t)d->ctr.commit_joined));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));
 	json_object_set_new(o, "sessions_bound", json_integer((json_int_t)d->nsessions_bound));
 	if (ts) {

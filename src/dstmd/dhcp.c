@@ -40,19 +40,49 @@
 #include "dstmd/lw4o6.h"
 #include "grant/grant.h"
 
-#define RX_BATCH 64 /* datagrams read per wake-up: others' events get their turn */
+/*
+ * Datagrams are read by one recvmmsg of up to RX_BATCH per wake-up (then
+ * others' events get their turn), and replies leave by sendmmsg: those
+ * decided in one loop turn (the Advertises of a read, the Replies a
+ * commit released) are queued and sent together at the end of the turn
+ * (flush_ev, lowest priority), or as soon as TX_BATCH are waiting.
+ */
+#define RX_BATCH 64
+#define TX_BATCH 64
+
+struct rxq {
+	struct mmsghdr m[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	struct sockaddr_in6 from[RX_BATCH];
+	union {
+		struct cmsghdr align;
+		uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	} cbuf[RX_BATCH];
+	uint8_t buf[RX_BATCH][D6_MAX_MSG + 1];
+};
+
+struct txq {
+	unsigned n;
+	struct mmsghdr m[TX_BATCH];
+	struct iovec iov[TX_BATCH];
+	struct sockaddr_in6 to[TX_BATCH];
+	uint8_t buf[TX_BATCH][D6_MAX_MSG + 512];
+};
 
 struct dhcp {
 	struct dstmd *d;
 	int fd;
-	struct event *ev;
+	struct event *ev, *flush_ev;
+	struct rxq *rx;
+	struct txq *tx;
 	struct d6_server *srv;
 	uint8_t duid[D6_DUID_MAX + 2];
 	size_t duid_len;
 	struct d6_key *keys;
 	uint8_t dots_ri[256], access_domain[256];
 	uint64_t rx_errors, tx_errors, pending_now, reconf_sent, reconf_unreachable;
-	struct peer **peers; /* where each directly attached DUID was last heard */
+	uint64_t rx_batches, tx_batches; /* recvmmsg / sendmmsg calls that moved datagrams */
+	struct peer **peers;             /* where each directly attached DUID was last heard */
 	size_t npeers;
 };
 
@@ -139,6 +169,10 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		             addr_fmt_v6(&l->v6, a), addr_fmt_v6(v6, b));
 		return -EPERM;
 	}
+	/* A new lease: the one per-/64 quota and rate (src/grant), as over TSP. */
+	if (!l && dstmd_admit(d, v6, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64) !=
+	              GRANT_ADMIT_OK)
+		return -EDQUOT;
 	if (!tep) {
 		log_warnx_rl(&dhcp_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(v6, a));
@@ -261,19 +295,61 @@ static const struct d6_lease_ops lease_ops = {op_acquire,    op_find,     op_rel
 
 /* ---- Replies ---- */
 
+/* Send every queued reply: one sendmmsg, another after each refused datagram. */
+static void
+tx_flush(struct dhcp *h)
+{
+	struct txq *q = h->tx;
+	unsigned i = 0;
+	char a[ADDR_STRLEN];
+
+	while (i < q->n) {
+		int n = sendmmsg(h->fd, &q->m[i], q->n - i, MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Datagram i is lost (a full socket buffer, an unreachable peer). */
+			h->tx_errors++;
+			log_warnx_rl(&dhcp_rl, "sendmmsg %s: %s",
+			             addr_fmt_v6(&q->to[i].sin6_addr, a),
+			             n < 0 ? strerror(errno) : "nothing sent");
+			i++;
+			continue;
+		}
+		h->tx_batches++;
+		i += (unsigned)n;
+	}
+	q->n = 0;
+}
+
+static void
+flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	tx_flush(arg);
+}
+
 static void
 send_reply(struct dtx *x)
 {
-	uint8_t out[D6_MAX_MSG + 512];
+	struct txq *q = dh->tx;
 	size_t len;
-	char a[ADDR_STRLEN];
 
-	if (d6_server_build(dh->srv, &x->t, out, sizeof(out), &len) != 0)
+	if (q->n == TX_BATCH)
+		tx_flush(dh);
+	if (d6_server_build(dh->srv, &x->t, q->buf[q->n], sizeof(q->buf[q->n]), &len) != 0)
 		return;
-	if (sendto(dh->fd, out, len, 0, (struct sockaddr *)&x->peer, sizeof(x->peer)) < 0) {
-		dh->tx_errors++;
-		log_warn("sendto %s", addr_fmt_v6(&x->peer.sin6_addr, a));
-	}
+	q->to[q->n] = x->peer;
+	q->iov[q->n].iov_base = q->buf[q->n];
+	q->iov[q->n].iov_len = len;
+	memset(&q->m[q->n], 0, sizeof(q->m[q->n]));
+	q->m[q->n].msg_hdr.msg_name = &q->to[q->n];
+	q->m[q->n].msg_hdr.msg_namelen = sizeof(q->to[q->n]);
+	q->m[q->n].msg_hdr.msg_iov = &q->iov[q->n];
+	q->m[q->n].msg_hdr.msg_iovlen = 1;
+	q->n++;
+	if (q->n == 1)
+		event_active(dh->flush_ev, 0, 0);
 }
 
 static void
@@ -397,8 +473,13 @@ peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *fro
 	size_t len = t->m.clientid_len;
 	struct peer *p;
 
-	/* Only a message that acted on its own lease says where its client is. */
-	if (t->env.nrelays || !t->verified || !duid || !len || len > sizeof(p->duid))
+	/*
+	 * Only a message that acted on its own lease says where its client is,
+	 * and only a Reply (an Advertise grants nothing; a flood of Solicits
+	 * must not fill this table).
+	 */
+	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY || !duid || !len ||
+	    len > sizeof(p->duid))
 		return;
 	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
 		return;
@@ -485,41 +566,44 @@ static void
 read_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct dhcp *h = arg;
+	struct rxq *q = h->rx;
+	int n;
 
 	for (unsigned k = 0; k < RX_BATCH; k++) {
-		uint8_t buf[D6_MAX_MSG + 1];
-		union {
-			struct cmsghdr align;
-			uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		} cbuf;
-		struct sockaddr_in6 from;
-		struct iovec iov = {buf, sizeof(buf)};
-		struct msghdr mh = {.msg_name = &from,
-		                    .msg_namelen = sizeof(from),
-		                    .msg_iov = &iov,
-		                    .msg_iovlen = 1,
-		                    .msg_control = cbuf.b,
-		                    .msg_controllen = sizeof(cbuf.b)};
+		q->iov[k].iov_base = q->buf[k];
+		q->iov[k].iov_len = sizeof(q->buf[k]);
+		memset(&q->m[k], 0, sizeof(q->m[k]));
+		q->m[k].msg_hdr.msg_name = &q->from[k];
+		q->m[k].msg_hdr.msg_namelen = sizeof(q->from[k]);
+		q->m[k].msg_hdr.msg_iov = &q->iov[k];
+		q->m[k].msg_hdr.msg_iovlen = 1;
+		q->m[k].msg_hdr.msg_control = q->cbuf[k].b;
+		q->m[k].msg_hdr.msg_controllen = sizeof(q->cbuf[k].b);
+	}
+	n = recvmmsg(fd, q->m, RX_BATCH, MSG_DONTWAIT, NULL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			h->rx_errors++;
+		return;
+	}
+	h->rx_batches++;
+	for (int k = 0; k < n; k++) {
+		struct msghdr *mh = &q->m[k].msg_hdr;
+		struct sockaddr_in6 *from = &q->from[k];
 		bool multicast = false;
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
 
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				h->rx_errors++;
-			return;
-		}
-		if (mh.msg_namelen < sizeof(from) || from.sin6_family != AF_INET6)
+		if (mh->msg_namelen < sizeof(*from) || from->sin6_family != AF_INET6)
 			continue;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
 			if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
 				struct in6_pktinfo pi;
 				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
 				multicast = IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr);
-				if (!from.sin6_scope_id && IN6_IS_ADDR_LINKLOCAL(&from.sin6_addr))
-					from.sin6_scope_id = pi.ipi6_ifindex;
+				if (!from->sin6_scope_id && IN6_IS_ADDR_LINKLOCAL(&from->sin6_addr))
+					from->sin6_scope_id = pi.ipi6_ifindex;
 			}
 		/* An oversized datagram is cut by the kernel: the engine counts it too big. */
-		handle_one(h, buf, (size_t)n, &from, multicast);
+		handle_one(h, q->buf[k], q->m[k].msg_len, from, multicast);
 	}
 }
 
@@ -618,6 +702,8 @@ dhcp_init(struct dstmd *d)
 	h->d = d;
 	h->fd = -1;
 	dh = h;
+	if (!(h->rx = calloc(1, sizeof(*h->rx))) || !(h->tx = calloc(1, sizeof(*h->tx))))
+		return -ENOMEM;
 	if ((rc = load_duid(h, d->cfg)) != 0)
 		return rc;
 	sc.codes = c->codes;
@@ -668,8 +754,8 @@ dhcp_init(struct dstmd *d)
 	sc.relays = c->relays;
 	sc.nrelays = c->nrelays;
 	sc.max_per_duid = c->per_duid;
-	/* One per-/64 policy: TSP's quota unless dhcpv6.limits.per_64 says otherwise. */
-	sc.max_per_64 = c->per_64_set ? c->per_64 : d->per_64;
+	/* The per-/64 quota and rate are src/grant's, in op_acquire: the engine's is off. */
+	sc.max_per_64 = 0;
 	sc.max_clients = c->clients;
 	sc.offer_hold = c->offer_hold;
 	if (!(h->srv = d6_server_new(&sc, &lease_ops, d, clock_wall_s())))
@@ -678,6 +764,9 @@ dhcp_init(struct dstmd *d)
 		return rc;
 	if (!(h->ev = event_new(d->base, h->fd, EV_READ | EV_PERSIST, read_cb, h)))
 		return -ENOMEM;
+	if (!(h->flush_ev = event_new(d->base, -1, 0, flush_cb, h)))
+		return -ENOMEM;
+	event_priority_set(h->flush_ev, 1);
 	event_add(h->ev, NULL);
 	log_info("DHCPv6 on port %u (%zu interface%s)", c->port, c->ninterfaces,
 	         c->ninterfaces == 1 ? "" : "s");
@@ -694,8 +783,14 @@ dhcp_fini(struct dstmd *d)
 	dh = NULL; /* pushes still in flight find no server and free themselves */
 	if (h->ev)
 		event_free(h->ev);
-	if (h->fd >= 0)
+	if (h->flush_ev)
+		event_free(h->flush_ev);
+	if (h->fd >= 0) {
+		tx_flush(h); /* replies a last commit released */
 		close(h->fd);
+	}
+	free(h->rx);
+	free(h->tx);
 	d6_server_free(h->srv);
 	lw4o6_fini();
 	free(h->keys);
@@ -755,5 +850,7 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 #undef C
 	json_object_set_new(o, "dhcp6_rx_errors", json_integer((json_int_t)dh->rx_errors));
 	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));
+	json_object_set_new(o, "dhcp6_rx_batches", json_integer((json_int_t)dh->rx_batches));
+	json_object_set_new(o, "dhcp6_tx_batches", json_integer((json_int_t)dh->tx_batches));
 	json_object_set_new(o, "dhcp6_waiting", json_integer((json_int_t)dh->pending_now));
 }

@@ -90,6 +90,15 @@ run_failed(struct dstmd *d, struct deferred *list)
  * the writer thread as one batch. What waited for it runs once the batch
  * is durable (durable_cb). While the store is failing the lease manager
  * refuses every change, so what waited here can only have failed.
+ *
+ * Group commit: at most one batch is with the writer. While it is being
+ * made durable, the turns that follow leave their writes in the store's
+ * open batch and their waiting actions on `after_commit`, and durable_cb
+ * hands all of them over as the next batch. So a commit costs one
+ * fdatasync whatever the number of requests (TSP, DHCPv6, expiry,
+ * revocation) it carries, and the disk's latency is paid once per batch
+ * rather than once per request; a request that finds the writer idle is
+ * handed over at once, with no timer.
  */
 static void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
@@ -99,6 +108,13 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct dbatch *b;
 	uint64_t ticket = d->last_ticket;
 
+	if (!d->store_failing && d->last_ticket > d->durable) {
+		if (!d->commit_waiting)
+			d->ctr.commit_joined++;
+		d->commit_waiting = true;
+		return;
+	}
+	d->commit_waiting = false;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
 	if (lease_commit_async(d->leases, &ticket) != 0) {
@@ -169,6 +185,7 @@ store_failed(struct dstmd *d)
 	list = d->after_commit;
 	d->after_commit = NULL;
 	d->after_commit_tail = &d->after_commit;
+	d->commit_waiting = false;
 	run_failed(d, list);
 	d->probe_ticket = 0;
 	evtimer_add(d->store_retry_ev, &second);
@@ -242,6 +259,9 @@ durable_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (d->store_failing && d->probe_ticket && durable >= d->probe_ticket)
 		store_recovered(d);
+	/* The writer is idle again: what waited for it is the next batch. */
+	if (d->commit_waiting && d->last_ticket <= d->durable)
+		dstmd_schedule_commit(d);
 }
 
 static void
@@ -391,30 +411,117 @@ sighup_cb(evutil_socket_t sig, short ev, void *arg)
 	(void)dstmd_reload(arg);
 }
 
+struct pool **
+dstmd_pools_new(const struct dstmd_config *cfg, char *err, size_t errlen)
+{
+	struct pool **pools = calloc(cfg->npools + 1, sizeof(*pools));
+	char e[256];
+
+	if (!pools) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->npools; i++) {
+		if (!(pools[i] = pool_new(&cfg->pools[i].pc, e, sizeof(e)))) {
+			snprintf(err, errlen, "%s:%d: /pools/%zu: %s", cfg_path(cfg->doc),
+			         cfg_line(cfg->doc, "/pools"), i, e);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (pool_overlaps(pools[i], pools[j])) {
+				snprintf(err, errlen,
+				         "%s:%d: pools \"%s\" and \"%s\" overlap; an address may "
+				         "belong to one pool only",
+				         cfg_path(cfg->doc), cfg_line(cfg->doc, "/pools"),
+				         pool_name(pools[j]), pool_name(pools[i]));
+				goto fail;
+			}
+	}
+	return pools;
+fail:
+	dstmd_pools_free(pools, cfg->npools);
+	return NULL;
+}
+
+void
+dstmd_pools_free(struct pool **pools, size_t n)
+{
+	for (size_t i = 0; pools && i < n; i++)
+		pool_free(pools[i]);
+	free(pools);
+}
+
 static int
 open_pools(struct dstmd *d)
 {
-	char err[256];
+	char err[512];
 
-	d->pools = calloc(d->cfg->npools, sizeof(*d->pools));
-	if (!d->pools)
-		return -ENOMEM;
-	for (size_t i = 0; i < d->cfg->npools; i++) {
-		if (!(d->pools[i] = pool_new(&d->cfg->pools[i].pc, err, sizeof(err)))) {
-			fprintf(stderr, "%s:%d: /pools/%zu: %s\n", cfg_path(d->cfg->doc),
-			        cfg_line(d->cfg->doc, "/pools"), i, err);
-			return -EINVAL;
-		}
-		for (size_t j = 0; j < i; j++)
-			if (pool_overlaps(d->pools[i], d->pools[j])) {
-				fprintf(stderr,
-				        "%s: pools \"%s\" and \"%s\" overlap; an address may "
-				        "belong to one pool only\n",
-				        cfg_path(d->cfg->doc), pool_name(d->pools[j]),
-				        pool_name(d->pools[i]));
-				return -EINVAL;
-			}
+	if (!(d->pools = dstmd_pools_new(d->cfg, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return -EINVAL;
 	}
+	return 0;
+}
+
+static int
+orphan_one(void *arg, const struct lease *l)
+{
+	char a[ADDR_STRLEN];
+	int64_t now = *(const int64_t *)arg;
+
+	if (l->orphan && l->state == LEASE_ACTIVE)
+		log_warnx("lease of %s on %s is outside the pools now: its renewal is refused "
+		          "(TSP 308) and it ends at its expiry, in %llds (the client and the TEP "
+		          "are told then)",
+		          l->identity, addr_fmt_v4(l->v4, a), (long long)(l->expiry - now));
+	return 0;
+}
+
+int
+dstmd_repool(struct dstmd *d, struct pool **pools, size_t npools, char *err, size_t errlen)
+{
+	uint64_t durable = 0;
+	int64_t now = clock_wall_s();
+	struct lease_counters lc;
+	int rc;
+
+	if (d->store_failing) {
+		snprintf(err, errlen,
+		         "the lease store is failing: reload the pools once it commits");
+		return -EIO;
+	}
+	/*
+	 * The manager reloads every lease from the store: what memory decided
+	 * must be durable first. Hand the open batch over, wait until the
+	 * writer is idle, and release what waited for it, as durable_cb does.
+	 */
+	commit_cb(-1, 0, d);
+	if (d->store_failing) {
+		snprintf(err, errlen, "the lease store failed: %s", d->store_error);
+		return -EIO;
+	}
+	(void)store_async_recover(d->store);
+	(void)store_async_poll(d->store, &durable);
+	if (durable < d->last_ticket) {
+		/* A batch failed meanwhile: the store's own path handles it. */
+		store_failed(d);
+		snprintf(err, errlen, "the lease store failed: %s", d->store_error);
+		return -EIO;
+	}
+	durable_cb(-1, 0, d);
+	if ((rc = lease_mgr_repool(d->leases, pools, npools, now, err, errlen)) != 0) {
+		dstmd_schedule_commit(d);
+		dstmd_rearm_expiry(d);
+		return rc;
+	}
+	dstmd_pools_free(d->pools, d->cfg->npools);
+	d->pools = pools;
+	dstmd_schedule_commit(d); /* what loading changed */
+	dstmd_rearm_expiry(d);
+	lease_counters(d->leases, &lc);
+	log_info("pools reloaded: %zu pool(s); %llu active leases, %llu outside the pools", npools,
+	         (unsigned long long)lc.active, (unsigned long long)lc.orphans);
+	lease_foreach(d->leases, orphan_one, &now);
 	return 0;
 }
 

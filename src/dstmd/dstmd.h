@@ -14,7 +14,9 @@
  * Such actions wait on the `after_commit` list; a low-priority event hands
  * the turn's writes to the store's writer thread once every ready event
  * of the turn has been handled, and the loop goes on while it fsyncs; the
- * actions run when the store reports their batch durable.
+ * actions run when the store reports their batch durable. One batch at a
+ * time is with the writer: the turns that pass while it fsyncs form the
+ * next one (group commit, dstmd.c).
  */
 #ifndef DSTMD_H
 #define DSTMD_H
@@ -55,6 +57,7 @@ struct dstmd_counters {
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
 	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
+	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
 
 struct dstmd {
@@ -74,6 +77,7 @@ struct dstmd {
 	struct deferred *after_commit, **after_commit_tail;
 	struct dbatch *batches, **batches_tail; /* waiting for the writer */
 	uint64_t last_ticket, durable;
+	bool commit_waiting;       /* writes wait for the batch in flight (commit_cb) */
 	struct session **sessions; /* open-addressed by identity */
 	size_t nsessions_slots, nsessions_bound;
 	unsigned nconns;
@@ -152,11 +156,28 @@ void identity_fini(struct dstmd *d);
 /* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
 enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
 void identity_counters(const struct dstmd *d, json_t *o);
+/*
+ * Whether a client at v6 may get a new lease: the per-/64 quota `per_64`
+ * against the leases its /64 holds, and limits.allocations_per_64.
+ */
+enum grant_admit dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64);
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);
 /* The "counters" object of the control socket. */
 json_t *control_counters(struct dstmd *d);
+
+/* The pools of `cfg` (fresh), or NULL with "file:line: why" in err. */
+struct pool **dstmd_pools_new(const struct dstmd_config *cfg, char *err, size_t errlen);
+void dstmd_pools_free(struct pool **pools, size_t n);
+/*
+ * Replace the pools by `pools` (dstmd_pools_new of the new configuration):
+ * everything decided is made durable, the leases are reloaded onto the new
+ * pools (those outside them become orphans: their renewal is refused, they
+ * end at their expiry), and the old pools are freed. 0, or -errno with a
+ * message and the old pools in force (`pools` is then the caller's).
+ */
+int dstmd_repool(struct dstmd *d, struct pool **pools, size_t npools, char *err, size_t errlen);
 
 /* reload.c: SIGHUP. 0 when the new configuration is in force, else -errno
  * with the old one kept and the reasons logged (file:line). */

@@ -3,7 +3,8 @@
  * addresses the network uses itself, which no lease may ever name (every
  * address of this host when it starts, the configured listeners and DHCPv6
  * address, every TEP's), and the one check both access methods call
- * before a lease is bound to an address, with a counter per reason.
+ * before a lease is bound to an address, with a counter per reason; and
+ * the one admission policy of new leases (per-/64 quota and rate).
  */
 #include <errno.h>
 #include <ifaddrs.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 
@@ -78,6 +80,15 @@ dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6)
 		                                     : "not a unicast address of one host");
 	}
 	return r;
+}
+
+enum grant_admit
+dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64)
+{
+	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets */
+	struct grant_policy p = {.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
+
+	return grant_admit(&rate, &p, v6, lease_count_64(d->leases, v6), clock_mono_ms());
 }
 
 void

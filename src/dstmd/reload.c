@@ -8,13 +8,19 @@
  * What a reload applies: lifetime and quarantine (next grant, renewal and
  * release), the secrets file (users and passwords of the next login),
  * limits.connections, connections_per_64, per_64, allocations_per_64,
- * redirect, log_level, the lw4o6 section (the next lwB4 request),
- * TEPs added and the addresses, client prefixes, pool
- * and control credentials of TEPs that stay (a link whose endpoint or
- * credentials changed reconnects and gets every live binding again).
+ * redirect, log_level, keepalive, history_days, the lw4o6 section (the
+ * next lwB4 request), TEPs added and the
+ * addresses, client prefixes, pool and control credentials of TEPs that
+ * stay (a link whose endpoint or credentials changed reconnects and gets
+ * every live binding again), and
+ * the pools: they are built anew and every lease is reloaded onto them
+ * from the store (dstmd_repool) — a pool that grows lends its new
+ * addresses, and a lease outside the new pools is never dropped silently:
+ * it is logged, its renewal is refused (TSP 308) and it ends at its
+ * expiry, when the client and the TEP are told.
  * What needs a restart is listed in `fixed` below: the sockets dstmd
- * opened as root before dropping privileges, the store, the pools (the
- * allocator's slots are the leases' keys) and the TSP engine's limits.
+ * opened as root before dropping privileges, the store and the TSP
+ * engine's limits.
  *
  * The replaced configuration is kept until exit, not freed: sessions,
  * queued TEP commands and listeners hold pointers into it (TEPs, the
@@ -38,8 +44,8 @@ static const char *const fixed[] = {"/database",
                                     "/seccomp",
                                     "/scenario",
                                     "/listen",
-                                    "/pools",
                                     "/dhcpv6",
+                                    "/lw4o6",
                                     "/metrics",
                                     "/auth/mechanisms",
                                     "/auth/realm",
@@ -145,10 +151,29 @@ dstmd_reload(struct dstmd *d)
 		goto refuse;
 	}
 	d->retired = r;
-	if ((rc = tepctl_reload(d->tepctl, nc)) < 0)
-		goto refuse;
+	if (!json_same(cfg_at(d->cfg->doc, "/pools"), cfg_at(nc->doc, "/pools"))) {
+		char err[512];
+		struct pool **pools = dstmd_pools_new(nc, err, sizeof(err));
+
+		if (!pools) {
+			log_warnx("%s", err);
+			rc = -EINVAL;
+			goto refuse;
+		}
+		if ((rc = dstmd_repool(d, pools, nc->npools, err, sizeof(err))) != 0) {
+			log_warnx("%s:%d: /pools: %s", cfg_path(nc->doc),
+			          cfg_line(nc->doc, "/pools"), err);
+			dstmd_pools_free(pools, nc->npools);
+			goto refuse;
+		}
+	}
+	/* The pools may have changed already: there is no going back from here. */
+	if (tepctl_reload(d->tepctl, nc) < 0)
+		fatalx("out of memory reloading the TEP links");
+	memset(&pol, 0, sizeof(pol));
 	pol.lifetime = nc->lifetime;
 	pol.quarantine = nc->quarantine;
+	pol.history_days = nc->history_days;
 	lease_set_policy(d->leases, &pol);
 	d->retired[d->nretired++] = d->cfg;
 	d->cfg = nc;

@@ -13,13 +13,9 @@
 #include "dstmd/dstmd.h"
 
 /* Counters of `dstmctl counters` that are levels, not totals. */
-static const char *const gauges[] = {"per_64",
-                                     "sessions_now",
-                                     "sessions_bound",
-                                     "dhcp6_waiting",
-                                     "lease_active",
-                                     "lease_quarantined",
-                                     NULL};
+static const char *const gauges[] = {
+    "per_64",        "sessions_now", "sessions_bound",    "udp_sessions_now",
+    "dhcp6_waiting", "lease_active", "lease_quarantined", NULL};
 
 static void
 render(void *arg, struct metrics_text *t)

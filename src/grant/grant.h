@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* How the client proved who it is. */
 enum grant_kind {
@@ -77,5 +78,44 @@ struct grant_prefix {
  */
 bool grant_endpoint_ok(const struct grant_client *who, const struct in6_addr *wanted,
                        const struct grant_prefix *allowed, size_t nallowed);
+
+/* ---- The admission policy: one per-/64 quota and one rate, for every access method ---- */
+
+/* What a /64's clients may take, configured once (limits.per_64, limits.allocations_per_64). */
+struct grant_policy {
+	unsigned per_64;  /* active leases the clients of one /64 may hold; 0: no limit */
+	unsigned rate_64; /* new leases per /64 and second (bursts of twice that); 0: no limit */
+};
+
+/*
+ * The rate buckets: a token bucket per /64 in a direct-mapped table of
+ * fixed size, so that no flood of prefixes can grow it; a /64 landing on
+ * a slot held by another takes it over with a full bucket (collisions only
+ * ever loosen the limit). Zeroed memory is an empty table.
+ */
+#define GRANT_RATE_SLOTS 4096
+struct grant_rate {
+	struct {
+		uint64_t key;
+		double tokens;
+		int64_t last_ms;
+		bool used;
+	} slot[GRANT_RATE_SLOTS];
+};
+
+enum grant_admit {
+	GRANT_ADMIT_OK,
+	GRANT_ADMIT_QUOTA_64, /* the /64 holds its share (TSP 301, DHCPv6 NoAddrsAvail) */
+	GRANT_ADMIT_RATE_64,  /* the /64 asks too fast (TSP 530, DHCPv6 NoAddrsAvail) */
+};
+
+/*
+ * May a client at `v6` get a new lease, its /64 holding `held` active
+ * leases, at `now_ms` (a monotonic clock the caller injects)? A renewal
+ * of a lease held is never a new lease: do not ask. Takes a token when
+ * admitted.
+ */
+enum grant_admit grant_admit(struct grant_rate *r, const struct grant_policy *p,
+                             const struct in6_addr *v6, unsigned held, int64_t now_ms);
 
 #endif

@@ -35,9 +35,9 @@
 
 #define NOPOOL UINT16_MAX
 
+/* 120 bytes and the identity: the row's id is not kept, it is STORE_ID(v4, port_lo). */
 struct lent {
 	struct lease l; /* first: a const struct lease * converts back */
-	int64_t id;
 	uint32_t slot;
 	uint16_t pool; /* index in m->pools, NOPOOL for an orphan */
 	uint32_t hidx; /* position in the heap */
@@ -195,32 +195,37 @@ lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6)
 	return keycount_get(&m->per64, keycount_prefix64(v6));
 }
 
+/* Rehash into `n` buckets (a power of two); without memory the chains just grow longer. */
+static void
+id_resize(struct lease_mgr *m, size_t n)
+{
+	struct lent **t = calloc(n, sizeof(*t));
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < m->nidtab; i++) {
+		struct lent *x = m->idtab[i], *nx;
+
+		for (; x != NULL; x = nx) {
+			size_t b = id_hash(x->identity) & (n - 1);
+
+			nx = x->id_next;
+			x->id_next = t[b];
+			t[b] = x;
+		}
+	}
+	free(m->idtab);
+	m->idtab = t;
+	m->nidtab = n;
+}
+
 static void
 id_insert(struct lease_mgr *m, struct lent *e)
 {
 	size_t b;
 
-	if (m->nid >= m->nidtab) {
-		size_t n = m->nidtab * 2;
-		struct lent **t = calloc(n, sizeof(*t));
-
-		/* Without memory the chains just grow longer. */
-		if (t != NULL) {
-			for (size_t i = 0; i < m->nidtab; i++) {
-				struct lent *x = m->idtab[i], *nx;
-
-				for (; x != NULL; x = nx) {
-					nx = x->id_next;
-					b = id_hash(x->identity) & (n - 1);
-					x->id_next = t[b];
-					t[b] = x;
-				}
-			}
-			free(m->idtab);
-			m->idtab = t;
-			m->nidtab = n;
-		}
-	}
+	if (m->nid >= m->nidtab)
+		id_resize(m, m->nidtab * 2);
 	b = id_hash(e->identity) & (m->nidtab - 1);
 	e->id_next = m->idtab[b];
 	m->idtab[b] = e;
@@ -307,7 +312,7 @@ intern(struct lease_mgr *m, const char *s)
 static void
 to_row(const struct lent *e, struct lease_row *r)
 {
-	r->id = e->id;
+	r->id = STORE_ID(e->l.v4, e->l.port_lo);
 	r->identity = e->identity;
 	r->v6 = e->l.v6;
 	r->v4 = e->l.v4;
@@ -392,7 +397,7 @@ lease_drop(struct lease_mgr *m, struct lent *e)
 {
 	int rc = stage(m);
 
-	if (rc == 0 && store_delete(m->st, e->id) < 0)
+	if (rc == 0 && store_delete(m->st, STORE_ID(e->l.v4, e->l.port_lo)) < 0)
 		rc = fail(m, "delete");
 	heap_remove(m, e);
 	q_remove(m, e);
@@ -521,7 +526,6 @@ load_row(void *arg, const struct lease_row *r)
 	if ((e = lent_new(r->identity)) == NULL)
 		return ld->err = -ENOMEM;
 	ld->v[ld->n++] = e;
-	e->id = r->id;
 	e->l.v6 = r->v6;
 	e->l.v4 = r->v4;
 	e->l.port_lo = r->port_lo;
@@ -623,12 +627,22 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 	/* Claim slots in deadline order, so quarantines join the pool's list at its tail. */
 	if (ld.n > 0)
 		qsort(ld.v, ld.n, sizeof(*ld.v), cmp_deadline);
+	/* The identity map at its final size at once: no rehash after rehash at start. */
+	{
+		size_t n = m->nidtab;
+
+		while (n < ld.n)
+			n *= 2;
+		if (n > m->nidtab)
+			id_resize(m, n);
+	}
 	for (size_t i = 0; i < ld.n; i++) {
 		struct lent *e = ld.v[i];
 
 		ld.v[i] = NULL;
 		if (e->l.state == LEASE_QUARANTINE && e->l.quarantine_until <= now) {
-			if ((rc = stage(m)) < 0 || (rc = store_delete(m->st, e->id)) < 0) {
+			if ((rc = stage(m)) < 0 ||
+			    (rc = store_delete(m->st, STORE_ID(e->l.v4, e->l.port_lo))) < 0) {
 				free(e);
 				rc = fail(m, "delete");
 				goto store_err;
@@ -643,8 +657,8 @@ mgr_load(struct lease_mgr *m, int64_t now, bool commit, char *err, size_t errlen
 			log_warnx(
 			    "lease %lld of %s holds %s ports %u-%u, which is in no configured "
 			    "pool slot: kept until it ends, not renewed",
-			    (long long)e->id, e->identity, addr_fmt_v4(e->l.v4, b), e->l.port_lo,
-			    e->l.port_hi);
+			    (long long)STORE_ID(e->l.v4, e->l.port_lo), e->identity,
+			    addr_fmt_v4(e->l.v4, b), e->l.port_lo, e->l.port_hi);
 			m->c.orphans++;
 			if (m->norphans == m->caporphans) {
 				size_t cap = m->caporphans ? m->caporphans * 2 : 16;
@@ -1016,7 +1030,6 @@ lease_acquire(struct lease_mgr *m, const char *identity, const struct in6_addr *
 	to_row(e, &r);
 	if (store_insert(m->st, &r) < 0)
 		return fail(m, "insert");
-	e->id = r.id;
 	*flags = LEASE_NEW;
 	*out = &e->l;
 	return stage_history(m, LEASE_EV_GRANT, now, e);
@@ -1308,6 +1321,8 @@ lease_mgr_reload(struct lease_mgr *m, int64_t now, char *err, size_t errlen)
 	m->nheap = 0;
 	m->norphans = 0;
 	memset(m->idtab, 0, m->nidtab * sizeof(*m->idtab));
+	/* Its chains run through the entries just freed. */
+	memset(m->qtab, 0, m->nqtab * sizeof(*m->qtab));
 	m->nid = 0;
 	keycount_free(&m->per64);
 	for (size_t i = 0; i < m->npools; i++) {
@@ -1334,4 +1349,74 @@ void
 lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy)
 {
 	m->pol = *policy;
+}
+
+int
+lease_mgr_repool(struct lease_mgr *m, struct pool **pools, size_t npools, int64_t now, char *err,
+                 size_t errlen)
+{
+	struct pool **np = NULL, **op = m->pools;
+	struct lent ***ns = NULL, ***os = m->slots;
+	uint64_t *nz = NULL, *oz = m->psize;
+	size_t on = m->npools;
+	struct pool_stats ps;
+	int rc = -ENOMEM;
+
+	if (npools >= NOPOOL) {
+		snprintf(err, errlen, "too many pools (%zu)", npools);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < npools; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(pool_name(pools[i]), pool_name(pools[j])) ||
+			    pool_overlaps(pools[i], pools[j])) {
+				snprintf(err, errlen,
+				         "pools \"%s\" and \"%s\" share a name or addresses",
+				         pool_name(pools[j]), pool_name(pools[i]));
+				return -EINVAL;
+			}
+	np = calloc(npools + 1, sizeof(*np));
+	ns = calloc(npools + 1, sizeof(*ns));
+	nz = calloc(npools + 1, sizeof(*nz));
+	if (!np || !ns || !nz)
+		goto nomem;
+	for (size_t i = 0; i < npools; i++) {
+		np[i] = pools[i];
+		pool_stats(pools[i], &ps);
+		nz[i] = ps.size;
+		if (!(ns[i] = calloc(ps.size ? ps.size : 1, sizeof(**ns))))
+			goto nomem;
+	}
+	m->pools = np;
+	m->slots = ns;
+	m->psize = nz;
+	m->npools = npools;
+	if (lease_mgr_reload(m, now, err, errlen) != 0) {
+		/* Back to the pools that were: the store did not change. */
+		char err2[128];
+
+		m->pools = op;
+		m->slots = os;
+		m->psize = oz;
+		m->npools = on;
+		(void)lease_mgr_reload(m, now, err2, sizeof(err2));
+		op = np, os = ns, oz = nz, on = npools;
+		rc = -EIO;
+	} else {
+		rc = 0;
+	}
+	for (size_t i = 0; i < on; i++)
+		free(os[i]);
+	free(os);
+	free(op);
+	free(oz);
+	return rc;
+nomem:
+	snprintf(err, errlen, "lease manager: out of memory");
+	for (size_t i = 0; ns && i < npools; i++)
+		free(ns[i]);
+	free(ns);
+	free(np);
+	free(nz);
+	return rc;
 }

@@ -239,4 +239,17 @@ unsigned lease_count_64(const struct lease_mgr *m, const struct in6_addr *v6);
  */
 void lease_set_policy(struct lease_mgr *m, const struct lease_policy *policy);
 
+/*
+ * A reloaded configuration's pools: `pools` (fresh, names unique, no
+ * address in two; borrowed like lease_mgr_new's) replace the manager's,
+ * and every lease is loaded again from the store, whose writer must be
+ * idle (stopped, or after store_async_recover) with everything durable.
+ * A lease whose slot is in no new pool becomes an orphan (lease.c: its
+ * renewal is refused, it ends at its expiry); a pool that grew lends its
+ * new slots. What loading changes is staged for the caller's next commit.
+ * 0; or -EINVAL/-ENOMEM/-EIO with a message and the old pools in force.
+ */
+int lease_mgr_repool(struct lease_mgr *m, struct pool **pools, size_t npools, int64_t now,
+                     char *err, size_t errlen);
+
 #endif

@@ -263,6 +263,7 @@ emit(struct tep *t, struct dp_pkt *pkts, unsigned n)
 
 		tun_gro_flush(io->gro, io->tun_fd);
 		t->dp.ctr[DPC_tx_v4_errors] += io->gro->write_errors - errs;
+		t->ctr.tun_tx_coalesced = io->gro->coalesced;
 	}
 	if (!send6(t))
 		pause_reading(t, true);
@@ -434,6 +435,8 @@ tun_fill(struct tep *t, int fd)
 		}
 		io->rxpos = 0;
 		n = tun_rx_read(io->rx, fd, true);
+		if (n > 1)
+			t->ctr.tun_rx_gso++;
 		if (n == 0) {
 			t->dp.ctr[DPC_rx_errors]++;
 			log_warnx_rl(&io->rl, "%s: a packet with offloads we cannot honour",

@@ -55,7 +55,7 @@ struct tep_config {
 	unsigned learn_idle;
 	unsigned icmp_rate;
 	uint32_t keepalive; /* clients' echo requests to it are answered (default ipv4) */
-	bool has_metrics; /* "metrics": the Prometheus endpoint */
+	bool has_metrics;   /* "metrics": the Prometheus endpoint */
 	char metrics[128];
 	struct sockaddr_storage metrics_sa;
 	socklen_t metrics_salen;
@@ -83,7 +83,9 @@ char *tep_config_dump(const struct tep_config *tc);
 	X(xdp_encap_pkts)     \
 	X(xdp_pass_v6)        \
 	X(xdp_pass_v4)        \
-	X(xdp_no_route)
+	X(xdp_no_route)       \
+	X(tun_rx_gso)         \
+	X(tun_tx_coalesced)
 
 struct tep_counters {
 #define TEP_X(n) uint64_t n;

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -42,6 +44,7 @@
 #define FRAMES_PER_TURN 64           /* then yield to the loop */
 #define CLOSE_FLUSH_SEC 5            /* longest wait for queued output at close */
 #define MAX_MECHS       8
+#define OUT_IOV         16 /* ready replies gathered into one sendmsg */
 
 enum srv_state {
 	S_VERSION,
@@ -112,6 +115,7 @@ static const struct timeval status_gap = {.tv_sec = 0, .tv_usec = 100 * 1000};
 
 static void conn_close(struct tsp_conn *c, bool flush);
 static void on_gap(evutil_socket_t fd, short what, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void process_input(struct tsp_conn *c);
 
 static void
@@ -137,13 +141,55 @@ conn_out(const struct tsp_conn *c)
 	return c->bev ? bufferevent_get_output(c->bev) : c->dout;
 }
 
+/*
+ * Output of a stream session: one sendmsg straight to the socket while
+ * the bufferevent's output buffer is empty, which is nearly always.
+ * Handing the bytes to the bufferevent instead would switch its write
+ * interest on and off around every reply: two epoll_ctl calls and an
+ * epoll_wait round per message. What the socket does not take at once (a
+ * full send buffer, an error) goes to the bufferevent, which sends it in
+ * order once the socket is writable (or reports the error through
+ * on_event) and then calls on_write. TLS and datagram sessions queue
+ * their output as before: the record layer is libevent's, a datagram
+ * session's output is taken by its owner.
+ */
+static void
+conn_send(struct tsp_conn *c, struct iovec *iov, size_t n)
+{
+	struct evbuffer *out = conn_out(c);
+	evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+	size_t i = 0;
+
+	if (!c->tls && fd >= 0 && evbuffer_get_length(out) == 0) {
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+		ssize_t w;
+
+		do
+			w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		for (; w > 0 && i < n; i++) {
+			if ((size_t)w < iov[i].iov_len) {
+				iov[i].iov_base = (char *)iov[i].iov_base + w;
+				iov[i].iov_len -= (size_t)w;
+				break;
+			}
+			w -= (ssize_t)iov[i].iov_len;
+		}
+		if (i == n)
+			return;
+	}
+	for (; i < n; i++)
+		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+	if (c->bev && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void
 send_line(struct tsp_conn *c, const char *line)
 {
-	struct evbuffer *out = conn_out(c);
+	struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\r\n", 2}};
 
-	evbuffer_add(out, line, strlen(line));
-	evbuffer_add(out, "\r\n", 2);
+	conn_send(c, iov, 2);
 }
 
 static void
@@ -210,16 +256,26 @@ flush_replies(struct tsp_conn *c)
 	bool wrote = false;
 
 	while (c->head != NULL && c->head->ready) {
-		struct slot *sl = c->head;
+		struct iovec iov[OUT_IOV];
+		struct slot *done[OUT_IOV];
+		size_t n = 0;
 
-		evbuffer_add(conn_out(c), sl->frame, sl->len);
+		/* The ready replies at the head leave together, in order. */
+		for (struct slot *sl = c->head; sl && sl->ready && n < OUT_IOV; sl = sl->next) {
+			iov[n].iov_base = sl->frame;
+			iov[n].iov_len = sl->len;
+			done[n++] = sl;
+		}
+		conn_send(c, iov, n);
 		wrote = true;
-		c->head = sl->next;
+		for (size_t i = 0; i < n; i++) {
+			c->head = done[i]->next;
+			c->nslots--;
+			free(done[i]->frame);
+			free(done[i]);
+		}
 		if (c->head == NULL)
 			c->tail = NULL;
-		c->nslots--;
-		free(sl->frame);
-		free(sl);
 	}
 	if (c->eof && c->nslots == 0 && c->state == S_COMMAND)
 		conn_close(c, true);
@@ -318,7 +374,7 @@ tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t)
 	if (rc < 0)
 		return rc;
 	/* The client tells it from a reply by its action (delete/create). */
-	evbuffer_add(conn_out(c), frame, len);
+	conn_send(c, &(struct iovec){frame, len}, 1);
 	free(frame);
 	if (c->dops && c->dops->output)
 		c->dops->output(c, c->darg);
@@ -377,6 +433,9 @@ sasl_result(struct tsp_conn *c, enum tsp_sasl_result r, char *out, const char *w
 			 */
 			send_line(c, out);
 			c->state = S_SASL_FINAL;
+			/* It left at once (conn_send): no write callback will say so. */
+			if (c->bev && evbuffer_get_length(conn_out(c)) == 0)
+				on_write(c->bev, c);
 		} else {
 			auth_succeeded(c);
 		}
@@ -840,7 +899,12 @@ tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct so
 	c->tls = tls;
 	set_nodelay(bev);
 	bufferevent_setcb(bev, on_read, on_write, on_event, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/*
+	 * Write interest only once output waits (conn_send): enabled at once,
+	 * it would be armed and disarmed with nothing to send. A TLS
+	 * bufferevent has its handshake to write: both from the start.
+	 */
+	bufferevent_enable(bev, tls ? EV_READ | EV_WRITE : EV_READ);
 	evtimer_add(c->deadline, &tv);
 	return c;
 }

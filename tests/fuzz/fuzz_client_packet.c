@@ -4,11 +4,13 @@
  * virtio_net_hdr (the offload path: partial checksum completed, TCP
  * super-packet segmented), a packet from the tunnel (coalescing, the
  * early flow translation back to the placeholder) and the ICMP error the
- * client builds about it. The first byte picks the direction; the rest
- * is the input. Beyond the sanitizers, the harness checks what the shell
- * relies on: every segment is a valid IPv4 packet that fits its slot,
- * with correct checksums; a coalesced packet is no longer than its
- * buffer; an ICMP error fits 576 bytes and quotes the packet's source.
+ * client builds about it, and the GSO write of what the kernel's GRO
+ * merged. The first byte picks the direction; the rest is the input (from
+ * the tunnel, a train of packets). Beyond the sanitizers, the harness
+ * checks what the shell relies on: every segment is a valid IPv4 packet
+ * that fits its slot, with correct checksums; a coalesced packet is no
+ * longer than its buffer; an ICMP error fits 576 bytes; a GSO write's
+ * checksum, completed, holds.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,23 @@ from_tunnel(const uint8_t *data, size_t size)
 			if (n > sizeof(icmp))
 				abort();
 			check_ip4(icmp, n);
+		}
+		{
+			/* What GRO merged before the socket: a GSO write whose
+			 * checksum, completed as the kernel would, holds. */
+			static uint8_t big[65536];
+			struct pkt_vnet v;
+
+			memcpy(big, buf, h.total);
+			if (pkt_gso4_prepare(big, h.total, 576, &v)) {
+				if (v.gso_size == 0 || v.hdr_len >= h.total ||
+				    !pkt_csum_complete(big, h.total, &v) ||
+				    pkt_csum(big + v.csum_start, h.total - v.csum_start,
+				             (uint32_t)pkt_pseudo4(h.src, h.dst, PKT_PROTO_TCP,
+				                                   h.total - v.csum_start)) !=
+				        0xffff)
+					abort();
+			}
 		}
 		if (!pkt_gro_add(&g, buf, h.total)) {
 			if (pkt_gro_finish(&g) > sizeof(gbuf))

@@ -234,7 +234,7 @@ def lab():
                   "keys": [{"realm": KEY_REALM.decode(), "key_id": KEY_ID,
                             "secret": KEY_SECRET.decode()}],
                   "dots_ri": "dots.example", "dots_address": ["2001:db8::53"],
-                  "access_domain": "access.example", "limits": {"per_duid": 2, "per_64": 64},
+                  "access_domain": "access.example", "limits": {"per_duid": 2, "per_64": 8},
                   # The client's address doubles as a relay's (test_relay_forward).
                   "relays": [CLI6]}
             d6.update(extra)

@@ -201,18 +201,19 @@ def test_hostile_bytes_do_not_hurt(dstmd):
 
 
 def test_exhaustion_and_redirect(tmp):
+    # Three /64s, so that the pool runs out before any /64's quota (at most the pool).
     d = Dstmd(tmp, pools=[{"name": "small", "ranges": ["192.0.2.10-192.0.2.11"]}],
-              limits={"per_64": 8}).start()
+              limits={"per_64": 2}).start()
     try:
-        assert Tsp(d.port).create("fd00:d57::41")[0] == 200
-        assert Tsp(d.port).create("fd00:d57::42")[0] == 200
-        assert Tsp(d.port).create("fd00:d57::43")[0] == 306
+        assert Tsp(d.port).create("fd00:d57:1::41")[0] == 200
+        assert Tsp(d.port).create("fd00:d57:2::42")[0] == 200
+        assert Tsp(d.port).create("fd00:d57:3::43")[0] == 306
     finally:
         d.kill()
     d = Dstmd(tmp, pools=[{"name": "small", "ranges": ["192.0.2.10-192.0.2.11"]}],
-              redirect=["[fd00:d57::3]:3653"], limits={"per_64": 8}).start()
+              redirect=["[fd00:d57::3]:3653"], limits={"per_64": 2}).start()
     try:
-        st, xml = Tsp(d.port).create("fd00:d57::43")
+        st, xml = Tsp(d.port).create("fd00:d57:3::43")
         assert st == 1000 and "fd00:d57::3" in xml
     finally:
         d.kill()

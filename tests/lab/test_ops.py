@@ -184,8 +184,82 @@ def test_sighup_reloads_the_tep_and_the_client_in_place(lab):
         assert "/mtu: cannot change" in log, log
         assert alive(tep_pid)
         assert lab.exec("c1", "ping", "-c", "2", "-W", "2", V44).returncode == 0
+        # And one the client cannot make in place.
+        c1_old = edit_config(lab, "c1", lambda c: c.update(interface="dstm9"))
+        try:
+            mark = hup(lab, "c1")
+            log = wait_for(lambda: (lambda t: t if "reload refused" in t else None)(
+                log_since(lab, "c1", mark)), 10, "dstm-client to refuse the reload")
+            assert "/interface: cannot change while dstm-client runs" in log, log
+            assert alive(c1_pid) and lab.ctl("c1", "status")["ipv4"] == a
+        finally:
+            restore_config(lab, "c1", c1_old)
     finally:
         restore_config(lab, "tep", old)
+
+
+def test_sighup_adds_a_tep_and_refuses_to_remove_one(lab):
+    tep2 = {"name": "tep2", "ipv6": "fd00:d57::9", "ipv4": "198.51.100.9",
+            "clients": ["fd00:d57:1::/64"],
+            "control": {"address": "[fd00:d57::9]:3653", "mechanism": "SCRAM-SHA-256",
+                        "user": "dstmd", "secret": "x"}}
+    old = edit_config(lab, "srv", lambda c: c["teps"].append(tep2))
+    try:
+        mark = hup(lab, "srv")
+        wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10,
+                 "dstmd to reload")
+        teps = {t["name"]: t["state"] for t in lab.ctl("srv", "teps")}
+        assert teps["tep"] == "up" and teps["tep2"] in ("down", "up"), teps
+        restore_config(lab, "srv", old)   # tep2 is gone from the file: refused
+        mark = hup(lab, "srv")
+        log = wait_for(lambda: (lambda t: t if "reload refused" in t else None)(
+            log_since(lab, "srv", mark)), 10, "dstmd to refuse the reload")
+        assert 'TEP "tep2" is gone' in log, log
+        assert lab.exec("c1", "ping", "-c", "2", "-W", "2", V44).returncode == 0
+    finally:
+        restore_config(lab, "srv", old)
+
+
+def pool_size(lab):
+    return [p for p in lab.ctl("srv", "pools") if p["name"] == "lab"][0]["size"]
+
+
+def test_sighup_grows_and_shrinks_a_pool_keeping_the_leases_inside(lab):
+    """Lifetime 20 s: a pool that grows lends its new address at once; a lease
+    that a shrunk pool leaves outside is logged, kept (its traffic flows) and
+    never renewed; when it ends, the client and the TEP are told and the
+    client gets an address inside the pool. c1, inside, notices nothing."""
+    lab.up(clients=2, lifetime=20)
+    c1 = bound(lab, "c1")["ipv4"]
+    c2 = bound(lab, "c2")["ipv4"]
+    pid = pid_of(lab, "srv")
+    assert pool_size(lab) == 253
+    old = edit_config(lab, "srv", lambda c: c["pools"][0].update(exclude=[]))
+    mark = hup(lab, "srv")
+    wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10, "the reload")
+    assert pool_size(lab) == 254                      # 192.0.2.1 joined the pool
+    restore_config(lab, "srv", old)
+    edit_config(lab, "srv", lambda c: c["pools"][0].update(exclude=["192.0.2.1", c2]))
+    mark = hup(lab, "srv")
+    log = wait_for(lambda: (lambda t: t if "configuration reloaded" in t else None)(
+        log_since(lab, "srv", mark)), 10, "the reload")
+    assert "on %s is outside the pools now" % c2 in log, log
+    assert "1 outside the pools" in log, log
+    assert pool_size(lab) == 252 and alive(pid)
+    assert {l["ipv4"] for l in lab.ctl("srv", "leases")} >= {c1, c2}
+    assert lab.exec("c2", "ping", "-c", "1", "-W", "2", V44).returncode == 0
+    # Within a lifetime and a bit, c2 moves into the pool; c1 keeps its address.
+    new = wait_for(lambda: (lambda s: s if s.get("state") == "bound" and
+                            s.get("ipv4") not in (None, c2) else None)(lab.ctl("c2", "status")),
+                   45, "c2 to get an address inside the pool")
+    assert new["ipv4"] not in (c2, "192.0.2.1")
+    assert lab.ctl("c1", "status")["ipv4"] == c1
+    assert lab.exec("c2", "ping", "-c", "2", "-W", "2", V44).returncode == 0
+    assert lab.ctl("c2", "counters")["server_deletes"] + \
+        lab.ctl("c2", "counters")["renewal_failures"] >= 1
+    restore_config(lab, "srv", old)
+    mark = hup(lab, "srv")
+    wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10, "the reload")
 
 
 def scrape(lab, node, url):

@@ -138,3 +138,28 @@ def test_dstmd_without_a_service_manager_sends_nothing_and_logs_with_time(tmp):
             p.kill()
     text = open(os.path.join(tmp, "log")).read()
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} dstmd: configuration reloaded", text, re.M), text
+
+
+@pytest.mark.parametrize("flags,traced", [("-v", False), ("-vv", True)])
+def test_vv_traces_each_control_request(tmp, flags, traced):
+    if not os.path.exists(DSTMD):
+        pytest.skip("dstmd is not built")
+    from dstmd_proc import DSTMCTL
+    d = Dstmd(tmp, user="")
+    log = open(os.path.join(tmp, "log"), "wb")
+    p = subprocess.Popen([DSTMD, "-d", flags, "-c", d.cfg], stdout=log, stderr=log,
+                         stdin=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 10
+        while subprocess.run([DSTMCTL, "-s", d.sock, "pools"], capture_output=True,
+                             timeout=10).returncode != 0:
+            assert p.poll() is None and time.monotonic() < end
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    text = open(os.path.join(tmp, "log")).read()
+    assert ("dstmd: control: pools" in text) == traced, text
+    assert "dstmd started" in text

@@ -160,7 +160,6 @@ def test_dstm_profile_keeps_its_ok_line(field):
     assert out["reply_status"] == 200
 
 
-@pytest.mark.xfail(strict=False, reason="lease continuity: ident branch")
 def test_reconnect_after_the_lifetime_gets_the_same_address(field):
     first = replay(field, "x9", transport="tcp", mech="ANONYMOUS")
     assert first["reply_status"] == 200

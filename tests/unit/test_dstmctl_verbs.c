@@ -15,6 +15,18 @@
 
 #include "ctl/verbs.h"
 
+/* A verb of every kind of argument, for the checker alone. */
+static const struct verb every_kind = {
+    .name = "kinds",
+    .daemon = "test",
+    .synopsis = "NAME [flag=BOOL]",
+    .help = "",
+    .positional = {"name"},
+    .args = {{.key = "name", .kind = VK_STR, .required = true},
+             {.key = "flag", .kind = VK_BOOL},
+             {.key = "n", .kind = VK_INT}},
+};
+
 static json_t *
 parse(const char *verb, const char *words, char *err, size_t errlen)
 {
@@ -24,8 +36,10 @@ parse(const char *verb, const char *words, char *err, size_t errlen)
 	snprintf(buf, sizeof(buf), "%s", words);
 	for (char *w = strtok_r(buf, " ", &save); w && argc < 16; w = strtok_r(NULL, " ", &save))
 		argv[argc++] = w;
-	assert_non_null(verb_find(verb));
 	err[0] = '\0';
+	if (!strcmp(verb, "kinds"))
+		return verb_parse(&every_kind, argc, argv, err, errlen);
+	assert_non_null(verb_find(verb));
 	return verb_parse(verb_find(verb), argc, argv, err, errlen);
 }
 
@@ -62,6 +76,10 @@ static void
 test_typed_arguments(void **state)
 {
 	expect("status", "", "{}");
+	expect("kinds", "x flag=true", "{\"name\": \"x\", \"flag\": true}");
+	expect("kinds", "x --flag", "{\"name\": \"x\", \"flag\": true}");
+	expect("kinds", "--flag no x", "{\"name\": \"x\", \"flag\": false}");
+	expect("kinds", "flag:=false name=y n=3", "{\"name\": \"y\", \"flag\": false, \"n\": 3}");
 	expect("revoke", "192.0.2.7", "{\"address\": \"192.0.2.7\"}");
 	expect("revoke", "192.0.2.7 port=2048", "{\"address\": \"192.0.2.7\", \"port\": 2048}");
 	expect("revoke", "--address=192.0.2.7", "{\"address\": \"192.0.2.7\"}");
@@ -79,6 +97,9 @@ test_refusals(void **state)
 	refuse("bindings", "limit=many", "a whole number");
 	refuse("bindings", "colour=red", "no argument \"colour\"");
 	refuse("pools", "192.0.2.7", "unexpected argument");
+	refuse("kinds", "x flag=maybe", "true or false");
+	refuse("kinds", "x y", "unexpected argument");
+	refuse("kinds", "flag=true", "name is missing");
 	refuse("status", "now", "unexpected argument");
 	refuse("revoke", "", "address is missing");
 	refuse("revoke", "192.0.2.300", "an IPv4 address");

@@ -123,6 +123,54 @@ test_endpoint(void **state)
 	assert_false(grant_endpoint_ok(&alice, &below, allowed, 2));
 }
 
+/* ---- The admission policy, with a fake clock ---- */
+
+static void
+test_admit_quota(void **state)
+{
+	static struct grant_rate r;
+	struct grant_policy p = {.per_64 = 3};
+	struct in6_addr a = a6("fd00:d57::11"), b = a6("fd00:d57:1::11");
+
+	assert_int_equal(grant_admit(&r, &p, &a, 0, 1000), GRANT_ADMIT_OK);
+	assert_int_equal(grant_admit(&r, &p, &a, 2, 1000), GRANT_ADMIT_OK);
+	assert_int_equal(grant_admit(&r, &p, &a, 3, 1000), GRANT_ADMIT_QUOTA_64);
+	assert_int_equal(grant_admit(&r, &p, &b, 0, 1000), GRANT_ADMIT_OK);
+	p.per_64 = 0; /* no limit */
+	assert_int_equal(grant_admit(&r, &p, &a, 1000000, 1000), GRANT_ADMIT_OK);
+}
+
+static void
+test_admit_rate(void **state)
+{
+	static struct grant_rate r;
+	struct grant_policy p = {.rate_64 = 5};
+	struct in6_addr a = a6("fd00:d57::11"), a2 = a6("fd00:d57::99"), b = a6("fd00:d57:1::11");
+	int64_t now = 0; /* the clock may start at 0 */
+	unsigned ok = 0;
+
+	/* A burst of twice the rate, then nothing until tokens come back. */
+	for (int i = 0; i < 12; i++)
+		ok += grant_admit(&r, &p, i % 2 ? &a : &a2, 0, now) == GRANT_ADMIT_OK;
+	assert_int_equal(ok, 10);
+	assert_int_equal(grant_admit(&r, &p, &a, 0, now), GRANT_ADMIT_RATE_64);
+	/* Another /64 has its own bucket. */
+	assert_int_equal(grant_admit(&r, &p, &b, 0, now), GRANT_ADMIT_OK);
+	/* 200 ms at 5 a second: one more. */
+	now += 200;
+	assert_int_equal(grant_admit(&r, &p, &a, 0, now), GRANT_ADMIT_OK);
+	assert_int_equal(grant_admit(&r, &p, &a, 0, now), GRANT_ADMIT_RATE_64);
+	/* A long pause fills the bucket to the burst, not beyond. */
+	now += 60000;
+	ok = 0;
+	for (int i = 0; i < 20; i++)
+		ok += grant_admit(&r, &p, &a, 0, now) == GRANT_ADMIT_OK;
+	assert_int_equal(ok, 10);
+	/* The quota comes first. */
+	p.per_64 = 1;
+	assert_int_equal(grant_admit(&r, &p, &b, 1, now), GRANT_ADMIT_QUOTA_64);
+}
+
 int
 main(void)
 {
@@ -133,6 +181,8 @@ main(void)
 	    cmocka_unit_test(test_special_addresses_never_leased),
 	    cmocka_unit_test(test_network_addresses_never_leased),
 	    cmocka_unit_test(test_endpoint),
+	    cmocka_unit_test(test_admit_quota),
+	    cmocka_unit_test(test_admit_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -622,6 +622,26 @@ test_history(void **state)
 	assert_int_equal(h.t[2], 1020);
 	assert_int_equal(h.t[6], 1050 + pol.lifetime);
 	down(&w);
+
+	/* Kept for history_days: an expiry pass two days on prunes what is older than one. */
+	{
+		struct lease_policy p1 = pol;
+		char err[256];
+
+		p1.history_days = 1;
+		up(&w, "192.0.2.0/29", 0, 1200);
+		lease_mgr_free(w.m);
+		w.m = lease_mgr_new(w.st, w.pools, w.npools, &p1, 1200, err, sizeof(err));
+		assert_non_null(w.m);
+		acq(&w, "erin", "fd00:d57::15", 0, 1000 + 2 * 86400, NULL, 0);
+		lease_expire(w.m, 1000 + 2 * 86400, NULL, NULL);
+		assert_int_equal(lease_commit(w.m), 0);
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(store_history_scan(w.st, 0, 100, hist_cb, &h, &next), 0);
+		assert_int_equal(h.n, 1);
+		assert_string_equal(h.who[0], "erin");
+		down(&w);
+	}
 }
 
 struct page {

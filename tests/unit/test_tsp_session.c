@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 
 #include "common/addr.h"
@@ -745,29 +746,24 @@ directive(const char *ch, const char *name, char *out, size_t cap)
 	}
 }
 
-static void
-test_field_digest_md5(void **state)
+/*
+ * What tspc's AuthDIGEST_MD5() answers to the challenge line `line`: the
+ * challenge checked as it reads it (split on "," alone), an md5-sess
+ * response with nc 1, a decimal cnonce and digest-uri tsp/<server>, as a
+ * base64 line with its CRLF into out (its length returned); want_rspauth
+ * gets the "rspauth=…" the server must answer with.
+ */
+static size_t
+tspc_digest(const char *line, size_t n, char *out, char want_rspauth[64])
 {
-	struct world *w;
-	static const char start[] = "VERSION=2.0.0\r\nAUTHENTICATE DIGEST-MD5\r\n";
-	char buf[1024], ch[512], realm[64], nonce[128], qop[32], charset[32], resp[600], b64[900];
+	char ch[512], realm[64], nonce[128], qop[32], charset[32], resp[600];
 	char a1[33], a2[33], ca2[33], hresp[33], hcresp[33], s1[600];
 	unsigned char hu[16];
 	unsigned int hl = 16;
-	size_t n;
 	int len;
 
-	(void)state;
-	sock_type = SOCK_SEQPACKET;
-	w = world_new("DIGEST-MD5", false, 5, true, NULL, NULL, NULL, NULL, 0);
-	sock_type = SOCK_STREAM;
-	raw_write(w, start, 15);
-	assert_string_equal((raw_packet(w, 0.1, buf, sizeof(buf)), buf),
-	                    "CAPABILITY TUNNEL=V4V6 AUTH=DIGEST-MD5\r\n");
-	raw_write(w, start + 15, sizeof(start) - 15);
-	n = raw_packet(w, 0.1, buf, sizeof(buf));
-	assert_true(n > 2 && buf[n - 2] == '\r');
-	len = EVP_DecodeBlock((unsigned char *)ch, (unsigned char *)buf, (int)n - 2);
+	assert_true(n > 2 && line[n - 2] == '\r');
+	len = EVP_DecodeBlock((unsigned char *)ch, (const unsigned char *)line, (int)n - 2);
 	assert_true(len > 0);
 	ch[len] = '\0';
 	/* RFC 2831 directives, joined by "," alone */
@@ -781,7 +777,6 @@ test_field_digest_md5(void **state)
 	assert_string_equal(realm, "dstm");
 	assert_string_equal(qop, "auth");
 	assert_true(strlen(nonce) > 8);
-	/* tspc's AuthDIGEST_MD5(): md5-sess, nc 1, a decimal cnonce, digest-uri tsp/<server> */
 	snprintf(s1, sizeof(s1), "alice:%s:wonderland", realm);
 	EVP_Digest(s1, strlen(s1), hu, &hl, EVP_md5(), NULL);
 	memcpy(s1, hu, 16);
@@ -795,21 +790,50 @@ test_field_digest_md5(void **state)
 	md5hex(s1, strlen(s1), hresp);
 	snprintf(s1, sizeof(s1), "%s:%s:00000001:%lu:%s:%s", a1, nonce, 1733540000ul, qop, ca2);
 	md5hex(s1, strlen(s1), hcresp);
+	snprintf(want_rspauth, 64, "rspauth=%s", hcresp);
 	snprintf(resp, sizeof(resp),
 	         "charset=%s,username=\"alice\",realm=\"%s\",nonce=\"%s\",nc=00000001,"
 	         "cnonce=\"%lu\",digest-uri=\"tsp/%s\",response=%s,qop=auth",
 	         charset, realm, nonce, 1733540000ul, "fd00:d57::1", hresp);
-	len = EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)resp, (int)strlen(resp));
-	memcpy(b64 + len, "\r\n", 3);
-	raw_write(w, b64, (size_t)len + 2);
-	/* rspauth alone in one write, the status line in the next */
-	n = raw_packet(w, 0.2, buf, sizeof(buf));
+	len = EVP_EncodeBlock((unsigned char *)out, (unsigned char *)resp, (int)strlen(resp));
+	memcpy(out + len, "\r\n", 3);
+	return (size_t)len + 2;
+}
+
+/* The server's line `buf` (n bytes with its CRLF), base64-decoded. */
+static void
+decoded(const char *buf, size_t n, char *out)
+{
+	int len;
+
 	assert_true(n > 2);
-	len = EVP_DecodeBlock((unsigned char *)ch, (unsigned char *)buf, (int)n - 2);
-	ch[len > 0 ? len : 0] = '\0';
-	snprintf(s1, sizeof(s1), "rspauth=%s", hcresp);
-	assert_string_equal(ch, s1);
-	assert_string_equal((raw_packet(w, 0.1, buf, sizeof(buf)), buf), "200 Success\r\n");
+	len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)buf, (int)n - 2);
+	out[len > 0 ? len : 0] = '\0';
+}
+
+static void
+test_field_digest_md5(void **state)
+{
+	struct world *w;
+	static const char start[] = "VERSION=2.0.0\r\nAUTHENTICATE DIGEST-MD5\r\n";
+	char buf[1024], ch[512], b64[900], want[64];
+	size_t n;
+
+	(void)state;
+	sock_type = SOCK_SEQPACKET;
+	w = world_new("DIGEST-MD5", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	sock_type = SOCK_STREAM;
+	raw_write(w, start, 15);
+	assert_string_equal((raw_packet(w, 0.1, buf, sizeof(buf)), buf),
+	                    "CAPABILITY TUNNEL=V4V6 AUTH=DIGEST-MD5\r\n");
+	raw_write(w, start + 15, sizeof(start) - 15);
+	n = raw_packet(w, 0.1, buf, sizeof(buf));
+	raw_write(w, b64, tspc_digest(buf, n, b64, want));
+	/* rspauth alone in one write, the status line in the next */
+	n = raw_packet(w, 0.05, buf, sizeof(buf));
+	decoded(buf, n, ch);
+	assert_string_equal(ch, want);
+	assert_string_equal((raw_packet(w, 0.3, buf, sizeof(buf)), buf), "200 Success\r\n");
 	assert_string_equal(tsp_conn_user(w->conn), "alice");
 	/* an empty line after rspauth, as RFC 2831 clients send, is ignored */
 	raw_write(w, "\r\n", 2);
@@ -817,6 +841,135 @@ test_field_digest_md5(void **state)
 	n = raw_packet(w, 0.2, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\r\n200 Success\r\n<tunnel action=\"info\""));
 	assert_int_equal(w->closed_srv, 0);
+	world_free(w);
+}
+
+/* ---- datagram sessions (TSP over UDP), driven message by message ---- */
+
+struct dg {
+	unsigned outputs, gone;
+};
+
+static void
+dg_output(struct tsp_conn *c, void *arg)
+{
+	(void)c;
+	((struct dg *)arg)->outputs++;
+}
+
+static void
+dg_gone(struct tsp_conn *c, void *arg)
+{
+	(void)c;
+	((struct dg *)arg)->gone++;
+}
+
+static const struct tsp_dgram_ops dg_ops = {.output = dg_output, .gone = dg_gone};
+
+/* One message's worth of output, as the UDP transport takes it. */
+static const char *
+dg_take(struct tsp_conn *c, char *buf, size_t cap)
+{
+	struct evbuffer *o = tsp_conn_output(c);
+	size_t n = evbuffer_get_length(o);
+
+	assert_true(n < cap);
+	evbuffer_remove(o, buf, n);
+	buf[n] = '\0';
+	tsp_conn_output_taken(c);
+	return buf;
+}
+
+static struct tsp_conn *
+dg_new(struct world *w, struct dg *dg)
+{
+	struct sockaddr_in6 peer = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
+	struct tsp_conn *c;
+
+	inet_pton(AF_INET6, "fd00:d57::11", &peer.sin6_addr);
+	c = tsp_server_accept_dgram(w->srv, (struct sockaddr *)&peer, sizeof(peer), &dg_ops, dg);
+	assert_non_null(c);
+	return c;
+}
+
+static void
+test_dgram_plain_and_create(void **state)
+{
+	struct world *w = world_new("PLAIN ANONYMOUS", true, 5, true, NULL, NULL, NULL, NULL, 0);
+	struct dg dg = {0};
+	struct tsp_conn *c = dg_new(w, &dg);
+	char buf[2048], frame[512];
+	struct tsp_tunnel r;
+	int n;
+
+	(void)state;
+	assert_int_equal(tsp_conn_input(c, "VERSION=2.0.0\r\n", 15), 0);
+	assert_string_equal(dg_take(c, buf, sizeof(buf)),
+	                    "CAPABILITY TUNNEL=V4V6 AUTH=PLAIN AUTH=ANONYMOUS\r\n");
+	/* tspc waits for an answer even here: the transport sends a bare header */
+	assert_int_equal(tsp_conn_input(c, "AUTHENTICATE PLAIN\r\n", 21), 0);
+	assert_string_equal(dg_take(c, buf, sizeof(buf)), "");
+	assert_int_equal(tsp_conn_input(c, "\0alice\0wonderland\r\n", 20), 0);
+	assert_string_equal(dg_take(c, buf, sizeof(buf)), "200 Success\r\n");
+	assert_string_equal(tsp_conn_user(c), "alice");
+	n = snprintf(frame, sizeof(frame), "Content-length: %zu\r\n%s", strlen(create_xml),
+	             create_xml);
+	w->defer = true; /* the answer comes later, as after a commit */
+	assert_int_equal(tsp_conn_input(c, frame, (size_t)n), 0);
+	assert_true(tsp_conn_awaiting(c));
+	assert_int_equal(dg.outputs, 0);
+	assert_string_equal(dg_take(c, buf, sizeof(buf)), "");
+	/* the application answers: the transport hears of it */
+	fill_info(&r, 3600);
+	assert_int_equal(tsp_conn_reply(c, 200, &r), 0);
+	assert_false(tsp_conn_awaiting(c));
+	assert_int_equal(dg.outputs, 1);
+	dg_take(c, buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "Content-length: ", 16), 0);
+	assert_non_null(strstr(buf, "\r\n200 Success\r\n<tunnel action=\"info\""));
+	/* a datagram over the TCP limits: the session ends, counted */
+	{
+		static char big[20000];
+		uint64_t before = tsp_server_stats(w->srv)->too_long;
+
+		memset(big, 'A', sizeof(big));
+		assert_int_equal(tsp_conn_input(c, big, sizeof(big)), -EMSGSIZE);
+		assert_int_equal(tsp_server_stats(w->srv)->too_long, before + 1);
+		assert_true(tsp_conn_closing(c));
+	}
+	run(w, 0.1);
+	assert_int_equal(dg.gone, 1);
+	world_free(w);
+}
+
+static void
+test_dgram_digest_md5(void **state)
+{
+	struct world *w = world_new("DIGEST-MD5", false, 5, true, NULL, NULL, NULL, NULL, 0);
+	struct dg dg = {0};
+	struct tsp_conn *c = dg_new(w, &dg);
+	char buf[1024], ch[512], b64[900], want[64];
+	size_t n;
+
+	(void)state;
+	tsp_conn_input(c, "VERSION=2.0.0\r\n", 15);
+	dg_take(c, buf, sizeof(buf));
+	tsp_conn_input(c, "AUTHENTICATE DIGEST-MD5\r\n", 26); /* with its NUL */
+	dg_take(c, buf, sizeof(buf));
+	n = tspc_digest(buf, strlen(buf), b64, want);
+	tsp_conn_input(c, b64, n);
+	/* the answer to the response is rspauth alone ... */
+	dg_take(c, buf, sizeof(buf));
+	decoded(buf, strlen(buf), ch);
+	assert_string_equal(ch, want);
+	/* ... and the status waits for tspc's next (empty) request */
+	assert_string_equal(dg_take(c, buf, sizeof(buf)), "200 Success\r\n");
+	assert_string_equal(tsp_conn_user(c), "alice");
+	tsp_conn_input(c, "AUTHENTICATE", 12); /* no line end: nothing to say */
+	assert_string_equal(dg_take(c, buf, sizeof(buf)), "");
+	tsp_conn_close(c);
+	run(w, 0.1);
+	assert_int_equal(dg.gone, 1);
 	world_free(w);
 }
 
@@ -910,6 +1063,8 @@ main(void)
 	    cmocka_unit_test(test_field_plain_needs_tls),
 	    cmocka_unit_test(test_field_digest_md5),
 	    cmocka_unit_test(test_field_digest_wrong),
+	    cmocka_unit_test(test_dgram_plain_and_create),
+	    cmocka_unit_test(test_dgram_digest_md5),
 	};
 
 	log_init(1, 0, "test_tsp_session");

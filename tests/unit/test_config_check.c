@@ -1,7 +1,9 @@
 /*
- * dstmd -n: what dstmd_config_load() refuses beyond the syntax of each
+ * dstmd -n and dstm-tep -n: what the loaders refuse beyond the syntax of each
  * value — references between the parts of the file and to the system —
- * each with file:line and the JSON pointer of the value at fault.
+ * each with file:line and the JSON pointer of the value at fault, and the
+ * exit status 1. The programs themselves are run (argv[1] is dstmd,
+ * argv[2] dstm-tep): each loader is part of its daemon, not a library.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,11 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "dstmd/config.h"
+static const char *dstmd, *tep;
 
 /* A configuration whose line N holds line N of `body`. */
 static const char *
@@ -31,31 +34,50 @@ write_conf(const char *body)
 	return path;
 }
 
-/* Load `body`: NULL and the error text, or the config. */
-static struct dstmd_config *
-load(const char *body, char **errs)
+/* dstmd -n on `body`: its exit status, its output (stdout and stderr) in *out. */
+static int
+check_with(const char *prog, const char *body, char **out)
 {
 	const char *path = write_conf(body);
-	size_t len = 0;
-	FILE *f = open_memstream(errs, &len);
-	struct dstmd_config *c = dstmd_config_load(path, f);
+	char cmd[512];
+	size_t len = 0, n;
+	char buf[4096];
+	FILE *f = open_memstream(out, &len), *p;
+	int status;
 
+	snprintf(cmd, sizeof(cmd), "'%s' -n -c '%s' 2>&1", prog, path);
+	assert_non_null(p = popen(cmd, "r"));
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		fwrite(buf, 1, n, f);
+	status = pclose(p);
 	fclose(f);
 	unlink(path);
-	return c;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int
+check(const char *body, char **out)
+{
+	return check_with(dstmd, body, out);
+}
+
+static void
+refused_by(const char *prog, const char *body, const char *line_and_message)
+{
+	char *out = NULL;
+	int rc = check_with(prog, body, &out);
+
+	if (rc != 1)
+		fail_msg("exit %d, not 1:\n%s\n%s", rc, body, out);
+	if (!strstr(out, line_and_message))
+		fail_msg("\"%s\" not in:\n%s", line_and_message, out);
+	free(out);
 }
 
 static void
 refused(const char *body, const char *line_and_message)
 {
-	char *errs = NULL;
-	struct dstmd_config *c = load(body, &errs);
-
-	if (c)
-		fail_msg("accepted:\n%s", body);
-	if (!strstr(errs, line_and_message))
-		fail_msg("\"%s\" not in:\n%s", line_and_message, errs);
-	free(errs);
+	refused_by(dstmd, body, line_and_message);
 }
 
 #define HEAD                                                                      \
@@ -68,19 +90,17 @@ refused(const char *body, const char *line_and_message)
 static void
 test_a_valid_file_loads(void **state)
 {
-	char *errs = NULL;
-	struct dstmd_config *c =
-	    load(HEAD "  \"metrics\": \"[::1]:9653\",\n"
-	              "  \"teps\": [ { \"name\": \"t1\", \"ipv6\": \"fd00::2\", "
-	              "\"ipv4\": \"198.51.100.1\" } ]\n}\n",
-	         &errs);
+	char *out = NULL;
+	int rc = check(HEAD "  \"metrics\": \"[::1]:9653\",\n"
+	                    "  \"teps\": [ { \"name\": \"t1\", \"ipv6\": \"fd00::2\", "
+	                    "\"ipv4\": \"198.51.100.1\" } ]\n}\n",
+	               &out);
 
-	if (!c)
-		fail_msg("%s", errs);
-	assert_non_null(c->metrics);
-	assert_int_equal(c->metrics_len, sizeof(struct sockaddr_in6));
-	dstmd_config_free(c);
-	free(errs);
+	if (rc != 0)
+		fail_msg("exit %d: %s", rc, out);
+	/* The normalized configuration on stdout. */
+	assert_non_null(strstr(out, "\"metrics\": \"[::1]:9653\""));
+	free(out);
 }
 
 static void
@@ -175,8 +195,66 @@ test_bad_metrics_endpoint(void **state)
 	        ":6: /metrics: \"here\" is not an endpoint");
 }
 
+/* ---- dstm-tep -n */
+
+#define TEP_HEAD                         \
+	"{\n"                            \
+	"  \"ipv6\": \"fd00:d57::2\",\n" \
+	"  \"pools\": [ \"192.0.2.0/24\" ],\n"
+
+static void
+test_tep_valid(void **state)
+{
+	char *out = NULL;
+	int rc = check_with(tep,
+	                    TEP_HEAD "  \"ipv4\": \"198.51.100.1\",\n"
+	                             "  \"metrics\": \"[fd00:d57::2]:9653\",\n"
+	                             "  \"servers\": [ { \"address\": \"fd00:d57::1\", \"user\": "
+	                             "\"dstmd\", \"secret\": \"s\" } ]\n}\n",
+	                    &out);
+
+	if (rc != 0)
+		fail_msg("exit %d: %s", rc, out);
+	assert_non_null(strstr(out, "\"metrics\": \"[fd00:d57::2]:9653\""));
+	free(out);
+}
+
+static void
+test_tep_own_address_in_a_pool(void **state)
+{
+	refused_by(tep,
+	           TEP_HEAD "  \"ipv4\": \"192.0.2.1\",\n"
+	                    "  \"servers\": [ { \"address\": \"fd00:d57::1\", \"user\": \"d\", "
+	                    "\"secret\": \"s\" } ]\n}\n",
+	           ":4: /ipv4: 192.0.2.1 is in /pools/0");
+}
+
+static void
+test_tep_server_twice(void **state)
+{
+	refused_by(tep,
+	           TEP_HEAD
+	           "  \"ipv4\": \"198.51.100.1\",\n"
+	           "  \"servers\": [\n"
+	           "    { \"address\": \"fd00:d57::1\", \"user\": \"d\", \"secret\": \"s\" },\n"
+	           "    { \"address\": \"fd00:d57::1\", \"user\": \"e\", \"secret\": \"t\" } "
+	           "]\n}\n",
+	           ":7: /servers/1/address: server fd00:d57::1 is listed twice (also /servers/0)");
+}
+
+static void
+test_tep_metrics_on_the_tsp_port(void **state)
+{
+	refused_by(tep,
+	           TEP_HEAD "  \"ipv4\": \"198.51.100.1\",\n"
+	                    "  \"metrics\": \"[fd00:d57::2]:3653\",\n"
+	                    "  \"servers\": [ { \"address\": \"fd00:d57::1\", \"user\": \"d\", "
+	                    "\"secret\": \"s\" } ]\n}\n",
+	           ":5: /metrics: the same endpoint as \"listen\"");
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_valid_file_loads),
@@ -189,7 +267,17 @@ main(void)
 	    cmocka_unit_test(test_same_listener_twice),
 	    cmocka_unit_test(test_quota_above_its_limit),
 	    cmocka_unit_test(test_bad_metrics_endpoint),
+	    cmocka_unit_test(test_tep_valid),
+	    cmocka_unit_test(test_tep_own_address_in_a_pool),
+	    cmocka_unit_test(test_tep_server_twice),
+	    cmocka_unit_test(test_tep_metrics_on_the_tsp_port),
 	};
 
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s PATH-OF-DSTMD PATH-OF-DSTM-TEP\n", argv[0]);
+		return 2;
+	}
+	dstmd = argv[1];
+	tep = argv[2];
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
