@@ -287,9 +287,9 @@ op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
 }
 
 /*
- * lw4o6 is always offered to the engine: without a "lw4o6" section (which
- * a reload may add, change or remove) op_acquire_lw finds no IPv6 pool and
- * an lwB4's IA_NA gets NoAddrsAvail, as any IA_NA without the DSTM forms.
+ * lw4o6 is always offered to the engine: without a "lw4o6" section
+ * op_acquire_lw finds no IPv6 pool and an lwB4's IA_NA gets NoAddrsAvail,
+ * as any IA_NA without the DSTM forms.
  */
 static const struct d6_lease_ops lease_ops = {op_acquire,    op_find,     op_release, op_in_pool,
                                               op_acquire_lw, op_count_64, op_hold};
