@@ -132,7 +132,6 @@ d6_server_free(struct d6_server *s)
 const struct d6_server_counters *
 d6_server_counters(const struct d6_server *s)
 {
-	((struct d6_server *)s)->ctr.clients_now = s->nclients;
 	return &s->ctr;
 }
 
@@ -178,7 +177,7 @@ client_evict(struct d6_server *s)
 			break;
 		}
 	free(e);
-	s->nclients--;
+	s->ctr.clients_now = --s->nclients;
 	s->ctr.evicted_clients++;
 }
 
@@ -205,7 +204,7 @@ client_get(struct d6_server *s, const uint8_t *duid, size_t len, bool create)
 	e->next = s->clients[b];
 	s->clients[b] = e;
 	lru_push(s, e);
-	s->nclients++;
+	s->ctr.clients_now = ++s->nclients;
 	return e;
 }
 
