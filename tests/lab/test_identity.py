@@ -497,3 +497,14 @@ class TestTsp:
                 t.close()
         finally:
             tsplab.exec("x", "ip", "addr", "del", x2 + "/64", "dev", "eth0")
+
+
+def test_database_files_are_private(tsplab):
+    """dstmd, started by scripts/lab as root with a 022 umask, creates its lease database
+    and the files next to it readable by itself only."""
+    d = tsplab.path("srv")
+    files = [f for f in os.listdir(d) if f.startswith("leases.db") or f == "dhcp6-duid"]
+    assert "leases.db" in files, os.listdir(d)
+    for f in files:
+        mode = os.stat(os.path.join(d, f)).st_mode & 0o777
+        assert mode & 0o077 == 0, (f, oct(mode))
