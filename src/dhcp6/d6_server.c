@@ -218,6 +218,37 @@ identity_of(const struct d6_msg *m, uint32_t iaid, char *out, size_t cap)
 	snprintf(out + o, cap - o, ":%08x", iaid);
 }
 
+static int
+hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+bool
+d6_identity_duid(const char *identity, uint8_t *duid, size_t cap, size_t *len)
+{
+	const char *p;
+	size_t n = 0;
+
+	/* The inverse of identity_of(): "dhcp6:" hex pairs ":" eight hex digits. */
+	if (strncmp(identity, "dhcp6:", 6) != 0)
+		return false;
+	for (p = identity + 6; *p && *p != ':'; p += 2) {
+		int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
+
+		if (hi < 0 || lo < 0 || n >= cap)
+			return false;
+		duid[n++] = (uint8_t)(hi << 4 | lo);
+	}
+	if (*p != ':' || strlen(p + 1) != 8 || n == 0)
+		return false;
+	*len = n;
+	return true;
+}
+
 /* ---- Limits: leases per DUID and per client /64 (a flood cannot drain the pool) ---- */
 
 static bool
