@@ -1,7 +1,7 @@
 """End-to-end tests of dstmd on loopback: real TSP sessions from a small
 client of our own, a scripted TEP peer, hostile input, revocation and
 expiry on the kept-open session, and kill -9 under allocation load (no
-address held twice, no acknowledged lease lost). Issue 2."""
+address held twice, no acknowledged lease lost)."""
 
 import ipaddress
 import json
