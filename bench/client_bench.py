@@ -24,7 +24,7 @@ starting with "BENCH " give scripts/bench the tunnel's TCP rate beside
 plain IPv6's.
 
 usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|auto]
-       [--throughput-only]] [--seconds N] [--runs N]
+       [--throughput-only] [--offload on|off|both]] [--seconds N] [--runs N]
 """
 import argparse
 import json
@@ -154,6 +154,20 @@ def lab_throughput(lab, a):
 
 
 def lab_main(a):
+    if a.offload == "both":
+        for o in ("on", "off"):
+            a.offload = o
+            lab_main(a)
+        return
+    if a.offload == "off":
+        os.environ["DSTM_TUN_OFFLOAD"] = "off"
+    else:
+        os.environ.pop("DSTM_TUN_OFFLOAD", None)
+    print("TUN offloads %s" % a.offload)
+    lab_one(a)
+
+
+def lab_one(a):
     from lab import SRV6, V44, Lab
 
     lab = Lab(name=os.environ.get("DSTM_LAB") or "bench%d" % os.getpid())
@@ -205,6 +219,9 @@ def main():
     ap.add_argument("--dataplane", default="tun", help="the lab TEP's data plane (tun, xdp, auto)")
     ap.add_argument("--throughput-only", action="store_true",
                     help="with --lab: skip the on-demand figure")
+    ap.add_argument("--offload", choices=("on", "off", "both"), default="on",
+                    help="with --lab: TUN offloads of the client and the TEP (both: a lab "
+                         "with them, then one with DSTM_TUN_OFFLOAD=off)")
     a = ap.parse_args()
     if a.lab:
         lab_main(a)

@@ -15,13 +15,17 @@ the bridge is a namespace of the benchmark's own (fd00:d57::99, a static
 binding of 192.0.2.200 made with `binding-add`), so no dstm-client works in
 the measurement. The rate is what the receiving interface counted,
 divided by the sending time; the TEP's own forwarded count is shown beside
-it. Each case runs three times: median, min-max. The machine's 2 cores are
-shared by the sender, the TEP and the receiver (and by other users: the
-load is printed before and after). Three passes: one sender (pinned to
-core 0); two (one a core); one sender with the NAPI polling of the veths
-that run XDP moved into kernel threads, so that forwarding can use the
-core the sender leaves, as a NIC interrupt on another core would (on
-veth the XDP work otherwise runs in the sender's own softirq).
+it. The machine's 2 cores are shared by the sender, the TEP and the
+receiver, and by other users: so the four set-ups (the lab with XDP, the
+lab with TUN, the two plain routers) are all up at once and their cases
+are interleaved, one run of each per round, three rounds: each figure is
+the median of its three runs (min-max beside it), each ratio the median of
+the three rounds' ratios, and the load is printed before and after. Three
+passes: one sender (pinned to core 0); two (one a core); one sender with
+the NAPI polling of the veths that run XDP moved into kernel threads, so
+that forwarding can use the core the sender leaves, as a NIC interrupt on
+another core would (on veth the XDP work otherwise runs in the sender's
+own softirq).
 
     DSTM_BUILD=build bench/xdp_lab_bench.py [SECONDS]
 """
@@ -99,163 +103,192 @@ def load():
         return " ".join(f.read().split()[:3])
 
 
+class Setup:
+    """One thing to measure: a sender, a frame, a receiving interface."""
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.cases = {}  # name -> (ns, ifname, frame, rx_ns, rx_if, counter)
+        self.napi = []   # (ns, ifname): veths that run XDP
+
+    def threaded(self, on):
+        for ns, i in self.napi:
+            nsx(ns, "sh", "-c", "echo %d > /sys/class/net/%s/threaded" % (on, i), check=False)
+
+    def run(self, name, senders):
+        """One run of a case: (pps received, pps sent, pps the TEP forwarded)."""
+        ns, ifname, frame, rx_ns, rx_if, counter = self.cases[name]
+        c0 = counter() if counter else 0
+        r0 = rx(rx_ns, rx_if)
+        procs = [subprocess.Popen(
+            ["ip", "netns", "exec", ns, "taskset", "-c", str(i % os.cpu_count()),
+             self.bench.sender, ifname, frame.hex(), str(SECONDS), "-p", "64"],
+            stdout=subprocess.PIPE, text=True) for i in range(senders)]
+        n = sum(int(p.communicate()[0]) for p in procs)
+        time.sleep(0.5)
+        return ((rx(rx_ns, rx_if) - r0) / SECONDS, n / SECONDS,
+                (counter() - c0) / SECONDS if counter else None)
+
+
+class TepLab(Setup):
+    """The lab with one data plane, a host of the bench's own on its bridge."""
+
+    def __init__(self, bench, dataplane):
+        super().__init__(bench)
+        self.dataplane = dataplane
+        self.lab = Lab(name="xb%d%s" % (os.getpid(), dataplane[0]), build=bench.build)
+        self.bx = self.lab.netns("bx")
+
+    def up(self):
+        lab, bx = self.lab, self.bx
+        lab.up(clients=1, dataplane=self.dataplane)
+        got = lab.ctl("tep", "status")["dataplane"]
+        if got != self.dataplane:
+            print("tep: asked for %s, runs %s" % (self.dataplane, got))
+        sh("ip", "netns", "add", bx)
+        sh("ip", "-n", lab.netns("sw"), "link", "add", "bx", "type", "veth", "peer",
+           "name", "eth0", "netns", bx)
+        sh("ip", "-n", lab.netns("sw"), "link", "set", "bx", "master", "dstm6", "up")
+        nsx(bx, "ip", "addr", "add", BX6 + "/64", "dev", "eth0", "nodad")
+        nsx(bx, "ip", "link", "set", "eth0", "up")
+        nsx(bx, "ip", "link", "set", "lo", "up")
+        lab.ctl("tep", "binding-add", ipv4=BX4, ipv6=BX6)
+        # Neighbours known both ways before the first packet.
+        nsx(bx, "ping", "-6", "-c", "1", "-W", "2", TEP6, check=False)
+        lab.exec("tep", "ping", "-c", "1", "-W", "2", V44)
+        tep, v4 = lab.netns("tep"), lab.netns("v4")
+        if self.dataplane == "xdp":
+            self.napi = [(tep, "eth0"), (tep, "v4")]
+
+        def ctr(name):
+            return lambda: lab.ctl("tep", "counters")[name]
+
+        self.cases["decap"] = (bx, "eth0", eth(mac(tep, "eth0"), mac(bx, "eth0"), 0x86dd,
+                                               ip6(BX6, TEP6, ip4(BX4, V44))),
+                               v4, "eth0", ctr("decap_pkts"))
+        self.cases["encap"] = (v4, "eth0", eth(mac(tep, "v4"), mac(v4, "eth0"), 0x0800,
+                                               ip4(V44, BX4)),
+                               bx, "eth0", ctr("encap_pkts"))
+
+    def down(self):
+        subprocess.run(["ip", "netns", "del", self.bx], stderr=subprocess.DEVNULL)
+        self.lab.down()
+
+
+class Plain(Setup):
+    """pa -> bridge -> pr -> pb, all veths; pr forwards with the kernel or XDP."""
+
+    def __init__(self, bench, how):
+        super().__init__(bench)
+        self.how = how
+        pre = "xb%d%s" % (os.getpid(), how[0])
+        self.ns = [pre + "-pa", pre + "-ps", pre + "-pr", pre + "-pb"]
+
+    def up(self):
+        pa, ps, pr, pb = self.ns
+        for ns in self.ns:
+            sh("ip", "netns", "add", ns)
+            nsx(ns, "ip", "link", "set", "lo", "up")
+        # The lab's shape: the sender reaches the router through a bridge.
+        sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", ps, "link", "add", "pa", "type", "veth", "peer", "name", "eth0",
+           "netns", pa)
+        sh("ip", "-n", ps, "link", "add", "pr", "type", "veth", "peer", "name", "ra",
+           "netns", pr)
+        for i in ("br0", "pa", "pr"):
+            if i != "br0":
+                sh("ip", "-n", ps, "link", "set", i, "master", "br0")
+            sh("ip", "-n", ps, "link", "set", i, "up")
+        sh("ip", "-n", pr, "link", "add", "rb", "type", "veth", "peer", "name", "eth0",
+           "netns", pb)
+        # RFC 2544's benchmarking range.
+        nsx(pa, "ip", "addr", "add", "198.18.1.2/24", "dev", "eth0")
+        nsx(pr, "ip", "addr", "add", "198.18.1.1/24", "dev", "ra")
+        nsx(pr, "ip", "addr", "add", "198.18.2.1/24", "dev", "rb")
+        nsx(pb, "ip", "addr", "add", "198.18.2.2/24", "dev", "eth0")
+        for ns, ifs in ((pa, ["eth0"]), (pr, ["ra", "rb"]), (pb, ["eth0"])):
+            for i in ifs:
+                nsx(ns, "ip", "link", "set", i, "up")
+        nsx(pa, "ip", "route", "add", "default", "via", "198.18.1.1")
+        nsx(pb, "ip", "route", "add", "default", "via", "198.18.2.1")
+        nsx(pr, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        if self.how == "xdp":
+            obj = os.path.join(self.bench.build, "src/xdp")
+            sh("ip", "-n", pr, "link", "set", "dev", "ra", "xdpdrv", "obj",
+               obj + "/xdp_fwd.bpf.o", "sec", "xdp")
+            sh("ip", "-n", pb, "link", "set", "dev", "eth0", "xdpdrv", "obj",
+               obj + "/xdp_pass.bpf.o", "sec", "xdp")
+            self.napi = [(pr, "ra")]
+        nsx(pa, "ping", "-c", "1", "-W", "2", "198.18.2.2", check=False)
+        self.cases["fwd"] = (pa, "eth0", eth(mac(pr, "ra"), mac(pa, "eth0"), 0x0800,
+                                             ip4("198.18.1.2", "198.18.2.2")),
+                             pb, "eth0", None)
+
+    def down(self):
+        for ns in self.ns:
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+
+
 class Bench:
-    def __init__(self, build, senders, threaded=False):
+    def __init__(self, build):
         self.build = build
-        self.senders = senders
-        self.threaded = threaded
         self.sender = os.path.join(build, "src/xdp/pkt-send")
-        self.rows = []
-
-    def blast(self, ns, ifname, frame, rx_ns, rx_if, counter=None):
-        """Send `frame` for SECONDS from ns/ifname RUNS times; pps at rx_ns/rx_if."""
-        got, sent, fwd = [], [], []
-        for _ in range(RUNS):
-            c0 = counter() if counter else 0
-            r0 = rx(rx_ns, rx_if)
-            procs = [subprocess.Popen(
-                ["ip", "netns", "exec", ns, "taskset", "-c", str(i % os.cpu_count()),
-                 self.sender, ifname, frame.hex(), str(SECONDS), "-p", "64"],
-                stdout=subprocess.PIPE, text=True) for i in range(self.senders)]
-            n = sum(int(p.communicate()[0]) for p in procs)
-            time.sleep(0.5)
-            got.append((rx(rx_ns, rx_if) - r0) / SECONDS)
-            sent.append(n / SECONDS)
-            if counter:
-                fwd.append((counter() - c0) / SECONDS)
-        return got, sent, fwd
-
-    def row(self, name, got, sent, fwd):
-        med = statistics.median(got)
-        self.rows.append((name, med))
-        name = "%s, %d sender%s%s" % (name, self.senders, "s" if self.senders > 1 else "",
-                                      ", threaded NAPI" if self.threaded else "")
-        print("%-45s %10.0f  %10.0f-%-10.0f sent %10.0f%s" % (
-            name, med, min(got), max(got), statistics.median(sent),
-            "  TEP forwarded %.0f" % statistics.median(fwd) if fwd else ""), flush=True)
-
-    def napi_threads(self, ns, *ifs):
-        """Run the NAPI polling (XDP included) of these veths in kernel threads,
-        which the scheduler may put on the core the sender does not use, as a
-        NIC's interrupt would be; veth polls only with an XDP program attached."""
-        for i in ifs:
-            nsx(ns, "sh", "-c", "echo 1 > /sys/class/net/%s/threaded" % i, check=False)
-
-    # -- the TEP in the lab
-
-    def tep(self, dataplane):
-        lab = Lab(name="xb%d" % os.getpid(), build=self.build)
-        bx = lab.netns("bx")
-        try:
-            lab.up(clients=1, dataplane=dataplane)
-            got = lab.ctl("tep", "status")["dataplane"]
-            if got != dataplane:
-                print("tep: asked for %s, runs %s" % (dataplane, got))
-            sh("ip", "netns", "add", bx)
-            sh("ip", "-n", lab.netns("sw"), "link", "add", "bx", "type", "veth", "peer",
-               "name", "eth0", "netns", bx)
-            sh("ip", "-n", lab.netns("sw"), "link", "set", "bx", "master", "dstm6", "up")
-            nsx(bx, "ip", "addr", "add", BX6 + "/64", "dev", "eth0", "nodad")
-            nsx(bx, "ip", "link", "set", "eth0", "up")
-            nsx(bx, "ip", "link", "set", "lo", "up")
-            lab.ctl("tep", "binding-add", ipv4=BX4, ipv6=BX6)
-            # Neighbours known both ways before the first packet.
-            nsx(bx, "ping", "-6", "-c", "1", "-W", "2", TEP6, check=False)
-            lab.exec("tep", "ping", "-c", "1", "-W", "2", V44)
-            if self.threaded:
-                self.napi_threads(lab.netns("tep"), "eth0", "v4")
-            tep_mac, bx_mac = mac(lab.netns("tep"), "eth0"), mac(bx, "eth0")
-            tep4_mac, v4_mac = mac(lab.netns("tep"), "v4"), mac(lab.netns("v4"), "eth0")
-
-            def ctr(name):
-                return lambda: lab.ctl("tep", "counters")[name]
-
-            decap = eth(tep_mac, bx_mac, 0x86dd, ip6(BX6, TEP6, ip4(BX4, V44)))
-            self.row("TEP %s decap (bridge -> v4)" % dataplane,
-                     *self.blast(bx, "eth0", decap, lab.netns("v4"), "eth0", ctr("decap_pkts")))
-            encap = eth(tep4_mac, v4_mac, 0x0800, ip4(V44, BX4))
-            self.row("TEP %s encap (v4 -> bridge)" % dataplane,
-                     *self.blast(lab.netns("v4"), "eth0", encap, bx, "eth0",
-                                 ctr("encap_pkts")))
-        finally:
-            subprocess.run(["ip", "netns", "del", bx], stderr=subprocess.DEVNULL)
-            lab.down()
-
-    # -- plain veth forwarding: pa -> pr -> pb
-
-    def plain(self, how):
-        pre = "xb%d" % os.getpid()
-        pa, ps, pr, pb = pre + "-pa", pre + "-ps", pre + "-pr", pre + "-pb"
-        try:
-            for ns in (pa, ps, pr, pb):
-                sh("ip", "netns", "add", ns)
-                nsx(ns, "ip", "link", "set", "lo", "up")
-            # The lab's shape: the sender reaches the router through a bridge.
-            sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge")
-            sh("ip", "-n", ps, "link", "add", "pa", "type", "veth", "peer", "name", "eth0",
-               "netns", pa)
-            sh("ip", "-n", ps, "link", "add", "pr", "type", "veth", "peer", "name", "ra",
-               "netns", pr)
-            for i in ("br0", "pa", "pr"):
-                if i != "br0":
-                    sh("ip", "-n", ps, "link", "set", i, "master", "br0")
-                sh("ip", "-n", ps, "link", "set", i, "up")
-            sh("ip", "-n", pr, "link", "add", "rb", "type", "veth", "peer", "name", "eth0",
-               "netns", pb)
-            # RFC 2544's benchmarking range.
-            nsx(pa, "ip", "addr", "add", "198.18.1.2/24", "dev", "eth0")
-            nsx(pr, "ip", "addr", "add", "198.18.1.1/24", "dev", "ra")
-            nsx(pr, "ip", "addr", "add", "198.18.2.1/24", "dev", "rb")
-            nsx(pb, "ip", "addr", "add", "198.18.2.2/24", "dev", "eth0")
-            for ns, ifs in ((pa, ["eth0"]), (pr, ["ra", "rb"]), (pb, ["eth0"])):
-                for i in ifs:
-                    nsx(ns, "ip", "link", "set", i, "up")
-            nsx(pa, "ip", "route", "add", "default", "via", "198.18.1.1")
-            nsx(pb, "ip", "route", "add", "default", "via", "198.18.2.1")
-            nsx(pr, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            if how == "xdp":
-                obj = os.path.join(self.build, "src/xdp")
-                sh("ip", "-n", pr, "link", "set", "dev", "ra", "xdpdrv", "obj",
-                   obj + "/xdp_fwd.bpf.o", "sec", "xdp")
-                sh("ip", "-n", pb, "link", "set", "dev", "eth0", "xdpdrv", "obj",
-                   obj + "/xdp_pass.bpf.o", "sec", "xdp")
-            if self.threaded:
-                self.napi_threads(pr, "ra")
-            nsx(pa, "ping", "-c", "1", "-W", "2", "198.18.2.2", check=False)
-            frame = eth(mac(pr, "ra"), mac(pa, "eth0"), 0x0800, ip4("198.18.1.2", "198.18.2.2"))
-            self.row("plain veth, %s forwarding" % ("XDP" if how == "xdp" else "kernel"),
-                     *self.blast(pa, "eth0", frame, pb, "eth0"))
-        finally:
-            for ns in (pa, ps, pr, pb):
-                subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
 
 def main():
-    build = os.environ.get("DSTM_BUILD") or "build"
-    build = os.path.abspath(build)
-    print("xdp_lab_bench: 64-byte inner UDP packets, %d runs of %.0f s a case, median pps at "
-          "the receiver (min-max), load %s" % (RUNS, SECONDS, load()), flush=True)
-    print("%-45s %10s  %21s" % ("case", "pps", "min-max"))
-    # One sender pinned to each core: on veth the whole chain (send, the
-    # TEP's XDP or the kernel's forwarding, receive) runs in the sending
-    # core's softirq, so one sender measures one core and two the machine;
-    # the TUN data plane is one userspace thread either way.
-    for senders, threaded in ((1, False), (2, False), (1, True)):
-        b = Bench(build, senders, threaded)
-        b.plain("kernel")
-        b.plain("xdp")
-        b.tep("xdp")
-        b.tep("tun")
-        r = dict(b.rows)
-        for d, way in (("decap", "bridge -> v4"), ("encap", "v4 -> bridge")):
-            x, t = r["TEP xdp %s (%s)" % (d, way)], r["TEP tun %s (%s)" % (d, way)]
-            print("  %d sender%s%s, %s: XDP / TUN = %.1fx; XDP TEP / plain veth: %.0f %% of XDP "
-                  "forwarding, %.0f %% of kernel forwarding"
-                  % (senders, "s" if senders > 1 else "",
-                     ", threaded NAPI" if threaded else "", d, x / t,
-                     100 * x / r["plain veth, XDP forwarding"],
-                     100 * x / r["plain veth, kernel forwarding"]), flush=True)
-    print("load after: %s" % load())
+    build = os.path.abspath(os.environ.get("DSTM_BUILD") or "build")
+    b = Bench(build)
+    kernel, xfwd = Plain(b, "kernel"), Plain(b, "xdp")
+    txdp, ttun = TepLab(b, "xdp"), TepLab(b, "tun")
+    setups = [kernel, xfwd, txdp, ttun]
+    cases = [("plain veth, kernel forwarding", kernel, "fwd"),
+             ("plain veth, XDP forwarding", xfwd, "fwd"),
+             ("TEP xdp decap (bridge -> v4)", txdp, "decap"),
+             ("TEP tun decap (bridge -> v4)", ttun, "decap"),
+             ("TEP xdp encap (v4 -> bridge)", txdp, "encap"),
+             ("TEP tun encap (v4 -> bridge)", ttun, "encap")]
+    try:
+        for st in setups:
+            st.up()
+        print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %.0f s runs, the cases "
+              "interleaved; pps at the receiver, median (min-max); load %s"
+              % (RUNS, SECONDS, load()), flush=True)
+        for senders, threaded in ((1, False), (2, False), (1, True)):
+            label = "%d sender%s%s" % (senders, "s" if senders > 1 else "",
+                                       ", threaded NAPI" if threaded else "")
+            for st in setups:
+                st.threaded(1 if threaded else 0)
+            res = {name: [] for name, _, _ in cases}
+            for _ in range(RUNS):
+                for name, st, case in cases:
+                    res[name].append(st.run(case, senders))
+            print("-- %s" % label)
+            for name, _, _ in cases:
+                got = [r[0] for r in res[name]]
+                sent = [r[1] for r in res[name]]
+                fwd = [r[2] for r in res[name] if r[2] is not None]
+                print("%-32s %10.0f  %9.0f-%-9.0f sent %9.0f%s" % (
+                    name, statistics.median(got), min(got), max(got), statistics.median(sent),
+                    "  TEP forwarded %.0f" % statistics.median(fwd) if fwd else ""))
+            for d, way in (("decap", "bridge -> v4"), ("encap", "v4 -> bridge")):
+                x = [r[0] for r in res["TEP xdp %s (%s)" % (d, way)]]
+                t = [r[0] for r in res["TEP tun %s (%s)" % (d, way)]]
+                k = [r[0] for r in res["plain veth, kernel forwarding"]]
+                f = [r[0] for r in res["plain veth, XDP forwarding"]]
+                ratio = statistics.median
+                print("   %s: XDP / TUN %.1fx; XDP TEP / plain veth: %.0f %% of XDP forwarding, "
+                      "%.0f %% of kernel forwarding (medians of the rounds' ratios)"
+                      % (d, ratio([a / c for a, c in zip(x, t)]),
+                         100 * ratio([a / c for a, c in zip(x, f)]),
+                         100 * ratio([a / c for a, c in zip(x, k)])), flush=True)
+        print("load after: %s" % load())
+    finally:
+        for st in setups:
+            try:
+                st.down()
+            except Exception as e:  # keep taking the rest down
+                print("down: %s" % e)
+
 
 if __name__ == "__main__":
     main()

@@ -48,7 +48,8 @@ int tun_set_mtu(const char *ifname, unsigned mtu);
  * super-packets and partial checksums, and takes them. *offloaded says
  * whether TUNSETOFFLOAD was accepted; the descriptor carries the vnet
  * header either way (a kernel without IFF_VNET_HDR makes this fail:
- * the caller falls back to tun_open()).
+ * the caller falls back to tun_open()). DSTM_TUN_OFFLOAD=off in the
+ * environment makes it fail with -EOPNOTSUPP (the plain path, to compare).
  */
 int tun_open_offload(const char *name, char *ifname, bool nonblock, bool *offloaded);
 

@@ -88,6 +88,7 @@ struct request {
 	const struct dstmd_tep *tep;
 	struct tepctl_binding b;
 	unsigned flags;
+	struct grant_push_item push;
 };
 
 static struct log_rl access_rl;
@@ -354,27 +355,18 @@ request_reply_info(struct request *r)
 	request_free(r);
 }
 
-/* The TEP answered the create of a new (or moved) binding. */
+/* The TEP answered the create of a new (or moved) binding (src/grant rolled back a refused one). */
 static void
-request_tep_done(void *arg, int status)
+request_pushed(void *arg)
 {
 	struct request *r = arg;
-	struct dstmd *d = r->s->d;
-	const struct lease *l;
 
-	if (status == TSP_OK) {
+	if (!r->push.refused) {
 		request_reply_info(r);
 		return;
 	}
 	/* No lease without a binding at the TEP (seed 001 C §2.1: error 307). */
-	d->ctr.tep_refused++;
-	l = lease_find_identity(d->leases, r->identity);
-	if (l && l->v4 == r->b.v4 && l->port_lo == r->b.port_lo && (r->flags & LEASE_NEW)) {
-		/* -EIO: the store is failing; the reload from disk ends this lease's grant. */
-		(void)lease_release(d->leases, l, clock_wall_s());
-		dstmd_schedule_commit(d);
-		dstmd_rearm_expiry(d);
-	}
+	r->s->d->ctr.tep_refused++;
 	session_reply(r->s, TSP_TEP_CONFIG_ERROR, NULL);
 	request_free(r);
 }
@@ -392,7 +384,13 @@ request_committed(struct dstmd *d, struct deferred *df)
 		return;
 	}
 	if (r->kind == REQ_CREATE && (r->flags & (LEASE_NEW | LEASE_MOVED))) {
-		tepctl_create(d->tepctl, r->tep, &r->b, request_tep_done, r);
+		r->push = (struct grant_push_item){.tep = r->tep,
+		                                   .binding = &r->b,
+		                                   .identity = r->identity,
+		                                   .v4 = r->b.v4,
+		                                   .port_lo = r->b.port_lo,
+		                                   .is_new = r->flags & LEASE_NEW};
+		grant_push(&dstmd_push_ops, d, &r->push, 1, request_pushed, r);
 		return;
 	}
 	if (r->kind == REQ_RELEASE) {

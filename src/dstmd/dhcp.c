@@ -105,7 +105,8 @@ struct peer {
 struct dtx {
 	struct deferred df;
 	struct sockaddr_in6 peer;
-	unsigned pending;
+	struct grant_push_item push[D6_MAX_IA]; /* the IAs whose binding goes to a TEP */
+	struct tepctl_binding b[D6_MAX_IA];
 	struct d6_txn t;
 };
 
@@ -286,9 +287,9 @@ op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
 }
 
 /*
- * lw4o6 is always offered to the engine: without a "lw4o6" section (which
- * a reload may add, change or remove) op_acquire_lw finds no IPv6 pool and
- * an lwB4's IA_NA gets NoAddrsAvail, as any IA_NA without the DSTM forms.
+ * lw4o6 is always offered to the engine: without a "lw4o6" section
+ * op_acquire_lw finds no IPv6 pool and an lwB4's IA_NA gets NoAddrsAvail,
+ * as any IA_NA without the DSTM forms.
  */
 static const struct d6_lease_ops lease_ops = {op_acquire,    op_find,     op_release, op_in_pool,
                                               op_acquire_lw, op_count_64, op_hold};
@@ -362,36 +363,20 @@ dtx_done(struct dtx *x)
 	free(x);
 }
 
-/* The TEP answered the push of one IA's binding. */
-struct push {
-	struct dtx *x;
-	unsigned ia;
-};
-
+/* Every TEP answered (src/grant rolled back the refused new leases). */
 static void
-push_done(void *arg, int status)
+dtx_pushed(void *arg)
 {
-	struct push *p = arg;
-	struct dtx *x = p->x;
-	struct d6_ia_out *o = &x->t.out[p->ia];
+	struct dtx *x = arg;
 
-	free(p);
-	if (status != TSP_OK && dh) {
-		struct dstmd *d = dh->d;
-		const struct lease *l = lease_find_identity(d->leases, o->identity);
-
-		/* No lease without a binding at the TEP (seed 001 C §2.1). */
-		o->refused = true;
-		d->ctr.tep_refused++;
-		if (l && l->v4 == o->g.v4 && (o->g.flags & D6_GRANT_NEW)) {
-			/* -EIO: the store is failing; the reload ends this grant. */
-			(void)lease_release(d->leases, l, clock_wall_s());
-			dstmd_schedule_commit(d);
-			dstmd_rearm_expiry(d);
+	for (unsigned i = 0; i < x->t.m.nia; i++)
+		if (x->push[i].refused) {
+			/* No lease without a binding at the TEP (seed 001 C §2.1): UnspecFail. */
+			x->t.out[i].refused = true;
+			if (dh)
+				dh->d->ctr.tep_refused++;
 		}
-	}
-	if (--x->pending == 0)
-		dtx_done(x);
+	dtx_done(x);
 }
 
 /* After the commit: push what must reach a TEP first, then answer. */
@@ -412,37 +397,33 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 		x->t.top_status = ends ? D6_ST_UNSPEC_FAIL : D6_ST_NO_ADDRS_AVAIL;
 		x->t.top_msg = "the lease store cannot commit (disk full or read-only); try again "
 		               "later";
-		x->pending = 1;
 		dtx_done(x);
 		return;
 	}
-	x->pending = 1; /* held until every push is queued: a done may come at once */
 	for (unsigned i = 0; i < n; i++) {
 		struct d6_ia_out *o = &x->t.out[i];
-		struct tepctl_binding b = {0};
-		struct push *p;
+		struct tepctl_binding *b = &x->b[i];
 
+		memset(&x->push[i], 0, sizeof(x->push[i]));
 		if (!o->push || !o->granted || !o->g.tep_ref)
 			continue;
-		if (!(p = malloc(sizeof(*p)))) {
-			o->refused = true;
-			continue;
-		}
-		p->x = x;
-		p->ia = i;
-		b.v4 = o->g.v4;
-		b.port_lo = o->g.port_lo;
-		b.port_hi = o->g.port_hi;
-		b.psid_offset = o->g.psid_offset;
-		b.psid_len = o->g.psid_len;
-		b.psid = o->g.psid;
-		b.v6 = o->g.v6;
-		b.lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
-		x->pending++;
-		tepctl_create(d->tepctl, o->g.tep_ref, &b, push_done, p);
+		memset(b, 0, sizeof(*b));
+		b->v4 = o->g.v4;
+		b->port_lo = o->g.port_lo;
+		b->port_hi = o->g.port_hi;
+		b->psid_offset = o->g.psid_offset;
+		b->psid_len = o->g.psid_len;
+		b->psid = o->g.psid;
+		b->v6 = o->g.v6;
+		b->lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
+		x->push[i] = (struct grant_push_item){.tep = o->g.tep_ref,
+		                                      .binding = b,
+		                                      .identity = o->identity,
+		                                      .v4 = o->g.v4,
+		                                      .port_lo = o->g.port_lo,
+		                                      .is_new = o->g.flags & D6_GRANT_NEW};
 	}
-	if (--x->pending == 0)
-		dtx_done(x);
+	grant_push(&dstmd_push_ops, d, x->push, n, dtx_pushed, x);
 }
 
 /* ---- The socket ---- */
@@ -547,7 +528,6 @@ handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_i
 		return;
 	memset(&x->df, 0, sizeof(x->df));
 	x->peer = *from;
-	x->pending = 0;
 	if (d6_server_handle(h->srv, &x->t, buf, n, &rx, clock_wall_s()) != D6_ACT_REPLY) {
 		free(x);
 		return;

@@ -164,6 +164,8 @@ void identity_counters(const struct dstmd *d, json_t *o);
  * against the leases its /64 holds, and limits.allocations_per_64.
  */
 enum grant_admit dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64);
+/* The TEP channel (tepctl) and the lease store as grant_push() needs them; env: the dstmd. */
+extern const struct grant_push_ops dstmd_push_ops;
 
 /* control.c */
 json_t *control_handle(void *arg, const char *command, json_t *args, char *err, size_t errlen);

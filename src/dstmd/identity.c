@@ -91,6 +91,54 @@ dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64)
 	return grant_admit(&rate, &p, v6, lease_count_64(d->leases, v6), clock_mono_ms());
 }
 
+/* ---- src/grant's injected TEP channel and store ---- */
+
+struct tep_answer {
+	void (*done)(void *cookie, bool ok);
+	void *cookie;
+};
+
+static void
+tep_answered(void *arg, int status)
+{
+	struct tep_answer a = *(struct tep_answer *)arg;
+
+	free(arg);
+	a.done(a.cookie, status == TSP_OK);
+}
+
+static void
+env_push(void *env, const void *tep, const void *binding, void (*done)(void *cookie, bool ok),
+         void *cookie)
+{
+	struct dstmd *d = env;
+	struct tep_answer *a = malloc(sizeof(*a));
+
+	if (!a) {
+		done(cookie, false);
+		return;
+	}
+	a->done = done;
+	a->cookie = cookie;
+	tepctl_create(d->tepctl, tep, binding, tep_answered, a);
+}
+
+static void
+env_rollback(void *env, const char *identity, uint32_t v4, uint16_t port_lo)
+{
+	struct dstmd *d = env;
+	const struct lease *l = lease_find_identity(d->leases, identity);
+
+	if (!l || l->v4 != v4 || l->port_lo != port_lo)
+		return;
+	/* -EIO: the store is failing; the reload from disk ends this grant. */
+	(void)lease_release(d->leases, l, clock_wall_s());
+	dstmd_schedule_commit(d);
+	dstmd_rearm_expiry(d);
+}
+
+const struct grant_push_ops dstmd_push_ops = {env_push, env_rollback};
+
 void
 identity_counters(const struct dstmd *d, json_t *o)
 {

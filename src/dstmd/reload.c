@@ -6,10 +6,9 @@
  * file:line, so that a typo in a reload never takes the service down.
  *
  * What a reload applies: lifetime and quarantine (next grant, renewal and
- * release), the secrets file (users and passwords of the next login),
+ * release), keepalive (next reply), the secrets file (users and passwords of the next login),
  * limits.connections, connections_per_64, per_64, allocations_per_64,
- * redirect, log_level, keepalive, history_days, the lw4o6 section (the
- * next lwB4 request), TEPs added and the
+ * redirect, log_level, keepalive, history_days, TEPs added and the
  * addresses, client prefixes, pool and control credentials of TEPs that
  * stay (a link whose endpoint or credentials changed reconnects and gets
  * every live binding again), and

@@ -347,7 +347,12 @@ answer(struct udp_sess *s)
 		free(m.data);
 		return;
 	}
-	if (s->conn && !tsp_conn_closing(s->conn) && tsp_conn_awaiting(s->conn))
+	if (!s->conn || tsp_conn_closing(s->conn)) {
+		/* Ended without a word (over a limit, a bad line): a drop, no answer. */
+		s->open = false;
+		return;
+	}
+	if (tsp_conn_awaiting(s->conn))
 		return; /* the application answers later: on_output */
 	send_answer(s, NULL, 0);
 }
@@ -411,7 +416,7 @@ on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct so
 	s = sess_find(u, sa);
 	if (s && s->have_seq && h.seq == s->last.seq) {
 		/* A retransmission: the same answer, never the command again. */
-		if (s->open) {
+		if (s->open || !s->answer) {
 			u->ctr.retransmits_open++;
 			return;
 		}

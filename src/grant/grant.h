@@ -118,4 +118,37 @@ enum grant_admit {
 enum grant_admit grant_admit(struct grant_rate *r, const struct grant_policy *p,
                              const struct in6_addr *v6, unsigned held, int64_t now_ms);
 
+/* ---- After the commit: push to the TEP, roll back what it refused, then answer ---- */
+
+/*
+ * One grant waiting for its TEP (seed 001 C §2.1: no lease without its
+ * binding at the TEP). The caller owns the items until done() runs.
+ */
+struct grant_push_item {
+	const void *tep;      /* the TEP to push to (the adapter's) */
+	const void *binding;  /* what to push (the adapter's binding) */
+	const char *identity; /* whose lease */
+	uint32_t v4;          /* the lease's address and first port: the rollback checks */
+	uint16_t port_lo;     /* that the identity still holds this very lease */
+	bool is_new;          /* a new lease: rolled back when the TEP refuses */
+	bool refused;         /* out: the TEP refused it, or could not be asked */
+};
+
+/* The TEP channel and the store, injected. */
+struct grant_push_ops {
+	/* Push `binding` to `tep`; done(cookie, ok) runs later, or at once. */
+	void (*push)(void *env, const void *tep, const void *binding,
+	             void (*done)(void *cookie, bool ok), void *cookie);
+	/* End the new lease of `identity` at (v4, port_lo) the TEP refused, if it still holds it. */
+	void (*rollback)(void *env, const char *identity, uint32_t v4, uint16_t port_lo);
+};
+
+/*
+ * Push every item, roll back each refused new lease, and call done(arg)
+ * once every TEP answered (at once when there is nothing to push). Out
+ * of memory: the items not pushed are refused (and rolled back).
+ */
+void grant_push(const struct grant_push_ops *ops, void *env, struct grant_push_item *items,
+                size_t n, void (*done)(void *arg), void *arg);
+
 #endif

@@ -9,7 +9,9 @@
  * into two writes, so that partial lines and frames are met too. Commands
  * that get through are answered with an info, as dstmd would. Every session
  * must end (closed by the server, or by us at the end of the input) with
- * nothing left allocated.
+ * nothing left allocated. With the first byte's high bit set, the session
+ * is a datagram one (TSP over UDP): the rest is fed as two messages, and
+ * the output is taken after each as dstmd's UDP transport takes it.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -116,6 +118,64 @@ pump(struct bufferevent *peer)
 	}
 }
 
+static unsigned gone;
+
+static void
+dg_output(struct tsp_conn *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+}
+
+static void
+dg_gone(struct tsp_conn *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	gone++;
+}
+
+/* What the UDP transport does after each message: take all, say so. */
+static void
+dg_take(void)
+{
+	for (unsigned i = 0; i < 8 && conn != NULL; i++) {
+		struct evbuffer *o = tsp_conn_output(conn);
+
+		if (evbuffer_get_length(o) == 0)
+			return;
+		evbuffer_drain(o, evbuffer_get_length(o));
+		tsp_conn_output_taken(conn);
+	}
+}
+
+static void
+run_dgram(const char *pre, const uint8_t *data, size_t size, size_t split)
+{
+	static const struct tsp_dgram_ops ops = {.output = dg_output, .gone = dg_gone};
+
+	gone = 0;
+	conn = tsp_server_accept_dgram(srv, NULL, 0, &ops, NULL);
+	if (conn == NULL)
+		abort();
+	(void)tsp_conn_input(conn, pre, strlen(pre));
+	dg_take();
+	if (conn != NULL && !tsp_conn_closing(conn))
+		(void)tsp_conn_input(conn, data, split);
+	dg_take();
+	for (unsigned i = 0; i < 4; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	if (conn != NULL && !tsp_conn_closing(conn))
+		(void)tsp_conn_input(conn, data + split, size - split);
+	dg_take();
+	if (conn != NULL)
+		tsp_conn_close(conn);
+	for (unsigned i = 0; i < 64 && conn != NULL; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	if (conn != NULL || gone != 1 || tsp_server_stats(srv)->sessions_open != 0)
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -133,6 +193,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 	if (split > size)
 		split = size;
+	if (data[-2] & 0x80) {
+		run_dgram(pre, data, size, split);
+		return 0;
+	}
 
 	if (bufferevent_pair_new(base, BEV_OPT_DEFER_CALLBACKS, pair) != 0)
 		abort();

@@ -187,7 +187,8 @@ def lwlab():
         pytest.skip("not built yet: " + ", ".join(missing))
     echo = None
     try:
-        lab.up(access="dhcpv6", clients=1, portset="psid")
+        # A short lease: odhcp6c renews at T1 (30 s) while the module runs.
+        lab.up(access="dhcpv6", clients=1, portset="psid", lifetime=60)
         echo = subprocess.Popen(["ip", "netns", "exec", lab.netns("v4"), PY, "-c", UDP_ECHO],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -317,6 +318,7 @@ def test_odhcp6c_gets_its_softwire_and_traffic_crosses_the_tep(lwlab, tmp_path):
         while time.time() < deadline and not env_file.exists():
             time.sleep(0.5)
         assert env_file.exists(), "odhcp6c never called its script with 'bound'"
+        t_bound = time.time()
         time.sleep(0.3)
         env = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
                    if "=" in line)
@@ -362,6 +364,20 @@ def test_odhcp6c_gets_its_softwire_and_traffic_crosses_the_tep(lwlab, tmp_path):
         assert after["decap_pkts"] - before["decap_pkts"] == len(inside) + 2
         b = binding_of(lwlab, v6)
         assert b["pkts_in"] >= len(inside) + 2 and b["pkts_out"] >= len(inside) + 2
+
+        # Renewed like any lease: odhcp6c renews at T1 (30 s after the Reply, which came
+        # about 10 s before "bound") from its link-local address. Without a renewal the
+        # lease would have under 25 s left 35 s after "bound".
+        while time.time() < t_bound + 35:
+            time.sleep(1)
+        deadline = time.time() + 30
+        while time.time() < deadline and lease_of(lwlab, v6)["expires_in"] <= 40:
+            time.sleep(1)
+        again = lease_of(lwlab, v6)
+        assert again and again["ipv4"] == v4 and again["psid"] == psid
+        assert again["expires_in"] > 40, again
+        assert lwlab.ctl("srv", "counters")["dhcp6_rx_renew"] >= 1
+        assert binding_of(lwlab, v6)
 
         # Released like any lease: odhcp6c sends Release when stopped.
         proc.terminate()
@@ -521,10 +537,11 @@ def test_restarts_keep_the_port_set(lwlab):
     b4.remove()
 
 
-def test_address_only_lw4o6_after_a_reload(lwlab):
-    """PSID length 0 (RFC 7596 §5.1 with a whole address): a reload points "lw4o6" at the
-    DSTM pool of whole addresses; the container then carries no OPTION_S46_PORTPARAMS, the TEP
-    binds the whole address and any port crosses."""
+def test_address_only_lw4o6(lwlab):
+    """PSID length 0 (RFC 7596 §5.1 with a whole address): dstmd restarted with "lw4o6"
+    pointing at the DSTM pool of whole addresses (the section needs a restart: a reload that
+    changes it is refused); the container then carries no OPTION_S46_PORTPARAMS, the TEP binds
+    the whole address and any port crosses."""
     import signal
     path = lwlab.path("srv", "srv.json")
     with open(path) as f:
@@ -535,12 +552,14 @@ def test_address_only_lw4o6_after_a_reload(lwlab):
     try:
         with open(path, "w") as f:
             json.dump(cfg, f)
+        mark = len(lwlab.log("srv"))
         with open(lwlab.path("srv", "srv.pid")) as f:
             os.kill(int(f.read()), signal.SIGHUP)
         deadline = time.time() + 10
-        while time.time() < deadline and "configuration reloaded" not in lwlab.log("srv"):
+        while time.time() < deadline and "reload refused" not in lwlab.log("srv")[mark:]:
             time.sleep(0.2)
-        assert "configuration reloaded" in lwlab.log("srv")
+        assert "reload refused" in lwlab.log("srv")[mark:]
+        restart_node(lwlab, "srv", "src/dstmd/dstmd")
         b5 = LwB4(lwlab, "b5")
         got = b5.py(DHCP_SCRIPT, "eth0", b5.mac)
         v6 = ia_na_address(got["reply"][1])

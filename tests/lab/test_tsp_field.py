@@ -135,6 +135,13 @@ def test_digest_md5_as_deployed_clients_read_it(field, transport):
     check_granted(field, out, "x7", "tsp:alice")
 
 
+def test_any_mechanism_picks_digest_md5_as_tspc_does(field):
+    out = replay(field, "x7", transport="tcp", mech="any", user="alice",
+                 password="dstm-lab-alice", ping=V44, keepalive=True)
+    assert out["chosen"] == "DIGEST-MD5"
+    check_granted(field, out, "x7", "tsp:alice")
+
+
 def test_udp_lost_answer_is_sent_again_and_makes_no_second_lease(field):
     creates = counter(field, "srv", "creates")
     again = counter(field, "srv", "udp_retransmits")

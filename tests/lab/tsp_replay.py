@@ -9,7 +9,8 @@ What those clients do, and this replays:
     then a millisecond timestamp; every request is retransmitted until a
     datagram with its sequence number comes back, whose message is the
     answer. Reading "the next line" is itself a request: a header alone.
-  - "VERSION=2.0.0" CRLF, then one read of the CAPABILITY line.
+  - "VERSION=2.0.0" CRLF, then one read of the CAPABILITY line, parsed into its
+    TUNNEL= and AUTH= words; "any" picks DIGEST-MD5 before PLAIN, as tspc does.
   - "AUTHENTICATE <MECH>" CRLF plus the C string's terminating NUL.
   - ANONYMOUS: one read, a numeric status ("200").
   - PLAIN: at once, unasked, "\\0user\\0password" CRLF (raw), or base64.
@@ -112,6 +113,31 @@ class Udp:
 
     def close(self):
         self.s.close()
+
+
+def capabilities(line):
+    """tspExtractCapability(): "CAPABILITY TUNNEL=V4V6 AUTH=A …" into {"TUNNEL": […], "AUTH": […]}."""
+    caps = {}
+    words = line.decode("latin-1").split()
+    if not words or words[0] != "CAPABILITY":
+        return caps
+    for w in words[1:]:
+        if "=" in w:
+            k, v = w.split("=", 1)
+            caps.setdefault(k.upper(), []).append(v.upper())
+    return caps
+
+
+def choose(mech, caps):
+    """tspAuthenticate(): "any" takes the strongest both know (tspc: PASSDSS-3DES-1, then
+    DIGEST-MD5, then PLAIN; ANONYMOUS only when asked for by name)."""
+    offered = caps.get("AUTH", [])
+    if mech != "any":
+        return mech if mech in offered else None
+    for m in ("PASSDSS-3DES-1", "DIGEST-MD5", "PLAIN"):
+        if m in offered:
+            return m
+    return None
 
 
 def status_of(line):
@@ -262,7 +288,14 @@ def main():
     try:
         cap = t.sendrecv(b"VERSION=%s\r\n" % a.get("version", "2.0.0").encode())
         res["capability"] = log_bytes(cap)
-        mech = a["mech"]
+        caps = capabilities(cap)
+        if "V4V6" not in caps.get("TUNNEL", []):
+            res["error"] = "the server offers no v4v6 tunnel"
+            return res
+        mech = res["chosen"] = choose(a["mech"], caps)
+        if mech is None:
+            res["error"] = "no common authentication mechanism"
+            return res
         if mech == "ANONYMOUS":
             st = t.sendrecv(b"AUTHENTICATE ANONYMOUS\r\n\0")
         elif mech == "PLAIN":

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -171,6 +172,101 @@ test_admit_rate(void **state)
 	assert_int_equal(grant_admit(&r, &p, &b, 1, now), GRANT_ADMIT_QUOTA_64);
 }
 
+/* ---- grant_push with a fake TEP (answers now or later) and a fake store ---- */
+
+struct fake_env {
+	bool later;     /* keep the answers for fake_answer_all() */
+	int refuse_tep; /* the TEP numbered so refuses (0: none) */
+	unsigned npushed, nrolled, ndone;
+	void (*done[8])(void *cookie, bool ok);
+	void *cookie[8];
+	bool ok[8];
+	unsigned nheld;
+	char rolled[8][32];
+};
+
+static void
+fake_push(void *env, const void *tep, const void *binding, void (*done)(void *cookie, bool ok),
+          void *cookie)
+{
+	struct fake_env *f = env;
+	bool ok = *(const int *)tep != f->refuse_tep;
+
+	f->npushed++;
+	if (!f->later) {
+		done(cookie, ok);
+		return;
+	}
+	f->done[f->nheld] = done;
+	f->cookie[f->nheld] = cookie;
+	f->ok[f->nheld++] = ok;
+}
+
+static void
+fake_rollback(void *env, const char *identity, uint32_t v4, uint16_t port_lo)
+{
+	struct fake_env *f = env;
+
+	snprintf(f->rolled[f->nrolled++], sizeof(f->rolled[0]), "%s", identity);
+}
+
+static void
+fake_done(void *arg)
+{
+	((struct fake_env *)arg)->ndone++;
+}
+
+static const struct grant_push_ops fake_ops = {fake_push, fake_rollback};
+
+static void
+test_push(void **state)
+{
+	static const int tep1 = 1, tep2 = 2;
+	struct fake_env f = {0};
+	struct grant_push_item it[4];
+
+	/* Nothing to push: done at once. */
+	memset(it, 0, sizeof(it));
+	grant_push(&fake_ops, &f, it, 2, fake_done, &f);
+	assert_int_equal(f.ndone, 1);
+	assert_int_equal(f.npushed, 0);
+
+	/* Three pushes answered at once; tep2 refuses a new and a moved lease. */
+	memset(&f, 0, sizeof(f));
+	f.refuse_tep = 2;
+	it[0] = (struct grant_push_item){.tep = &tep1, .identity = "a", .is_new = true};
+	it[1] = (struct grant_push_item){.tep = &tep2, .identity = "b", .is_new = true};
+	it[2] = (struct grant_push_item){.tep = NULL, .identity = "c", .is_new = true};
+	it[3] = (struct grant_push_item){.tep = &tep2, .identity = "d", .is_new = false};
+	grant_push(&fake_ops, &f, it, 4, fake_done, &f);
+	assert_int_equal(f.ndone, 1);
+	assert_int_equal(f.npushed, 3);
+	assert_false(it[0].refused);
+	assert_true(it[1].refused);
+	assert_false(it[2].refused);
+	assert_true(it[3].refused);
+	/* Only the new lease is rolled back; a moved one keeps its old binding's lease. */
+	assert_int_equal(f.nrolled, 1);
+	assert_string_equal(f.rolled[0], "b");
+
+	/* Answers that come later, in another order: done once, after the last. */
+	memset(&f, 0, sizeof(f));
+	f.later = true;
+	f.refuse_tep = 1;
+	it[0] = (struct grant_push_item){.tep = &tep1, .identity = "a", .is_new = true};
+	it[1] = (struct grant_push_item){.tep = &tep2, .identity = "b", .is_new = true};
+	grant_push(&fake_ops, &f, it, 2, fake_done, &f);
+	assert_int_equal(f.ndone, 0);
+	f.done[1](f.cookie[1], f.ok[1]);
+	assert_int_equal(f.ndone, 0);
+	f.done[0](f.cookie[0], f.ok[0]);
+	assert_int_equal(f.ndone, 1);
+	assert_true(it[0].refused);
+	assert_false(it[1].refused);
+	assert_int_equal(f.nrolled, 1);
+	assert_string_equal(f.rolled[0], "a");
+}
+
 int
 main(void)
 {
@@ -183,6 +279,7 @@ main(void)
 	    cmocka_unit_test(test_endpoint),
 	    cmocka_unit_test(test_admit_quota),
 	    cmocka_unit_test(test_admit_rate),
+	    cmocka_unit_test(test_push),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

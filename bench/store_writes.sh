@@ -1,0 +1,60 @@
+#!/bin/bash
+# What one commit of the lease store writes: dstmd runs under strace -c -f
+# while tsp-load allocates N leases with 1 client (one lease a commit) and
+# then with 100 (group commits); prints pwrite64 and fdatasync calls per
+# commit and per lease (lease_commits from dstmd's counters). SQLite
+# writes a WAL frame (one page) as two pwrite calls: header and page.
+# Figures only, never pass/fail.
+#
+# usage: bench/store_writes.sh [BUILD_DIR] [N]
+set -eu
+build=${1:-${DSTM_BUILD:-build}}
+n=${2:-2000}
+dstmd=$build/src/dstmd/dstmd
+ctl=$build/src/ctl/dstmctl
+load=$build/src/tsp/tsp-load
+for p in "$dstmd" "$ctl" "$load"; do
+	[ -x "$p" ] || { echo "bench: $p is not built (run scripts/build)" >&2; exit 2; }
+done
+command -v strace >/dev/null || { echo "bench: strace is missing" >&2; exit 2; }
+tmp=$(mktemp -d /tmp/store-writes.XXXXXX)
+spid=
+cleanup() {
+	[ -n "$spid" ] && kill "$(pgrep -P "$spid")" "$spid" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+port=$((20000 + RANDOM % 20000))
+
+echo "# lease store writes per commit ($(df -T /tmp | awk 'NR == 2 {print $2}') under /tmp), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for conc in 1 100; do
+	rm -f "$tmp"/leases.db* "$tmp"/strace.txt
+	cat >"$tmp/dstmd.json" <<JSON
+{ "database": "$tmp/leases.db", "control": "$tmp/dstmd.sock", "user": "", "seccomp": false,
+  "listen": [ { "address": "[::1]:$port" } ],
+  "auth": { "mechanisms": ["ANONYMOUS"], "relays": ["::1"] },
+  "pools": [ { "name": "bench", "prefixes": ["10.0.0.0/12"] } ],
+  "teps": [ { "name": "tep1", "ipv6": "fd00:d57::2", "ipv4": "198.51.100.1" } ],
+  "limits": { "connections": 20000 } }
+JSON
+	strace -c -f -o "$tmp/strace.txt" "$dstmd" -d -c "$tmp/dstmd.json" 2>"$tmp/dstmd.log" &
+	spid=$!
+	until "$ctl" -s "$tmp/dstmd.sock" status >/dev/null 2>&1; do
+		kill -0 "$spid" 2>/dev/null || { cat "$tmp/dstmd.log" >&2; exit 1; }
+		sleep 0.05
+	done
+	before=$("$ctl" -s "$tmp/dstmd.sock" --json counters | awk -F'[:,]' '/"lease_commits"/ {print $2 + 0}')
+	"$load" -s "[::1]:$port" -c "$conc" -n "$n" >/dev/null || true
+	commits=$(("$("$ctl" -s "$tmp/dstmd.sock" --json counters | awk -F'[:,]' '/"lease_commits"/ {print $2 + 0}')" - before))
+	leases=$("$ctl" -s "$tmp/dstmd.sock" --json counters | awk -F'[:,]' '/"lease_allocations"/ {print $2 + 0}')
+	# End dstmd, strace's child, so that strace writes its summary and ends too.
+	kill "$(pgrep -P "$spid")" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	spid=
+	pw=$(awk '$NF == "pwrite64" {print $4}' "$tmp/strace.txt")
+	fs=$(awk '$NF == "fdatasync" {print $4}' "$tmp/strace.txt")
+	awk -v c="$conc" -v pw="${pw:-0}" -v fs="${fs:-0}" -v k="$commits" -v l="$leases" 'BEGIN {
+		printf "%4d clients: %d leases in %d commits: %.2f pwrite and %.2f fdatasync a commit, %.2f pwrite a lease\n",
+		       c, l, k, pw / k, fs / k, pw / l }'
+done
