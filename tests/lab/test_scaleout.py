@@ -217,3 +217,31 @@ def test_postgresql_restarted(pg, tmp):
         assert d.proc.poll() is None
     finally:
         d.kill()
+
+
+@pytest.fixture(scope="module")
+def lab2():
+    from lab import domain
+    yield from domain(clients=4, store="postgresql", servers=2)
+
+
+def test_lab_two_servers_on_postgresql(lab2):
+    """The lab's srv and srv2 share the pool on node db: the odd clients bound
+    by srv, the even ones by srv2, no address twice, both instances know
+    every lease, and traffic flows through the TEP."""
+    addrs = {}
+    for c in lab2.client_nodes:
+        out = lab2.exec(c, "ip", "-4", "-o", "addr", "show", "dev", "dstm0", check=True)
+        addrs[c] = out.stdout.split("inet ")[1].split("/")[0]
+    assert len(set(addrs.values())) == len(addrs), addrs
+    for srv in ("srv", "srv2"):
+        deadline = time.time() + 20
+        while True:
+            known = {e["ipv4"] for e in lab2.ctl(srv, "leases")}
+            if known >= set(addrs.values()) or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert known >= set(addrs.values()), (srv, known, addrs)
+    for c in ("c1", "c2"):
+        r = lab2.exec(c, "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
+        assert r.returncode == 0, (c, r.stderr)
