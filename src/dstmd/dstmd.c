@@ -188,6 +188,13 @@ store_failed(struct dstmd *d)
 	d->commit_waiting = false;
 	run_failed(d, list);
 	d->probe_ticket = 0;
+	/*
+	 * Another instance on the same PostgreSQL database got there first:
+	 * the database works, our memory is behind. Probe (and reload) at
+	 * once rather than in a second: the clients refused meanwhile ask again.
+	 */
+	if (store_conflicted(d->store))
+		second.tv_sec = 0;
 	evtimer_add(d->store_retry_ev, &second);
 }
 
@@ -239,6 +246,8 @@ store_recovered(struct dstmd *d)
  * Until such a moment the flag stays; a decision taken meanwhile on the
  * old memory is refused by the database if it conflicts (store_pg.c).
  */
+#define STORE_SYNC_GRACE_S 5
+
 static void
 store_sync(struct dstmd *d)
 {
@@ -251,7 +260,15 @@ store_sync(struct dstmd *d)
 	    store_in_transaction(d->store))
 		return;
 	d->store_sync_pending = false;
-	if (lease_mgr_reload(d->leases, clock_wall_s(), err, sizeof(err)) != 0) {
+	/*
+	 * Leases that ended a moment ago are the expiry owner's to end (its
+	 * timer runs within a second): a reload that ended them here too would
+	 * only collide with its commit. Older ones (no owner for a while) are
+	 * ended by whoever reloads, as at start.
+	 */
+	if (lease_mgr_reload(
+	        d->leases, clock_wall_s() - (store_expiry_owner(d->store) ? 0 : STORE_SYNC_GRACE_S),
+	        err, sizeof(err)) != 0) {
 		log_warnx("reloading the leases another instance changed: %s", err);
 		store_failed(d);
 		return;

@@ -123,7 +123,8 @@ struct store {
 	 * is one transaction there (store_pg.c).
 	 */
 	struct store_pg *pg;
-	bool foreign; /* another instance committed (set by the writer thread, atomically) */
+	bool foreign;  /* another instance committed (set by the writer thread, atomically) */
+	bool conflict; /* the last failed batch conflicted with another instance (atomic) */
 };
 
 static void batch_free(struct batch *b);
@@ -772,8 +773,10 @@ apply_batch_pg(struct store *st, const struct batch *b)
 	struct store_pg *pg = st->pg;
 	int rc = 0;
 
-	if (spg_begin(pg) < 0)
+	if (spg_begin(pg) < 0) {
+		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
 		return -EIO;
+	}
 	for (size_t i = 0; i < b->n && rc == 0; i++) {
 		const struct op *o = &b->ops[i];
 
@@ -800,9 +803,13 @@ apply_batch_pg(struct store *st, const struct batch *b)
 	}
 	if (rc < 0) {
 		spg_rollback(pg);
+		/* Refused for another instance's sake, not for a broken database. */
+		__atomic_store_n(&st->conflict, rc == -EEXIST || rc == -ESTALE, __ATOMIC_RELEASE);
 		return -EIO;
 	}
-	return spg_commit(pg);
+	if ((rc = spg_commit(pg)) < 0)
+		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
+	return rc;
 }
 
 static int
@@ -1017,6 +1024,12 @@ bool
 store_foreign_changes(struct store *st)
 {
 	return __atomic_exchange_n(&st->foreign, false, __ATOMIC_ACQ_REL);
+}
+
+bool
+store_conflicted(const struct store *st)
+{
+	return st->pg && __atomic_load_n(&st->conflict, __ATOMIC_ACQUIRE);
 }
 
 bool

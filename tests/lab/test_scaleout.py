@@ -81,7 +81,8 @@ def ask(port, v6, acked, refused, attempts=60):
     for _ in range(attempts):
         try:
             t = Tsp(port, timeout=10)
-            status, xml = t.create(v6)
+            # None: the connection closed under the request (an instance killed).
+            status, xml = t.create(v6) or (None, "")
             t.close()
         except OSError:
             status, xml = None, ""
