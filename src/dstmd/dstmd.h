@@ -95,6 +95,9 @@ struct dstmd {
 	bool commit_failed; /* set while the deferred actions of failed batches run */
 	int64_t store_failing_since;
 	uint64_t store_failures, probe_ticket;
+	/* PostgreSQL: another instance committed; reload when nothing is in flight. */
+	bool store_sync_pending;
+	uint64_t store_syncs; /* reloads for the other instances' commits */
 	char store_error[256];
 	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
