@@ -407,11 +407,14 @@ serve_release(struct d6_server *s, struct d6_txn *t, unsigned i, bool declined)
 	int rc;
 
 	/* lw4o6: the lwB4 speaks from its link-local address (or through a
-	 * trusted relay) and names in its IA_NA the address the server gave
-	 * its DUID and IAID; the lease is bound to that address. */
+	 * trusted relay that saw it so) and names in its IA_NA the address the
+	 * server gave its DUID and IAID; the lease is bound to that address.
+	 * Only then: a sender with a verified global address (its own source,
+	 * a relay's peer-address) acts as that address, never as the one it
+	 * names, or any host could release any lease by naming its address. */
 	if (s->ops->acquire_lw && ia->code == D6_OPT_IA_NA && !ia->global_v4 && ia->naddrs &&
-	    !addr_is_v4_mapped(&ia->addr, &v4) &&
-	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src) || t->has_client_v6))
+	    !addr_is_v4_mapped(&ia->addr, &v4) && !t->has_client_v6 &&
+	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src)))
 		who = &ia->addr;
 	else if (!t->has_client_v6) {
 		/* Nothing verified to compare with the lease's address. */
