@@ -20,7 +20,8 @@
 static const char *const top_keys[] = {
     "scenario",  "database",     "control",  "lifetime",  "quarantine", "listen", "auth",
     "pools",     "teps",         "redirect", "limits",    "dhcpv6",     "user",   "seccomp",
-    "keepalive", "history_days", "metrics",  "log_level", "lw4o6",      NULL};
+    "keepalive", "history_days", "metrics",  "log_level", "lw4o6",      "store",  NULL};
+static const char *const store_keys[] = {"postgresql", NULL};
 static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const scenarios[] = {"intranet", "vpn", NULL};
 static const char *const auth_keys[] = {"mechanisms", "secrets",   "realm", "plain_without_tls",
@@ -397,7 +398,7 @@ ssl_error(char *buf, size_t len)
 }
 
 /*
- * TSP over TLS (issue 7): TLS 1.2 and 1.3 only, the certificate chain and
+ * TSP over TLS: TLS 1.2 and 1.3 only, the certificate chain and
  * key of the config, and optionally client certificates checked against
  * a CA file. Every failure is a configuration error naming the file.
  */
@@ -809,6 +810,15 @@ dstmd_config_load(const char *path, FILE *errf)
 		c->scenario = (enum dstmd_scenario)sc;
 	}
 	cfg_str(doc, "/database", false, "/var/lib/dstm/leases.db", &c->database);
+	/* The lease store on PostgreSQL, shared by several instances; otherwise the file. */
+	if (cfg_at(doc, "/store")) {
+		if (!json_is_object(cfg_at(doc, "/store")))
+			cfg_error(doc, "/store", "an object: {\"postgresql\": \"conninfo\"}");
+		else {
+			cfg_check_keys(doc, "/store", store_keys);
+			cfg_str(doc, "/store/postgresql", true, NULL, &c->store_pg);
+		}
+	}
 	cfg_str(doc, "/user", false, "dstm", &c->user);
 	cfg_bool(doc, "/seccomp", false, true, &c->seccomp);
 	cfg_str(doc, "/control", false, "/run/dstm/dstmd.sock", &c->control);

@@ -45,7 +45,7 @@ struct dstmd_pool {
 struct dstmd_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
-	struct ssl_ctx_st *tls; /* TSP over TLS (issue 7); NULL: plain TCP */
+	struct ssl_ctx_st *tls; /* TSP over TLS; NULL: plain TCP */
 	bool verify_client;     /* client certificates are checked against client_ca */
 };
 
@@ -105,8 +105,9 @@ struct dstmd_config {
 	struct cfg *doc;
 	enum dstmd_scenario scenario;
 	const char *database;
-	const char *user; /* run as this user after start-up; "": stay root */
-	bool seccomp;     /* confine system calls after start-up */
+	const char *store_pg; /* libpq conninfo: the lease store on PostgreSQL; NULL: database */
+	const char *user;     /* run as this user after start-up; "": stay root */
+	bool seccomp;         /* confine system calls after start-up */
 	const char *control;
 	uint32_t lifetime, quarantine;
 	uint32_t keepalive;    /* seconds between a client's keepalives; 0: no <keepalive> */

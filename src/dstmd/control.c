@@ -328,6 +328,8 @@ control_counters(struct dstmd *d)
 	/* A gauge (1 while commits fail, changes are refused) and how often it began. */
 	json_object_set_new(o, "store_failing", json_integer(d->store_failing));
 	json_object_set_new(o, "store_failures", json_integer((json_int_t)d->store_failures));
+	json_object_set_new(o, "store_syncs", json_integer((json_int_t)d->store_syncs));
+	json_object_set_new(o, "store_expiry_owner", json_boolean(store_expiry_owner(d->store)));
 	json_object_set_new(o, "reloads", json_integer((json_int_t)d->reloads));
 	json_object_set_new(o, "reload_failures", json_integer((json_int_t)d->reload_failures));
 	return o;

@@ -188,6 +188,13 @@ store_failed(struct dstmd *d)
 	d->commit_waiting = false;
 	run_failed(d, list);
 	d->probe_ticket = 0;
+	/*
+	 * Another instance on the same PostgreSQL database got there first:
+	 * the database works, our memory is behind. Probe (and reload) at
+	 * once rather than in a second: the clients refused meanwhile ask again.
+	 */
+	if (store_conflicted(d->store))
+		second.tv_sec = 0;
 	evtimer_add(d->store_retry_ev, &second);
 }
 
@@ -232,6 +239,45 @@ store_recovered(struct dstmd *d)
 	dstmd_rearm_expiry(d);
 }
 
+/*
+ * Another dstmd on the same PostgreSQL database committed: memory again
+ * from the database, at a moment nothing of ours is in flight (every
+ * decision made is durable, none is open), so a reload loses nothing.
+ * Until such a moment the flag stays; a decision taken meanwhile on the
+ * old memory is refused by the database if it conflicts (store_pg.c).
+ */
+#define STORE_SYNC_GRACE_S 5
+
+static void
+store_sync(struct dstmd *d)
+{
+	char err[256];
+
+	if (!d->store_sync_pending && !store_foreign_changes(d->store))
+		return;
+	d->store_sync_pending = true;
+	if (d->store_failing || d->last_ticket > d->durable || d->after_commit ||
+	    store_in_transaction(d->store))
+		return;
+	d->store_sync_pending = false;
+	/*
+	 * Leases that ended a moment ago are the expiry owner's to end (its
+	 * timer runs within a second): a reload that ended them here too would
+	 * only collide with its commit. Older ones (no owner for a while) are
+	 * ended by whoever reloads, as at start.
+	 */
+	if (lease_mgr_reload(
+	        d->leases, clock_wall_s() - (store_expiry_owner(d->store) ? 0 : STORE_SYNC_GRACE_S),
+	        err, sizeof(err)) != 0) {
+		log_warnx("reloading the leases another instance changed: %s", err);
+		store_failed(d);
+		return;
+	}
+	d->store_syncs++;
+	dstmd_schedule_commit(d); /* what the reload changed */
+	dstmd_rearm_expiry(d);
+}
+
 /* The writer thread made batches durable: release what waited for them. */
 static void
 durable_cb(evutil_socket_t fd, short ev, void *arg)
@@ -259,6 +305,7 @@ durable_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (d->store_failing && d->probe_ticket && durable >= d->probe_ticket)
 		store_recovered(d);
+	store_sync(d);
 	/* The writer is idle again: what waited for it is the next batch. */
 	if (d->commit_waiting && d->last_ticket <= d->durable)
 		dstmd_schedule_commit(d);
@@ -330,7 +377,13 @@ static void
 expiry_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct dstmd *d = arg;
+	struct timeval second = {1, 0};
 
+	if (!store_expiry_owner(d->store)) {
+		/* Another instance on the same PostgreSQL database runs expiry. */
+		evtimer_add(d->expiry_ev, &second);
+		return;
+	}
 	if (lease_expire(d->leases, clock_wall_s(), expired_one, d) > 0)
 		dstmd_schedule_commit(d);
 	dstmd_rearm_expiry(d);
@@ -580,7 +633,11 @@ main(int argc, char **argv)
 	/* The lease database names every client: 0600, whoever starts us. */
 	umask(077);
 	make_parent(d.cfg->database);
-	if (!(d.store = store_open(d.cfg->database, err, sizeof(err))))
+	if (d.cfg->store_pg)
+		d.store = store_open_pg(d.cfg->store_pg, err, sizeof(err));
+	else
+		d.store = store_open(d.cfg->database, err, sizeof(err));
+	if (!d.store)
 		fatalx("%s", err);
 	pol.lifetime = d.cfg->lifetime;
 	pol.quarantine = d.cfg->quarantine;
@@ -627,7 +684,7 @@ main(int argc, char **argv)
 	/*
 	 * What needs root is done (listeners, the DHCPv6 port, the database
 	 * and the control socket are open): no capability is kept, and the
-	 * rest of the process's life is confined (issue 7). This precedes the
+	 * rest of the process's life is confined. This precedes the
 	 * writer thread, which inherits both, and the first byte of input.
 	 */
 	if (d.cfg->user[0] && priv_drop(d.cfg->user, 0) != 0)

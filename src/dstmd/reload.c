@@ -38,6 +38,7 @@
 
 /* JSON pointers whose value must stay as it is for a reload to apply. */
 static const char *const fixed[] = {"/database",
+                                    "/store",
                                     "/control",
                                     "/user",
                                     "/seccomp",

@@ -181,7 +181,7 @@ id_lookup(const struct lease_mgr *m, const char *identity)
 	return NULL;
 }
 
-/* Active leases per client /64 (issue 7: one attacker's /64 must not take the pool). */
+/* Active leases per client /64 (one attacker's /64 must not take the pool). */
 static void
 p64_add(struct lease_mgr *m, const struct in6_addr *v6, int delta)
 {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/store_pg.h"
 
 #define STORE_BUSY_MS 5000
 
@@ -116,7 +117,18 @@ struct store {
 	bool stop, failed;           /* (mu) */
 	bool busy;                   /* the writer holds a batch (mu) */
 	int efd;
+	/*
+	 * PostgreSQL instead of the file (store_open_pg): every write goes
+	 * through a batch, also before the writer thread starts, and the batch
+	 * is one transaction there (store_pg.c).
+	 */
+	struct store_pg *pg;
+	bool foreign;  /* another instance committed (set by the writer thread, atomically) */
+	bool conflict; /* the last failed batch conflicted with another instance (atomic) */
 };
+
+static void batch_free(struct batch *b);
+static int apply_batch(struct store *st, const struct batch *b);
 
 static const char *
 state_name(enum lease_state s)
@@ -373,6 +385,10 @@ store_close(struct store *st)
 		(void)store_async_stop(st);
 	if (st->in_tx)
 		store_rollback(st);
+	if (st->pg) {
+		batch_free(st->open);
+		spg_close(st->pg);
+	}
 	sqlite3_finalize(st->ins);
 	sqlite3_finalize(st->hist);
 	sqlite3_finalize(st->prune);
@@ -394,6 +410,8 @@ store_close(struct store *st)
 const char *
 store_errmsg(const struct store *st)
 {
+	if (st->pg)
+		return spg_errmsg(st->pg);
 	return st->errmsg;
 }
 
@@ -402,6 +420,8 @@ store_load(struct store *st, int (*cb)(void *arg, const struct lease_row *row), 
 {
 	int rc, ret = 0;
 
+	if (st->pg)
+		return spg_load(st->pg, cb, arg);
 	while ((rc = sqlite3_step(st->sel)) == SQLITE_ROW) {
 		struct lease_row r = {0};
 		const char *v6 = (const char *)sqlite3_column_text(st->sel, 2);
@@ -444,7 +464,7 @@ store_begin(struct store *st)
 {
 	int rc;
 
-	if (st->async) {
+	if (st->async || st->pg) {
 		if (st->open)
 			return -EINVAL;
 		if (!(st->open = calloc(1, sizeof(*st->open))))
@@ -461,9 +481,12 @@ store_begin(struct store *st)
 int
 store_commit(struct store *st)
 {
+	int rc;
+
 	if (st->async) {
 		uint64_t ticket;
-		int rc = store_commit_async(st, &ticket);
+
+		rc = store_commit_async(st, &ticket);
 
 		pthread_mutex_lock(&st->mu);
 		while (rc == 0 && !st->failed && st->durable < ticket)
@@ -471,6 +494,16 @@ store_commit(struct store *st)
 		if (st->failed)
 			rc = -EIO;
 		pthread_mutex_unlock(&st->mu);
+		return rc;
+	}
+	if (st->pg) {
+		struct batch *b = st->open;
+
+		if (!b)
+			return -EINVAL;
+		st->open = NULL;
+		rc = apply_batch(st, b);
+		batch_free(b);
 		return rc;
 	}
 	if (!st->in_tx)
@@ -484,12 +517,10 @@ store_commit(struct store *st)
 	return 0;
 }
 
-static void batch_free(struct batch *b);
-
 void
 store_rollback(struct store *st)
 {
-	if (st->async) {
+	if (st->async || st->pg) {
 		batch_free(st->open);
 		st->open = NULL;
 		return;
@@ -502,7 +533,7 @@ store_rollback(struct store *st)
 bool
 store_in_transaction(const struct store *st)
 {
-	return st->async ? st->open != NULL : st->in_tx;
+	return st->async || st->pg ? st->open != NULL : st->in_tx;
 }
 
 static void
@@ -585,7 +616,7 @@ apply_op(struct store *st, const struct op *o)
 static int
 store_op(struct store *st, struct op *o)
 {
-	if (st->async)
+	if (st->async || st->pg)
 		return batch_add(st, o);
 	if (!st->in_tx)
 		return -EINVAL;
@@ -651,6 +682,8 @@ store_history_scan(struct store *st, int64_t after, unsigned max,
 	unsigned n = 0;
 	int rc, ret = 0;
 
+	if (st->pg)
+		return spg_history_scan(st->pg, after, max, cb, arg, next);
 	*next = 0;
 	sqlite3_bind_int64(st->hscan, 1, after);
 	sqlite3_bind_int(st->hscan, 2, (int)max);
@@ -733,9 +766,57 @@ batch_add(struct store *st, const struct op *op)
 	return 0;
 }
 
+/* One batch as one PostgreSQL transaction (store_pg.c says why a conflict fails it whole). */
+static int
+apply_batch_pg(struct store *st, const struct batch *b)
+{
+	struct store_pg *pg = st->pg;
+	int rc = 0;
+
+	if (spg_begin(pg) < 0) {
+		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
+		return -EIO;
+	}
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		const struct op *o = &b->ops[i];
+
+		switch (o->kind) {
+		case OP_INSERT:
+			rc = spg_insert(pg, &o->row);
+			break;
+		case OP_UPDATE:
+			rc = spg_update(pg, &o->row);
+			break;
+		case OP_DELETE:
+			rc = spg_delete(pg, o->row.id);
+			break;
+		case OP_HISTORY:
+			rc = spg_history(pg, o->event, o->t, &o->row);
+			break;
+		case OP_PRUNE:
+			rc = spg_prune(pg, o->t, (unsigned)o->event);
+			break;
+		case OP_PROBE:
+			rc = spg_probe(pg);
+			break;
+		}
+	}
+	if (rc < 0) {
+		spg_rollback(pg);
+		/* Refused for another instance's sake, not for a broken database. */
+		__atomic_store_n(&st->conflict, rc == -EEXIST || rc == -ESTALE, __ATOMIC_RELEASE);
+		return -EIO;
+	}
+	if ((rc = spg_commit(pg)) < 0)
+		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
+	return rc;
+}
+
 static int
 apply_batch(struct store *st, const struct batch *b)
 {
+	if (st->pg)
+		return apply_batch_pg(st, b);
 	if (step_done(st, st->begin, "begin") < 0)
 		return -EIO;
 	for (size_t i = 0; i < b->n; i++)
@@ -761,8 +842,31 @@ writer(void *arg)
 		struct batch *b;
 		int rc;
 
-		while (!st->qhead && !st->stop)
-			pthread_cond_wait(&st->cv, &st->mu);
+		while (!st->qhead && !st->stop) {
+			if (st->pg) {
+				/* Idle: the other instances' commits and the expiry lock. */
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 100 * 1000 * 1000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+				if (st->qhead || st->stop)
+					break;
+				pthread_mutex_unlock(&st->mu);
+				if (spg_idle(st->pg)) {
+					__atomic_store_n(&st->foreign, true, __ATOMIC_RELEASE);
+					if (write(st->efd, &one, sizeof(one)) < 0) {
+						/* As below. */
+					}
+				}
+				pthread_mutex_lock(&st->mu);
+			} else
+				pthread_cond_wait(&st->cv, &st->mu);
+		}
 		if (!st->qhead)
 			break;
 		b = st->qhead;
@@ -896,4 +1000,40 @@ store_async_stop(struct store *st)
 	pthread_cond_destroy(&st->cv);
 	st->async = false;
 	return rc;
+}
+
+struct store *
+store_open_pg(const char *conninfo, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+
+	if (!st) {
+		snprintf(err, errlen, "postgresql: out of memory");
+		return NULL;
+	}
+	st->efd = -1;
+	st->lockfd = -1;
+	if (!(st->pg = spg_open(conninfo, err, errlen))) {
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+bool
+store_foreign_changes(struct store *st)
+{
+	return __atomic_exchange_n(&st->foreign, false, __ATOMIC_ACQ_REL);
+}
+
+bool
+store_conflicted(const struct store *st)
+{
+	return st->pg && __atomic_load_n(&st->conflict, __ATOMIC_ACQUIRE);
+}
+
+bool
+store_expiry_owner(const struct store *st)
+{
+	return st->pg ? spg_expiry_owner(st->pg) : true;
 }

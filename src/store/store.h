@@ -79,6 +79,20 @@ struct store;
  * holds it (the message names its pid and the lock file).
  */
 struct store *store_open(const char *path, char *err, size_t errlen);
+/*
+ * The same store on a PostgreSQL database (libpq conninfo), shared by
+ * several dstmd instances; store_pg.c tells how the database keeps them
+ * from handing out one address twice. Every function below works on it;
+ * a batch that conflicts with another instance's commit fails as a full
+ * disk would (store_async_poll returns -EIO) and the caller reloads.
+ */
+struct store *store_open_pg(const char *conninfo, char *err, size_t errlen);
+/* Another instance committed since the last call (always false on SQLite). */
+bool store_foreign_changes(struct store *st);
+/* The last failed batch conflicted with another instance's commit (PostgreSQL only). */
+bool store_conflicted(const struct store *st);
+/* This instance runs expiry (always on SQLite; on PostgreSQL, one instance at a time). */
+bool store_expiry_owner(const struct store *st);
 /* Close; an open transaction is rolled back. */
 void store_close(struct store *st);
 

@@ -80,12 +80,13 @@ class Lab:
         )
 
     def up(self, access="tsp", clients=2, scenario="intranet", lifetime=None, timeout=180,
-           relays=(), dataplane=None, portset=None):
+           relays=(), dataplane=None, portset=None, store=None, servers=None):
         """Bring the lab up (taking down a previous one of this name); LabError if it fails.
 
         relays: the DHCPv6 relays dstmd trusts (addresses; none by default).
         dataplane: the TEP's data plane (xdp, tun, auto; default $DSTM_DATAPLANE or auto).
-        portset="psid": the pool is a PSID pool and dstmd serves lwB4s (RFC 7596/7598)."""
+        portset="psid": the pool is a PSID pool and dstmd serves lwB4s (RFC 7596/7598).
+        store="postgresql": node db holds the leases; servers=2 adds srv2 on it."""
         env = {}
         if lifetime is not None:
             env["DSTM_LAB_LIFETIME"] = str(lifetime)
@@ -93,6 +94,10 @@ class Lab:
             env["DSTM_LAB_RELAYS"] = " ".join(relays)
         dataplane = dataplane or os.environ.get("DSTM_DATAPLANE") or "auto"
         extra = ["--portset", portset] if portset else []
+        if store:
+            extra += ["--store", store]
+        if servers:
+            extra += ["--servers", str(servers)]
         r = self._lab("up", "--access", access, "--clients", str(clients),
                       "--scenario", scenario, "--dataplane", dataplane, *extra,
                       timeout=timeout, env=env)
@@ -100,7 +105,8 @@ class Lab:
             raise LabError("scripts/lab up failed (exit %d):\n%s" % (r.returncode, r.stdout))
         self.clients = clients
         self.options = {"access": access, "clients": clients, "scenario": scenario,
-                        "lifetime": lifetime, "dataplane": dataplane, "portset": portset}
+                        "lifetime": lifetime, "dataplane": dataplane, "portset": portset,
+                        "store": store, "servers": servers}
         return r.stdout
 
     def down(self):
