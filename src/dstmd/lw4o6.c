@@ -184,6 +184,14 @@ lw4o6_acquire(struct dstmd *d, const char *identity, uint32_t want, int64_t now,
 	return 0;
 }
 
+bool
+lw4o6_holds(const struct dstmd *d, const struct in6_addr *v6)
+{
+	const struct dstmd_lw4o6 *c = &d->cfg->lw4o6;
+
+	return c->enable && addr_v6_in_prefix(v6, &c->prefix, c->plen);
+}
+
 void
 lw4o6_fini(void)
 {

@@ -25,7 +25,7 @@ from scapy.layers.dhcp6 import (  # noqa: E402
 
 from lab import Lab, client_ipv6  # noqa: E402
 from test_identity import (  # noqa: E402
-    X6, Host, assert_intact, counter, dhcp6_identity, opt, options, snapshot)
+    X6, Host, assert_intact, counter, dhcp6_identity, in_netns, opt, options, snapshot)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
 
@@ -103,4 +103,31 @@ def test_release_naming_an_address_from_a_global_sender_changes_nothing(lwlab, x
                ia_na(iaid, C1))
     assert r and ia_na_status(r) == [(NO_BINDING, None)], r and ia_na_status(r)
     assert counter(lwlab, "dhcp6_refused_foreign") == n + 1
+    assert_intact(lwlab, "c1", C1, before)
+
+
+def test_release_from_link_local_names_no_dstm_lease(lwlab, x):
+    """The lwB4's own way (link-local source, the address in the IA_NA) is for lw4o6
+    leases: x, speaking from its link-local address, cannot release c1's DSTM lease."""
+    before = snapshot(lwlab, "c1", C1)
+    duid, iaid = dhcp6_identity(lwlab, C1)
+    r = lwlab.exec("x", "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+    ll = r.stdout.split()[3].split("/")[0]
+
+    def mk():
+        ifindex = socket.if_nametoindex("eth0")
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind((ll, 0, 0, ifindex))
+        return s, ifindex
+    h = Host.__new__(Host)  # a Host speaking from x's link-local address
+    h.s, h.ifindex = in_netns(lwlab.netns("x"), mk)
+    h.trid = 0x5000
+    try:
+        n = counter(lwlab, "dhcp6_refused_foreign")
+        r = h.xchg(DHCP6_Release, opt(1, duid), opt(2, x.server_id), DHCP6OptElapsedTime(),
+                   ia_na(iaid, C1))
+        assert r and ia_na_status(r) == [(NO_BINDING, None)], r and ia_na_status(r)
+        assert counter(lwlab, "dhcp6_refused_foreign") == n + 1
+    finally:
+        h.close()
     assert_intact(lwlab, "c1", C1, before)
