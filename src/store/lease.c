@@ -1184,6 +1184,11 @@ lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t
 	for (size_t i = 0; i < m->npools; base += m->psize[i++]) {
 		if (!pool_contains(m->pools[i], v4))
 			continue;
+		/* Port 0: after every port range of the address. */
+		if (port == 0 && pool_find(m->pools[i], v4, POOL_PORT_FIRST, &slot)) {
+			*cursor = base + slot + pool_slots_per_addr(m->pools[i]);
+			return 0;
+		}
 		if (!pool_find(m->pools[i], v4, port, &slot))
 			return -ENOENT;
 		*cursor = base + slot + 1;

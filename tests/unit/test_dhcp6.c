@@ -815,6 +815,33 @@ test_offer_hold(void **state)
 }
 
 static void
+test_identity_duid(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx rx = rx_global(true);
+	uint8_t duid[D6_DUID_MAX + 2];
+	size_t n = 0;
+	struct mb m;
+
+	/* The identity a served IA gets gives its DUID back. */
+	mb_start(&m, D6_SOLICIT, 1);
+	mb_ids(&m, false);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 0x1234, 0);
+	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	assert_true(d6_identity_duid(e->t.out[0].identity, duid, sizeof(duid), &n));
+	assert_int_equal(n, sizeof(CDUID));
+	assert_memory_equal(duid, CDUID, sizeof(CDUID));
+	/* What is not one. */
+	assert_false(d6_identity_duid("anon:fd00:d57::11", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0:00000001", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0g:00000001", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6::00000001", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0b", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0b0c:00000001", duid, 2, &n));
+	env_free(e);
+}
+
+static void
 test_clients_bounded(void **state)
 {
 	struct env *e = env_new();
@@ -1402,6 +1429,7 @@ main(void)
 	    cmocka_unit_test(test_reconfigure_key_once),
 	    cmocka_unit_test(test_offer_hold),
 	    cmocka_unit_test(test_clients_bounded),
+	    cmocka_unit_test(test_identity_duid),
 	    cmocka_unit_test(test_foreign_sender_changes_nothing),
 	    cmocka_unit_test(test_signed_client_moves),
 	    cmocka_unit_test(test_untrusted_relay_dropped),
