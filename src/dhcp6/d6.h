@@ -234,6 +234,15 @@ enum d6_drop d6_parse(const uint8_t *p, size_t n, const struct d6_codes *codes, 
 enum d6_drop d6_validate_server(const struct d6_msg *m, const uint8_t *our_duid,
                                 size_t our_duid_len);
 
+/*
+ * RFC 8415 §21.1: the next option at `c`, its code and its body as a
+ * cursor of its own. False at the end of `c`, or when the option runs
+ * past it (then c->err is set).
+ */
+bool d6_opt_next(struct cur *c, uint16_t *code, struct cur *body);
+/* Write one option: code, length, body. */
+void d6_opt_put(struct wcur *w, uint16_t code, const void *body, size_t len);
+
 /* RFC 8415 §10: a dotted name to wire form. -EINVAL or the length. */
 int d6_name_encode(const char *name, uint8_t *out, size_t cap);
 /* Wire form to dotted text (at most cap-1 characters); false if malformed. */
