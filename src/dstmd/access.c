@@ -60,6 +60,7 @@ struct session {
 	int64_t last_ms;               /* accepted, or its last command */
 	bool listed;                   /* in the activity list (its connection is open) */
 	bool evicted;                  /* closing to make room: no longer counted */
+	bool dgram;                    /* TSP over UDP: its source address is not proven */
 };
 
 /*
@@ -553,6 +554,19 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, rc, NULL);
 		return;
 	}
+	/*
+	 * Over UDP nothing proves the source: a host on the link can send
+	 * VERSION, AUTHENTICATE ANONYMOUS and a delete under another host's
+	 * address without reading a single answer. Ending a lease takes a
+	 * secret there (or TCP, whose handshake proves the address); an
+	 * anonymous UDP client's lease simply expires, as deployed clients,
+	 * which never send delete, expect.
+	 */
+	if (s->dgram && !who.authenticated) {
+		d->ctr.udp_anon_delete++;
+		session_reply(s, TSP_INVALID_REQUEST, NULL);
+		return;
+	}
 	l = lease_find_identity(d->leases, identity);
 	if (!l || (t->client.has_v4 && t->client.v4 != l->v4)) {
 		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
@@ -761,6 +775,7 @@ access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
 	s->netkey = net_key(sa);
 	(void)keycount_add(&d->conns64, s->netkey, 1);
 	s->conn = c;
+	s->dgram = true;
 	tsp_conn_set_data(c, s);
 	act_touch(s);
 	return 0;
@@ -957,6 +972,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_foreign_client_v6",
 	                    json_integer((json_int_t)d->ctr.foreign_client_v6));
 	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
+	json_object_set_new(o, "drop_udp_anonymous_delete",
+	                    json_integer((json_int_t)d->ctr.udp_anon_delete));
 	json_object_set_new(o, "sessions_evicted_idle", json_integer((json_int_t)act.evicted));
 	json_object_set_new(o, "sessions_idle_closed", json_integer((json_int_t)act.idle_closed));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
