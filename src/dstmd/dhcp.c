@@ -249,9 +249,7 @@ op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struc
 	int rc;
 
 	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
-	if (rc == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
-	if (rc != 0)
+	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
 	g->lw = true;
