@@ -269,6 +269,11 @@ fail:
 	return -EIO;
 }
 
+static void
+quiet(void *arg, const char *message)
+{
+}
+
 struct store_pg *
 spg_open(const char *conninfo, char *err, size_t errlen)
 {
@@ -282,6 +287,8 @@ spg_open(const char *conninfo, char *err, size_t errlen)
 	pthread_mutex_init(&pg->mu, NULL);
 	pg->vm_valid = true; /* empty: a row is known once loaded or written here */
 	pg->c = PQconnectdb(conninfo);
+	/* NOTICEs ("already exists, skipping") are not for dstmd's stderr. */
+	PQsetNoticeProcessor(pg->c, quiet, NULL);
 	if (PQstatus(pg->c) != CONNECTION_OK) {
 		seterr(pg, "connecting", pg->c, NULL);
 		snprintf(err, errlen, "postgresql: %s", pg->errmsg);
@@ -622,6 +629,7 @@ spg_history_scan(struct store_pg *pg, int64_t after, unsigned max,
 			PQreset(pg->rc);
 		else
 			pg->rc = PQconnectdb(pg->conninfo);
+		PQsetNoticeProcessor(pg->rc, quiet, NULL);
 		if (PQstatus(pg->rc) != CONNECTION_OK) {
 			seterr(pg, "reading history", pg->rc, NULL);
 			return -EIO;
