@@ -9,8 +9,8 @@
 # disk, i.e. the cost of TCP + TSP alone on this machine; the ratio says
 # what allocation and durability cost on top. At 1 client the disk is the
 # other limit: bench/fsync_probe.py measures write + fdatasync cycles per
-# second on the database's filesystem in the same run, and dstmd's rate is
-# shown against it too. Also printed: leases per commit (dstmd's
+# second on the database's filesystem right before and right after dstmd's
+# run, and dstmd's rate is shown against their mean too. Also printed: leases per commit (dstmd's
 # lease_commits counter) and the load average. tsp-load's clients all
 # connect from ::1, each naming its own IPv6 address in <client>: ::1 is a
 # trusted relay (auth.relays) for the run. Figures, never pass/fail;
@@ -83,7 +83,11 @@ JSON
 	fi
 	echo "--- $conc concurrent clients, $n allocations (load $(load1))"
 	ld=$(load1)
+	# The disk's latency moves from second to second on a shared machine: at
+	# 1 client it is probed right before and right after dstmd's run.
+	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe1"
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
+	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe2"
 	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 	echo "dstmd RSS after $n leases: $rss KiB"
 	"$ctl" -s "$tmp/dstmd.sock" counters >"$tmp/counters"
@@ -108,9 +112,10 @@ JSON
 		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
 	if [ "$conc" = 1 ]; then
 		local f
-		f=$(python3 "$here/fsync_probe.py" "$tmp" 1)
-		echo "disk: $f (write + fdatasync on the database's filesystem)"
-		f=$(echo "$f" | awk '{print $2}')
+		echo "disk before: $(cat "$tmp/probe1") (write + fdatasync on the database's filesystem)"
+		echo "disk after:  $(cat "$tmp/probe2")"
+		f=$(awk '{s += $2} END {printf "%.1f", s / NR}' "$tmp/probe1" "$tmp/probe2")
+		echo "disk: $f fdatasync/s (the mean of the two)"
 		echo "dstmd at 1 client / (1 / fdatasync latency) = $(awk -v a="$a" -v b="$f" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
 		printf 'BENCH {"name": "TSP allocations/s, 1 client, vs the disk", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "1/fdatasync (fsync_probe)", "load": %s, "note": "same filesystem"}\n' \
 			"$a" "$f" "$(load1)"

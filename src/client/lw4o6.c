@@ -21,10 +21,11 @@
 #define IDLE_ICMP_MS   (60 * 1000)
 #define IDLE_TCP_MS    (7440 * 1000)
 #define IDLE_CLOSED_MS (10 * 1000)
+#define IDLE_RST_IN_MS (240 * 1000) /* RFC 7857 §2.2: after an RST from outside */
 #define SWEEP_MS       (10 * 1000)
 
 struct flow {
-	bool used, fin_out, fin_in, rst;
+	bool used, fin_out, fin_in, rst, rst_in;
 	uint8_t pi; /* protocol index: 0 TCP, 1 UDP, 2 ICMP */
 	uint16_t hport, mport;
 	int64_t last_ms;
@@ -166,7 +167,9 @@ lw_nat_expire(struct lw_nat *n, int64_t now_ms)
 		if (!f->used)
 			continue;
 		if (f->pi == 0)
-			idle = f->rst || (f->fin_out && f->fin_in) ? IDLE_CLOSED_MS : IDLE_TCP_MS;
+			idle = f->rst || (f->fin_out && f->fin_in) ? IDLE_CLOSED_MS
+			       : f->rst_in                         ? IDLE_RST_IN_MS
+			                                           : IDLE_TCP_MS;
 		else
 			idle = f->pi == 1 ? IDLE_UDP_MS : IDLE_ICMP_MS;
 		if (now_ms - f->last_ms >= idle)
@@ -277,8 +280,20 @@ note_tcp(struct flow *f, const uint8_t *l4, size_t l4len, bool out)
 	if (l4len < 14)
 		return;
 	fl = l4[13];
-	if (fl & 0x04)
-		f->rst = true;
+	/*
+	 * An RST from outside may be anyone's: the host's TCP drops one out
+	 * of its window, and the flow must outlive it (or the next packet
+	 * leaves from another port). It waits RFC 7857 §2.2's 4 minutes, and
+	 * a packet the host sends after it shows the connection lives on.
+	 */
+	if (fl & 0x04) {
+		if (out)
+			f->rst = true;
+		else
+			f->rst_in = true;
+	} else if (out) {
+		f->rst_in = false;
+	}
 	if (fl & 0x01) {
 		if (out)
 			f->fin_out = true;

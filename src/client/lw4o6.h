@@ -13,7 +13,8 @@
  * tests. State: at most one flow per port of the set and protocol (TCP,
  * UDP, ICMP echo identifiers), LW_NAT_MAX_FLOWS in all, each forgotten
  * when idle (UDP 300 s, RFC 4787 REQ-5; ICMP 60 s; TCP 7440 s, RFC 5382
- * REQ-5, or 10 s once both sides sent FIN or one sent RST). Inbound ICMP
+ * REQ-5, or 10 s once both sides sent FIN or the host sent RST, 4 min after
+ * an RST from outside, RFC 7857 §2.2). Inbound ICMP
  * errors about a translated packet get their quoted source port back.
  */
 #ifndef DSTM_CLIENT_LW4O6_H

@@ -456,6 +456,11 @@ enum d6_action {
  */
 enum d6_action d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t len,
                                 const struct d6_rx *rx, int64_t now);
+/*
+ * The DUID of a lease identity this engine made ("dhcp6:<duid hex>:<iaid
+ * hex>", at most `cap` octets) into duid and *len; false when it is none.
+ */
+bool d6_identity_duid(const char *identity, uint8_t *duid, size_t cap, size_t *len);
 /* The reply bytes (relay-wrapped as it came); 0 or -EMSGSIZE. */
 int d6_server_build(struct d6_server *s, struct d6_txn *t, uint8_t *out, size_t cap, size_t *len);
 /*

@@ -132,7 +132,6 @@ d6_server_free(struct d6_server *s)
 const struct d6_server_counters *
 d6_server_counters(const struct d6_server *s)
 {
-	((struct d6_server *)s)->ctr.clients_now = s->nclients;
 	return &s->ctr;
 }
 
@@ -178,7 +177,7 @@ client_evict(struct d6_server *s)
 			break;
 		}
 	free(e);
-	s->nclients--;
+	s->ctr.clients_now = --s->nclients;
 	s->ctr.evicted_clients++;
 }
 
@@ -205,7 +204,7 @@ client_get(struct d6_server *s, const uint8_t *duid, size_t len, bool create)
 	e->next = s->clients[b];
 	s->clients[b] = e;
 	lru_push(s, e);
-	s->nclients++;
+	s->ctr.clients_now = ++s->nclients;
 	return e;
 }
 
@@ -217,6 +216,37 @@ identity_of(const struct d6_msg *m, uint32_t iaid, char *out, size_t cap)
 	for (size_t i = 0; i < m->clientid_len && o + 3 < cap; i++)
 		o += (size_t)snprintf(out + o, cap - o, "%02x", m->clientid[i]);
 	snprintf(out + o, cap - o, ":%08x", iaid);
+}
+
+static int
+hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+bool
+d6_identity_duid(const char *identity, uint8_t *duid, size_t cap, size_t *len)
+{
+	const char *p;
+	size_t n = 0;
+
+	/* The inverse of identity_of(): "dhcp6:" hex pairs ":" eight hex digits. */
+	if (strncmp(identity, "dhcp6:", 6) != 0)
+		return false;
+	for (p = identity + 6; *p && *p != ':'; p += 2) {
+		int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
+
+		if (hi < 0 || lo < 0 || n >= cap)
+			return false;
+		duid[n++] = (uint8_t)(hi << 4 | lo);
+	}
+	if (*p != ':' || strlen(p + 1) != 8 || n == 0)
+		return false;
+	*len = n;
+	return true;
 }
 
 /* ---- Limits: leases per DUID and per client /64 (a flood cannot drain the pool) ---- */
@@ -377,11 +407,14 @@ serve_release(struct d6_server *s, struct d6_txn *t, unsigned i, bool declined)
 	int rc;
 
 	/* lw4o6: the lwB4 speaks from its link-local address (or through a
-	 * trusted relay) and names in its IA_NA the address the server gave
-	 * its DUID and IAID; the lease is bound to that address. */
+	 * trusted relay that saw it so) and names in its IA_NA the address the
+	 * server gave its DUID and IAID; the lease is bound to that address.
+	 * Only then: a sender with a verified global address (its own source,
+	 * a relay's peer-address) acts as that address, never as the one it
+	 * names, or any host could release any lease by naming its address. */
 	if (s->ops->acquire_lw && ia->code == D6_OPT_IA_NA && !ia->global_v4 && ia->naddrs &&
-	    !addr_is_v4_mapped(&ia->addr, &v4) &&
-	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src) || t->has_client_v6))
+	    !addr_is_v4_mapped(&ia->addr, &v4) && !t->has_client_v6 &&
+	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src)))
 		who = &ia->addr;
 	else if (!t->has_client_v6) {
 		/* Nothing verified to compare with the lease's address. */

@@ -432,122 +432,6 @@ usable_v4(uint32_t a)
 	return a != 0 && (a >> 24) != 127 && (a >> 28) != 14 && a != 0xffffffffu;
 }
 
-/* The common name of a client certificate that verified, into out. */
-static bool
-cert_name(SSL *ssl, char *out, size_t len)
-{
-	X509 *x;
-	bool ok = false;
-
-	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK ||
-	    !(x = SSL_get1_peer_certificate(ssl)))
-		return false;
-	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)len) > 0;
-	X509_free(x);
-	return ok;
-}
-
-/*
- * Who the client is (seed 001 C §2.1: an anonymous node is known by its
- * global address): the SASL user, the certificate's name, or the address.
- */
-static void
-client_identity(struct session *s, const struct grant_client *who, char *out, size_t len)
-{
-	const char *user = s->conn ? tsp_conn_user(s->conn) : NULL;
-	const char *mech = s->conn ? tsp_conn_mechanism(s->conn) : NULL;
-	char a[ADDR_STRLEN], cn[128];
-
-	if (user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS")))
-		snprintf(out, len, "tsp:%s", user);
-	else if (cert_name(s->ssl, cn, sizeof(cn)))
-		snprintf(out, len, "cert:%s", cn);
-	else
-		snprintf(out, len, "anon:%s", addr_fmt_v6(&who->v6, a));
-}
-
-static bool
-tsp_relay(const struct dstmd *d, const struct in6_addr *src)
-{
-	for (size_t i = 0; i < d->cfg->ntsp_relays; i++)
-		if (!memcmp(&d->cfg->tsp_relays[i], src, sizeof(*src)))
-			return true;
-	return false;
-}
-
-/*
- * The verified client of a command and where its tunnel ends: 0, or the
- * TSP status that refuses it (309), counted. The identity is written to
- * `identity`.
- */
-static int
-client_verify(struct session *s, const struct tsp_tunnel *t, struct grant_client *who,
-              struct in6_addr *v6, char *identity, size_t idlen)
-{
-	struct dstmd *d = s->d;
-	const struct sockaddr *peer = s->conn ? tsp_conn_peer(s->conn) : NULL;
-	const char *user = s->conn ? tsp_conn_user(s->conn) : NULL;
-	const char *mech = s->conn ? tsp_conn_mechanism(s->conn) : NULL;
-	const struct grant_prefix *allowed;
-	char cn[128], a[ADDR_STRLEN], b[ADDR_STRLEN];
-	struct in6_addr src = IN6ADDR_ANY_INIT;
-	size_t nallowed;
-
-	memset(who, 0, sizeof(*who));
-	who->kind = GRANT_ANONYMOUS;
-	if ((user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS"))) ||
-	    cert_name(s->ssl, cn, sizeof(cn))) {
-		who->kind = GRANT_USER;
-		who->authenticated = true;
-	}
-	if (peer && peer->sa_family == AF_INET6)
-		src = ((const struct sockaddr_in6 *)peer)->sin6_addr;
-	else if (peer && peer->sa_family == AF_INET)
-		addr_v4_mapped(&src, ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr));
-	if (t->client.has_v6 && tsp_relay(d, &src)) {
-		who->v6 = t->client.v6; /* a trusted relay speaks for its client */
-	} else if (peer && peer->sa_family == AF_INET6) {
-		who->v6 = src;
-	} else {
-		/* Over IPv4 there is no IPv6 source to know the client by. */
-		d->ctr.bad_address++;
-		return TSP_INVALID_IPV6;
-	}
-	*v6 = who->v6;
-	if (t->client.has_v6 && memcmp(&t->client.v6, &who->v6, sizeof(who->v6)) != 0) {
-		allowed = dstmd_config_endpoints(d->cfg, user, &nallowed);
-		if (!grant_endpoint_ok(who, &t->client.v6, allowed, nallowed)) {
-			d->ctr.foreign_client_v6++;
-			log_warnx_rl(&access_rl, "%s names %s as its address: refused",
-			             addr_fmt_v6(&who->v6, a), addr_fmt_v6(&t->client.v6, b));
-			return TSP_INVALID_IPV6;
-		}
-		*v6 = t->client.v6;
-	}
-	if (dstmd_check_v6(d, v6) != GRANT_ADDR_OK) {
-		d->ctr.bad_address++;
-		return TSP_INVALID_IPV6;
-	}
-	client_identity(s, who, identity, idlen);
-	return 0;
-}
-
-/*
- * The identity rule on the identity's existing lease, if any: 0, or
- * TSP 308 (counted) when an unauthenticated message names a lease bound
- * to another address.
- */
-static int
-owner_check(struct dstmd *d, const struct grant_client *who, const char *identity)
-{
-	const struct lease *l = lease_find_identity(d->leases, identity);
-
-	if (!l || grant_may_act(who, &l->v6) != GRANT_FOREIGN)
-		return 0;
-	d->ctr.not_owner++;
-	return TSP_ADDRESS_UNAVAILABLE;
-}
-
 static void
 handle_create(struct session *s, const struct tsp_tunnel *t)
 {
@@ -569,8 +453,9 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_UNSUPPORTED_TUNNEL, NULL);
 		return;
 	}
-	if ((rc = client_verify(s, t, &who, &v6, identity, sizeof(identity))) != 0 ||
-	    (rc = owner_check(d, &who, identity)) != 0) {
+	if ((rc = tsp_identity_verify(s->d, s->conn, s->ssl, t, &who, &v6, identity,
+	                              sizeof(identity))) != 0 ||
+	    (rc = tsp_identity_owner(d, &who, identity)) != 0) {
 		session_reply(s, rc, NULL);
 		return;
 	}
@@ -662,8 +547,9 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 	struct request *r;
 	int rc;
 
-	if ((rc = client_verify(s, t, &who, &v6, identity, sizeof(identity))) != 0 ||
-	    (rc = owner_check(d, &who, identity)) != 0) {
+	if ((rc = tsp_identity_verify(s->d, s->conn, s->ssl, t, &who, &v6, identity,
+	                              sizeof(identity))) != 0 ||
+	    (rc = tsp_identity_owner(d, &who, identity)) != 0) {
 		session_reply(s, rc, NULL);
 		return;
 	}

@@ -398,7 +398,7 @@ ssl_error(char *buf, size_t len)
 }
 
 /*
- * TSP over TLS (issue 7): TLS 1.2 and 1.3 only, the certificate chain and
+ * TSP over TLS: TLS 1.2 and 1.3 only, the certificate chain and
  * key of the config, and optionally client certificates checked against
  * a CA file. Every failure is a configuration error naming the file.
  */

@@ -45,7 +45,7 @@ struct dstmd_pool {
 struct dstmd_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
-	struct ssl_ctx_st *tls; /* TSP over TLS (issue 7); NULL: plain TCP */
+	struct ssl_ctx_st *tls; /* TSP over TLS; NULL: plain TCP */
 	bool verify_client;     /* client certificates are checked against client_ca */
 };
 

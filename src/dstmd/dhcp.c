@@ -484,20 +484,11 @@ dhcp_reconfigure(struct dstmd *d, const char *identity)
 	uint8_t duid[D6_DUID_MAX + 2], out[512];
 	size_t n = 0, len;
 	struct peer *p;
-	const char *s;
 	char a[ADDR_STRLEN];
 	int rc;
 
-	/* identity = "dhcp6:<duid in hex>:<iaid>" (op_acquire below) */
-	if (!dh || strncmp(identity, "dhcp6:", 6) != 0)
+	if (!dh || !d6_identity_duid(identity, duid, sizeof(duid), &n))
 		return -ENOENT;
-	for (s = identity + 6; s[0] && s[0] != ':' && s[1] && n < sizeof(duid); s += 2) {
-		unsigned v;
-
-		if (sscanf(s, "%2x", &v) != 1)
-			return -EINVAL;
-		duid[n++] = (uint8_t)v;
-	}
 	if (!(p = peer_find(dh, duid, n))) {
 		dh->reconf_unreachable++;
 		return -EHOSTUNREACH;

@@ -722,7 +722,7 @@ main(int argc, char **argv)
 	/*
 	 * What needs root is done (listeners, the DHCPv6 port, the database
 	 * and the control socket are open): no capability is kept, and the
-	 * rest of the process's life is confined (issue 7). This precedes the
+	 * rest of the process's life is confined. This precedes the
 	 * writer thread, which inherits both, and the first byte of input.
 	 */
 	if (d.cfg->user[0] && priv_drop(d.cfg->user, 0) != 0)

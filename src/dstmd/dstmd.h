@@ -166,6 +166,20 @@ void identity_counters(const struct dstmd *d, json_t *o);
  * against the leases its /64 holds, and limits.allocations_per_64.
  */
 enum grant_admit dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64);
+/*
+ * TSP (access.c): the verified client of a command on `conn` (TLS
+ * session `ssl`, or NULL) and where its tunnel ends (DESIGN §4: the
+ * source address; a <client> address only from an auth.relays peer, or
+ * inside an authenticated user's auth.endpoints): 0, or the TSP status
+ * that refuses it (309), counted. Its identity ("anon:…", "tsp:…",
+ * "cert:…") is written to `identity`.
+ */
+struct ssl_st;
+int tsp_identity_verify(struct dstmd *d, struct tsp_conn *conn, struct ssl_st *ssl,
+                        const struct tsp_tunnel *t, struct grant_client *who, struct in6_addr *v6,
+                        char *identity, size_t idlen);
+/* The rule on the identity's lease: 0, or 308 (counted) when it is another address's. */
+int tsp_identity_owner(struct dstmd *d, const struct grant_client *who, const char *identity);
 /* The TEP channel (tepctl) and the lease store as grant_push() needs them; env: the dstmd. */
 extern const struct grant_push_ops dstmd_push_ops;
 

@@ -3,13 +3,18 @@
  * addresses the network uses itself, which no lease may ever name (every
  * address of this host when it starts, the configured listeners and DHCPv6
  * address, every TEP's), and the one check both access methods call
- * before a lease is bound to an address, with a counter per reason; and
- * the one admission policy of new leases (per-/64 quota and rate).
+ * before a lease is bound to an address, with a counter per reason; who
+ * the client of a TSP command is; the one admission policy of new leases
+ * (per-/64 quota and rate); and src/grant's TEP channel and store.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/addr.h"
 #include "common/clock.h"
@@ -89,6 +94,114 @@ dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64)
 	struct grant_policy p = {.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
 
 	return grant_admit(&rate, &p, v6, lease_count_64(d->leases, v6), clock_mono_ms());
+}
+
+/* ---- TSP: who the client of a command is (access.c) ---- */
+
+/* The common name of a client certificate that verified, into out. */
+static bool
+cert_name(SSL *ssl, char *out, size_t len)
+{
+	X509 *x;
+	bool ok = false;
+
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK ||
+	    !(x = SSL_get1_peer_certificate(ssl)))
+		return false;
+	ok = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)len) > 0;
+	X509_free(x);
+	return ok;
+}
+
+/*
+ * Who the client is (seed 001 C §2.1: an anonymous node is known by its
+ * global address): the SASL user, the certificate's name, or the address.
+ */
+static void
+client_identity(struct tsp_conn *conn, SSL *ssl, const struct grant_client *who, char *out,
+                size_t len)
+{
+	const char *user = conn ? tsp_conn_user(conn) : NULL;
+	const char *mech = conn ? tsp_conn_mechanism(conn) : NULL;
+	char a[ADDR_STRLEN], cn[128];
+
+	if (user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS")))
+		snprintf(out, len, "tsp:%s", user);
+	else if (cert_name(ssl, cn, sizeof(cn)))
+		snprintf(out, len, "cert:%s", cn);
+	else
+		snprintf(out, len, "anon:%s", addr_fmt_v6(&who->v6, a));
+}
+
+static bool
+tsp_relay(const struct dstmd *d, const struct in6_addr *src)
+{
+	for (size_t i = 0; i < d->cfg->ntsp_relays; i++)
+		if (!memcmp(&d->cfg->tsp_relays[i], src, sizeof(*src)))
+			return true;
+	return false;
+}
+
+int
+tsp_identity_verify(struct dstmd *d, struct tsp_conn *conn, SSL *ssl, const struct tsp_tunnel *t,
+                    struct grant_client *who, struct in6_addr *v6, char *identity, size_t idlen)
+{
+	const struct sockaddr *peer = conn ? tsp_conn_peer(conn) : NULL;
+	const char *user = conn ? tsp_conn_user(conn) : NULL;
+	const char *mech = conn ? tsp_conn_mechanism(conn) : NULL;
+	const struct grant_prefix *allowed;
+	char cn[128], a[ADDR_STRLEN], b[ADDR_STRLEN];
+	struct in6_addr src = IN6ADDR_ANY_INIT;
+	size_t nallowed;
+
+	memset(who, 0, sizeof(*who));
+	who->kind = GRANT_ANONYMOUS;
+	if ((user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS"))) ||
+	    cert_name(ssl, cn, sizeof(cn))) {
+		who->kind = GRANT_USER;
+		who->authenticated = true;
+	}
+	if (peer && peer->sa_family == AF_INET6)
+		src = ((const struct sockaddr_in6 *)peer)->sin6_addr;
+	else if (peer && peer->sa_family == AF_INET)
+		addr_v4_mapped(&src, ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr));
+	if (t->client.has_v6 && tsp_relay(d, &src)) {
+		who->v6 = t->client.v6; /* a trusted relay speaks for its client */
+	} else if (peer && peer->sa_family == AF_INET6) {
+		who->v6 = src;
+	} else {
+		/* Over IPv4 there is no IPv6 source to know the client by. */
+		d->ctr.bad_address++;
+		return TSP_INVALID_IPV6;
+	}
+	*v6 = who->v6;
+	if (t->client.has_v6 && memcmp(&t->client.v6, &who->v6, sizeof(who->v6)) != 0) {
+		allowed = dstmd_config_endpoints(d->cfg, user, &nallowed);
+		if (!grant_endpoint_ok(who, &t->client.v6, allowed, nallowed)) {
+			d->ctr.foreign_client_v6++;
+			log_warnx_rl(&identity_rl, "%s names %s as its address: refused",
+			             addr_fmt_v6(&who->v6, a), addr_fmt_v6(&t->client.v6, b));
+			return TSP_INVALID_IPV6;
+		}
+		*v6 = t->client.v6;
+	}
+	if (dstmd_check_v6(d, v6) != GRANT_ADDR_OK) {
+		d->ctr.bad_address++;
+		return TSP_INVALID_IPV6;
+	}
+	client_identity(conn, ssl, who, identity, idlen);
+	return 0;
+}
+
+int
+tsp_identity_owner(struct dstmd *d, const struct grant_client *who, const char *identity)
+{
+	const struct lease *l = lease_find_identity(d->leases, identity);
+
+	if (!l || grant_may_act(who, &l->v6) != GRANT_FOREIGN)
+		return 0;
+	d->ctr.not_owner++;
+	return TSP_ADDRESS_UNAVAILABLE;
 }
 
 /* ---- src/grant's injected TEP channel and store ---- */

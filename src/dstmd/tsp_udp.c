@@ -45,6 +45,7 @@
 
 #include "common/addr.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 #include "dstmd/tsp_udp.h"
@@ -124,21 +125,22 @@ peer_addr(const struct sockaddr *sa, size_t *n)
 	return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
 }
 
-/* FNV-1a over port and address, from a random basis (sources are chosen by strangers). */
+/* Port and address under the tree's keyed hash (common/hash.h): sources are chosen by strangers. */
 static uint32_t
 peer_hash(const struct tsp_udp *u, const struct sockaddr *sa)
 {
-	uint32_t h = 2166136261u ^ u->seed;
+	uint8_t key[2 + 16];
 	const uint8_t *p;
-	size_t n;
+	size_t n, k;
 
-	n = peer_key(sa, &p);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
+	(void)u;
+	k = peer_key(sa, &p);
+	if (k > 2)
+		k = 2;
+	memcpy(key, p, k);
 	p = peer_addr(sa, &n);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h & (UDP_BUCKETS - 1);
+	memcpy(key + k, p, n);
+	return (uint32_t)(hash_bytes(key, k + n) & (UDP_BUCKETS - 1));
 }
 
 static bool

@@ -181,7 +181,7 @@ id_lookup(const struct lease_mgr *m, const char *identity)
 	return NULL;
 }
 
-/* Active leases per client /64 (issue 7: one attacker's /64 must not take the pool). */
+/* Active leases per client /64 (one attacker's /64 must not take the pool). */
 static void
 p64_add(struct lease_mgr *m, const struct in6_addr *v6, int delta)
 {
@@ -1184,6 +1184,11 @@ lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t
 	for (size_t i = 0; i < m->npools; base += m->psize[i++]) {
 		if (!pool_contains(m->pools[i], v4))
 			continue;
+		/* Port 0: after every port range of the address. */
+		if (port == 0 && pool_find(m->pools[i], v4, POOL_PORT_FIRST, &slot)) {
+			*cursor = base + slot + pool_slots_per_addr(m->pools[i]);
+			return 0;
+		}
 		if (!pool_find(m->pools[i], v4, port, &slot))
 			return -ENOENT;
 		*cursor = base + slot + 1;

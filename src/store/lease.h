@@ -190,7 +190,10 @@ struct lease_filter {
 int lease_page(const struct lease_mgr *m, uint64_t cursor, const struct lease_filter *f,
                unsigned limit, unsigned budget, int (*cb)(void *arg, const struct lease *l),
                void *arg, uint64_t *next);
-/* The cursor of the position after the slot of (v4, port): 0 or -ENOENT (in no pool). */
+/*
+ * The cursor of the position after the slot of (v4, port), or after
+ * every slot of v4 when port is 0: 0 or -ENOENT (in no pool or orphan).
+ */
 int lease_page_after(const struct lease_mgr *m, uint32_t v4, uint16_t port, uint64_t *cursor);
 /*
  * Active leases whose expiry is <= now enter quarantine; cb (may be NULL)

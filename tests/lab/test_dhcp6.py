@@ -504,7 +504,7 @@ DOTS_DISCOVER = os.path.join(os.path.dirname(DSTMD), "..", "dots-discover", "dot
 
 @pytest.mark.skipif(not os.path.exists(DOTS_DISCOVER), reason="dots-discover is not built")
 def test_dots_discover_finds_the_server_dstmd_announces(lab):
-    """Issue 6: a client of the DSTM domain discovers the DOTS server that
+    """A client of the DSTM domain discovers the DOTS server that
     dstmd announces in DHCPv6 (options 141/142), with dots-discover."""
     # dots-discover sends from the link-local address: wait for its DAD to end.
     deadline = time.time() + 5

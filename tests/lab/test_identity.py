@@ -246,8 +246,9 @@ class TestDhcpv6:
             assert stray is None, (peer, stray)
         assert counter(d6lab, "dhcp6_drop_relay_untrusted") == n + 3, d6lab.ctl("srv", "counters")
         assert no_lease_at(d6lab, TEP6)
-        assert [l for l in d6lab.ctl("srv", "leases") if l["ipv6"] == C2 and
-                l["state"] == "active"] == [lease_of(d6lab, C2)]
+        # c2's address still has its one lease, no other.
+        assert [l["identity"] for l in d6lab.ctl("srv", "leases") if l["ipv6"] == C2 and
+                l["state"] == "active"] == [b2["identity"]]
         assert_intact(d6lab, "c2", C2, b2)
         assert_intact(d6lab, "c1", C1, b1)
 
@@ -496,3 +497,14 @@ class TestTsp:
                 t.close()
         finally:
             tsplab.exec("x", "ip", "addr", "del", x2 + "/64", "dev", "eth0")
+
+
+def test_database_files_are_private(tsplab):
+    """dstmd, started by scripts/lab as root with a 022 umask, creates its lease database
+    and the files next to it readable by itself only."""
+    d = tsplab.path("srv")
+    files = [f for f in os.listdir(d) if f.startswith("leases.db") or f == "dhcp6-duid"]
+    assert "leases.db" in files, os.listdir(d)
+    for f in files:
+        mode = os.stat(os.path.join(d, f)).st_mode & 0o777
+        assert mode & 0o077 == 0, (f, oct(mode))

@@ -1,4 +1,4 @@
-"""Denial-of-service and hardening tests of dstmd on loopback (issue 7):
+"""Denial-of-service and hardening tests of dstmd on loopback:
 handshakes that stall, connection limits, descriptor exhaustion, pool
 exhaustion by one attacker from one /64 while a legitimate client must
 still get its address within one second, a pre-authentication SASL input
@@ -238,7 +238,7 @@ def rss_kib(pid):
 
 
 def test_memory_per_connection_is_bounded(start):
-    """Issue 7: what a session may make dstmd hold is bounded by the line and
+    """What a session may make dstmd hold is bounded by the line and
     Content-length limits: 400 peers each parked with a nearly full line in
     the handshake, or a nearly full frame in the command phase, cost a few
     KiB each, and going past a limit closes the session."""

@@ -439,7 +439,7 @@ def test_learn_mode(lab, tep):
             time.sleep(0.1)
 
 
-# Injection at the TEP (whitepaper 004, issue 7). Decapsulated packets that
+# Injection at the TEP (whitepaper 004). Decapsulated packets that
 # must not cause answers go to a blackhole route in the TEP's namespace: a
 # fragment that never completes at a real host would come back, 30 s later,
 # as its time-exceeded error and disturb other tests' counters.

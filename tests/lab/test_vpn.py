@@ -1,4 +1,4 @@
-"""The VPN scenario of seed 000 in the lab (issue 7): clients authenticate
+"""The VPN scenario of seed 000 in the lab: clients authenticate
 with a secret (SCRAM-SHA-256) and are known by it, never by their IPv6
 address; ANONYMOUS is not offered; TSP over TLS answers on port 3654 with
 a certificate of the lab's CA; traffic still crosses the domain."""

@@ -815,6 +815,33 @@ test_offer_hold(void **state)
 }
 
 static void
+test_identity_duid(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx rx = rx_global(true);
+	uint8_t duid[D6_DUID_MAX + 2];
+	size_t n = 0;
+	struct mb m;
+
+	/* The identity a served IA gets gives its DUID back. */
+	mb_start(&m, D6_SOLICIT, 1);
+	mb_ids(&m, false);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 0x1234, 0);
+	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+	assert_true(d6_identity_duid(e->t.out[0].identity, duid, sizeof(duid), &n));
+	assert_int_equal(n, sizeof(CDUID));
+	assert_memory_equal(duid, CDUID, sizeof(CDUID));
+	/* What is not one. */
+	assert_false(d6_identity_duid("anon:fd00:d57::11", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0:00000001", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0g:00000001", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6::00000001", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0b", duid, sizeof(duid), &n));
+	assert_false(d6_identity_duid("dhcp6:0a0b0c:00000001", duid, 2, &n));
+	env_free(e);
+}
+
+static void
 test_clients_bounded(void **state)
 {
 	struct env *e = env_new();
@@ -1080,6 +1107,23 @@ exchange(struct env *e, struct d6_client *c, int64_t now)
 	size_t n;
 	struct d6_rx rx = rx_global(true);
 
+	if (!d6_client_output(c, pkt, sizeof(pkt), &n))
+		return D6C_EV_NONE;
+	if (d6_server_handle(e->s, &e->t, pkt, n, &rx, now / 1000) != D6_ACT_REPLY)
+		return D6C_EV_NONE;
+	assert_int_equal(d6_server_build(e->s, &e->t, e->out, sizeof(e->out), &e->outlen), 0);
+	return d6_client_input(c, e->out, e->outlen, now);
+}
+
+/* The same exchange, the client speaking from `src` (an lwB4: link-local). */
+static enum d6_client_event
+exchange_from(struct env *e, struct d6_client *c, int64_t now, const char *src)
+{
+	uint8_t pkt[D6_MAX_MSG];
+	size_t n;
+	struct d6_rx rx = {.multicast = true};
+
+	addr_parse_v6(src, &rx.src);
 	if (!d6_client_output(c, pkt, sizeof(pkt), &n))
 		return D6C_EV_NONE;
 	if (d6_server_handle(e->s, &e->t, pkt, n, &rx, now / 1000) != D6_ACT_REPLY)
@@ -1373,11 +1417,89 @@ test_client_lw4o6(void **state)
 		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
 		assert_int_equal(e->t.top_status, D6_ST_NOT_ON_LINK);
 	}
-	/* Release names the IA_NA address, which the lease is bound to. */
+	/* Release names the IA_NA address, which the lease is bound to; the
+	 * lwB4 sends it from link-local (test_lw4o6_release_foreign). */
 	d6_client_release(c, now);
-	assert_int_equal(exchange(e, c, now), D6C_EV_RELEASED);
+	assert_int_equal(exchange_from(e, c, now, "fe80::99"), D6C_EV_RELEASED);
 	assert_int_equal(e->f.releases, 1);
 	d6_client_free(c);
+	env_free(e);
+}
+
+/*
+ * The lw4o6 exception of the identity rule (an lwB4 names its address in
+ * its IA_NA) holds for a link-local sender only: a host with a global
+ * address that names another lease's address in an IA_NA releases
+ * nothing, neither an lw4o6 lease nor a DSTM one.
+ */
+static void
+test_lw4o6_release_foreign(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx ll = {.multicast = true}, x = rx_global(true), c1 = rx_global(true);
+	static const uint8_t oro[] = {0, 96};
+	uint8_t body[12 + 4 + 24] = {0};
+	struct wcur w;
+	struct in6_addr lwaddr;
+	struct mb m;
+
+	(void)state;
+	d6_server_free(e->s);
+	e->s = d6_server_new(&e->cfg, &fops_lw, &e->f, 1000);
+	addr_parse_v6("fe80::99", &ll.src);
+	addr_parse_v6("fd00:d57::66", &x.src);
+	addr_parse_v6("fd00:d57::1000", &lwaddr);
+
+	/* An lwB4 (IAID 1) and a DSTM client (same DUID, IAID 2, its own address). */
+	mb_start(&m, D6_SOLICIT, 1);
+	mb_ids(&m, false);
+	mb_opt(&m, D6_OPT_RAPID_COMMIT, NULL, 0);
+	mb_opt(&m, D6_OPT_ORO, oro, sizeof(oro));
+	mb_ia(&m, D6_OPT_IA_NA, 1, 0);
+	assert_int_equal(run(e, &m, &ll), D6_ACT_REPLY);
+	assert_true(e->t.out[0].granted);
+	assert_memory_equal(&e->f.v6[0], &lwaddr, 16);
+	mb_start(&m, D6_REQUEST, 2);
+	mb_ids(&m, true);
+	mb_ia(&m, e->cfg.codes.ia_dstm, 2, 0);
+	assert_int_equal(run(e, &m, &c1), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+	assert_memory_equal(&e->f.v6[1], &c1.src, 16);
+
+	/* x names each lease's address in an IA_NA Release: nothing ends. */
+	for (uint32_t iaid = 1; iaid <= 2; iaid++) {
+		w = wcur_make(body, sizeof(body));
+		w_u32(&w, iaid);
+		w_u32(&w, 0);
+		w_u32(&w, 0);
+		w_u16(&w, D6_OPT_IAADDR);
+		w_u16(&w, 24);
+		w_bytes(&w, iaid == 1 ? &lwaddr : &c1.src, 16);
+		mb_start(&m, D6_RELEASE, 10 + iaid);
+		mb_ids(&m, true);
+		mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+		assert_int_equal(run(e, &m, &x), D6_ACT_REPLY);
+		assert_int_equal(e->rep.ia[0].status, D6_ST_NO_BINDING);
+	}
+	assert_true(e->f.used[0] && e->f.used[1]);
+	assert_int_equal(e->f.releases, 0);
+	assert_int_equal(d6_server_counters(e->s)->refused_foreign, 2);
+
+	/* The lwB4 itself, from link-local, still releases its lease. */
+	w = wcur_make(body, sizeof(body));
+	w_u32(&w, 1);
+	w_u32(&w, 0);
+	w_u32(&w, 0);
+	w_u16(&w, D6_OPT_IAADDR);
+	w_u16(&w, 24);
+	w_bytes(&w, &lwaddr, 16);
+	mb_start(&m, D6_RELEASE, 20);
+	mb_ids(&m, true);
+	mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+	assert_int_equal(run(e, &m, &ll), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_SUCCESS);
+	assert_false(e->f.used[0]);
+	assert_true(e->f.used[1]);
 	env_free(e);
 }
 
@@ -1402,6 +1524,7 @@ main(void)
 	    cmocka_unit_test(test_reconfigure_key_once),
 	    cmocka_unit_test(test_offer_hold),
 	    cmocka_unit_test(test_clients_bounded),
+	    cmocka_unit_test(test_identity_duid),
 	    cmocka_unit_test(test_foreign_sender_changes_nothing),
 	    cmocka_unit_test(test_signed_client_moves),
 	    cmocka_unit_test(test_untrusted_relay_dropped),
@@ -1411,6 +1534,7 @@ main(void)
 	    cmocka_unit_test(test_client_expiry_decline),
 	    cmocka_unit_test(test_lw4o6_container),
 	    cmocka_unit_test(test_client_lw4o6),
+	    cmocka_unit_test(test_lw4o6_release_foreign),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -706,6 +706,24 @@ test_page(void **state)
 	assert_int_equal(p.v4[0], v4("192.0.2.6"));
 	assert_int_equal(lease_page_after(w.m, v4("10.0.0.1"), 0, &cur), -ENOENT);
 	down(&w);
+
+	/* Port ranges: after an address (port 0) is after all its ranges; with a port, after one. */
+	unlink(path);
+	up(&w, "192.0.2.8/30", 16128, 1000); /* 2 addresses x 4 ranges */
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof(id), "p%d", i);
+		acq(&w, id, "fd00:d57::30", 0, 1000, NULL, 0);
+	}
+	assert_int_equal(lease_page_after(w.m, v4("192.0.2.9"), 0, &cur), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lease_page(w.m, cur, &all, 100, 1000, page_cb, &p, &next), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.v4[0], v4("192.0.2.10"));
+	assert_int_equal(lease_page_after(w.m, v4("192.0.2.9"), 1024, &cur), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lease_page(w.m, cur, &all, 100, 1000, page_cb, &p, &next), 0);
+	assert_int_equal(p.n, 5);
+	down(&w);
 }
 
 /*
