@@ -284,3 +284,26 @@ def test_lab_two_servers_on_postgresql(lab2):
     for c in ("c1", "c2"):
         r = lab2.exec(c, "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
         assert r.returncode == 0, (c, r.stderr)
+
+
+def test_lab_srv2_killed_its_client_renews_at_srv(lab2):
+    """kill -9 srv2: c2 (a client of srv2) keeps its tunnel; started again
+    naming srv (dstm-client names one server: the operator's move, or a
+    service address that moved), it renews there and keeps its address,
+    and traffic flows; srv's clients never noticed."""
+    from test_domain import bound, dti_addresses, kill_node, start_node
+
+    before = {c: dti_addresses(lab2, c)[0] for c in ("c1", "c2")}
+    kill_node(lab2, "srv2", signal.SIGKILL)
+    kill_node(lab2, "c2", signal.SIGKILL)
+    conf = lab2.config("c2")
+    conf["server"] = "[fd00:d57::1]:3653"
+    start_node(lab2, "c2", "dstm-client", lab2.write_config("c2", "to-srv.json", conf))
+    s = bound(lab2, "c2", timeout=30)
+    assert s["ipv4"] == before["c2"], (s, before)
+    assert dti_addresses(lab2, "c1")[0] == before["c1"]
+    for c in ("c1", "c2"):
+        r = lab2.exec(c, "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
+        assert r.returncode == 0, (c, r.stderr)
+    leases = {e["ipv4"]: e for e in lab2.ctl("srv", "leases")}
+    assert leases[before["c2"]]["identity"] == "anon:fd00:d57::12"
