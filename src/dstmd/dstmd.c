@@ -242,13 +242,7 @@ store_recovered(struct dstmd *d)
 	dstmd_rearm_expiry(d);
 }
 
-/*
- * Another dstmd on the same PostgreSQL database committed: memory again
- * from the database, at a moment nothing of ours is in flight (every
- * decision made is durable, none is open), so a reload loses nothing.
- * Until such a moment the flag stays; a decision taken meanwhile on the
- * old memory is refused by the database if it conflicts (store_pg.c).
- */
+/* Leases that ended this recently are left to the expiry owner by a reload elsewhere. */
 #define STORE_SYNC_GRACE_S 5
 
 /*
@@ -270,6 +264,13 @@ spread_pools(struct dstmd *d)
 	}
 }
 
+/*
+ * Another dstmd on the same PostgreSQL database committed: memory again
+ * from the database, at a moment nothing of ours is in flight (every
+ * decision made is durable, none is open), so a reload loses nothing.
+ * Until such a moment the flag stays; a decision taken meanwhile on the
+ * old memory is refused by the database if it conflicts (store_pg.c).
+ */
 static void
 store_sync(struct dstmd *d)
 {
