@@ -284,6 +284,12 @@ store_sync(struct dstmd *d)
 		/* Busy: again soon, also if no commit of ours comes to call us. */
 		struct timeval soon = {0, 20 * 1000};
 
+		/*
+		 * Writes nobody waits for (a DHCPv6 Advertise's offer) stay in the
+		 * open batch until the next commit: make it now, or we never idle.
+		 */
+		if (!d->store_failing && store_in_transaction(d->store))
+			dstmd_schedule_commit(d);
 		evtimer_add(d->store_sync_ev, &soon);
 		return;
 	}

@@ -6,7 +6,9 @@ acknowledged lease, and its clients renew at the other (a TSP client
 reconnects there and keeps its address); PostgreSQL restarted under a
 serving dstmd: allocations are refused meanwhile (530, never a faked 200)
 and served again once it is back. Also the lab with `--store postgresql
---servers 2`: clients of srv and of srv2 bound, no address twice."""
+--servers 2`: clients of srv and of srv2 bound, no address twice; srv2
+killed with -9, its TSP client started again toward srv keeps its
+address; over DHCPv6, srv killed with -9, the clients renew at srv2."""
 
 import json
 import os
@@ -307,3 +309,35 @@ def test_lab_srv2_killed_its_client_renews_at_srv(lab2):
         assert r.returncode == 0, (c, r.stderr)
     leases = {e["ipv4"]: e for e in lab2.ctl("srv", "leases")}
     assert leases[before["c2"]]["identity"] == "anon:fd00:d57::12"
+
+
+@pytest.fixture(scope="module")
+def lab2_dhcp():
+    from lab import domain
+    yield from domain(access="dhcpv6", clients=2, store="postgresql", servers=2, lifetime=30)
+
+
+def test_lab_dhcpv6_srv_killed_clients_renew_at_srv2(lab2_dhcp):
+    """DHCPv6 with srv and srv2 on one database: kill -9 srv; past T1 and
+    T2 of a 30 s lease every client is still bound with its address, its
+    lease renewed at srv2 (Renew or Rebind: whichever reaches a server),
+    srv2 runs expiry now, and traffic flows."""
+    from test_domain import bound, dti_addresses, kill_node
+
+    lab = lab2_dhcp
+    before = {c: dti_addresses(lab, c)[0] for c in lab.client_nodes}
+    kill_node(lab, "srv", signal.SIGKILL)
+    renewed0 = lab.ctl("srv2", "counters").get("lease_renewals", 0)
+    time.sleep(40)  # past the first lease's expiry: only renewals at srv2 keep them
+    for c in lab.client_nodes:
+        s = bound(lab, c, timeout=20)
+        assert s["ipv4"] == before[c], (c, s, before)
+    leases = {e["ipv4"]: e for e in lab.ctl("srv2", "leases")}
+    for c, a in before.items():
+        assert leases[a]["state"] == "active", leases[a]
+        assert leases[a]["expires_in"] > 0
+    n = lab.ctl("srv2", "counters")
+    assert n.get("lease_renewals", 0) > renewed0
+    assert n.get("store_expiry_owner") is True
+    r = lab.exec("c1", "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
+    assert r.returncode == 0, r.stderr
