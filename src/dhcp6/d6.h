@@ -295,7 +295,8 @@ struct d6_grant {
 	unsigned flags; /* D6_GRANT_NEW / D6_GRANT_MOVED */
 	const void *tep_ref;
 	/* lw4o6 (RFC 7596): v6 is the address the server assigned (IA_NA),
-	 * and the port set is a PSID's (psid_len 0: the whole address). */
+	 * and the port set is a PSID's (psid_len 0: the whole address). Set
+	 * by find() too: a Release names the address of an lw4o6 lease only. */
 	bool lw;
 	uint8_t psid_offset, psid_len;
 	uint16_t psid; /* right-aligned */

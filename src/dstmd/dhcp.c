@@ -202,6 +202,7 @@ op_find(void *arg, const char *identity, struct d6_grant *g)
 	if (!l)
 		return -ENOENT;
 	grant_of(d, l, dstmd_tep_named(d, l->tep), clock_wall_s(), g);
+	g->lw = lw4o6_holds(d, &l->v6); /* d6_server: whose address a Release may name */
 	return 0;
 }
 
