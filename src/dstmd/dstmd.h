@@ -98,7 +98,9 @@ struct dstmd {
 	uint64_t store_failures, probe_ticket;
 	/* PostgreSQL: another instance committed; reload when nothing is in flight. */
 	bool store_sync_pending;
-	uint64_t store_syncs; /* reloads for the other instances' commits */
+	struct event *store_sync_ev; /* tries the pending reload again while busy */
+	uint64_t store_syncs;        /* reloads for the other instances' commits */
+	uint32_t pool_spread; /* where this instance starts in each pool, a fraction of 2^32 */
 	char store_error[256];
 	struct event *store_retry_ev;
 	struct dstmd_counters ctr;
