@@ -44,6 +44,7 @@ static const char *const limit_keys[] = {"connections",
 static const char *const known_mechs[] = {"SCRAM-SHA-256", "DIGEST-MD5", "PLAIN", "ANONYMOUS",
                                           NULL};
 
+/* A list of IPv6 addresses at `ptr` (absent: none). */
 static struct in6_addr *
 load_v6_list(struct cfg *doc, const char *ptr, size_t *count)
 {

@@ -210,4 +210,3 @@ config_load_teps(struct dstmd_config *c)
 	}
 }
 
-/* A list of IPv6 addresses at `ptr` (absent: none). */

@@ -666,6 +666,12 @@ lease_offer(struct lease_mgr *m, const struct lease *l, int64_t now, uint32_t ho
 	return lease_stage_update(m, e);
 }
 
+/*
+ * History older than history_days goes, a bounded batch at a time (at
+ * most LEASE_PRUNE_ROWS every LEASE_PRUNE_EVERY seconds, about 2.6
+ * million rows a day), in whatever commit comes next, so that no commit
+ * carries a large delete and its fsync does not stretch.
+ */
 #define LEASE_PRUNE_ROWS  3000
 #define LEASE_PRUNE_EVERY 10
 static void

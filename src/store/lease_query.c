@@ -149,10 +149,3 @@ lease_next_expiry(const struct lease_mgr *m)
 	/* While failed nothing expires (lease_expire refuses): no timer spinning on a past deadline. */
 	return m->nheap > 0 && !m->failed ? lease_deadline(m->heap[0]) : INT64_MAX;
 }
-
-/*
- * History older than history_days goes, a bounded batch at a time (at
- * most LEASE_PRUNE_ROWS every LEASE_PRUNE_EVERY seconds, about 2.6
- * million rows a day), in whatever commit comes next, so that no commit
- * carries a large delete and its fsync does not stretch.
- */
