@@ -261,6 +261,8 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	uint32_t want = 0;
 	unsigned flags = 0;
 	int64_t now = clock_wall_s();
+	struct grant_req req;
+	struct grant_result res;
 	struct request *r;
 	int rc;
 
@@ -284,42 +286,43 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		}
 		want = t->client.v4;
 	}
-	if (!(tep = dstmd_config_tep_for(d->cfg, &v6))) {
+	req = (struct grant_req){
+	    .who = who, .identity = identity, .v6 = v6, .want_v4 = want, .now = now};
+	switch (dstmd_grant(d, &req, d->per_64, &res)) {
+	case GRANT_GRANTED:
+		break;
+	case GRANT_NO_TEP:
 		log_warnx_rl(&access_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(&v6, a6));
 		d->ctr.bad_address++;
 		session_reply(s, TSP_INVALID_IPV6, NULL);
 		return;
-	}
 	/*
 	 * Pool exhaustion (seed 000): a new lease for a /64 that already holds
 	 * its share is refused with 301 "no more tunnels", one that asks too
 	 * fast with 530 (src/grant: the policy DHCPv6 applies too).
 	 */
-	if (!lease_find_identity(d->leases, identity)) {
-		switch (dstmd_admit(d, &v6, d->per_64)) {
-		case GRANT_ADMIT_QUOTA_64:
-			d->ctr.quota_64++;
-			log_warnx_rl(&access_rl,
-			             "%s: its /64 holds %u leases, the most one /64 may",
-			             addr_fmt_v6(&v6, a6), d->per_64);
-			session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
-			return;
-		case GRANT_ADMIT_RATE_64:
-			d->ctr.rate_64++;
-			session_reply(s, TSP_BUSY, NULL);
-			return;
-		default:
-			break;
-		}
-	}
-	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
+	case GRANT_QUOTA:
+		d->ctr.quota_64++;
+		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
+		             addr_fmt_v6(&v6, a6), d->per_64);
+		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+		return;
+	case GRANT_RATE:
+		d->ctr.rate_64++;
+		session_reply(s, TSP_BUSY, NULL);
+		return;
+	case GRANT_TEP_DOWN:
 		/* Nothing could be bound: do not take an address for nothing. */
 		session_reply(s, TSP_TEP_CONFIG_ERROR, NULL);
 		return;
+	case GRANT_FAILED:
+		break;
 	}
-	rc = lease_acquire(d->leases, identity, &v6, want, tep->pool, tep->name, now, &l, &flags);
-	switch (rc) {
+	tep = res.tep ? res.tep->ref : NULL;
+	l = res.lease;
+	flags = res.flags;
+	switch (res.err) {
 	case 0:
 		break;
 	case -ENOSPC:

@@ -719,6 +719,7 @@ dstmd_config_free(struct dstmd_config *c)
 	for (size_t i = 0; i < c->nteps; i++)
 		free(c->teps[i].clients);
 	free(c->teps);
+	free(c->tep_views);
 	free(c->listens);
 	free(c->redirect);
 	free(c->dhcp6.interfaces);
@@ -761,17 +762,9 @@ dstmd_config_endpoints(const struct dstmd_config *c, const char *user, size_t *n
 const struct dstmd_tep *
 dstmd_config_tep_for(const struct dstmd_config *c, const struct in6_addr *v6)
 {
-	const struct dstmd_tep *any = NULL;
+	const struct grant_tep *t = grant_tep_choose(c->tep_views, c->nteps, v6);
 
-	for (size_t i = 0; i < c->nteps; i++) {
-		if (c->teps[i].nclients == 0 && !any)
-			any = &c->teps[i];
-		for (size_t j = 0; j < c->teps[i].nclients; j++)
-			if (addr_v6_in_prefix(v6, &c->teps[i].clients[j].prefix,
-			                      c->teps[i].clients[j].plen))
-				return &c->teps[i];
-	}
-	return any;
+	return t ? t->ref : NULL;
 }
 
 void

@@ -208,5 +208,15 @@ config_load_teps(struct dstmd_config *c)
 		snprintf(p, sizeof(p), "/teps/%zu/control/secret", i);
 		cfg_str(doc, p, !!strcmp(t->ctl_mechanism, "ANONYMOUS"), NULL, &t->ctl_secret);
 	}
+	/* What src/grant chooses among (grant_tep_choose), in the file's order. */
+	if (!(c->tep_views = calloc(c->nteps, sizeof(*c->tep_views)))) {
+		cfg_error(doc, "/teps", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < c->nteps; i++)
+		c->tep_views[i] = (struct grant_tep){.ref = &c->teps[i],
+		                                     .name = c->teps[i].name,
+		                                     .pool = c->teps[i].pool,
+		                                     .clients = c->teps[i].clients,
+		                                     .nclients = c->teps[i].nclients};
 }
-
