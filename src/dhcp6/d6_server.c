@@ -3,7 +3,8 @@
  * seed 002 §6.2): a client message in, the lease calls of `d6_lease_ops`,
  * a reply out. No sockets and no clock of its own, so unit tests and the
  * fuzzer drive it directly. A client is its DUID; each of its IAs is one
- * lease, named "dhcp6:<duid hex>:<iaid hex>".
+ * lease, named "dhcp6:<duid hex>:<iaid hex>". This file decides;
+ * d6_reply.c writes the Advertise or Reply.
  *
  * Decisions worth knowing:
  *  - Solicit without Rapid Commit takes the lease it advertises (staged in
@@ -47,43 +48,10 @@
 #include "common/addr.h"
 #include "common/hash.h"
 #include "dhcp6/d6.h"
+#include "dhcp6/d6_server_int.h"
 
 #define CLIENT_BUCKETS      (1u << 16)
 #define CLIENTS_MAX_DEFAULT 16384
-#define DUID_TRACK_MAX      16
-
-/*
- * What the server remembers of one client DUID (not durable: see
- * dstmd(8)). Anyone can make one with a Solicit of a new DUID, so there
- * are at most cfg.max_clients of them: a new one takes the place of the
- * one heard least recently (the LRU list). Forgetting a DUID loses its
- * replay counter, its reconfigure key (no Reconfigure then: it learns at
- * its next Renew) and the IAIDs of the per-DUID limit; the per-/64 limit,
- * which the lease manager counts, still bounds what one host holds.
- */
-struct client_ent {
-	struct client_ent *next;
-	struct client_ent *lru_prev, *lru_next; /* head: heard most recently */
-	uint8_t duid[D6_DUID_MAX + 2];
-	size_t duid_len;
-	bool has_replay, has_reconf;
-	bool reconf_sent; /* the key went out once: never again (DESIGN §4) */
-	uint64_t last_replay;
-	uint8_t reconf_key[16];
-	unsigned niaid;
-	uint32_t iaid[DUID_TRACK_MAX];
-};
-
-struct d6_server {
-	struct d6_server_config cfg;
-	const struct d6_lease_ops *ops;
-	void *arg;
-	struct d6_server_counters ctr;
-	uint64_t replay;
-	struct client_ent **clients;
-	struct client_ent *lru_head, *lru_tail;
-	size_t nclients;
-};
 
 /* DUIDs and /64s come from strangers: the tree's keyed hash (common/hash.h). */
 static uint32_t
@@ -286,8 +254,8 @@ net_limit_ok(struct d6_server *s, const struct in6_addr *v6)
 
 /* ---- Serving IAs ---- */
 
-static bool
-form_served(const struct d6_server *s, const struct d6_ia *ia)
+bool
+d6_srv_form_served(const struct d6_server *s, const struct d6_ia *ia)
 {
 	if (ia->code == s->cfg.codes.ia_dstm)
 		return s->cfg.forms & D6_FORM_IA_DSTM;
@@ -325,7 +293,7 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	bool lw = t->lw && ia->code == D6_OPT_IA_NA && !ia->global_v4;
 	int rc;
 
-	if (!lw && !form_served(s, ia)) {
+	if (!lw && !d6_srv_form_served(s, ia)) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;
 	}
@@ -668,258 +636,6 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 	if (s->cfg.reconfigure)
 		reconf_key_give(s, t);
 	return D6_ACT_REPLY;
-}
-
-/* ---- Building the reply ---- */
-
-static void
-put_status(struct wcur *w, uint16_t st, const char *text)
-{
-	size_t n = text ? strlen(text) : 0;
-
-	w_u16(w, D6_OPT_STATUS_CODE);
-	w_u16(w, (uint16_t)(2 + n));
-	w_u16(w, st);
-	w_bytes(w, text, n);
-}
-
-static void
-count_status(struct d6_server *s, uint16_t st)
-{
-	switch (st) {
-	case D6_ST_NO_ADDRS_AVAIL:
-		s->ctr.st_no_addrs++;
-		break;
-	case D6_ST_NO_BINDING:
-		s->ctr.st_no_binding++;
-		break;
-	case D6_ST_NOT_ON_LINK:
-		s->ctr.st_not_on_link++;
-		break;
-	case D6_ST_USE_MULTICAST:
-		s->ctr.st_use_multicast++;
-		break;
-	case D6_ST_UNSPEC_FAIL:
-		s->ctr.st_unspec_fail++;
-		break;
-	default:
-		break;
-	}
-}
-
-static const char *
-status_text(uint16_t st)
-{
-	switch (st) {
-	case D6_ST_NO_ADDRS_AVAIL:
-		return "no IPv4 address available";
-	case D6_ST_NO_BINDING:
-		return "no binding for this IA";
-	case D6_ST_NOT_ON_LINK:
-		return "address not in a DSTM pool";
-	case D6_ST_USE_MULTICAST:
-		return "use multicast";
-	case D6_ST_UNSPEC_FAIL:
-		return "the tunnel end point refused the binding";
-	default:
-		return NULL;
-	}
-}
-
-static void
-put_ia(struct d6_server *s, struct wcur *w, const struct d6_txn *t, unsigned i)
-{
-	const struct d6_ia *ia = &t->m.ia[i];
-	const struct d6_ia_out *o = &t->out[i];
-	bool dstm = ia->code == s->cfg.codes.ia_dstm;
-	bool granted = o->granted && !o->refused;
-	uint32_t valid = 0, pref = 0, t1 = 0, t2 = 0;
-	uint16_t st = o->refused ? D6_ST_UNSPEC_FAIL : o->status;
-	uint8_t *lenp;
-	struct in6_addr mapped;
-
-	if (granted) {
-		valid = o->g.expiry > t->now ? (uint32_t)(o->g.expiry - t->now) : 0;
-		pref = s->cfg.preferred && s->cfg.preferred < valid ? s->cfg.preferred : valid;
-		/* seed 001 A §4, RFC 8415 §21.4: .5 and .8 of the preferred lifetime. */
-		t1 = s->cfg.t1 ? s->cfg.t1 : pref / 2;
-		t2 = s->cfg.t2 ? s->cfg.t2 : (uint32_t)((uint64_t)pref * 4 / 5);
-		if (t1 > t2)
-			t1 = t2;
-	}
-	if (!dstm && ia->global_v4 && form_served(s, ia)) {
-		/* seed 002 §6.1.2: the Global IPv4 Address option, naming the TEP, then the IA. */
-		w_u16(w, s->cfg.codes.global_v4);
-		w_u16(w, granted ? 16 : 0);
-		if (granted)
-			w_bytes(w, &o->g.tep, 16);
-	}
-	w_u16(w, ia->code);
-	lenp = w_reserve(w, 2);
-	w_u32(w, ia->iaid);
-	w_u32(w, t1);
-	w_u32(w, t2);
-	if (granted || o->zero_lifetimes) {
-		if (granted && o->g.lw)
-			mapped = o->g.v6; /* lw4o6: the address the server assigned */
-		else if (granted)
-			addr_v4_mapped(&mapped, o->g.v4);
-		else
-			mapped = ia->addr;
-		w_u16(w, D6_OPT_IAADDR);
-		w_u16(w, 24);
-		w_bytes(w, &mapped, 16);
-		w_u32(w, pref);
-		w_u32(w, valid);
-	}
-	if (granted && dstm) {
-		/* seed 001 A §5: the TEP; seed 001 B §4: the ports of a shared address. */
-		w_u16(w, s->cfg.codes.tep);
-		w_u16(w, 16);
-		w_bytes(w, &o->g.tep, 16);
-		if (o->g.port_lo || o->g.port_hi) {
-			w_u16(w, s->cfg.codes.ports);
-			w_u16(w, 4);
-			w_u16(w, o->g.port_lo);
-			w_u16(w, o->g.port_hi);
-		}
-	}
-	if (st != D6_ST_SUCCESS) {
-		put_status(w, st, status_text(st));
-		count_status(s, st);
-	}
-	if (lenp)
-		w_put16_at(lenp, (uint16_t)(w->p - lenp - 2));
-}
-
-static bool
-requested(const struct d6_msg *m, uint16_t code)
-{
-	for (unsigned i = 0; code && i < m->noro; i++)
-		if (m->oro[i] == code)
-			return true;
-	return false;
-}
-
-/* The client's message part of the reply, at w. */
-static void
-build_inner(struct d6_server *s, struct d6_txn *t, struct wcur *w)
-{
-	const struct d6_msg *m = &t->m;
-	uint8_t *start = w->p, *mac = NULL;
-
-	w_u8(w, t->reply_type);
-	w_u8(w, (uint8_t)(m->xid >> 16));
-	w_u16(w, (uint16_t)m->xid);
-	w_u16(w, D6_OPT_SERVERID);
-	w_u16(w, (uint16_t)s->cfg.duid_len);
-	w_bytes(w, s->cfg.duid, s->cfg.duid_len);
-	if (m->clientid) {
-		w_u16(w, D6_OPT_CLIENTID);
-		w_u16(w, (uint16_t)m->clientid_len);
-		w_bytes(w, m->clientid, m->clientid_len);
-	}
-	if (t->top_status != 0xffff) {
-		put_status(w, t->top_status, t->top_msg ? t->top_msg : status_text(t->top_status));
-		count_status(s, t->top_status);
-	}
-	if (m->rapid_commit) {
-		w_u16(w, D6_OPT_RAPID_COMMIT);
-		w_u16(w, 0);
-	}
-	for (unsigned i = 0; i < m->nia; i++)
-		put_ia(s, w, t, i);
-	/* RFC 7598 §5: one container, for the (first) lw4o6 lease of the message. */
-	for (unsigned i = 0; t->lw && i < m->nia; i++)
-		if (t->out[i].granted && !t->out[i].refused && t->out[i].g.lw) {
-			d6_s46_put_cont(w, &t->out[i].g);
-			break;
-		}
-	/* RFC 8973 §5.1, RFC 5986 §3: only what the ORO asked for. */
-	if (s->cfg.dots_ri && requested(m, s->cfg.codes.dots_ri)) {
-		w_u16(w, s->cfg.codes.dots_ri);
-		w_u16(w, (uint16_t)s->cfg.dots_ri_len);
-		w_bytes(w, s->cfg.dots_ri, s->cfg.dots_ri_len);
-	}
-	if (s->cfg.ndots_addr && requested(m, s->cfg.codes.dots_address)) {
-		w_u16(w, s->cfg.codes.dots_address);
-		w_u16(w, (uint16_t)(16 * s->cfg.ndots_addr));
-		for (size_t i = 0; i < s->cfg.ndots_addr; i++)
-			w_bytes(w, &s->cfg.dots_addr[i], 16);
-	}
-	if (s->cfg.access_domain && requested(m, s->cfg.codes.access_domain)) {
-		w_u16(w, s->cfg.codes.access_domain);
-		w_u16(w, (uint16_t)s->cfg.access_domain_len);
-		w_bytes(w, s->cfg.access_domain, s->cfg.access_domain_len);
-	}
-	if (t->give_reconf_key) {
-		uint8_t *val;
-		/* RFC 8415 §20.4.2: the key goes in the Reply, with Reconfigure Accept. */
-		w_u16(w, D6_OPT_RECONF_ACCEPT);
-		w_u16(w, 0);
-		d6_auth_put_reconf(w, 1, t->reconf_key, ++s->replay, &val);
-	}
-	if (t->key)
-		d6_auth_put_delayed(w, t->key, ++s->replay, &mac);
-	if (!w->err && mac)
-		d6_auth_sign(start, (size_t)(w->p - start), t->key->secret, t->key->secret_len,
-		             mac);
-}
-
-int
-d6_server_build(struct d6_server *s, struct d6_txn *t, uint8_t *out, size_t cap, size_t *len)
-{
-	size_t over = 0, pos, inner_len;
-	struct wcur w;
-
-	*len = 0;
-	/* RFC 8415 §19.3: one Relay-reply per Relay-forward, interface-id echoed. */
-	for (unsigned i = 0; i < t->env.nrelays; i++)
-		over += 34 + 4 + (t->env.relay[i].ifid ? 4 + t->env.relay[i].ifid_len : 0);
-	if (over >= cap) {
-		s->ctr.drop[D6_DROP_TOO_BIG]++;
-		return -EMSGSIZE;
-	}
-	w = wcur_make(out + over, cap - over);
-	build_inner(s, t, &w);
-	if (w.err) {
-		s->ctr.drop[D6_DROP_TOO_BIG]++;
-		return -EMSGSIZE;
-	}
-	inner_len = w_len(&w);
-	pos = over;
-	for (unsigned k = t->env.nrelays; k-- > 0;) {
-		const struct d6_relay *r = &t->env.relay[k];
-		size_t hl = 34 + 4 + (r->ifid ? 4 + r->ifid_len : 0);
-		size_t body = *len ? *len : inner_len;
-		struct wcur h;
-
-		if (body > 0xffff) {
-			s->ctr.drop[D6_DROP_TOO_BIG]++;
-			return -EMSGSIZE;
-		}
-		pos -= hl;
-		h = wcur_make(out + pos, hl);
-		w_u8(&h, D6_RELAY_REPL);
-		w_u8(&h, r->hop_count);
-		w_bytes(&h, &r->link, 16);
-		w_bytes(&h, &r->peer, 16);
-		if (r->ifid) {
-			w_u16(&h, D6_OPT_INTERFACE_ID);
-			w_u16(&h, (uint16_t)r->ifid_len);
-			w_bytes(&h, r->ifid, r->ifid_len);
-		}
-		w_u16(&h, D6_OPT_RELAY_MSG);
-		w_u16(&h, (uint16_t)body);
-		*len = hl + body;
-	}
-	if (!t->env.nrelays)
-		*len = inner_len;
-	if (t->reply_type == D6_ADVERTISE)
-		s->ctr.tx_advertise++;
-	else
-		s->ctr.tx_reply++;
-	return 0;
 }
 
 int

@@ -38,46 +38,8 @@
 #include "common/keycount.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
+#include "dstmd/session.h"
 #include "grant/grant.h"
-
-#define SESSION_BUCKETS   (1u << 16)
-#define SESSION_MAX_QUEUE 4
-#define IDENTITY_MAX      160
-
-struct session {
-	struct dstmd *d;
-	struct tsp_conn *conn; /* NULL once closed */
-	SSL *ssl;              /* a TLS session's, owned by its bufferevent */
-	uint64_t netkey;       /* the peer's /64 (or IPv4 address) in d->conns64 */
-	struct session *hnext; /* identity hash chain */
-	bool bound;            /* in the identity hash */
-	bool busy;             /* a command is being answered */
-	int refs;              /* the connection + requests in progress */
-	char identity[IDENTITY_MAX];
-	struct tsp_tunnel *queue[SESSION_MAX_QUEUE];
-	unsigned nqueue;
-	struct session *lprev, *lnext; /* the activity list, least recent first */
-	int64_t last_ms;               /* accepted, or its last command */
-	bool listed;                   /* in the activity list (its connection is open) */
-	bool evicted;                  /* closing to make room: no longer counted */
-	bool dgram;                    /* TSP over UDP: its source address is not proven */
-};
-
-/*
- * Open sessions by activity, least recent first (DESIGN §4: state a
- * stranger creates is bounded and evicted). A session that holds no lease
- * and answers nothing is idle: at the global cap (limits.connections) or
- * its /64's (limits.connections_per_64) a new connection takes the place
- * of the oldest idle one, and an idle session is closed after
- * limits.unbound_timeout seconds. A session that holds a lease is never
- * evicted: it is the client's channel for "delete".
- */
-static struct {
-	struct session *head, *tail;
-	struct event *sweep;
-	unsigned nofile_cap; /* connections the descriptor limit allows */
-	uint64_t evicted, idle_closed;
-} act;
 
 enum req_kind { REQ_CREATE, REQ_RELEASE };
 
@@ -95,152 +57,6 @@ struct request {
 static struct log_rl access_rl;
 
 static void session_next(struct session *s);
-
-static void
-act_unlink(struct session *s)
-{
-	if (!s->listed)
-		return;
-	if (s->lprev)
-		s->lprev->lnext = s->lnext;
-	else
-		act.head = s->lnext;
-	if (s->lnext)
-		s->lnext->lprev = s->lprev;
-	else
-		act.tail = s->lprev;
-	s->lprev = s->lnext = NULL;
-	s->listed = false;
-}
-
-/* The session was just active: it goes to the end of the list. */
-static void
-act_touch(struct session *s)
-{
-	act_unlink(s);
-	s->last_ms = clock_mono_ms();
-	s->lprev = act.tail;
-	if (act.tail)
-		act.tail->lnext = s;
-	else
-		act.head = s;
-	act.tail = s;
-	s->listed = true;
-}
-
-static bool
-idle(const struct session *s)
-{
-	return s->conn && !s->bound && !s->busy && s->nqueue == 0;
-}
-
-/* Close the least recently active idle session (of network `key` unless `any`). */
-static bool
-evict_idle(struct dstmd *d, uint64_t key, bool any)
-{
-	for (struct session *s = act.head; s; s = s->lnext)
-		if (idle(s) && (any || s->netkey == key)) {
-			/* Its close comes in a moment; it stops counting now, and is never picked twice. */
-			act_unlink(s);
-			s->evicted = true;
-			d->nconns--;
-			(void)keycount_add(&d->conns64, s->netkey, -1);
-			tsp_conn_close(s->conn);
-			act.evicted++;
-			return true;
-		}
-	return false;
-}
-
-/* Once a second: close the sessions idle for longer than limits.unbound_timeout. */
-static void
-sweep_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct dstmd *d = arg;
-	int64_t limit = clock_mono_ms() - (int64_t)d->cfg->unbound_timeout * 1000;
-	struct session *s = act.head, *next;
-
-	if (!d->cfg->unbound_timeout)
-		return;
-	/* Oldest first: the walk ends at the first session active since the limit. */
-	for (; s && s->last_ms <= limit; s = next) {
-		next = s->lnext;
-		if (idle(s)) {
-			act_unlink(s);
-			tsp_conn_close(s->conn);
-			act.idle_closed++;
-		}
-	}
-}
-
-/* The most sessions at once: the configured cap, within the descriptors we may open. */
-static unsigned
-conn_cap(const struct dstmd *d)
-{
-	return act.nofile_cap && act.nofile_cap < d->cfg->max_connections ? act.nofile_cap
-	                                                                  : d->cfg->max_connections;
-}
-
-/* ---- The identity → open session map, for "delete" at expiry ---- */
-
-static uint32_t
-ident_hash(const char *s)
-{
-	return (uint32_t)(hash_str(s) & (SESSION_BUCKETS - 1));
-}
-
-static struct session *
-session_find(struct dstmd *d, const char *identity)
-{
-	for (struct session *s = d->sessions[ident_hash(identity)]; s; s = s->hnext)
-		if (!strcmp(s->identity, identity))
-			return s;
-	return NULL;
-}
-
-static void
-session_unbind(struct session *s)
-{
-	struct session **pp;
-
-	if (!s->bound)
-		return;
-	for (pp = &s->d->sessions[ident_hash(s->identity)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == s) {
-			*pp = s->hnext;
-			break;
-		}
-	s->bound = false;
-	s->d->nsessions_bound--;
-}
-
-/* The session now speaks for `identity`; a previous session of it no longer does. */
-static void
-session_bind(struct session *s, const char *identity)
-{
-	struct session *old;
-
-	if (s->bound && !strcmp(s->identity, identity))
-		return;
-	session_unbind(s);
-	if ((old = session_find(s->d, identity)))
-		session_unbind(old);
-	snprintf(s->identity, sizeof(s->identity), "%s", identity);
-	s->hnext = s->d->sessions[ident_hash(identity)];
-	s->d->sessions[ident_hash(identity)] = s;
-	s->bound = true;
-	s->d->nsessions_bound++;
-}
-
-static void
-session_unref(struct session *s)
-{
-	if (--s->refs > 0)
-		return;
-	for (unsigned i = 0; i < s->nqueue; i++)
-		free(s->queue[i]);
-	free(s);
-}
 
 /* ---- Replies ---- */
 
@@ -445,6 +261,8 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	uint32_t want = 0;
 	unsigned flags = 0;
 	int64_t now = clock_wall_s();
+	struct grant_req req;
+	struct grant_result res;
 	struct request *r;
 	int rc;
 
@@ -468,42 +286,43 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		}
 		want = t->client.v4;
 	}
-	if (!(tep = dstmd_config_tep_for(d->cfg, &v6))) {
+	req = (struct grant_req){
+	    .who = who, .identity = identity, .v6 = v6, .want_v4 = want, .now = now};
+	switch (dstmd_grant(d, &req, d->per_64, &res)) {
+	case GRANT_GRANTED:
+		break;
+	case GRANT_NO_TEP:
 		log_warnx_rl(&access_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(&v6, a6));
 		d->ctr.bad_address++;
 		session_reply(s, TSP_INVALID_IPV6, NULL);
 		return;
-	}
 	/*
 	 * Pool exhaustion (seed 000): a new lease for a /64 that already holds
 	 * its share is refused with 301 "no more tunnels", one that asks too
 	 * fast with 530 (src/grant: the policy DHCPv6 applies too).
 	 */
-	if (!lease_find_identity(d->leases, identity)) {
-		switch (dstmd_admit(d, &v6, d->per_64)) {
-		case GRANT_ADMIT_QUOTA_64:
-			d->ctr.quota_64++;
-			log_warnx_rl(&access_rl,
-			             "%s: its /64 holds %u leases, the most one /64 may",
-			             addr_fmt_v6(&v6, a6), d->per_64);
-			session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
-			return;
-		case GRANT_ADMIT_RATE_64:
-			d->ctr.rate_64++;
-			session_reply(s, TSP_BUSY, NULL);
-			return;
-		default:
-			break;
-		}
-	}
-	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity)) {
+	case GRANT_QUOTA:
+		d->ctr.quota_64++;
+		log_warnx_rl(&access_rl, "%s: its /64 holds %u leases, the most one /64 may",
+		             addr_fmt_v6(&v6, a6), d->per_64);
+		session_reply(s, TSP_NO_MORE_TUNNELS, NULL);
+		return;
+	case GRANT_RATE:
+		d->ctr.rate_64++;
+		session_reply(s, TSP_BUSY, NULL);
+		return;
+	case GRANT_TEP_DOWN:
 		/* Nothing could be bound: do not take an address for nothing. */
 		session_reply(s, TSP_TEP_CONFIG_ERROR, NULL);
 		return;
+	case GRANT_FAILED:
+		break;
 	}
-	rc = lease_acquire(d->leases, identity, &v6, want, tep->pool, tep->name, now, &l, &flags);
-	switch (rc) {
+	tep = res.tep ? res.tep->ref : NULL;
+	l = res.lease;
+	flags = res.flags;
+	switch (res.err) {
 	case 0:
 		break;
 	case -ENOSPC:
@@ -629,7 +448,7 @@ on_command(struct tsp_conn *c, const struct tsp_tunnel *t, void *arg)
 	if (!s)
 		return;
 	if (s->listed)
-		act_touch(s);
+		session_touch(s);
 	if (!s->busy) {
 		session_dispatch(s, t);
 		return;
@@ -660,7 +479,7 @@ on_closed(struct tsp_conn *c, void *arg)
 		return;
 	if (!s->evicted)
 		(void)keycount_add(&d->conns64, s->netkey, -1);
-	act_unlink(s);
+	session_unlist(s);
 	tsp_conn_set_data(c, NULL);
 	s->conn = NULL;
 	s->ssl = NULL;
@@ -692,7 +511,7 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	struct session *s;
 	SSL *ssl = NULL;
 
-	if (d->nconns >= conn_cap(d) && !evict_idle(d, 0, true)) {
+	if (d->nconns >= session_cap(d) && !session_evict_idle(d, 0, true)) {
 		/* Nothing idle to let go: stop accepting until a session ends. */
 		evutil_closesocket(fd);
 		d->ctr.accept_paused++;
@@ -703,7 +522,7 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 	}
 	/* One network may not hold every session: its oldest idle one makes room, or no. */
 	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64 &&
-	    !evict_idle(d, net_key(sa), false)) {
+	    !session_evict_idle(d, net_key(sa), false)) {
 		evutil_closesocket(fd);
 		d->ctr.conn_quota_64++;
 		return;
@@ -742,18 +561,18 @@ on_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa, i
 		return;
 	}
 	tsp_conn_set_data(s->conn, s);
-	act_touch(s);
+	session_touch(s);
 }
 
 int
 access_admit(struct dstmd *d, const struct sockaddr *sa)
 {
-	if (d->nconns >= conn_cap(d) && !evict_idle(d, 0, true)) {
+	if (d->nconns >= session_cap(d) && !session_evict_idle(d, 0, true)) {
 		d->ctr.accept_paused++;
 		return -EBUSY;
 	}
 	if (keycount_get(&d->conns64, net_key(sa)) >= d->cfg->conns_per_64 &&
-	    !evict_idle(d, net_key(sa), false)) {
+	    !session_evict_idle(d, net_key(sa), false)) {
 		d->ctr.conn_quota_64++;
 		return -EBUSY;
 	}
@@ -777,7 +596,7 @@ access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
 	s->conn = c;
 	s->dgram = true;
 	tsp_conn_set_data(c, s);
-	act_touch(s);
+	session_touch(s);
 	return 0;
 }
 
@@ -792,8 +611,8 @@ on_accept_error(struct evconnlistener *lst, void *arg)
 	 * oldest idle session go, and pause until a session ends (no busy loop).
 	 */
 	if ((e == EMFILE || e == ENFILE) && d->nconns > 0) {
-		act.nofile_cap = d->nconns;
-		(void)evict_idle(d, 0, true);
+		session_act.nofile_cap = d->nconns;
+		(void)session_evict_idle(d, 0, true);
 	}
 	log_warn("accept");
 	if (!d->accept_paused) {
@@ -807,7 +626,7 @@ on_accept_error(struct evconnlistener *lst, void *arg)
 void
 access_conn_closed(struct dstmd *d)
 {
-	if (d->accept_paused && d->nconns < conn_cap(d)) {
+	if (d->accept_paused && d->nconns < session_cap(d)) {
 		d->accept_paused = false;
 		for (size_t i = 0; i < d->nlisteners; i++)
 			evconnlistener_enable(d->listeners[i]);
@@ -887,17 +706,17 @@ access_init(struct dstmd *d)
 			if (spare + 16 > rl.rlim_cur)
 				spare = rl.rlim_cur - 16;
 
-			act.nofile_cap = (unsigned)(rl.rlim_cur - spare);
-			if (act.nofile_cap < d->cfg->max_connections)
+			session_act.nofile_cap = (unsigned)(rl.rlim_cur - spare);
+			if (session_act.nofile_cap < d->cfg->max_connections)
 				log_warnx("only %u sessions fit the descriptor limit (%llu), not "
 				          "limits.connections (%u): raise LimitNOFILE",
-				          act.nofile_cap, (unsigned long long)rl.rlim_cur,
+				          session_act.nofile_cap, (unsigned long long)rl.rlim_cur,
 				          d->cfg->max_connections);
 		}
 	}
-	if (!(act.sweep = event_new(d->base, -1, EV_PERSIST, sweep_cb, d)))
+	if (!(session_act.sweep = event_new(d->base, -1, EV_PERSIST, session_sweep_cb, d)))
 		return -ENOMEM;
-	event_add(act.sweep, &(struct timeval){1, 0});
+	event_add(session_act.sweep, &(struct timeval){1, 0});
 	d->sessions = calloc(SESSION_BUCKETS, sizeof(*d->sessions));
 	if (!d->sessions)
 		return -ENOMEM;
@@ -936,9 +755,9 @@ access_init(struct dstmd *d)
 void
 access_fini(struct dstmd *d)
 {
-	if (act.sweep)
-		event_free(act.sweep);
-	act.sweep = NULL;
+	if (session_act.sweep)
+		event_free(session_act.sweep);
+	session_act.sweep = NULL;
 	for (size_t i = 0; i < d->nlisteners; i++)
 		evconnlistener_free(d->listeners[i]);
 	free(d->listeners);
@@ -974,8 +793,10 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
 	json_object_set_new(o, "drop_udp_anonymous_delete",
 	                    json_integer((json_int_t)d->ctr.udp_anon_delete));
-	json_object_set_new(o, "sessions_evicted_idle", json_integer((json_int_t)act.evicted));
-	json_object_set_new(o, "sessions_idle_closed", json_integer((json_int_t)act.idle_closed));
+	json_object_set_new(o, "sessions_evicted_idle",
+	                    json_integer((json_int_t)session_act.evicted));
+	json_object_set_new(o, "sessions_idle_closed",
+	                    json_integer((json_int_t)session_act.idle_closed));
 	json_object_set_new(o, "drop_quota_64", json_integer((json_int_t)d->ctr.quota_64));
 	json_object_set_new(o, "drop_rate_64", json_integer((json_int_t)d->ctr.rate_64));
 	json_object_set_new(o, "drop_conn_quota_64",

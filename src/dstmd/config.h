@@ -18,17 +18,12 @@
 #include "pool/pool.h"
 #include "tsp/tsp.h"
 
-struct dstmd_prefix6 {
-	struct in6_addr prefix;
-	unsigned plen;
-};
-
 struct dstmd_tep {
 	const char *name;
 	struct in6_addr v6;
 	uint32_t v4;
 	uint32_t keepalive_v4; /* the keepalive destination in replies (default v4) */
-	struct dstmd_prefix6 *clients;
+	struct grant_prefix *clients;
 	size_t nclients;
 	const char *pool; /* NULL: any pool */
 	bool has_control; /* false: the TEP learns its bindings */
@@ -128,6 +123,7 @@ struct dstmd_config {
 	size_t npools;
 	struct dstmd_tep *teps;
 	size_t nteps;
+	struct grant_tep *tep_views; /* the TEPs as src/grant chooses among them */
 	const char **redirect;
 	size_t nredirect;
 	struct tsp_limits limits;
@@ -149,10 +145,7 @@ struct dstmd_config *dstmd_config_load(const char *path, FILE *errf);
 void dstmd_config_free(struct dstmd_config *c);
 /* The password of `user`, or NULL. */
 const char *dstmd_config_secret(const struct dstmd_config *c, const char *user);
-/*
- * The TEP serving a client at `v6`: the first whose prefixes hold it, else
- * the first TEP that lists no prefixes (it serves everyone), else NULL.
- */
+/* The TEP serving a client at `v6` (grant_tep_choose: src/grant's rule), or NULL. */
 const struct dstmd_tep *dstmd_config_tep_for(const struct dstmd_config *c,
                                              const struct in6_addr *v6);
 /* The prefixes `user` may end its tunnel in besides its source address (none: NULL, 0). */

@@ -11,7 +11,7 @@
  * The client's tunnel address is its verified address, the one
  * d6_client_v6() finds: the global source of the message, or the
  * innermost peer-address of a relay listed in dhcpv6.relays (the engine
- * drops the others). It chooses the TEP (dstmd_config_tep_for) and is
+ * drops the others). src/grant chooses the TEP by it (grant_acquire) and it is
  * what the TEP binds. A DUID is only a claim: the lease calls below apply
  * the identity rule of src/grant (an unsigned message acts on a lease
  * only from the lease's own address), so a stranger who writes another
@@ -152,12 +152,13 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
            int64_t now, struct d6_grant *g)
 {
 	struct dstmd *d = arg;
-	const struct dstmd_tep *tep = dstmd_config_tep_for(d->cfg, v6);
+	const struct dstmd_tep *tep;
 	struct grant_client who = sender(v6, authed);
+	struct grant_req req;
+	struct grant_result res;
 	const struct lease *l;
-	unsigned flags = 0;
+	unsigned flags;
 	char a[ADDR_STRLEN];
-	int rc;
 
 	if (dstmd_check_v6(d, v6) != GRANT_ADDR_OK)
 		return -EACCES; /* counted by the engine and by dstmd_check_v6 */
@@ -170,20 +171,28 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		             addr_fmt_v6(&l->v6, a), addr_fmt_v6(v6, b));
 		return -EPERM;
 	}
-	/* A new lease: the one per-/64 quota and rate (src/grant), as over TSP. */
-	if (!l && dstmd_admit(d, v6, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64) !=
-	              GRANT_ADMIT_OK)
-		return -EDQUOT;
-	if (!tep) {
+	/* The one decision (src/grant): TEP and pool, per-/64 quota and rate, the slot. */
+	req = (struct grant_req){.who = who, .identity = identity, .v6 = *v6, .want_v4 = want,
+	                         .now = now};
+	switch (dstmd_grant(d, &req, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64,
+	                    &res)) {
+	case GRANT_GRANTED:
+		break;
+	case GRANT_NO_TEP:
 		log_warnx_rl(&dhcp_rl, "no TEP serves %s; add its prefix to a TEP's \"clients\"",
 		             addr_fmt_v6(v6, a));
 		return -ENETUNREACH;
-	}
-	if (!tepctl_up(d->tepctl, tep) && !lease_find_identity(d->leases, identity))
+	case GRANT_QUOTA:
+	case GRANT_RATE:
+		return -EDQUOT;
+	case GRANT_TEP_DOWN:
 		return -ENETUNREACH; /* nothing could be bound: take no address for nothing */
-	rc = lease_acquire(d->leases, identity, v6, want, tep->pool, tep->name, now, &l, &flags);
-	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
-		return rc;
+	case GRANT_FAILED:
+		return res.err; /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
+	}
+	tep = res.tep->ref;
+	l = res.lease;
+	flags = res.flags;
 	grant_of(d, l, tep, now, g);
 	if (flags & LEASE_NEW)
 		g->flags |= D6_GRANT_NEW;

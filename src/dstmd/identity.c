@@ -87,13 +87,71 @@ dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6)
 	return r;
 }
 
-enum grant_admit
-dstmd_admit(struct dstmd *d, const struct in6_addr *v6, unsigned per_64)
+/* ---- The allocation engine's store, TEP channel and clock (src/grant) ---- */
+
+static bool
+eng_holds(void *env, const char *identity)
 {
-	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets */
+	struct dstmd *d = env;
+
+	return lease_find_identity(d->leases, identity) != NULL;
+}
+
+static unsigned
+eng_held_64(void *env, const struct in6_addr *v6)
+{
+	struct dstmd *d = env;
+
+	return lease_count_64(d->leases, v6);
+}
+
+static bool
+eng_tep_up(void *env, const void *tep)
+{
+	struct dstmd *d = env;
+
+	return tepctl_up(d->tepctl, tep);
+}
+
+static int64_t
+eng_now_ms(void *env)
+{
+	return clock_mono_ms();
+}
+
+static int
+eng_acquire(void *env, const struct grant_req *req, const char *pool, const char *tep,
+            const void **lease, unsigned *flags)
+{
+	struct dstmd *d = env;
+	const struct lease *l = NULL;
+	int rc = lease_acquire(d->leases, req->identity, &req->v6, req->want_v4, pool, tep,
+	                       req->now, &l, flags);
+
+	*lease = l;
+	return rc;
+}
+
+static const struct grant_alloc_ops dstmd_alloc_ops = {
+    .holds = eng_holds,
+    .held_64 = eng_held_64,
+    .tep_up = eng_tep_up,
+    .now_ms = eng_now_ms,
+    .acquire = eng_acquire,
+};
+
+enum grant_outcome
+dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64, struct grant_result *res)
+{
+	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets, for every method */
+	struct grant_engine e = {.ops = &dstmd_alloc_ops,
+	                         .env = d,
+	                         .teps = d->cfg->tep_views,
+	                         .nteps = d->cfg->nteps,
+	                         .rate = &rate};
 	struct grant_policy p = {.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
 
-	return grant_admit(&rate, &p, v6, lease_count_64(d->leases, v6), clock_mono_ms());
+	return grant_acquire(&e, &p, req, res);
 }
 
 /* ---- TSP: who the client of a command is (access.c) ---- */

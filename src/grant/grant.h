@@ -1,8 +1,10 @@
 /*
  * The allocation engine's rules, shared by every access method (DESIGN
- * §4). For now it holds the identity rule: who may act on a lease, and
- * which IPv6 addresses a lease may ever be bound to. Pure functions of
- * their arguments: no I/O, no clock, no allocation, so that the TSP and
+ * §4): the identity rule (who may act on a lease, which IPv6 addresses a
+ * lease may ever be bound to), the admission policy, the choice of TEP and
+ * pool around the slot allocator, and the push to the TEP after commit.
+ * Functions of their arguments: no I/O and no clock of their own (the
+ * store, the TEP channel and the clock are injected), so that the TSP and
  * DHCPv6 adapters (src/dstmd/access.c, src/dstmd/dhcp.c) and the unit
  * tests call the very same code.
  *
@@ -70,6 +72,9 @@ struct grant_prefix {
 	struct in6_addr prefix;
 	unsigned plen;
 };
+
+/* Whether `a` is inside `p`. */
+bool grant_in_prefix(const struct in6_addr *a, const struct grant_prefix *p);
 
 /*
  * Whether `who` may have its tunnel end at `wanted` rather than at its
@@ -150,5 +155,84 @@ struct grant_push_ops {
  */
 void grant_push(const struct grant_push_ops *ops, void *env, struct grant_push_item *items,
                 size_t n, void (*done)(void *arg), void *arg);
+
+/* ---- Choosing the TEP and its pool, then the slot: one decision for every access method ---- */
+
+/* One configured TEP as the engine sees it. */
+struct grant_tep {
+	const void *ref; /* the adapter's TEP */
+	const char *name;
+	const char *pool;                   /* the pool it lends from; NULL: any */
+	const struct grant_prefix *clients; /* the client prefixes it serves */
+	size_t nclients;                    /* none: it serves whom no other TEP names */
+};
+
+/*
+ * The TEP that serves `v6`: the first whose client prefixes hold it, else
+ * the first that names no clients, else none (NULL).
+ */
+const struct grant_tep *grant_tep_choose(const struct grant_tep *teps, size_t n,
+                                         const struct in6_addr *v6);
+
+/* A request for a lease, as an adapter translated it from its protocol. */
+struct grant_req {
+	struct grant_client who; /* kind, authenticated, verified address */
+	const char *identity;    /* the lease's key: user, address, or DUID and IAID */
+	struct in6_addr v6;      /* where the tunnel ends (the adapter checked it) */
+	uint32_t want_v4;        /* the address the client asked for; 0: any */
+	int64_t now;             /* wall clock, seconds: when the lease starts or is renewed */
+};
+
+/* The store, the TEP channel and the clock, injected. */
+struct grant_alloc_ops {
+	/* Whether `identity` holds a lease now (renewing it is never a new lease). */
+	bool (*holds)(void *env, const char *identity);
+	/* Active leases of the clients of v6's /64. */
+	unsigned (*held_64)(void *env, const struct in6_addr *v6);
+	/* Whether the TEP's control channel is up (or it learns its bindings). */
+	bool (*tep_up)(void *env, const void *tep);
+	/* A monotonic clock, in milliseconds (the rate buckets). */
+	int64_t (*now_ms)(void *env);
+	/*
+	 * The slot allocator (src/store, lease_acquire): the identity's lease,
+	 * renewed, or a new one from `pool` (NULL: any) bound to `tep`. 0, the
+	 * adapter's lease and LEASE_* flags; or -ENOSPC, -EADDRNOTAVAIL, -EIO, …
+	 */
+	int (*acquire)(void *env, const struct grant_req *req, const char *pool, const char *tep,
+	               const void **lease, unsigned *flags);
+};
+
+struct grant_engine {
+	const struct grant_alloc_ops *ops;
+	void *env;
+	const struct grant_tep *teps; /* the configuration's, in its order */
+	size_t nteps;
+	struct grant_rate *rate; /* the rate buckets, shared by every access method */
+};
+
+enum grant_outcome {
+	GRANT_GRANTED,
+	GRANT_NO_TEP,   /* no TEP serves the client's address */
+	GRANT_QUOTA,    /* a new lease, and the /64 holds its share (policy.per_64) */
+	GRANT_RATE,     /* a new lease, and the /64 asks too fast (policy.rate_64) */
+	GRANT_TEP_DOWN, /* a new lease, and its TEP cannot be told: no address for nothing */
+	GRANT_FAILED,   /* the slot allocator refused: grant_result.err */
+};
+
+struct grant_result {
+	const struct grant_tep *tep; /* chosen (every outcome but GRANT_NO_TEP) */
+	const void *lease;           /* GRANT_GRANTED: the adapter's lease */
+	unsigned flags;              /* GRANT_GRANTED: the allocator's flags */
+	int err;                     /* GRANT_FAILED: its -errno */
+};
+
+/*
+ * The allocation decision: choose the TEP that serves req->v6 (and with it
+ * the pool), apply `policy` to a new lease (quota then rate: a refused
+ * request takes no token), refuse a new lease whose TEP is down, and take
+ * the slot. A lease the identity holds is renewed whatever the policy.
+ */
+enum grant_outcome grant_acquire(const struct grant_engine *e, const struct grant_policy *policy,
+                                 const struct grant_req *req, struct grant_result *res);
 
 #endif

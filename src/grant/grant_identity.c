@@ -45,8 +45,8 @@ grant_addr_name(enum grant_addr r)
 	}
 }
 
-static bool
-in_prefix(const struct in6_addr *a, const struct grant_prefix *p)
+bool
+grant_in_prefix(const struct in6_addr *a, const struct grant_prefix *p)
 {
 	unsigned full = p->plen / 8, rest = p->plen % 8;
 
@@ -64,7 +64,7 @@ grant_endpoint_ok(const struct grant_client *who, const struct in6_addr *wanted,
 	if (!who->authenticated)
 		return false;
 	for (size_t i = 0; i < nallowed; i++)
-		if (in_prefix(wanted, &allowed[i]))
+		if (grant_in_prefix(wanted, &allowed[i]))
 			return true;
 	return false;
 }

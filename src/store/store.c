@@ -7,7 +7,8 @@
  * after busy_timeout, rather than half-way through a group of writes.
  * IPv6 addresses are stored as text so that the file reads well in the
  * sqlite3 shell; IPv4 addresses as integers (host order) so that the
- * unique index compares numbers.
+ * unique index compares numbers. The writer thread that commits batches
+ * of writes off the event loop is store_writer.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/store_int.h"
 #include "store/store_pg.h"
 
 #define STORE_BUSY_MS 5000
@@ -80,56 +82,6 @@ static const char migrate_v1[] =
     "DROP TABLE lease;"
     "ALTER TABLE lease2 RENAME TO lease;" HISTORY_TABLE "PRAGMA user_version = 2;";
 
-/* One write recorded for the writer thread; its strings live in `strs`. */
-struct op {
-	enum { OP_INSERT, OP_UPDATE, OP_DELETE, OP_HISTORY, OP_PRUNE, OP_PROBE } kind;
-	struct lease_row row;
-	int64_t t; /* OP_HISTORY: the event's time; OP_PRUNE: the cut-off */
-	int event; /* OP_HISTORY: enum lease_event; OP_PRUNE: the most rows to delete */
-	char *strs;
-};
-
-/* The writes of one event-loop turn: one transaction. */
-struct batch {
-	struct batch *next;
-	uint64_t ticket;
-	struct op *ops;
-	size_t n, cap;
-};
-
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *ins, *upd, *del, *sel, *begin, *commit, *rollback, *hist, *prune, *probe;
-	sqlite3 *rdb;        /* read-only, for the control socket's queries */
-	sqlite3_stmt *hscan; /* on rdb */
-	int lockfd;          /* flock'd: one process per database */
-	bool in_tx;
-	char errmsg[256];
-	/* The writer thread (store_async_start). */
-	bool async;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct batch *open;          /* being filled by the loop */
-	struct batch *qhead, *qtail; /* queued for the writer (mu) */
-	uint64_t issued;             /* last ticket handed out */
-	uint64_t durable;            /* last ticket committed (mu) */
-	bool stop, failed;           /* (mu) */
-	bool busy;                   /* the writer holds a batch (mu) */
-	int efd;
-	/*
-	 * PostgreSQL instead of the file (store_open_pg): every write goes
-	 * through a batch, also before the writer thread starts, and the batch
-	 * is one transaction there (store_pg.c).
-	 */
-	struct store_pg *pg;
-	bool foreign;  /* another instance committed (set by the writer thread, atomically) */
-	bool conflict; /* the last failed batch conflicted with another instance (atomic) */
-};
-
-static void batch_free(struct batch *b);
-static int apply_batch(struct store *st, const struct batch *b);
-
 static const char *
 state_name(enum lease_state s)
 {
@@ -142,8 +94,8 @@ seterr(struct store *st, const char *what)
 	snprintf(st->errmsg, sizeof(st->errmsg), "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
-static int
-step_done(struct store *st, sqlite3_stmt *s, const char *what)
+int
+store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 
@@ -386,7 +338,7 @@ store_close(struct store *st)
 	if (st->in_tx)
 		store_rollback(st);
 	if (st->pg) {
-		batch_free(st->open);
+		store_batch_free(st->open);
 		spg_close(st->pg);
 	}
 	sqlite3_finalize(st->ins);
@@ -457,8 +409,6 @@ store_load(struct store *st, int (*cb)(void *arg, const struct lease_row *row), 
 	return ret;
 }
 
-static int batch_add(struct store *st, const struct op *op);
-
 int
 store_begin(struct store *st)
 {
@@ -473,7 +423,7 @@ store_begin(struct store *st)
 	}
 	if (st->in_tx)
 		return -EINVAL;
-	if ((rc = step_done(st, st->begin, "begin")) == 0)
+	if ((rc = store_step_done(st, st->begin, "begin")) == 0)
 		st->in_tx = true;
 	return rc < 0 ? -EIO : 0;
 }
@@ -502,13 +452,13 @@ store_commit(struct store *st)
 		if (!b)
 			return -EINVAL;
 		st->open = NULL;
-		rc = apply_batch(st, b);
-		batch_free(b);
+		rc = store_apply_batch(st, b);
+		store_batch_free(b);
 		return rc;
 	}
 	if (!st->in_tx)
 		return -EINVAL;
-	if (step_done(st, st->commit, "commit") < 0) {
+	if (store_step_done(st, st->commit, "commit") < 0) {
 		/* A failed COMMIT may leave the transaction open: end it. */
 		store_rollback(st);
 		return -EIO;
@@ -521,12 +471,12 @@ void
 store_rollback(struct store *st)
 {
 	if (st->async || st->pg) {
-		batch_free(st->open);
+		store_batch_free(st->open);
 		st->open = NULL;
 		return;
 	}
 	if (sqlite3_get_autocommit(st->db) == 0)
-		(void)step_done(st, st->rollback, "rollback");
+		(void)store_step_done(st, st->rollback, "rollback");
 	st->in_tx = false;
 }
 
@@ -552,8 +502,8 @@ bind_row(sqlite3_stmt *s, const struct lease_row *r)
 }
 
 /* Run one write on the database, inside the open transaction. */
-static int
-apply_op(struct store *st, const struct op *o)
+int
+store_apply_op(struct store *st, const struct op *o)
 {
 	const struct lease_row *row = &o->row;
 	char v6[INET6_ADDRSTRLEN];
@@ -566,14 +516,15 @@ apply_op(struct store *st, const struct op *o)
 		sqlite3_bind_int64(st->ins, 9, row->expiry);
 		sqlite3_bind_text(st->ins, 10, state_name(row->state), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st->ins, 11, row->quarantine_until);
-		return step_done(st, st->ins, "insert");
+		return store_step_done(st, st->ins, "insert");
 	case OP_UPDATE:
 		bind_row(st->upd, row);
 		sqlite3_bind_int64(st->upd, 8, row->expiry);
 		sqlite3_bind_text(st->upd, 9, state_name(row->state), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st->upd, 10, row->quarantine_until);
 		sqlite3_bind_int64(st->upd, 11, row->id);
-		if ((rc = step_done(st, st->upd, "update")) == 0 && sqlite3_changes(st->db) == 0) {
+		if ((rc = store_step_done(st, st->upd, "update")) == 0 &&
+		    sqlite3_changes(st->db) == 0) {
 			snprintf(st->errmsg, sizeof(st->errmsg), "update: no lease row %lld",
 			         (long long)row->id);
 			return -ENOENT;
@@ -581,7 +532,8 @@ apply_op(struct store *st, const struct op *o)
 		return rc;
 	case OP_DELETE:
 		sqlite3_bind_int64(st->del, 1, row->id);
-		if ((rc = step_done(st, st->del, "delete")) == 0 && sqlite3_changes(st->db) == 0) {
+		if ((rc = store_step_done(st, st->del, "delete")) == 0 &&
+		    sqlite3_changes(st->db) == 0) {
 			snprintf(st->errmsg, sizeof(st->errmsg), "delete: no lease row %lld",
 			         (long long)row->id);
 			return -ENOENT;
@@ -598,13 +550,13 @@ apply_op(struct store *st, const struct op *o)
 		sqlite3_bind_text(st->hist, 7, v6, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st->hist, 8, row->start);
 		sqlite3_bind_int64(st->hist, 9, row->expiry);
-		return step_done(st, st->hist, "history");
+		return store_step_done(st, st->hist, "history");
 	case OP_PRUNE:
 		sqlite3_bind_int64(st->prune, 1, o->t);
 		sqlite3_bind_int(st->prune, 2, o->event);
-		return step_done(st, st->prune, "pruning history");
+		return store_step_done(st, st->prune, "pruning history");
 	case OP_PROBE:
-		return step_done(st, st->probe, "probe");
+		return store_step_done(st, st->probe, "probe");
 	}
 	return -EINVAL;
 }
@@ -617,10 +569,10 @@ static int
 store_op(struct store *st, struct op *o)
 {
 	if (st->async || st->pg)
-		return batch_add(st, o);
+		return store_batch_add(st, o);
 	if (!st->in_tx)
 		return -EINVAL;
-	return apply_op(st, o);
+	return store_apply_op(st, o);
 }
 
 int
@@ -716,290 +668,6 @@ store_history_scan(struct store *st, int64_t after, unsigned max,
 		*next = 0; /* the table ended before the step did */
 	sqlite3_reset(st->hscan);
 	return ret;
-}
-
-/* ---- The writer thread ---- */
-
-static void
-batch_free(struct batch *b)
-{
-	if (!b)
-		return;
-	for (size_t i = 0; i < b->n; i++)
-		free(b->ops[i].strs);
-	free(b->ops);
-	free(b);
-}
-
-/* Record a write in the open batch, with copies of its strings. */
-static int
-batch_add(struct store *st, const struct op *op)
-{
-	struct batch *b = st->open;
-	const struct lease_row *row = &op->row;
-	size_t li = strlen(row->identity) + 1, lp = strlen(row->pool) + 1,
-	       lt = strlen(row->tep) + 1;
-	struct op *o;
-
-	if (!b)
-		return -EINVAL;
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct op *ops = realloc(b->ops, cap * sizeof(*ops));
-
-		if (!ops)
-			return -EIO;
-		b->ops = ops;
-		b->cap = cap;
-	}
-	o = &b->ops[b->n];
-	*o = *op;
-	if (!(o->strs = malloc(li + lp + lt)))
-		return -EIO;
-	memcpy(o->strs, row->identity, li);
-	memcpy(o->strs + li, row->pool, lp);
-	memcpy(o->strs + li + lp, row->tep, lt);
-	o->row.identity = o->strs;
-	o->row.pool = o->strs + li;
-	o->row.tep = o->strs + li + lp;
-	b->n++;
-	return 0;
-}
-
-/* One batch as one PostgreSQL transaction (store_pg.c says why a conflict fails it whole). */
-static int
-apply_batch_pg(struct store *st, const struct batch *b)
-{
-	struct store_pg *pg = st->pg;
-	int rc = 0;
-
-	if (spg_begin(pg) < 0) {
-		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
-		return -EIO;
-	}
-	for (size_t i = 0; i < b->n && rc == 0; i++) {
-		const struct op *o = &b->ops[i];
-
-		switch (o->kind) {
-		case OP_INSERT:
-			rc = spg_insert(pg, &o->row);
-			break;
-		case OP_UPDATE:
-			rc = spg_update(pg, &o->row);
-			break;
-		case OP_DELETE:
-			rc = spg_delete(pg, o->row.id);
-			break;
-		case OP_HISTORY:
-			rc = spg_history(pg, o->event, o->t, &o->row);
-			break;
-		case OP_PRUNE:
-			rc = spg_prune(pg, o->t, (unsigned)o->event);
-			break;
-		case OP_PROBE:
-			rc = spg_probe(pg);
-			break;
-		}
-	}
-	if (rc < 0) {
-		spg_rollback(pg);
-		/* Refused for another instance's sake, not for a broken database. */
-		__atomic_store_n(&st->conflict, rc == -EEXIST || rc == -ESTALE, __ATOMIC_RELEASE);
-		return -EIO;
-	}
-	if ((rc = spg_commit(pg)) < 0)
-		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
-	return rc;
-}
-
-static int
-apply_batch(struct store *st, const struct batch *b)
-{
-	if (st->pg)
-		return apply_batch_pg(st, b);
-	if (step_done(st, st->begin, "begin") < 0)
-		return -EIO;
-	for (size_t i = 0; i < b->n; i++)
-		if (apply_op(st, &b->ops[i]) < 0)
-			goto fail;
-	if (step_done(st, st->commit, "commit") < 0)
-		goto fail;
-	return 0;
-fail:
-	if (sqlite3_get_autocommit(st->db) == 0)
-		(void)step_done(st, st->rollback, "rollback");
-	return -EIO;
-}
-
-static void *
-writer(void *arg)
-{
-	struct store *st = arg;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&st->mu);
-	for (;;) {
-		struct batch *b;
-		int rc;
-
-		while (!st->qhead && !st->stop) {
-			if (st->pg) {
-				/* Idle: the other instances' commits and the expiry lock. */
-				struct timespec ts;
-
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 100 * 1000 * 1000;
-				if (ts.tv_nsec >= 1000000000) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000;
-				}
-				pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-				if (st->qhead || st->stop)
-					break;
-				pthread_mutex_unlock(&st->mu);
-				if (spg_idle(st->pg)) {
-					__atomic_store_n(&st->foreign, true, __ATOMIC_RELEASE);
-					if (write(st->efd, &one, sizeof(one)) < 0) {
-						/* As below. */
-					}
-				}
-				pthread_mutex_lock(&st->mu);
-			} else
-				pthread_cond_wait(&st->cv, &st->mu);
-		}
-		if (!st->qhead)
-			break;
-		b = st->qhead;
-		st->qhead = b->next;
-		if (!st->qhead)
-			st->qtail = NULL;
-		st->busy = true;
-		/*
-		 * After a failed batch the later ones were decided on top of it:
-		 * they are dropped too, until store_async_recover().
-		 */
-		rc = -EIO;
-		if (!st->failed) {
-			pthread_mutex_unlock(&st->mu);
-			rc = apply_batch(st, b);
-			pthread_mutex_lock(&st->mu);
-		}
-		st->busy = false;
-		if (rc < 0)
-			st->failed = true;
-		else
-			st->durable = b->ticket;
-		batch_free(b);
-		pthread_cond_broadcast(&st->cv);
-		if (write(st->efd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow at our rates; nothing to do. */
-		}
-	}
-	pthread_mutex_unlock(&st->mu);
-	return NULL;
-}
-
-int
-store_async_start(struct store *st)
-{
-	if (st->async || st->in_tx)
-		return -EINVAL;
-	if ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		return -errno;
-	pthread_mutex_init(&st->mu, NULL);
-	pthread_cond_init(&st->cv, NULL);
-	if (pthread_create(&st->thread, NULL, writer, st) != 0) {
-		close(st->efd);
-		return -EAGAIN;
-	}
-	st->async = true;
-	return 0;
-}
-
-int
-store_async_fd(const struct store *st)
-{
-	return st->async ? st->efd : -1;
-}
-
-int
-store_commit_async(struct store *st, uint64_t *ticket)
-{
-	struct batch *b = st->open;
-
-	if (!st->async)
-		return -EINVAL;
-	st->open = NULL;
-	if (!b || b->n == 0) {
-		/* Nothing new: whatever was decided before is in the last batch. */
-		batch_free(b);
-		*ticket = st->issued;
-		return 0;
-	}
-	b->ticket = ++st->issued;
-	*ticket = b->ticket;
-	pthread_mutex_lock(&st->mu);
-	if (st->qtail)
-		st->qtail->next = b;
-	else
-		st->qhead = b;
-	st->qtail = b;
-	pthread_cond_broadcast(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-	return 0;
-}
-
-int
-store_async_poll(struct store *st, uint64_t *durable)
-{
-	uint64_t n;
-	int rc;
-
-	*durable = 0;
-	if (read(st->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return -errno;
-	pthread_mutex_lock(&st->mu);
-	*durable = st->durable;
-	rc = st->failed ? -EIO : 0;
-	pthread_mutex_unlock(&st->mu);
-	return rc;
-}
-
-int
-store_async_recover(struct store *st)
-{
-	if (!st->async)
-		return -EINVAL;
-	pthread_mutex_lock(&st->mu);
-	while (st->qhead || st->busy)
-		pthread_cond_wait(&st->cv, &st->mu);
-	st->failed = false;
-	pthread_mutex_unlock(&st->mu);
-	batch_free(st->open);
-	st->open = NULL;
-	return 0;
-}
-
-int
-store_async_stop(struct store *st)
-{
-	int rc;
-
-	if (!st->async)
-		return 0;
-	pthread_mutex_lock(&st->mu);
-	st->stop = true;
-	pthread_cond_broadcast(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-	pthread_join(st->thread, NULL);
-	rc = st->failed ? -EIO : 0;
-	batch_free(st->open);
-	st->open = NULL;
-	close(st->efd);
-	pthread_mutex_destroy(&st->mu);
-	pthread_cond_destroy(&st->cv);
-	st->async = false;
-	return rc;
 }
 
 struct store *

@@ -2,12 +2,21 @@
  * What the TSP module's files share and its users never see: the error
  * class of an XML parse (which status a server answers with), the SASL
  * steps over GNU SASL, and the pure decisions of the line phase, kept
- * here so that unit tests can drive them without sockets.
+ * here so that unit tests can drive them without sockets; and the server
+ * session that tsp_server.c (transport, reply FIFO) and tsp_auth.c (line
+ * phase) share.
  */
 #ifndef DSTM_TSP_INT_H
 #define DSTM_TSP_INT_H
 
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <gsasl.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "common/addr.h"
+#include "common/log.h"
 
 #include "tsp/tsp.h"
 
@@ -99,5 +108,86 @@ int tsp_plain_initial(const char *line, size_t len, char *raw, size_t rawmax, si
 /* The authenticated identity on the server side (NULL if none). */
 const char *tsp_sasl_user(const struct tsp_sasl *s);
 void tsp_sasl_free(struct tsp_sasl *s);
+
+/* ---- The server's session, shared by tsp_server.c and tsp_auth.c ---- */
+
+#define MAX_PENDING     64           /* unanswered commands before we stop reading */
+#define OUT_HIGH        (256 * 1024) /* queued output before we stop reading */
+#define FRAMES_PER_TURN 64           /* then yield to the loop */
+#define CLOSE_FLUSH_SEC 5            /* longest wait for queued output at close */
+#define MAX_MECHS       8
+#define OUT_IOV         16 /* ready replies gathered into one sendmsg */
+
+enum srv_state {
+	S_VERSION,
+	S_AUTHENTICATE,
+	S_PLAIN, /* PLAIN: the client's unasked initial response comes next */
+	S_SASL,
+	S_SASL_FINAL, /* server's last token queued: the status line follows once it left */
+	S_COMMAND,
+	S_CLOSING,
+	S_DEAD,
+};
+
+struct slot {
+	struct slot *next;
+	bool ready;
+	char *frame;
+	size_t len;
+};
+
+struct tsp_conn {
+	struct tsp_server *srv;
+	struct tsp_conn *prev, *next;
+	struct bufferevent *bev;     /* NULL for a datagram session */
+	struct evbuffer *din, *dout; /* a datagram session's input and output */
+	const struct tsp_dgram_ops *dops;
+	void *darg;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char peername[ADDR_STRLEN];
+	bool tls, eof, read_paused;
+	bool v1; /* VERSION=1.0: the DSTM profile's "OK" status line */
+	enum srv_state state;
+	struct event *deadline; /* handshake, then the flush at close */
+	struct event *kick;     /* resume reading input */
+	struct event *done;     /* deferred end of the session */
+	struct event *gap;      /* DIGEST-MD5: the pause between rspauth and the status */
+	struct tsp_sasl *sasl;
+	char mech[32];
+	char *user;
+	void *data;
+	struct slot *head, *tail;
+	unsigned nslots; /* queued replies, answered or not */
+};
+
+struct tsp_server {
+	struct event_base *base;
+	struct tsp_limits lim;
+	char *mechs[MAX_MECHS];
+	unsigned nmechs;
+	bool plain_without_tls;
+	unsigned handshake_timeout, idle_timeout;
+	struct tsp_server_callbacks cb;
+	void *arg;
+	struct tsp_sasl_server *sasl;
+	struct tsp_server_stats st;
+	struct tsp_conn *conns;
+	struct log_rl rl;
+};
+
+/* tsp_server.c: the session's output and end, for the line phase. */
+void tsp_srv_log(struct tsp_conn *c, const char *what, const void *bytes, size_t n);
+struct evbuffer *tsp_srv_out(const struct tsp_conn *c);
+void tsp_srv_send_line(struct tsp_conn *c, const char *line);
+void tsp_srv_send_status(struct tsp_conn *c, int code);
+void tsp_srv_resume(struct tsp_conn *c);
+void tsp_srv_close(struct tsp_conn *c, bool flush);
+void tsp_srv_on_write(struct bufferevent *bev, void *arg);
+
+/* tsp_auth.c: the line phase (VERSION, CAPABILITY, AUTHENTICATE, SASL). */
+void tsp_auth_line(struct tsp_conn *c, const char *line, size_t len);
+void tsp_auth_final_sent(struct tsp_conn *c);
+void tsp_auth_failed(struct tsp_conn *c, const char *why);
 
 #endif

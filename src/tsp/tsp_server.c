@@ -23,6 +23,9 @@
  * A session runs over a bufferevent (TCP, TLS) or over datagrams: then
  * the transport feeds it messages (tsp_conn_input) and takes its output
  * (tsp_conn_output), and a "write" is one datagram.
+ *
+ * The line phase (VERSION to the end of SASL) is tsp_auth.c's; the
+ * session struct both files share is in tsp_int.h.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -39,71 +42,6 @@
 #include "common/log.h"
 #include "tsp/tsp_int.h"
 
-#define MAX_PENDING     64           /* unanswered commands before we stop reading */
-#define OUT_HIGH        (256 * 1024) /* queued output before we stop reading */
-#define FRAMES_PER_TURN 64           /* then yield to the loop */
-#define CLOSE_FLUSH_SEC 5            /* longest wait for queued output at close */
-#define MAX_MECHS       8
-#define OUT_IOV         16 /* ready replies gathered into one sendmsg */
-
-enum srv_state {
-	S_VERSION,
-	S_AUTHENTICATE,
-	S_PLAIN, /* PLAIN: the client's unasked initial response comes next */
-	S_SASL,
-	S_SASL_FINAL, /* server's last token queued: the status line follows once it left */
-	S_COMMAND,
-	S_CLOSING,
-	S_DEAD,
-};
-
-struct slot {
-	struct slot *next;
-	bool ready;
-	char *frame;
-	size_t len;
-};
-
-struct tsp_conn {
-	struct tsp_server *srv;
-	struct tsp_conn *prev, *next;
-	struct bufferevent *bev;     /* NULL for a datagram session */
-	struct evbuffer *din, *dout; /* a datagram session's input and output */
-	const struct tsp_dgram_ops *dops;
-	void *darg;
-	struct sockaddr_storage peer;
-	socklen_t peerlen;
-	char peername[ADDR_STRLEN];
-	bool tls, eof, read_paused;
-	bool v1; /* VERSION=1.0: the DSTM profile's "OK" status line */
-	enum srv_state state;
-	struct event *deadline; /* handshake, then the flush at close */
-	struct event *kick;     /* resume reading input */
-	struct event *done;     /* deferred end of the session */
-	struct event *gap;      /* DIGEST-MD5: the pause between rspauth and the status */
-	struct tsp_sasl *sasl;
-	char mech[32];
-	char *user;
-	void *data;
-	struct slot *head, *tail;
-	unsigned nslots; /* queued replies, answered or not */
-};
-
-struct tsp_server {
-	struct event_base *base;
-	struct tsp_limits lim;
-	char *mechs[MAX_MECHS];
-	unsigned nmechs;
-	bool plain_without_tls;
-	unsigned handshake_timeout, idle_timeout;
-	struct tsp_server_callbacks cb;
-	void *arg;
-	struct tsp_sasl_server *sasl;
-	struct tsp_server_stats st;
-	struct tsp_conn *conns;
-	struct log_rl rl;
-};
-
 /*
  * Deployed DIGEST-MD5 clients read the rspauth line with one recv() and
  * the status line with the next: written back to back over TCP, both may
@@ -113,13 +51,11 @@ struct tsp_server {
  */
 static const struct timeval status_gap = {.tv_sec = 0, .tv_usec = 100 * 1000};
 
-static void conn_close(struct tsp_conn *c, bool flush);
 static void on_gap(evutil_socket_t fd, short what, void *arg);
-static void on_write(struct bufferevent *bev, void *arg);
 static void process_input(struct tsp_conn *c);
 
-static void
-conn_log(struct tsp_conn *c, const char *what, const void *bytes, size_t n)
+void
+tsp_srv_log(struct tsp_conn *c, const char *what, const void *bytes, size_t n)
 {
 	char clean[128];
 
@@ -135,8 +71,8 @@ conn_in(struct tsp_conn *c)
 	return c->bev ? bufferevent_get_input(c->bev) : c->din;
 }
 
-static struct evbuffer *
-conn_out(const struct tsp_conn *c)
+struct evbuffer *
+tsp_srv_out(const struct tsp_conn *c)
 {
 	return c->bev ? bufferevent_get_output(c->bev) : c->dout;
 }
@@ -149,14 +85,14 @@ conn_out(const struct tsp_conn *c)
  * epoll_wait round per message. What the socket does not take at once (a
  * full send buffer, an error) goes to the bufferevent, which sends it in
  * order once the socket is writable (or reports the error through
- * on_event) and then calls on_write. TLS and datagram sessions queue
+ * on_event) and then calls tsp_srv_on_write. TLS and datagram sessions queue
  * their output as before: the record layer is libevent's, a datagram
  * session's output is taken by its owner.
  */
 static void
 conn_send(struct tsp_conn *c, struct iovec *iov, size_t n)
 {
-	struct evbuffer *out = conn_out(c);
+	struct evbuffer *out = tsp_srv_out(c);
 	evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
 	size_t i = 0;
 
@@ -184,50 +120,21 @@ conn_send(struct tsp_conn *c, struct iovec *iov, size_t n)
 		bufferevent_enable(c->bev, EV_WRITE);
 }
 
-static void
-send_line(struct tsp_conn *c, const char *line)
+void
+tsp_srv_send_line(struct tsp_conn *c, const char *line)
 {
 	struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\r\n", 2}};
 
 	conn_send(c, iov, 2);
 }
 
-static void
-send_status_line(struct tsp_conn *c, int code)
+void
+tsp_srv_send_status(struct tsp_conn *c, int code)
 {
 	char buf[96];
 
 	snprintf(buf, sizeof(buf), "%d %s", code, tsp_status_text(code));
-	send_line(c, buf);
-}
-
-static bool
-mech_offered(const struct tsp_conn *c, const char *mech)
-{
-	const struct tsp_server *s = c->srv;
-
-	/* PLAIN sends the password: only inside TLS unless told otherwise. */
-	if (strcmp(mech, "PLAIN") == 0 && !c->tls && !s->plain_without_tls)
-		return false;
-	for (unsigned i = 0; i < s->nmechs; i++)
-		if (strcmp(s->mechs[i], mech) == 0)
-			return true;
-	return false;
-}
-
-static void
-send_capability(struct tsp_conn *c)
-{
-	char buf[512];
-	size_t n;
-
-	/* seed 001 C §4.1: "CAPABILITY TUNNEL=V4V6 AUTH=DIGEST-MD5 AUTH=ANONYMOUS" */
-	n = (size_t)snprintf(buf, sizeof(buf), "CAPABILITY TUNNEL=V4V6");
-	for (unsigned i = 0; i < c->srv->nmechs; i++)
-		if (mech_offered(c, c->srv->mechs[i]) && n < sizeof(buf))
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " AUTH=%s",
-			                      c->srv->mechs[i]);
-	send_line(c, buf);
+	tsp_srv_send_line(c, buf);
 }
 
 /* ---- the reply FIFO ---- */
@@ -236,11 +143,11 @@ static bool
 can_read(const struct tsp_conn *c)
 {
 	return c->state < S_CLOSING && c->state != S_SASL_FINAL && !c->eof &&
-	       c->nslots < MAX_PENDING && evbuffer_get_length(conn_out(c)) < OUT_HIGH;
+	       c->nslots < MAX_PENDING && evbuffer_get_length(tsp_srv_out(c)) < OUT_HIGH;
 }
 
-static void
-maybe_resume(struct tsp_conn *c)
+void
+tsp_srv_resume(struct tsp_conn *c)
 {
 	if (c->read_paused && can_read(c)) {
 		c->read_paused = false;
@@ -278,9 +185,9 @@ flush_replies(struct tsp_conn *c)
 			c->tail = NULL;
 	}
 	if (c->eof && c->nslots == 0 && c->state == S_COMMAND)
-		conn_close(c, true);
+		tsp_srv_close(c, true);
 	else
-		maybe_resume(c);
+		tsp_srv_resume(c);
 	if (wrote && c->dops && c->dops->output)
 		c->dops->output(c, c->darg);
 }
@@ -332,7 +239,7 @@ reply_now(struct tsp_conn *c, int status)
 	struct slot *sl = slot_push(c);
 
 	if (sl == NULL || build_frame(status, NULL, &sl->frame, &sl->len) < 0) {
-		conn_close(c, false);
+		tsp_srv_close(c, false);
 		return;
 	}
 	sl->ready = true;
@@ -381,192 +288,6 @@ tsp_conn_send(struct tsp_conn *c, const struct tsp_tunnel *t)
 	return 0;
 }
 
-/* ---- authentication ---- */
-
-static void
-auth_failed(struct tsp_conn *c, const char *why)
-{
-	c->srv->st.auth_failed++;
-	conn_log(c, why, c->mech, strlen(c->mech));
-	send_status_line(c, TSP_AUTH_FAILED); /* RFC 5572: "300 Authentication failed" */
-	conn_close(c, true);
-}
-
-static void
-auth_succeeded(struct tsp_conn *c)
-{
-	const char *u = c->sasl ? tsp_sasl_user(c->sasl) : NULL;
-
-	if (u != NULL)
-		c->user = strdup(u);
-	tsp_sasl_free(c->sasl);
-	c->sasl = NULL;
-	/* RFC 5572 §4.1 "200 Success"; seed 001 C §4.1 "OK …" for 1.0. */
-	send_line(c, c->v1 ? TSP_AUTH_OK_LINE : "200 Success");
-	c->srv->st.auth_ok++;
-	c->state = S_COMMAND;
-	evtimer_del(c->deadline);
-	if (c->srv->idle_timeout && c->bev) {
-		struct timeval tv = {.tv_sec = c->srv->idle_timeout, .tv_usec = 0};
-
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	}
-	if (c->srv->cb.authenticated)
-		c->srv->cb.authenticated(c, c->srv->arg);
-}
-
-static void
-sasl_result(struct tsp_conn *c, enum tsp_sasl_result r, char *out, const char *why)
-{
-	switch (r) {
-	case TSP_SASL_CONTINUE:
-		/* A client-first mechanism's empty first challenge is not sent. */
-		if (c->state == S_SASL || out[0] != '\0')
-			send_line(c, out);
-		c->state = S_SASL;
-		break;
-	case TSP_SASL_DONE:
-		if (out != NULL && out[0] != '\0') {
-			/*
-			 * rspauth / server-final now; the status line once this
-			 * write has left (on_write, tsp_conn_output_taken).
-			 */
-			send_line(c, out);
-			c->state = S_SASL_FINAL;
-			/* It left at once (conn_send): no write callback will say so. */
-			if (c->bev && evbuffer_get_length(conn_out(c)) == 0)
-				on_write(c->bev, c);
-		} else {
-			auth_succeeded(c);
-		}
-		break;
-	case TSP_SASL_FAIL:
-		auth_failed(c, why ? why : "SASL failed");
-		break;
-	}
-	free(out);
-}
-
-static void
-on_authenticate(struct tsp_conn *c, const char *line, size_t len)
-{
-	enum tsp_sasl_result r;
-	const char *why;
-	char *out;
-
-	if (tsp_parse_authenticate(line, len, c->mech, sizeof(c->mech)) < 0) {
-		c->srv->st.bad_line++;
-		conn_log(c, "expected AUTHENTICATE, got", line, len);
-		conn_close(c, false);
-		return;
-	}
-	if (!mech_offered(c, c->mech)) {
-		auth_failed(c, "mechanism not offered");
-		return;
-	}
-	/* seed 001 C §4.1: ANONYMOUS carries no token and succeeds at once. */
-	if (strcmp(c->mech, "ANONYMOUS") == 0) {
-		auth_succeeded(c);
-		return;
-	}
-	if (tsp_sasl_server_start(c->srv->sasl, c->mech, &c->sasl) < 0) {
-		auth_failed(c, "mechanism unavailable");
-		return;
-	}
-	if (strcmp(c->mech, "PLAIN") == 0) {
-		/* RFC 4616: client-first; deployed clients send it raw. */
-		c->state = S_PLAIN;
-		return;
-	}
-	c->state = S_AUTHENTICATE; /* until the first step says otherwise */
-	r = tsp_sasl_step(c->sasl, NULL, 0, &out, &why);
-	if (r == TSP_SASL_CONTINUE && out[0] == '\0') {
-		free(out);
-		c->state = S_SASL;
-		return;
-	}
-	sasl_result(c, r, out, why);
-}
-
-static void
-on_plain(struct tsp_conn *c, const char *line, size_t len)
-{
-	char raw[2 * TSP_DN_MAX + 8], *out;
-	size_t rawlen;
-	enum tsp_sasl_result r;
-	const char *why;
-
-	if (tsp_plain_initial(line, len, raw, sizeof(raw), &rawlen) < 0) {
-		auth_failed(c, "malformed PLAIN response");
-		return;
-	}
-	if (memchr(line, '\0', len) != NULL)
-		c->srv->st.plain_raw++;
-	else
-		c->srv->st.plain_b64++;
-	r = tsp_sasl_step_raw(c->sasl, raw, rawlen, &out, &why);
-	explicit_bzero(raw, sizeof(raw));
-	c->state = S_SASL;
-	sasl_result(c, r, out, why);
-}
-
-/* The last server token left: now the status line, in a write of its own. */
-static void
-sasl_final_sent(struct tsp_conn *c)
-{
-	if (c->state != S_SASL_FINAL)
-		return;
-	auth_succeeded(c);
-	/* Input waited while the status was pending: read it now. */
-	if (c->read_paused)
-		maybe_resume(c);
-	else
-		event_active(c->kick, 0, 0);
-}
-
-static void
-handle_line(struct tsp_conn *c, const char *line, size_t len)
-{
-	char ver[32];
-	enum tsp_sasl_result r;
-	const char *why;
-	char *out;
-
-	switch (c->state) {
-	case S_VERSION:
-		if (tsp_parse_version(line, len, ver, sizeof(ver)) < 0) {
-			c->srv->st.bad_line++;
-			conn_log(c, "expected VERSION, got", line, len);
-			conn_close(c, false);
-			return;
-		}
-		if (!tsp_version_supported(ver)) {
-			/* DESIGN §3.1: 302 and close. */
-			c->srv->st.bad_version++;
-			conn_log(c, "unsupported version", ver, strlen(ver));
-			send_status_line(c, TSP_UNSUPPORTED_VERSION);
-			conn_close(c, true);
-			return;
-		}
-		c->v1 = strcmp(ver, "1.0") == 0;
-		send_capability(c);
-		c->state = S_AUTHENTICATE;
-		return;
-	case S_AUTHENTICATE:
-		on_authenticate(c, line, len);
-		return;
-	case S_SASL:
-		r = tsp_sasl_step(c->sasl, line, len, &out, &why);
-		sasl_result(c, r, out, why);
-		return;
-	case S_PLAIN:
-		on_plain(c, line, len);
-		return;
-	default:
-		return;
-	}
-}
-
 /* ---- commands ---- */
 
 static bool
@@ -587,7 +308,7 @@ handle_content(struct tsp_conn *c, const char *data, size_t len)
 	c->srv->st.commands++;
 	if (tsp_xml_parse_ex(data, len, c->srv->lim.xml_depth, &t, err, sizeof(err), &cls) < 0) {
 		c->srv->st.bad_xml++;
-		conn_log(c, "bad command:", err, strlen(err));
+		tsp_srv_log(c, "bad command:", err, strlen(err));
 		reply_now(c, cls == TSP_XML_ERR_IPV6   ? TSP_INVALID_IPV6
 		             : cls == TSP_XML_ERR_IPV4 ? TSP_INVALID_IPV4
 		                                       : TSP_INVALID_REQUEST);
@@ -600,13 +321,13 @@ handle_content(struct tsp_conn *c, const char *data, size_t len)
 		return;
 	}
 	if (!type_supported(&t)) {
-		conn_log(c, "unsupported tunnel type", t.type, strlen(t.type));
+		tsp_srv_log(c, "unsupported tunnel type", t.type, strlen(t.type));
 		reply_now(c, TSP_UNSUPPORTED_TUNNEL);
 		return;
 	}
 	sl = slot_push(c);
 	if (sl == NULL) {
-		conn_close(c, false);
+		tsp_srv_close(c, false);
 		return;
 	}
 	if (c->srv->cb.command)
@@ -655,14 +376,14 @@ process_input(struct tsp_conn *c)
 				c->srv->st.bad_line++;
 			if (c->state == S_PLAIN || c->state == S_SASL) {
 				/* Inside authentication: "300" and close, as any failure. */
-				auth_failed(c, f.error);
+				tsp_auth_failed(c, f.error);
 				return;
 			}
-			conn_log(c, f.error, p, len);
-			conn_close(c, false);
+			tsp_srv_log(c, f.error, p, len);
+			tsp_srv_close(c, false);
 			return;
 		case TSP_FRAME_LINE:
-			handle_line(c, f.data, f.len);
+			tsp_auth_line(c, f.data, f.len);
 			break;
 		case TSP_FRAME_CONTENT:
 			handle_content(c, f.data, f.len);
@@ -727,8 +448,8 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	conn_free(c);
 }
 
-static void
-conn_close(struct tsp_conn *c, bool flush)
+void
+tsp_srv_close(struct tsp_conn *c, bool flush)
 {
 	struct timeval tv = {.tv_sec = CLOSE_FLUSH_SEC, .tv_usec = 0};
 
@@ -740,7 +461,7 @@ conn_close(struct tsp_conn *c, bool flush)
 	evtimer_del(c->deadline);
 	/* A datagram session's output is taken by its transport, not flushed. */
 	if (flush && c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		/* on_write ends it when the output drains, the deadline if not. */
+		/* tsp_srv_on_write ends it when the output drains, the deadline if not. */
 		evtimer_add(c->deadline, &tv);
 		return;
 	}
@@ -750,7 +471,7 @@ conn_close(struct tsp_conn *c, bool flush)
 void
 tsp_conn_close(struct tsp_conn *c)
 {
-	conn_close(c, true);
+	tsp_srv_close(c, true);
 }
 
 static void
@@ -767,8 +488,8 @@ on_kick(evutil_socket_t fd, short what, void *arg)
 	process_input(arg);
 }
 
-static void
-on_write(struct bufferevent *bev, void *arg)
+void
+tsp_srv_on_write(struct bufferevent *bev, void *arg)
 {
 	struct tsp_conn *c = arg;
 
@@ -778,16 +499,16 @@ on_write(struct bufferevent *bev, void *arg)
 	else if (c->state == S_SASL_FINAL && strcmp(c->mech, "DIGEST-MD5") == 0)
 		evtimer_add(c->gap, &status_gap);
 	else if (c->state == S_SASL_FINAL)
-		sasl_final_sent(c);
+		tsp_auth_final_sent(c);
 	else
-		maybe_resume(c);
+		tsp_srv_resume(c);
 }
 
 static void
 on_gap(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
-	sasl_final_sent(arg);
+	tsp_auth_final_sent(arg);
 }
 
 static void
@@ -801,8 +522,8 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->srv->st.timeouts++;
-	conn_log(c, "handshake timed out", NULL, 0);
-	conn_close(c, false);
+	tsp_srv_log(c, "handshake timed out", NULL, 0);
+	tsp_srv_close(c, false);
 }
 
 static void
@@ -816,8 +537,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		c->srv->st.timeouts++;
-		conn_log(c, "idle timeout", NULL, 0);
-		conn_close(c, false);
+		tsp_srv_log(c, "idle timeout", NULL, 0);
+		tsp_srv_close(c, false);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && c->state == S_COMMAND && c->nslots > 0) {
@@ -830,7 +551,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		event_active(c->done, 0, 0);
 		return;
 	}
-	conn_close(c, false);
+	tsp_srv_close(c, false);
 }
 
 static void
@@ -898,7 +619,7 @@ tsp_server_accept(struct tsp_server *s, struct bufferevent *bev, const struct so
 	c->bev = bev;
 	c->tls = tls;
 	set_nodelay(bev);
-	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	bufferevent_setcb(bev, on_read, tsp_srv_on_write, on_event, c);
 	/*
 	 * Write interest only once output waits (conn_send): enabled at once,
 	 * it would be armed and disarmed with nothing to send. A TLS
@@ -942,8 +663,8 @@ tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len)
 	/* Bounded like a TCP session's input: one frame window at most. */
 	if (evbuffer_get_length(c->din) + len > tsp_frame_window(&c->srv->lim)) {
 		c->srv->st.too_long++;
-		conn_log(c, "datagram input over the frame limit", NULL, 0);
-		conn_close(c, false);
+		tsp_srv_log(c, "datagram input over the frame limit", NULL, 0);
+		tsp_srv_close(c, false);
 		return -EMSGSIZE;
 	}
 	evbuffer_add(c->din, msg, len);
@@ -954,16 +675,16 @@ tsp_conn_input(struct tsp_conn *c, const void *msg, size_t len)
 struct evbuffer *
 tsp_conn_output(struct tsp_conn *c)
 {
-	return conn_out(c);
+	return tsp_srv_out(c);
 }
 
 void
 tsp_conn_output_taken(struct tsp_conn *c)
 {
 	if (c->state == S_SASL_FINAL)
-		sasl_final_sent(c);
+		tsp_auth_final_sent(c);
 	else
-		maybe_resume(c);
+		tsp_srv_resume(c);
 }
 
 void

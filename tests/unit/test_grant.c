@@ -1,9 +1,12 @@
 /*
- * Unit tests of the identity rule (src/grant): who may act on a lease,
- * which addresses can never be leased, and where an authenticated
- * client's tunnel may end.
+ * Unit tests of the allocation engine (src/grant): who may act on a
+ * lease, which addresses can never be leased, where an authenticated
+ * client's tunnel may end, the per-/64 policy, the push to the TEP, and
+ * the allocation decision (TEP, pool, policy, slot) over a fake store,
+ * TEP channel and clock.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -267,6 +270,202 @@ test_push(void **state)
 	assert_string_equal(f.rolled[0], "a");
 }
 
+/* ---- The allocation decision (grant_acquire) with a fake store, TEP channel and clock ---- */
+
+struct fake_alloc {
+	bool holds;       /* the identity holds a lease */
+	unsigned held_64; /* active leases of the /64 */
+	bool tep_up;
+	int64_t now_ms;
+	int acquire_rc; /* what the slot allocator answers */
+	unsigned nacquire;
+	const char *pool, *tep; /* what it was asked for */
+	int64_t now;
+	int lease; /* the fake lease handed back */
+};
+
+static bool
+fa_holds(void *env, const char *identity)
+{
+	return ((struct fake_alloc *)env)->holds;
+}
+
+static unsigned
+fa_held_64(void *env, const struct in6_addr *v6)
+{
+	return ((struct fake_alloc *)env)->held_64;
+}
+
+static bool
+fa_tep_up(void *env, const void *tep)
+{
+	return ((struct fake_alloc *)env)->tep_up;
+}
+
+static int64_t
+fa_now_ms(void *env)
+{
+	return ((struct fake_alloc *)env)->now_ms;
+}
+
+static int
+fa_acquire(void *env, const struct grant_req *req, const char *pool, const char *tep,
+           const void **lease, unsigned *flags)
+{
+	struct fake_alloc *f = env;
+
+	f->nacquire++;
+	f->pool = pool;
+	f->tep = tep;
+	f->now = req->now;
+	if (f->acquire_rc)
+		return f->acquire_rc;
+	*lease = &f->lease;
+	*flags = 1;
+	return 0;
+}
+
+static const struct grant_alloc_ops fa_ops = {fa_holds, fa_held_64, fa_tep_up, fa_now_ms,
+                                              fa_acquire};
+
+/* Two TEPs for 2001:db8:1::/48 and 2001:db8:2::/48, and a default one after them. */
+static struct grant_prefix p1, p2;
+static struct grant_tep teps[3];
+
+static void
+setup_teps(void)
+{
+	p1 = (struct grant_prefix){a6("2001:db8:1::"), 48};
+	p2 = (struct grant_prefix){a6("2001:db8:2::"), 48};
+	teps[0] = (struct grant_tep){
+	    .ref = &teps[0], .name = "t1", .pool = "a", .clients = &p1, .nclients = 1};
+	teps[1] = (struct grant_tep){
+	    .ref = &teps[1], .name = "t2", .pool = "b", .clients = &p2, .nclients = 1};
+	teps[2] = (struct grant_tep){.ref = &teps[2], .name = "any", .pool = NULL};
+}
+
+static void
+test_tep_choose(void **state)
+{
+	struct in6_addr in1 = a6("2001:db8:1::5"), in2 = a6("2001:db8:2:3::5"),
+	                out = a6("2001:db8:9::1");
+
+	setup_teps();
+	assert_ptr_equal(grant_tep_choose(teps, 3, &in1), &teps[0]);
+	assert_ptr_equal(grant_tep_choose(teps, 3, &in2), &teps[1]);
+	/* No prefix holds it: the first TEP that names no clients. */
+	assert_ptr_equal(grant_tep_choose(teps, 3, &out), &teps[2]);
+	/* Without a default TEP, none. */
+	assert_null(grant_tep_choose(teps, 2, &out));
+	assert_null(grant_tep_choose(teps, 0, &in1));
+}
+
+static struct grant_req
+req_at(const char *v6)
+{
+	struct grant_req r = {.who = who(GRANT_ANONYMOUS, false, v6), .identity = "x", .now = 1000};
+
+	r.v6 = r.who.v6;
+	return r;
+}
+
+static void
+test_acquire_tep_and_pool(void **state)
+{
+	static struct grant_rate rate;
+	struct fake_alloc f = {.tep_up = true};
+	struct grant_engine e = {&fa_ops, &f, teps, 3, &rate};
+	struct grant_policy pol = {0};
+	struct grant_req r = req_at("2001:db8:2::7");
+	struct grant_result res;
+
+	setup_teps();
+	memset(&rate, 0, sizeof(rate));
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_ptr_equal(res.tep, &teps[1]);
+	assert_string_equal(f.tep, "t2");
+	assert_string_equal(f.pool, "b"); /* the pool is the TEP's */
+	assert_int_equal(f.now, 1000);
+	assert_ptr_equal(res.lease, &f.lease);
+	assert_int_equal(res.flags, 1);
+	/* The default TEP lends from any pool. */
+	r = req_at("2001:db8:77::1");
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_string_equal(f.tep, "any");
+	assert_null(f.pool);
+	/* No TEP: the allocator is not asked. */
+	e.nteps = 2;
+	f.nacquire = 0;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_NO_TEP);
+	assert_null(res.tep);
+	assert_int_equal(f.nacquire, 0);
+}
+
+static void
+test_acquire_policy(void **state)
+{
+	static struct grant_rate rate;
+	struct fake_alloc f = {.tep_up = true, .held_64 = 4, .now_ms = 5000};
+	struct grant_engine e = {&fa_ops, &f, teps, 3, &rate};
+	struct grant_policy pol = {.per_64 = 4, .rate_64 = 1};
+	struct grant_req r = req_at("2001:db8:1::9");
+	struct grant_result res;
+
+	setup_teps();
+	memset(&rate, 0, sizeof(rate));
+	/* The /64 holds its share: a new lease is refused, nothing allocated. */
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_QUOTA);
+	assert_int_equal(f.nacquire, 0);
+	/* A lease held is renewed whatever the quota. */
+	f.holds = true;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_int_equal(f.nacquire, 1);
+	/* Rate: one a second, bursts of two; the refused quota took no token. */
+	f.holds = false;
+	f.held_64 = 0;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_RATE);
+	assert_int_equal(f.nacquire, 3);
+	/* The injected clock refills the bucket. */
+	f.now_ms += 1000;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	/* Another /64 has its own bucket. */
+	r = req_at("2001:db8:1:1::9");
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+}
+
+static void
+test_acquire_tep_down_and_refusal(void **state)
+{
+	static struct grant_rate rate;
+	struct fake_alloc f = {.tep_up = false};
+	struct grant_engine e = {&fa_ops, &f, teps, 3, &rate};
+	struct grant_policy pol = {0};
+	struct grant_req r = req_at("2001:db8:1::9");
+	struct grant_result res;
+
+	setup_teps();
+	memset(&rate, 0, sizeof(rate));
+	/* TEP down: no new address for a binding nobody can push. */
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_TEP_DOWN);
+	assert_ptr_equal(res.tep, &teps[0]);
+	assert_int_equal(f.nacquire, 0);
+	/* A lease held is renewed: its binding is at the TEP already. */
+	f.holds = true;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	/* The allocator's refusal comes back as it is, with no lease. */
+	f.tep_up = true;
+	f.holds = false;
+	f.acquire_rc = -ENOSPC;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_FAILED);
+	assert_int_equal(res.err, -ENOSPC);
+	assert_null(res.lease);
+	f.acquire_rc = -EIO;
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_FAILED);
+	assert_int_equal(res.err, -EIO);
+}
+
 int
 main(void)
 {
@@ -280,6 +479,10 @@ main(void)
 	    cmocka_unit_test(test_admit_quota),
 	    cmocka_unit_test(test_admit_rate),
 	    cmocka_unit_test(test_push),
+	    cmocka_unit_test(test_tep_choose),
+	    cmocka_unit_test(test_acquire_tep_and_pool),
+	    cmocka_unit_test(test_acquire_policy),
+	    cmocka_unit_test(test_acquire_tep_down_and_refusal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,302 @@
+/*
+ * The lease store's writer thread (store_async_start): the event loop
+ * records each turn's writes in a batch and hands it over with a ticket;
+ * the thread commits batches in order, one transaction each (SQLite with
+ * its WAL fsync'd, or PostgreSQL through store_pg.c), and says through an
+ * eventfd which ticket is durable. A failed batch stops the writer until
+ * the loop recovers (store_async_recover). The statements are store.c's.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "store/store_pg.h"
+
+void
+store_batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		free(b->ops[i].strs);
+	free(b->ops);
+	free(b);
+}
+
+/* Record a write in the open batch, with copies of its strings. */
+int
+store_batch_add(struct store *st, const struct op *op)
+{
+	struct batch *b = st->open;
+	const struct lease_row *row = &op->row;
+	size_t li = strlen(row->identity) + 1, lp = strlen(row->pool) + 1,
+	       lt = strlen(row->tep) + 1;
+	struct op *o;
+
+	if (!b)
+		return -EINVAL;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct op *ops = realloc(b->ops, cap * sizeof(*ops));
+
+		if (!ops)
+			return -EIO;
+		b->ops = ops;
+		b->cap = cap;
+	}
+	o = &b->ops[b->n];
+	*o = *op;
+	if (!(o->strs = malloc(li + lp + lt)))
+		return -EIO;
+	memcpy(o->strs, row->identity, li);
+	memcpy(o->strs + li, row->pool, lp);
+	memcpy(o->strs + li + lp, row->tep, lt);
+	o->row.identity = o->strs;
+	o->row.pool = o->strs + li;
+	o->row.tep = o->strs + li + lp;
+	b->n++;
+	return 0;
+}
+
+/* One batch as one PostgreSQL transaction (store_pg.c says why a conflict fails it whole). */
+static int
+apply_batch_pg(struct store *st, const struct batch *b)
+{
+	struct store_pg *pg = st->pg;
+	int rc = 0;
+
+	if (spg_begin(pg) < 0) {
+		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
+		return -EIO;
+	}
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		const struct op *o = &b->ops[i];
+
+		switch (o->kind) {
+		case OP_INSERT:
+			rc = spg_insert(pg, &o->row);
+			break;
+		case OP_UPDATE:
+			rc = spg_update(pg, &o->row);
+			break;
+		case OP_DELETE:
+			rc = spg_delete(pg, o->row.id);
+			break;
+		case OP_HISTORY:
+			rc = spg_history(pg, o->event, o->t, &o->row);
+			break;
+		case OP_PRUNE:
+			rc = spg_prune(pg, o->t, (unsigned)o->event);
+			break;
+		case OP_PROBE:
+			rc = spg_probe(pg);
+			break;
+		}
+	}
+	if (rc < 0) {
+		spg_rollback(pg);
+		/* Refused for another instance's sake, not for a broken database. */
+		__atomic_store_n(&st->conflict, rc == -EEXIST || rc == -ESTALE, __ATOMIC_RELEASE);
+		return -EIO;
+	}
+	if ((rc = spg_commit(pg)) < 0)
+		__atomic_store_n(&st->conflict, false, __ATOMIC_RELEASE);
+	return rc;
+}
+
+int
+store_apply_batch(struct store *st, const struct batch *b)
+{
+	if (st->pg)
+		return apply_batch_pg(st, b);
+	if (store_step_done(st, st->begin, "begin") < 0)
+		return -EIO;
+	for (size_t i = 0; i < b->n; i++)
+		if (store_apply_op(st, &b->ops[i]) < 0)
+			goto fail;
+	if (store_step_done(st, st->commit, "commit") < 0)
+		goto fail;
+	return 0;
+fail:
+	if (sqlite3_get_autocommit(st->db) == 0)
+		(void)store_step_done(st, st->rollback, "rollback");
+	return -EIO;
+}
+
+static void *
+writer(void *arg)
+{
+	struct store *st = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		struct batch *b;
+		int rc;
+
+		while (!st->qhead && !st->stop) {
+			if (st->pg) {
+				/* Idle: the other instances' commits and the expiry lock. */
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 100 * 1000 * 1000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+				if (st->qhead || st->stop)
+					break;
+				pthread_mutex_unlock(&st->mu);
+				if (spg_idle(st->pg)) {
+					__atomic_store_n(&st->foreign, true, __ATOMIC_RELEASE);
+					if (write(st->efd, &one, sizeof(one)) < 0) {
+						/* As below. */
+					}
+				}
+				pthread_mutex_lock(&st->mu);
+			} else
+				pthread_cond_wait(&st->cv, &st->mu);
+		}
+		if (!st->qhead)
+			break;
+		b = st->qhead;
+		st->qhead = b->next;
+		if (!st->qhead)
+			st->qtail = NULL;
+		st->busy = true;
+		/*
+		 * After a failed batch the later ones were decided on top of it:
+		 * they are dropped too, until store_async_recover().
+		 */
+		rc = -EIO;
+		if (!st->failed) {
+			pthread_mutex_unlock(&st->mu);
+			rc = store_apply_batch(st, b);
+			pthread_mutex_lock(&st->mu);
+		}
+		st->busy = false;
+		if (rc < 0)
+			st->failed = true;
+		else
+			st->durable = b->ticket;
+		store_batch_free(b);
+		pthread_cond_broadcast(&st->cv);
+		if (write(st->efd, &one, sizeof(one)) < 0) {
+			/* The counter cannot overflow at our rates; nothing to do. */
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+int
+store_async_start(struct store *st)
+{
+	if (st->async || st->in_tx)
+		return -EINVAL;
+	if ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return -errno;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	if (pthread_create(&st->thread, NULL, writer, st) != 0) {
+		close(st->efd);
+		return -EAGAIN;
+	}
+	st->async = true;
+	return 0;
+}
+
+int
+store_async_fd(const struct store *st)
+{
+	return st->async ? st->efd : -1;
+}
+
+int
+store_commit_async(struct store *st, uint64_t *ticket)
+{
+	struct batch *b = st->open;
+
+	if (!st->async)
+		return -EINVAL;
+	st->open = NULL;
+	if (!b || b->n == 0) {
+		/* Nothing new: whatever was decided before is in the last batch. */
+		store_batch_free(b);
+		*ticket = st->issued;
+		return 0;
+	}
+	b->ticket = ++st->issued;
+	*ticket = b->ticket;
+	pthread_mutex_lock(&st->mu);
+	if (st->qtail)
+		st->qtail->next = b;
+	else
+		st->qhead = b;
+	st->qtail = b;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	return 0;
+}
+
+int
+store_async_poll(struct store *st, uint64_t *durable)
+{
+	uint64_t n;
+	int rc;
+
+	*durable = 0;
+	if (read(st->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return -errno;
+	pthread_mutex_lock(&st->mu);
+	*durable = st->durable;
+	rc = st->failed ? -EIO : 0;
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int
+store_async_recover(struct store *st)
+{
+	if (!st->async)
+		return -EINVAL;
+	pthread_mutex_lock(&st->mu);
+	while (st->qhead || st->busy)
+		pthread_cond_wait(&st->cv, &st->mu);
+	st->failed = false;
+	pthread_mutex_unlock(&st->mu);
+	store_batch_free(st->open);
+	st->open = NULL;
+	return 0;
+}
+
+int
+store_async_stop(struct store *st)
+{
+	int rc;
+
+	if (!st->async)
+		return 0;
+	pthread_mutex_lock(&st->mu);
+	st->stop = true;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->thread, NULL);
+	rc = st->failed ? -EIO : 0;
+	store_batch_free(st->open);
+	st->open = NULL;
+	close(st->efd);
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	st->async = false;
+	return rc;
+}
