@@ -234,7 +234,11 @@ store_open(const char *path, char *err, size_t errlen)
 	st->lockfd = -1;
 	if (lock_file(st, path, err, errlen) < 0)
 		goto fail;
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	if (store_vfs_register() < 0) {
+		snprintf(err, errlen, "%s: cannot register SQLite VFS %s", path, STORE_VFS);
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, STORE_VFS) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
 		         st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");

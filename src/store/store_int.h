@@ -75,5 +75,8 @@ int store_apply_batch(struct store *st, const struct batch *b);
 /* store_writer.c: checkpoints the WAL every STORE_CHECKPOINT_PAGES, in the writer thread. */
 #define STORE_CHECKPOINT_PAGES 4000
 int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
+/* store_vfs.c: the VFS the writing connection uses (a commit's WAL frames in one write). */
+#define STORE_VFS "dstm-wal"
+int store_vfs_register(void);
 
 #endif
