@@ -777,6 +777,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_foreign_client_v6",
 	                    json_integer((json_int_t)d->ctr.foreign_client_v6));
 	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
+	json_object_set_new(o, "drop_long_identity",
+	                    json_integer((json_int_t)d->ctr.long_identity));
 	json_object_set_new(o, "sessions_evicted_idle",
 	                    json_integer((json_int_t)session_act.evicted));
 	json_object_set_new(o, "sessions_idle_closed",

@@ -172,8 +172,8 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		return -EPERM;
 	}
 	/* The one decision (src/grant): TEP and pool, per-/64 quota and rate, the slot. */
-	req = (struct grant_req){.who = who, .identity = identity, .v6 = *v6, .want_v4 = want,
-	                         .now = now};
+	req = (struct grant_req){
+	    .who = who, .identity = identity, .v6 = *v6, .want_v4 = want, .now = now};
 	switch (dstmd_grant(d, &req, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64,
 	                    &res)) {
 	case GRANT_GRANTED:

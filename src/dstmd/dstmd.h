@@ -57,6 +57,7 @@ struct dstmd_counters {
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
 	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
+	uint64_t long_identity;     /* a name too long to be a lease key (TSP 300) */
 	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
 

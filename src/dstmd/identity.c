@@ -175,20 +175,20 @@ cert_name(SSL *ssl, char *out, size_t len)
  * Who the client is (seed 001 C §2.1: an anonymous node is known by its
  * global address): the SASL user, the certificate's name, or the address.
  */
-static void
+static int
 client_identity(struct tsp_conn *conn, SSL *ssl, const struct grant_client *who, char *out,
                 size_t len)
 {
 	const char *user = conn ? tsp_conn_user(conn) : NULL;
 	const char *mech = conn ? tsp_conn_mechanism(conn) : NULL;
-	char a[ADDR_STRLEN], cn[128];
+	struct grant_identity id = {.kind = GRANT_ID_ADDRESS, .v6 = who->v6};
+	char cn[128];
 
 	if (user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS")))
-		snprintf(out, len, "tsp:%s", user);
+		id = (struct grant_identity){.kind = GRANT_ID_USER, .name = user};
 	else if (cert_name(ssl, cn, sizeof(cn)))
-		snprintf(out, len, "cert:%s", cn);
-	else
-		snprintf(out, len, "anon:%s", addr_fmt_v6(&who->v6, a));
+		id = (struct grant_identity){.kind = GRANT_ID_CERT, .name = cn};
+	return grant_identity_key(&id, out, len);
 }
 
 static bool
@@ -247,7 +247,13 @@ tsp_identity_verify(struct dstmd *d, struct tsp_conn *conn, SSL *ssl, const stru
 		d->ctr.bad_address++;
 		return TSP_INVALID_IPV6;
 	}
-	client_identity(conn, ssl, who, identity, idlen);
+	/* Never a truncated name: two users would share a lease. */
+	if (client_identity(conn, ssl, who, identity, idlen) != 0) {
+		d->ctr.long_identity++;
+		log_warnx_rl(&identity_rl, "%s: its name is too long to key a lease: refused",
+		             addr_fmt_v6(&who->v6, a));
+		return TSP_AUTH_FAILED;
+	}
 	return 0;
 }
 
