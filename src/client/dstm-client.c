@@ -193,6 +193,8 @@ status_json(struct client *c)
 	json_object_set_new(o, "interface", json_string(c->tun.ifname));
 	json_object_set_new(o, "ipv6", json_string(addr_fmt_v6(&c->v6, a)));
 	json_object_set_new(o, "access", json_string(c->dhcpv6 ? "dhcpv6" : "tsp"));
+	/* TUN offloads in use: the IPv6 link's GRO is then on (tunnel_gro_setup). */
+	json_object_set_new(o, "offload", json_boolean(c->tun.offloaded));
 	if (c->dhcpv6) {
 		json_object_set_new(o, "server", json_string("ff02::1:2"));
 		json_object_set_new(o, "session", json_string(d6_access_session(&c->d6)));

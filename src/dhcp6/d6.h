@@ -234,6 +234,15 @@ enum d6_drop d6_parse(const uint8_t *p, size_t n, const struct d6_codes *codes, 
 enum d6_drop d6_validate_server(const struct d6_msg *m, const uint8_t *our_duid,
                                 size_t our_duid_len);
 
+/*
+ * RFC 8415 §21.1: the next option at `c`, its code and its body as a
+ * cursor of its own. False at the end of `c`, or when the option runs
+ * past it (then c->err is set).
+ */
+bool d6_opt_next(struct cur *c, uint16_t *code, struct cur *body);
+/* Write one option: code, length, body. */
+void d6_opt_put(struct wcur *w, uint16_t code, const void *body, size_t len);
+
 /* RFC 8415 §10: a dotted name to wire form. -EINVAL or the length. */
 int d6_name_encode(const char *name, uint8_t *out, size_t cap);
 /* Wire form to dotted text (at most cap-1 characters); false if malformed. */
@@ -295,7 +304,8 @@ struct d6_grant {
 	unsigned flags; /* D6_GRANT_NEW / D6_GRANT_MOVED */
 	const void *tep_ref;
 	/* lw4o6 (RFC 7596): v6 is the address the server assigned (IA_NA),
-	 * and the port set is a PSID's (psid_len 0: the whole address). */
+	 * and the port set is a PSID's (psid_len 0: the whole address). Set
+	 * by find() too: a Release names the address of an lw4o6 lease only. */
 	bool lw;
 	uint8_t psid_offset, psid_len;
 	uint16_t psid; /* right-aligned */

@@ -393,12 +393,10 @@ d6_parse(const uint8_t *p, size_t n, const struct d6_codes *codes, struct d6_msg
 
 		if (++nopt > D6_MAX_OPTIONS)
 			return D6_DROP_TOO_MANY_OPTS;
-		code = cur_u16(&c);
-		len = cur_u16(&c);
-		body = c.p;
-		s = cur_sub(&c, len);
-		if (c.err)
+		if (!d6_opt_next(&c, &code, &s))
 			return D6_DROP_OPT_LEN;
+		body = s.p;
+		len = (uint16_t)s.left;
 		if (top_misplaced(code, codes))
 			return D6_DROP_MISPLACED;
 		if (pending_global >= 0 && code != D6_OPT_IA_NA)
@@ -586,6 +584,31 @@ d6_validate_server(const struct d6_msg *m, const uint8_t *our_duid, size_t our_d
 }
 
 /* ---- Domain names (RFC 8415 §10, RFC 1035 §3.1 without compression) ---- */
+
+bool
+d6_opt_next(struct cur *c, uint16_t *code, struct cur *body)
+{
+	uint16_t len;
+
+	if (c->err || c->left == 0)
+		return false;
+	*code = cur_u16(c);
+	len = cur_u16(c);
+	*body = cur_sub(c, len);
+	return !c->err;
+}
+
+void
+d6_opt_put(struct wcur *w, uint16_t code, const void *body, size_t len)
+{
+	if (len > UINT16_MAX) {
+		w->err = true;
+		return;
+	}
+	w_u16(w, code);
+	w_u16(w, (uint16_t)len);
+	w_bytes(w, body, len);
+}
 
 int
 d6_name_encode(const char *name, uint8_t *out, size_t cap)

@@ -366,9 +366,17 @@ serve_release(struct d6_server *s, struct d6_txn *t, unsigned i, bool declined)
 	 * names, or any host could release any lease by naming its address. */
 	if (s->ops->acquire_lw && ia->code == D6_OPT_IA_NA && !ia->global_v4 && ia->naddrs &&
 	    !addr_is_v4_mapped(&ia->addr, &v4) && !t->has_client_v6 &&
-	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src)))
+	    (t->env.nrelays || IN6_IS_ADDR_LINKLOCAL(&t->rx.src))) {
+		struct d6_grant g;
+
+		/* Only an lw4o6 lease: a DSTM lease is its client's own global address's. */
+		if (s->ops->find(s->arg, t->out[i].identity, &g) == 0 && !g.lw) {
+			s->ctr.refused_foreign++;
+			ia_status(t, i, D6_ST_NO_BINDING);
+			return;
+		}
 		who = &ia->addr;
-	else if (!t->has_client_v6) {
+	} else if (!t->has_client_v6) {
 		/* Nothing verified to compare with the lease's address. */
 		s->ctr.drop[D6_DROP_NO_ADDRESS]++;
 		ia_status(t, i, D6_ST_NO_BINDING);

@@ -21,27 +21,25 @@ dots_d6_build_inforeq(uint32_t xid, const uint8_t *duid, size_t duidlen, uint16_
                       void *buf, size_t cap, size_t *len)
 {
 	struct wcur w = wcur_make(buf, cap);
+	uint8_t oro[6], el[2];
+	struct wcur o = wcur_make(oro, sizeof(oro));
 
 	*len = 0;
 	if (duidlen == 0 || duidlen > 130)
 		return -EINVAL;
 	/* RFC 8415 §8: msg-type(1) transaction-id(3). */
-	w_u8(&w, DOTS_D6_INFO_REQUEST);
+	w_u8(&w, D6_INFORMATION_REQUEST);
 	w_u8(&w, (uint8_t)(xid >> 16));
 	w_u8(&w, (uint8_t)(xid >> 8));
 	w_u8(&w, (uint8_t)xid);
-	w_u16(&w, DOTS_D6_OPT_CLIENTID);
-	w_u16(&w, (uint16_t)duidlen);
-	w_bytes(&w, duid, duidlen);
+	d6_opt_put(&w, D6_OPT_CLIENTID, duid, duidlen);
 	/* RFC 8973 §5.1.3 and RFC 5986 §3.3: ask for 141, 142 and 57 in the ORO. */
-	w_u16(&w, DOTS_D6_OPT_ORO);
-	w_u16(&w, 6);
-	w_u16(&w, DOTS_D6_OPT_DOTS_RI);
-	w_u16(&w, DOTS_D6_OPT_DOTS_ADDRESS);
-	w_u16(&w, DOTS_D6_OPT_ACCESS_DOMAIN);
-	w_u16(&w, DOTS_D6_OPT_ELAPSED);
-	w_u16(&w, 2);
-	w_u16(&w, elapsed_cs);
+	w_u16(&o, DOTS_D6_OPT_DOTS_RI);
+	w_u16(&o, DOTS_D6_OPT_DOTS_ADDRESS);
+	w_u16(&o, DOTS_D6_OPT_ACCESS_DOMAIN);
+	d6_opt_put(&w, D6_OPT_ORO, oro, w_len(&o));
+	w_put16_at(el, elapsed_cs);
+	d6_opt_put(&w, D6_OPT_ELAPSED_TIME, el, sizeof(el));
 	if (w.err)
 		return -EMSGSIZE;
 	*len = w_len(&w);
@@ -111,15 +109,18 @@ dots_d6_parse_reply(const void *pkt, size_t len, uint32_t xid, struct dots_dhcp_
 	rxid |= cur_u8(&c);
 	if (c.err)
 		return -EBADMSG;
-	if (type != DOTS_D6_REPLY || rxid != (xid & 0xffffff))
+	if (type != D6_REPLY || rxid != (xid & 0xffffff))
 		return -EPROTO;
 	/* Each option consumes at least 4 bytes: the message length bounds the loop. */
 	while (c.left > 0) {
-		uint16_t code = cur_u16(&c), olen = cur_u16(&c);
-		const uint8_t *v = cur_bytes(&c, olen);
+		uint16_t code, olen;
+		struct cur body;
+		const uint8_t *v;
 
-		if (c.err)
+		if (!d6_opt_next(&c, &code, &body))
 			return -EBADMSG;
+		olen = (uint16_t)body.left;
+		v = body.p;
 		switch (code) {
 		case DOTS_D6_OPT_DOTS_RI:
 			/* RFC 8973 §5.1.3: only the first instance is used. */

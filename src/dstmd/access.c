@@ -373,6 +373,19 @@ handle_release(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, rc, NULL);
 		return;
 	}
+	/*
+	 * Over UDP nothing proves the source: a host on the link can send
+	 * VERSION, AUTHENTICATE ANONYMOUS and a delete under another host's
+	 * address without reading a single answer. Ending a lease takes a
+	 * secret there (or TCP, whose handshake proves the address); an
+	 * anonymous UDP client's lease simply expires, as deployed clients,
+	 * which never send delete, expect.
+	 */
+	if (s->dgram && !who.authenticated) {
+		d->ctr.udp_anon_delete++;
+		session_reply(s, TSP_INVALID_REQUEST, NULL);
+		return;
+	}
 	l = lease_find_identity(d->leases, identity);
 	if (!l || (t->client.has_v4 && t->client.v4 != l->v4)) {
 		session_reply(s, TSP_ADDRESS_UNAVAILABLE, NULL);
@@ -581,6 +594,7 @@ access_attach(struct dstmd *d, struct tsp_conn *c, const struct sockaddr *sa)
 	s->netkey = net_key(sa);
 	(void)keycount_add(&d->conns64, s->netkey, 1);
 	s->conn = c;
+	s->dgram = true;
 	tsp_conn_set_data(c, s);
 	session_touch(s);
 	return 0;
@@ -779,6 +793,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
 	json_object_set_new(o, "drop_long_identity",
 	                    json_integer((json_int_t)d->ctr.long_identity));
+	json_object_set_new(o, "drop_udp_anonymous_delete",
+	                    json_integer((json_int_t)d->ctr.udp_anon_delete));
 	json_object_set_new(o, "sessions_evicted_idle",
 	                    json_integer((json_int_t)session_act.evicted));
 	json_object_set_new(o, "sessions_idle_closed",

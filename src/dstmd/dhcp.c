@@ -211,6 +211,7 @@ op_find(void *arg, const char *identity, struct d6_grant *g)
 	if (!l)
 		return -ENOENT;
 	grant_of(d, l, dstmd_tep_named(d, l->tep), clock_wall_s(), g);
+	g->lw = lw4o6_holds(d, &l->v6); /* d6_server: whose address a Release may name */
 	return 0;
 }
 
@@ -257,9 +258,7 @@ op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struc
 	int rc;
 
 	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
-	if (rc == -EIO)
-		fatalx("the lease store failed; exiting so that a restart reloads it");
-	if (rc != 0)
+	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
 	g->lw = true;

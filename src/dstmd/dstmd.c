@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,7 @@ run_list(struct dstmd *d, struct deferred *list)
 }
 
 static void store_failed(struct dstmd *d);
+static void spread_pools(struct dstmd *d);
 static struct log_rl store_rl = {.burst = 1};
 
 bool
@@ -231,12 +233,35 @@ store_recovered(struct dstmd *d)
 		evtimer_add(d->store_retry_ev, &second);
 		return;
 	}
+	spread_pools(d);
 	log_info("the lease store %s commits again after %llds; leases reloaded, serving",
 	         d->cfg->database, (long long)(clock_wall_s() - d->store_failing_since));
 	d->store_failing = false;
 	d->store_error[0] = '\0';
 	dstmd_schedule_commit(d); /* what the reload changed */
 	dstmd_rearm_expiry(d);
+}
+
+/* Leases that ended this recently are left to the expiry owner by a reload elsewhere. */
+#define STORE_SYNC_GRACE_S 5
+
+/*
+ * Instances sharing a pool through PostgreSQL would all hand out the head
+ * of the free queue and collide on every grant (the database refuses the
+ * second, dstmd reloads): each starts at its own random place instead,
+ * after every load of the leases.
+ */
+static void
+spread_pools(struct dstmd *d)
+{
+	if (!store_shared(d->store))
+		return;
+	for (size_t i = 0; i < d->cfg->npools; i++) {
+		struct pool_stats ps;
+
+		pool_stats(d->pools[i], &ps);
+		pool_rotate(d->pools[i], (uint32_t)((ps.size * d->pool_spread) >> 32));
+	}
 }
 
 /*
@@ -246,8 +271,6 @@ store_recovered(struct dstmd *d)
  * Until such a moment the flag stays; a decision taken meanwhile on the
  * old memory is refused by the database if it conflicts (store_pg.c).
  */
-#define STORE_SYNC_GRACE_S 5
-
 static void
 store_sync(struct dstmd *d)
 {
@@ -257,8 +280,19 @@ store_sync(struct dstmd *d)
 		return;
 	d->store_sync_pending = true;
 	if (d->store_failing || d->last_ticket > d->durable || d->after_commit ||
-	    store_in_transaction(d->store))
+	    store_in_transaction(d->store)) {
+		/* Busy: again soon, also if no commit of ours comes to call us. */
+		struct timeval soon = {0, 20 * 1000};
+
+		/*
+		 * Writes nobody waits for (a DHCPv6 Advertise's offer) stay in the
+		 * open batch until the next commit: make it now, or we never idle.
+		 */
+		if (!d->store_failing && store_in_transaction(d->store))
+			dstmd_schedule_commit(d);
+		evtimer_add(d->store_sync_ev, &soon);
 		return;
+	}
 	d->store_sync_pending = false;
 	/*
 	 * Leases that ended a moment ago are the expiry owner's to end (its
@@ -274,8 +308,15 @@ store_sync(struct dstmd *d)
 		return;
 	}
 	d->store_syncs++;
+	spread_pools(d);
 	dstmd_schedule_commit(d); /* what the reload changed */
 	dstmd_rearm_expiry(d);
+}
+
+static void
+store_sync_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	store_sync(arg);
 }
 
 /* The writer thread made batches durable: release what waited for them. */
@@ -649,6 +690,9 @@ main(int argc, char **argv)
 	    lease_mgr_new(d.store, d.pools, d.cfg->npools, &pol, d.started, err, sizeof(err));
 	if (!d.leases)
 		fatalx("%s: %s", d.cfg->database, err);
+	if (getrandom(&d.pool_spread, sizeof(d.pool_spread), 0) != sizeof(d.pool_spread))
+		d.pool_spread = (uint32_t)getpid() * 2654435761u;
+	spread_pools(&d);
 	d.per_64 = dstmd_quota_64(d.cfg, d.pools);
 
 	if (!(d.base = event_base_new()))
@@ -661,6 +705,7 @@ main(int argc, char **argv)
 	event_priority_set(d.commit_ev, 1);
 	d.expiry_ev = evtimer_new(d.base, expiry_cb, &d);
 	d.store_retry_ev = evtimer_new(d.base, store_retry_cb, &d);
+	d.store_sync_ev = evtimer_new(d.base, store_sync_cb, &d);
 	d.sigterm_ev = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sigint_ev = evsignal_new(d.base, SIGINT, signal_cb, &d);
 	d.sighup_ev = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
@@ -731,6 +776,7 @@ main(int argc, char **argv)
 	event_free(d.durable_ev);
 	event_free(d.expiry_ev);
 	event_free(d.store_retry_ev);
+	event_free(d.store_sync_ev);
 	event_free(d.sigterm_ev);
 	event_free(d.sigint_ev);
 	event_free(d.sighup_ev);

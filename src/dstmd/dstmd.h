@@ -58,6 +58,7 @@ struct dstmd_counters {
 	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
 	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
 	uint64_t long_identity;     /* a name too long to be a lease key (TSP 300) */
+	uint64_t udp_anon_delete;   /* an unauthenticated delete over UDP, refused (TSP 500) */
 	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
 
@@ -98,7 +99,9 @@ struct dstmd {
 	uint64_t store_failures, probe_ticket;
 	/* PostgreSQL: another instance committed; reload when nothing is in flight. */
 	bool store_sync_pending;
-	uint64_t store_syncs; /* reloads for the other instances' commits */
+	struct event *store_sync_ev; /* tries the pending reload again while busy */
+	uint64_t store_syncs;        /* reloads for the other instances' commits */
+	uint32_t pool_spread; /* where this instance starts in each pool, a fraction of 2^32 */
 	char store_error[256];
 	struct event *store_retry_ev;
 	struct dstmd_counters ctr;

@@ -27,6 +27,8 @@
 #include "dstmd/dstmd.h"
 #include "dstmd/lw4o6.h"
 
+static struct log_rl lw_rl;
+
 /* The index of the pool's addresses (see the top of the file). */
 static struct {
 	const struct dstmd_config *cfg;
@@ -135,7 +137,18 @@ lw4o6_acquire(struct dstmd *d, const char *identity, uint32_t want, int64_t now,
 	if ((rc = ix_sync(d)) < 0)
 		return rc;
 	l = lease_find_identity(d->leases, identity);
-	if (l && in_pool6(c, &l->v6, &k)) {
+	if (l && !in_pool6(c, &l->v6, &k)) {
+		/*
+		 * The identity holds a lease bound to an address this pool did
+		 * not give (a DSTM client's own): a DUID and IAID are a claim,
+		 * and an lw4o6 request, from whatever sender, would move that
+		 * binding here (DESIGN §4). Refused, counted as foreign.
+		 */
+		log_warnx_rl(&lw_rl, "lw4o6: %s holds a lease at %s: not moved into the lw4o6 pool",
+		             identity, addr_fmt_v6(&l->v6, a));
+		return -EPERM;
+	}
+	if (l) {
 		/* A renewal keeps the address the lwB4 built its softwire on. */
 		v6 = l->v6;
 		found = true;
@@ -169,6 +182,14 @@ lw4o6_acquire(struct dstmd *d, const char *identity, uint32_t want, int64_t now,
 	}
 	*tep_out = tep;
 	return 0;
+}
+
+bool
+lw4o6_holds(const struct dstmd *d, const struct in6_addr *v6)
+{
+	const struct dstmd_lw4o6 *c = &d->cfg->lw4o6;
+
+	return c->enable && addr_v6_in_prefix(v6, &c->prefix, c->plen);
 }
 
 void

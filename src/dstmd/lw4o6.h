@@ -5,6 +5,7 @@
 #ifndef DSTMD_LW4O6_H
 #define DSTMD_LW4O6_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dstmd/config.h"
@@ -21,6 +22,8 @@ struct dstmd;
  */
 int lw4o6_acquire(struct dstmd *d, const char *identity, uint32_t want_v4, int64_t now,
                   const struct lease **out, unsigned *flags, const struct dstmd_tep **tep);
+/* Whether v6 is an address of ipv6_pool (a lease there is an lwB4's). */
+bool lw4o6_holds(const struct dstmd *d, const struct in6_addr *v6);
 void lw4o6_fini(void);
 
 #endif

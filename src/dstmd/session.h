@@ -40,6 +40,7 @@ struct session {
 	int64_t last_ms;               /* accepted, or its last command */
 	bool listed;                   /* in the activity list (its connection is open) */
 	bool evicted;                  /* closing to make room: no longer counted */
+	bool dgram;                    /* TSP over UDP: its source address is not proven */
 };
 
 /*

@@ -316,6 +316,28 @@ pool_reset(struct pool *p)
 }
 
 void
+pool_rotate(struct pool *p, uint32_t slot)
+{
+	uint32_t k, pv;
+
+	if (p->free_head == NIL || slot >= p->size)
+		return;
+	/* The first free slot at or after `slot`, wrapping around. */
+	for (k = slot; p->state[k] != POOL_SLOT_FREE;)
+		k = k + 1 == p->size ? 0 : k + 1;
+	if (k == p->free_head)
+		return;
+	/* The queue is a ring cut before k: head..prev(k) goes after the tail. */
+	pv = p->prev[k];
+	p->next[p->free_tail] = p->free_head;
+	p->prev[p->free_head] = p->free_tail;
+	p->prev[k] = NIL;
+	p->next[pv] = NIL;
+	p->free_head = k;
+	p->free_tail = pv;
+}
+
+void
 pool_free(struct pool *p)
 {
 	if (p == NULL)

@@ -69,6 +69,14 @@ void pool_stats(const struct pool *p, struct pool_stats *st);
 /* Every slot free again, as pool_new() made it (the lease manager reloads from disk). */
 void pool_reset(struct pool *p);
 
+/*
+ * Start the free queue at the first free slot at or after `slot` (the
+ * order stays, the part before goes to the tail). dstmd instances sharing
+ * a pool through PostgreSQL each start at a place of their own, so that
+ * they seldom pick the same address at once.
+ */
+void pool_rotate(struct pool *p, uint32_t slot);
+
 /* Any address in common: two pools of one dstmd must not overlap. */
 bool pool_overlaps(const struct pool *a, const struct pool *b);
 

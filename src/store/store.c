@@ -695,6 +695,12 @@ store_foreign_changes(struct store *st)
 }
 
 bool
+store_shared(const struct store *st)
+{
+	return st->pg != NULL;
+}
+
+bool
 store_conflicted(const struct store *st)
 {
 	return st->pg && __atomic_load_n(&st->conflict, __ATOMIC_ACQUIRE);

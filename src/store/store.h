@@ -89,6 +89,8 @@ struct store *store_open(const char *path, char *err, size_t errlen);
 struct store *store_open_pg(const char *conninfo, char *err, size_t errlen);
 /* Another instance committed since the last call (always false on SQLite). */
 bool store_foreign_changes(struct store *st);
+/* Several instances may share this store (PostgreSQL). */
+bool store_shared(const struct store *st);
 /* The last failed batch conflicted with another instance's commit (PostgreSQL only). */
 bool store_conflicted(const struct store *st);
 /* This instance runs expiry (always on SQLite; on PostgreSQL, one instance at a time). */

@@ -269,6 +269,11 @@ fail:
 	return -EIO;
 }
 
+static void
+quiet(void *arg, const char *message)
+{
+}
+
 struct store_pg *
 spg_open(const char *conninfo, char *err, size_t errlen)
 {
@@ -282,6 +287,8 @@ spg_open(const char *conninfo, char *err, size_t errlen)
 	pthread_mutex_init(&pg->mu, NULL);
 	pg->vm_valid = true; /* empty: a row is known once loaded or written here */
 	pg->c = PQconnectdb(conninfo);
+	/* NOTICEs ("already exists, skipping") are not for dstmd's stderr. */
+	PQsetNoticeProcessor(pg->c, quiet, NULL);
 	if (PQstatus(pg->c) != CONNECTION_OK) {
 		seterr(pg, "connecting", pg->c, NULL);
 		snprintf(err, errlen, "postgresql: %s", pg->errmsg);
@@ -622,6 +629,7 @@ spg_history_scan(struct store_pg *pg, int64_t after, unsigned max,
 			PQreset(pg->rc);
 		else
 			pg->rc = PQconnectdb(pg->conninfo);
+		PQsetNoticeProcessor(pg->rc, quiet, NULL);
 		if (PQstatus(pg->rc) != CONNECTION_OK) {
 			seterr(pg, "reading history", pg->rc, NULL);
 			return -EIO;
@@ -671,16 +679,22 @@ spg_idle(struct store_pg *pg)
 	PGnotify *n;
 
 	pthread_mutex_lock(&pg->mu);
+	if (PQstatus(pg->c) == CONNECTION_OK && PQconsumeInput(pg->c) == 0)
+		pg->owner = false; /* the connection broke: PQstatus says so now */
 	if (PQstatus(pg->c) != CONNECTION_OK) {
 		pg->owner = false;
-		/* Reconnecting is the probe's job (spg_begin): it decides when we serve again. */
+		/*
+		 * An idle instance reconnects by itself (a busy one's batch fails
+		 * and its probe does it). The other instances' notifications sent
+		 * meanwhile are lost: say "changed" so that dstmd reloads.
+		 */
+		if (now - pg->last_try >= STORE_PG_RETRY_S) {
+			pg->last_try = now;
+			PQreset(pg->c);
+			foreign = PQstatus(pg->c) == CONNECTION_OK && listen_and_prepare(pg) == 0;
+		}
 		pthread_mutex_unlock(&pg->mu);
-		return false;
-	}
-	if (PQconsumeInput(pg->c) == 0) {
-		pg->owner = false;
-		pthread_mutex_unlock(&pg->mu);
-		return false;
+		return foreign;
 	}
 	while ((n = PQnotifies(pg->c))) {
 		if (n->be_pid != PQbackendPID(pg->c))

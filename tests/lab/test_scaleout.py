@@ -6,7 +6,9 @@ acknowledged lease, and its clients renew at the other (a TSP client
 reconnects there and keeps its address); PostgreSQL restarted under a
 serving dstmd: allocations are refused meanwhile (530, never a faked 200)
 and served again once it is back. Also the lab with `--store postgresql
---servers 2`: clients of srv and of srv2 bound, no address twice."""
+--servers 2`: clients of srv and of srv2 bound, no address twice; srv2
+killed with -9, its TSP client started again toward srv keeps its
+address; over DHCPv6, srv killed with -9, the clients renew at srv2."""
 
 import json
 import os
@@ -133,8 +135,46 @@ def test_two_instances_allocate_concurrently(pg, tmp):
         assert len(acked) == 60, (len(acked), refused[:10], a.logtext(), b.logtext())
         print("refused", len(refused), [(x.counters().get("store_syncs"), x.counters().get("store_failures")) for x in (a, b)])
         check_acked_in_db(pg, acked)
-        # Both served (no instance sat it out).
-        assert a.counters() and b.counters()
+        # Contested: pairs of clients, one at each instance, ask for the same
+        # address at once; the database lets one of each pair have it.
+        taken = set(acked.values())
+        want = [a4 for a4 in ("192.0.2.%d" % i for i in range(2, 255)) if a4 not in taken][:10]
+        got, statuses = {}, []
+
+        def contest(port, v6, v4):
+            # 530: the batch lost to the other instance's commit; ask again,
+            # until served or told the address is someone else's.
+            for _ in range(50):
+                t = Tsp(port, timeout=10)
+                r = t.create(v6, v4=v4) or (None, "")
+                t.close()
+                if r[0] == 200:
+                    got[v6] = addr_of(r[1])
+                    return
+                if r[0] != 530:
+                    break
+                time.sleep(0.1)
+            statuses.append(r[0])
+
+        threads = [threading.Thread(target=contest, args=(d.port, client_v6(2 + side, i), v4))
+                   for i, v4 in enumerate(want) for side, d in enumerate((a, b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        told = list(got.values())
+        assert len(told) == len(set(told)), got
+        rows = active_rows(pg)
+        held = [r[0] for r in rows.values()]
+        assert len(held) == len(set(held))
+        for v6, addr in got.items():
+            assert rows["anon:" + v6][0] == v4_int(addr)
+        # Free addresses, asked for: the database decides, and someone gets each.
+        assert len(got) == len(want), statuses
+        acked.update(got)
+        check_acked_in_db(pg, acked)
+        print("contested: %d of %d pairs served one side; the others: %s"
+              % (len(got), len(want), statuses))
         # Each learns the other's leases: a client of a renews at b, same address.
         v6 = client_v6(0, 0)
         again = {}
@@ -246,3 +286,58 @@ def test_lab_two_servers_on_postgresql(lab2):
     for c in ("c1", "c2"):
         r = lab2.exec(c, "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
         assert r.returncode == 0, (c, r.stderr)
+
+
+def test_lab_srv2_killed_its_client_renews_at_srv(lab2):
+    """kill -9 srv2: c2 (a client of srv2) keeps its tunnel; started again
+    naming srv (dstm-client names one server: the operator's move, or a
+    service address that moved), it renews there and keeps its address,
+    and traffic flows; srv's clients never noticed."""
+    from test_domain import bound, dti_addresses, kill_node, start_node
+
+    before = {c: dti_addresses(lab2, c)[0] for c in ("c1", "c2")}
+    kill_node(lab2, "srv2", signal.SIGKILL)
+    kill_node(lab2, "c2", signal.SIGKILL)
+    conf = lab2.config("c2")
+    conf["server"] = "[fd00:d57::1]:3653"
+    start_node(lab2, "c2", "dstm-client", lab2.write_config("c2", "to-srv.json", conf))
+    s = bound(lab2, "c2", timeout=30)
+    assert s["ipv4"] == before["c2"], (s, before)
+    assert dti_addresses(lab2, "c1")[0] == before["c1"]
+    for c in ("c1", "c2"):
+        r = lab2.exec(c, "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
+        assert r.returncode == 0, (c, r.stderr)
+    leases = {e["ipv4"]: e for e in lab2.ctl("srv", "leases")}
+    assert leases[before["c2"]]["identity"] == "anon:fd00:d57::12"
+
+
+@pytest.fixture(scope="module")
+def lab2_dhcp():
+    from lab import domain
+    yield from domain(access="dhcpv6", clients=2, store="postgresql", servers=2, lifetime=30)
+
+
+def test_lab_dhcpv6_srv_killed_clients_renew_at_srv2(lab2_dhcp):
+    """DHCPv6 with srv and srv2 on one database: kill -9 srv; past T1 and
+    T2 of a 30 s lease every client is still bound with its address, its
+    lease renewed at srv2 (Renew or Rebind: whichever reaches a server),
+    srv2 runs expiry now, and traffic flows."""
+    from test_domain import bound, dti_addresses, kill_node
+
+    lab = lab2_dhcp
+    before = {c: dti_addresses(lab, c)[0] for c in lab.client_nodes}
+    kill_node(lab, "srv", signal.SIGKILL)
+    renewed0 = lab.ctl("srv2", "counters").get("lease_renewals", 0)
+    time.sleep(40)  # past the first lease's expiry: only renewals at srv2 keep them
+    for c in lab.client_nodes:
+        s = bound(lab, c, timeout=20)
+        assert s["ipv4"] == before[c], (c, s, before)
+    leases = {e["ipv4"]: e for e in lab.ctl("srv2", "leases")}
+    for c, a in before.items():
+        assert leases[a]["state"] == "active", leases[a]
+        assert leases[a]["expires_in"] > 0
+    n = lab.ctl("srv2", "counters")
+    assert n.get("lease_renewals", 0) > renewed0
+    assert n.get("store_expiry_owner") is True
+    r = lab.exec("c1", "curl", "-sf", "-m", "10", "-o", "/dev/null", "http://198.51.100.2/")
+    assert r.returncode == 0, r.stderr

@@ -29,6 +29,7 @@ struct fake {
 	int64_t expiry[NSLOTS];
 	bool used[NSLOTS];
 	bool offer[NSLOTS];
+	bool lw[NSLOTS]; /* an lw4o6 lease (f_acquire_lw), as dstmd's find() says */
 	int releases, declines, holds;
 	struct in6_addr tep;
 	uint16_t port_lo, port_hi;
@@ -45,6 +46,7 @@ fill(struct fake *f, int i, struct d6_grant *g, unsigned flags)
 	g->flags = flags;
 	g->port_lo = f->port_lo;
 	g->port_hi = f->port_hi;
+	g->lw = f->lw[i];
 }
 
 static int
@@ -72,6 +74,7 @@ f_acquire(void *arg, const char *id, const struct in6_addr *v6, bool authed, uin
 			continue;
 		f->used[i] = true;
 		f->offer[i] = false;
+		f->lw[i] = false;
 		snprintf(f->ids[i], sizeof(f->ids[i]), "%s", id);
 		f->v6[i] = *v6;
 		f->expiry[i] = now + 100;
@@ -1271,11 +1274,17 @@ f_acquire_lw(void *arg, const char *id, uint32_t want, int64_t now, struct d6_gr
 	addr_parse_v6("fd00:d57::1000", &v6);
 	for (int i = 0; i < NSLOTS; i++)
 		if (!f->used[i] || !strcmp(f->ids[i], id)) {
+			/* As dstmd: a DSTM lease of that identity is not moved here. */
+			if (f->used[i] && !f->lw[i])
+				return -EPERM;
 			v6.s6_addr[15] = (uint8_t)i;
 			break;
 		}
 	if ((rc = f_acquire(arg, id, &v6, true, want, now, g)) != 0)
 		return rc;
+	for (int i = 0; i < NSLOTS; i++)
+		if (f->used[i] && !strcmp(f->ids[i], id))
+			f->lw[i] = true;
 	g->lw = true;
 	g->psid_offset = 6;
 	g->psid_len = 6;
@@ -1428,9 +1437,10 @@ test_client_lw4o6(void **state)
 
 /*
  * The lw4o6 exception of the identity rule (an lwB4 names its address in
- * its IA_NA) holds for a link-local sender only: a host with a global
- * address that names another lease's address in an IA_NA releases
- * nothing, neither an lw4o6 lease nor a DSTM one.
+ * its IA_NA) holds for a link-local sender and an lw4o6 lease only: a
+ * host with a global address that names another lease's address in an
+ * IA_NA releases nothing, neither an lw4o6 lease nor a DSTM one, and a
+ * link-local sender cannot name a DSTM lease's address.
  */
 static void
 test_lw4o6_release_foreign(void **state)
@@ -1484,6 +1494,33 @@ test_lw4o6_release_foreign(void **state)
 	assert_true(e->f.used[0] && e->f.used[1]);
 	assert_int_equal(e->f.releases, 0);
 	assert_int_equal(d6_server_counters(e->s)->refused_foreign, 2);
+
+	/* From link-local, an IA_NA that names the DSTM lease's address: not an lw4o6 lease. */
+	w = wcur_make(body, sizeof(body));
+	w_u32(&w, 2);
+	w_u32(&w, 0);
+	w_u32(&w, 0);
+	w_u16(&w, D6_OPT_IAADDR);
+	w_u16(&w, 24);
+	w_bytes(&w, &c1.src, 16);
+	mb_start(&m, D6_RELEASE, 15);
+	mb_ids(&m, true);
+	mb_opt(&m, D6_OPT_IA_NA, body, sizeof(body));
+	assert_int_equal(run(e, &m, &ll), D6_ACT_REPLY);
+	assert_int_equal(e->rep.ia[0].status, D6_ST_NO_BINDING);
+	assert_true(e->f.used[1]);
+	assert_int_equal(d6_server_counters(e->s)->refused_foreign, 3);
+
+	/* Nor does an lw4o6 Solicit for that DUID and IAID move the DSTM lease. */
+	mb_start(&m, D6_SOLICIT, 16);
+	mb_ids(&m, false);
+	mb_opt(&m, D6_OPT_RAPID_COMMIT, NULL, 0);
+	mb_opt(&m, D6_OPT_ORO, oro, sizeof(oro));
+	mb_ia(&m, D6_OPT_IA_NA, 2, 0);
+	run(e, &m, &ll);
+	assert_false(e->t.out[0].granted);
+	assert_memory_equal(&e->f.v6[1], &c1.src, 16);
+	assert_int_equal(d6_server_counters(e->s)->refused_foreign, 4);
 
 	/* The lwB4 itself, from link-local, still releases its lease. */
 	w = wcur_make(body, sizeof(body));

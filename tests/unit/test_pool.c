@@ -336,6 +336,41 @@ test_fifo_quarantine(void **state)
 	pool_free(p);
 }
 
+/* pool_rotate: the free queue starts elsewhere, its order and its contents kept. */
+static void
+test_rotate(void **state)
+{
+	const char *rs[] = {"192.0.2.1-192.0.2.8"};
+	struct pool *p = mkpool(rs, 1, NULL, 0, 0);
+	struct pool_stats st;
+	uint32_t slot;
+	const uint32_t want[] = {6, 7, 0, 1, 3};
+
+	assert_int_equal(pool_take(p, 5, 100), 0);
+	assert_int_equal(pool_take(p, 2, 100), 0);
+	assert_int_equal(pool_take(p, 4, 100), 0);
+	pool_rotate(p, 4); /* 4 and 5 are used: it starts at 6 */
+	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+		assert_int_equal(pool_alloc(p, 100, &slot), 0);
+		assert_int_equal(slot, want[i]);
+	}
+	assert_int_equal(pool_alloc(p, 100, &slot), -ENOSPC);
+	pool_stats(p, &st);
+	assert_int_equal(st.used, 8);
+	/* Rotating an empty queue, or past the end, changes nothing. */
+	pool_rotate(p, 3);
+	pool_rotate(p, 99);
+	pool_release(p, 1, 0);
+	pool_release(p, 7, 0);
+	assert_int_equal(pool_tick(p, 100), 2); /* free again, in the order 1, 7 */
+	pool_rotate(p, 7);
+	assert_int_equal(pool_alloc(p, 100, &slot), 0);
+	assert_int_equal(slot, 7);
+	assert_int_equal(pool_alloc(p, 100, &slot), 0);
+	assert_int_equal(slot, 1);
+	pool_free(p);
+}
+
 static void
 test_fifo_reuse_late(void **state)
 {
@@ -422,6 +457,7 @@ main(void)
 	    cmocka_unit_test(test_psid_sets),
 	    cmocka_unit_test(test_fifo_quarantine),
 	    cmocka_unit_test(test_fifo_reuse_late),
+	    cmocka_unit_test(test_rotate),
 	    cmocka_unit_test(test_overlaps),
 	    cmocka_unit_test(test_million),
 	};

@@ -6,7 +6,7 @@
  * database, a write decided on a stale memory refused, notifications of
  * the other instance's commits, one expiry owner at a time, the history,
  * and PostgreSQL restarted under an open store (refused, then commits
- * again). Skipped, with the reason, when the PostgreSQL binaries are
+ * again; an idle one reconnects by itself). Skipped, with the reason, when the PostgreSQL binaries are
  * missing.
  */
 #include <arpa/inet.h>
@@ -399,6 +399,26 @@ test_server_restart(void **state)
 	store_close(st);
 }
 
+/* An idle instance reconnects by itself and says it may have missed commits. */
+static void
+test_idle_reconnect(void **state)
+{
+	struct store *st = open_pg();
+	struct rows c;
+
+	assert_int_equal(load(st, &c), 0);
+	assert_int_equal(store_async_start(st), 0);
+	assert_true(wait_for(owner, st, 10));
+	(void)store_foreign_changes(st);
+	assert_int_equal(cluster("stop"), 0);
+	assert_true(wait_for(not_owner, st, 10));
+	assert_int_equal(cluster("start"), 0);
+	assert_true(wait_for(foreign, st, 20));
+	assert_true(wait_for(owner, st, 10));
+	assert_int_equal(store_async_stop(st), 0);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -409,6 +429,7 @@ main(void)
 	    cmocka_unit_test_setup(test_async_notify_and_owner, setup),
 	    cmocka_unit_test_setup(test_history, setup),
 	    cmocka_unit_test_setup(test_server_restart, setup),
+	    cmocka_unit_test_setup(test_idle_reconnect, setup),
 	};
 	char line[600];
 	const char *src = getenv("DSTM_SOURCE_ROOT");
