@@ -140,8 +140,15 @@ static const struct grant_alloc_ops dstmd_alloc_ops = {
     .acquire = eng_acquire,
 };
 
+struct grant_policy
+dstmd_policy(const struct dstmd *d, unsigned per_64)
+{
+	return (struct grant_policy){.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
+}
+
 enum grant_outcome
-dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64, struct grant_result *res)
+dstmd_grant(struct dstmd *d, const struct grant_req *req, const struct grant_policy *policy,
+            struct grant_result *res)
 {
 	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets, for every method */
 	struct grant_engine e = {.ops = &dstmd_alloc_ops,
@@ -149,9 +156,8 @@ dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64, struc
 	                         .teps = d->cfg->tep_views,
 	                         .nteps = d->cfg->nteps,
 	                         .rate = &rate};
-	struct grant_policy p = {.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
 
-	return grant_acquire(&e, &p, req, res);
+	return grant_acquire(&e, policy, req, res);
 }
 
 /* ---- TSP: who the client of a command is (access.c) ---- */

@@ -211,6 +211,7 @@ struct grant_req {
 	const char *identity;    /* the lease's key: user, address, or DUID and IAID */
 	struct in6_addr v6;      /* where the tunnel ends (the adapter checked it) */
 	uint32_t want_v4;        /* the address the client asked for; 0: any */
+	const char *pool;        /* the access method's own pool (lw4o6); NULL: the TEP's */
 	int64_t now;             /* wall clock, seconds: when the lease starts or is renewed */
 };
 

@@ -393,6 +393,11 @@ test_acquire_tep_and_pool(void **state)
 	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
 	assert_string_equal(f.tep, "any");
 	assert_null(f.pool);
+	/* An access method with its own pool (lw4o6) lends from it, through the TEP chosen. */
+	r.pool = "lw";
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_string_equal(f.tep, "any");
+	assert_string_equal(f.pool, "lw");
 	/* No TEP: the allocator is not asked. */
 	e.nteps = 2;
 	f.nacquire = 0;
