@@ -135,39 +135,55 @@ ix_note(void *arg, const struct lease *l)
 	const struct dstmd_lw4o6 *c = arg;
 	uint32_t k;
 
-	/* Whoever took it before a restart is not known: key 0 counts for no sender. */
+	/* Who took it is known across a reload (ix.src kept), not a restart: key 0 is nobody. */
 	if (l->state == LEASE_ACTIVE && in_pool6(c, &l->v6, &k) && !ix.owner[k])
-		ix_set(k, l->identity, 0);
+		ix_set(k, l->identity, ix.src[k]);
 	return 0;
 }
 
-/* (Re)build the index when the configuration changed (start, SIGHUP). */
+/*
+ * (Re)build the index when the configuration changed (start, SIGHUP). A
+ * reload keeps the pool (changing the section needs a restart), and with
+ * it who took each address, the per-sender table and its rate buckets: a
+ * SIGHUP gives no sender a fresh quota.
+ */
 static int
 ix_sync(struct dstmd *d)
 {
 	const struct dstmd_lw4o6 *c = &d->cfg->lw4o6;
+	uint32_t size = 1u << (128 - c->plen);
 
 	if (ix.cfg == d->cfg)
 		return 0;
-	ix_free();
-	ix.size = 1u << (128 - c->plen);
-	ix.owner = calloc(ix.size, sizeof(*ix.owner));
-	ix.src = calloc(ix.size, sizeof(*ix.src));
-	ix.free = calloc((ix.size + 63) / 64, sizeof(*ix.free));
-	ix.srcs = calloc(SRC_SLOTS, sizeof(*ix.srcs));
-	ix.rate = calloc(1, sizeof(*ix.rate));
-	if (!ix.owner || !ix.src || !ix.free || !ix.srcs || !ix.rate) {
+	if (ix.owner && ix.size == size) {
+		for (uint32_t k = 0; k < ix.size; k++) {
+			free(ix.owner[k]);
+			ix.owner[k] = NULL;
+		}
+		memset(ix.free, 0, (ix.size + 63) / 64 * sizeof(*ix.free));
+	} else {
 		ix_free();
-		return -ENOMEM;
+		ix.size = size;
+		ix.owner = calloc(ix.size, sizeof(*ix.owner));
+		ix.src = calloc(ix.size, sizeof(*ix.src));
+		ix.free = calloc((ix.size + 63) / 64, sizeof(*ix.free));
+		ix.srcs = calloc(SRC_SLOTS, sizeof(*ix.srcs));
+		ix.rate = calloc(1, sizeof(*ix.rate));
+		if (!ix.owner || !ix.src || !ix.free || !ix.srcs || !ix.rate) {
+			ix_free();
+			return -ENOMEM;
+		}
+		/* A secret seed: nobody on the link picks a key that lands on another's entry. */
+		if (getrandom(ix.seed, sizeof(ix.seed), GRND_NONBLOCK) != sizeof(ix.seed)) {
+			ix.seed[0] = (uint64_t)(uintptr_t)&ix ^ (uint64_t)clock_mono_ms();
+			ix.seed[1] = ix.seed[0] * 0x9e3779b97f4a7c15ull;
+		}
 	}
 	for (uint32_t k = 1; k < ix.size; k++)
 		ix.free[k / 64] |= 1ull << (k % 64);
 	ix.nfree = ix.size - 1;
-	/* A secret seed: nobody on the link picks a key that lands on another's entry. */
-	if (getrandom(ix.seed, sizeof(ix.seed), GRND_NONBLOCK) != sizeof(ix.seed)) {
-		ix.seed[0] = (uint64_t)(uintptr_t)&ix ^ (uint64_t)clock_mono_ms();
-		ix.seed[1] = ix.seed[0] * 0x9e3779b97f4a7c15ull;
-	}
+	ix.nowned = 0;
+	ix.cursor = 0;
 	ix.cfg = d->cfg;
 	lease_foreach(d->leases, ix_note, (void *)c);
 	return 0;
