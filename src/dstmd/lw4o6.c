@@ -221,7 +221,7 @@ ix_pick(struct dstmd *d, uint32_t start, int64_t now)
 	if (start && !ix_taken(d, start))
 		return start;
 	if (!ix.nfree && (lease_count_64(d->leases, &ix.cfg->lw4o6.prefix) < ix.nowned ||
-	                  now - ix.last_sweep >= 10)) {
+	                  now - ix.last_sweep >= 10 || now < ix.last_sweep)) {
 		ix.last_sweep = now;
 		ctr.sweeps++;
 		for (uint32_t k = 1; k < ix.size; k++)
