@@ -265,6 +265,30 @@ ia_status(struct d6_txn *t, unsigned i, uint16_t st)
 	t->out[i].granted = false;
 }
 
+/*
+ * Who sent an lw4o6 request, as the link saw it: the lwB4 speaks from its
+ * link-local address, so its /64 (fe80::/64) is everyone's; the key is the
+ * whole source address, or, through a trusted relay, the relay's address,
+ * the innermost peer-address and that relay's Interface-Id (truncated to
+ * what fits: two senders that then share a key share its limit).
+ */
+static size_t
+lw_source(const struct d6_txn *t, uint8_t *k)
+{
+	const struct d6_relay *r;
+	size_t n;
+
+	memcpy(k, &t->rx.src, 16);
+	if (!t->env.nrelays)
+		return 16;
+	r = &t->env.relay[t->env.nrelays - 1];
+	memcpy(k + 16, &r->peer, 16);
+	n = r->ifid_len < D6_LW_SRC_MAX - 32 ? r->ifid_len : D6_LW_SRC_MAX - 32;
+	if (n)
+		memcpy(k + 32, r->ifid, n);
+	return 32 + n;
+}
+
 /* Take or renew the lease of IA i (Solicit, Request, Renew, Rebind). */
 static void
 serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist)
@@ -307,9 +331,12 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	was_offer = exists && (g.flags & D6_GRANT_OFFER);
 	if (exists)
 		want = g.v4;
-	if (lw)
-		rc = s->ops->acquire_lw(s->arg, o->identity, want, t->now, &g);
-	else
+	if (lw) {
+		uint8_t k[D6_LW_SRC_MAX];
+		size_t kn = lw_source(t, k);
+
+		rc = s->ops->acquire_lw(s->arg, o->identity, k, kn, want, t->now, &g);
+	} else
 		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, want, t->now,
 		                     &g);
 	if (rc == -EADDRNOTAVAIL && !exists && want && !lw) /* the hint is taken: any other */
@@ -323,7 +350,7 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	if (rc == -EACCES)
 		s->ctr.refused_address++;
 	if (rc == -EDQUOT)
-		s->ctr.drop[D6_DROP_RATE]++; /* the caller's per-/64 quota or rate */
+		s->ctr.drop[D6_DROP_RATE]++; /* the caller's per-/64 (lw4o6: per-sender) limit */
 	if (rc != 0) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;

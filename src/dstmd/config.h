@@ -89,11 +89,16 @@ struct dstmd_endpoints {
  * OPTION_S46_CONT_LW get an IPv6 address from ipv6_pool and an IPv4
  * address + port set from `pool`.
  */
+/* The most lw4o6 leases per sender the configuration may allow (lw4o6.c's table). */
+#define LW4O6_PER_SOURCE_MAX 32
+
 struct dstmd_lw4o6 {
 	bool enable;
 	struct in6_addr prefix; /* ipv6_pool */
 	unsigned plen;
-	const char *pool; /* a PSID pool or a pool of whole addresses */
+	const char *pool;    /* a PSID pool or a pool of whole addresses */
+	unsigned per_source; /* leases one sender on the link may hold; 0: no limit */
+	unsigned rate;       /* new leases per sender and second (bursts of twice); 0: none */
 };
 
 struct dstmd_config {

@@ -250,7 +250,8 @@ op_in_pool(void *arg, uint32_t v4)
 
 /* An lwB4's lease (lw4o6.c): the address it will use is the one dstmd assigns. */
 static int
-op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struct d6_grant *g)
+op_acquire_lw(void *arg, const char *identity, const uint8_t *src, size_t src_len, uint32_t want,
+              int64_t now, struct d6_grant *g)
 {
 	struct dstmd *d = arg;
 	const struct dstmd_tep *tep = NULL;
@@ -258,7 +259,7 @@ op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struc
 	unsigned flags = 0;
 	int rc;
 
-	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
+	rc = lw4o6_acquire(d, identity, src, src_len, want, now, &l, &flags, &tep);
 	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
@@ -833,4 +834,5 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	json_object_set_new(o, "dhcp6_rx_batches", json_integer((json_int_t)dh->rx_batches));
 	json_object_set_new(o, "dhcp6_tx_batches", json_integer((json_int_t)dh->tx_batches));
 	json_object_set_new(o, "dhcp6_waiting", json_integer((json_int_t)dh->pending_now));
+	lw4o6_counters_json(o);
 }

@@ -153,6 +153,14 @@ enum grant_admit {
  */
 enum grant_admit grant_admit(struct grant_rate *r, const struct grant_policy *p,
                              const struct in6_addr *v6, unsigned held, int64_t now_ms);
+/*
+ * The same quota and rate for any 64-bit key, in a table of its own: the
+ * lw4o6 path keys it on one sender on the link (a link-local address, a
+ * relay's peer), whose /64 is everyone's. QUOTA_64 and RATE_64 then name
+ * the key's quota (`held` >= per_key) and rate (new leases per second).
+ */
+enum grant_admit grant_admit_key(struct grant_rate *r, unsigned per_key, unsigned rate,
+                                 uint64_t key, unsigned held, int64_t now_ms);
 
 /* ---- After the commit: push to the TEP, roll back what it refused, then answer ---- */
 

@@ -144,6 +144,31 @@ test_admit_quota(void **state)
 	assert_int_equal(grant_admit(&r, &p, &a, 1000000, 1000), GRANT_ADMIT_OK);
 }
 
+/* The per-key variant (lw4o6: one sender on the link): its quota, then its rate. */
+static void
+test_admit_key(void **state)
+{
+	static struct grant_rate r;
+	uint64_t a = 0x1234567890abcdefull, b = a + 1;
+	int64_t now = 5000;
+	unsigned ok = 0;
+
+	(void)state;
+	assert_int_equal(grant_admit_key(&r, 4, 0, a, 3, now), GRANT_ADMIT_OK);
+	assert_int_equal(grant_admit_key(&r, 4, 0, a, 4, now), GRANT_ADMIT_QUOTA_64);
+	assert_int_equal(grant_admit_key(&r, 0, 0, a, 1000, now), GRANT_ADMIT_OK);
+	/* Rate 2: a burst of 4, then none until tokens come back; b has its own bucket. */
+	for (int i = 0; i < 10; i++)
+		ok += grant_admit_key(&r, 0, 2, a, 0, now) == GRANT_ADMIT_OK;
+	assert_int_equal(ok, 4);
+	assert_int_equal(grant_admit_key(&r, 0, 2, b, 0, now), GRANT_ADMIT_OK);
+	/* A refusal by quota takes no token. */
+	assert_int_equal(grant_admit_key(&r, 1, 2, b, 1, now), GRANT_ADMIT_QUOTA_64);
+	now += 500;
+	assert_int_equal(grant_admit_key(&r, 0, 2, a, 0, now), GRANT_ADMIT_OK);
+	assert_int_equal(grant_admit_key(&r, 0, 2, a, 0, now), GRANT_ADMIT_RATE_64);
+}
+
 static void
 test_admit_rate(void **state)
 {
@@ -534,6 +559,7 @@ main(void)
 	    cmocka_unit_test(test_network_addresses_never_leased),
 	    cmocka_unit_test(test_endpoint),
 	    cmocka_unit_test(test_admit_quota),
+	    cmocka_unit_test(test_admit_key),
 	    cmocka_unit_test(test_admit_rate),
 	    cmocka_unit_test(test_push),
 	    cmocka_unit_test(test_identity_key),
