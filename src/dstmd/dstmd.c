@@ -69,6 +69,7 @@ run_list(struct dstmd *d, struct deferred *list)
 }
 
 static void store_failed(struct dstmd *d);
+static void store_recovered(struct dstmd *d);
 static void spread_pools(struct dstmd *d);
 static struct log_rl store_rl = {.burst = 1};
 
@@ -109,6 +110,7 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct deferred *list = d->after_commit;
 	struct dbatch *b;
 	uint64_t ticket = d->last_ticket;
+	int64_t t0 = clock_mono_ms();
 
 	if (!d->store_failing && d->last_ticket > d->durable) {
 		if (!d->commit_waiting)
@@ -126,6 +128,16 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	d->last_ticket = ticket;
+	/*
+	 * A small batch that found the writer idle was committed right here,
+	 * in this thread (store_commit_async): it is durable already, and
+	 * nothing earlier waits (the writer was idle), so what waited on it
+	 * goes out now.
+	 */
+	if (ticket > d->durable && store_async_durable(d->store) >= ticket) {
+		metrics_hist_observe(&d->commit_latency, (double)(clock_mono_ms() - t0) / 1000.0);
+		d->durable = ticket;
+	}
 	if (!list)
 		return;
 	if (ticket <= d->durable) {
@@ -216,6 +228,11 @@ store_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	d->last_ticket = d->probe_ticket = ticket;
+	/* Committed in this thread (store_commit_async): durable_cb will not hear of it. */
+	if (store_async_durable(d->store) >= ticket) {
+		d->durable = ticket;
+		store_recovered(d);
+	}
 }
 
 /* The probe is durable: memory again from the disk, and serve. */
