@@ -53,7 +53,7 @@ render(void *arg, struct metrics_text *t)
 	metrics_family(t, "dstmd_tsp_sessions", "gauge", "open TSP sessions of clients");
 	metrics_u64(t, "dstmd_tsp_sessions", d->nconns, NULL);
 
-	teps = tepctl_status(d->tepctl);
+	teps = failover_status(d);
 	metrics_family(t, "dstmd_tep_up", "gauge",
 	               "1 when dstmd's control session to the TEP is up (or it learns), else 0");
 	json_array_foreach(teps, i, v)

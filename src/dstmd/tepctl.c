@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "dstmd/tepctl.h"
 
@@ -29,6 +30,7 @@ struct link {
 	const struct dstmd_tep *tep;
 	struct tsp_client *cl;
 	bool up;
+	int64_t down_since_ms; /* monotonic: when it went down (or was created) */
 	struct event *retry;
 	unsigned backoff_ms;
 	struct opq waiting, bulk, inflight;
@@ -229,6 +231,8 @@ on_closed(struct tsp_client *c, int status, const char *why, void *arg)
 		log_warnx("tep %s: session lost: %s", l->tep->name, why ? why : "closed");
 	else
 		log_debug("tep %s: cannot connect: %s", l->tep->name, why ? why : "closed");
+	if (l->up)
+		l->down_since_ms = clock_mono_ms();
 	l->up = false;
 	l->cl = NULL;
 	l->failures++;
@@ -284,6 +288,7 @@ link_new(struct tepctl *tc, const struct dstmd_tep *tep)
 		return NULL;
 	l->tc = tc;
 	l->tep = tep;
+	l->down_since_ms = clock_mono_ms();
 	if (!(l->retry = evtimer_new(tc->base, retry_cb, l))) {
 		free(l);
 		return NULL;
@@ -460,6 +465,14 @@ tepctl_up(const struct tepctl *tc, const struct dstmd_tep *tep)
 	const struct link *l = link_of(tc, tep);
 
 	return !l || l->up;
+}
+
+int64_t
+tepctl_down_ms(const struct tepctl *tc, const struct dstmd_tep *tep)
+{
+	const struct link *l = link_of(tc, tep);
+
+	return !l || l->up ? 0 : clock_mono_ms() - l->down_since_ms + 1;
 }
 
 json_t *

@@ -77,6 +77,13 @@ void tepctl_delete(struct tepctl *tc, const struct dstmd_tep *tep, const struct 
 
 /* Whether the link to `tep` is up (always true for a TEP without control). */
 bool tepctl_up(const struct tepctl *tc, const struct dstmd_tep *tep);
+/*
+ * How long (ms) the link to `tep` has been down: since the session was
+ * lost, or since start when it never came up; 0 while up (or learning).
+ * A TEP killed or restarted closes the TCP session at once; one that
+ * vanishes is noticed when a command's reply times out (5 s).
+ */
+int64_t tepctl_down_ms(const struct tepctl *tc, const struct dstmd_tep *tep);
 /* An array of per-TEP state and counters for the control socket. */
 json_t *tepctl_status(const struct tepctl *tc);
 
