@@ -32,11 +32,21 @@
 #include "dstmd/dstmd.h"
 
 #define FAILOVER_TICK_MS 250
+#define IDENTITY_LEN     160
 
 struct fo_tep {
 	char *name; /* a TEP with a backup; by name: a reload replaces structures */
 	bool failed;
 	bool retry; /* some leases could not be moved: look again */
+	/*
+	 * The identities on this TEP when its link was first seen down: with
+	 * several dstmd on one PostgreSQL database another instance may move
+	 * a lease whose client has its session here, and this instance must
+	 * still tell that client (watch_tell).
+	 */
+	char (*watch)[IDENTITY_LEN];
+	size_t nwatch;
+	bool watched; /* taken for this outage */
 	uint64_t failovers, moved, returns;
 };
 
@@ -53,7 +63,7 @@ struct fo_push {
 	struct deferred df;
 	char primary[64], backup[64];
 	struct tepctl_binding b;
-	char identity[160];
+	char identity[IDENTITY_LEN];
 };
 
 static struct fo_tep *
@@ -105,6 +115,16 @@ failover_views(struct dstmd *d)
 	return f->views_cfg == d->cfg ? f->views : d->cfg->tep_views;
 }
 
+/* Tell the client of `l` (moved to another TEP, durably) to come again. */
+static void
+tell_client(struct dstmd *d, const struct lease *l)
+{
+	if (!strncmp(l->identity, "dhcp6:", 6))
+		(void)dhcp_reconfigure(d, l->identity);
+	else
+		access_notify_delete(d, l);
+}
+
 static void
 push_run(struct dstmd *d, struct deferred *df)
 {
@@ -126,18 +146,14 @@ push_run(struct dstmd *d, struct deferred *df)
 		tepctl_delete(d->tepctl, primary, &del);
 	}
 	if ((l = lease_find_v4(d->leases, p->b.v4, p->b.port_lo)) &&
-	    !strcmp(l->identity, p->identity) && l->state == LEASE_ACTIVE) {
-		if (!strncmp(l->identity, "dhcp6:", 6))
-			(void)dhcp_reconfigure(d, l->identity);
-		else
-			access_notify_delete(d, l);
-	}
+	    !strcmp(l->identity, p->identity) && l->state == LEASE_ACTIVE)
+		tell_client(d, l);
 	free(p);
 }
 
 /* One active lease of the failed TEP, copied: moving changes the lease table. */
 struct fo_item {
-	char identity[160];
+	char identity[IDENTITY_LEN];
 	struct in6_addr v6;
 	uint32_t v4;
 	char pool[64];
@@ -178,7 +194,8 @@ collect_one(void *arg, const struct lease *l)
 
 /* Move every active lease of `t` to `b`; the number moved, *left those that stay. */
 static unsigned
-fo_move(struct dstmd *d, const struct dstmd_tep *t, const struct dstmd_tep *b, bool *left)
+fo_move(struct dstmd *d, const struct dstmd_tep *t, const struct dstmd_tep *b, bool *left,
+        struct fo_tep *ft)
 {
 	struct fo_collect c = {.tep = t->name};
 	int64_t now = clock_wall_s();
@@ -215,6 +232,10 @@ fo_move(struct dstmd *d, const struct dstmd_tep *t, const struct dstmd_tep *b, b
 		p->b.lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
 		dstmd_defer(d, &p->df);
 		moved++;
+		/* push_run tells this one, once the move is durable. */
+		for (size_t j = 0; j < ft->nwatch; j++)
+			if (!strcmp(ft->watch[j], it->identity))
+				ft->watch[j][0] = '\0';
 	}
 	*left = c.oom || moved < c.n;
 	free(c.items);
@@ -223,6 +244,63 @@ fo_move(struct dstmd *d, const struct dstmd_tep *t, const struct dstmd_tep *b, b
 		dstmd_schedule_commit(d);
 	}
 	return moved;
+}
+
+static void
+watch_drop(struct fo_tep *ft)
+{
+	free(ft->watch);
+	ft->watch = NULL;
+	ft->nwatch = 0;
+}
+
+/* Remember who is on `t` now (its link was just seen down). */
+static void
+watch_take(struct dstmd *d, struct fo_tep *ft, const struct dstmd_tep *t)
+{
+	struct fo_collect c = {.tep = t->name};
+
+	watch_drop(ft);
+	ft->watched = true;
+	lease_foreach(d->leases, collect_one, &c);
+	if (!c.n) {
+		free(c.items);
+		return;
+	}
+	if (!(ft->watch = calloc(c.n, sizeof(*ft->watch)))) {
+		free(c.items);
+		return;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		memcpy(ft->watch[i], c.items[i].identity, IDENTITY_LEN);
+	ft->nwatch = c.n;
+	free(c.items);
+}
+
+/*
+ * Tell the clients of watched leases that are on the backup now and that
+ * this instance did not move (those are told by push_run, after their
+ * commit): another instance moved them, and what it committed is what we
+ * read. Leases still on the primary stay watched; ended ones are dropped.
+ */
+static void
+watch_tell(struct dstmd *d, struct fo_tep *ft, const struct dstmd_tep *t, const struct dstmd_tep *b)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < ft->nwatch; i++) {
+		const struct lease *l = lease_find_identity(d->leases, ft->watch[i]);
+
+		if (l && l->state == LEASE_ACTIVE && l->tep && !strcmp(l->tep, t->name)) {
+			memmove(ft->watch[keep++], ft->watch[i], IDENTITY_LEN);
+			continue;
+		}
+		if (l && l->state == LEASE_ACTIVE && l->tep && !strcmp(l->tep, b->name))
+			tell_client(d, l);
+	}
+	ft->nwatch = keep;
+	if (!keep)
+		watch_drop(ft);
 }
 
 static void
@@ -253,6 +331,12 @@ tick_cb(evutil_socket_t fd, short ev, void *arg)
 			*ft = (struct fo_tep){.name = ft->name};
 		}
 		down = tepctl_down_ms(d->tepctl, t);
+		if (down == 0) {
+			watch_drop(ft);
+			ft->watched = false;
+		} else if (!ft->failed && !ft->watched) {
+			watch_take(d, ft, t);
+		}
 		if (ft->failed && down == 0) {
 			ft->failed = false;
 			ft->returns++;
@@ -271,10 +355,11 @@ tick_cb(evutil_socket_t fd, short ev, void *arg)
 			changed = true;
 			log_warnx("tep %s: down for %lld ms: failing over to %s", t->name,
 			          (long long)down, b->name);
-		} else if (!ft->retry) {
+		} else if (!ft->retry && !ft->watch) {
 			continue;
 		}
-		ft->moved += fo_move(d, t, b, &ft->retry);
+		ft->moved += fo_move(d, t, b, &ft->retry, ft);
+		watch_tell(d, ft, t, b);
 	}
 	if (changed)
 		fo_views(d);
@@ -305,8 +390,10 @@ failover_fini(struct dstmd *d)
 	if (!f)
 		return;
 	event_free(f->tick);
-	for (size_t i = 0; i < f->nteps; i++)
+	for (size_t i = 0; i < f->nteps; i++) {
 		free(f->teps[i].name);
+		free(f->teps[i].watch);
+	}
 	free(f->teps);
 	free(f->views);
 	free(f);
