@@ -170,6 +170,9 @@ on_ready(struct tsp_client *c, void *arg)
 	l->up = true;
 	l->backoff_ms = 0;
 	l->connects++;
+	/* A TEP that vanishes without closing is noticed within about 4 s. */
+	if (tsp_client_keepalive(c, TEPCTL_PROBE_S, TEPCTL_PROBES) < 0)
+		log_warnx("tep %s: no TCP keepalive: a vanished TEP is noticed late", l->tep->name);
 	log_info("tep %s: connected, pushing its live bindings", l->tep->name);
 	/* Bulk creates still queued are superseded by the full re-push. */
 	while ((o = opq_pop(&l->bulk))) {

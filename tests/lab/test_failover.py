@@ -144,3 +144,40 @@ def test_kill9_tep_two_servers_on_postgresql(lab_pg):
         assert tep_status(lab, srv)["tep"]["failed_over"] is True
     moved = sum(lab.ctl(s, "teps")[0]["moved"] for s in ("srv", "srv2"))
     assert moved >= 2
+
+
+@pytest.fixture
+def lab_v():
+    from lab import Lab
+
+    lab = Lab(name="t%dv" % os.getpid())
+    missing = lab.missing()
+    if missing:
+        pytest.skip("not built yet: " + ", ".join(missing))
+    try:
+        lab.up(teps=2, clients=1)
+        yield lab
+    finally:
+        lab.down()
+
+
+def test_tep_host_vanishes(lab_v):
+    """tep's links go down (its host gone: no FIN, no RST): dstmd's TCP
+    keepalive on the control session (3 probes 1 s apart) notices it, and
+    the failover follows as after a kill."""
+    lab = lab_v
+    assert http_ok(lab, "c1")
+    for dev in ("eth0", "v4"):
+        subprocess.run(["ip", "-n", lab.netns("tep"), "link", "set", dev, "down"], check=True)
+    t0 = time.monotonic()
+    wait_for(lambda: tep_status(lab)["tep"]["state"] == "down", 20, "the link to tep down")
+    noticed = time.monotonic() - t0
+    while not http_ok(lab, "c1", timeout=1):
+        assert time.monotonic() - t0 < RESUME_BOUND + 30, "traffic never resumed"
+        time.sleep(0.1)
+    took = time.monotonic() - t0
+    print("tep vanished: dstmd noticed after %.2f s, traffic resumed through tep2 after "
+          "%.2f s" % (noticed, took))
+    assert noticed < 10 and took < RESUME_BOUND + 5
+    assert tep_status(lab)["tep"]["failed_over"] is True
+    assert leases(lab)["anon:fd00:d57::11"]["tep"] == "tep2"
