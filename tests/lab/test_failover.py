@@ -6,7 +6,9 @@ client acquires again and gets tep2's address, and tep2 answers ARP
 toward v4 for the addresses it now holds (scripts/lab-announce), so HTTP
 from c1 to v4 works again. The time from the kill to the first answer is
 measured and printed; the bound asserted is generous (a loaded 2-core
-machine). Also `dstmd -n` on a bad "backup"."""
+machine). The same with two dstmd on PostgreSQL and over DHCPv6
+(Reconfigure); tep's links cut instead of a kill (the control session's
+keepalive notices); and `dstmd -n` on a bad "backup"."""
 
 import json
 import os
@@ -181,3 +183,39 @@ def test_tep_host_vanishes(lab_v):
     assert noticed < 10 and took < RESUME_BOUND + 5
     assert tep_status(lab)["tep"]["failed_over"] is True
     assert leases(lab)["anon:fd00:d57::11"]["tep"] == "tep2"
+
+
+@pytest.fixture
+def lab_d():
+    from lab import Lab
+
+    lab = Lab(name="t%dd" % os.getpid())
+    missing = lab.missing()
+    if missing:
+        pytest.skip("not built yet: " + ", ".join(missing))
+    try:
+        lab.up(teps=2, clients=2, access="dhcpv6")
+        yield lab
+    finally:
+        lab.down()
+
+
+def test_kill9_tep_dhcpv6_clients_reconfigured(lab_d):
+    """Over DHCPv6 the clients are sent a Reconfigure, renew, and are given tep2."""
+    lab = lab_d
+    assert http_ok(lab, "c1") and http_ok(lab, "c2")
+    sent = lab.ctl("srv", "counters").get("dhcp6_reconfigure_sent", 0)
+    kill_node(lab, "tep", signal.SIGKILL)
+    t0 = time.monotonic()
+    while not (http_ok(lab, "c1", timeout=1) and http_ok(lab, "c2", timeout=1)):
+        assert time.monotonic() - t0 < RESUME_BOUND + 30, "traffic never resumed"
+        time.sleep(0.1)
+    took = time.monotonic() - t0
+    print("DHCPv6: traffic from c1 and c2 resumed through tep2 %.2f s after kill -9 of tep"
+          % took)
+    assert took < RESUME_BOUND, "resumed after %.1f s" % took
+    assert lab.ctl("srv", "counters")["dhcp6_reconfigure_sent"] >= sent + 2
+    for node in ("c1", "c2"):
+        wait_for(lambda: lab.ctl(node, "status").get("tep_ipv6") == TEP2_V6, 15,
+                 node + " on tep2")
+    assert {row["tep"] for row in leases(lab).values()} == {"tep2"}
