@@ -73,6 +73,24 @@ render(void *arg, struct metrics_text *t)
 	    metrics_u64(t, "dstmd_tep_failures_total",
 	                (uint64_t)json_integer_value(json_object_get(v, "failures")), "tep",
 	                json_string_value(json_object_get(v, "name")), NULL);
+	metrics_family(t, "dstmd_tep_failed_over", "gauge",
+	               "1 while the TEP's bindings are its backup's (TEPs with a backup)");
+	json_array_foreach(teps, i, v)
+	{
+		if (json_object_get(v, "backup"))
+			metrics_u64(t, "dstmd_tep_failed_over",
+			            json_is_true(json_object_get(v, "failed_over")), "tep",
+			            json_string_value(json_object_get(v, "name")), NULL);
+	}
+	metrics_family(t, "dstmd_tep_moved_total", "counter",
+	               "leases this dstmd moved from the TEP to its backup");
+	json_array_foreach(teps, i, v)
+	{
+		if (json_object_get(v, "backup"))
+			metrics_u64(t, "dstmd_tep_moved_total",
+			            (uint64_t)json_integer_value(json_object_get(v, "moved")),
+			            "tep", json_string_value(json_object_get(v, "name")), NULL);
+	}
 	json_decref(teps);
 
 	o = control_counters(d);

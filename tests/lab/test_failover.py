@@ -96,6 +96,10 @@ def test_kill9_tep_traffic_resumes_through_tep2(lab):
                  node + " on tep2")
         assert http_ok(lab, node)
     assert "failing over to tep2" in lab.log("srv")
+    metrics = lab.exec("srv", "curl", "-s", "--max-time", "5",
+                       "http://[fd00:d57::1]:9653/metrics", check=True).stdout
+    assert 'dstmd_tep_failed_over{tep="tep"} 1' in metrics, metrics
+    assert 'dstmd_tep_moved_total{tep="tep"} %d' % len(before) in metrics
 
 
 def test_move_survives_a_restart_of_dstmd(lab):
