@@ -733,6 +733,8 @@ main(int argc, char **argv)
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
+	if (failover_init(&d) != 0)
+		fatalx("out of memory");
 	if (identity_init(&d) != 0)
 		fatalx("out of memory");
 	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
@@ -786,6 +788,7 @@ main(int argc, char **argv)
 	ctl_server_free(d.ctl);
 	tsp_udp_fini(&d);
 	access_fini(&d);
+	failover_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
 	identity_fini(&d);

@@ -153,7 +153,7 @@ dstmd_grant(struct dstmd *d, const struct grant_req *req, const struct grant_pol
 	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets, for every method */
 	struct grant_engine e = {.ops = &dstmd_alloc_ops,
 	                         .env = d,
-	                         .teps = d->cfg->tep_views,
+	                         .teps = failover_views(d),
 	                         .nteps = d->cfg->nteps,
 	                         .rate = &rate};
 
