@@ -583,9 +583,9 @@ orphan_one(void *arg, const struct lease *l)
 	int64_t now = *(const int64_t *)arg;
 
 	if (l->orphan && l->state == LEASE_ACTIVE)
-		log_warnx("lease of %s on %s is outside the pools now: its renewal is refused "
-		          "(TSP 308) and it ends at its expiry, in %llds (the client and the TEP "
-		          "are told then)",
+		log_warnx("lease of %s on %s is outside the pools now: it is revoked at its "
+		          "renewal, or ends at its expiry in %llds (the client and the TEP are "
+		          "told either way)",
 		          l->identity, addr_fmt_v4(l->v4, a), (long long)(l->expiry - now));
 	return 0;
 }
