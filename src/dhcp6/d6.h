@@ -85,6 +85,7 @@ enum d6_status {
 #define D6_MAX_IA         8    /* IAs served in one message (more: dropped) */
 #define D6_MAX_ORO        32   /* options requested in one ORO */
 #define D6_MAX_OPTIONS    64   /* options at one level of one message */
+#define D6_LW_SRC_MAX     96   /* acquire_lw's sender key: 2 addresses, an Interface-Id */
 #define D6_HOP_LIMIT      8    /* RFC 8415 §7.6 HOP_COUNT_LIMIT: relay nesting */
 #define D6_DUID_MAX       128  /* RFC 8415 §11.1 */
 #define D6_IDENTITY_MAX   (8 + 2 * (D6_DUID_MAX + 2) + 12)
@@ -342,10 +343,14 @@ struct d6_lease_ops {
 	/*
 	 * lw4o6 (RFC 7596 §5.1): take or renew the lease of `identity` with
 	 * an IPv6 address the server assigns (g->v6, kept across renewals),
-	 * an IPv4 address and a port set. Errors as acquire(). NULL: no lw4o6.
+	 * an IPv4 address and a port set. `src` (src_len octets) names the
+	 * sender on the link, the key of the per-sender limit of a new lease:
+	 * its source address, or the trusted relay's address, the innermost
+	 * peer-address and that relay's Interface-Id. Errors as acquire(),
+	 * and -EDQUOT: that sender holds or asked for too many. NULL: no lw4o6.
 	 */
-	int (*acquire_lw)(void *arg, const char *identity, uint32_t want_v4, int64_t now,
-	                  struct d6_grant *g);
+	int (*acquire_lw)(void *arg, const char *identity, const uint8_t *src, size_t src_len,
+	                  uint32_t want_v4, int64_t now, struct d6_grant *g);
 	/*
 	 * The active leases of the clients of the /64 of v6 (the per-/64
 	 * limit; the engine keeps no state per /64 of its own). NULL: none.

@@ -49,6 +49,7 @@
 #include "common/hash.h"
 #include "dhcp6/d6.h"
 #include "dhcp6/d6_server_int.h"
+#include "grant/grant.h"
 
 #define CLIENT_BUCKETS      (1u << 16)
 #define CLIENTS_MAX_DEFAULT 16384
@@ -176,44 +177,27 @@ client_get(struct d6_server *s, const uint8_t *duid, size_t len, bool create)
 	return e;
 }
 
+/* The lease's key of one IA (src/grant spells it: "dhcp6:<duid hex>:<iaid hex>"). */
 static void
 identity_of(const struct d6_msg *m, uint32_t iaid, char *out, size_t cap)
 {
-	size_t o = (size_t)snprintf(out, cap, "dhcp6:");
+	struct grant_identity id = {.kind = GRANT_ID_DUID, .iaid = iaid};
 
-	for (size_t i = 0; i < m->clientid_len && o + 3 < cap; i++)
-		o += (size_t)snprintf(out + o, cap - o, "%02x", m->clientid[i]);
-	snprintf(out + o, cap - o, ":%08x", iaid);
-}
-
-static int
-hexval(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	                              : -1;
+	/* d6_codec.c bounds a Client Identifier to GRANT_DUID_MAX octets (RFC 8415 §11.1). */
+	id.duid_len = m->clientid_len < sizeof(id.duid) ? m->clientid_len : sizeof(id.duid);
+	memcpy(id.duid, m->clientid, id.duid_len);
+	(void)grant_identity_key(&id, out, cap);
 }
 
 bool
 d6_identity_duid(const char *identity, uint8_t *duid, size_t cap, size_t *len)
 {
-	const char *p;
-	size_t n = 0;
+	struct grant_identity id;
 
-	/* The inverse of identity_of(): "dhcp6:" hex pairs ":" eight hex digits. */
-	if (strncmp(identity, "dhcp6:", 6) != 0)
+	if (!grant_identity_parse(identity, &id) || id.kind != GRANT_ID_DUID || id.duid_len > cap)
 		return false;
-	for (p = identity + 6; *p && *p != ':'; p += 2) {
-		int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
-
-		if (hi < 0 || lo < 0 || n >= cap)
-			return false;
-		duid[n++] = (uint8_t)(hi << 4 | lo);
-	}
-	if (*p != ':' || strlen(p + 1) != 8 || n == 0)
-		return false;
-	*len = n;
+	memcpy(duid, id.duid, id.duid_len);
+	*len = id.duid_len;
 	return true;
 }
 
@@ -281,6 +265,30 @@ ia_status(struct d6_txn *t, unsigned i, uint16_t st)
 	t->out[i].granted = false;
 }
 
+/*
+ * Who sent an lw4o6 request, as the link saw it: the lwB4 speaks from its
+ * link-local address, so its /64 (fe80::/64) is everyone's; the key is the
+ * whole source address, or, through a trusted relay, the relay's address,
+ * the innermost peer-address and that relay's Interface-Id (truncated to
+ * what fits: two senders that then share a key share its limit).
+ */
+static size_t
+lw_source(const struct d6_txn *t, uint8_t *k)
+{
+	const struct d6_relay *r;
+	size_t n;
+
+	memcpy(k, &t->rx.src, 16);
+	if (!t->env.nrelays)
+		return 16;
+	r = &t->env.relay[t->env.nrelays - 1];
+	memcpy(k + 16, &r->peer, 16);
+	n = r->ifid_len < D6_LW_SRC_MAX - 32 ? r->ifid_len : D6_LW_SRC_MAX - 32;
+	if (n)
+		memcpy(k + 32, r->ifid, n);
+	return 32 + n;
+}
+
 /* Take or renew the lease of IA i (Solicit, Request, Renew, Rebind). */
 static void
 serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist)
@@ -323,9 +331,12 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	was_offer = exists && (g.flags & D6_GRANT_OFFER);
 	if (exists)
 		want = g.v4;
-	if (lw)
-		rc = s->ops->acquire_lw(s->arg, o->identity, want, t->now, &g);
-	else
+	if (lw) {
+		uint8_t k[D6_LW_SRC_MAX];
+		size_t kn = lw_source(t, k);
+
+		rc = s->ops->acquire_lw(s->arg, o->identity, k, kn, want, t->now, &g);
+	} else
 		rc = s->ops->acquire(s->arg, o->identity, &t->client_v6, t->authed, want, t->now,
 		                     &g);
 	if (rc == -EADDRNOTAVAIL && !exists && want && !lw) /* the hint is taken: any other */
@@ -339,7 +350,7 @@ serve_acquire(struct d6_server *s, struct d6_txn *t, unsigned i, bool must_exist
 	if (rc == -EACCES)
 		s->ctr.refused_address++;
 	if (rc == -EDQUOT)
-		s->ctr.drop[D6_DROP_RATE]++; /* the caller's per-/64 quota or rate */
+		s->ctr.drop[D6_DROP_RATE]++; /* the caller's per-/64 (lw4o6: per-sender) limit */
 	if (rc != 0) {
 		ia_status(t, i, D6_ST_NO_ADDRS_AVAIL);
 		return;

@@ -537,7 +537,8 @@ load_metrics(struct dstmd_config *c)
 }
 
 /* The "lw4o6" section: lwB4s served over DHCPv6 (lw4o6.c). */
-static const char *const lw_keys[] = {"ipv6_pool", "pool", NULL};
+static const char *const lw_keys[] = {"ipv6_pool", "pool", "per_source", "allocations_per_source",
+                                      NULL};
 
 void
 lw4o6_config_load(struct dstmd_config *c)
@@ -546,6 +547,7 @@ lw4o6_config_load(struct dstmd_config *c)
 	struct dstmd_lw4o6 *lw = &c->lw4o6;
 	const struct dstmd_pool *dp = NULL;
 	const char *s;
+	long long v;
 
 	if (!cfg_at(doc, "/lw4o6"))
 		return;
@@ -560,6 +562,11 @@ lw4o6_config_load(struct dstmd_config *c)
 			lw->enable = true;
 	}
 	cfg_str(doc, "/lw4o6/pool", false, NULL, &lw->pool);
+	/* A sender on the link (a link-local address, a relay's peer): see lw4o6.c. */
+	cfg_int(doc, "/lw4o6/per_source", false, 4, 0, LW4O6_PER_SOURCE_MAX, &v);
+	lw->per_source = (unsigned)v;
+	cfg_int(doc, "/lw4o6/allocations_per_source", false, 2, 0, 1000, &v);
+	lw->rate = (unsigned)v;
 	for (size_t i = 0; i < c->npools; i++) {
 		const struct dstmd_pool *p = &c->pools[i];
 

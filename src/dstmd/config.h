@@ -30,6 +30,8 @@ struct dstmd_tep {
 	struct sockaddr_storage ctl_addr;
 	socklen_t ctl_len;
 	const char *ctl_mechanism, *ctl_user, *ctl_secret;
+	const char *backup;      /* failover.c: the TEP taking over; NULL: none */
+	unsigned failover_after; /* seconds the control link stays down before it does */
 };
 
 struct dstmd_pool {
@@ -89,11 +91,16 @@ struct dstmd_endpoints {
  * OPTION_S46_CONT_LW get an IPv6 address from ipv6_pool and an IPv4
  * address + port set from `pool`.
  */
+/* The most lw4o6 leases per sender the configuration may allow (lw4o6.c's table). */
+#define LW4O6_PER_SOURCE_MAX 32
+
 struct dstmd_lw4o6 {
 	bool enable;
 	struct in6_addr prefix; /* ipv6_pool */
 	unsigned plen;
-	const char *pool; /* a PSID pool or a pool of whole addresses */
+	const char *pool;    /* a PSID pool or a pool of whole addresses */
+	unsigned per_source; /* leases one sender on the link may hold; 0: no limit */
+	unsigned rate;       /* new leases per sender and second (bursts of twice); 0: none */
 };
 
 struct dstmd_config {

@@ -155,6 +155,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	const struct dstmd_tep *tep;
 	struct grant_client who = sender(v6, authed);
 	struct grant_req req;
+	struct grant_policy pol;
 	struct grant_result res;
 	const struct lease *l;
 	unsigned flags;
@@ -172,10 +173,10 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		return -EPERM;
 	}
 	/* The one decision (src/grant): TEP and pool, per-/64 quota and rate, the slot. */
-	req = (struct grant_req){.who = who, .identity = identity, .v6 = *v6, .want_v4 = want,
-	                         .now = now};
-	switch (dstmd_grant(d, &req, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64,
-	                    &res)) {
+	req = (struct grant_req){
+	    .who = who, .identity = identity, .v6 = *v6, .want_v4 = want, .now = now};
+	pol = dstmd_policy(d, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64);
+	switch (dstmd_grant(d, &req, &pol, &res)) {
 	case GRANT_GRANTED:
 		break;
 	case GRANT_NO_TEP:
@@ -249,7 +250,8 @@ op_in_pool(void *arg, uint32_t v4)
 
 /* An lwB4's lease (lw4o6.c): the address it will use is the one dstmd assigns. */
 static int
-op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struct d6_grant *g)
+op_acquire_lw(void *arg, const char *identity, const uint8_t *src, size_t src_len, uint32_t want,
+              int64_t now, struct d6_grant *g)
 {
 	struct dstmd *d = arg;
 	const struct dstmd_tep *tep = NULL;
@@ -257,7 +259,7 @@ op_acquire_lw(void *arg, const char *identity, uint32_t want, int64_t now, struc
 	unsigned flags = 0;
 	int rc;
 
-	rc = lw4o6_acquire(d, identity, want, now, &l, &flags, &tep);
+	rc = lw4o6_acquire(d, identity, src, src_len, want, now, &l, &flags, &tep);
 	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
 	grant_of(d, l, tep, now, g);
@@ -832,4 +834,5 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	json_object_set_new(o, "dhcp6_rx_batches", json_integer((json_int_t)dh->rx_batches));
 	json_object_set_new(o, "dhcp6_tx_batches", json_integer((json_int_t)dh->tx_batches));
 	json_object_set_new(o, "dhcp6_waiting", json_integer((json_int_t)dh->pending_now));
+	lw4o6_counters_json(o);
 }

@@ -381,7 +381,9 @@ notify_run(struct dstmd *d, struct deferred *df)
 	}
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
 	    !strcmp(l->identity, n->identity)) {
-		if (!strncmp(l->identity, "dhcp6:", 6))
+		struct grant_identity id;
+
+		if (grant_identity_parse(l->identity, &id) && id.kind == GRANT_ID_DUID)
 			(void)dhcp_reconfigure(d, l->identity);
 		else
 			access_notify_delete(d, l);
@@ -581,9 +583,9 @@ orphan_one(void *arg, const struct lease *l)
 	int64_t now = *(const int64_t *)arg;
 
 	if (l->orphan && l->state == LEASE_ACTIVE)
-		log_warnx("lease of %s on %s is outside the pools now: its renewal is refused "
-		          "(TSP 308) and it ends at its expiry, in %llds (the client and the TEP "
-		          "are told then)",
+		log_warnx("lease of %s on %s is outside the pools now: it is revoked at its "
+		          "renewal, or ends at its expiry in %llds (the client and the TEP are "
+		          "told either way)",
 		          l->identity, addr_fmt_v4(l->v4, a), (long long)(l->expiry - now));
 	return 0;
 }
@@ -731,6 +733,8 @@ main(int argc, char **argv)
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
+	if (failover_init(&d) != 0)
+		fatalx("out of memory");
 	if (identity_init(&d) != 0)
 		fatalx("out of memory");
 	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
@@ -784,6 +788,7 @@ main(int argc, char **argv)
 	ctl_server_free(d.ctl);
 	tsp_udp_fini(&d);
 	access_fini(&d);
+	failover_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
 	identity_fini(&d);

@@ -57,6 +57,7 @@ struct dstmd_counters {
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
 	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
+	uint64_t long_identity;     /* a name too long to be a lease key (TSP 300) */
 	uint64_t udp_anon_delete;   /* an unauthenticated delete over UDP, refused (TSP 500) */
 	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
@@ -70,6 +71,7 @@ struct dstmd {
 	struct tsp_server *tsp;
 	struct tsp_udp *udp; /* TSP over UDP (tsp_udp.c) */
 	struct tepctl *tepctl;
+	struct failover *failover; /* failover.c */
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
 	void *listener_ctx; /* access.c's, one per listener */
@@ -136,6 +138,14 @@ int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, 
 /* The configured TEP named `name`, or NULL. */
 const struct dstmd_tep *dstmd_tep_named(const struct dstmd *d, const char *name);
 
+/* failover.c: moving a failed TEP's bindings to its backup */
+int failover_init(struct dstmd *d);
+void failover_fini(struct dstmd *d);
+/* The TEPs grants choose among: a failed-over TEP's clients go to its backup. */
+const struct grant_tep *failover_views(struct dstmd *d);
+/* tepctl_status() plus each TEP's backup, failover state and counters. */
+json_t *failover_status(struct dstmd *d);
+
 /* access.c */
 int access_init(struct dstmd *d);
 void access_fini(struct dstmd *d);
@@ -162,14 +172,15 @@ void identity_fini(struct dstmd *d);
 /* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
 enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
 void identity_counters(const struct dstmd *d, json_t *o);
+/* The per-/64 quota `per_64` and limits.allocations_per_64. */
+struct grant_policy dstmd_policy(const struct dstmd *d, unsigned per_64);
 /*
  * The allocation decision for every access method (src/grant, grant_acquire)
  * over dstmd's lease manager, TEP channel and clocks: the TEP and its pool,
- * the per-/64 quota `per_64` and limits.allocations_per_64 for a new lease,
- * then the slot. res->lease is a const struct lease *.
+ * `policy` for a new lease, then the slot. res->lease is a const struct lease *.
  */
-enum grant_outcome dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64,
-                               struct grant_result *res);
+enum grant_outcome dstmd_grant(struct dstmd *d, const struct grant_req *req,
+                               const struct grant_policy *policy, struct grant_result *res);
 /*
  * TSP (access.c): the verified client of a command on `conn` (TLS
  * session `ssl`, or NULL) and where its tunnel ends (DESIGN §4: the

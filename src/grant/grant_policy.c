@@ -52,3 +52,14 @@ grant_admit(struct grant_rate *r, const struct grant_policy *p, const struct in6
 		return GRANT_ADMIT_RATE_64;
 	return GRANT_ADMIT_OK;
 }
+
+enum grant_admit
+grant_admit_key(struct grant_rate *r, unsigned per_key, unsigned rate, uint64_t key, unsigned held,
+                int64_t now_ms)
+{
+	if (per_key && held >= per_key)
+		return GRANT_ADMIT_QUOTA_64;
+	if (rate && !rate_take(r, rate, key, now_ms))
+		return GRANT_ADMIT_RATE_64;
+	return GRANT_ADMIT_OK;
+}

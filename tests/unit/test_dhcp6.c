@@ -33,6 +33,11 @@ struct fake {
 	int releases, declines, holds;
 	struct in6_addr tep;
 	uint16_t port_lo, port_hi;
+	/* lw4o6: the sender keys acquire_lw saw, and a per-key quota (0: none) */
+	uint8_t lw_key[NSLOTS][D6_LW_SRC_MAX];
+	size_t lw_key_len[NSLOTS];
+	unsigned lw_quota, lw_keys;
+	unsigned lw_held[NSLOTS];
 };
 
 static void
@@ -1264,11 +1269,30 @@ test_client_expiry_decline(void **state)
 /* ---- lw4o6: RFC 7598 options for an lwB4 ---- */
 
 static int
-f_acquire_lw(void *arg, const char *id, uint32_t want, int64_t now, struct d6_grant *g)
+f_acquire_lw(void *arg, const char *id, const uint8_t *src, size_t src_len, uint32_t want,
+             int64_t now, struct d6_grant *g)
 {
 	struct fake *f = arg;
 	struct in6_addr v6;
+	unsigned key = f->lw_keys;
+	bool held = false;
 	int rc;
+
+	/* As dstmd's lw4o6.c: a new lease counts against the sender's key. */
+	for (unsigned i = 0; i < f->lw_keys; i++)
+		if (f->lw_key_len[i] == src_len && !memcmp(f->lw_key[i], src, src_len))
+			key = i;
+	for (int i = 0; i < NSLOTS; i++)
+		held |= f->used[i] && !strcmp(f->ids[i], id);
+	if (key == f->lw_keys && key < NSLOTS && src_len <= D6_LW_SRC_MAX) {
+		memcpy(f->lw_key[key], src, src_len);
+		f->lw_key_len[key] = src_len;
+		f->lw_keys++;
+	}
+	if (!held && f->lw_quota && key < NSLOTS && f->lw_held[key] >= f->lw_quota)
+		return -EDQUOT;
+	if (!held && key < NSLOTS)
+		f->lw_held[key]++;
 
 	/* The server assigns fd00:d57::1000 + slot; the slot holds PSID 5. */
 	addr_parse_v6("fd00:d57::1000", &v6);
@@ -1357,6 +1381,95 @@ test_lw4o6_container(void **state)
 	assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
 	assert_false(e->t.out[0].granted);
 	assert_int_equal(e->t.out[0].status, D6_ST_NO_ADDRS_AVAIL);
+	env_free(e);
+}
+
+/* One lw4o6 Solicit with Rapid Commit of DUID n from `rx`, through a relay when `relay`. */
+static uint16_t
+lw_solicit(struct env *e, const struct d6_rx *rx, uint8_t n, const struct in6_addr *peer)
+{
+	static const uint8_t oro[] = {0, 96};
+	uint8_t duid[10] = {0, 3, 0, 1, 2, 0, 0, 0, 3, n};
+	struct mb inner, m;
+	struct d6_envelope env;
+	struct d6_msg rep;
+
+	mb_start(&inner, D6_SOLICIT, 40 + n);
+	mb_opt(&inner, D6_OPT_CLIENTID, duid, sizeof(duid));
+	mb_opt(&inner, D6_OPT_RAPID_COMMIT, NULL, 0);
+	mb_opt(&inner, D6_OPT_ORO, oro, sizeof(oro));
+	mb_ia(&inner, D6_OPT_IA_NA, 1, 0);
+	if (!peer) {
+		assert_int_equal(run(e, &inner, rx), D6_ACT_REPLY);
+		return e->rep.ia[0].status;
+	}
+	m.w = wcur_make(m.b, sizeof(m.b));
+	w_u8(&m.w, D6_RELAY_FORW);
+	w_u8(&m.w, 0);
+	w_bytes(&m.w, peer, 16); /* link-address: unused here */
+	w_bytes(&m.w, peer, 16);
+	mb_opt(&m, D6_OPT_INTERFACE_ID, "eth7", 4);
+	mb_opt(&m, D6_OPT_RELAY_MSG, inner.b, mb_len(&inner));
+	assert_int_equal(run(e, &m, rx), D6_ACT_REPLY);
+	assert_int_equal(d6_unwrap(e->out, e->outlen, &env), D6_OK);
+	assert_int_equal(d6_parse(env.inner, env.inner_len, &e->cfg.codes, &rep), D6_OK);
+	return rep.ia[0].status;
+}
+
+/*
+ * lwB4s solicit from link-local addresses, so fe80::/64 is everyone's: the
+ * sender key acquire_lw gets is the whole source address (through a
+ * trusted relay: the relay, the peer-address and the Interface-Id), and a
+ * per-sender refusal is NoAddrsAvail in the IA, counted.
+ */
+static void
+test_lw4o6_sender_key(void **state)
+{
+	struct env *e = env_new();
+	struct d6_rx rx = {.multicast = true}, other = {.multicast = true}, relay = {0};
+	struct in6_addr peer;
+	uint64_t rate0;
+	uint8_t want[16 + 16 + 4];
+
+	(void)state;
+	d6_server_free(e->s);
+	e->cfg.max_per_duid = 0;
+	e->f.lw_quota = 2;
+	e->s = d6_server_new(&e->cfg, &fops_lw, &e->f, 1000);
+	addr_parse_v6("fe80::66", &rx.src);
+	addr_parse_v6("fe80::77", &other.src);
+	rate0 = d6_server_counters(e->s)->drop[D6_DROP_RATE];
+	/* One link-local address cycling DUIDs: two leases, then NoAddrsAvail. */
+	assert_int_equal(lw_solicit(e, &rx, 1, NULL), D6_ST_SUCCESS);
+	assert_int_equal(lw_solicit(e, &rx, 2, NULL), D6_ST_SUCCESS);
+	assert_int_equal(lw_solicit(e, &rx, 3, NULL), D6_ST_NO_ADDRS_AVAIL);
+	assert_int_equal(lw_solicit(e, &rx, 4, NULL), D6_ST_NO_ADDRS_AVAIL);
+	assert_int_equal(d6_server_counters(e->s)->drop[D6_DROP_RATE], rate0 + 2);
+	assert_int_equal(e->f.lw_key_len[0], 16);
+	assert_memory_equal(e->f.lw_key[0], &rx.src, 16);
+	/* A renewal of a lease held is no new lease: still served. */
+	assert_int_equal(lw_solicit(e, &rx, 1, NULL), D6_ST_SUCCESS);
+	/* Another link-local address is another sender: its lease. */
+	assert_int_equal(lw_solicit(e, &other, 5, NULL), D6_ST_SUCCESS);
+	assert_int_equal(e->f.lw_keys, 2);
+	assert_memory_equal(e->f.lw_key[1], &other.src, 16);
+	env_free(e);
+
+	/* Through a trusted relay the key is the relay, the peer-address and the Interface-Id. */
+	e = env_new();
+	d6_server_free(e->s);
+	addr_parse_v6("fe80::1", &relay.src);
+	e->cfg.relays = &relay.src;
+	e->cfg.nrelays = 1;
+	e->cfg.max_per_duid = 0;
+	e->s = d6_server_new(&e->cfg, &fops_lw, &e->f, 1000);
+	addr_parse_v6("fe80::66", &peer);
+	assert_int_equal(lw_solicit(e, &relay, 6, &peer), D6_ST_SUCCESS);
+	memcpy(want, &relay.src, 16);
+	memcpy(want + 16, &peer, 16);
+	memcpy(want + 32, "eth7", 4);
+	assert_int_equal(e->f.lw_key_len[0], sizeof(want));
+	assert_memory_equal(e->f.lw_key[0], want, sizeof(want));
 	env_free(e);
 }
 
@@ -1570,6 +1683,7 @@ main(void)
 	    cmocka_unit_test(test_client_auth),
 	    cmocka_unit_test(test_client_expiry_decline),
 	    cmocka_unit_test(test_lw4o6_container),
+	    cmocka_unit_test(test_lw4o6_sender_key),
 	    cmocka_unit_test(test_client_lw4o6),
 	    cmocka_unit_test(test_lw4o6_release_foreign),
 	};
