@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -434,6 +435,73 @@ test_lock(void **state)
 	store_close(st);
 }
 
+/*
+ * A transaction larger than the unix VFS writes at once (store_vfs.c
+ * gathers the WAL's writes) commits and reads back; small batches with
+ * the writer idle are committed in this thread, and when they fill the WAL
+ * the writer takes the next one and checkpoints, so the WAL does not grow
+ * past its limit.
+ */
+/* Every row loaded has the expiry last committed for it (rows keyed by v4 - 10.0.0.0). */
+static int
+check_expiry_cb(void *arg, const struct lease_row *r)
+{
+	int64_t *expiry = arg;
+
+	assert_true(r->v4 >= 0x0a000000 && r->v4 < 0x0a000000 + 1500);
+	assert_int_equal(r->expiry, expiry[r->v4 - 0x0a000000]);
+	expiry[1500]++;
+	return 0;
+}
+
+static void
+test_wal_gathered_and_checkpointed(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row r[1500];
+	char ident[1500][24], wal[160];
+	int64_t expiry[1501] = {0};
+	uint64_t ticket = 0;
+	struct stat sb;
+	const unsigned batches = 3000;
+
+	assert_int_equal(store_begin(st), 0);
+	for (unsigned i = 0; i < 1500; i++) {
+		snprintf(ident[i], sizeof(ident[i]), "tsp:user%u", i);
+		r[i] = row(ident[i], 0x0a000000 + i, 0, 0);
+		assert_int_equal(store_insert(st, &r[i]), 0);
+		assert_int_equal(store_history_add(st, LEASE_EV_GRANT, 100, &r[i]), 0);
+		expiry[i] = r[i].expiry;
+	}
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_async_start(st), 0);
+	for (unsigned i = 0; i < batches; i++) {
+		struct lease_row *l = &r[(i * 7) % 1500];
+
+		assert_int_equal(store_begin(st), 0);
+		l->expiry = expiry[l - r] = 10000 + i;
+		assert_int_equal(store_update(st, l), 0);
+		assert_int_equal(store_history_add(st, LEASE_EV_RENEW, 200, l), 0);
+		assert_int_equal(store_commit_async(st, &ticket), 0);
+		/* Durable on return, or (the checkpoint's turn) soon after. */
+		while (store_async_durable(st) < ticket)
+			usleep(1000);
+	}
+	/* 2 pages a batch, a checkpoint every 4000: one went to the writer, or more. */
+	assert_true(store_inline_commits(st) < batches);
+	assert_true(store_inline_commits(st) > batches / 2);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size < 20 << 20);
+	assert_int_equal(store_async_stop(st), 0);
+	store_close(st);
+
+	st = open_ok();
+	assert_int_equal(store_load(st, check_expiry_cb, expiry), 0);
+	assert_int_equal(expiry[1500], 1500);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -446,6 +514,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_gathered_and_checkpointed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
