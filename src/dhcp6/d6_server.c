@@ -49,6 +49,7 @@
 #include "common/hash.h"
 #include "dhcp6/d6.h"
 #include "dhcp6/d6_server_int.h"
+#include "grant/grant.h"
 
 #define CLIENT_BUCKETS      (1u << 16)
 #define CLIENTS_MAX_DEFAULT 16384
@@ -176,44 +177,27 @@ client_get(struct d6_server *s, const uint8_t *duid, size_t len, bool create)
 	return e;
 }
 
+/* The lease's key of one IA (src/grant spells it: "dhcp6:<duid hex>:<iaid hex>"). */
 static void
 identity_of(const struct d6_msg *m, uint32_t iaid, char *out, size_t cap)
 {
-	size_t o = (size_t)snprintf(out, cap, "dhcp6:");
+	struct grant_identity id = {.kind = GRANT_ID_DUID, .iaid = iaid};
 
-	for (size_t i = 0; i < m->clientid_len && o + 3 < cap; i++)
-		o += (size_t)snprintf(out + o, cap - o, "%02x", m->clientid[i]);
-	snprintf(out + o, cap - o, ":%08x", iaid);
-}
-
-static int
-hexval(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	                              : -1;
+	/* d6_codec.c bounds a Client Identifier to GRANT_DUID_MAX octets (RFC 8415 §11.1). */
+	id.duid_len = m->clientid_len < sizeof(id.duid) ? m->clientid_len : sizeof(id.duid);
+	memcpy(id.duid, m->clientid, id.duid_len);
+	(void)grant_identity_key(&id, out, cap);
 }
 
 bool
 d6_identity_duid(const char *identity, uint8_t *duid, size_t cap, size_t *len)
 {
-	const char *p;
-	size_t n = 0;
+	struct grant_identity id;
 
-	/* The inverse of identity_of(): "dhcp6:" hex pairs ":" eight hex digits. */
-	if (strncmp(identity, "dhcp6:", 6) != 0)
+	if (!grant_identity_parse(identity, &id) || id.kind != GRANT_ID_DUID || id.duid_len > cap)
 		return false;
-	for (p = identity + 6; *p && *p != ':'; p += 2) {
-		int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
-
-		if (hi < 0 || lo < 0 || n >= cap)
-			return false;
-		duid[n++] = (uint8_t)(hi << 4 | lo);
-	}
-	if (*p != ':' || strlen(p + 1) != 8 || n == 0)
-		return false;
-	*len = n;
+	memcpy(duid, id.duid, id.duid_len);
+	*len = id.duid_len;
 	return true;
 }
 

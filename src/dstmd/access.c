@@ -262,6 +262,7 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	unsigned flags = 0;
 	int64_t now = clock_wall_s();
 	struct grant_req req;
+	struct grant_policy pol;
 	struct grant_result res;
 	struct request *r;
 	int rc;
@@ -288,7 +289,8 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 	}
 	req = (struct grant_req){
 	    .who = who, .identity = identity, .v6 = v6, .want_v4 = want, .now = now};
-	switch (dstmd_grant(d, &req, d->per_64, &res)) {
+	pol = dstmd_policy(d, d->per_64);
+	switch (dstmd_grant(d, &req, &pol, &res)) {
 	case GRANT_GRANTED:
 		break;
 	case GRANT_NO_TEP:
@@ -339,7 +341,7 @@ handle_create(struct session *s, const struct tsp_tunnel *t)
 		session_reply(s, TSP_BUSY, NULL);
 		return;
 	default:
-		log_warnx("lease for %s: %s", identity, strerror(-rc));
+		log_warnx("lease for %s: %s", identity, strerror(-res.err));
 		session_reply(s, TSP_INVALID_IPV4, NULL);
 		return;
 	}
@@ -791,6 +793,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "drop_foreign_client_v6",
 	                    json_integer((json_int_t)d->ctr.foreign_client_v6));
 	json_object_set_new(o, "drop_not_owner", json_integer((json_int_t)d->ctr.not_owner));
+	json_object_set_new(o, "drop_long_identity",
+	                    json_integer((json_int_t)d->ctr.long_identity));
 	json_object_set_new(o, "drop_udp_anonymous_delete",
 	                    json_integer((json_int_t)d->ctr.udp_anon_delete));
 	json_object_set_new(o, "sessions_evicted_idle",

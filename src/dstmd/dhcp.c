@@ -155,6 +155,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	const struct dstmd_tep *tep;
 	struct grant_client who = sender(v6, authed);
 	struct grant_req req;
+	struct grant_policy pol;
 	struct grant_result res;
 	const struct lease *l;
 	unsigned flags;
@@ -174,8 +175,8 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	/* The one decision (src/grant): TEP and pool, per-/64 quota and rate, the slot. */
 	req = (struct grant_req){
 	    .who = who, .identity = identity, .v6 = *v6, .want_v4 = want, .now = now};
-	switch (dstmd_grant(d, &req, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64,
-	                    &res)) {
+	pol = dstmd_policy(d, d->cfg->dhcp6.per_64_set ? d->cfg->dhcp6.per_64 : d->per_64);
+	switch (dstmd_grant(d, &req, &pol, &res)) {
 	case GRANT_GRANTED:
 		break;
 	case GRANT_NO_TEP:

@@ -364,7 +364,9 @@ notify_run(struct dstmd *d, struct deferred *df)
 	}
 	if (n->to_client && (l = lease_find_v4(d->leases, n->b.v4, n->b.port_lo)) &&
 	    !strcmp(l->identity, n->identity)) {
-		if (!strncmp(l->identity, "dhcp6:", 6))
+		struct grant_identity id;
+
+		if (grant_identity_parse(l->identity, &id) && id.kind == GRANT_ID_DUID)
 			(void)dhcp_reconfigure(d, l->identity);
 		else
 			access_notify_delete(d, l);

@@ -57,6 +57,7 @@ struct dstmd_counters {
 	uint64_t bad_address, bad_type, accept_paused, quota_64, conn_quota_64, rate_64;
 	uint64_t foreign_client_v6; /* a <client> address not the session's own (TSP 309) */
 	uint64_t not_owner;         /* a lease of another address, unauthenticated (TSP 308) */
+	uint64_t long_identity;     /* a name too long to be a lease key (TSP 300) */
 	uint64_t udp_anon_delete;   /* an unauthenticated delete over UDP, refused (TSP 500) */
 	uint64_t commit_joined;     /* batches that waited for the one being made durable */
 };
@@ -162,14 +163,15 @@ void identity_fini(struct dstmd *d);
 /* Whether a lease may be bound to v6 (GRANT_ADDR_OK); counts and logs a refusal. */
 enum grant_addr dstmd_check_v6(struct dstmd *d, const struct in6_addr *v6);
 void identity_counters(const struct dstmd *d, json_t *o);
+/* The per-/64 quota `per_64` and limits.allocations_per_64. */
+struct grant_policy dstmd_policy(const struct dstmd *d, unsigned per_64);
 /*
  * The allocation decision for every access method (src/grant, grant_acquire)
  * over dstmd's lease manager, TEP channel and clocks: the TEP and its pool,
- * the per-/64 quota `per_64` and limits.allocations_per_64 for a new lease,
- * then the slot. res->lease is a const struct lease *.
+ * `policy` for a new lease, then the slot. res->lease is a const struct lease *.
  */
-enum grant_outcome dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64,
-                               struct grant_result *res);
+enum grant_outcome dstmd_grant(struct dstmd *d, const struct grant_req *req,
+                               const struct grant_policy *policy, struct grant_result *res);
 /*
  * TSP (access.c): the verified client of a command on `conn` (TLS
  * session `ssl`, or NULL) and where its tunnel ends (DESIGN §4: the

@@ -140,8 +140,15 @@ static const struct grant_alloc_ops dstmd_alloc_ops = {
     .acquire = eng_acquire,
 };
 
+struct grant_policy
+dstmd_policy(const struct dstmd *d, unsigned per_64)
+{
+	return (struct grant_policy){.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
+}
+
 enum grant_outcome
-dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64, struct grant_result *res)
+dstmd_grant(struct dstmd *d, const struct grant_req *req, const struct grant_policy *policy,
+            struct grant_result *res)
 {
 	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets, for every method */
 	struct grant_engine e = {.ops = &dstmd_alloc_ops,
@@ -149,9 +156,8 @@ dstmd_grant(struct dstmd *d, const struct grant_req *req, unsigned per_64, struc
 	                         .teps = d->cfg->tep_views,
 	                         .nteps = d->cfg->nteps,
 	                         .rate = &rate};
-	struct grant_policy p = {.per_64 = per_64, .rate_64 = d->cfg->alloc_rate_64};
 
-	return grant_acquire(&e, &p, req, res);
+	return grant_acquire(&e, policy, req, res);
 }
 
 /* ---- TSP: who the client of a command is (access.c) ---- */
@@ -175,20 +181,20 @@ cert_name(SSL *ssl, char *out, size_t len)
  * Who the client is (seed 001 C §2.1: an anonymous node is known by its
  * global address): the SASL user, the certificate's name, or the address.
  */
-static void
+static int
 client_identity(struct tsp_conn *conn, SSL *ssl, const struct grant_client *who, char *out,
                 size_t len)
 {
 	const char *user = conn ? tsp_conn_user(conn) : NULL;
 	const char *mech = conn ? tsp_conn_mechanism(conn) : NULL;
-	char a[ADDR_STRLEN], cn[128];
+	struct grant_identity id = {.kind = GRANT_ID_ADDRESS, .v6 = who->v6};
+	char cn[128];
 
 	if (user && *user && !(mech && !strcasecmp(mech, "ANONYMOUS")))
-		snprintf(out, len, "tsp:%s", user);
+		id = (struct grant_identity){.kind = GRANT_ID_USER, .name = user};
 	else if (cert_name(ssl, cn, sizeof(cn)))
-		snprintf(out, len, "cert:%s", cn);
-	else
-		snprintf(out, len, "anon:%s", addr_fmt_v6(&who->v6, a));
+		id = (struct grant_identity){.kind = GRANT_ID_CERT, .name = cn};
+	return grant_identity_key(&id, out, len);
 }
 
 static bool
@@ -247,7 +253,13 @@ tsp_identity_verify(struct dstmd *d, struct tsp_conn *conn, SSL *ssl, const stru
 		d->ctr.bad_address++;
 		return TSP_INVALID_IPV6;
 	}
-	client_identity(conn, ssl, who, identity, idlen);
+	/* Never a truncated name: two users would share a lease. */
+	if (client_identity(conn, ssl, who, identity, idlen) != 0) {
+		d->ctr.long_identity++;
+		log_warnx_rl(&identity_rl, "%s: its name is too long to key a lease: refused",
+		             addr_fmt_v6(&who->v6, a));
+		return TSP_AUTH_FAILED;
+	}
 	return 0;
 }
 

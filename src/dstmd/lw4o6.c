@@ -296,6 +296,8 @@ lw4o6_acquire(struct dstmd *d, const char *identity, const uint8_t *src, size_t 
 	uint64_t key = 0;
 	uint32_t k = 0;
 	char a[ADDR_STRLEN];
+	struct grant_req req;
+	struct grant_result res;
 	int rc;
 
 	if (!c->enable)
@@ -338,16 +340,35 @@ lw4o6_acquire(struct dstmd *d, const char *identity, const uint8_t *src, size_t 
 		}
 		v6 = addr_of(c, k);
 	}
-	if (!(tep = dstmd_config_tep_for(d->cfg, &v6))) {
+	/*
+	 * The one decision (src/grant) with this pool; no per-/64 policy: the
+	 * address is ours, fe80::/64 is everyone's; the per-sender limit above
+	 * bounds what one sender on the link can take.
+	 */
+	req = (struct grant_req){.who = {.kind = GRANT_DUID, .v6 = v6},
+	                         .identity = identity,
+	                         .v6 = v6,
+	                         .want_v4 = want,
+	                         .pool = c->pool,
+	                         .now = now};
+	switch (dstmd_grant(d, &req, &(struct grant_policy){0}, &res)) {
+	case GRANT_GRANTED:
+		break;
+	case GRANT_NO_TEP:
 		log_warnx("lw4o6: no TEP serves %s; add the ipv6_pool to a TEP's \"clients\"",
 		          addr_fmt_v6(&v6, a));
 		return -ENETUNREACH;
-	}
-	if (!tepctl_up(d->tepctl, tep) && !l)
+	case GRANT_TEP_DOWN:
 		return -ENETUNREACH;
-	rc = lease_acquire(d->leases, identity, &v6, want, c->pool, tep->name, now, out, flags);
-	if (rc != 0)
-		return rc;
+	case GRANT_QUOTA:
+	case GRANT_RATE:
+		return -EDQUOT; /* never without a policy, but an outcome all the same */
+	case GRANT_FAILED:
+		return res.err;
+	}
+	tep = res.tep->ref;
+	*out = res.lease;
+	*flags = res.flags;
 	if (!ix.owner[k] || strcmp(ix.owner[k], identity) != 0)
 		ix_set(k, identity, l ? ix.src[k] : key);
 	if (e && e->key == key && e->n < LW4O6_PER_SOURCE_MAX)

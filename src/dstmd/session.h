@@ -14,13 +14,15 @@
 
 #include <event2/event.h>
 
+#include "tsp/tsp.h"
+
 struct dstmd;
 struct tsp_conn;
 struct tsp_tunnel;
 
 #define SESSION_BUCKETS   (1u << 16)
 #define SESSION_MAX_QUEUE 4
-#define IDENTITY_MAX      160
+#define IDENTITY_MAX      (5 + TSP_DN_MAX) /* "cert:" or "tsp:" and a name */
 
 struct session {
 	struct dstmd *d;

@@ -36,6 +36,37 @@ struct grant_client {
 	struct in6_addr v6; /* the verified address (source, or a trusted relay's peer-address) */
 };
 
+/*
+ * Whose lease it is: the key under which the store keeps it. One struct
+ * for every access method, spelt as a string in one place (the store's
+ * rows and the control socket show that string).
+ */
+enum grant_id_kind {
+	GRANT_ID_ADDRESS, /* TSP ANONYMOUS: "anon:<IPv6 address>" */
+	GRANT_ID_USER,    /* TSP SASL user: "tsp:<user>" */
+	GRANT_ID_CERT,    /* TSP over TLS, a client certificate: "cert:<common name>" */
+	GRANT_ID_DUID,    /* DHCPv6: "dhcp6:<DUID in hex>:<IAID in 8 hex digits>" */
+};
+
+#define GRANT_DUID_MAX 130 /* RFC 8415 §11.1: 128 octets and the type */
+
+struct grant_identity {
+	enum grant_id_kind kind;
+	struct in6_addr v6; /* GRANT_ID_ADDRESS */
+	const char *name;   /* GRANT_ID_USER, GRANT_ID_CERT */
+	uint8_t duid[GRANT_DUID_MAX];
+	size_t duid_len; /* GRANT_ID_DUID: 1 to GRANT_DUID_MAX */
+	uint32_t iaid;
+};
+
+/* The lease's key for `id` into out: 0, or -ENAMETOOLONG (out is then empty), -EINVAL. */
+int grant_identity_key(const struct grant_identity *id, char *out, size_t cap);
+/*
+ * The identity a key names (the inverse of grant_identity_key): true and
+ * *id filled (a name points into `key`), or false for what no key spells.
+ */
+bool grant_identity_parse(const char *key, struct grant_identity *id);
+
 /* What a message may do to the lease its identity already holds. */
 enum grant_verdict {
 	GRANT_OWNER,   /* from the lease's own address: renew, release, … */
@@ -188,6 +219,7 @@ struct grant_req {
 	const char *identity;    /* the lease's key: user, address, or DUID and IAID */
 	struct in6_addr v6;      /* where the tunnel ends (the adapter checked it) */
 	uint32_t want_v4;        /* the address the client asked for; 0: any */
+	const char *pool;        /* the access method's own pool (lw4o6); NULL: the TEP's */
 	int64_t now;             /* wall clock, seconds: when the lease starts or is renewed */
 };
 

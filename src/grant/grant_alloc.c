@@ -56,7 +56,8 @@ grant_acquire(const struct grant_engine *e, const struct grant_policy *policy,
 	/* seed 001 C §2.1: no lease without its binding; a renewal keeps the one it has. */
 	if (!held && !ops->tep_up(e->env, res->tep->ref))
 		return GRANT_TEP_DOWN;
-	rc = ops->acquire(e->env, req, res->tep->pool, res->tep->name, &res->lease, &res->flags);
+	rc = ops->acquire(e->env, req, req->pool ? req->pool : res->tep->pool, res->tep->name,
+	                  &res->lease, &res->flags);
 	if (rc != 0) {
 		res->err = rc;
 		res->lease = NULL;

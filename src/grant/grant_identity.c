@@ -2,11 +2,107 @@
  * The identity rule of DESIGN §4, one implementation for TSP and DHCPv6:
  * a lease belongs to the address verified when it was granted; an
  * unauthenticated message from any other address changes nothing; the
- * addresses the network uses itself are never leased.
+ * addresses the network uses itself are never leased. And the lease's
+ * identity itself: one struct, and its spelling as the store's key.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "grant/grant.h"
+
+int
+grant_identity_key(const struct grant_identity *id, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN];
+	size_t n = 0;
+	int w;
+
+	if (cap == 0)
+		return -ENAMETOOLONG;
+	out[0] = '\0';
+	switch (id->kind) {
+	case GRANT_ID_ADDRESS:
+		if (!inet_ntop(AF_INET6, &id->v6, a, sizeof(a)))
+			return -EINVAL;
+		w = snprintf(out, cap, "anon:%s", a);
+		break;
+	case GRANT_ID_USER:
+	case GRANT_ID_CERT:
+		if (!id->name || !id->name[0])
+			return -EINVAL;
+		w = snprintf(out, cap, "%s:%s", id->kind == GRANT_ID_USER ? "tsp" : "cert",
+		             id->name);
+		break;
+	case GRANT_ID_DUID:
+		if (id->duid_len == 0 || id->duid_len > GRANT_DUID_MAX)
+			return -EINVAL;
+		if (cap < 6 + 2 * id->duid_len + 9 + 1) {
+			out[0] = '\0';
+			return -ENAMETOOLONG;
+		}
+		n = (size_t)snprintf(out, cap, "dhcp6:");
+		for (size_t i = 0; i < id->duid_len; i++)
+			n += (size_t)snprintf(out + n, cap - n, "%02x", id->duid[i]);
+		w = (int)n + snprintf(out + n, cap - n, ":%08x", id->iaid);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (w < 0 || (size_t)w >= cap) {
+		out[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+static int
+hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+bool
+grant_identity_parse(const char *key, struct grant_identity *id)
+{
+	const char *p;
+
+	memset(id, 0, sizeof(*id));
+	if (!strncmp(key, "anon:", 5)) {
+		id->kind = GRANT_ID_ADDRESS;
+		return inet_pton(AF_INET6, key + 5, &id->v6) == 1;
+	}
+	if (!strncmp(key, "tsp:", 4) || !strncmp(key, "cert:", 5)) {
+		id->kind = key[0] == 't' ? GRANT_ID_USER : GRANT_ID_CERT;
+		id->name = strchr(key, ':') + 1;
+		return id->name[0] != '\0';
+	}
+	if (strncmp(key, "dhcp6:", 6) != 0)
+		return false;
+	/* "dhcp6:" hex pairs ":" eight hex digits. */
+	id->kind = GRANT_ID_DUID;
+	for (p = key + 6; *p && *p != ':'; p += 2) {
+		int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
+
+		if (hi < 0 || lo < 0 || id->duid_len >= GRANT_DUID_MAX)
+			return false;
+		id->duid[id->duid_len++] = (uint8_t)(hi << 4 | lo);
+	}
+	if (*p != ':' || strlen(p + 1) != 8 || id->duid_len == 0)
+		return false;
+	for (int i = 1; i <= 8; i++) {
+		int v = hexval(p[i]);
+
+		if (v < 0)
+			return false;
+		id->iaid = id->iaid << 4 | (uint32_t)v;
+	}
+	return true;
+}
 
 enum grant_verdict
 grant_may_act(const struct grant_client *who, const struct in6_addr *lease_v6)

@@ -418,6 +418,11 @@ test_acquire_tep_and_pool(void **state)
 	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
 	assert_string_equal(f.tep, "any");
 	assert_null(f.pool);
+	/* An access method with its own pool (lw4o6) lends from it, through the TEP chosen. */
+	r.pool = "lw";
+	assert_int_equal(grant_acquire(&e, &pol, &r, &res), GRANT_GRANTED);
+	assert_string_equal(f.tep, "any");
+	assert_string_equal(f.pool, "lw");
 	/* No TEP: the allocator is not asked. */
 	e.nteps = 2;
 	f.nacquire = 0;
@@ -491,6 +496,58 @@ test_acquire_tep_down_and_refusal(void **state)
 	assert_int_equal(res.err, -EIO);
 }
 
+/* ---- The lease's identity and its key ---- */
+
+static void
+test_identity_key(void **state)
+{
+	struct grant_identity id = {
+	    .kind = GRANT_ID_DUID, .duid = {0x00, 0x03, 0xab}, .duid_len = 3, .iaid = 0x1f};
+	struct grant_identity back;
+	char key[300], small[8];
+
+	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), 0);
+	assert_string_equal(key, "dhcp6:0003ab:0000001f");
+	assert_true(grant_identity_parse(key, &back));
+	assert_int_equal(back.kind, GRANT_ID_DUID);
+	assert_int_equal(back.duid_len, 3);
+	assert_memory_equal(back.duid, id.duid, 3);
+	assert_int_equal(back.iaid, 0x1f);
+	/* Never a truncated key. */
+	assert_int_equal(grant_identity_key(&id, small, sizeof(small)), -ENAMETOOLONG);
+	assert_string_equal(small, "");
+
+	id = (struct grant_identity){.kind = GRANT_ID_ADDRESS, .v6 = a6("2001:db8::1")};
+	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), 0);
+	assert_string_equal(key, "anon:2001:db8::1");
+	assert_true(grant_identity_parse(key, &back));
+	assert_int_equal(back.kind, GRANT_ID_ADDRESS);
+	assert_memory_equal(&back.v6, &id.v6, 16);
+
+	id = (struct grant_identity){.kind = GRANT_ID_USER, .name = "alice"};
+	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), 0);
+	assert_string_equal(key, "tsp:alice");
+	assert_true(grant_identity_parse(key, &back));
+	assert_int_equal(back.kind, GRANT_ID_USER);
+	assert_string_equal(back.name, "alice");
+	id = (struct grant_identity){.kind = GRANT_ID_CERT, .name = "host-7"};
+	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), 0);
+	assert_string_equal(key, "cert:host-7");
+	assert_int_equal(grant_identity_key(&id, small, sizeof(small)), -ENAMETOOLONG);
+	id.name = "";
+	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), -EINVAL);
+
+	/* What no key spells. */
+	assert_false(grant_identity_parse("dhcp6:0a0:00000001", &back));
+	assert_false(grant_identity_parse("dhcp6:0a0g:00000001", &back));
+	assert_false(grant_identity_parse("dhcp6::00000001", &back));
+	assert_false(grant_identity_parse("dhcp6:0a0b", &back));
+	assert_false(grant_identity_parse("dhcp6:0a0b:0000000x", &back));
+	assert_false(grant_identity_parse("anon:not-an-address", &back));
+	assert_false(grant_identity_parse("tsp:", &back));
+	assert_false(grant_identity_parse("lw:1", &back));
+}
+
 int
 main(void)
 {
@@ -505,6 +562,7 @@ main(void)
 	    cmocka_unit_test(test_admit_key),
 	    cmocka_unit_test(test_admit_rate),
 	    cmocka_unit_test(test_push),
+	    cmocka_unit_test(test_identity_key),
 	    cmocka_unit_test(test_tep_choose),
 	    cmocka_unit_test(test_acquire_tep_and_pool),
 	    cmocka_unit_test(test_acquire_policy),
