@@ -58,7 +58,7 @@ wait_gone() {
 }
 
 run() {
-	local conc=$1 n=$2 port a b rss commits allocs ld
+	local conc=$1 n=$2 port a b rss commits allocs ld inl
 	port=$(free_port)
 	rm -f "$tmp"/leases.db*
 	cat >"$tmp/dstmd.json" <<JSON
@@ -93,7 +93,8 @@ JSON
 	"$ctl" -s "$tmp/dstmd.sock" counters >"$tmp/counters"
 	commits=$(awk '$1 == "lease_commits" {print $2}' "$tmp/counters")
 	allocs=$(awk '$1 == "lease_allocations" {print $2}' "$tmp/counters")
-	echo "dstmd: $allocs allocations in $commits commits ($(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }') a commit)"
+	inl=$(awk '$1 == "commit_inline" {print $2}' "$tmp/counters")
+	echo "dstmd: $allocs allocations in $commits commits ($(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }') a commit, ${inl:-0} of them committed in the event loop's thread)"
 	wait_gone "$pid"
 	pid=
 	# The peer: the TSP layer alone, same load, fresh port.

@@ -808,6 +808,8 @@ access_counters(const struct dstmd *d)
 	json_object_set_new(o, "per_64", json_integer(d->per_64));
 	json_object_set_new(o, "accept_paused", json_integer((json_int_t)d->ctr.accept_paused));
 	json_object_set_new(o, "commit_joined", json_integer((json_int_t)d->ctr.commit_joined));
+	json_object_set_new(o, "commit_inline",
+	                    json_integer((json_int_t)store_inline_commits(d->store)));
 	json_object_set_new(o, "sessions_now", json_integer(d->nconns));
 	json_object_set_new(o, "sessions_bound", json_integer((json_int_t)d->nsessions_bound));
 	if (ts) {

@@ -30,6 +30,8 @@ struct dstmd_tep {
 	struct sockaddr_storage ctl_addr;
 	socklen_t ctl_len;
 	const char *ctl_mechanism, *ctl_user, *ctl_secret;
+	const char *backup;      /* failover.c: the TEP taking over; NULL: none */
+	unsigned failover_after; /* seconds the control link stays down before it does */
 };
 
 struct dstmd_pool {

@@ -16,8 +16,8 @@
 
 static const char *const pool_keys[] = {
     "name", "prefixes", "ranges", "exclude", "port_range_size", "psid_offset", "psid_length", NULL};
-static const char *const tep_keys[] = {"name", "ipv6",    "ipv4",      "clients",
-                                       "pool", "control", "keepalive", NULL};
+static const char *const tep_keys[] = {"name",    "ipv6",      "ipv4",   "clients",        "pool",
+                                       "control", "keepalive", "backup", "failover_after", NULL};
 static const char *const tepctl_keys[] = {"address", "mechanism", "user", "secret", NULL};
 
 /* Append the strings of the array at `ptr` as pool ranges. */
@@ -140,6 +140,7 @@ config_load_teps(struct dstmd_config *c)
 		struct dstmd_tep *t = &c->teps[c->nteps++];
 		const char *s;
 		size_t nc;
+		long long v;
 
 		snprintf(p, sizeof(p), "/teps/%zu", i);
 		cfg_check_keys(doc, p, tep_keys);
@@ -174,6 +175,12 @@ config_load_teps(struct dstmd_config *c)
 				    "not the DSTM clients of a TEP",
 				    t->pool);
 		}
+		/* Failover (failover.c): the TEP that takes this one's bindings. */
+		snprintf(p, sizeof(p), "/teps/%zu/backup", i);
+		cfg_str(doc, p, false, NULL, &t->backup);
+		snprintf(p, sizeof(p), "/teps/%zu/failover_after", i);
+		if (cfg_int(doc, p, false, 3, 1, 3600, &v))
+			t->failover_after = (unsigned)v;
 		snprintf(p, sizeof(p), "/teps/%zu/clients", i);
 		if (cfg_array(doc, p, false, &nc) && nc) {
 			t->clients = calloc(nc, sizeof(*t->clients));
@@ -207,6 +214,31 @@ config_load_teps(struct dstmd_config *c)
 		cfg_str(doc, p, !!strcmp(t->ctl_mechanism, "ANONYMOUS"), NULL, &t->ctl_user);
 		snprintf(p, sizeof(p), "/teps/%zu/control/secret", i);
 		cfg_str(doc, p, !!strcmp(t->ctl_mechanism, "ANONYMOUS"), NULL, &t->ctl_secret);
+	}
+	/*
+	 * A backup is another TEP with a control endpoint: failover pushes
+	 * the bindings to it, and a learning TEP could not be told.
+	 */
+	for (size_t i = 0; i < c->nteps; i++) {
+		const struct dstmd_tep *t = &c->teps[i], *b = NULL;
+
+		if (!t->backup)
+			continue;
+		snprintf(p, sizeof(p), "/teps/%zu/backup", i);
+		for (size_t j = 0; j < c->nteps && !b; j++)
+			if (c->teps[j].name && !strcmp(c->teps[j].name, t->backup))
+				b = &c->teps[j];
+		if (!b)
+			cfg_error(doc, p, "no TEP is named \"%s\"", t->backup);
+		else if (b == t)
+			cfg_error(doc, p, "a TEP cannot be its own backup");
+		else if (!b->has_control || !t->has_control)
+			cfg_error(doc, p,
+			          "failover needs a \"control\" endpoint on both TEPs (the "
+			          "backup is told the bindings, the primary's health is watched)");
+		else if (t->pool && b->pool && strcmp(t->pool, b->pool))
+			cfg_error(doc, p, "TEP \"%s\" lends from pool \"%s\", not \"%s\"", b->name,
+			          b->pool, t->pool);
 	}
 	/* What src/grant chooses among (grant_tep_choose), in the file's order. */
 	if (!(c->tep_views = calloc(c->nteps, sizeof(*c->tep_views)))) {

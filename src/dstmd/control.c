@@ -380,7 +380,7 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 		              DSTM_VERSION, "uptime", (json_int_t)(clock_wall_s() - d->started),
 		              "active", (json_int_t)lc.active, "quarantined",
 		              (json_int_t)lc.quarantined, "sessions", (int)d->nconns, "teps",
-		              tepctl_status(d->tepctl));
+		              failover_status(d));
 		/* "failing since ...: why": every change is refused until a commit goes through. */
 		if (d->store_failing) {
 			char b[400];
@@ -403,7 +403,7 @@ control_handle(void *arg, const char *command, json_t *args, char *err, size_t e
 	if (!strcmp(command, "pools"))
 		return do_pools(d);
 	if (!strcmp(command, "teps"))
-		return tepctl_status(d->tepctl);
+		return failover_status(d);
 	if (!strcmp(command, "revoke"))
 		return do_revoke(d, args, err, errlen);
 	snprintf(err, errlen,

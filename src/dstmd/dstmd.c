@@ -69,6 +69,7 @@ run_list(struct dstmd *d, struct deferred *list)
 }
 
 static void store_failed(struct dstmd *d);
+static void store_recovered(struct dstmd *d);
 static void spread_pools(struct dstmd *d);
 static struct log_rl store_rl = {.burst = 1};
 
@@ -109,6 +110,7 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct deferred *list = d->after_commit;
 	struct dbatch *b;
 	uint64_t ticket = d->last_ticket;
+	int64_t t0 = clock_mono_ms();
 
 	if (!d->store_failing && d->last_ticket > d->durable) {
 		if (!d->commit_waiting)
@@ -126,6 +128,16 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	d->last_ticket = ticket;
+	/*
+	 * A small batch that found the writer idle was committed right here,
+	 * in this thread (store_commit_async): it is durable already, and
+	 * nothing earlier waits (the writer was idle), so what waited on it
+	 * goes out now.
+	 */
+	if (ticket > d->durable && store_async_durable(d->store) >= ticket) {
+		metrics_hist_observe(&d->commit_latency, (double)(clock_mono_ms() - t0) / 1000.0);
+		d->durable = ticket;
+	}
 	if (!list)
 		return;
 	if (ticket <= d->durable) {
@@ -216,6 +228,11 @@ store_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	d->last_ticket = d->probe_ticket = ticket;
+	/* Committed in this thread (store_commit_async): durable_cb will not hear of it. */
+	if (store_async_durable(d->store) >= ticket) {
+		d->durable = ticket;
+		store_recovered(d);
+	}
 }
 
 /* The probe is durable: memory again from the disk, and serve. */
@@ -566,9 +583,9 @@ orphan_one(void *arg, const struct lease *l)
 	int64_t now = *(const int64_t *)arg;
 
 	if (l->orphan && l->state == LEASE_ACTIVE)
-		log_warnx("lease of %s on %s is outside the pools now: its renewal is refused "
-		          "(TSP 308) and it ends at its expiry, in %llds (the client and the TEP "
-		          "are told then)",
+		log_warnx("lease of %s on %s is outside the pools now: it is revoked at its "
+		          "renewal, or ends at its expiry in %llds (the client and the TEP are "
+		          "told either way)",
 		          l->identity, addr_fmt_v4(l->v4, a), (long long)(l->expiry - now));
 	return 0;
 }
@@ -716,6 +733,8 @@ main(int argc, char **argv)
 	if (!(d.tepctl = tepctl_new(d.base, d.cfg, repush, &d)))
 		fatalx("out of memory");
 	lease_foreach(d.leases, stale_one, &d);
+	if (failover_init(&d) != 0)
+		fatalx("out of memory");
 	if (identity_init(&d) != 0)
 		fatalx("out of memory");
 	if (access_init(&d) != 0 || tsp_udp_init(&d) != 0)
@@ -769,6 +788,7 @@ main(int argc, char **argv)
 	ctl_server_free(d.ctl);
 	tsp_udp_fini(&d);
 	access_fini(&d);
+	failover_fini(&d);
 	tepctl_free(d.tepctl);
 	dhcp_fini(&d); /* after tepctl_free: pushes it fails find no server */
 	identity_fini(&d);

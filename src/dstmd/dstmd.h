@@ -71,6 +71,7 @@ struct dstmd {
 	struct tsp_server *tsp;
 	struct tsp_udp *udp; /* TSP over UDP (tsp_udp.c) */
 	struct tepctl *tepctl;
+	struct failover *failover; /* failover.c */
 	struct ctl_server *ctl;
 	struct evconnlistener **listeners;
 	void *listener_ctx; /* access.c's, one per listener */
@@ -136,6 +137,14 @@ bool dstmd_commit_failed(const struct dstmd *d);
 int dstmd_end_lease(struct dstmd *d, const struct lease *l, bool notify_client, bool give_back);
 /* The configured TEP named `name`, or NULL. */
 const struct dstmd_tep *dstmd_tep_named(const struct dstmd *d, const char *name);
+
+/* failover.c: moving a failed TEP's bindings to its backup */
+int failover_init(struct dstmd *d);
+void failover_fini(struct dstmd *d);
+/* The TEPs grants choose among: a failed-over TEP's clients go to its backup. */
+const struct grant_tep *failover_views(struct dstmd *d);
+/* tepctl_status() plus each TEP's backup, failover state and counters. */
+json_t *failover_status(struct dstmd *d);
 
 /* access.c */
 int access_init(struct dstmd *d);

@@ -153,11 +153,29 @@ dstmd_grant(struct dstmd *d, const struct grant_req *req, const struct grant_pol
 	static struct grant_rate rate; /* fixed size: GRANT_RATE_SLOTS buckets, for every method */
 	struct grant_engine e = {.ops = &dstmd_alloc_ops,
 	                         .env = d,
-	                         .teps = d->cfg->tep_views,
+	                         .teps = failover_views(d),
 	                         .nteps = d->cfg->nteps,
 	                         .rate = &rate};
 
-	return grant_acquire(&e, policy, req, res);
+	enum grant_outcome o = grant_acquire(&e, policy, req, res);
+	const struct lease *l;
+	char a[ADDR_STRLEN];
+
+	/*
+	 * A lease that a reload left outside the pools is revoked at its
+	 * renewal, never silently: the client is told (TSP delete or DHCPv6
+	 * Reconfigure) and the TEP loses the binding; the client then asks
+	 * again and gets an address of the pools as they are now.
+	 */
+	if (o == GRANT_FAILED && res->err == -EADDRNOTAVAIL &&
+	    (l = lease_find_identity(d->leases, req->identity)) && l->orphan &&
+	    l->state == LEASE_ACTIVE) {
+		log_info("lease of %s on %s is outside the pools: revoked at its renewal",
+		         l->identity, addr_fmt_v4(l->v4, a));
+		d->ctr.revokes++;
+		(void)dstmd_end_lease(d, l, true, false);
+	}
+	return o;
 }
 
 /* ---- TSP: who the client of a command is (access.c) ---- */

@@ -15,8 +15,8 @@
  * the pools: they are built anew and every lease is reloaded onto them
  * from the store (dstmd_repool) — a pool that grows lends its new
  * addresses, and a lease outside the new pools is never dropped silently:
- * it is logged, its renewal is refused (TSP 308) and it ends at its
- * expiry, when the client and the TEP are told.
+ * it is logged and revoked at its renewal (dstmd_grant), when the client
+ * and the TEP are told.
  * What needs a restart is listed in `fixed` below: the sockets dstmd
  * opened as root before dropping privileges, the store and the TSP
  * engine's limits.

@@ -53,7 +53,7 @@ render(void *arg, struct metrics_text *t)
 	metrics_family(t, "dstmd_tsp_sessions", "gauge", "open TSP sessions of clients");
 	metrics_u64(t, "dstmd_tsp_sessions", d->nconns, NULL);
 
-	teps = tepctl_status(d->tepctl);
+	teps = failover_status(d);
 	metrics_family(t, "dstmd_tep_up", "gauge",
 	               "1 when dstmd's control session to the TEP is up (or it learns), else 0");
 	json_array_foreach(teps, i, v)
@@ -73,6 +73,24 @@ render(void *arg, struct metrics_text *t)
 	    metrics_u64(t, "dstmd_tep_failures_total",
 	                (uint64_t)json_integer_value(json_object_get(v, "failures")), "tep",
 	                json_string_value(json_object_get(v, "name")), NULL);
+	metrics_family(t, "dstmd_tep_failed_over", "gauge",
+	               "1 while the TEP's bindings are its backup's (TEPs with a backup)");
+	json_array_foreach(teps, i, v)
+	{
+		if (json_object_get(v, "backup"))
+			metrics_u64(t, "dstmd_tep_failed_over",
+			            json_is_true(json_object_get(v, "failed_over")), "tep",
+			            json_string_value(json_object_get(v, "name")), NULL);
+	}
+	metrics_family(t, "dstmd_tep_moved_total", "counter",
+	               "leases this dstmd moved from the TEP to its backup");
+	json_array_foreach(teps, i, v)
+	{
+		if (json_object_get(v, "backup"))
+			metrics_u64(t, "dstmd_tep_moved_total",
+			            (uint64_t)json_integer_value(json_object_get(v, "moved")),
+			            "tep", json_string_value(json_object_get(v, "name")), NULL);
+	}
 	json_decref(teps);
 
 	o = control_counters(d);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "dstmd/tepctl.h"
 
@@ -29,6 +30,7 @@ struct link {
 	const struct dstmd_tep *tep;
 	struct tsp_client *cl;
 	bool up;
+	int64_t down_since_ms; /* monotonic: when it went down (or was created) */
 	struct event *retry;
 	unsigned backoff_ms;
 	struct opq waiting, bulk, inflight;
@@ -168,6 +170,9 @@ on_ready(struct tsp_client *c, void *arg)
 	l->up = true;
 	l->backoff_ms = 0;
 	l->connects++;
+	/* A TEP that vanishes without closing is noticed within about 4 s. */
+	if (tsp_client_keepalive(c, TEPCTL_PROBE_S, TEPCTL_PROBES) < 0)
+		log_warnx("tep %s: no TCP keepalive: a vanished TEP is noticed late", l->tep->name);
 	log_info("tep %s: connected, pushing its live bindings", l->tep->name);
 	/* Bulk creates still queued are superseded by the full re-push. */
 	while ((o = opq_pop(&l->bulk))) {
@@ -229,6 +234,8 @@ on_closed(struct tsp_client *c, int status, const char *why, void *arg)
 		log_warnx("tep %s: session lost: %s", l->tep->name, why ? why : "closed");
 	else
 		log_debug("tep %s: cannot connect: %s", l->tep->name, why ? why : "closed");
+	if (l->up)
+		l->down_since_ms = clock_mono_ms();
 	l->up = false;
 	l->cl = NULL;
 	l->failures++;
@@ -284,6 +291,7 @@ link_new(struct tepctl *tc, const struct dstmd_tep *tep)
 		return NULL;
 	l->tc = tc;
 	l->tep = tep;
+	l->down_since_ms = clock_mono_ms();
 	if (!(l->retry = evtimer_new(tc->base, retry_cb, l))) {
 		free(l);
 		return NULL;
@@ -460,6 +468,14 @@ tepctl_up(const struct tepctl *tc, const struct dstmd_tep *tep)
 	const struct link *l = link_of(tc, tep);
 
 	return !l || l->up;
+}
+
+int64_t
+tepctl_down_ms(const struct tepctl *tc, const struct dstmd_tep *tep)
+{
+	const struct link *l = link_of(tc, tep);
+
+	return !l || l->up ? 0 : clock_mono_ms() - l->down_since_ms + 1;
 }
 
 json_t *

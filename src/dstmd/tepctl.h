@@ -22,6 +22,9 @@
 #include "dstmd/config.h"
 
 #define TEPCTL_WINDOW 128
+/* Health check: a silent link is down after TEPCTL_PROBES probes TEPCTL_PROBE_S apart. */
+#define TEPCTL_PROBE_S 1
+#define TEPCTL_PROBES  3
 
 struct tepctl;
 
@@ -77,6 +80,16 @@ void tepctl_delete(struct tepctl *tc, const struct dstmd_tep *tep, const struct 
 
 /* Whether the link to `tep` is up (always true for a TEP without control). */
 bool tepctl_up(const struct tepctl *tc, const struct dstmd_tep *tep);
+/*
+ * How long (ms) the link to `tep` has been down: since the session was
+ * lost, or since start when it never came up; 0 while up (or learning).
+ * A TEP killed or restarted closes the TCP session at once; one that
+ * vanishes (its host, its network) within about 4 s: TCP keepalive
+ * probes every TEPCTL_PROBE_S second of silence, TEPCTL_PROBES of them
+ * unanswered (or data unacknowledged as long) close the session. A TEP
+ * process that hangs is noticed when a command's reply times out (5 s).
+ */
+int64_t tepctl_down_ms(const struct tepctl *tc, const struct dstmd_tep *tep);
 /* An array of per-TEP state and counters for the control socket. */
 json_t *tepctl_status(const struct tepctl *tc);
 

@@ -234,7 +234,11 @@ store_open(const char *path, char *err, size_t errlen)
 	st->lockfd = -1;
 	if (lock_file(st, path, err, errlen) < 0)
 		goto fail;
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	if (store_vfs_register() < 0) {
+		snprintf(err, errlen, "%s: cannot register SQLite VFS %s", path, STORE_VFS);
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, STORE_VFS) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
 		         st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
@@ -261,19 +265,21 @@ store_open(const char *path, char *err, size_t errlen)
 	 * lease pages of the addresses it changes; 2 MB of cache (SQLite's
 	 * default) holds what a commit needs, and more is resident memory per
 	 * lease for nothing (start-up reads the table once, in rowid order).
-	 * wal_autocheckpoint: a checkpoint copies the WAL back into the file
-	 * and fsyncs it, in the writer thread, inside a commit; every 4000
-	 * pages (16 MB of WAL) it runs about once per 2000 grants of one lease
-	 * each, so that its cost spreads thin without the WAL growing large.
+	 * The checkpoint (store_wal_hook, instead of wal_autocheckpoint): it
+	 * copies the WAL back into the file and fsyncs it, in the writer
+	 * thread, inside a commit; every 4000 pages (16 MB of WAL) it runs
+	 * about once per 2000 grants of one lease each, so that its cost
+	 * spreads thin without the WAL growing large.
 	 * journal_size_limit: after a checkpoint the WAL file is cut back.
 	 */
 	if (exec(st->db,
 	         "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; "
-	         "PRAGMA wal_autocheckpoint = 4000; PRAGMA journal_size_limit = 16777216",
+	         "PRAGMA journal_size_limit = 16777216",
 	         msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, msg);
 		goto fail;
 	}
+	sqlite3_wal_hook(st->db, store_wal_hook, st);
 	if (schema(st->db, path, err, errlen) < 0)
 		goto fail;
 	if (sqlite3_open_v2(path, &st->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {

@@ -161,8 +161,19 @@ const char *store_errmsg(const struct store *st);
  */
 int store_async_start(struct store *st);
 int store_async_fd(const struct store *st);
-/* Queue the open batch (if any); *ticket is the ticket to wait for. */
+/*
+ * Queue the open batch (if any); *ticket is the ticket to wait for. A
+ * small batch (a lease or two) that finds the writer idle and nothing
+ * queued is committed in the calling thread instead, before this returns
+ * (SQLite only): store_async_durable() then covers the ticket. If that
+ * commit fails it is told as the writer's failures are (the fd becomes
+ * readable, the poll returns -EIO).
+ */
 int store_commit_async(struct store *st, uint64_t *ticket);
+/* The highest durable ticket, without reading the notification. */
+uint64_t store_async_durable(struct store *st);
+/* How many batches were committed in the calling thread (counters). */
+uint64_t store_inline_commits(struct store *st);
 /* Read the notification: 0 and the highest durable ticket, or -EIO. */
 int store_async_poll(struct store *st, uint64_t *durable);
 /*

@@ -50,6 +50,10 @@ struct store {
 	bool stop, failed;           /* (mu) */
 	bool busy;                   /* the writer holds a batch (mu) */
 	int efd;
+	/* Small batches committed in the caller's thread (store_writer.c commit_inline). */
+	bool inline_commit;      /* one is being committed now (the caller's thread only) */
+	bool checkpoint_due;     /* it filled the WAL: the next batch goes to the writer (atomic) */
+	uint64_t inline_commits; /* (mu) */
 	/*
 	 * PostgreSQL instead of the file (store_open_pg): every write goes
 	 * through a batch, also before the writer thread starts, and the batch
@@ -68,5 +72,11 @@ int store_apply_op(struct store *st, const struct op *o);
 int store_batch_add(struct store *st, const struct op *op);
 void store_batch_free(struct batch *b);
 int store_apply_batch(struct store *st, const struct batch *b);
+/* store_writer.c: checkpoints the WAL every STORE_CHECKPOINT_PAGES, in the writer thread. */
+#define STORE_CHECKPOINT_PAGES 4000
+int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
+/* store_vfs.c: the VFS the writing connection uses (a commit's WAL frames in one write). */
+#define STORE_VFS "dstm-wal"
+int store_vfs_register(void);
 
 #endif

@@ -5,6 +5,15 @@
  * its WAL fsync'd, or PostgreSQL through store_pg.c), and says through an
  * eventfd which ticket is durable. A failed batch stops the writer until
  * the loop recovers (store_async_recover). The statements are store.c's.
+ *
+ * A small batch that finds the writer idle (the one client of a quiet
+ * server) is committed in the caller's thread instead: the same
+ * transaction and the same fdatasync, without handing it to the thread and
+ * being woken back (a futex or two each way and the eventfd), which cost
+ * more than the disk at one request in flight. Under load the batches are
+ * larger or the writer is busy, and group commit goes on as before.
+ * PostgreSQL batches always go to the thread, whose connection also
+ * listens for the other instances while idle.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -221,6 +230,65 @@ store_async_fd(const struct store *st)
 	return st->async ? st->efd : -1;
 }
 
+/*
+ * Operations a batch committed in the caller's thread may hold: one or two
+ * leases (a grant is an insert and a history row). Larger batches mean
+ * requests are queueing, and the loop had better go on reading them while
+ * the writer fsyncs.
+ */
+#define STORE_INLINE_MAX_OPS 4
+
+/*
+ * The WAL is checkpointed every STORE_CHECKPOINT_PAGES pages (16 MB), in
+ * the writer thread: a commit made in the caller's thread (the event
+ * loop) only notes that one is due, and the next batch goes to the writer,
+ * whose commit runs it. The hook replaces PRAGMA wal_autocheckpoint,
+ * which would checkpoint in whatever thread committed.
+ */
+int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+
+	if (pages < STORE_CHECKPOINT_PAGES)
+		return SQLITE_OK;
+	if (st->inline_commit) {
+		__atomic_store_n(&st->checkpoint_due, true, __ATOMIC_RELEASE);
+		return SQLITE_OK;
+	}
+	/* Passive, as the autocheckpoint is: a failure is tried again next time. */
+	(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	__atomic_store_n(&st->checkpoint_due, false, __ATOMIC_RELEASE);
+	return SQLITE_OK;
+}
+
+/* Commit `b` here: the writer is idle and nothing is queued (mu held, released inside). */
+static void
+commit_inline(struct store *st, struct batch *b)
+{
+	uint64_t one = 1;
+	int rc;
+
+	st->busy = true;
+	pthread_mutex_unlock(&st->mu);
+	st->inline_commit = true;
+	rc = store_apply_batch(st, b);
+	st->inline_commit = false;
+	pthread_mutex_lock(&st->mu);
+	st->busy = false;
+	st->inline_commits++;
+	if (rc < 0) {
+		/* Told as the writer tells it: the poll returns -EIO. */
+		st->failed = true;
+		if (write(st->efd, &one, sizeof(one)) < 0) {
+			/* As in writer(). */
+		}
+	} else
+		st->durable = b->ticket;
+	pthread_mutex_unlock(&st->mu);
+	store_batch_free(b);
+}
+
 int
 store_commit_async(struct store *st, uint64_t *ticket)
 {
@@ -238,6 +306,11 @@ store_commit_async(struct store *st, uint64_t *ticket)
 	b->ticket = ++st->issued;
 	*ticket = b->ticket;
 	pthread_mutex_lock(&st->mu);
+	if (!st->pg && !st->qhead && !st->busy && !st->failed && b->n <= STORE_INLINE_MAX_OPS &&
+	    !__atomic_load_n(&st->checkpoint_due, __ATOMIC_ACQUIRE)) {
+		commit_inline(st, b);
+		return 0;
+	}
 	if (st->qtail)
 		st->qtail->next = b;
 	else
@@ -262,6 +335,30 @@ store_async_poll(struct store *st, uint64_t *durable)
 	rc = st->failed ? -EIO : 0;
 	pthread_mutex_unlock(&st->mu);
 	return rc;
+}
+
+uint64_t
+store_async_durable(struct store *st)
+{
+	uint64_t durable;
+
+	pthread_mutex_lock(&st->mu);
+	durable = st->durable;
+	pthread_mutex_unlock(&st->mu);
+	return durable;
+}
+
+uint64_t
+store_inline_commits(struct store *st)
+{
+	uint64_t n = 0;
+
+	if (!st->async)
+		return 0;
+	pthread_mutex_lock(&st->mu);
+	n = st->inline_commits;
+	pthread_mutex_unlock(&st->mu);
+	return n;
 }
 
 int

@@ -325,5 +325,13 @@ int tsp_client_send(struct tsp_client *c, const struct tsp_tunnel *t);
 void tsp_client_free(struct tsp_client *c);
 /* The local address of the session (the source the server sees). */
 int tsp_client_local(const struct tsp_client *c, struct sockaddr_storage *ss);
+/*
+ * Bound the time a silent peer goes unnoticed (a host gone, a cable cut):
+ * TCP keepalive probes every `interval_s` seconds of silence, the session
+ * closed (cb->closed) after `count` unanswered ones, and as long at most
+ * for sent data to be acknowledged (TCP_USER_TIMEOUT). A peer that exits
+ * or restarts closes the session at once anyway. 0 or -errno.
+ */
+int tsp_client_keepalive(struct tsp_client *c, unsigned interval_s, unsigned count);
 
 #endif

@@ -497,3 +497,21 @@ tsp_client_local(const struct tsp_client *c, struct sockaddr_storage *ss)
 		return -errno;
 	return 0;
 }
+
+int
+tsp_client_keepalive(struct tsp_client *c, unsigned interval_s, unsigned count)
+{
+	int on = 1, idle = (int)interval_s, cnt = (int)count;
+	unsigned user_ms = interval_s * (count + 1) * 1000;
+	evutil_socket_t fd;
+
+	if (c->bev == NULL || (fd = bufferevent_getfd(c->bev)) < 0)
+		return -ENOTCONN;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms)) < 0)
+		return -errno;
+	return 0;
+}

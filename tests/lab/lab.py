@@ -80,13 +80,14 @@ class Lab:
         )
 
     def up(self, access="tsp", clients=2, scenario="intranet", lifetime=None, timeout=180,
-           relays=(), dataplane=None, portset=None, store=None, servers=None):
+           relays=(), dataplane=None, portset=None, store=None, servers=None, teps=None):
         """Bring the lab up (taking down a previous one of this name); LabError if it fails.
 
         relays: the DHCPv6 relays dstmd trusts (addresses; none by default).
         dataplane: the TEP's data plane (xdp, tun, auto; default $DSTM_DATAPLANE or auto).
         portset="psid": the pool is a PSID pool and dstmd serves lwB4s (RFC 7596/7598).
-        store="postgresql": node db holds the leases; servers=2 adds srv2 on it."""
+        store="postgresql": node db holds the leases; servers=2 adds srv2 on it.
+        teps=2 adds tep2, the backup of tep (the TUN data plane)."""
         env = {}
         if lifetime is not None:
             env["DSTM_LAB_LIFETIME"] = str(lifetime)
@@ -98,6 +99,8 @@ class Lab:
             extra += ["--store", store]
         if servers:
             extra += ["--servers", str(servers)]
+        if teps:
+            extra += ["--teps", str(teps)]
         r = self._lab("up", "--access", access, "--clients", str(clients),
                       "--scenario", scenario, "--dataplane", dataplane, *extra,
                       timeout=timeout, env=env)
@@ -106,7 +109,7 @@ class Lab:
         self.clients = clients
         self.options = {"access": access, "clients": clients, "scenario": scenario,
                         "lifetime": lifetime, "dataplane": dataplane, "portset": portset,
-                        "store": store, "servers": servers}
+                        "store": store, "servers": servers, "teps": teps}
         return r.stdout
 
     def down(self):

@@ -226,9 +226,10 @@ def pool_size(lab):
 
 def test_sighup_grows_and_shrinks_a_pool_keeping_the_leases_inside(lab):
     """Lifetime 20 s: a pool that grows lends its new address at once; a lease
-    that a shrunk pool leaves outside is logged, kept (its traffic flows) and
-    never renewed; when it ends, the client and the TEP are told and the
-    client gets an address inside the pool. c1, inside, notices nothing."""
+    that a shrunk pool leaves outside is logged and kept (its traffic flows)
+    until its renewal, where it is revoked: the client and the TEP are told
+    and the client gets an address inside the pool. c1, inside, notices
+    nothing."""
     lab.up(clients=2, lifetime=20)
     c1 = bound(lab, "c1")["ipv4"]
     c2 = bound(lab, "c2")["ipv4"]
@@ -257,6 +258,7 @@ def test_sighup_grows_and_shrinks_a_pool_keeping_the_leases_inside(lab):
     assert lab.exec("c2", "ping", "-c", "2", "-W", "2", V44).returncode == 0
     assert lab.ctl("c2", "counters")["server_deletes"] + \
         lab.ctl("c2", "counters")["renewal_failures"] >= 1
+    assert "outside the pools: revoked at its renewal" in log_since(lab, "srv", mark)
     restore_config(lab, "srv", old)
     mark = hup(lab, "srv")
     wait_for(lambda: "configuration reloaded" in log_since(lab, "srv", mark), 10, "the reload")

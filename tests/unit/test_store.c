@@ -264,9 +264,15 @@ test_async_writer(void **state)
 	assert_true(b.id > a.id);
 	assert_int_equal(store_commit_async(st, &t1), 0);
 	assert_int_equal(t1, 1);
+	/* One row with the writer idle: committed in this thread, durable on return. */
+	assert_int_equal(store_async_durable(st), 1);
+	assert_int_equal(store_inline_commits(st), 1);
+	/* Five operations are more than a small batch: the writer commits them. */
 	assert_int_equal(store_begin(st), 0);
 	a.expiry = 9999;
 	assert_int_equal(store_update(st, &a), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_history_add(st, LEASE_EV_RENEW, 1000 + i, &a), 0);
 	t2 = t1;
 	assert_int_equal(store_commit_async(st, &t2), 0);
 	assert_int_equal(t2, 2);
@@ -280,6 +286,7 @@ test_async_writer(void **state)
 		assert_int_equal(poll(&pfd, 1, 5000), 1);
 		assert_int_equal(store_async_poll(st, &durable), 0);
 	}
+	assert_int_equal(store_inline_commits(st), 1);
 
 	/* A duplicate address is refused by the database: the writer stops. */
 	assert_int_equal(store_begin(st), 0);

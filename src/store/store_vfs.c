@@ -1,0 +1,414 @@
+/*
+ * A thin SQLite VFS over the default one (unix) that writes a commit's WAL
+ * frames with one pwrite. SQLite writes every frame as two writes, its
+ * 24-byte header and the page, one after the other at the end of the log;
+ * a grant (the lease page and the history page) is four pwrite calls, a
+ * group commit of a hundred leases a dozen or more. Here the writes to
+ * the WAL file that follow each other are gathered in memory and written
+ * at once when SQLite syncs the log (its commit, synchronous=FULL), before
+ * anything reads the range back, and whenever the run breaks (a write
+ * elsewhere, a truncate, the size asked, the file closed). Nothing is
+ * acknowledged by SQLite before its sync, and the sync writes first, so the
+ * durability promise is unchanged; a crash loses only what was never
+ * synced, which SQLite does not count on. The main database file and
+ * every other file go straight through.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+/* Gathered at most (a reload, a conversion; a commit is far smaller), then written. */
+#define WAL_BUF_MAX (4u << 20)
+
+struct wfile {
+	sqlite3_file base;
+	sqlite3_file *real; /* the unix file, in the same allocation, after this */
+	bool wal;
+	unsigned char *buf; /* bytes [off, off + len) of the file, not written yet */
+	size_t len, cap;
+	sqlite3_int64 off;
+};
+
+static sqlite3_vfs vfs;
+
+static sqlite3_vfs *
+real_vfs(void)
+{
+	return vfs.pAppData;
+}
+
+/*
+ * The unix VFS writes at most this much in one call (os_unix.c cuts the
+ * length to 17 bits and calls the rest a full disk): up to 31 frames of
+ * 4 KiB pages, a group commit of a hundred-odd leases.
+ */
+#define UNIX_WRITE_MAX 0x1ffff
+
+/* Write what is gathered, in as few calls as the unix VFS takes. */
+static int
+flush(struct wfile *f)
+{
+	int rc = SQLITE_OK;
+
+	for (size_t done = 0; done < f->len && rc == SQLITE_OK;) {
+		size_t n = f->len - done < UNIX_WRITE_MAX ? f->len - done : UNIX_WRITE_MAX;
+
+		rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
+		                               f->off + (sqlite3_int64)done);
+		done += n;
+	}
+	f->len = 0;
+	return rc;
+}
+
+static int
+w_close(sqlite3_file *p)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc = flush(f), rc2 = f->real->pMethods->xClose(f->real);
+
+	free(f->buf);
+	f->buf = NULL;
+	return rc != SQLITE_OK ? rc : rc2;
+}
+
+static int
+w_read(sqlite3_file *p, void *out, int amt, sqlite3_int64 ofst)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	/* What SQLite reads back must be what it wrote. */
+	if (f->len && ofst < f->off + (sqlite3_int64)f->len && ofst + amt > f->off) {
+		int rc = flush(f);
+
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return f->real->pMethods->xRead(f->real, out, amt, ofst);
+}
+
+static int
+w_write(sqlite3_file *p, const void *in, int amt, sqlite3_int64 ofst)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc;
+
+	if (!f->wal)
+		return f->real->pMethods->xWrite(f->real, in, amt, ofst);
+	if (f->len &&
+	    (ofst != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > WAL_BUF_MAX) &&
+	    (rc = flush(f)) != SQLITE_OK)
+		return rc;
+	if ((size_t)amt > WAL_BUF_MAX)
+		return f->real->pMethods->xWrite(f->real, in, amt, ofst);
+	if (f->len + (size_t)amt > f->cap) {
+		size_t cap = f->cap ? f->cap : 65536;
+		unsigned char *b;
+
+		while (cap < f->len + (size_t)amt)
+			cap *= 2;
+		if (!(b = realloc(f->buf, cap))) {
+			/* No memory to gather: write as SQLite asked. */
+			if ((rc = flush(f)) != SQLITE_OK)
+				return rc;
+			return f->real->pMethods->xWrite(f->real, in, amt, ofst);
+		}
+		f->buf = b;
+		f->cap = cap;
+	}
+	if (f->len == 0)
+		f->off = ofst;
+	memcpy(f->buf + f->len, in, (size_t)amt);
+	f->len += (size_t)amt;
+	return SQLITE_OK;
+}
+
+static int
+w_truncate(sqlite3_file *p, sqlite3_int64 size)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+}
+
+static int
+w_sync(sqlite3_file *p, int flags)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+}
+
+static int
+w_size(sqlite3_file *p, sqlite3_int64 *size)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
+}
+
+static int
+w_lock(sqlite3_file *p, int l)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xLock(f->real, l);
+}
+
+static int
+w_unlock(sqlite3_file *p, int l)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xUnlock(f->real, l);
+}
+
+static int
+w_reserved(sqlite3_file *p, int *out)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xCheckReservedLock(f->real, out);
+}
+
+static int
+w_fcntl(sqlite3_file *p, int op, void *arg)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc = flush(f);
+
+	return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+static int
+w_sector(sqlite3_file *p)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xSectorSize(f->real);
+}
+
+static int
+w_devchar(sqlite3_file *p)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xDeviceCharacteristics(f->real);
+}
+
+static int
+w_shm_map(sqlite3_file *p, int pg, int pgsz, int extend, void volatile **out)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, out);
+}
+
+static int
+w_shm_lock(sqlite3_file *p, int ofst, int n, int flags)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xShmLock(f->real, ofst, n, flags);
+}
+
+static void
+w_shm_barrier(sqlite3_file *p)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	f->real->pMethods->xShmBarrier(f->real);
+}
+
+static int
+w_shm_unmap(sqlite3_file *p, int del)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xShmUnmap(f->real, del);
+}
+
+static int
+w_fetch(sqlite3_file *p, sqlite3_int64 ofst, int amt, void **out)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc = flush(f);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	return f->real->pMethods->xFetch(f->real, ofst, amt, out);
+}
+
+static int
+w_unfetch(sqlite3_file *p, sqlite3_int64 ofst, void *ptr)
+{
+	struct wfile *f = (struct wfile *)p;
+
+	return f->real->pMethods->xUnfetch(f->real, ofst, ptr);
+}
+
+static const sqlite3_io_methods methods = {
+    .iVersion = 3,
+    .xClose = w_close,
+    .xRead = w_read,
+    .xWrite = w_write,
+    .xTruncate = w_truncate,
+    .xSync = w_sync,
+    .xFileSize = w_size,
+    .xLock = w_lock,
+    .xUnlock = w_unlock,
+    .xCheckReservedLock = w_reserved,
+    .xFileControl = w_fcntl,
+    .xSectorSize = w_sector,
+    .xDeviceCharacteristics = w_devchar,
+    .xShmMap = w_shm_map,
+    .xShmLock = w_shm_lock,
+    .xShmBarrier = w_shm_barrier,
+    .xShmUnmap = w_shm_unmap,
+    .xFetch = w_fetch,
+    .xUnfetch = w_unfetch,
+};
+
+static int
+w_open(sqlite3_vfs *v, const char *name, sqlite3_file *p, int flags, int *out_flags)
+{
+	struct wfile *f = (struct wfile *)p;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	f->real = (sqlite3_file *)(f + 1);
+	rc = real_vfs()->xOpen(real_vfs(), name, f->real, flags, out_flags);
+	if (rc != SQLITE_OK || !f->real->pMethods) {
+		/* SQLite calls no method of a file whose open failed. */
+		f->base.pMethods = NULL;
+		return rc;
+	}
+	/* Methods of version 3 are called on the real file: it must have them. */
+	if (f->real->pMethods->iVersion < 3) {
+		f->real->pMethods->xClose(f->real);
+		f->base.pMethods = NULL;
+		return SQLITE_CANTOPEN;
+	}
+	f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	f->base.pMethods = &methods;
+	return SQLITE_OK;
+}
+
+static int
+w_delete(sqlite3_vfs *v, const char *name, int sync_dir)
+{
+	return real_vfs()->xDelete(real_vfs(), name, sync_dir);
+}
+
+static int
+w_access(sqlite3_vfs *v, const char *name, int flags, int *out)
+{
+	return real_vfs()->xAccess(real_vfs(), name, flags, out);
+}
+
+static int
+w_fullpath(sqlite3_vfs *v, const char *name, int n, char *out)
+{
+	return real_vfs()->xFullPathname(real_vfs(), name, n, out);
+}
+
+static void *
+w_dlopen(sqlite3_vfs *v, const char *name)
+{
+	return real_vfs()->xDlOpen(real_vfs(), name);
+}
+
+static void
+w_dlerror(sqlite3_vfs *v, int n, char *out)
+{
+	real_vfs()->xDlError(real_vfs(), n, out);
+}
+
+static void (*w_dlsym(sqlite3_vfs *v, void *h, const char *sym))(void)
+{
+	return real_vfs()->xDlSym(real_vfs(), h, sym);
+}
+
+static void
+w_dlclose(sqlite3_vfs *v, void *h)
+{
+	real_vfs()->xDlClose(real_vfs(), h);
+}
+
+static int
+w_random(sqlite3_vfs *v, int n, char *out)
+{
+	return real_vfs()->xRandomness(real_vfs(), n, out);
+}
+
+static int
+w_sleep(sqlite3_vfs *v, int us)
+{
+	return real_vfs()->xSleep(real_vfs(), us);
+}
+
+static int
+w_time(sqlite3_vfs *v, double *out)
+{
+	return real_vfs()->xCurrentTime(real_vfs(), out);
+}
+
+static int
+w_lasterr(sqlite3_vfs *v, int n, char *out)
+{
+	return real_vfs()->xGetLastError(real_vfs(), n, out);
+}
+
+static int
+w_time64(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+	return real_vfs()->xCurrentTimeInt64(real_vfs(), out);
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int registered = SQLITE_ERROR;
+
+static void
+register_once(void)
+{
+	sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+
+	if (!real || real->iVersion < 2)
+		return;
+	vfs = (sqlite3_vfs){
+	    .iVersion = 2,
+	    .szOsFile = (int)sizeof(struct wfile) + real->szOsFile,
+	    .mxPathname = real->mxPathname,
+	    .zName = STORE_VFS,
+	    .pAppData = real,
+	    .xOpen = w_open,
+	    .xDelete = w_delete,
+	    .xAccess = w_access,
+	    .xFullPathname = w_fullpath,
+	    .xDlOpen = w_dlopen,
+	    .xDlError = w_dlerror,
+	    .xDlSym = w_dlsym,
+	    .xDlClose = w_dlclose,
+	    .xRandomness = w_random,
+	    .xSleep = w_sleep,
+	    .xCurrentTime = w_time,
+	    .xGetLastError = w_lasterr,
+	    .xCurrentTimeInt64 = w_time64,
+	};
+	registered = sqlite3_vfs_register(&vfs, 0);
+}
+
+int
+store_vfs_register(void)
+{
+	pthread_once(&once, register_once);
+	return registered == SQLITE_OK ? 0 : -EIO;
+}
