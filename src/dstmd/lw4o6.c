@@ -342,7 +342,8 @@ lw4o6_acquire(struct dstmd *d, const char *identity, const uint8_t *src, size_t 
 	}
 	/*
 	 * The one decision (src/grant) with this pool; no per-/64 policy: the
-	 * address is ours, the IPv6 pool bounds what a DUID can take.
+	 * address is ours, fe80::/64 is everyone's; the per-sender limit above
+	 * bounds what one sender on the link can take.
 	 */
 	req = (struct grant_req){.who = {.kind = GRANT_DUID, .v6 = v6},
 	                         .identity = identity,
