@@ -7,7 +7,7 @@
 # checkpoints the WAL into the database file. SQLite writes a WAL frame
 # (one page) as two writes, header and page; store_vfs.c makes a commit's
 # frames one pwrite. The start-up's own commits (the schema) are in the
-# counts. Figures only, never pass/fail.
+# counts. Figures only, never pass/fail; "BENCH " lines for scripts/bench.
 #
 # usage: bench/store_writes.sh [BUILD_DIR] [N]
 set -eu
@@ -64,4 +64,8 @@ JSON
 	awk -v c="$conc" -v pw="${pw:-0}" -v wal="${wal:-0}" -v fs="${fs:-0}" -v k="$commits" -v l="$leases" 'BEGIN {
 		printf "%4d clients: %d leases in %d commits: %.2f pwrite (%.2f to the WAL) and %.2f fdatasync a commit, %.2f pwrite a lease\n",
 		       c, l, k, pw / k, wal / k, fs / k, pw / l }'
+	ld=$(cut -d' ' -f1 /proc/loadavg)
+	awk -v c="$conc" -v pw="${pw:-0}" -v wal="${wal:-0}" -v fs="${fs:-0}" -v k="$commits" -v l="$leases" -v ld="$ld" 'BEGIN {
+		printf "BENCH {\"name\": \"pwrite a commit, %d client%s\", \"ours\": %.2f, \"peer\": null, \"unit\": \"\", \"peer_name\": \"\", \"load\": %s, \"note\": \"%.2f to the WAL, %.2f fdatasync a commit, %.1f leases a commit\"}\n",
+		       c, c == 1 ? "" : "s", pw / k, ld, wal / k, fs / k, l / k }'
 done
