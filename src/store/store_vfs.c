@@ -5,9 +5,10 @@
  * a grant (the lease page and the history page) is four pwrite calls, a
  * group commit of a hundred leases a dozen or more. Here the writes to
  * the WAL file that follow each other are gathered in memory and written
- * at once when SQLite syncs the log (its commit, synchronous=FULL), before
- * anything reads the range back, and whenever the run breaks (a write
- * elsewhere, a truncate, the size asked, the file closed). Nothing is
+ * at once when the commit frame is complete (before SQLite syncs the log
+ * and publishes the frames), before anything reads the range back, and
+ * whenever the run breaks (a write elsewhere, a truncate, the size asked,
+ * a sync, the file closed). Nothing is
  * acknowledged by SQLite before its sync, and the sync writes first, so the
  * durability promise is unchanged; a crash loses only what was never
  * synced, which SQLite does not count on. The main database file and
@@ -24,11 +25,14 @@
 
 /* Gathered at most (a reload, a conversion; a commit is far smaller), then written. */
 #define WAL_BUF_MAX (4u << 20)
+/* A WAL frame's header (wal.c WAL_FRAME_HDRSIZE). */
+#define WAL_FRAME_HDR 24
 
 struct wfile {
 	sqlite3_file base;
 	sqlite3_file *real; /* the unix file, in the same allocation, after this */
 	bool wal;
+	bool commit_page;   /* the next write is the page of a commit frame */
 	unsigned char *buf; /* bytes [off, off + len) of the file, not written yet */
 	size_t len, cap;
 	sqlite3_int64 off;
@@ -125,6 +129,23 @@ w_write(sqlite3_file *p, const void *in, int amt, sqlite3_int64 ofst)
 		f->off = ofst;
 	memcpy(f->buf + f->len, in, (size_t)amt);
 	f->len += (size_t)amt;
+	/*
+	 * A frame header whose bytes 4-7 (the database's size after the
+	 * commit) are not zero ends a transaction: SQLite publishes the frames
+	 * in the WAL index next, with or without a sync (synchronous=NORMAL
+	 * has none), and other connections read them through their own
+	 * descriptors. So the commit frame's page is written at once; with
+	 * FULL the sync that follows finds nothing left, still one pwrite.
+	 */
+	if (f->commit_page) {
+		f->commit_page = false;
+		return flush(f);
+	}
+	if (amt == WAL_FRAME_HDR) {
+		const unsigned char *h = in;
+
+		f->commit_page = (h[4] | h[5] | h[6] | h[7]) != 0;
+	}
 	return SQLITE_OK;
 }
 
