@@ -9,10 +9,9 @@ memory, the DHCPv6 engine's DUID table and evictions, the leases held and
 the legitimate client's wait at each step. Figures only, never pass/fail.
 
 What to expect: memory grows until the DUID table reaches dhcpv6.limits.clients
-(16,384) and the offers fill what the offer hold lets them hold (at most the
-pool: 65,534 here), then stays. A flood faster than the pool's size per offer
-hold can take every address for the length of the hold: the client is then
-"refused" until the offers end.
+(16,384) and the offers fill what the offer hold lets them hold (at most half
+the pool: 32,767 here; beyond that an Advertise reserves nothing), then stays.
+The legitimate client completes its exchange at every step.
 
     sudo DSTM_BUILD=build python3 bench/dhcp6_flood_rss.py [--solicits N] [--nets N]
 """

@@ -281,6 +281,60 @@ op_count_64(void *arg, const struct in6_addr *v6)
 	return lease_count_64(d->leases, v6);
 }
 
+/*
+ * Offers made in the last seconds, one bucket a second (the window is the
+ * offer hold, at most OFFER_WINDOW seconds): what Solicits hold now.
+ */
+#define OFFER_WINDOW 64
+static struct {
+	int64_t sec[OFFER_WINDOW];
+	unsigned n[OFFER_WINDOW];
+	uint64_t unheld; /* Advertises that reserved nothing (the offers held half the pools) */
+} offers;
+
+static unsigned
+offers_recent(int64_t now, uint32_t hold)
+{
+	unsigned sum = 0, w = hold < OFFER_WINDOW ? hold : OFFER_WINDOW;
+
+	for (unsigned i = 0; i < OFFER_WINDOW; i++)
+		if (offers.sec[i] > now - (int64_t)w)
+			sum += offers.n[i];
+	return sum;
+}
+
+/*
+ * Bare Solicits from many /64s may together ask for more than the pools
+ * hold, each within its /64's quota. Offers therefore hold at most half of
+ * the pools: beyond that an Advertise still names an address but reserves
+ * nothing (RFC 8415 §18.3.9 lets a server offer without reserving); the
+ * Request that follows takes it, or any other free one if it went. So a
+ * client that completes its exchange is served while the flood's offers
+ * can only ever hold half of the addresses.
+ */
+static uint32_t
+offer_hold_now(struct dstmd *d, uint32_t seconds, int64_t now)
+{
+	uint64_t size = 0;
+	struct pool_stats st;
+	unsigned b = (unsigned)(now % OFFER_WINDOW);
+
+	for (size_t i = 0; i < d->cfg->npools; i++) {
+		pool_stats(d->pools[i], &st);
+		size += st.size;
+	}
+	if (offers_recent(now, seconds) >= size / 2) {
+		offers.unheld++;
+		return 0;
+	}
+	if (offers.sec[b] != now) {
+		offers.sec[b] = now;
+		offers.n[b] = 0;
+	}
+	offers.n[b]++;
+	return seconds;
+}
+
 /* An Advertise's lease lasts the offer hold until a request confirms it. */
 static int
 op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
@@ -291,6 +345,7 @@ op_hold(void *arg, const char *identity, uint32_t seconds, int64_t now)
 
 	if (!l)
 		return -ENOENT;
+	seconds = offer_hold_now(d, seconds, now);
 	if ((rc = lease_offer(d->leases, l, now, seconds)) == 0)
 		dstmd_rearm_expiry(d);
 	return rc;
@@ -798,6 +853,7 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	if (!dh)
 		return;
 	c = d6_server_counters(dh->srv);
+	json_object_set_new(o, "dhcp6_offers_unheld", json_integer((json_int_t)offers.unheld));
 	for (unsigned i = 0; i < 14; i++) {
 		snprintf(k, sizeof(k), "dhcp6_rx_%s", rx_names[i]);
 		json_object_set_new(o, k, json_integer((json_int_t)c->rx[i]));
