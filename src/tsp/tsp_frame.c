@@ -98,6 +98,39 @@ skip_padding(const char *buf, size_t len, bool content_phase)
 	return i;
 }
 
+/*
+ * The start of both frame readers: past the padding, the first line's
+ * newline. NULL when there is none yet (OUT says need more) or when the
+ * padding or the line is already too long (OUT says the error); *START is
+ * where the line begins.
+ */
+static const char *
+first_line(const struct tsp_limits *lim, bool content_phase, const char *buf, size_t len,
+           struct tsp_frame *out, size_t *consumed, size_t *start)
+{
+	const char *nl;
+
+	out->kind = TSP_FRAME_NEED_MORE;
+	out->data = NULL;
+	out->len = 0;
+	out->error = NULL;
+	*consumed = 0;
+	*start = skip_padding(buf, len, content_phase);
+	if (*start > lim->line_max) {
+		frame_error(out, consumed, "too many padding bytes");
+		return NULL;
+	}
+	nl = *start < len ? memchr(buf + *start, '\n', len - *start) : NULL;
+	if (nl == NULL) {
+		/* line_max bytes, maybe a CR: anything longer cannot end well. */
+		if (len - *start > lim->line_max + 1)
+			frame_error(out, consumed,
+			            content_phase ? "header line too long" : "line too long");
+		return NULL;
+	}
+	return nl;
+}
+
 /* Parse "Content-length: N" (name case-insensitive); -1 when malformed. */
 static long long
 parse_content_length(const char *p, size_t n, size_t max)
@@ -137,25 +170,8 @@ tsp_frame_next(const struct tsp_limits *lim_in, bool content_phase, const char *
 	long long n;
 
 	tsp_limits_fill(&lim, lim_in);
-	out->kind = TSP_FRAME_NEED_MORE;
-	out->data = NULL;
-	out->len = 0;
-	out->error = NULL;
-	*consumed = 0;
-
-	start = skip_padding(buf, len, content_phase);
-	if (start > lim.line_max) {
-		frame_error(out, consumed, "too many padding bytes");
+	if (!(nl = first_line(&lim, content_phase, buf, len, out, consumed, &start)))
 		return;
-	}
-	nl = start < len ? memchr(buf + start, '\n', len - start) : NULL;
-	if (nl == NULL) {
-		/* line_max bytes, maybe a CR: anything longer cannot end well. */
-		if (len - start > lim.line_max + 1)
-			frame_error(out, consumed,
-			            content_phase ? "header line too long" : "line too long");
-		return;
-	}
 	linelen = (size_t)(nl - (buf + start));
 	hdrlen = start + linelen + 1;
 	if (linelen > 0 && buf[start + linelen - 1] == '\r')
@@ -326,22 +342,8 @@ tsp_frame_raw_line(const struct tsp_limits *lim_in, const char *buf, size_t len,
 	size_t start, linelen;
 
 	tsp_limits_fill(&lim, lim_in);
-	out->kind = TSP_FRAME_NEED_MORE;
-	out->data = NULL;
-	out->len = 0;
-	out->error = NULL;
-	*consumed = 0;
-	start = skip_padding(buf, len, false);
-	if (start > lim.line_max) {
-		frame_error(out, consumed, "too many padding bytes");
+	if (!(nl = first_line(&lim, false, buf, len, out, consumed, &start)))
 		return;
-	}
-	nl = start < len ? memchr(buf + start, '\n', len - start) : NULL;
-	if (nl == NULL) {
-		if (len - start > lim.line_max + 1)
-			frame_error(out, consumed, "line too long");
-		return;
-	}
 	linelen = (size_t)(nl - (buf + start));
 	*consumed = start + linelen + 1;
 	if (linelen > 0 && buf[start + linelen - 1] == '\r')
