@@ -91,8 +91,8 @@ sysctl_read(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-static int
-sysctl_write(const char *path, const char *val)
+int
+tep_sysctl_write(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
 
@@ -576,7 +576,7 @@ tep_io_start(struct tep *t)
 	io->tun_fd = rc;
 	/* The IPv4 side carries IPv4 only: no link-local, MLD or RS into it. */
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", t->ifname);
-	if (sysctl_write(path, "1") < 0)
+	if (tep_sysctl_write(path, "1") < 0)
 		log_warn("%s", path);
 	rc = nl_link_set(t->nl, t->ifname, true, t->cfg.mtu, TEP_TXQUEUELEN);
 	if (rc < 0) {
@@ -586,7 +586,7 @@ tep_io_start(struct tep *t)
 	/* Decapsulated sources arrive on the TUN device, whose route they
 	 * own (the pools); no reverse-path filter is wanted there. */
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", t->ifname);
-	if (sysctl_write(path, "0") < 0)
+	if (tep_sysctl_write(path, "0") < 0)
 		log_warn("%s", path);
 	for (unsigned i = 0; i < t->cfg.npools; i++) {
 		rc = nl_route4_replace(t->nl, t->ifname, t->cfg.pool_addr[i], t->cfg.pool_plen[i],

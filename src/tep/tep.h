@@ -121,6 +121,8 @@ struct tep {
 /* io.c: open the sockets and the TUN device, route the pools, start reading. */
 int tep_io_start(struct tep *t);
 void tep_io_stop(struct tep *t);
+/* Write VAL to the /proc/sys file PATH; 0 or -errno (xdp.c writes its sysctls with it too). */
+int tep_sysctl_write(const char *path, const char *val);
 
 /*
  * xdp.c: the XDP data plane in front of io.c's path ("dataplane" key):

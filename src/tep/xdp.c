@@ -151,19 +151,6 @@ tep_dataplane_name(const struct tep *t)
 	return t->xdp ? "xdp" : "tun";
 }
 
-static int
-sysctl_set(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* Load and attach; 0 or -errno with the reason logged. */
 static int
 attach(struct tep *t, struct tep_xdp *xd)
@@ -204,7 +191,7 @@ attach(struct tep *t, struct tep_xdp *xd)
 	/* bpf_fib_lookup() for IPv6 asks whether the ingress device forwards
 	 * (DESIGN §8): the encapsulated packets come in on the IPv4 side. */
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", if4);
-	if ((rc = sysctl_set(path, "1")) < 0) {
+	if ((rc = tep_sysctl_write(path, "1")) < 0) {
 		log_warnx("XDP: %s: %s", path, strerror(-rc));
 		return rc;
 	}
