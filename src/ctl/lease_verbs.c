@@ -158,6 +158,21 @@ request(const char *path, const char *command, json_t *args, unsigned timeout_ms
 	return 0;
 }
 
+/* --limit N of leases and history: a count above 0; otherwise says so and returns false. */
+static bool
+parse_limit(const char *verb, const char *s, unsigned long long *limit)
+{
+	char *end;
+
+	errno = 0;
+	*limit = strtoull(s, &end, 10);
+	if (errno || *end || !*limit || s[0] == '-') {
+		fprintf(stderr, "dstmctl: %s: --limit %s: a number above 0\n", verb, s);
+		return false;
+	}
+	return true;
+}
+
 static int
 usage_leases(void)
 {
@@ -211,13 +226,8 @@ dstmctl_leases(const char *path, int argc, char **argv, bool as_json, unsigned t
 			as_json = true;
 			break;
 		case 'l':
-			errno = 0;
-			limit = strtoull(optarg, &end, 10);
-			if (errno || *end || !limit || optarg[0] == '-') {
-				fprintf(stderr, "dstmctl: leases: --limit %s: a number above 0\n",
-				        optarg);
+			if (!parse_limit("leases", optarg, &limit))
 				goto usage;
-			}
 			break;
 		case 'A': {
 			char a[64], *colon;
@@ -398,7 +408,6 @@ dstmctl_history(const char *path, int argc, char **argv, bool as_json, unsigned 
 	bool has_at = false, first = true;
 	int64_t at = 0;
 	struct cols c;
-	char *end;
 	int ch, rc = 0;
 
 	optind = 0; /* glibc: start over (main's getopt left its own state) */
@@ -427,13 +436,8 @@ dstmctl_history(const char *path, int argc, char **argv, bool as_json, unsigned 
 			as_json = true;
 			break;
 		case 'l':
-			errno = 0;
-			limit = strtoull(optarg, &end, 10);
-			if (errno || *end || !limit || optarg[0] == '-') {
-				fprintf(stderr, "dstmctl: history: --limit %s: a number above 0\n",
-				        optarg);
+			if (!parse_limit("history", optarg, &limit))
 				goto usage;
-			}
 			break;
 		default:
 			goto usage;
