@@ -328,6 +328,24 @@ spg_errmsg(const struct store_pg *pg)
 	return pg->errmsg;
 }
 
+/*
+ * With mu held: the connection, reset if it broke (the probe's way back
+ * after PostgreSQL restarted or the network broke); 0, or -EIO with the
+ * reason in errmsg.
+ */
+static int
+reconnect(struct store_pg *pg)
+{
+	if (PQstatus(pg->c) == CONNECTION_OK)
+		return 0;
+	PQreset(pg->c);
+	if (PQstatus(pg->c) != CONNECTION_OK || listen_and_prepare(pg) < 0) {
+		seterr(pg, "reconnecting", pg->c, NULL);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int64_t
 num(const PGresult *r, int row, int col)
 {
@@ -341,13 +359,9 @@ spg_load(struct store_pg *pg, int (*cb)(void *arg, const struct lease_row *row),
 	int ret = 0;
 
 	pthread_mutex_lock(&pg->mu);
-	if (PQstatus(pg->c) != CONNECTION_OK) {
-		PQreset(pg->c);
-		if (PQstatus(pg->c) != CONNECTION_OK || listen_and_prepare(pg) < 0) {
-			seterr(pg, "reconnecting", pg->c, NULL);
-			pthread_mutex_unlock(&pg->mu);
-			return -EIO;
-		}
+	if (reconnect(pg) < 0) {
+		pthread_mutex_unlock(&pg->mu);
+		return -EIO;
 	}
 	if (run(pg, "loading leases",
 	        "SELECT id, identity, v6, v4, port_lo, port_hi, pool, tep, start, expiry, state, "
@@ -392,14 +406,9 @@ int
 spg_begin(struct store_pg *pg)
 {
 	pthread_mutex_lock(&pg->mu);
-	if (PQstatus(pg->c) != CONNECTION_OK) {
-		/* The probe's way back after PostgreSQL restarted or the network broke. */
-		PQreset(pg->c);
-		if (PQstatus(pg->c) != CONNECTION_OK || listen_and_prepare(pg) < 0) {
-			seterr(pg, "reconnecting", pg->c, NULL);
-			pthread_mutex_unlock(&pg->mu);
-			return -EIO;
-		}
+	if (reconnect(pg) < 0) {
+		pthread_mutex_unlock(&pg->mu);
+		return -EIO;
 	}
 	if (run(pg, "begin", "BEGIN", 0, NULL, NULL) < 0) {
 		pthread_mutex_unlock(&pg->mu);
