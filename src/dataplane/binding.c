@@ -264,6 +264,23 @@ rec_update(struct bt_binding *b, const struct in6_addr *v6, uint8_t flags)
 	b->flags = BT_F_USED | flags;
 }
 
+/*
+ * A new address: room in the hash, kept at most half full (*refp and
+ * *hidx found again when it grew), and a record in *idx; 0 or -errno.
+ */
+static int
+new_addr_room(struct bt *bt, uint32_t v4, uint32_t **refp, uint32_t *hidx, uint32_t *idx)
+{
+	int rc;
+
+	if (*hidx != UINT32_MAX && (bt->slots_used + 1) * 2 > bt->mask + 1) {
+		if ((rc = slots_grow(bt)) < 0)
+			return rc;
+		*refp = ref_find(bt, v4, hidx);
+	}
+	return rec_alloc(bt, idx);
+}
+
 /* A group of ranges lo..hi (psid_len 0), or of PSID sets (size 0). */
 static int
 group_new(struct bt *bt, uint32_t v4, uint16_t lo, uint16_t hi, uint8_t psid_offset,
@@ -379,13 +396,7 @@ bt_add(struct bt *bt, uint32_t v4, uint16_t port_lo, uint16_t port_hi, const str
 		goto fill;
 	}
 
-	/* A new address: keep the hash at most half full. */
-	if (hidx != UINT32_MAX && (bt->slots_used + 1) * 2 > bt->mask + 1) {
-		if ((rc = slots_grow(bt)) < 0)
-			return rc;
-		refp = ref_find(bt, v4, &hidx);
-	}
-	if ((rc = rec_alloc(bt, &idx)) < 0)
+	if ((rc = new_addr_room(bt, v4, &refp, &hidx, &idx)) < 0)
 		return rc;
 	if (!is_whole(port_lo, port_hi)) {
 		if ((rc = group_new(bt, v4, port_lo, port_hi, 0, 0, &gidx)) < 0) {
@@ -444,12 +455,7 @@ bt_add_psid(struct bt *bt, uint32_t v4, uint8_t offset, uint8_t psid_len, uint16
 		g->ref[psid] = idx + 1;
 		g->used++;
 	} else {
-		if (hidx != UINT32_MAX && (bt->slots_used + 1) * 2 > bt->mask + 1) {
-			if ((rc = slots_grow(bt)) < 0)
-				return rc;
-			refp = ref_find(bt, v4, &hidx);
-		}
-		if ((rc = rec_alloc(bt, &idx)) < 0)
+		if ((rc = new_addr_room(bt, v4, &refp, &hidx, &idx)) < 0)
 			return rc;
 		if ((rc = group_new(bt, v4, 0, 0, offset, psid_len, &gidx)) < 0) {
 			bt->free[bt->nfree++] = idx;
