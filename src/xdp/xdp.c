@@ -257,6 +257,21 @@ xtep_flush(struct xtep *x)
 	return rc;
 }
 
+/*
+ * The entry of the address KEY (network order) once the pending batch is
+ * in the maps, so that a delete sees what was added before it; 0, -ENOENT
+ * or the flush's -errno.
+ */
+static int
+flushed_addr(struct xtep *x, uint32_t key, struct xtep_addr *a)
+{
+	int rc;
+
+	if ((rc = xtep_flush(x)) < 0)
+		return rc;
+	return bpf_map_lookup_elem(x->fd_addrs, &key, a) < 0 ? -ENOENT : 0;
+}
+
 int
 xtep_del_range(struct xtep *x, uint32_t v4, uint16_t lo)
 {
@@ -265,9 +280,9 @@ xtep_del_range(struct xtep *x, uint32_t v4, uint16_t lo)
 	struct xtep_addr a;
 	int rc;
 
-	if ((rc = xtep_flush(x)) < 0)
+	if ((rc = flushed_addr(x, key, &a)) < 0)
 		return rc;
-	if (bpf_map_lookup_elem(x->fd_addrs, &key, &a) < 0 || a.size == 0 || lo < a.base)
+	if (a.size == 0 || lo < a.base)
 		return -ENOENT;
 	k.k = (uint32_t)(lo - a.base) / a.size;
 	return bpf_map_delete_elem(x->fd_ranges, &k) < 0 ? -errno : 0;
@@ -281,10 +296,8 @@ xtep_del_addr(struct xtep *x, uint32_t v4)
 	struct xtep_addr a;
 	int rc;
 
-	if ((rc = xtep_flush(x)) < 0)
+	if ((rc = flushed_addr(x, key, &a)) < 0)
 		return rc;
-	if (bpf_map_lookup_elem(x->fd_addrs, &key, &a) < 0)
-		return -ENOENT;
 	/* The address first, so that no packet looks for its ranges. */
 	bpf_map_delete_elem(x->fd_addrs, &key);
 	if (a.size != 0 && a.size != XTEP_SIZE_CORE)
