@@ -272,17 +272,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "dstmctl: %s\n(dstmctl --help lists every command)\n", err);
 		return 2;
 	}
-	rc =
-	    ctl_request(path, command, args, (unsigned)(timeout * 1000), &result, err, sizeof(err));
+	rc = dstmctl_request(path, command, args, (unsigned)(timeout * 1000), &result);
 	json_decref(args);
-	if (rc == CTL_EREPLY) {
-		fprintf(stderr, "dstmctl: %s: %s\n", command, err);
-		return 1;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "dstmctl: %s\n", err);
-		return 2;
-	}
+	if (rc != 0)
+		return rc;
 	if (as_json) {
 		text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY);
 		if (text)

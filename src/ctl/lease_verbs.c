@@ -141,8 +141,9 @@ print_json_rows(json_t *rows, bool *first)
 	}
 }
 
-static int
-request(const char *path, const char *command, json_t *args, unsigned timeout_ms, json_t **res)
+int
+dstmctl_request(const char *path, const char *command, json_t *args, unsigned timeout_ms,
+                json_t **res)
 {
 	char err[1024];
 	int rc = ctl_request(path, command, args, timeout_ms, res, err, sizeof(err));
@@ -270,7 +271,7 @@ dstmctl_leases(const char *path, int argc, char **argv, bool as_json, unsigned t
 
 		json_object_set_new(args, "limit",
 		                    json_integer(want < PAGE ? (json_int_t)want : PAGE));
-		if ((rc = request(path, "leases", args, timeout_ms, &res)) != 0)
+		if ((rc = dstmctl_request(path, "leases", args, timeout_ms, &res)) != 0)
 			break;
 		rows = json_object_get(res, "leases");
 		next = json_object_get(res, "next");
@@ -451,7 +452,7 @@ dstmctl_history(const char *path, int argc, char **argv, bool as_json, unsigned 
 	                    json_string(address ? address : client));
 	/* Step through the whole table; what matches is kept (an address's history is short). */
 	for (;;) {
-		if ((rc = request(path, "history", args, timeout_ms, &res)) != 0)
+		if ((rc = dstmctl_request(path, "history", args, timeout_ms, &res)) != 0)
 			break;
 		json_array_extend(all, json_object_get(res, "events"));
 		next = json_object_get(res, "next");
