@@ -61,9 +61,8 @@ int
 client_config_reload(const char *path, struct client_config *cur)
 {
 	struct client_config *nc = calloc(1, sizeof(*nc));
-	json_t *a = NULL, *b = NULL, *v;
+	json_t *a = NULL, *b = NULL;
 	struct cfg *cfg = NULL;
-	const char *k;
 	char err[512];
 	int bad = 0;
 
@@ -85,24 +84,7 @@ client_config_reload(const char *path, struct client_config *cur)
 		bad = 1;
 		goto out;
 	}
-	json_object_foreach(b, k, v)
-	{
-		char ptr[80];
-
-		if (json_equal(v, json_object_get(a, k)))
-			continue;
-		snprintf(ptr, sizeof(ptr), "/%s", k);
-		log_warnx("%s:%d: %s: cannot change while dstm-client runs; restart it to apply",
-		          path, cfg_line(cfg, ptr), ptr);
-		bad++;
-	}
-	json_object_foreach(a, k, v) if (!json_object_get(b, k))
-	{
-		log_warnx("%s: /%s: cannot be removed while dstm-client runs; restart it to apply",
-		          path, k);
-		bad++;
-	}
-	if (bad)
+	if ((bad = cfg_fixed_changes(cfg, path, "dstm-client", a, b)))
 		goto out;
 	memcpy(cur->mechanism, nc->mechanism, sizeof(cur->mechanism));
 	memcpy(cur->user, nc->user, sizeof(cur->user));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/cfg.h"
+#include "common/log.h"
 
 #define CFG_MAX_DEPTH  32
 #define CFG_MAX_ERRORS 64
@@ -488,4 +489,31 @@ cfg_dump(const struct cfg *c, FILE *f)
 {
 	json_dumpf(c->root, f, JSON_INDENT(2) | JSON_SORT_KEYS);
 	fputc('\n', f);
+}
+
+int
+cfg_fixed_changes(const struct cfg *c, const char *path, const char *prog, json_t *a, json_t *b)
+{
+	const char *k;
+	json_t *v;
+	int n = 0;
+
+	json_object_foreach(b, k, v)
+	{
+		char ptr[80];
+
+		if (json_equal(v, json_object_get(a, k)))
+			continue;
+		snprintf(ptr, sizeof(ptr), "/%s", k);
+		log_warnx("%s:%d: %s: cannot change while %s runs; restart it to apply", path,
+		          cfg_line(c, ptr), ptr, prog);
+		n++;
+	}
+	json_object_foreach(a, k, v) if (!json_object_get(b, k))
+	{
+		log_warnx("%s: /%s: cannot be removed while %s runs; restart it to apply", path, k,
+		          prog);
+		n++;
+	}
+	return n;
 }

@@ -54,6 +54,15 @@ bool cfg_enum(struct cfg *c, const char *ptr, bool required, int dflt, const cha
 /* Every key of the object at `ptr` must be in `allowed` (NULL-terminated). */
 bool cfg_check_keys(struct cfg *c, const char *ptr, const char *const *allowed);
 
+/*
+ * A reload's check of the part fixed at start: each key whose value B
+ * (as read again) changes from A (as running) or that B drops is logged
+ * with its file:line in PATH, read into C; how many there are. PROG
+ * names the program that must restart to apply them.
+ */
+int cfg_fixed_changes(const struct cfg *c, const char *path, const char *prog, json_t *a,
+                      json_t *b);
+
 /* Print the document normalized (sorted keys, two-space indent). */
 void cfg_dump(const struct cfg *c, FILE *f);
 

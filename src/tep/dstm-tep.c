@@ -66,8 +66,7 @@ reload(struct tep *t)
 	struct tep_config nc;
 	struct cfg *cfg;
 	char err[512];
-	json_t *a = NULL, *b = NULL, *v;
-	const char *k;
+	json_t *a = NULL, *b = NULL;
 	int bad = 0;
 
 	svc_reloading();
@@ -101,23 +100,7 @@ reload(struct tep *t)
 		bad = 1;
 		goto out;
 	}
-	json_object_foreach(b, k, v)
-	{
-		char ptr[64];
-
-		if (json_equal(v, json_object_get(a, k)))
-			continue;
-		snprintf(ptr, sizeof(ptr), "/%s", k);
-		log_warnx("%s:%d: %s: cannot change while dstm-tep runs; restart it to apply",
-		          t->conffile, cfg_line(cfg, ptr), ptr);
-		bad++;
-	}
-	json_object_foreach(a, k, v) if (!json_object_get(b, k))
-	{
-		log_warnx("%s: /%s: cannot be removed while dstm-tep runs; restart it to apply",
-		          t->conffile, k);
-		bad++;
-	}
+	bad = cfg_fixed_changes(cfg, t->conffile, "dstm-tep", a, b);
 	if (bad || tep_tsp_reload(t, &nc) != 0) {
 		bad = bad ? bad : 1;
 		goto out;
