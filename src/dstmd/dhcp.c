@@ -138,6 +138,22 @@ grant_of(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, in
 		g->expiry = now + d->cfg->dhcp6.valid;
 }
 
+/*
+ * A lease just taken or renewed, DSTM's or an lwB4's: its grant, with
+ * whether it is new or moved, and the expiry timer set for it.
+ */
+static void
+grant_granted(struct dstmd *d, const struct lease *l, const struct dstmd_tep *tep, int64_t now,
+              unsigned flags, struct d6_grant *g)
+{
+	grant_of(d, l, tep, now, g);
+	if (flags & LEASE_NEW)
+		g->flags |= D6_GRANT_NEW;
+	if (flags & LEASE_MOVED)
+		g->flags |= D6_GRANT_MOVED;
+	dstmd_rearm_expiry(d);
+}
+
 /* The message's sender, as far as it was verified (DESIGN §4). */
 static struct grant_client
 sender(const struct in6_addr *v6, bool authed)
@@ -194,12 +210,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	tep = res.tep->ref;
 	l = res.lease;
 	flags = res.flags;
-	grant_of(d, l, tep, now, g);
-	if (flags & LEASE_NEW)
-		g->flags |= D6_GRANT_NEW;
-	if (flags & LEASE_MOVED)
-		g->flags |= D6_GRANT_MOVED;
-	dstmd_rearm_expiry(d);
+	grant_granted(d, l, tep, now, flags, g);
 	return 0;
 }
 
@@ -262,13 +273,8 @@ op_acquire_lw(void *arg, const char *identity, const uint8_t *src, size_t src_le
 	rc = lw4o6_acquire(d, identity, src, src_len, want, now, &l, &flags, &tep);
 	if (rc != 0) /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 		return rc;
-	grant_of(d, l, tep, now, g);
+	grant_granted(d, l, tep, now, flags, g);
 	g->lw = true;
-	if (flags & LEASE_NEW)
-		g->flags |= D6_GRANT_NEW;
-	if (flags & LEASE_MOVED)
-		g->flags |= D6_GRANT_MOVED;
-	dstmd_rearm_expiry(d);
 	return 0;
 }
 
