@@ -26,8 +26,8 @@
  * Strangers on the link could drain the pool by cycling DUIDs, so a new
  * lease has a per-sender quota and rate (grant_admit_key). An lwB4
  * solicits from its link-local address: the key is that whole address
- * (or a trusted relay's view of it, d6_server.c lw_source), hashed with a
- * secret seed. Each address records the sender that took it; a sender's
+ * (or a trusted relay's view of it, d6_server.c lw_source), hashed with
+ * the tree's keyed hash (common/hash.h). Each address records the sender that took it; a sender's
  * table entry lists the addresses it took, and counts those still held.
  * The table is direct-mapped and fixed in size: a sender landing on an
  * entry another holds takes it over empty (collisions only loosen).
@@ -35,13 +35,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <jansson.h>
 
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "dstmd/dstmd.h"
 #include "dstmd/lw4o6.h"
@@ -65,7 +65,6 @@ static struct {
 	uint64_t *free; /* bit k: address k has no owner */
 	uint32_t size, nfree, nowned, cursor;
 	int64_t last_sweep;
-	uint64_t seed[2];
 	struct src_ent *srcs; /* SRC_SLOTS */
 	struct grant_rate *rate;
 } ix;
@@ -173,11 +172,6 @@ ix_sync(struct dstmd *d)
 			ix_free();
 			return -ENOMEM;
 		}
-		/* A secret seed: nobody on the link picks a key that lands on another's entry. */
-		if (getrandom(ix.seed, sizeof(ix.seed), GRND_NONBLOCK) != sizeof(ix.seed)) {
-			ix.seed[0] = (uint64_t)(uintptr_t)&ix ^ (uint64_t)clock_mono_ms();
-			ix.seed[1] = ix.seed[0] * 0x9e3779b97f4a7c15ull;
-		}
 	}
 	for (uint32_t k = 1; k < ix.size; k++)
 		ix.free[k / 64] |= 1ull << (k % 64);
@@ -240,19 +234,14 @@ ix_pick(struct dstmd *d, uint32_t start, int64_t now)
 	return 0; /* not reached: nfree counts the marked bits */
 }
 
-/* The sender's key: a seeded 64-bit FNV-1a with a final avalanche (the seed is secret). */
+/*
+ * The sender's key, under the process's hash key (common/hash.h): nobody
+ * on the link picks a key that lands on another's entry.
+ */
 static uint64_t
 src_key(const uint8_t *p, size_t n)
 {
-	uint64_t h = 14695981039346656037ull ^ ix.seed[0];
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	h ^= ix.seed[1];
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h | 1; /* never 0: 0 marks an unused entry and a sender not known */
+	return hash_bytes(p, n) | 1; /* never 0: 0 marks an unused entry and a sender not known */
 }
 
 /* The sender's entry, taken over when another held it; its list pruned to what it holds. */

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "common/hash.h"
 #include "grant/grant.h"
 
 static uint64_t
@@ -21,8 +22,8 @@ prefix64(const struct in6_addr *a)
 static bool
 rate_take(struct grant_rate *r, unsigned rate, uint64_t key, int64_t now_ms)
 {
-	/* Fibonacci hashing of the /64 onto the table (GRANT_RATE_SLOTS = 2^12). */
-	size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 52);
+	/* The tree's keyed hash (common/hash.h): a client cannot pick /64s that share a slot. */
+	size_t i = (size_t)(hash_u64(key) % GRANT_RATE_SLOTS);
 	double burst = rate * 2.0;
 
 	if (!r->slot[i].used || r->slot[i].key != key) {
