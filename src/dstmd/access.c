@@ -237,8 +237,7 @@ static void
 binding_of(const struct lease *l, int64_t now, struct tepctl_binding *b)
 {
 	memset(b, 0, sizeof(*b));
-	TEPCTL_BINDING_OF(b, l);
-	b->lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
+	TEPCTL_BINDING_LIVE(b, l, now);
 }
 
 /* ---- Commands ---- */

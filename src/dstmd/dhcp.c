@@ -479,14 +479,7 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 		if (!o->push || !o->granted || !o->g.tep_ref)
 			continue;
 		memset(b, 0, sizeof(*b));
-		b->v4 = o->g.v4;
-		b->port_lo = o->g.port_lo;
-		b->port_hi = o->g.port_hi;
-		b->psid_offset = o->g.psid_offset;
-		b->psid_len = o->g.psid_len;
-		b->psid = o->g.psid;
-		b->v6 = o->g.v6;
-		b->lifetime = o->g.expiry > x->t.now ? (uint32_t)(o->g.expiry - x->t.now) : 0;
+		TEPCTL_BINDING_LIVE(b, &o->g, x->t.now);
 		x->push[i] = (struct grant_push_item){.tep = o->g.tep_ref,
 		                                      .binding = b,
 		                                      .identity = o->identity,

@@ -477,8 +477,7 @@ repush_one(void *arg, const struct lease *l)
 
 	if (l->state != LEASE_ACTIVE || !l->tep || strcmp(l->tep, rc->tep->name) != 0)
 		return 0;
-	TEPCTL_BINDING_OF(&b, l);
-	b.lifetime = l->expiry > rc->now ? (uint32_t)(l->expiry - rc->now) : 0;
+	TEPCTL_BINDING_LIVE(&b, l, rc->now);
 	tepctl_create(rc->tc, rc->tep, &b, NULL, NULL);
 	rc->n++;
 	return 0;

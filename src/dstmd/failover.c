@@ -228,8 +228,7 @@ fo_move(struct dstmd *d, const struct dstmd_tep *t, const struct dstmd_tep *b, b
 		snprintf(p->primary, sizeof(p->primary), "%s", t->name);
 		snprintf(p->backup, sizeof(p->backup), "%s", b->name);
 		snprintf(p->identity, sizeof(p->identity), "%s", l->identity);
-		TEPCTL_BINDING_OF(&p->b, l);
-		p->b.lifetime = l->expiry > now ? (uint32_t)(l->expiry - now) : 0;
+		TEPCTL_BINDING_LIVE(&p->b, l, now);
 		dstmd_defer(d, &p->df);
 		moved++;
 		/* push_run tells this one, once the move is durable. */

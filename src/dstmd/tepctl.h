@@ -40,7 +40,10 @@ struct tepctl_binding {
 	uint32_t lifetime;
 };
 
-/* The binding of a lease. */
+/*
+ * The binding of a lease (or of anything with a lease's fields: a DHCPv6
+ * grant); its lifetime is left as it was (0 in a delete).
+ */
 #define TEPCTL_BINDING_OF(b, l)                      \
 	do {                                         \
 		(b)->v4 = (l)->v4;                   \
@@ -50,6 +53,13 @@ struct tepctl_binding {
 		(b)->psid_len = (l)->psid_len;       \
 		(b)->psid = (l)->psid;               \
 		(b)->v6 = (l)->v6;                   \
+	} while (0)
+
+/* The binding of a live lease for a create: what is left of the lease at `now` is its lifetime. */
+#define TEPCTL_BINDING_LIVE(b, l, now)                                                     \
+	do {                                                                               \
+		TEPCTL_BINDING_OF(b, l);                                                   \
+		(b)->lifetime = (l)->expiry > (now) ? (uint32_t)((l)->expiry - (now)) : 0; \
 	} while (0)
 
 /* Result of a waited-for command: 200, or the TSP error code (307 when unreachable). */
