@@ -23,6 +23,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 #include "tsp/tsp.h"
+#include "tsp_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,16 +87,7 @@ setup(void)
 	log_init(1, 0, "fuzz_tsp_server");
 	/* Quiet: bad input is logged (rate-limited) and would flood the output. */
 	log_setverbose(0);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.limits.line_max = 512;
-	cfg.limits.content_max = 4096;
-	cfg.limits.xml_depth = 8;
-	cfg.mechanisms = "SCRAM-SHA-256 DIGEST-MD5 PLAIN ANONYMOUS";
-	cfg.plain_without_tls = true;
-	cfg.realm = "dstm";
-	cfg.service = "tsp";
-	cfg.hostname = "dstmd.example";
-	cfg.secret = secret;
+	tsp_fuzz_config(&cfg, "SCRAM-SHA-256 DIGEST-MD5 PLAIN ANONYMOUS", secret);
 	base = event_base_new();
 	srv = base ? tsp_server_new(base, &cfg, &cb, NULL) : NULL;
 	if (srv == NULL)

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "dstmd/tsp_udp.c"
+#include "tsp_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -135,16 +136,7 @@ setup(void)
 
 	log_init(1, 0, "fuzz_tsp_udp");
 	log_setverbose(0);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.limits.line_max = 512;
-	cfg.limits.content_max = 4096;
-	cfg.limits.xml_depth = 8;
-	cfg.mechanisms = "DIGEST-MD5 PLAIN ANONYMOUS";
-	cfg.plain_without_tls = true;
-	cfg.realm = "dstm";
-	cfg.service = "tsp";
-	cfg.hostname = "dstmd.example";
-	cfg.secret = secret;
+	tsp_fuzz_config(&cfg, "DIGEST-MD5 PLAIN ANONYMOUS", secret);
 	base = event_base_new();
 	dd.base = base;
 	dd.tsp = base ? tsp_server_new(base, &cfg, &cb, NULL) : NULL;
