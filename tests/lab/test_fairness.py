@@ -74,7 +74,7 @@ def legit_dhcpv6(lab, tag):
 
 
 def test_solicit_flood_from_another_64(lab):
-    quota = counters(lab)  # warm up the control socket
+    counters(lab)  # warm up the control socket
     sent = {"n": 0}
     done = threading.Event()
 

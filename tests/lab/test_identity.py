@@ -9,14 +9,11 @@ Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_identity.py
 """
 
 import base64
-import ctypes
 import hashlib
 import hmac
 import os
 import socket
 import struct
-import threading
-import time
 
 import pytest
 
@@ -27,6 +24,7 @@ from scapy.layers.dhcp6 import (  # noqa: E402
     DHCP6OptReconfAccept, DHCP6OptRelayMsg)
 
 from lab import SRV6, TEP6, V44, Lab, client_ipv6  # noqa: E402
+from test_dhcp6 import ia_dstm, in_netns, opt, options  # noqa: E402,F401
 from test_domain import bound, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
@@ -36,32 +34,6 @@ XR6 = "fd00:d57::67"  # a relay the DHCPv6 lab's dstmd trusts
 C1, C2 = client_ipv6(1), client_ipv6(2)
 IA_DSTM = 65001
 NO_BINDING = 3
-
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-def in_netns(ns, fn):
-    """Run fn in a thread inside network namespace `ns` (the sockets it makes stay there)."""
-    out = {}
-
-    def run():
-        fd = os.open("/run/netns/" + ns, os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            out["v"] = fn()
-        except Exception as e:  # noqa: BLE001
-            out["e"] = e
-        finally:
-            os.close(fd)
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
 
 
 def bring_up(**options):
@@ -111,27 +83,6 @@ def counter(lab, name):
 
 
 # ---- DHCPv6 from a host of the bridge
-
-def opt(code, data=b""):
-    return struct.pack("!HH", code, len(data)) + data
-
-
-def ia_dstm(iaid, v4=None):
-    body = struct.pack("!III", iaid, 0, 0)
-    if v4:
-        addr = b"\0" * 10 + b"\xff\xff" + socket.inet_aton(v4)
-        body += opt(5, addr + struct.pack("!II", 0, 0))
-    return opt(IA_DSTM, body)
-
-
-def options(data):
-    out, i = [], 0
-    while i + 4 <= len(data):
-        code, n = struct.unpack("!HH", data[i:i + 4])
-        out.append((code, data[i + 4:i + 4 + n]))
-        i += 4 + n
-    return out
-
 
 def ia_status(reply):
     """The status of each IA of a reply (0 when the IA carries none), and its address."""
