@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/addr.h"
@@ -45,10 +46,27 @@
  * others' events get their turn), and replies leave by sendmmsg: those
  * decided in one loop turn (the Advertises of a read, the Replies a
  * commit released) are queued and sent together at the end of the turn
- * (flush_ev, lowest priority), or as soon as TX_BATCH are waiting.
+ * (flush_ev, lowest priority), TX_BATCH to a sendmmsg.
+ *
+ * Paced: at most TX_BURST at once, then TX_PER_RX for each datagram
+ * received plus TX_RATE a second (a token bucket; what waits goes out on
+ * pace_ev, every TX_PACE_MS). A commit releases the Replies of every
+ * request that arrived while the disk was busy, hundreds when an
+ * fdatasync takes tens of milliseconds, and sent back to back they
+ * overflow the receive buffer of the relay or the client they go to
+ * (about 200 datagrams by default): the replies are then lost after all
+ * the work of making them durable. Replies leave twice as fast as
+ * messages arrive, so a burst drains within about one commit's time and
+ * the pacer never bounds the throughput; TX_RATE serves a quiet server at
+ * once.
  */
-#define RX_BATCH 64
-#define TX_BATCH 64
+#define RX_BATCH    64
+#define TX_BATCH    64
+#define TX_BURST    128
+#define TX_PER_RX   2
+#define TX_RATE     20000 /* replies a second, beside TX_PER_RX */
+#define TX_PACE_MS  1
+#define DHCP_RCVBUF (4 << 20) /* bytes of the socket's receive buffer (open_socket) */
 
 struct rxq {
 	struct mmsghdr m[RX_BATCH];
@@ -82,7 +100,15 @@ struct dhcp {
 	uint8_t dots_ri[256], access_domain[256];
 	uint64_t rx_errors, tx_errors, pending_now, reconf_sent, reconf_unreachable;
 	uint64_t rx_batches, tx_batches; /* recvmmsg / sendmmsg calls that moved datagrams */
-	struct peer **peers;             /* where each directly attached DUID was last heard */
+	uint64_t tx_paced;               /* times replies waited for the pacer */
+	struct event *pace_ev;
+	struct dtx *out, **out_tail; /* replies decided, waiting to be sent (paced) */
+	double tokens;               /* replies that may leave now (the token bucket) */
+	bool out_waited;             /* replies were left waiting by the last drain */
+	struct timespec tokens_at;   /* when `tokens` was last refilled */
+	struct dtx *spare;           /* exchanges' records kept for the next messages */
+	unsigned nspare;
+	struct peer **peers; /* where each directly attached DUID was last heard */
 	size_t npeers;
 };
 
@@ -101,9 +127,10 @@ struct peer {
 	uint8_t duid[D6_DUID_MAX + 2];
 };
 
-/* One exchange waiting for its commit and its TEP pushes. */
+/* One exchange waiting for its commit and its TEP pushes, then for the pacer. */
 struct dtx {
 	struct deferred df;
+	struct dtx *next_out;
 	struct sockaddr_in6 peer;
 	struct grant_push_item push[D6_MAX_IA]; /* the IAs whose binding goes to a TEP */
 	struct tepctl_binding b[D6_MAX_IA];
@@ -112,6 +139,37 @@ struct dtx {
 
 static struct dhcp *dh;
 static struct log_rl dhcp_rl;
+
+/*
+ * An exchange's record is about 10 KB (the parsed message, the reply's
+ * IAs): up to DTX_SPARE of them are kept for the next messages rather
+ * than given back to malloc, which every message paid twice.
+ */
+#define DTX_SPARE 256
+
+static struct dtx *
+dtx_get(struct dhcp *h)
+{
+	struct dtx *x = h->spare;
+
+	if (!x)
+		return malloc(sizeof(*x));
+	h->spare = x->next_out;
+	h->nspare--;
+	return x;
+}
+
+static void
+dtx_put(struct dhcp *h, struct dtx *x)
+{
+	if (h->nspare >= DTX_SPARE) {
+		free(x);
+		return;
+	}
+	x->next_out = h->spare;
+	h->spare = x;
+	h->nspare++;
+}
 
 /* ---- The lease calls of the engine ---- */
 
@@ -395,21 +453,16 @@ tx_flush(struct dhcp *h)
 	q->n = 0;
 }
 
+/* Build x's reply into the send queue. */
 static void
-flush_cb(evutil_socket_t fd, short ev, void *arg)
+send_reply(struct dhcp *h, struct dtx *x)
 {
-	tx_flush(arg);
-}
-
-static void
-send_reply(struct dtx *x)
-{
-	struct txq *q = dh->tx;
+	struct txq *q = h->tx;
 	size_t len;
 
 	if (q->n == TX_BATCH)
-		tx_flush(dh);
-	if (d6_server_build(dh->srv, &x->t, q->buf[q->n], sizeof(q->buf[q->n]), &len) != 0)
+		tx_flush(h);
+	if (d6_server_build(h->srv, &x->t, q->buf[q->n], sizeof(q->buf[q->n]), &len) != 0)
 		return;
 	q->to[q->n] = x->peer;
 	q->iov[q->n].iov_base = q->buf[q->n];
@@ -420,18 +473,78 @@ send_reply(struct dtx *x)
 	q->m[q->n].msg_hdr.msg_iov = &q->iov[q->n];
 	q->m[q->n].msg_hdr.msg_iovlen = 1;
 	q->n++;
-	if (q->n == 1)
-		event_active(dh->flush_ev, 0, 0);
+}
+
+/*
+ * The token bucket: TX_RATE a second since the last refill (read_cb adds
+ * TX_PER_RX a datagram), at most TX_BURST after the queue ran empty. While replies wait, what accrued
+ * since the last drain is all spent even if the pacer woke late (a
+ * loaded machine): late wake-ups must not lower the rate.
+ */
+static void
+tokens_refill(struct dhcp *h)
+{
+	struct timespec now;
+	double dt;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - h->tokens_at.tv_sec) +
+	     (double)(now.tv_nsec - h->tokens_at.tv_nsec) / 1e9;
+	h->tokens_at = now;
+	if (dt > 0)
+		h->tokens += dt * TX_RATE;
+	if (!h->out_waited && h->tokens > TX_BURST)
+		h->tokens = TX_BURST;
+}
+
+/*
+ * Send the waiting replies the pacer allows (all of them when `all`, at
+ * the end); the others wait for pace_ev.
+ */
+static void
+tx_drain(struct dhcp *h, bool all)
+{
+	struct dtx *x;
+
+	tokens_refill(h);
+	while ((x = h->out) && (all || h->tokens >= 1)) {
+		h->out = x->next_out;
+		if (!h->out)
+			h->out_tail = &h->out;
+		send_reply(h, x);
+		dtx_put(h, x);
+		h->tokens -= 1;
+	}
+	tx_flush(h);
+	h->out_waited = h->out != NULL;
+	if (h->out && !evtimer_pending(h->pace_ev, NULL)) {
+		struct timeval tv = {0, TX_PACE_MS * 1000};
+
+		h->tx_paced++;
+		evtimer_add(h->pace_ev, &tv);
+	}
+}
+
+static void
+flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	tx_drain(arg, false);
 }
 
 static void
 dtx_done(struct dtx *x)
 {
-	if (dh) {
-		send_reply(x);
-		dh->pending_now--;
+	if (!dh) {
+		free(x);
+		return;
 	}
-	free(x);
+	dh->pending_now--;
+	x->next_out = NULL;
+	*dh->out_tail = x;
+	dh->out_tail = &x->next_out;
+	/* Sent at the end of the turn, unless the pacer holds the queue already. */
+	if (dh->out == x && !evtimer_pending(dh->pace_ev, NULL))
+		event_active(dh->flush_ev, 0, 0);
 }
 
 /* Every TEP answered (src/grant rolled back the refused new leases). */
@@ -576,7 +689,7 @@ static void
 handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_in6 *from,
            bool multicast)
 {
-	struct dtx *x = malloc(sizeof(*x));
+	struct dtx *x = dtx_get(h);
 	struct d6_rx rx = {.src = from->sin6_addr, .multicast = multicast};
 
 	if (!x)
@@ -584,7 +697,7 @@ handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_i
 	memset(&x->df, 0, sizeof(x->df));
 	x->peer = *from;
 	if (d6_server_handle(h->srv, &x->t, buf, n, &rx, clock_wall_s()) != D6_ACT_REPLY) {
-		free(x);
+		dtx_put(h, x);
 		return;
 	}
 	peer_note(h, &x->t, from);
@@ -622,6 +735,7 @@ read_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	h->rx_batches++;
+	h->tokens += (double)n * TX_PER_RX;
 	for (int k = 0; k < n; k++) {
 		struct msghdr *mh = &q->m[k].msg_hdr;
 		struct sockaddr_in6 *from = &q->from[k];
@@ -646,7 +760,7 @@ static int
 open_socket(struct dhcp *h, const struct dstmd_dhcp6 *c)
 {
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(c->port)};
-	int one = 1, fd;
+	int one = 1, rcvbuf = DHCP_RCVBUF, fd;
 	char a[ADDR_STRLEN];
 
 	sa.sin6_addr = c->address;
@@ -655,6 +769,15 @@ open_socket(struct dhcp *h, const struct dstmd_dhcp6 *c)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+	/*
+	 * Room for the requests that arrive while the loop is away: the default
+	 * (about 200 datagrams) fills in a few milliseconds at 20,000 messages
+	 * a second, and a loop turn that releases a large commit's replies or
+	 * a scheduler that runs something else takes that long. Beyond
+	 * net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE).
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int e = errno;
 		log_warn("DHCPv6: cannot bind [%s]:%u", addr_fmt_v6(&c->address, a), c->port);
@@ -799,8 +922,12 @@ dhcp_init(struct dstmd *d)
 		return rc;
 	if (!(h->ev = event_new(d->base, h->fd, EV_READ | EV_PERSIST, read_cb, h)))
 		return -ENOMEM;
-	if (!(h->flush_ev = event_new(d->base, -1, 0, flush_cb, h)))
+	if (!(h->flush_ev = event_new(d->base, -1, 0, flush_cb, h)) ||
+	    !(h->pace_ev = evtimer_new(d->base, flush_cb, h)))
 		return -ENOMEM;
+	h->out_tail = &h->out;
+	h->tokens = TX_BURST;
+	clock_gettime(CLOCK_MONOTONIC, &h->tokens_at);
 	event_priority_set(h->flush_ev, 1);
 	event_add(h->ev, NULL);
 	log_info("DHCPv6 on port %u (%zu interface%s)", c->port, c->ninterfaces,
@@ -820,9 +947,19 @@ dhcp_fini(struct dstmd *d)
 		event_free(h->ev);
 	if (h->flush_ev)
 		event_free(h->flush_ev);
+	if (h->pace_ev)
+		event_free(h->pace_ev);
 	if (h->fd >= 0) {
-		tx_flush(h); /* replies a last commit released */
+		tx_drain(h, true); /* replies a last commit released */
 		close(h->fd);
+	}
+	for (struct dtx *x = h->out, *next; x; x = next) {
+		next = x->next_out;
+		free(x);
+	}
+	for (struct dtx *x = h->spare, *next; x; x = next) {
+		next = x->next_out;
+		free(x);
 	}
 	free(h->rx);
 	free(h->tx);
@@ -888,6 +1025,7 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	json_object_set_new(o, "dhcp6_tx_errors", json_integer((json_int_t)dh->tx_errors));
 	json_object_set_new(o, "dhcp6_rx_batches", json_integer((json_int_t)dh->rx_batches));
 	json_object_set_new(o, "dhcp6_tx_batches", json_integer((json_int_t)dh->tx_batches));
+	json_object_set_new(o, "dhcp6_tx_paced", json_integer((json_int_t)dh->tx_paced));
 	json_object_set_new(o, "dhcp6_waiting", json_integer((json_int_t)dh->pending_now));
 	lw4o6_counters_json(o);
 }

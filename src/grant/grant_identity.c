@@ -12,6 +12,8 @@
 
 #include "grant/grant.h"
 
+static const char hex[] = "0123456789abcdef";
+
 int
 grant_identity_key(const struct grant_identity *id, char *out, size_t cap)
 {
@@ -42,10 +44,21 @@ grant_identity_key(const struct grant_identity *id, char *out, size_t cap)
 			out[0] = '\0';
 			return -ENAMETOOLONG;
 		}
-		n = (size_t)snprintf(out, cap, "dhcp6:");
-		for (size_t i = 0; i < id->duid_len; i++)
-			n += (size_t)snprintf(out + n, cap - n, "%02x", id->duid[i]);
-		w = (int)n + snprintf(out + n, cap - n, ":%08x", id->iaid);
+		/*
+		 * Spelt by hand: every DHCPv6 message names its leases by this key,
+		 * and a snprintf per DUID byte was a tenth of the exchange's time.
+		 */
+		memcpy(out, "dhcp6:", 6);
+		n = 6;
+		for (size_t i = 0; i < id->duid_len; i++) {
+			out[n++] = hex[id->duid[i] >> 4];
+			out[n++] = hex[id->duid[i] & 15];
+		}
+		out[n++] = ':';
+		for (int s = 28; s >= 0; s -= 4)
+			out[n++] = hex[(id->iaid >> s) & 15];
+		out[n] = '\0';
+		w = (int)n;
 		break;
 	default:
 		return -EINVAL;

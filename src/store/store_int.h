@@ -28,6 +28,13 @@ struct batch {
 	uint64_t ticket;
 	struct op *ops;
 	size_t n, cap;
+	/*
+	 * The last op of each lease row, by row id (open addressing, op index
+	 * + 1, 0 empty; nidx slots, a power of two): a row written twice in
+	 * one batch is written once (store_batch_add).
+	 */
+	uint32_t *idx;
+	size_t nidx;
 };
 
 struct store {
@@ -54,6 +61,7 @@ struct store {
 	bool inline_commit;      /* one is being committed now (the caller's thread only) */
 	bool checkpoint_due;     /* it filled the WAL: the next batch goes to the writer (atomic) */
 	uint64_t inline_commits; /* (mu) */
+	int64_t last_commit_us;  /* how long the last batch took to commit (atomic) */
 	/*
 	 * PostgreSQL instead of the file (store_open_pg): every write goes
 	 * through a batch, also before the writer thread starts, and the batch

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "store/store.h"
 #include "store/store_int.h"
 #include "store/store_pg.h"
@@ -36,17 +37,90 @@ store_batch_free(struct batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		free(b->ops[i].strs);
 	free(b->ops);
+	free(b->idx);
 	free(b);
 }
 
-/* Record a write in the open batch, with copies of its strings. */
+/* The slot of row `id` in the batch's index: its own, or the empty one it would take. */
+static size_t
+idx_slot(const struct batch *b, int64_t id)
+{
+	size_t mask = b->nidx - 1, i = hash_u64((uint64_t)id) & mask;
+
+	while (b->idx[i] && b->ops[b->idx[i] - 1].row.id != id)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Room in the index for the ops the batch can hold (at most half full). */
+static int
+idx_grow(struct batch *b)
+{
+	size_t n = b->nidx ? b->nidx * 2 : 256;
+	uint32_t *old = b->idx;
+	size_t nold = b->nidx;
+
+	if (b->cap > UINT32_MAX / 2)
+		return -EIO;
+	while (n < 2 * b->cap)
+		n *= 2;
+	if (n == b->nidx)
+		return 0;
+	if (!(b->idx = calloc(n, sizeof(*b->idx)))) {
+		b->idx = old;
+		return -EIO;
+	}
+	b->nidx = n;
+	for (size_t i = 0; i < nold; i++)
+		if (old[i])
+			b->idx[idx_slot(b, b->ops[old[i] - 1].row.id)] = old[i];
+	free(old);
+	return 0;
+}
+
+/* `o` becomes `op`, with copies of its strings (o->strs is replaced). */
+static int
+op_copy(struct op *o, const struct op *op)
+{
+	const struct lease_row *row = &op->row;
+	size_t li = strlen(row->identity) + 1, lp = strlen(row->pool) + 1,
+	       lt = strlen(row->tep) + 1;
+	char *strs = malloc(li + lp + lt);
+
+	if (!strs)
+		return -EIO;
+	free(o->strs);
+	*o = *op;
+	o->strs = strs;
+	memcpy(o->strs, row->identity, li);
+	memcpy(o->strs + li, row->pool, lp);
+	memcpy(o->strs + li + lp, row->tep, lt);
+	o->row.identity = o->strs;
+	o->row.pool = o->strs + li;
+	o->row.tep = o->strs + li + lp;
+	return 0;
+}
+
+/*
+ * Record a write in the open batch, with copies of its strings.
+ *
+ * A lease row written again in the same batch is written once: an update
+ * replaces the batch's earlier insert or update of that row (the insert
+ * keeps its kind and its start, which an update does not write). The
+ * batch is one transaction, so the file ends the same and nothing between
+ * the two is ever on disk; a DHCPv6 exchange that falls in one batch (the
+ * Solicit's insert and offer, the Request's confirmation) then costs one
+ * row write instead of three. History rows are never merged. SQLite only:
+ * PostgreSQL's index of active identities checks each statement, and a
+ * write moved earlier could meet a row the batch only frees later.
+ */
 int
 store_batch_add(struct store *st, const struct op *op)
 {
 	struct batch *b = st->open;
-	const struct lease_row *row = &op->row;
-	size_t li = strlen(row->identity) + 1, lp = strlen(row->pool) + 1,
-	       lt = strlen(row->tep) + 1;
+	size_t slot = 0;
+	bool rowop =
+	    !st->pg && (op->kind == OP_INSERT || op->kind == OP_UPDATE || op->kind == OP_DELETE);
 	struct op *o;
 
 	if (!b)
@@ -60,17 +134,30 @@ store_batch_add(struct store *st, const struct op *op)
 		b->ops = ops;
 		b->cap = cap;
 	}
-	o = &b->ops[b->n];
-	*o = *op;
-	if (!(o->strs = malloc(li + lp + lt)))
+	if (rowop && 2 * b->cap > b->nidx && idx_grow(b) < 0)
 		return -EIO;
-	memcpy(o->strs, row->identity, li);
-	memcpy(o->strs + li, row->pool, lp);
-	memcpy(o->strs + li + lp, row->tep, lt);
-	o->row.identity = o->strs;
-	o->row.pool = o->strs + li;
-	o->row.tep = o->strs + li + lp;
+	if (rowop) {
+		slot = idx_slot(b, op->row.id);
+		o = b->idx[slot] ? &b->ops[b->idx[slot] - 1] : NULL;
+		if (o && op->kind == OP_UPDATE && (o->kind == OP_INSERT || o->kind == OP_UPDATE)) {
+			int kind = o->kind;
+			int64_t start = o->row.start;
+
+			if (op_copy(o, op) < 0)
+				return -EIO;
+			o->kind = kind;
+			if (kind == OP_INSERT)
+				o->row.start = start;
+			return 0;
+		}
+	}
+	o = &b->ops[b->n];
+	o->strs = NULL;
+	if (op_copy(o, op) < 0)
+		return -EIO;
 	b->n++;
+	if (rowop)
+		b->idx[slot] = (uint32_t)b->n;
 	return 0;
 }
 
@@ -139,6 +226,8 @@ fail:
 	return -EIO;
 }
 
+static int apply_timed(struct store *st, const struct batch *b);
+
 static void *
 writer(void *arg)
 {
@@ -189,7 +278,7 @@ writer(void *arg)
 		rc = -EIO;
 		if (!st->failed) {
 			pthread_mutex_unlock(&st->mu);
-			rc = store_apply_batch(st, b);
+			rc = apply_timed(st, b);
 			pthread_mutex_lock(&st->mu);
 		}
 		st->busy = false;
@@ -234,9 +323,33 @@ store_async_fd(const struct store *st)
  * Operations a batch committed in the caller's thread may hold: one or two
  * leases (a grant is an insert and a history row). Larger batches mean
  * requests are queueing, and the loop had better go on reading them while
- * the writer fsyncs.
+ * the writer fsyncs. So does a slow disk: while the last commit took more
+ * than STORE_INLINE_MAX_US (another process keeps the disk busy and an
+ * fdatasync waits for its writes), every batch goes to the writer, since
+ * the loop could neither read nor answer for that long.
  */
 #define STORE_INLINE_MAX_OPS 4
+#define STORE_INLINE_MAX_US  2000
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* store_apply_batch, noting how long it took (for the inline rule). */
+static int
+apply_timed(struct store *st, const struct batch *b)
+{
+	int64_t t0 = mono_us();
+	int rc = store_apply_batch(st, b);
+
+	__atomic_store_n(&st->last_commit_us, mono_us() - t0, __ATOMIC_RELAXED);
+	return rc;
+}
 
 /*
  * The WAL is checkpointed every STORE_CHECKPOINT_PAGES pages (16 MB), in
@@ -272,7 +385,7 @@ commit_inline(struct store *st, struct batch *b)
 	st->busy = true;
 	pthread_mutex_unlock(&st->mu);
 	st->inline_commit = true;
-	rc = store_apply_batch(st, b);
+	rc = apply_timed(st, b);
 	st->inline_commit = false;
 	pthread_mutex_lock(&st->mu);
 	st->busy = false;
@@ -307,6 +420,7 @@ store_commit_async(struct store *st, uint64_t *ticket)
 	*ticket = b->ticket;
 	pthread_mutex_lock(&st->mu);
 	if (!st->pg && !st->qhead && !st->busy && !st->failed && b->n <= STORE_INLINE_MAX_OPS &&
+	    __atomic_load_n(&st->last_commit_us, __ATOMIC_RELAXED) <= STORE_INLINE_MAX_US &&
 	    !__atomic_load_n(&st->checkpoint_due, __ATOMIC_ACQUIRE)) {
 		commit_inline(st, b);
 		return 0;

@@ -516,6 +516,16 @@ test_identity_key(void **state)
 	/* Never a truncated key. */
 	assert_int_equal(grant_identity_key(&id, small, sizeof(small)), -ENAMETOOLONG);
 	assert_string_equal(small, "");
+	/* Exactly the room it needs, with its terminating NUL; one less is refused. */
+	assert_int_equal(grant_identity_key(&id, key, 22), 0);
+	assert_string_equal(key, "dhcp6:0003ab:0000001f");
+	assert_int_equal(grant_identity_key(&id, key, 21), -ENAMETOOLONG);
+	id.iaid = 0xdeadbeef;
+	id.duid[2] = 0xf0;
+	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), 0);
+	assert_string_equal(key, "dhcp6:0003f0:deadbeef");
+	id.iaid = 0x1f;
+	id.duid[2] = 0xab;
 
 	id = (struct grant_identity){.kind = GRANT_ID_ADDRESS, .v6 = a6("2001:db8::1")};
 	assert_int_equal(grant_identity_key(&id, key, sizeof(key)), 0);

@@ -3,8 +3,9 @@
  * of every field, the key refusing a second holder of an address + port
  * range, writes refused outside a transaction, rollback, reopen, WAL mode,
  * a file that is not ours, a schema 1 file converted, the history table
- * (append, bounded scans, pruning) and the lock that keeps a second
- * process off the database.
+ * (append, bounded scans, pruning), a row written twice in one batch of
+ * the writer thread, and the lock that keeps a second process off the
+ * database.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -419,6 +420,63 @@ test_history(void **state)
 	store_close(st);
 }
 
+/*
+ * With the writer thread, a row written twice in one batch is written
+ * once: the file ends as if every write had run (an update after an
+ * insert keeps the insert's start; a delete and a new insert of the same
+ * address stay two), and history rows are all kept.
+ */
+static void
+test_async_batch_merges_rows(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row a = row("dhcp6:0001:00000001", 0xc0000202, 0, 0);
+	struct lease_row b = row("dhcp6:0002:00000001", 0xc0000203, 0, 0);
+	struct lease_row b2 = row("dhcp6:0003:00000001", 0xc0000203, 0, 0);
+	struct collect c = {0};
+	struct hcollect h = {0};
+	int64_t next;
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &b), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_async_start(st), 0);
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_insert(st, &a), 0);
+	assert_int_equal(store_history_add(st, LEASE_EV_GRANT, 1000, &a), 0);
+	a.expiry = 1060; /* the offer */
+	assert_int_equal(store_update(st, &a), 0);
+	assert_int_equal(store_delete(st, b.id), 0);
+	assert_int_equal(store_insert(st, &b2), 0);
+	a.expiry = 5000; /* the request */
+	a.start = 2222;  /* an update does not write the start */
+	assert_int_equal(store_update(st, &a), 0);
+	assert_int_equal(store_history_add(st, LEASE_EV_RENEW, 1001, &a), 0);
+	b2.state = LEASE_QUARANTINE;
+	b2.quarantine_until = 3000;
+	assert_int_equal(store_update(st, &b2), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_async_stop(st), 0);
+	store_close(st);
+
+	st = open_ok();
+	assert_int_equal(store_load(st, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.ident[0], "dhcp6:0001:00000001");
+	assert_int_equal(c.r[0].start, 1000);
+	assert_int_equal(c.r[0].expiry, 5000);
+	assert_int_equal(c.r[0].state, LEASE_ACTIVE);
+	assert_string_equal(c.ident[1], "dhcp6:0003:00000001");
+	assert_int_equal(c.r[1].state, LEASE_QUARANTINE);
+	assert_int_equal(c.r[1].quarantine_until, 3000);
+	assert_int_equal(store_history_scan(st, 0, 100, hcollect_cb, &h, &next), 0);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.ev[0], LEASE_EV_GRANT);
+	assert_int_equal(h.ev[1], LEASE_EV_RENEW);
+	store_close(st);
+}
+
 /* A second opener is refused while the first holds the file, with the holder's pid. */
 static void
 test_lock(void **state)
@@ -513,6 +571,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_async_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_batch_merges_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wal_gathered_and_checkpointed, setup, teardown),
 	};
