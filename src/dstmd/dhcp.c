@@ -62,7 +62,7 @@
  */
 #define RX_BATCH    64
 #define TX_BATCH    64
-#define TX_BURST    128
+#define TX_BURST    64
 #define TX_PER_RX   2
 #define TX_RATE     20000 /* replies a second, beside TX_PER_RX */
 #define TX_PACE_MS  1
@@ -477,9 +477,10 @@ send_reply(struct dhcp *h, struct dtx *x)
 
 /*
  * The token bucket: TX_RATE a second since the last refill (read_cb adds
- * TX_PER_RX a datagram), at most TX_BURST after the queue ran empty. While replies wait, what accrued
- * since the last drain is all spent even if the pacer woke late (a
- * loaded machine): late wake-ups must not lower the rate.
+ * TX_PER_RX a datagram), at most TX_BURST after the queue ran empty.
+ * While replies wait, what accrued since the last drain is all spent even
+ * if the pacer woke late (a loaded machine): late wake-ups must not lower
+ * the rate.
  */
 static void
 tokens_refill(struct dhcp *h)
