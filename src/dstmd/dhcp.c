@@ -221,6 +221,8 @@ sender(const struct in6_addr *v6, bool authed)
 	return c;
 }
 
+static void offer_taken(struct dstmd *d, int64_t expiry, int64_t now);
+
 static int
 op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool authed, uint32_t want,
            int64_t now, struct d6_grant *g)
@@ -232,6 +234,7 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	struct grant_policy pol;
 	struct grant_result res;
 	const struct lease *l;
+	int64_t held;
 	unsigned flags;
 	char a[ADDR_STRLEN];
 
@@ -246,6 +249,8 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 		             addr_fmt_v6(&l->v6, a), addr_fmt_v6(v6, b));
 		return -EPERM;
 	}
+	/* A held offer that this grant turns into a lease (or offers again): its expiry. */
+	held = l && l->offer && l->expiry > now ? l->expiry : 0;
 	/* The one decision (src/grant): TEP and pool, per-/64 quota and rate, the slot. */
 	req = (struct grant_req){
 	    .who = who, .identity = identity, .v6 = *v6, .want_v4 = want, .now = now};
@@ -265,6 +270,8 @@ op_acquire(void *arg, const char *identity, const struct in6_addr *v6, bool auth
 	case GRANT_FAILED:
 		return res.err; /* -EIO: the store cannot commit: NoAddrsAvail, like any refusal */
 	}
+	if (held)
+		offer_taken(d, held, now);
 	tep = res.tep->ref;
 	l = res.lease;
 	flags = res.flags;
@@ -346,8 +353,9 @@ op_count_64(void *arg, const struct in6_addr *v6)
 }
 
 /*
- * Offers made in the last seconds, one bucket a second (the window is the
- * offer hold, at most OFFER_WINDOW seconds): what Solicits hold now.
+ * Offers made in the last seconds and not yet taken by a request, one
+ * bucket a second (the window is the offer hold, at most OFFER_WINDOW
+ * seconds): what Solicits hold now.
  */
 #define OFFER_WINDOW 64
 static struct {
@@ -397,6 +405,24 @@ offer_hold_now(struct dstmd *d, uint32_t seconds, int64_t now)
 	}
 	offers.n[b]++;
 	return seconds;
+}
+
+/*
+ * The grant of a lease that held an offer: the offer holds nothing any
+ * more, and leaves the count of its second (a Solicit that offers it again
+ * counts it again, in op_hold). Only offers that still held when the grant
+ * came are counted, and they are told by their expiry: a held offer made
+ * at t expires at t + offer_hold, later than now; an unheld one (hold 0)
+ * expired when it was made, and never counted.
+ */
+static void
+offer_taken(struct dstmd *d, int64_t expiry, int64_t now)
+{
+	int64_t t0 = expiry - (int64_t)d->cfg->dhcp6.offer_hold;
+	unsigned b = (unsigned)(t0 % OFFER_WINDOW);
+
+	if (t0 > now - OFFER_WINDOW && t0 <= now && offers.sec[b] == t0 && offers.n[b] > 0)
+		offers.n[b]--;
 }
 
 /* An Advertise's lease lasts the offer hold until a request confirms it. */

@@ -3,8 +3,10 @@ acknowledged: a client pipelines Solicit/Request exchanges for many DUIDs
 (so that commits gather many leases, and a lease's insert, its offer and
 its confirmation fall in one batch), dstmd is killed at a random moment,
 several times, and every lease a Reply granted is then in the database
-with the address the Reply named. dstmd in one namespace, the client in
-another, joined by a veth pair."""
+with the address the Reply named. And the cap on offers (they hold at
+most half of the pools) counts only the offers that no request has taken
+yet. dstmd in one namespace, the client in another, joined by a veth
+pair."""
 
 import json
 import os
@@ -21,7 +23,7 @@ import time
 
 import pytest
 
-from test_dhcp6 import DSTMD, first, ia_dstm, ia_parse, in_netns, opt, options, sh
+from test_dhcp6 import DSTMD, ctl, first, ia_dstm, ia_parse, in_netns, opt, options, sh
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(DSTMD), reason="dstmd is not built"),
@@ -78,12 +80,12 @@ def net():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def start(net):
+def start(net, pool="198.18.0.1-198.18.255.254"):
     cfg = {"database": os.path.join(net["tmp"], "leases.db"),
            "control": os.path.join(net["tmp"], "control.sock"),
            "lifetime": 3600, "quarantine": 10,
            "listen": [{"address": "[%s]:3653" % SRV6}],
-           "pools": [{"name": "k9", "ranges": ["198.18.0.1-198.18.255.254"]}],
+           "pools": [{"name": "k9", "ranges": [pool]}],
            "teps": [{"name": "tep1", "ipv6": "fd00:d9::2", "ipv4": "198.51.100.1",
                      "clients": ["fd00:d9::/32"]}],
            "limits": {"per_64": 0},
@@ -113,6 +115,17 @@ def client_socket(net):
         s.settimeout(0.5)
         return s, ("ff02::1:2", 547, 0, socket.if_nametoindex(net["vc"]))
     return in_netns(net["ns_c"], mk)
+
+
+def send(s, msg, server):
+    for _ in range(50):  # a fresh veth takes a moment to carry (ENETUNREACH until then)
+        try:
+            return s.sendto(msg, server)
+        except OSError as e:
+            if e.errno != 101:
+                raise
+            time.sleep(0.1)
+    raise OSError(101, "the client's link never came up")
 
 
 def test_kill9_under_dhcp6_load_keeps_every_acknowledged_lease(net):
@@ -165,3 +178,27 @@ def test_kill9_under_dhcp6_load_keeps_every_acknowledged_lease(net):
     lost = [d.hex() for d, v4 in acked.items() if held.get("dhcp6:%s:00000001" % d.hex()) != v4]
     assert not lost, "acknowledged leases lost: %s of %d, e.g. %s" % (len(lost), len(acked),
                                                                       lost[:3])
+
+
+def test_offers_taken_by_requests_hold_nothing(net):
+    """40 addresses: offers may hold 20. 30 clients complete their exchanges within
+    the offer hold (10 s): each Advertise still reserves its address, since the
+    offers that requests took hold nothing."""
+    p = start(net, pool="198.18.0.1-198.18.0.40")
+    s, server = client_socket(net)
+    try:
+        done = 0
+        for i in range(30):
+            d = duid(100000 + i)
+            send(s, message(1, 2 * i + 1, d), server)
+            got = lease_of(s.recv(2048))
+            assert got, "no Advertise for client %d" % i
+            send(s, message(3, 2 * i + 2, d, got[1], got[2]), server)
+            data = s.recv(2048)
+            done += bool(lease_of(data)) and data[0] == 7
+        c = ctl(os.path.join(net["tmp"], "control.sock"), "counters")
+        assert done == 30 and c["dhcp6_offers_unheld"] == 0, (done, c["dhcp6_offers_unheld"])
+    finally:
+        s.close()
+        p.terminate()
+        p.wait()
