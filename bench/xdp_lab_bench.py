@@ -30,6 +30,7 @@ own softirq).
     DSTM_BUILD=build bench/xdp_lab_bench.py [SECONDS]
 """
 
+import argparse
 import json
 import os
 import statistics
@@ -42,8 +43,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from lab import TEP6, V44, Lab  # noqa: E402
 
-SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
 RUNS = 3
+SECONDS = 3.0
 BX6 = "fd00:d57::99"
 BX4 = "192.0.2.200"
 
@@ -115,19 +116,27 @@ class Setup:
         for ns, i in self.napi:
             nsx(ns, "sh", "-c", "echo %d > /sys/class/net/%s/threaded" % (on, i), check=False)
 
-    def run(self, name, senders):
-        """One run of a case: (pps received, pps sent, pps the TEP forwarded)."""
+    def run(self, name, senders, seconds=None):
+        """One run of a case: (pps received, pps offered, pps the TEP forwarded)."""
         ns, ifname, frame, rx_ns, rx_if, counter = self.cases[name]
+        secs = seconds or SECONDS
         c0 = counter() if counter else 0
         r0 = rx(rx_ns, rx_if)
         procs = [subprocess.Popen(
             ["ip", "netns", "exec", ns, "taskset", "-c", str(i % os.cpu_count()),
-             self.bench.sender, ifname, frame.hex(), str(SECONDS), "-p", "64"],
-            stdout=subprocess.PIPE, text=True) for i in range(senders)]
-        n = sum(int(p.communicate()[0]) for p in procs)
+             self.bench.sender, ifname, frame.hex(), str(secs), "-p", "64"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(senders)]
+        offered = 0
+        for p in procs:
+            out, err = p.communicate()
+            if p.returncode != 0:
+                raise RuntimeError("%s: %s" % (self.bench.sender, err.strip()))
+            # pkt-send: frames sent; bpf-send: frames taken, frames refused.
+            offered += sum(int(x) for x in out.split())
         time.sleep(0.5)
-        return ((rx(rx_ns, rx_if) - r0) / SECONDS, n / SECONDS,
-                (counter() - c0) / SECONDS if counter else None)
+        return ((rx(rx_ns, rx_if) - r0) / secs, offered / secs,
+                (counter() - c0) / secs if counter else None)
 
 
 class TepLab(Setup):
@@ -136,7 +145,7 @@ class TepLab(Setup):
     def __init__(self, bench, dataplane):
         super().__init__(bench)
         self.dataplane = dataplane
-        self.lab = Lab(name="xb%d%s" % (os.getpid(), dataplane[0]), build=bench.build)
+        self.lab = Lab(name=bench.prefix + dataplane[0], build=bench.build)
         self.bx = self.lab.netns("bx")
 
     def up(self):
@@ -181,7 +190,7 @@ class Plain(Setup):
     def __init__(self, bench, how):
         super().__init__(bench)
         self.how = how
-        pre = "xb%d%s" % (os.getpid(), how[0])
+        pre = bench.prefix + "p" + how[0]
         self.ns = [pre + "-pa", pre + "-ps", pre + "-pr", pre + "-pb"]
 
     def up(self):
@@ -229,15 +238,55 @@ class Plain(Setup):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
 
+SENDERS = {"bpf": ("bench/bpf-send", "bpf-send (a tc program's test runs, bpf_clone_redirect)"),
+           "packet": ("src/xdp/pkt-send", "pkt-send (AF_PACKET, sendmmsg, qdisc bypassed)")}
+
+
 class Bench:
-    def __init__(self, build):
+    def __init__(self, build, sender):
         self.build = build
-        self.sender = os.path.join(build, "src/xdp/pkt-send")
+        self.prefix = os.environ.get("DSTM_LAB") or "xb%d" % os.getpid()
+        self.use(sender)
+
+    def use(self, sender):
+        self.kind = sender
+        self.sender = os.path.join(self.build, SENDERS[sender][0])
+        self.what = SENDERS[sender][1]
+
+    def probe(self, setup, case):
+        """bpf-send where the kernel lets it send, else pkt-send (said so)."""
+        if self.kind != "bpf":
+            return
+        try:
+            got = setup.run(case, 1, seconds=0.3)[0]
+            if got > 0:
+                return
+            why = "nothing arrived"
+        except (RuntimeError, OSError, ValueError) as e:
+            why = str(e)
+        print("bpf-send does not send here (%s): pkt-send instead" % why)
+        self.use("packet")
+
+
+def bench_line(name, ours, peer, peer_name, load_avg, note):
+    print("BENCH " + json.dumps({"name": name, "ours": round(ours), "peer": round(peer),
+                                 "unit": "pps", "peer_name": peer_name,
+                                 "load": load_avg, "note": note}), flush=True)
 
 
 def main():
+    global SECONDS
+    ap = argparse.ArgumentParser(description="dstm-tep's XDP and TUN data planes in the lab "
+                                 "beside plain veth forwarding")
+    ap.add_argument("seconds", nargs="?", type=float, default=SECONDS,
+                    help="length of one run (default 3)")
+    ap.add_argument("--sender", choices=sorted(SENDERS), default="bpf",
+                    help="bpf: bpf-send, falling back to pkt-send if it cannot send; "
+                    "packet: pkt-send (AF_PACKET)")
+    a = ap.parse_args()
+    SECONDS = a.seconds
     build = os.path.abspath(os.environ.get("DSTM_BUILD") or "build")
-    b = Bench(build)
+    b = Bench(build, a.sender)
     kernel, xfwd = Plain(b, "kernel"), Plain(b, "xdp")
     txdp, ttun = TepLab(b, "xdp"), TepLab(b, "tun")
     setups = [kernel, xfwd, txdp, ttun]
@@ -250,15 +299,18 @@ def main():
     try:
         for st in setups:
             st.up()
+        b.probe(kernel, "fwd")
         print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %.0f s runs, the cases "
-              "interleaved; pps at the receiver, median (min-max); load %s"
-              % (RUNS, SECONDS, load()), flush=True)
+              "interleaved; pps at the receiver, median (min-max), and offered by the "
+              "sender; load %s" % (RUNS, SECONDS, load()))
+        print("sender: %s, pinned to a core each" % b.what, flush=True)
         for senders, threaded in ((1, False), (2, False), (1, True)):
             label = "%d sender%s%s" % (senders, "s" if senders > 1 else "",
                                        ", threaded NAPI" if threaded else "")
             for st in setups:
                 st.threaded(1 if threaded else 0)
             res = {name: [] for name, _, _ in cases}
+            load0 = os.getloadavg()[0]
             for _ in range(RUNS):
                 for name, st, case in cases:
                     res[name].append(st.run(case, senders))
@@ -267,9 +319,10 @@ def main():
                 got = [r[0] for r in res[name]]
                 sent = [r[1] for r in res[name]]
                 fwd = [r[2] for r in res[name] if r[2] is not None]
-                print("%-32s %10.0f  %9.0f-%-9.0f sent %9.0f%s" % (
+                print("%-32s %10.0f  %9.0f-%-9.0f offered %9.0f%s" % (
                     name, statistics.median(got), min(got), max(got), statistics.median(sent),
                     "  TEP forwarded %.0f" % statistics.median(fwd) if fwd else ""))
+            load_avg = round((load0 + os.getloadavg()[0]) / 2, 2)
             for d, way in (("decap", "bridge -> v4"), ("encap", "v4 -> bridge")):
                 x = [r[0] for r in res["TEP xdp %s (%s)" % (d, way)]]
                 t = [r[0] for r in res["TEP tun %s (%s)" % (d, way)]]
@@ -281,6 +334,12 @@ def main():
                       % (d, ratio([a / c for a, c in zip(x, t)]),
                          100 * ratio([a / c for a, c in zip(x, f)]),
                          100 * ratio([a / c for a, c in zip(x, k)])), flush=True)
+                name = "TEP xdp %s pps (lab, 64 B, %s)" % (d, label)
+                note = "sender %s" % b.kind
+                bench_line(name + " vs TUN", statistics.median(x), statistics.median(t),
+                           "TEP tun, same run", load_avg, note)
+                bench_line(name + " vs veth", statistics.median(x), statistics.median(f),
+                           "plain veth, XDP forwarding, same run", load_avg, note)
         print("load after: %s" % load())
     finally:
         for st in setups:
