@@ -9,25 +9,53 @@ by a minimal XDP program (bench/xdp_fwd.bpf.c: fib lookup, TTL, redirect):
 what these veths carry at best. The baseline has the lab's shape: sender,
 bridge, router, receiver, all veths. Figures only, never pass/fail.
 
-The sender is bench/pkt_send.c (AF_PACKET, sendmmsg batches, qdisc
-bypassed), not Python, so that it is not what limits a run. The host on
-the bridge is a namespace of the benchmark's own (fd00:d57::99, a static
-binding of 192.0.2.200 made with `binding-add`), so no dstm-client works in
-the measurement. The rate is what the receiving interface counted,
-divided by the sending time; the TEP's own forwarded count is shown beside
-it. The machine's 2 cores are shared by the sender, the TEP and the
+The sender is bpf-send (bench/bpf_send.c): a tc program run by
+BPF_PROG_TEST_RUN that hands clones of a prebuilt frame to the sending veth
+with bpf_clone_redirect, 64 UDP source ports in turn, with no system call or
+copy per frame. Into a veth whose peer drops in XDP it offers 1.5-3 Mpps on
+one core of this loaded machine, where pkt-send (AF_PACKET, sendmmsg,
+qdisc bypassed) offered 0.55-1.6 Mpps. (XDP's live-frames test run,
+xdp-trafficgen's way, is refused by this kernel with EPERM.) If bpf-send
+cannot send, the bench says so and uses pkt-send; `--sender packet` asks
+for pkt-send. The receivers (the IPv4 host's and the bridge host's eth0,
+the plain baseline's far end) drop the bench's frames in XDP
+(bench/xdp_sink.bpf.c) and pass the rest, so the far end is measured at its
+interface, as a generator's port counts, and not the host stack that would
+answer each frame with a port unreachable (`--receiver stack` keeps the
+stacks). The host on the bridge is a namespace of the benchmark's own
+(fd00:d57::99, a static binding of 192.0.2.200 made with `binding-add`), so
+no dstm-client works in the measurement.
+
+The rate is what the receiving interface counted, divided by the sending
+time; the TEP's own forwarded count is shown beside it, and "offered" is
+what the senders handed to the veth plus what it refused (its peer's ring
+full). The machine's 2 cores are shared by the sender, the TEP and the
 receiver, and by other users: so the four set-ups (the lab with XDP, the
 lab with TUN, the two plain routers) are all up at once and their cases
 are interleaved, one run of each per round, three rounds: each figure is
 the median of its three runs (min-max beside it), each ratio the median of
 the three rounds' ratios, and the load is printed before and after. Three
-passes: one sender (pinned to core 0); two (one a core); one sender with
-the NAPI polling of the veths that run XDP moved into kernel threads, so
-that forwarding can use the core the sender leaves, as a NIC interrupt on
-another core would (on veth the XDP work otherwise runs in the sender's
-own softirq).
+passes, each sender pinned to a core: one sender; two (one a core); one
+sender with the NAPI polling of the veths that run the TEP's or the
+router's XDP moved into kernel threads. On a veth the receiving side's work
+runs in the sender's own softirq: in the one-sender pass one core carries
+the frame through the whole path (bpf_clone_redirect, the bridge, the TEP
+or router, the receiver), so there offered equals received and the figure
+is what one core does with the path, not the sender's ceiling. With
+threaded NAPI the TEP's or router's XDP (and what it redirects to) runs in
+a kernel thread that the scheduler puts on the other core, against the
+machine's other work; the kernel-forwarding and TUN cases get no such
+thread (their veths have no NAPI), only the TEP process itself.
 
-    DSTM_BUILD=build bench/xdp_lab_bench.py [SECONDS]
+Lines starting with "BENCH " are for scripts/bench (`--only xdp`): per pass
+and direction, the XDP TEP's median against the TUN TEP's and against plain
+XDP forwarding, from the same run.
+
+    DSTM_BUILD=build [DSTM_LAB=NAME] bench/xdp_lab_bench.py [SECONDS]
+        [--sender bpf|packet] [--receiver sink|stack]
+
+The labs are named $DSTM_LAB (default xb<pid>) with x or t after it, the
+plain set-ups' namespaces $DSTM_LAB then pk- or px-.
 """
 
 import argparse
@@ -178,6 +206,8 @@ class TepLab(Setup):
         self.cases["encap"] = (v4, "eth0", eth(mac(tep, "v4"), mac(v4, "eth0"), 0x0800,
                                                ip4(V44, BX4)),
                                bx, "eth0", ctr("encap_pkts"))
+        self.bench.sink(v4, "eth0")
+        self.bench.sink(bx, "eth0")
 
     def down(self):
         subprocess.run(["ip", "netns", "del", self.bx], stderr=subprocess.DEVNULL)
@@ -228,6 +258,7 @@ class Plain(Setup):
             sh("ip", "-n", pb, "link", "set", "dev", "eth0", "xdpdrv", "obj",
                obj + "/xdp_pass.bpf.o", "sec", "xdp")
             self.napi = [(pr, "ra")]
+        self.bench.sink(pb, "eth0")
         nsx(pa, "ping", "-c", "1", "-W", "2", "198.18.2.2", check=False)
         self.cases["fwd"] = (pa, "eth0", eth(mac(pr, "ra"), mac(pa, "eth0"), 0x0800,
                                              ip4("198.18.1.2", "198.18.2.2")),
@@ -243,10 +274,17 @@ SENDERS = {"bpf": ("bench/bpf-send", "bpf-send (a tc program's test runs, bpf_cl
 
 
 class Bench:
-    def __init__(self, build, sender):
+    def __init__(self, build, sender, receiver="sink"):
         self.build = build
         self.prefix = os.environ.get("DSTM_LAB") or "xb%d" % os.getpid()
+        self.receiver = receiver
         self.use(sender)
+
+    def sink(self, ns, ifname):
+        """The far end drops the bench's frames in XDP (bench/xdp_sink.bpf.c)."""
+        if self.receiver == "sink":
+            sh("ip", "-force", "-n", ns, "link", "set", "dev", ifname, "xdpdrv", "obj",
+               os.path.join(self.build, "bench/xdp_sink.bpf.o"), "sec", "xdp")
 
     def use(self, sender):
         self.kind = sender
@@ -283,10 +321,13 @@ def main():
     ap.add_argument("--sender", choices=sorted(SENDERS), default="bpf",
                     help="bpf: bpf-send, falling back to pkt-send if it cannot send; "
                     "packet: pkt-send (AF_PACKET)")
+    ap.add_argument("--receiver", choices=("sink", "stack"), default="sink",
+                    help="sink: the far ends drop the bench's frames in XDP (default); "
+                    "stack: their host stacks take them (and answer port unreachable)")
     a = ap.parse_args()
     SECONDS = a.seconds
     build = os.path.abspath(os.environ.get("DSTM_BUILD") or "build")
-    b = Bench(build, a.sender)
+    b = Bench(build, a.sender, a.receiver)
     kernel, xfwd = Plain(b, "kernel"), Plain(b, "xdp")
     txdp, ttun = TepLab(b, "xdp"), TepLab(b, "tun")
     setups = [kernel, xfwd, txdp, ttun]
@@ -303,7 +344,9 @@ def main():
         print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %.0f s runs, the cases "
               "interleaved; pps at the receiver, median (min-max), and offered by the "
               "sender; load %s" % (RUNS, SECONDS, load()))
-        print("sender: %s, pinned to a core each" % b.what, flush=True)
+        print("sender: %s, pinned to a core each; receivers: %s" % (
+            b.what, "drop the frames in XDP (bench/xdp_sink.bpf.c)" if b.receiver == "sink"
+            else "host stacks"), flush=True)
         for senders, threaded in ((1, False), (2, False), (1, True)):
             label = "%d sender%s%s" % (senders, "s" if senders > 1 else "",
                                        ", threaded NAPI" if threaded else "")
@@ -335,7 +378,7 @@ def main():
                          100 * ratio([a / c for a, c in zip(x, f)]),
                          100 * ratio([a / c for a, c in zip(x, k)])), flush=True)
                 name = "TEP xdp %s pps (lab, 64 B, %s)" % (d, label)
-                note = "sender %s" % b.kind
+                note = "sender %s, receiver %s" % (b.kind, b.receiver)
                 bench_line(name + " vs TUN", statistics.median(x), statistics.median(t),
                            "TEP tun, same run", load_avg, note)
                 bench_line(name + " vs veth", statistics.median(x), statistics.median(f),
