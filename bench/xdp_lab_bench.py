@@ -228,8 +228,9 @@ class Plain(Setup):
         for ns in self.ns:
             sh("ip", "netns", "add", ns)
             nsx(ns, "ip", "link", "set", "lo", "up")
-        # The lab's shape: the sender reaches the router through a bridge.
-        sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge")
+        # The lab's shape: the sender reaches the router through a bridge (as
+        # scripts/lab makes dstm6).
+        sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
         sh("ip", "-n", ps, "link", "add", "pa", "type", "veth", "peer", "name", "eth0",
            "netns", pa)
         sh("ip", "-n", ps, "link", "add", "pr", "type", "veth", "peer", "name", "ra",
