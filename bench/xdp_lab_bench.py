@@ -344,7 +344,7 @@ def main():
         for st in setups:
             st.up()
         b.probe(kernel, "fwd")
-        print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %.0f s runs, the cases "
+        print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %g s runs, the cases "
               "interleaved; pps at the receiver, median (min-max), and offered by the "
               "sender; load %s" % (RUNS, SECONDS, load()))
         print("sender: %s, pinned to a core each; receivers: %s" % (
