@@ -233,6 +233,9 @@ class Plain(Setup):
         # The lab's shape: the sender reaches the router through a bridge (as
         # scripts/lab makes dstm6).
         sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        # As scripts/lab's switch: no netfilter calls from the bridge.
+        nsx(ps, "sysctl", "-qew", "net.bridge.bridge-nf-call-iptables=0",
+            "net.bridge.bridge-nf-call-ip6tables=0", "net.bridge.bridge-nf-call-arptables=0")
         sh("ip", "-n", ps, "link", "add", "pa", "type", "veth", "peer", "name", "eth0",
            "netns", pa)
         sh("ip", "-n", ps, "link", "add", "pr", "type", "veth", "peer", "name", "ra",
