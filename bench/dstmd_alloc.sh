@@ -47,6 +47,11 @@ trap 'exit 130' INT TERM
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
+# CPU time (user + system, ms) process $1 has used so far.
+cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / hz }' "/proc/$1/stat"
+}
+
 # A free loopback port for this run (two runs at once do not collide).
 free_port() {
 	python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])'
@@ -58,7 +63,7 @@ wait_gone() {
 }
 
 run() {
-	local conc=$1 n=$2 port a b rss commits allocs ld inl
+	local conc=$1 n=$2 port a b rss commits allocs ld inl c0 c1 cpu pc0 pc1
 	port=$(free_port)
 	rm -f "$tmp"/leases.db*
 	cat >"$tmp/dstmd.json" <<JSON
@@ -86,7 +91,9 @@ JSON
 	# The disk's latency moves from second to second on a shared machine: at
 	# 1 client it is probed right before and right after dstmd's run.
 	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe1"
+	c0=$(cpu_ms "$pid")
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
+	c1=$(cpu_ms "$pid")
 	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe2"
 	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 	echo "dstmd RSS after $n leases: $rss KiB"
@@ -102,13 +109,17 @@ JSON
 	"$load" --serve "[::1]:$port" >/dev/null 2>&1 &
 	pid=$!
 	sleep 0.3
+	pc0=$(cpu_ms "$pid")
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" >"$tmp/peer.out"
+	pc1=$(cpu_ms "$pid")
 	wait_gone "$pid"
 	pid=
 	a=$(awk '/^allocations\/s/ {print $2}' "$tmp/dstmd.out")
 	b=$(awk '/^allocations\/s/ {print $2}' "$tmp/peer.out")
 	ld=$(awk -v x="$ld" -v y="$(load1)" 'BEGIN { printf "%.2f", (x + y) / 2 }')
 	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+	# CPU per allocation says what the rate alone hides when others share the cores.
+	echo "CPU ms per 1000 sessions (user + system, /proc/PID/stat): dstmd $(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.0f", c * 1000 / n }'), peer $(awk -v c=$((pc1 - pc0)) -v n="$n" 'BEGIN { printf "%.0f", c * 1000 / n }')"
 	printf 'BENCH {"name": "TSP allocations/s, %d client%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit"}\n' \
 		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
 	if [ "$conc" = 1 ]; then
