@@ -60,12 +60,14 @@ real_vfs(void)
  * A WAL write is to end at `end`: if that is past the file's end, the
  * file first grows with zeros to the WAL_GROW boundary after it, so that
  * the next commits overwrite and their syncs move data only. Best effort:
- * a failure leaves the write to extend the file as before.
+ * on a failure the file is cut back to its size, and the write extends
+ * it as before.
  */
 static void
 grow(struct wfile *f, sqlite3_int64 end)
 {
-	static const unsigned char zeros[65536];
+	/* As large as the unix VFS writes in one call (UNIX_WRITE_MAX), in whole pages. */
+	static const unsigned char zeros[0x1f000];
 	sqlite3_int64 to = (end + WAL_GROW - 1) / WAL_GROW * WAL_GROW, at;
 
 	if (f->size < 0 && f->real->pMethods->xFileSize(f->real, &f->size) != SQLITE_OK)
@@ -78,6 +80,12 @@ grow(struct wfile *f, sqlite3_int64 end)
 		    to - at < (sqlite3_int64)sizeof(zeros) ? (int)(to - at) : (int)sizeof(zeros);
 
 		if (f->real->pMethods->xWrite(f->real, zeros, n, at) != SQLITE_OK) {
+			/*
+			 * A full disk: the zeros that fit would take the room the
+			 * commit itself, the main file's checkpoint and the -shm
+			 * need. Given back; the write then meets the disk as before.
+			 */
+			(void)f->real->pMethods->xTruncate(f->real, f->size);
 			f->size = -1;
 			return;
 		}
