@@ -3,8 +3,8 @@
  * of every field, the key refusing a second holder of an address + port
  * range, writes refused outside a transaction, rollback, reopen, WAL mode,
  * a file that is not ours, a schema 1 file converted, the history table
- * (append, bounded scans, pruning), the lock that keeps a second
- * process off the database, and the WAL grown ahead in chunks of zeros.
+ * (append, bounded scans, pruning) and the lock that keeps a second
+ * process off the database.
  */
 #include <arpa/inet.h>
 #include <errno.h>
