@@ -30,8 +30,9 @@ struct tc_fast_binding {
 
 /*
  * Per CPU. "pass" is a packet left to the userspace path (not ours, or
- * not a plain case); "errors" one the kernel refused to resize, also
- * left to the userspace path, unchanged.
+ * not a plain case); "errors" one the kernel refused to resize (left to
+ * the userspace path, unchanged) or, resized, to write headers into
+ * (dropped: it can no longer go either way).
  */
 #define TC_FAST_COUNTERS(X) \
 	X(fast_tx_packets)  \

@@ -370,8 +370,8 @@ tunnel_gro_setup(struct client_tunnel *t)
 		                      : "off");
 }
 
-/* The DTI's hop limit source: the IPv6 interface's (RFC 2473 §6.3 uses
- * the tunnel's own; the raw socket of the userspace path takes it there). */
+/* The outer hop limit: the IPv6 interface's, what the raw socket of the
+ * userspace path sends with. */
 static unsigned
 hop_limit(const char *ifname)
 {
