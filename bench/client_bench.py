@@ -23,8 +23,16 @@ With --lab the lab is named $DSTM_LAB (default bench<pid>), and lines
 starting with "BENCH " give scripts/bench the tunnel's TCP rate beside
 plain IPv6's.
 
+With --lab --fast-path off the clients run without their kernel fast
+path ("fast_path": "off", the userspace TUN path only); on (the default)
+is the lab's "auto". With it on, dstm-client turns transmit checksumming
+off on its veth (dstm-client(8)); the plain IPv6 baseline is measured with
+it on again, as the lab sets the veth up, so that the baseline is not
+slowed by what the tunnel needs.
+
 usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|auto]
-       [--throughput-only] [--offload on|off|both]] [--seconds N] [--runs N]
+       [--throughput-only] [--offload on|off|both] [--fast-path on|off|both]]
+       [--seconds N] [--runs N]
 """
 import argparse
 import json
@@ -117,17 +125,28 @@ def load():
         return " ".join(f.read().split()[:3])
 
 
+def tx_csum(lab, on):
+    """c1's veth transmit checksumming (the fast path turns it off)."""
+    lab.exec("c1", "ethtool", "-K", "eth0", "tx", "on" if on else "off", check=True)
+
+
 def lab_throughput(lab, a):
     """TCP client->IPv4 host and back, tunnel and plain IPv6 in turn, a.runs times each."""
     from lab import SRV6, V44
 
     pid = int(open(lab.path("c1", "c1.pid")).read())
-    print("TCP throughput, %d runs of %d s each way, TEP data plane %s (load before: %s)"
-          % (a.runs, a.seconds, a.dataplane, load()))
+    st = lab.ctl("c1", "status")
+    fast = bool(st.get("fast_bound"))
+    # What the client left on its veth for the tunnel; plain IPv6 runs with the lab's default.
+    tunnel_csum = "tx-checksumming: on" in lab.exec("c1", "ethtool", "-k", "eth0").stdout
+    print("TCP throughput, %d runs of %d s each way, TEP data plane %s, client fast path %s "
+          "(load before: %s)" % (a.runs, a.seconds, a.dataplane, "on" if fast else "off", load()))
     for reverse, what in ((False, "client->IPv4 host"), (True, "IPv4 host->client")):
         plain, tun, cpu = [], [], []
         for _ in range(a.runs):
+            tx_csum(lab, True)
             bps, _ = lab_iperf(lab, "srv", SRV6, a.seconds, reverse)
+            tx_csum(lab, tunnel_csum)
             plain.append(bps)
             c0 = cpu_seconds(pid)
             bps, nbytes = lab_iperf(lab, "v4", V44, a.seconds, reverse)
@@ -137,7 +156,8 @@ def lab_throughput(lab, a):
         p, t, c = median_spread(plain), median_spread(tun), median_spread(cpu)
         ratios = sorted(x / y for x, y in zip(tun, plain))
         print("BENCH " + json.dumps({
-            "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP)" % (what, a.dataplane),
+            "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP%s)"
+                    % (what, a.dataplane, "" if fast else ", client fast path off"),
             "ours": round(t[0] / 1e6), "peer": round(p[0] / 1e6), "unit": "Mbit/s",
             "peer_name": "plain IPv6, same veths", "load": load(),
             "note": "median of %d" % a.runs}))
@@ -151,9 +171,23 @@ def lab_throughput(lab, a):
           % (n.get("tun_rx_gso", 0), n.get("tun_tx_coalesced", 0), n.get("tunnel_tx_batches", 0),
              n["backpressure_waits"], n.get("drop_offload", 0), n["drop_send_error"],
              n["drop_tun_write"], load()))
+    print("  client fast path: %d packets out (%d GSO), %d in; left to userspace: %d out, %d in; "
+          "errors %d out, %d in"
+          % (n.get("fast_tx_packets", 0), n.get("fast_tx_gso", 0), n.get("fast_rx_packets", 0),
+             n.get("fast_tx_passed", 0), n.get("fast_rx_passed", 0), n.get("fast_tx_errors", 0),
+             n.get("fast_rx_errors", 0)))
 
 
 def lab_main(a):
+    if a.fast_path == "both":
+        for f in ("on", "off"):
+            a.fast_path = f
+            lab_main(a)
+        return
+    if a.fast_path == "off":
+        os.environ["DSTM_CLIENT_FAST_PATH"] = "off"
+    else:
+        os.environ.pop("DSTM_CLIENT_FAST_PATH", None)
     if a.offload == "both":
         for o in ("on", "off"):
             a.offload = o
@@ -222,6 +256,9 @@ def main():
     ap.add_argument("--offload", choices=("on", "off", "both"), default="on",
                     help="with --lab: TUN offloads of the client and the TEP (both: a lab "
                          "with them, then one with DSTM_TUN_OFFLOAD=off)")
+    ap.add_argument("--fast-path", choices=("on", "off", "both"), default="on",
+                    help="with --lab: the clients' kernel fast path (on: the lab's auto; both: "
+                         "a lab with it, then one without)")
     a = ap.parse_args()
     if a.lab:
         lab_main(a)

@@ -414,8 +414,8 @@ xdp_bench(int dirs)
 	c.pool_plen[0] = POOL_LEN;
 	c.mtu = 1500;
 	c.hop_limit = 64;
-	c.max_addrs = nbind;
-	c.max_ranges = range_size ? nbind : 1;
+	/* A block of 65536 / SIZE entries for every shared address. */
+	c.max_ranges = range_size ? nbind + 65536 / range_size : 1;
 	if ((rc = xtep_open(&c, &x)) < 0) {
 		printf("xdp: not measured (loading the programs: %s)\n", strerror(-rc));
 		return;

@@ -10,7 +10,11 @@
 # what allocation and durability cost on top. At 1 client the disk is the
 # other limit: bench/fsync_probe.py measures write + fdatasync cycles per
 # second on the database's filesystem right before and right after dstmd's
-# run, and dstmd's rate is shown against their mean too. Also printed: leases per commit (dstmd's
+# run (overwriting a preallocated file, as a commit into dstmd's WAL does,
+# and, for comparison, appending), and dstmd's rate is shown against the
+# overwriting figure's mean too. CPU ms per 1000 sessions of dstmd and of
+# the peer come from /proc/PID/stat: on shared cores the rate alone says
+# little. Also printed: leases per commit (dstmd's
 # lease_commits counter) and the load average. tsp-load's clients all
 # connect from ::1, each naming its own IPv6 address in <client>: ::1 is a
 # trusted relay (auth.relays) for the run. Figures, never pass/fail;
@@ -47,6 +51,11 @@ trap 'exit 130' INT TERM
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
+# CPU time (user + system, ms) process $1 has used so far.
+cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / hz }' "/proc/$1/stat"
+}
+
 # A free loopback port for this run (two runs at once do not collide).
 free_port() {
 	python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])'
@@ -58,7 +67,7 @@ wait_gone() {
 }
 
 run() {
-	local conc=$1 n=$2 port a b rss commits allocs ld inl
+	local conc=$1 n=$2 port a b rss commits allocs ld inl c0 c1 cpu pc0 pc1
 	port=$(free_port)
 	rm -f "$tmp"/leases.db*
 	cat >"$tmp/dstmd.json" <<JSON
@@ -86,7 +95,9 @@ JSON
 	# The disk's latency moves from second to second on a shared machine: at
 	# 1 client it is probed right before and right after dstmd's run.
 	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe1"
+	c0=$(cpu_ms "$pid")
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
+	c1=$(cpu_ms "$pid")
 	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe2"
 	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 	echo "dstmd RSS after $n leases: $rss KiB"
@@ -102,21 +113,26 @@ JSON
 	"$load" --serve "[::1]:$port" >/dev/null 2>&1 &
 	pid=$!
 	sleep 0.3
+	pc0=$(cpu_ms "$pid")
 	"$load" -s "[::1]:$port" -c "$conc" -n "$n" >"$tmp/peer.out"
+	pc1=$(cpu_ms "$pid")
 	wait_gone "$pid"
 	pid=
 	a=$(awk '/^allocations\/s/ {print $2}' "$tmp/dstmd.out")
 	b=$(awk '/^allocations\/s/ {print $2}' "$tmp/peer.out")
 	ld=$(awk -v x="$ld" -v y="$(load1)" 'BEGIN { printf "%.2f", (x + y) / 2 }')
 	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+	# CPU per allocation says what the rate alone hides when others share the cores.
+	echo "CPU ms per 1000 sessions (user + system, /proc/PID/stat): dstmd $(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.0f", c * 1000 / n }'), peer $(awk -v c=$((pc1 - pc0)) -v n="$n" 'BEGIN { printf "%.0f", c * 1000 / n }')"
 	printf 'BENCH {"name": "TSP allocations/s, %d client%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit"}\n' \
 		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
 	if [ "$conc" = 1 ]; then
 		local f
-		echo "disk before: $(cat "$tmp/probe1") (write + fdatasync on the database's filesystem)"
-		echo "disk after:  $(cat "$tmp/probe2")"
-		f=$(awk '{s += $2} END {printf "%.1f", s / NR}' "$tmp/probe1" "$tmp/probe2")
-		echo "disk: $f fdatasync/s (the mean of the two)"
+		echo "disk before: $(head -1 "$tmp/probe1") (overwrite 4 KiB of a preallocated file + fdatasync, on the database's filesystem)"
+		echo "disk after:  $(head -1 "$tmp/probe2")"
+		echo "             $(sed -n 2p "$tmp/probe1"), $(sed -n 2p "$tmp/probe2") (appending instead: each sync also writes the inode)"
+		f=$(awk '$1 == "fdatasync/s" {s += $2; n++} END {printf "%.1f", n ? s / n : 0}' "$tmp/probe1" "$tmp/probe2")
+		echo "disk: $f fdatasync/s (overwriting, the mean of the two)"
 		echo "dstmd at 1 client / (1 / fdatasync latency) = $(awk -v a="$a" -v b="$f" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
 		printf 'BENCH {"name": "TSP allocations/s, 1 client, vs the disk", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "1/fdatasync (fsync_probe)", "load": %s, "note": "same filesystem"}\n' \
 			"$a" "$f" "$(load1)"

@@ -540,6 +540,8 @@ main(int argc, char **argv)
 	if (!addr_parse_v6(prefix, &L.prefix))
 		fatalx("--prefix %s: not an IPv6 address", prefix);
 	L.cfg.hostname = "localhost";
+	/* Its own plain sockets (start_one): each message one sendmsg, no EPOLLOUT round. */
+	L.cfg.plain_socket = true;
 	signal(SIGPIPE, SIG_IGN);
 	L.lat = calloc(L.total, sizeof(double));
 	L.base = event_base_new();

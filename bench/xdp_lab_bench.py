@@ -9,27 +9,57 @@ by a minimal XDP program (bench/xdp_fwd.bpf.c: fib lookup, TTL, redirect):
 what these veths carry at best. The baseline has the lab's shape: sender,
 bridge, router, receiver, all veths. Figures only, never pass/fail.
 
-The sender is bench/pkt_send.c (AF_PACKET, sendmmsg batches, qdisc
-bypassed), not Python, so that it is not what limits a run. The host on
-the bridge is a namespace of the benchmark's own (fd00:d57::99, a static
-binding of 192.0.2.200 made with `binding-add`), so no dstm-client works in
-the measurement. The rate is what the receiving interface counted,
-divided by the sending time; the TEP's own forwarded count is shown beside
-it. The machine's 2 cores are shared by the sender, the TEP and the
+The sender is bpf-send (bench/bpf_send.c): a tc program run by
+BPF_PROG_TEST_RUN that hands clones of a prebuilt frame to the sending veth
+with bpf_clone_redirect, 64 UDP source ports in turn, with no system call or
+copy per frame. Into a veth whose peer drops in XDP, on one core of this
+loaded machine (3 runs of 3 s), it offered 1.9-3.1 Mpps where pkt-send
+(AF_PACKET, sendmmsg, qdisc bypassed) offered 0.8-1.4 Mpps; 2.4-3.7 Mpps
+against 0.4-0.5 with the peer's NAPI threaded. (XDP's live-frames test run,
+xdp-trafficgen's way, is refused by this kernel with EPERM.) If bpf-send
+cannot send, the bench says so and uses pkt-send; `--sender packet` asks
+for pkt-send. The receivers (the IPv4 host's and the bridge host's eth0,
+the plain baseline's far end) drop the bench's frames in XDP
+(bench/xdp_sink.bpf.c) and pass the rest, so the far end is measured at its
+interface, as a generator's port counts, and not the host stack that would
+answer each frame with a port unreachable (`--receiver stack` keeps the
+stacks). The host on the bridge is a namespace of the benchmark's own
+(fd00:d57::99, a static binding of 192.0.2.200 made with `binding-add`), so
+no dstm-client works in the measurement.
+
+The rate is what the receiving interface counted, divided by the sending
+time; the TEP's own forwarded count is shown beside it, and "offered" is
+what the senders handed to the veth plus what it refused (its peer's ring
+full). The machine's 2 cores are shared by the sender, the TEP and the
 receiver, and by other users: so the four set-ups (the lab with XDP, the
 lab with TUN, the two plain routers) are all up at once and their cases
 are interleaved, one run of each per round, three rounds: each figure is
 the median of its three runs (min-max beside it), each ratio the median of
 the three rounds' ratios, and the load is printed before and after. Three
-passes: one sender (pinned to core 0); two (one a core); one sender with
-the NAPI polling of the veths that run XDP moved into kernel threads, so
-that forwarding can use the core the sender leaves, as a NIC interrupt on
-another core would (on veth the XDP work otherwise runs in the sender's
-own softirq).
+passes, each sender pinned to a core: one sender; two (one a core); one
+sender with the NAPI polling of the veths that run the TEP's or the
+router's XDP moved into kernel threads. On a veth the receiving side's work
+runs in the sender's own softirq: in the one-sender pass one core carries
+the frame through the whole path (bpf_clone_redirect, the bridge, the TEP
+or router, the receiver), so there offered equals received and the figure
+is what one core does with the path, not the sender's ceiling. With
+threaded NAPI the TEP's or router's XDP (and what it redirects to) runs in
+a kernel thread that the scheduler puts on the other core, against the
+machine's other work; the kernel-forwarding and TUN cases get no such
+thread (their veths have no NAPI), only the TEP process itself.
 
-    DSTM_BUILD=build bench/xdp_lab_bench.py [SECONDS]
+Lines starting with "BENCH " are for scripts/bench (`--only xdp`): per pass
+and direction, the XDP TEP's median against the TUN TEP's and against plain
+XDP forwarding, from the same run.
+
+    DSTM_BUILD=build [DSTM_LAB=NAME] bench/xdp_lab_bench.py [SECONDS]
+        [--sender bpf|packet] [--receiver sink|stack]
+
+The labs are named $DSTM_LAB (default xb<pid>) with x or t after it, the
+plain set-ups' namespaces $DSTM_LAB then pk- or px-.
 """
 
+import argparse
 import json
 import os
 import statistics
@@ -42,8 +72,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from lab import TEP6, V44, Lab  # noqa: E402
 
-SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
 RUNS = 3
+SECONDS = 3.0
 BX6 = "fd00:d57::99"
 BX4 = "192.0.2.200"
 
@@ -115,19 +145,28 @@ class Setup:
         for ns, i in self.napi:
             nsx(ns, "sh", "-c", "echo %d > /sys/class/net/%s/threaded" % (on, i), check=False)
 
-    def run(self, name, senders):
-        """One run of a case: (pps received, pps sent, pps the TEP forwarded)."""
+    def run(self, name, senders, seconds=None):
+        """One run of a case: (pps received, pps offered, pps the TEP forwarded)."""
         ns, ifname, frame, rx_ns, rx_if, counter = self.cases[name]
+        secs = seconds or SECONDS
         c0 = counter() if counter else 0
         r0 = rx(rx_ns, rx_if)
         procs = [subprocess.Popen(
             ["ip", "netns", "exec", ns, "taskset", "-c", str(i % os.cpu_count()),
-             self.bench.sender, ifname, frame.hex(), str(SECONDS), "-p", "64"],
-            stdout=subprocess.PIPE, text=True) for i in range(senders)]
-        n = sum(int(p.communicate()[0]) for p in procs)
+             self.bench.sender, ifname, frame.hex(), str(secs), "-p", "64"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(senders)]
+        offered = 0
+        for p in procs:
+            out, err = p.communicate()
+            if p.returncode != 0:
+                raise RuntimeError("%s: exit %d: %s" % (self.bench.sender, p.returncode,
+                                                         err.strip()))
+            # pkt-send: frames sent; bpf-send: frames taken, frames refused.
+            offered += sum(int(x) for x in out.split())
         time.sleep(0.5)
-        return ((rx(rx_ns, rx_if) - r0) / SECONDS, n / SECONDS,
-                (counter() - c0) / SECONDS if counter else None)
+        return ((rx(rx_ns, rx_if) - r0) / secs, offered / secs,
+                (counter() - c0) / secs if counter else None)
 
 
 class TepLab(Setup):
@@ -136,7 +175,7 @@ class TepLab(Setup):
     def __init__(self, bench, dataplane):
         super().__init__(bench)
         self.dataplane = dataplane
-        self.lab = Lab(name="xb%d%s" % (os.getpid(), dataplane[0]), build=bench.build)
+        self.lab = Lab(name=bench.prefix + dataplane[0], build=bench.build)
         self.bx = self.lab.netns("bx")
 
     def up(self):
@@ -169,6 +208,8 @@ class TepLab(Setup):
         self.cases["encap"] = (v4, "eth0", eth(mac(tep, "v4"), mac(v4, "eth0"), 0x0800,
                                                ip4(V44, BX4)),
                                bx, "eth0", ctr("encap_pkts"))
+        self.bench.sink(v4, "eth0")
+        self.bench.sink(bx, "eth0")
 
     def down(self):
         subprocess.run(["ip", "netns", "del", self.bx], stderr=subprocess.DEVNULL)
@@ -181,7 +222,7 @@ class Plain(Setup):
     def __init__(self, bench, how):
         super().__init__(bench)
         self.how = how
-        pre = "xb%d%s" % (os.getpid(), how[0])
+        pre = bench.prefix + "p" + how[0]
         self.ns = [pre + "-pa", pre + "-ps", pre + "-pr", pre + "-pb"]
 
     def up(self):
@@ -189,8 +230,12 @@ class Plain(Setup):
         for ns in self.ns:
             sh("ip", "netns", "add", ns)
             nsx(ns, "ip", "link", "set", "lo", "up")
-        # The lab's shape: the sender reaches the router through a bridge.
-        sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge")
+        # The lab's shape: the sender reaches the router through a bridge (as
+        # scripts/lab makes dstm6).
+        sh("ip", "-n", ps, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        # As scripts/lab's switch: no netfilter calls from the bridge.
+        nsx(ps, "sysctl", "-qew", "net.bridge.bridge-nf-call-iptables=0",
+            "net.bridge.bridge-nf-call-ip6tables=0", "net.bridge.bridge-nf-call-arptables=0")
         sh("ip", "-n", ps, "link", "add", "pa", "type", "veth", "peer", "name", "eth0",
            "netns", pa)
         sh("ip", "-n", ps, "link", "add", "pr", "type", "veth", "peer", "name", "ra",
@@ -219,6 +264,7 @@ class Plain(Setup):
             sh("ip", "-n", pb, "link", "set", "dev", "eth0", "xdpdrv", "obj",
                obj + "/xdp_pass.bpf.o", "sec", "xdp")
             self.napi = [(pr, "ra")]
+        self.bench.sink(pb, "eth0")
         nsx(pa, "ping", "-c", "1", "-W", "2", "198.18.2.2", check=False)
         self.cases["fwd"] = (pa, "eth0", eth(mac(pr, "ra"), mac(pa, "eth0"), 0x0800,
                                              ip4("198.18.1.2", "198.18.2.2")),
@@ -229,15 +275,65 @@ class Plain(Setup):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
 
+SENDERS = {"bpf": ("bench/bpf-send", "bpf-send (a tc program's test runs, bpf_clone_redirect)"),
+           "packet": ("src/xdp/pkt-send", "pkt-send (AF_PACKET, sendmmsg, qdisc bypassed)")}
+
+
 class Bench:
-    def __init__(self, build):
+    def __init__(self, build, sender, receiver="sink"):
         self.build = build
-        self.sender = os.path.join(build, "src/xdp/pkt-send")
+        self.prefix = os.environ.get("DSTM_LAB") or "xb%d" % os.getpid()
+        self.receiver = receiver
+        self.use(sender)
+
+    def sink(self, ns, ifname):
+        """The far end drops the bench's frames in XDP (bench/xdp_sink.bpf.c)."""
+        if self.receiver == "sink":
+            sh("ip", "-force", "-n", ns, "link", "set", "dev", ifname, "xdpdrv", "obj",
+               os.path.join(self.build, "bench/xdp_sink.bpf.o"), "sec", "xdp")
+
+    def use(self, sender):
+        self.kind = sender
+        self.sender = os.path.join(self.build, SENDERS[sender][0])
+        self.what = SENDERS[sender][1]
+
+    def probe(self, setup, case):
+        """bpf-send where the kernel lets it send, else pkt-send (said so)."""
+        if self.kind != "bpf":
+            return
+        try:
+            got = setup.run(case, 1, seconds=0.3)[0]
+            if got > 0:
+                return
+            why = "nothing arrived"
+        except (RuntimeError, OSError, ValueError) as e:
+            why = str(e)
+        print("bpf-send does not send here (%s): pkt-send instead" % why)
+        self.use("packet")
+
+
+def bench_line(name, ours, peer, peer_name, load_avg, note):
+    print("BENCH " + json.dumps({"name": name, "ours": round(ours), "peer": round(peer),
+                                 "unit": "pps", "peer_name": peer_name,
+                                 "load": load_avg, "note": note}), flush=True)
 
 
 def main():
+    global SECONDS
+    ap = argparse.ArgumentParser(description="dstm-tep's XDP and TUN data planes in the lab "
+                                 "beside plain veth forwarding")
+    ap.add_argument("seconds", nargs="?", type=float, default=SECONDS,
+                    help="length of one run (default 3)")
+    ap.add_argument("--sender", choices=sorted(SENDERS), default="bpf",
+                    help="bpf: bpf-send, falling back to pkt-send if it cannot send; "
+                    "packet: pkt-send (AF_PACKET)")
+    ap.add_argument("--receiver", choices=("sink", "stack"), default="sink",
+                    help="sink: the far ends drop the bench's frames in XDP (default); "
+                    "stack: their host stacks take them (and answer port unreachable)")
+    a = ap.parse_args()
+    SECONDS = a.seconds
     build = os.path.abspath(os.environ.get("DSTM_BUILD") or "build")
-    b = Bench(build)
+    b = Bench(build, a.sender, a.receiver)
     kernel, xfwd = Plain(b, "kernel"), Plain(b, "xdp")
     txdp, ttun = TepLab(b, "xdp"), TepLab(b, "tun")
     setups = [kernel, xfwd, txdp, ttun]
@@ -250,15 +346,20 @@ def main():
     try:
         for st in setups:
             st.up()
-        print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %.0f s runs, the cases "
-              "interleaved; pps at the receiver, median (min-max); load %s"
-              % (RUNS, SECONDS, load()), flush=True)
+        b.probe(kernel, "fwd")
+        print("xdp_lab_bench: 64-byte inner UDP packets, %d rounds of %g s runs, the cases "
+              "interleaved; pps at the receiver, median (min-max), and offered by the "
+              "sender; load %s" % (RUNS, SECONDS, load()))
+        print("sender: %s, pinned to a core each; receivers: %s" % (
+            b.what, "drop the frames in XDP (bench/xdp_sink.bpf.c)" if b.receiver == "sink"
+            else "host stacks"), flush=True)
         for senders, threaded in ((1, False), (2, False), (1, True)):
             label = "%d sender%s%s" % (senders, "s" if senders > 1 else "",
                                        ", threaded NAPI" if threaded else "")
             for st in setups:
                 st.threaded(1 if threaded else 0)
             res = {name: [] for name, _, _ in cases}
+            load0 = os.getloadavg()[0]
             for _ in range(RUNS):
                 for name, st, case in cases:
                     res[name].append(st.run(case, senders))
@@ -267,9 +368,10 @@ def main():
                 got = [r[0] for r in res[name]]
                 sent = [r[1] for r in res[name]]
                 fwd = [r[2] for r in res[name] if r[2] is not None]
-                print("%-32s %10.0f  %9.0f-%-9.0f sent %9.0f%s" % (
+                print("%-32s %10.0f  %9.0f-%-9.0f offered %9.0f%s" % (
                     name, statistics.median(got), min(got), max(got), statistics.median(sent),
                     "  TEP forwarded %.0f" % statistics.median(fwd) if fwd else ""))
+            load_avg = round((load0 + os.getloadavg()[0]) / 2, 2)
             for d, way in (("decap", "bridge -> v4"), ("encap", "v4 -> bridge")):
                 x = [r[0] for r in res["TEP xdp %s (%s)" % (d, way)]]
                 t = [r[0] for r in res["TEP tun %s (%s)" % (d, way)]]
@@ -281,6 +383,12 @@ def main():
                       % (d, ratio([a / c for a, c in zip(x, t)]),
                          100 * ratio([a / c for a, c in zip(x, f)]),
                          100 * ratio([a / c for a, c in zip(x, k)])), flush=True)
+                name = "TEP xdp %s pps (lab, 64 B, %s)" % (d, label)
+                note = "sender %s, receiver %s" % (b.kind, b.receiver)
+                bench_line(name + " vs TUN", statistics.median(x), statistics.median(t),
+                           "TEP tun, same run", load_avg, note)
+                bench_line(name + " vs veth", statistics.median(x), statistics.median(f),
+                           "plain veth, XDP forwarding, same run", load_avg, note)
         print("load after: %s" % load())
     finally:
         for st in setups:

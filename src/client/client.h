@@ -32,6 +32,8 @@
 
 enum client_mode { CLIENT_ALWAYS_ON, CLIENT_ON_DEMAND };
 enum client_access { CLIENT_ACCESS_TSP, CLIENT_ACCESS_DHCPV6 };
+/* "fast_path": the kernel fast path (tc_fast.bpf.c) if it loads, always, never. */
+enum client_fast { CLIENT_FAST_AUTO, CLIENT_FAST_BPF, CLIENT_FAST_OFF };
 
 /*
  * The "dhcpv6" section: how the DHCPv6 access module asks (seed 001
@@ -88,6 +90,7 @@ struct client_config {
 	unsigned backoff_max; /* seconds, cap of the reconnection delay */
 	struct client_dhcp6 dhcp6;
 	bool lw4o6; /* act as an lwB4 (RFC 7596): client/lw4o6.h */
+	enum client_fast fast_path;
 	struct client_tls tls;
 	char run_as[64]; /* "user": who the client becomes after start-up; "" stays root */
 };

@@ -16,9 +16,9 @@
 #include "tsp/tsp.h"
 
 static const char *const top_keys[] = {
-    "access",      "server", "ipv6",    "interface", "mode",        "auth",
-    "routes",      "tep",    "control", "queue",     "placeholder", "timeout",
-    "backoff_max", "dhcpv6", "tls",     "user",      "lw4o6",       NULL,
+    "access", "server",  "ipv6",  "interface",   "mode",    "auth",        "routes",
+    "tep",    "control", "queue", "placeholder", "timeout", "backoff_max", "dhcpv6",
+    "tls",    "user",    "lw4o6", "fast_path",   NULL,
 };
 static const char *const dhcp6_keys[] = {"form", "codes", "rapid_commit", "port", "auth", NULL};
 static const char *const dhcp6_auth_keys[] = {"realm", "key_id", "secret", NULL};
@@ -28,6 +28,7 @@ static const char *const auth_keys[] = {"mechanism", "user", "secret", NULL};
 static const char *const tep_keys[] = {"ipv6", "ipv4", NULL};
 static const char *const access_choices[] = {"tsp", "dhcpv6", NULL};
 static const char *const mode_choices[] = {"always-on", "on-demand", NULL};
+static const char *const fast_choices[] = {"auto", "bpf", "off", NULL};
 static const char *const mech_choices[] = {"ANONYMOUS", "PLAIN", "DIGEST-MD5", "SCRAM-SHA-256",
                                            NULL};
 
@@ -249,6 +250,12 @@ client_config_parse(struct cfg *c, struct client_config *out)
 		out->backoff_max = (unsigned)v;
 	parse_dhcp6(c, out);
 	parse_tls(c, out);
+	if (cfg_enum(c, "/fast_path", false, CLIENT_FAST_AUTO, fast_choices, &idx))
+		out->fast_path = (enum client_fast)idx;
+	/* The port translation of an lwB4 happens in userspace only. */
+	if (out->lw4o6 && out->fast_path == CLIENT_FAST_BPF)
+		cfg_error(c, "/fast_path",
+		          "\"bpf\" cannot translate lw4o6 ports: use \"auto\" or \"off\"");
 	/* "user": null or "" keeps root (tests); absent is "dstm". */
 	if (cfg_at(c, "/user") && json_is_null(cfg_at(c, "/user")))
 		out->run_as[0] = '\0';
@@ -306,6 +313,7 @@ client_config_dump(const struct client_config *cc)
 	json_object_set_new(o, "user", *cc->run_as ? json_string(cc->run_as) : json_null());
 	if (cc->lw4o6)
 		json_object_set_new(o, "lw4o6", json_true());
+	json_object_set_new(o, "fast_path", json_string(fast_choices[cc->fast_path]));
 	if (cc->access == CLIENT_ACCESS_DHCPV6) {
 		const struct client_dhcp6 *d = &cc->dhcp6;
 		json_t *h = json_object();

@@ -98,6 +98,7 @@ op_bound(void *arg)
 {
 	struct client *c = arg;
 
+	tunnel_fast_bind(&c->tun);
 	tunnel_flush(&c->tun);
 	c->tsp.held = c->od.len;
 }
@@ -195,6 +196,9 @@ status_json(struct client *c)
 	json_object_set_new(o, "access", json_string(c->dhcpv6 ? "dhcpv6" : "tsp"));
 	/* TUN offloads in use: the IPv6 link's GRO is then on (tunnel_gro_setup). */
 	json_object_set_new(o, "offload", json_boolean(c->tun.offloaded));
+	/* The kernel fast path is attached (tc_fast.c); "fast_bound": it carries the lease. */
+	json_object_set_new(o, "fast_path", json_boolean(c->tun.fast != NULL));
+	json_object_set_new(o, "fast_bound", json_boolean(c->tun.fast && c->tun.fb.active));
 	if (c->dhcpv6) {
 		json_object_set_new(o, "server", json_string("ff02::1:2"));
 		json_object_set_new(o, "session", json_string(d6_access_session(&c->d6)));
@@ -239,6 +243,13 @@ counters_json(struct client *c)
 	{
 		const struct tunnel_counters *n = &c->tun.n;
 		TUNNEL_COUNTERS(X)
+	}
+	{
+		struct tc_fast_counters fc;
+		const struct tc_fast_counters *n = &fc;
+
+		tc_fast_read(c->tun.fast, &fc);
+		TC_FAST_COUNTERS(X)
 	}
 	{
 		const struct ondemand_counters *n = &c->od.n;
@@ -425,6 +436,9 @@ main(int argc, char **argv)
 	tunnel_gro_setup(&c->tun);
 	if (c->cfg.server_sa.ss_family == AF_INET6)
 		tunnel_update_mtu(&c->tun, &((struct sockaddr_in6 *)&c->cfg.server_sa)->sin6_addr);
+	if (tunnel_fast_open(&c->tun) < 0)
+		fatalx(
+		    "\"fast_path\": \"bpf\" asked for the kernel fast path (\"auto\" falls back)");
 
 	tunnel_start(&c->tun);
 	event_add(c->ev_sigterm, NULL);
@@ -439,7 +453,8 @@ main(int argc, char **argv)
 	/*
 	 * STYLE "Least privilege": the TUN device, the raw socket, the
 	 * netlink socket, port 546, the CA file and the control socket are
-	 * open; from here on only addresses and routes of the DTI change
+	 * open, the fast path's programs attached (its maps are written
+	 * through their descriptors from here on); from here on only addresses and routes of the DTI change
 	 * (CAP_NET_ADMIN) and the raw socket sends (CAP_NET_RAW). Nothing
 	 * from the network has been read yet.
 	 */
@@ -464,6 +479,7 @@ main(int argc, char **argv)
 	ctl_server_free(c->ctl);
 	tsp_access_end(&c->tsp, "exit");
 	lease_drop(&c->lease, "exit");
+	tunnel_fast_close(&c->tun);
 	tunnel_close(&c->tun);
 	d6_access_close(&c->d6);
 	tsp_access_free(&c->tsp);

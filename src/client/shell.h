@@ -14,6 +14,7 @@
 
 #include "client/client.h"
 #include "client/lw4o6.h"
+#include "client/tc_fast.h"
 #include "common/log.h"
 #include "dataplane/tun.h"
 #include "dhcp6/d6.h"
@@ -96,6 +97,13 @@ struct client_tunnel {
 	struct tunnel_counters n;
 	struct log_rl rl;
 	struct lw_nat *nat; /* an lwB4's port translation (lw4o6.h), or NULL */
+
+	/* The kernel fast path (tc_fast.c), NULL when off; `fb` is what its
+	 * map holds. `early_seen`: the early translations already known, so
+	 * that a new early flow turns the inbound fast path off at once. */
+	struct tc_fast *fast;
+	struct tc_fast_binding fb;
+	uint64_t early_seen;
 };
 
 /* Open the TUN device (on-demand: placeholder + routes) and the raw socket. */
@@ -113,6 +121,34 @@ void tunnel_reset(struct client_tunnel *t);
 void tunnel_update_mtu(struct client_tunnel *t, const struct in6_addr *toward);
 /* DESIGN §7: GRO on the interface that holds our IPv6 address: on with offloads, else off. */
 void tunnel_gro_setup(struct client_tunnel *t);
+/*
+ * The kernel fast path as "fast_path" asks (auto: if it loads, else the
+ * userspace path, logged); 0, or -errno when "bpf" was asked and it failed.
+ */
+int tunnel_fast_open(struct client_tunnel *t);
+void tunnel_fast_close(struct client_tunnel *t);
+/* The lease is bound (granted or renewed): its binding into the fast path. */
+void tunnel_fast_bind(struct client_tunnel *t);
+
+/* ---- The kernel fast path's loader (tc_fast.c) ---- */
+
+struct tc_fast;
+
+/* Load tc_fast.bpf.c and attach it (DTI egress, IPv6 interface ingress). */
+int tc_fast_open(struct tc_fast **out, unsigned dti_ifindex, unsigned out_ifindex);
+/* Detach (and remove the clsact hooks this run made). */
+void tc_fast_close(struct tc_fast *f);
+/* Remove the filter a killed run left on `out_ifindex`'s ingress. */
+void tc_fast_clear_stale(unsigned out_ifindex);
+/* The binding the programs act on (active 0: none). */
+int tc_fast_set(struct tc_fast *f, const struct tc_fast_binding *b);
+/*
+ * On a veth, transmit checksumming off (see tc_fast.c): 1 when it was
+ * turned off, 0 when nothing needed doing, -errno.
+ */
+int tc_fast_veth_csum(const char *ifname);
+/* The counters summed over the CPUs (zeros when `f` is NULL). */
+void tc_fast_read(struct tc_fast *f, struct tc_fast_counters *sum);
 
 /* ---- The TSP access module (access_tsp.c) ---- */
 

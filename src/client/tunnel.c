@@ -12,9 +12,19 @@
  * (the raw socket must never fragment), and the segments leave in one
  * sendmmsg(). The way back reads a batch with recvmmsg() and coalesces
  * in-order segments of a flow into one super-packet per TUN write.
+ *
+ * The kernel fast path ("fast_path", tc_fast.c) takes the plain cases off
+ * this path: with a lease installed, the DTI's egress encapsulates the
+ * leased address's packets itself and the IPv6 interface's ingress hands
+ * the TEP's packets to the DTI, so whole TSO packets cross the tunnel and
+ * this file sees only what the programs leave to it (before the lease,
+ * early flows, packets too big, anything suspect). Its binding follows
+ * the lease here: set at install and on a new path MTU, cleared at
+ * uninstall before the address goes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +134,81 @@ tunnel_open(struct client_tunnel *t)
 	return ret;
 }
 
+/* ---- The kernel fast path's binding ---- */
+
+static void
+fast_push(struct client_tunnel *t)
+{
+	int ret = tc_fast_set(t->fast, &t->fb);
+
+	if (ret < 0)
+		log_warnx_rl(&t->rl, "fast path binding: %s", strerror(-ret));
+}
+
+/* A new path MTU: the binding's packet size limit follows. */
+static void
+fast_update(struct client_tunnel *t)
+{
+	if (!t->fast || !t->fb.active || t->fb.mtu == t->path_mtu)
+		return;
+	t->fb.mtu = t->path_mtu;
+	fast_push(t);
+}
+
+void
+tunnel_fast_bind(struct client_tunnel *t)
+{
+	const struct client_lease *l = t->lease;
+
+	if (!t->fast || l->state != LEASE_BOUND || !l->installed)
+		return;
+	t->fb.active = 1;
+	t->fb.v4 = htonl(l->v4);
+	t->fb.port_lo = l->port_lo;
+	t->fb.port_hi = l->port_hi;
+	memcpy(t->fb.v6, &t->v6, 16);
+	memcpy(t->fb.tep6, &l->tep6, 16);
+	t->fb.mtu = t->path_mtu;
+	/* Early flows still need translating on the way in (ondemand_in). */
+	t->early_seen = t->od->n.early_translated_out;
+	t->fb.rx = early_expire(&t->od->early, clock_mono_ms()) == 0;
+	fast_push(t);
+}
+
+/* Off before the address leaves: no packet goes out with a stale binding. */
+static void
+fast_clear(struct client_tunnel *t)
+{
+	if (!t->fast || !t->fb.active)
+		return;
+	t->fb.active = 0;
+	t->fb.rx = 0;
+	fast_push(t);
+}
+
+/*
+ * Seed 002 §5.1: an early flow's replies come to the leased address and
+ * must reach ondemand_in() to get the placeholder back; while one exists
+ * the inbound fast path is off. Called when a packet was just translated
+ * out (before it is sent, so that its reply cannot pass) and on the timer.
+ */
+static void
+fast_early(struct client_tunnel *t, bool expired)
+{
+	if (!t->fast || !t->fb.active)
+		return;
+	if (t->od->n.early_translated_out != t->early_seen) {
+		t->early_seen = t->od->n.early_translated_out;
+		if (t->fb.rx) {
+			t->fb.rx = 0;
+			fast_push(t);
+		}
+	} else if (expired && !t->fb.rx) {
+		t->fb.rx = 1;
+		fast_push(t);
+	}
+}
+
 /* Inner MTU = IPv6 path MTU - 40 (DESIGN §7), never below IPv4's 68. */
 void
 tunnel_update_mtu(struct client_tunnel *t, const struct in6_addr *toward)
@@ -142,6 +227,7 @@ tunnel_update_mtu(struct client_tunnel *t, const struct in6_addr *toward)
 	t->path_mtu = mtu;
 	if (t->gro)
 		t->gro->mtu = mtu - 40;
+	fast_update(t);
 	ret = nl_link_set(t->nl, t->ifname, true, mtu - 40, 0);
 	if (ret < 0)
 		log_warnx("%s: MTU %u: %s", t->ifname, mtu - 40, strerror(-ret));
@@ -240,6 +326,7 @@ tunnel_uninstall(struct client_tunnel *t)
 	char a[ADDR_STRLEN];
 	int ret;
 
+	fast_clear(t);
 	for (unsigned i = 0; i < cfg->nroutes; i++) {
 		if (cfg->mode == CLIENT_ON_DEMAND)
 			ret = nl_route4_replace(t->nl, t->ifname, cfg->routes[i].dst,
@@ -281,6 +368,86 @@ tunnel_gro_setup(struct client_tunnel *t)
 		log_info("%s: GRO %s", ifname,
 		         t->offloaded ? "on (merged segments reach the DTI as GSO packets)"
 		                      : "off");
+}
+
+/* The outer hop limit: the IPv6 interface's, what the raw socket of the
+ * userspace path sends with. */
+static unsigned
+hop_limit(const char *ifname)
+{
+	char path[128], buf[16];
+	ssize_t n;
+	int fd, v;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/hop_limit", ifname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 64;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	v = atoi(buf);
+	return v > 0 && v < 256 ? (unsigned)v : 64;
+}
+
+int
+tunnel_fast_open(struct client_tunnel *t)
+{
+	enum client_fast want = t->cfg->fast_path;
+	char ifname[IFNAMSIZ];
+	unsigned dti;
+	int idx, ret;
+
+	idx = nl_addr6_ifindex(t->nl, &t->v6);
+	if (idx <= 0 || !if_indextoname((unsigned)idx, ifname)) {
+		ret = idx < 0 ? idx : -ENODEV;
+		goto fail;
+	}
+	if (want == CLIENT_FAST_OFF || t->nat) {
+		tc_fast_clear_stale((unsigned)idx);
+		log_info("fast path off (%s): every packet through %s",
+		         t->nat ? "lw4o6 translates in userspace" : "\"fast_path\": \"off\"",
+		         t->ifname);
+		return 0;
+	}
+	dti = if_nametoindex(t->ifname);
+	if (!dti) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = tc_fast_veth_csum(ifname);
+	if (ret < 0)
+		goto fail;
+	if (ret > 0)
+		log_info("%s: transmit checksumming off (a veth leaves them to the receiver, "
+		         "which a TEP cannot do)",
+		         ifname);
+	ret = tc_fast_open(&t->fast, dti, (unsigned)idx);
+	if (ret < 0)
+		goto fail;
+	memset(&t->fb, 0, sizeof(t->fb));
+	t->fb.out_ifindex = (uint32_t)idx;
+	t->fb.dti_ifindex = dti;
+	t->fb.hop_limit = hop_limit(ifname);
+	t->fb.mtu = t->path_mtu;
+	fast_push(t);
+	log_info("fast path: tc BPF on %s egress and %s ingress", t->ifname, ifname);
+	return 0;
+fail:
+	t->fast = NULL;
+	if (want == CLIENT_FAST_BPF) {
+		log_warnx("fast path: cannot load or attach the tc programs: %s", strerror(-ret));
+		return ret;
+	}
+	log_info("fast path unavailable (%s): every packet through %s", strerror(-ret), t->ifname);
+	return 0;
+}
+
+void
+tunnel_fast_close(struct client_tunnel *t)
+{
+	tc_fast_close(t->fast);
+	t->fast = NULL;
 }
 
 /* ---- The data path ---- */
@@ -454,6 +621,7 @@ outbound(struct client_tunnel *t, uint8_t *p, size_t len, const struct pkt4 *h, 
 		/* lw4o6: no free port in the set (counted: drop_port_set_full). */
 		if (t->nat && !lw_nat_out(t->nat, p, len, clock_mono_ms()))
 			return 0;
+		fast_early(t, false);
 		if (batch) {
 			t->tx.to.sin6_addr = t->lease->tep6;
 			tx_add(t, p, len);
@@ -637,7 +805,7 @@ on_early(evutil_socket_t fd, short what, void *arg)
 {
 	struct client_tunnel *t = arg;
 
-	early_expire(&t->od->early, clock_mono_ms());
+	fast_early(t, early_expire(&t->od->early, clock_mono_ms()) == 0);
 }
 
 /*

@@ -15,9 +15,13 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dataplane/tun.h"
+
+#define TUN_BUSY_WAIT_MS 3000
+#define TUN_BUSY_STEP_MS 50
 
 static int
 tun_open_flags(const char *name, char *ifname, bool nonblock, short extra)
@@ -35,10 +39,19 @@ tun_open_flags(const char *name, char *ifname, bool nonblock, short extra)
 	ifr.ifr_flags = (short)(IFF_TUN | IFF_NO_PI | extra);
 	if (name)
 		memcpy(ifr.ifr_name, name, strlen(name));
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+	/*
+	 * A predecessor killed a moment ago can still hold the named device:
+	 * its files are closed by its last thread, which may outlive the main
+	 * one. A restart waits for it (up to TUN_BUSY_WAIT_MS) instead of
+	 * failing; any other error, or a device still busy then, is final.
+	 */
+	for (int waited = 0; ioctl(fd, TUNSETIFF, &ifr) < 0; waited += TUN_BUSY_STEP_MS) {
 		rc = -errno;
-		close(fd);
-		return rc;
+		if (rc != -EBUSY || !name || waited >= TUN_BUSY_WAIT_MS) {
+			close(fd);
+			return rc;
+		}
+		nanosleep(&(struct timespec){.tv_nsec = TUN_BUSY_STEP_MS * 1000000L}, NULL);
 	}
 	if (ifname) {
 		memcpy(ifname, ifr.ifr_name, IFNAMSIZ);

@@ -94,14 +94,18 @@ run_failed(struct dstmd *d, struct deferred *list)
  * is durable (durable_cb). While the store is failing the lease manager
  * refuses every change, so what waited here can only have failed.
  *
- * Group commit: at most one batch is with the writer. While it is being
- * made durable, the turns that follow leave their writes in the store's
- * open batch and their waiting actions on `after_commit`, and durable_cb
- * hands all of them over as the next batch. So a commit costs one
- * fdatasync whatever the number of requests (TSP, DHCPv6, expiry,
- * revocation) it carries, and the disk's latency is paid once per batch
- * rather than once per request; a request that finds the writer idle is
- * handed over at once, with no timer.
+ * Group commit: while the writer makes one batch durable, every turn's
+ * batch is handed over at the turn's end and joins the one queued behind
+ * it (store_commit_async), which the writer begins as soon as the first
+ * is durable, without waiting for this loop to come round. So a commit
+ * costs one fdatasync whatever the number of requests (TSP, DHCPv6,
+ * expiry, revocation) it carries, the disk's latency is paid once per
+ * batch rather than once per request, and the writer never idles while
+ * writes wait; a request that finds the writer idle is handed over at
+ * once, with no timer. PostgreSQL keeps one batch with the writer: the
+ * turns that follow leave their writes in the store's open batch and
+ * their waiting actions on `after_commit`, and durable_cb hands all of
+ * them over as the next batch.
  */
 static void
 commit_cb(evutil_socket_t fd, short ev, void *arg)
@@ -115,8 +119,10 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	if (!d->store_failing && d->last_ticket > d->durable) {
 		if (!d->commit_waiting)
 			d->ctr.commit_joined++;
-		d->commit_waiting = true;
-		return;
+		if (store_shared(d->store)) {
+			d->commit_waiting = true;
+			return;
+		}
 	}
 	d->commit_waiting = false;
 	d->after_commit = NULL;

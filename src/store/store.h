@@ -167,7 +167,9 @@ int store_async_fd(const struct store *st);
  * queued is committed in the calling thread instead, before this returns
  * (SQLite only): store_async_durable() then covers the ticket. If that
  * commit fails it is told as the writer's failures are (the fd becomes
- * readable, the poll returns -EIO).
+ * readable, the poll returns -EIO). A batch handed over while another
+ * waits for the busy writer joins it (SQLite only): one transaction for
+ * both, and *ticket is the waiting batch's ticket.
  */
 int store_commit_async(struct store *st, uint64_t *ticket);
 /* The highest durable ticket, without reading the notification. */

@@ -27,6 +27,8 @@
 #define WAL_BUF_MAX (4u << 20)
 /* A WAL frame's header (wal.c WAL_FRAME_HDRSIZE). */
 #define WAL_FRAME_HDR 24
+/* The WAL grows by this much of zeros at once: one size change (inode write) per ~120 grants. */
+#define WAL_GROW (1u << 20)
 
 struct wfile {
 	sqlite3_file base;
@@ -36,6 +38,7 @@ struct wfile {
 	unsigned char *buf; /* bytes [off, off + len) of the file, not written yet */
 	size_t len, cap;
 	sqlite3_int64 off;
+	sqlite3_int64 size; /* the WAL file's size as we last made or saw it, -1 unknown */
 };
 
 static sqlite3_vfs vfs;
@@ -53,11 +56,51 @@ real_vfs(void)
  */
 #define UNIX_WRITE_MAX 0x1ffff
 
+/*
+ * A WAL write is to end at `end`: if that is past the file's end, the
+ * file first grows with zeros to the WAL_GROW boundary after it, so that
+ * the next commits overwrite and their syncs move data only. Best effort:
+ * on a failure the file is cut back to its size, and the write extends
+ * it as before.
+ */
+static void
+grow(struct wfile *f, sqlite3_int64 end)
+{
+	/* As large as the unix VFS writes in one call (UNIX_WRITE_MAX), in whole pages. */
+	static const unsigned char zeros[0x1f000];
+	sqlite3_int64 to = (end + WAL_GROW - 1) / WAL_GROW * WAL_GROW, at;
+
+	if (f->size < 0 && f->real->pMethods->xFileSize(f->real, &f->size) != SQLITE_OK)
+		f->size = -1;
+	if (f->size < 0 || end <= f->size)
+		return;
+	at = f->size > end ? f->size : end;
+	for (; at < to; at += (sqlite3_int64)sizeof(zeros)) {
+		int n =
+		    to - at < (sqlite3_int64)sizeof(zeros) ? (int)(to - at) : (int)sizeof(zeros);
+
+		if (f->real->pMethods->xWrite(f->real, zeros, n, at) != SQLITE_OK) {
+			/*
+			 * A full disk: the zeros that fit would take the room the
+			 * commit itself, the main file's checkpoint and the -shm
+			 * need. Given back; the write then meets the disk as before.
+			 */
+			(void)f->real->pMethods->xTruncate(f->real, f->size);
+			f->size = -1;
+			return;
+		}
+	}
+	f->size = to;
+}
+
 /* Write what is gathered, in as few calls as the unix VFS takes. */
 static int
 flush(struct wfile *f)
 {
 	int rc = SQLITE_OK;
+
+	if (f->len)
+		grow(f, f->off + (sqlite3_int64)f->len);
 
 	for (size_t done = 0; done < f->len && rc == SQLITE_OK;) {
 		size_t n = f->len - done < UNIX_WRITE_MAX ? f->len - done : UNIX_WRITE_MAX;
@@ -108,8 +151,10 @@ w_write(sqlite3_file *p, const void *in, int amt, sqlite3_int64 ofst)
 	    (ofst != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > WAL_BUF_MAX) &&
 	    (rc = flush(f)) != SQLITE_OK)
 		return rc;
-	if ((size_t)amt > WAL_BUF_MAX)
+	if ((size_t)amt > WAL_BUF_MAX) {
+		grow(f, ofst + amt);
 		return f->real->pMethods->xWrite(f->real, in, amt, ofst);
+	}
 	if (f->len + (size_t)amt > f->cap) {
 		size_t cap = f->cap ? f->cap : 65536;
 		unsigned char *b;
@@ -120,6 +165,7 @@ w_write(sqlite3_file *p, const void *in, int amt, sqlite3_int64 ofst)
 			/* No memory to gather: write as SQLite asked. */
 			if ((rc = flush(f)) != SQLITE_OK)
 				return rc;
+			grow(f, ofst + amt);
 			return f->real->pMethods->xWrite(f->real, in, amt, ofst);
 		}
 		f->buf = b;
@@ -155,7 +201,10 @@ w_truncate(sqlite3_file *p, sqlite3_int64 size)
 	struct wfile *f = (struct wfile *)p;
 	int rc = flush(f);
 
-	return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+	if (rc != SQLITE_OK)
+		return rc;
+	f->size = -1; /* asked again at the next growth */
+	return f->real->pMethods->xTruncate(f->real, size);
 }
 
 static int
@@ -319,6 +368,7 @@ w_open(sqlite3_vfs *v, const char *name, sqlite3_file *p, int flags, int *out_fl
 		return SQLITE_CANTOPEN;
 	}
 	f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	f->size = -1;
 	f->base.pMethods = &methods;
 	return SQLITE_OK;
 }

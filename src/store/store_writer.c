@@ -375,6 +375,34 @@ store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
+/*
+ * `b`'s writes go at the end of `to`, a batch queued for the writer that
+ * it has not taken yet (mu held): one transaction and one fdatasync for
+ * both, however many turns of the loop hand batches over while the writer
+ * is busy. The order of the writes is kept, so the file ends as if they
+ * were committed one after the other; a failure fails both, as a failed
+ * batch fails every later one anyway. `b` is left empty.
+ */
+static int
+batch_join(struct batch *to, struct batch *b)
+{
+	if (to->n + b->n > to->cap) {
+		size_t cap = to->cap ? to->cap : 64;
+		struct op *ops;
+
+		while (cap < to->n + b->n)
+			cap *= 2;
+		if (!(ops = realloc(to->ops, cap * sizeof(*ops))))
+			return -ENOMEM;
+		to->ops = ops;
+		to->cap = cap;
+	}
+	memcpy(to->ops + to->n, b->ops, b->n * sizeof(*b->ops));
+	to->n += b->n;
+	b->n = 0;
+	return 0;
+}
+
 /* Commit `b` here: the writer is idle and nothing is queued (mu held, released inside). */
 static void
 commit_inline(struct store *st, struct batch *b)
@@ -416,9 +444,16 @@ store_commit_async(struct store *st, uint64_t *ticket)
 		*ticket = st->issued;
 		return 0;
 	}
+	pthread_mutex_lock(&st->mu);
+	if (!st->pg && st->qtail && batch_join(st->qtail, b) == 0) {
+		/* The queued batch has not begun: this one commits with it, under its ticket. */
+		*ticket = st->qtail->ticket;
+		pthread_mutex_unlock(&st->mu);
+		store_batch_free(b);
+		return 0;
+	}
 	b->ticket = ++st->issued;
 	*ticket = b->ticket;
-	pthread_mutex_lock(&st->mu);
 	if (!st->pg && !st->qhead && !st->busy && !st->failed && b->n <= STORE_INLINE_MAX_OPS &&
 	    __atomic_load_n(&st->last_commit_us, __ATOMIC_RELAXED) <= STORE_INLINE_MAX_US &&
 	    !__atomic_load_n(&st->checkpoint_due, __ATOMIC_ACQUIRE)) {

@@ -181,9 +181,18 @@ attach(struct tep *t, struct tep_xdp *xd)
 	xc.mtu = (uint16_t)(t->cfg.mtu + 40);
 	xc.hop_limit = 64;
 	xc.learn = t->cfg.mode == TEP_LEARN;
-	/* Maps allocate per entry: these are caps, not reservations. */
-	xc.max_addrs = addrs > (1u << 24) ? 1u << 24 : (uint32_t)addrs;
-	xc.max_ranges = 1u << 22;
+	/* The maps are arrays, allocated whole (xdp_tep.h): 64 bytes an
+	 * address of the pools, and range blocks for the shared addresses
+	 * (64 entries of 56 bytes for one shared by ranges of 1024 ports):
+	 * room for every pool address shared that way, at most 2^20 entries
+	 * (56 MiB). A shared address beyond that goes to the userspace core. */
+	if (addrs > XTEP_DIRECT_MAX) {
+		log_warnx("XDP: the pools hold %llu addresses, more than the %u its direct "
+		          "table takes",
+		          (unsigned long long)addrs, XTEP_DIRECT_MAX);
+		return -E2BIG;
+	}
+	xc.max_ranges = addrs * 64 < (1u << 20) ? (uint32_t)addrs * 64 : 1u << 20;
 	if ((rc = xtep_open(&xc, &xd->x)) < 0) {
 		log_warnx("XDP: cannot load the programs: %s", strerror(-rc));
 		return rc;

@@ -286,6 +286,13 @@ struct tsp_client_config {
 	const char *service;  /* "tsp" */
 	const char *hostname; /* server name for DIGEST-MD5's digest-uri */
 	unsigned timeout;     /* seconds for the handshake and each reply; 0 = 10 */
+	/*
+	 * The bufferevent is a plain socket one (no TLS, no filter): once the
+	 * server has spoken, lines and commands go to the socket with one
+	 * sendmsg while nothing waits in the output buffer, instead of an
+	 * EPOLLOUT round of the loop each (two epoll_ctl, one epoll_wait).
+	 */
+	bool plain_socket;
 };
 
 struct tsp_client_callbacks {

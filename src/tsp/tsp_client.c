@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -35,6 +37,8 @@ struct tsp_client {
 	char mech[32];
 	char *user, *secret, *service, *hostname;
 	unsigned timeout;
+	bool plain; /* cfg->plain_socket */
+	bool heard; /* the server has sent something: the connection is up */
 	struct tsp_client_callbacks cb;
 	void *arg;
 	enum cli_state state;
@@ -48,13 +52,47 @@ struct tsp_client {
 
 static void client_release(struct tsp_client *c);
 
+/*
+ * Output: straight to the socket (cfg->plain_socket) once the server has
+ * spoken, so the connection is up, and while the bufferevent holds
+ * nothing, which keeps the order; what the socket does not take at once
+ * (a full buffer, an error) goes to the bufferevent, which sends it when
+ * the socket is writable or reports the error (on_event). As tsp_server.c
+ * conn_send does.
+ */
+static void
+client_write(struct tsp_client *c, struct iovec *iov, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	size_t i = 0;
+
+	if (c->plain && c->heard && fd >= 0 && evbuffer_get_length(out) == 0) {
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+		ssize_t w;
+
+		do
+			w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		for (; w > 0 && i < n; i++) {
+			if ((size_t)w < iov[i].iov_len) {
+				iov[i].iov_base = (char *)iov[i].iov_base + w;
+				iov[i].iov_len -= (size_t)w;
+				break;
+			}
+			w -= (ssize_t)iov[i].iov_len;
+		}
+	}
+	for (; i < n; i++)
+		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+}
+
 static void
 send_line(struct tsp_client *c, const char *line)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct iovec iov[2] = {{(void *)line, strlen(line)}, {"\r\n", 2}};
 
-	evbuffer_add(out, line, strlen(line));
-	evbuffer_add(out, "\r\n", 2);
+	client_write(c, iov, 2);
 }
 
 static void
@@ -278,6 +316,7 @@ process_input(struct tsp_client *c)
 
 		if (len == 0)
 			break;
+		c->heard = true;
 		if (len > win)
 			len = win;
 		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
@@ -380,6 +419,7 @@ tsp_client_new(struct event_base *base, struct bufferevent *bev,
 	c->service = strdup(cfg->service ? cfg->service : "tsp");
 	c->hostname = strdup(cfg->hostname ? cfg->hostname : "localhost");
 	c->timeout = cfg->timeout ? cfg->timeout : 10;
+	c->plain = cfg->plain_socket;
 	if (cb)
 		c->cb = *cb;
 	c->arg = arg;
@@ -441,8 +481,7 @@ tsp_client_send(struct tsp_client *c, const struct tsp_tunnel *t)
 	if (n < 0)
 		return n;
 	h = snprintf(hdr, sizeof(hdr), "Content-length: %d\r\n", n);
-	bufferevent_write(c->bev, hdr, (size_t)h);
-	bufferevent_write(c->bev, xml, (size_t)n);
+	client_write(c, (struct iovec[2]){{hdr, (size_t)h}, {xml, (size_t)n}}, 2);
 	/* info/accept/reject acknowledge the server's command: no reply. */
 	if (t->action != TSP_ACTION_CREATE && t->action != TSP_ACTION_DELETE)
 		return 0;

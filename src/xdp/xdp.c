@@ -4,6 +4,13 @@
  * into batched map updates. A binding written again (dstmd re-pushes
  * them, a path MTU changes) keeps its counters: the old value's counters
  * are read and carried into the new one.
+ *
+ * Both maps are arrays (xdp_tep.h): an address's entry is found from its
+ * pool, and each shared address gets a block of the ranges array, one
+ * entry for every range its size allows, handed out here as binding.c
+ * hands out its groups. Arrays have no delete: an entry is removed by
+ * writing it absent (present 0), and a block let go is cleared only after
+ * the batch that stops its address pointing at it, then reused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,17 +26,44 @@
 #include "xdp/xtep.skel.h"
 
 #define QUEUE 4096 /* bindings per batch */
+#define ZERO  1024 /* range entries cleared per batch */
+
+/* What the loader knows of an address (the maps' authority between flushes). */
+struct shadow {
+	uint32_t rblock; /* its ranges block + 1; 0 none; CORE: the userspace core's */
+	uint16_t size, base;
+};
+#define CORE UINT32_MAX
+
+/* Free blocks of one length (the shared addresses of one range size). */
+struct freelist {
+	uint32_t n; /* entries a block */
+	uint32_t *start, count, cap;
+};
 
 struct xtep {
 	struct xtep_skel *skel;
 	int link6, link4; /* bpf_link fds: closing them (or exiting) detaches */
 	int fd_addrs, fd_ranges, fd_ctr;
 	unsigned ncpus;
+	unsigned npools;
+	struct xtep_pool pools[XTEP_MAX_POOLS];
+	struct shadow *sh; /* one an addrs index */
+	/* The ranges array: blocks handed out below rnext, freed ones in lists. */
+	uint32_t rnext, rcap;
+	struct freelist *fl;
+	unsigned nfl;
+	/* Blocks let go in this batch: cleared and freed after it, so that no
+	 * address still pointing at one finds another's ranges there. */
+	struct limbo {
+		uint32_t start, n;
+	} * limbo;
+	uint32_t nlimbo, limbo_cap;
 	/* Queued updates, one array per map. */
 	uint32_t naddrs, nranges;
 	uint32_t akeys[QUEUE];
 	struct xtep_addr avals[QUEUE];
-	struct xtep_range_key rkeys[QUEUE];
+	uint32_t rkeys[QUEUE];
 	struct xtep_range rvals[QUEUE];
 };
 
@@ -56,12 +90,40 @@ int
 xtep_open(const struct xtep_config *c, struct xtep **out)
 {
 	struct xtep *x = calloc(1, sizeof(*x));
+	uint64_t total = 0;
 	struct xtep_cfg *k;
 	int rc;
 
 	if (!x)
 		return -ENOMEM;
 	x->link6 = x->link4 = -1;
+	if (c->npools == 0 || c->npools > XTEP_MAX_POOLS) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	for (unsigned i = 0; i < c->npools; i++) {
+		uint32_t m = c->pool_plen[i] ? ~0u << (32 - c->pool_plen[i]) : 0;
+		struct xtep_pool *p = &x->pools[i];
+
+		if (c->pool_plen[i] == 0 || c->pool_plen[i] > 32) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		p->first = c->pool_addr[i] & m;
+		p->size = (uint32_t)(UINT64_C(1) << (32 - c->pool_plen[i]));
+		p->index = (uint32_t)total;
+		total += p->size;
+		if (total > XTEP_DIRECT_MAX) {
+			rc = -E2BIG;
+			goto fail;
+		}
+	}
+	x->npools = c->npools;
+	x->rcap = c->max_ranges ? c->max_ranges : 1;
+	if (!(x->sh = calloc(total, sizeof(*x->sh)))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	if (!getenv("DSTM_XDP_DEBUG"))
 		libbpf_set_print(silent);
 	x->skel = xtep_skel__open();
@@ -69,17 +131,12 @@ xtep_open(const struct xtep_config *c, struct xtep **out)
 		rc = -errno;
 		goto fail;
 	}
-	bpf_map__set_max_entries(x->skel->maps.addrs, c->max_addrs ? c->max_addrs : 1);
-	bpf_map__set_max_entries(x->skel->maps.ranges, c->max_ranges ? c->max_ranges : 1);
+	bpf_map__set_max_entries(x->skel->maps.addrs, (uint32_t)total);
+	bpf_map__set_max_entries(x->skel->maps.ranges, x->rcap);
 	k = &x->skel->bss->xtep_cfg;
 	memcpy(k->tep6, &c->tep6, 16);
-	k->npools = c->npools < XTEP_MAX_POOLS ? c->npools : XTEP_MAX_POOLS;
-	for (unsigned i = 0; i < k->npools; i++) {
-		uint32_t m = c->pool_plen[i] ? ~0u << (32 - c->pool_plen[i]) : 0;
-
-		k->pools[i].addr = htonl(c->pool_addr[i] & m);
-		k->pools[i].mask = htonl(m);
-	}
+	k->npools = x->npools;
+	memcpy(k->pools, x->pools, sizeof(k->pools));
 	k->mtu = c->mtu;
 	k->hop_limit = c->hop_limit ? c->hop_limit : 64;
 	k->learn = c->learn;
@@ -111,6 +168,11 @@ xtep_close(struct xtep *x)
 	if (x->link4 >= 0)
 		close(x->link4);
 	xtep_skel__destroy(x->skel);
+	for (unsigned i = 0; i < x->nfl; i++)
+		free(x->fl[i].start);
+	free(x->fl);
+	free(x->limbo);
+	free(x->sh);
 	free(x);
 }
 
@@ -150,12 +212,96 @@ xtep_prog_v4(const struct xtep *x)
 	return bpf_program__fd(x->skel->progs.xdp_tep_v4);
 }
 
-/* Ranges of one address are aligned on their size: any base works that
- * keeps them aligned, and lo mod size is one. */
-static uint16_t
-range_base(uint32_t size, uint16_t lo)
+/* The addrs index of v4 (host byte order): 0, or -EINVAL outside the pools. */
+static int
+addr_index(const struct xtep *x, uint32_t v4, uint32_t *idx)
 {
-	return (uint16_t)(lo % size);
+	for (unsigned i = 0; i < x->npools; i++)
+		if (v4 - x->pools[i].first < x->pools[i].size) {
+			*idx = x->pools[i].index + (v4 - x->pools[i].first);
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* Entries of the block of an address whose ranges have this size and base. */
+static uint32_t
+block_len(uint16_t size, uint16_t base)
+{
+	return (65535u - base) / size + 1;
+}
+
+static struct freelist *
+freelist(struct xtep *x, uint32_t n, bool create)
+{
+	struct freelist *f;
+
+	for (unsigned i = 0; i < x->nfl; i++)
+		if (x->fl[i].n == n)
+			return &x->fl[i];
+	if (!create || !(f = realloc(x->fl, (x->nfl + 1) * sizeof(*f))))
+		return NULL;
+	x->fl = f;
+	f = &x->fl[x->nfl++];
+	memset(f, 0, sizeof(*f));
+	f->n = n;
+	return f;
+}
+
+/* A block of n range entries, all absent: 0, or -ENOSPC when the array is full. */
+static int
+block_alloc(struct xtep *x, uint32_t n, uint32_t *start)
+{
+	struct freelist *f = freelist(x, n, false);
+
+	if (f && f->count > 0) {
+		*start = f->start[--f->count];
+		return 0;
+	}
+	if (n > x->rcap - x->rnext)
+		return -ENOSPC;
+	*start = x->rnext;
+	x->rnext += n;
+	return 0;
+}
+
+/* Let go of v4's block (shadow sh): it is cleared and reused after the next flush. */
+static int
+block_release(struct xtep *x, struct shadow *sh)
+{
+	struct limbo *l;
+
+	if (sh->rblock == 0 || sh->rblock == CORE)
+		return 0;
+	if (x->nlimbo == x->limbo_cap) {
+		uint32_t cap = x->limbo_cap ? x->limbo_cap * 2 : 16;
+
+		if (!(l = realloc(x->limbo, cap * sizeof(*l))))
+			return -ENOMEM;
+		x->limbo = l;
+		x->limbo_cap = cap;
+	}
+	x->limbo[x->nlimbo++] = (struct limbo){sh->rblock - 1, block_len(sh->size, sh->base)};
+	sh->rblock = 0;
+	return 0;
+}
+
+/* Room for one more update in each queue. */
+static int
+room(struct xtep *x)
+{
+	return x->naddrs == QUEUE || x->nranges == QUEUE ? xtep_flush(x) : 0;
+}
+
+static struct xtep_addr *
+queue_addr(struct xtep *x, uint32_t idx)
+{
+	struct xtep_addr *a = &x->avals[x->naddrs];
+
+	memset(a, 0, sizeof(*a));
+	x->akeys[x->naddrs++] = idx;
+	a->present = 1;
+	return a;
 }
 
 int
@@ -163,48 +309,72 @@ xtep_set(struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, const struct in6
          uint16_t mtu)
 {
 	struct xtep_addr *a;
+	struct xtep_range *r;
+	struct shadow *sh;
+	uint32_t idx, start;
+	uint16_t size, base;
 	int rc;
 
 	if (hi < lo)
 		return -EINVAL;
-	if ((x->naddrs == QUEUE || x->nranges == QUEUE) && (rc = xtep_flush(x)) < 0)
+	if ((rc = addr_index(x, v4, &idx)) < 0 || (rc = room(x)) < 0)
 		return rc;
-	a = &x->avals[x->naddrs];
-	memset(a, 0, sizeof(*a));
-	x->akeys[x->naddrs++] = htonl(v4);
+	sh = &x->sh[idx];
 	if (lo == 0 && hi == 65535) {
+		if ((rc = block_release(x, sh)) < 0)
+			return rc;
+		sh->rblock = 0;
+		a = queue_addr(x, idx);
 		memcpy(a->v6, v6, 16);
 		a->mtu = mtu;
-	} else {
-		struct xtep_range *r = &x->rvals[x->nranges];
-		struct xtep_range_key *k = &x->rkeys[x->nranges++];
-
-		a->size = (uint32_t)hi - lo + 1;
-		a->base = range_base(a->size, lo);
-		memset(r, 0, sizeof(*r));
-		memset(k, 0, sizeof(*k));
-		k->v4 = htonl(v4);
-		k->k = (uint32_t)(lo - a->base) / a->size;
-		memcpy(r->v6, v6, 16);
-		r->lo = lo;
-		r->hi = hi;
-		r->mtu = mtu;
+		return 0;
 	}
+	/* Ranges of one address are aligned on their size: any base works
+	 * that keeps them aligned, and lo mod size is one. */
+	size = (uint16_t)(hi - lo + 1);
+	base = (uint16_t)(lo % size);
+	if (sh->rblock == CORE)
+		return 0; /* the core serves every range of this address */
+	if (sh->rblock == 0 || sh->size != size || sh->base != base) {
+		/* A new shared address, or one whose ranges changed size. */
+		if ((rc = block_release(x, sh)) < 0)
+			return rc;
+		if (block_alloc(x, block_len(size, base), &start) < 0) {
+			/* The ranges array is full: the userspace core serves it. */
+			sh->rblock = CORE;
+			queue_addr(x, idx)->size = XTEP_SIZE_CORE;
+			return 0;
+		}
+		sh->rblock = start + 1;
+		sh->size = size;
+		sh->base = base;
+	}
+	a = queue_addr(x, idx);
+	a->size = size;
+	a->base = base;
+	a->rbase = sh->rblock - 1;
+	r = &x->rvals[x->nranges];
+	memset(r, 0, sizeof(*r));
+	x->rkeys[x->nranges++] = a->rbase + (uint32_t)(lo - base) / size;
+	memcpy(r->v6, v6, 16);
+	r->lo = lo;
+	r->hi = hi;
+	r->mtu = mtu;
+	r->present = 1;
 	return 0;
 }
 
 int
 xtep_set_core(struct xtep *x, uint32_t v4)
 {
-	struct xtep_addr *a;
+	uint32_t idx;
 	int rc;
 
-	if ((x->naddrs == QUEUE || x->nranges == QUEUE) && (rc = xtep_flush(x)) < 0)
+	if ((rc = addr_index(x, v4, &idx)) < 0 || (rc = room(x)) < 0 ||
+	    (rc = block_release(x, &x->sh[idx])) < 0)
 		return rc;
-	a = &x->avals[x->naddrs];
-	memset(a, 0, sizeof(*a));
-	x->akeys[x->naddrs++] = htonl(v4);
-	a->size = XTEP_SIZE_CORE;
+	x->sh[idx].rblock = CORE;
+	queue_addr(x, idx)->size = XTEP_SIZE_CORE;
 	return 0;
 }
 
@@ -227,6 +397,44 @@ update_batch(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
 	return 0;
 }
 
+/* Clear the blocks let go of (no address points at them any more) and free them. */
+static int
+limbo_clear(struct xtep *x)
+{
+	static const struct xtep_range zero[ZERO];
+	uint32_t keys[ZERO];
+	int rc = 0;
+
+	for (uint32_t i = 0; i < x->nlimbo; i++) {
+		struct limbo *l = &x->limbo[i];
+		struct freelist *f;
+
+		for (uint32_t done = 0; done < l->n && rc == 0;) {
+			uint32_t n = l->n - done < ZERO ? l->n - done : ZERO;
+
+			for (uint32_t j = 0; j < n; j++)
+				keys[j] = l->start + done + j;
+			rc = update_batch(x->fd_ranges, keys, sizeof(keys[0]), zero,
+			                  sizeof(zero[0]), n);
+			done += n;
+		}
+		if (rc < 0)
+			break; /* the block stays out of use: never reused uncleared */
+		f = freelist(x, l->n, true);
+		if (f && f->count == f->cap) {
+			uint32_t cap = f->cap ? f->cap * 2 : 16,
+			         *p = realloc(f->start, cap * sizeof(*p));
+
+			if (p)
+				f->start = p, f->cap = cap;
+		}
+		if (f && f->count < f->cap)
+			f->start[f->count++] = l->start;
+	}
+	x->nlimbo = 0;
+	return rc;
+}
+
 int
 xtep_flush(struct xtep *x)
 {
@@ -237,13 +445,14 @@ xtep_flush(struct xtep *x)
 		struct xtep_addr old;
 
 		if (x->avals[i].size == 0 &&
-		    bpf_map_lookup_elem(x->fd_addrs, &x->akeys[i], &old) == 0 && old.size == 0)
+		    bpf_map_lookup_elem(x->fd_addrs, &x->akeys[i], &old) == 0 && old.present &&
+		    old.size == 0)
 			x->avals[i].ctr = old.ctr;
 	}
 	for (uint32_t i = 0; i < x->nranges; i++) {
 		struct xtep_range old;
 
-		if (bpf_map_lookup_elem(x->fd_ranges, &x->rkeys[i], &old) == 0 &&
+		if (bpf_map_lookup_elem(x->fd_ranges, &x->rkeys[i], &old) == 0 && old.present &&
 		    old.lo == x->rvals[i].lo)
 			x->rvals[i].ctr = old.ctr;
 	}
@@ -254,68 +463,62 @@ xtep_flush(struct xtep *x)
 		rc = update_batch(x->fd_addrs, x->akeys, sizeof(x->akeys[0]), x->avals,
 		                  sizeof(x->avals[0]), x->naddrs);
 	x->naddrs = x->nranges = 0;
+	/* Blocks freed by this batch: no address entry points at them now. */
+	if (rc == 0)
+		rc = limbo_clear(x);
 	return rc;
-}
-
-/*
- * The entry of the address KEY (network order) once the pending batch is
- * in the maps, so that a delete sees what was added before it; 0, -ENOENT
- * or the flush's -errno.
- */
-static int
-flushed_addr(struct xtep *x, uint32_t key, struct xtep_addr *a)
-{
-	int rc;
-
-	if ((rc = xtep_flush(x)) < 0)
-		return rc;
-	return bpf_map_lookup_elem(x->fd_addrs, &key, a) < 0 ? -ENOENT : 0;
 }
 
 int
 xtep_del_range(struct xtep *x, uint32_t v4, uint16_t lo)
 {
-	uint32_t key = htonl(v4);
-	struct xtep_range_key k = {.v4 = key};
-	struct xtep_addr a;
+	static const struct xtep_range zero;
+	struct shadow *sh;
+	uint32_t idx, k;
 	int rc;
 
-	if ((rc = flushed_addr(x, key, &a)) < 0)
-		return rc;
-	if (a.size == 0 || lo < a.base)
+	if ((rc = addr_index(x, v4, &idx)) < 0)
 		return -ENOENT;
-	k.k = (uint32_t)(lo - a.base) / a.size;
-	return bpf_map_delete_elem(x->fd_ranges, &k) < 0 ? -errno : 0;
+	/* After the pending batch, so that a delete sees what was added before it. */
+	if ((rc = xtep_flush(x)) < 0)
+		return rc;
+	sh = &x->sh[idx];
+	if (sh->rblock == 0 || sh->rblock == CORE || lo < sh->base)
+		return -ENOENT;
+	k = sh->rblock - 1 + (uint32_t)(lo - sh->base) / sh->size;
+	return bpf_map_update_elem(x->fd_ranges, &k, &zero, BPF_ANY) < 0 ? -errno : 0;
 }
 
 int
 xtep_del_addr(struct xtep *x, uint32_t v4)
 {
-	uint32_t key = htonl(v4);
-	struct xtep_range_key k = {.v4 = key};
-	struct xtep_addr a;
+	static const struct xtep_addr zero;
+	uint32_t idx;
 	int rc;
 
-	if ((rc = flushed_addr(x, key, &a)) < 0)
+	if ((rc = addr_index(x, v4, &idx)) < 0)
+		return -ENOENT;
+	if ((rc = xtep_flush(x)) < 0)
 		return rc;
 	/* The address first, so that no packet looks for its ranges. */
-	bpf_map_delete_elem(x->fd_addrs, &key);
-	if (a.size != 0 && a.size != XTEP_SIZE_CORE)
-		for (k.k = 0; k.k <= (65535u - a.base) / a.size; k.k++)
-			bpf_map_delete_elem(x->fd_ranges, &k);
-	return 0;
+	if (bpf_map_update_elem(x->fd_addrs, &idx, &zero, BPF_ANY) < 0)
+		return -errno;
+	if ((rc = block_release(x, &x->sh[idx])) < 0)
+		return rc;
+	x->sh[idx].rblock = 0;
+	return limbo_clear(x);
 }
 
 void
 xtep_binding_ctr(const struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, struct xtep_bctr *out)
 {
-	uint32_t key = htonl(v4);
-	struct xtep_range_key k = {.v4 = key};
 	struct xtep_addr a;
 	struct xtep_range r;
+	uint32_t idx, k;
 
 	memset(out, 0, sizeof(*out));
-	if (bpf_map_lookup_elem(x->fd_addrs, &key, &a) < 0)
+	if (addr_index(x, v4, &idx) < 0 || bpf_map_lookup_elem(x->fd_addrs, &idx, &a) < 0 ||
+	    !a.present || a.size == XTEP_SIZE_CORE)
 		return;
 	if (a.size == 0) {
 		if (lo == 0 && hi == 65535)
@@ -324,8 +527,8 @@ xtep_binding_ctr(const struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, st
 	}
 	if (lo < a.base)
 		return;
-	k.k = (uint32_t)(lo - a.base) / a.size;
-	if (bpf_map_lookup_elem(x->fd_ranges, &k, &r) == 0 && r.lo == lo)
+	k = a.rbase + (uint32_t)(lo - a.base) / a.size;
+	if (bpf_map_lookup_elem(x->fd_ranges, &k, &r) == 0 && r.present && r.lo == lo)
 		*out = r.ctr;
 }
 

@@ -25,11 +25,15 @@ struct xtep_config {
 	uint16_t mtu;      /* IPv6 path MTU toward clients */
 	uint8_t hop_limit; /* of the pushed IPv6 header */
 	bool learn;
-	uint32_t max_addrs;  /* capacity of the address map */
-	uint32_t max_ranges; /* capacity of the port-range map */
+	uint32_t max_ranges; /* entries of the port-range array (56 bytes each) */
 };
 
-/* Load the programs and create their maps (needs CAP_BPF/root). 0 or -errno. */
+/*
+ * Load the programs and create their maps (needs CAP_BPF/root): an array
+ * of 64 bytes for every address of the pools (at most XTEP_DIRECT_MAX in
+ * all: -E2BIG beyond) and one of max_ranges range entries, both allocated
+ * whole by the kernel now. 0 or -errno.
+ */
 int xtep_open(const struct xtep_config *c, struct xtep **out);
 /* Detach whatever was attached and free everything. */
 void xtep_close(struct xtep *x);
@@ -46,6 +50,9 @@ int xtep_prog_v4(const struct xtep *x);
  * is a whole address; ranges of one address share one size and are
  * aligned on it), or its new path MTU (0: the configured one). Queued
  * bindings reach the maps at xtep_flush(), or when the queue fills.
+ * -EINVAL for an address outside the pools. A shared address that finds
+ * no room left in the range array is handed to the userspace core, as
+ * with xtep_set_core(), until it is removed or bound whole.
  */
 int xtep_set(struct xtep *x, uint32_t v4, uint16_t lo, uint16_t hi, const struct in6_addr *v6,
              uint16_t mtu);

@@ -33,20 +33,18 @@
 #define AF_INET  2
 #define AF_INET6 10
 
-/* Sized by the loader before the maps are created. */
+/* Sized by the loader before the maps are created (xdp_tep.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct xtep_addr);
 } addrs SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 16);
-	__type(key, struct xtep_range_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
 	__type(value, struct xtep_range);
 } ranges SEC(".maps");
 
@@ -119,16 +117,19 @@ dec_ttl(__u8 *ip)
 	ip[8]--;
 }
 
+/* 1 and *idx the addrs index of a (network byte order) when a pool holds it. */
 static __always_inline int
-in_pool(__u32 a)
+pool_index(__u32 a, __u32 *idx)
 {
-	__u32 n = xtep_cfg.npools;
+	__u32 h = bpf_ntohl(a), n = xtep_cfg.npools;
 
 	for (__u32 i = 0; i < XTEP_MAX_POOLS; i++) {
 		if (i >= n)
 			break;
-		if ((a & xtep_cfg.pools[i].mask) == xtep_cfg.pools[i].addr)
+		if (h - xtep_cfg.pools[i].first < xtep_cfg.pools[i].size) {
+			*idx = xtep_cfg.pools[i].index + (h - xtep_cfg.pools[i].first);
 			return 1;
+		}
 	}
 	return 0;
 }
@@ -143,19 +144,19 @@ martian(__u32 a)
 }
 
 /*
- * The binding of v4 (network byte order) at `port` (has_port: the packet
- * shows one). Returns 1 found, 0 no binding at all, -1 a shared address
- * whose ranges do not cover the port, -2 a shared address and no port,
- * -3 an address the userspace core serves (PSID port sets).
+ * The binding of the pool address at addrs index idx, at `port` (has_port:
+ * the packet shows one). Returns 1 found, 0 no binding at all, -1 a shared
+ * address whose ranges do not cover the port, -2 a shared address and no
+ * port, -3 an address the userspace core serves (PSID port sets).
  */
 static __always_inline int
-lookup(__u32 v4, __u16 port, int has_port, struct found *f)
+lookup(__u32 idx, __u16 port, int has_port, struct found *f)
 {
-	struct xtep_addr *a = bpf_map_lookup_elem(&addrs, &v4);
-	struct xtep_range_key k;
+	struct xtep_addr *a = bpf_map_lookup_elem(&addrs, &idx);
 	struct xtep_range *r;
+	__u32 k;
 
-	if (!a)
+	if (!a || !a->present)
 		return 0;
 	if (a->size == XTEP_SIZE_CORE)
 		return -3;
@@ -169,10 +170,10 @@ lookup(__u32 v4, __u16 port, int has_port, struct found *f)
 		return -2;
 	if (port < a->base)
 		return -1;
-	k.v4 = v4;
-	k.k = (__u32)(port - a->base) / a->size;
+	/* port <= 65535 keeps k inside the block (xdp_tep.h). */
+	k = a->rbase + (__u32)(port - a->base) / a->size;
 	r = bpf_map_lookup_elem(&ranges, &k);
-	if (!r || port < r->lo || port > r->hi)
+	if (!r || !r->present || port < r->lo || port > r->hi)
 		return -1;
 	f->v6 = r->v6;
 	f->mtu = r->mtu;
@@ -215,7 +216,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 	struct bpf_fib_lookup fib = {};
 	struct xtep_counters *x;
 	__u8 *eth = data, *ip6 = eth + 14, *ip;
-	__u32 plen, tot, src, dst, ports = 0;
+	__u32 plen, tot, src, dst, ports = 0, idx;
 	struct found f;
 	int has_ports, rc;
 
@@ -235,10 +236,11 @@ xdp_tep_v6(struct xdp_md *ctx)
 		return count(XC_xdp_pass_v6, XDP_PASS);
 	src = *(__u32 *)(ip + 12);
 	dst = *(__u32 *)(ip + 16);
-	if (martian(dst) || in_pool(dst))
+	if (martian(dst) || pool_index(dst, &idx))
 		return count(XC_xdp_pass_v6, XDP_PASS);
 
-	rc = lookup(src, bpf_ntohs((__u16)ports), has_ports, &f);
+	/* The TEP binds only pool addresses: any other source is unknown. */
+	rc = pool_index(src, &idx) ? lookup(idx, bpf_ntohs((__u16)ports), has_ports, &f) : 0;
 	x = ctrs();
 	if (!x)
 		return XDP_PASS;
@@ -299,7 +301,7 @@ xdp_tep_v4(struct xdp_md *ctx)
 	struct bpf_fib_lookup fib = {};
 	struct xtep_counters *x;
 	__u8 *eth = data, *ip = eth + 14, *ip6;
-	__u32 tot, dst, ports = 0, mtu, len, tclass;
+	__u32 tot, dst, ports = 0, mtu, len, tclass, idx;
 	__u8 v6[16];
 	struct found f;
 	int has_ports;
@@ -313,12 +315,12 @@ xdp_tep_v4(struct xdp_md *ctx)
 	if (tot < 20 || tot > len)
 		return XDP_PASS;
 	dst = *(__u32 *)(ip + 16);
-	if (!in_pool(dst))
+	if (!pool_index(dst, &idx))
 		return XDP_PASS; /* not toward a client: the kernel's */
 	if (!plain4(ip, end, &ports, &has_ports))
 		return count(XC_xdp_pass_v4, XDP_PASS);
 	/* A miss is host unreachable from the core (ICMP, rate-limited). */
-	if (lookup(dst, bpf_ntohs((__u16)(ports >> 16)), has_ports, &f) != 1)
+	if (lookup(idx, bpf_ntohs((__u16)(ports >> 16)), has_ports, &f) != 1)
 		return count(XC_xdp_pass_v4, XDP_PASS);
 	mtu = f.mtu ? f.mtu : xtep_cfg.mtu;
 	if (tot + 40 > mtu)

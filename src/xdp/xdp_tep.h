@@ -5,30 +5,43 @@
  * uses only the kernel's fixed-width types.
  *
  * The binding table in BPF maps (kept in step with the userspace table by
- * dstm-tep, which stays the authority):
+ * dstm-tep, which stays the authority), both arrays indexed directly, as
+ * the userspace table indexes its pools (dataplane/bt_internal.h): one
+ * cold lookup of a cache line, where a hash map of a million entries cost
+ * several (about 450 ns a packet in dp-bench):
  *
- *   addrs:  IPv4 address (network byte order) -> struct xtep_addr
- *           size == 0: a whole-address binding, v6 and counters here;
- *           size != 0: a shared address whose ranges are aligned on
- *           size from base: the range of port p is k = (p - base) / size
- *   ranges: {IPv4, k} -> struct xtep_range (one port range of a shared
- *           address: its client, lo..hi, counters)
+ *   addrs:  one struct xtep_addr for every address of the pools, pool i's
+ *           address a at pools[i].index + (a - pools[i].first); sized by
+ *           the loader to the pools' total (at most XTEP_DIRECT_MAX, 64
+ *           bytes each: 64 MiB for a million addresses). present == 0: no
+ *           binding. size == 0: a whole-address binding, v6 and counters
+ *           here; size != 0: a shared address whose ranges are aligned on
+ *           size from base: the range of port p is k = (p - base) / size,
+ *           its entry ranges[rbase + k].
+ *   ranges: blocks of (65535 - base) / size + 1 entries, one block for
+ *           every shared address (as binding.c's groups), handed out by
+ *           the loader; present == 0: no range there.
  *
+ * The TEP binds only addresses of its pools, so nothing needs a hash map.
  * Learned bindings (learn mode) are not in the maps: their packets go to
  * the userspace path, which keeps their idle times and replaces them.
  * Neither are the port sets of an address shared by PSID (RFC 7597 §5.1,
  * binding.h): its addrs entry has size XTEP_SIZE_CORE, and its packets go
- * to the userspace core, which checks them against the set.
+ * to the userspace core, which checks them against the set. The loader
+ * does the same with a shared address when the ranges array is full.
  */
 #ifndef DSTM_XDP_TEP_H
 #define DSTM_XDP_TEP_H
 
 #include <linux/types.h>
 
-#define XTEP_MAX_POOLS 64
+#define XTEP_MAX_POOLS  64
+#define XTEP_DIRECT_MAX (1u << 22) /* pool addresses: as the userspace table's BT_DIRECT_MAX */
 
 struct xtep_pool {
-	__u32 addr, mask; /* network byte order */
+	__u32 first; /* the pool's first address, host byte order */
+	__u32 size;  /* its number of addresses */
+	__u32 index; /* the addrs index of its first address */
 };
 
 /* Read by both programs; written by the loader before attaching. */
@@ -48,24 +61,24 @@ struct xtep_bctr {
 
 #define XTEP_SIZE_CORE 0xffffffffu /* the address is the userspace core's (PSID sets) */
 
+/* 64 bytes: one cache line a lookup. */
 struct xtep_addr {
 	__u8 v6[16];
 	__u32 size; /* 0: whole address; else the size of its port ranges */
 	__u16 base;
-	__u16 mtu; /* the client's IPv6 path MTU; 0: cfg.mtu */
+	__u16 mtu;   /* the client's IPv6 path MTU; 0: cfg.mtu */
+	__u32 rbase; /* a shared address: the ranges index of its block */
+	__u8 present;
+	__u8 pad_[3];
 	struct xtep_bctr ctr;
-};
-
-struct xtep_range_key {
-	__u32 v4; /* network byte order */
-	__u32 k;
 };
 
 struct xtep_range {
 	__u8 v6[16];
 	__u16 lo, hi;
 	__u16 mtu;
-	__u16 pad_;
+	__u8 present;
+	__u8 pad_;
 	struct xtep_bctr ctr;
 };
 

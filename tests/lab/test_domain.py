@@ -80,11 +80,24 @@ def pid_of(lab, node):
         return int(f.read())
 
 
+def gone(pid):
+    """The process has exited with all its threads. A zombie leader is not
+    enough: its other threads (libmicrohttpd's) may still be exiting, and
+    the last of them closes the files (the TEP's TUN device, its XDP links),
+    so a successor started then finds the device busy and exits."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().split()[2] not in ("Z", "X"):
+                return False
+        return len(os.listdir("/proc/%d/task" % pid)) <= 1
+    except FileNotFoundError:
+        return True
+
+
 def kill_node(lab, node, sig=signal.SIGKILL):
     pid = pid_of(lab, node)
     os.kill(pid, sig)
-    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
-             open("/proc/%d/stat" % pid).read().split()[2] == "Z", 5, node + " to stop")
+    wait_for(lambda: gone(pid), 5, node + " to stop")
 
 
 def start_node(lab, node, prog, conf=None):

@@ -147,6 +147,36 @@ test_dhcpv6_tls_user(void **state)
 }
 
 /* An lwB4 (RFC 7596): "lw4o6" with DHCPv6 access only. */
+/* "fast_path": auto by default, bpf or off; never bpf for an lwB4. */
+static void
+test_fast_path(void **state)
+{
+	struct client_config cc;
+	struct cfg *c;
+	char *dump;
+
+	(void)state;
+	c = load("{\"server\": \"[fd00:d57::1]:3653\"}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_int_equal(cc.fast_path, CLIENT_FAST_AUTO);
+	dump = client_config_dump(&cc);
+	assert_non_null(strstr(dump, "\"fast_path\": \"auto\""));
+	free(dump);
+	cfg_free(c);
+	c = load("{\"server\": \"[fd00:d57::1]:3653\", \"fast_path\": \"off\"}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_int_equal(cc.fast_path, CLIENT_FAST_OFF);
+	cfg_free(c);
+	c = load("{\"server\": \"[fd00:d57::1]:3653\",\n \"fast_path\": \"xdp\"}");
+	assert_int_not_equal(client_config_parse(c, &cc), 0);
+	assert_non_null(strstr(errors(c), "client.json:2: /fast_path"));
+	cfg_free(c);
+	c = load("{\"access\": \"dhcpv6\", \"lw4o6\": true,\n \"fast_path\": \"bpf\"}");
+	assert_int_not_equal(client_config_parse(c, &cc), 0);
+	assert_non_null(strstr(errors(c), "client.json:2: /fast_path: \"bpf\" cannot translate"));
+	cfg_free(c);
+}
+
 static void
 test_lw4o6(void **state)
 {
@@ -250,9 +280,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),         cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_errors),          cmocka_unit_test(test_lw4o6),
-	    cmocka_unit_test(test_dhcpv6_tls_user), cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_minimal),   cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),    cmocka_unit_test(test_lw4o6),
+	    cmocka_unit_test(test_fast_path), cmocka_unit_test(test_dhcpv6_tls_user),
+	    cmocka_unit_test(test_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -512,6 +512,19 @@ check_expiry_cb(void *arg, const struct lease_row *r)
 	return 0;
 }
 
+/* As check_expiry_cb, and the large batch's rows (10.x + BIG) counted too. */
+static int
+check_small_cb(void *arg, const struct lease_row *r)
+{
+	int64_t *expiry = arg;
+
+	if (r->v4 >= 0x0b000000) {
+		expiry[1500]++;
+		return 0;
+	}
+	return check_expiry_cb(arg, r);
+}
+
 static void
 test_wal_gathered_and_checkpointed(void **state)
 {
@@ -560,6 +573,124 @@ test_wal_gathered_and_checkpointed(void **state)
 	store_close(st);
 }
 
+/*
+ * The WAL grows ahead of its frames by whole chunks of zeros (store_vfs.c
+ * WAL_GROW), so that commits overwrite and their syncs move no inode; a
+ * copy of the files taken while the store is open (as a crash leaves
+ * them, with no -shm) still reads back every committed row, the zeros
+ * after the last frame being no frames.
+ */
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	size_t n;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+static void
+test_wal_grows_in_chunks(void **state)
+{
+	struct store *st = open_ok();
+	struct lease_row r[40];
+	char ident[40][24], wal[160], crash[160], crash_wal[170], err[256];
+	int64_t expiry[1501] = {0};
+	struct stat sb;
+
+	for (unsigned i = 0; i < 40; i++) {
+		snprintf(ident[i], sizeof(ident[i]), "tsp:user%u", i);
+		r[i] = row(ident[i], 0x0a000000 + i, 0, 0);
+		expiry[i] = r[i].expiry;
+		assert_int_equal(store_begin(st), 0);
+		assert_int_equal(store_insert(st, &r[i]), 0);
+		assert_int_equal(store_history_add(st, LEASE_EV_GRANT, 100, &r[i]), 0);
+		assert_int_equal(store_commit(st), 0);
+	}
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_int_equal(stat(wal, &sb), 0);
+	/* 40 commits of a few pages: far less than a chunk, one chunk on disk. */
+	assert_int_equal(sb.st_size, 1 << 20);
+	snprintf(crash, sizeof(crash), "%s/crash.db", dir);
+	snprintf(crash_wal, sizeof(crash_wal), "%s-wal", crash);
+	copy_file(path, crash);
+	copy_file(wal, crash_wal);
+	store_close(st);
+
+	st = store_open(crash, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(store_load(st, check_expiry_cb, expiry), 0);
+	assert_int_equal(expiry[1500], 40);
+	store_close(st);
+}
+
+/*
+ * Batches handed over while the writer is busy and another batch waits
+ * for it join that batch: the same ticket, one transaction, the writes in
+ * the order they came (the last update of a row wins on disk).
+ */
+static void
+test_batches_join_while_writer_busy(void **state)
+{
+	enum { BIG = 20000 };
+	static char ident[BIG][24];
+	static struct lease_row r[BIG];
+	static int64_t expiry[1501];
+	struct store *st = open_ok();
+	uint64_t t1 = 0, t2 = 0, t3 = 0, t4 = 0;
+
+	assert_int_equal(store_async_start(st), 0);
+	/* A large first batch keeps the writer busy for a while (far above the inline limit). */
+	assert_int_equal(store_begin(st), 0);
+	for (unsigned i = 0; i < BIG; i++) {
+		snprintf(ident[i], sizeof(ident[i]), "tsp:user%u", i);
+		r[i] = row(ident[i], 0x0b000000 + i, 0, 0);
+		assert_int_equal(store_insert(st, &r[i]), 0);
+		assert_int_equal(store_history_add(st, LEASE_EV_GRANT, 100, &r[i]), 0);
+	}
+	assert_int_equal(store_commit_async(st, &t1), 0);
+	/* Three small ones right behind it: the first queues, the others join it. */
+	for (unsigned k = 0; k < 3; k++) {
+		uint64_t *t = k == 0 ? &t2 : k == 1 ? &t3 : &t4;
+
+		assert_int_equal(store_begin(st), 0);
+		for (unsigned i = 0; i < 500; i++) {
+			unsigned j = k * 500 + i;
+
+			snprintf(ident[j], sizeof(ident[j]), "tsp:small%u", j);
+			r[j] = row(ident[j], 0x0a000000 + j, 0, 0);
+			r[j].expiry = expiry[j] = 5000 + j;
+			assert_int_equal(store_insert(st, &r[j]), 0);
+		}
+		/* The second also moves a row of the one before it: the later write wins. */
+		if (k == 1) {
+			r[7].expiry = expiry[7] = 99999;
+			assert_int_equal(store_update(st, &r[7]), 0);
+		}
+		assert_int_equal(store_commit_async(st, t), 0);
+	}
+	assert_true(t2 > t1);
+	assert_int_equal(t3, t2);
+	assert_int_equal(t4, t2);
+	while (store_async_durable(st) < t4)
+		usleep(1000);
+	assert_int_equal(store_async_stop(st), 0);
+	store_close(st);
+
+	st = open_ok();
+	expiry[1500] = 0;
+	assert_int_equal(store_load(st, check_small_cb, expiry), 0);
+	assert_int_equal(expiry[1500], 1500 + BIG);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -574,6 +705,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_async_batch_merges_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wal_gathered_and_checkpointed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_grows_in_chunks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batches_join_while_writer_busy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -219,6 +219,7 @@ run(struct world *w, double secs)
 
 static unsigned idle_timeout;       /* for the next world_new */
 static int sock_type = SOCK_STREAM; /* SOCK_SEQPACKET keeps each write apart */
+static bool plain_client;           /* the client writes to its socket itself (plain_socket) */
 
 static struct world *
 world_new(const char *mechs, bool plain_ok, unsigned handshake, bool raw, const char *ver,
@@ -262,6 +263,7 @@ world_new(const char *mechs, bool plain_ok, unsigned handshake, bool raw, const 
 	cc.service = "tsp";
 	cc.hostname = "other-name.example"; /* DIGEST-MD5: the server takes our digest-uri */
 	cc.timeout = cli_timeout;
+	cc.plain_socket = plain_client;
 	w->cli = tsp_client_new(
 	    w->base, bufferevent_socket_new(w->base, sv[1], BEV_OPT_CLOSE_ON_FREE), &cc, &ccb, w);
 	assert_non_null(w->cli);
@@ -336,6 +338,26 @@ test_scram(void **state)
 	check_ok_session("SCRAM-SHA-256", "alice", "2.0.2");
 	/* again: the second login of alice uses the cached keys */
 	check_ok_session("SCRAM-SHA-256", "alice", "2.0.2");
+}
+
+static void test_pipelined_in_order(void **state);
+
+/*
+ * The client writing straight to its socket (tsp-load's plain_socket): every
+ * mechanism's exchange, and pipelined commands answered in order, as
+ * through the bufferevent.
+ */
+static void
+test_plain_socket_client(void **state)
+{
+	(void)state;
+	plain_client = true;
+	check_ok_session("ANONYMOUS", NULL, "2.0.0");
+	check_ok_session("PLAIN", "alice", "2.0.0");
+	check_ok_session("DIGEST-MD5", "alice", "2.0.1");
+	check_ok_session("SCRAM-SHA-256", "alice", "2.0.2");
+	test_pipelined_in_order(state);
+	plain_client = false;
 }
 
 static void
@@ -1051,6 +1073,7 @@ main(void)
 	    cmocka_unit_test(test_plain_needs_tls),
 	    cmocka_unit_test(test_version_refused),
 	    cmocka_unit_test(test_pipelined_in_order),
+	    cmocka_unit_test(test_plain_socket_client),
 	    cmocka_unit_test(test_delete_from_server),
 	    cmocka_unit_test(test_client_reply_timeout),
 	    cmocka_unit_test(test_raw_anonymous_nuls_and_order),

@@ -5,13 +5,19 @@
  * checksum completed, an offload we cannot honour dropped and counted)
  * and what the coalescer writes (one GSO_TCPV4 packet for a train, a GSO
  * write for what GRO merged). A pipe stands in for the device: one
- * write() is one read(), as on a TUN descriptor.
+ * write() is one read(), as on a TUN descriptor. One test opens a real
+ * device, in a network namespace of its own: a restart waits while an
+ * exiting predecessor still holds the name.
  */
+#include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -166,12 +172,70 @@ test_gro(void **state)
 	free(g);
 }
 
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* In a child of its own (the namespace must not outlive the test):
+ * 0 when the second open waited for the holder and got the device. */
+static int
+busy_child(void)
+{
+	char ifname[IFNAMSIZ];
+	double t0;
+	pid_t holder;
+	int fd, st;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return errno == EPERM ? 77 : 1;
+	fd = tun_open("dstmbusy", ifname, false);
+	if (fd < 0)
+		return 2;
+	holder = fork();
+	if (holder == 0) {
+		usleep(300 * 1000); /* the exiting predecessor's last thread */
+		_exit(0);
+	}
+	close(fd);
+	t0 = now_ms();
+	fd = tun_open("dstmbusy", ifname, false);
+	if (fd < 0 || now_ms() - t0 < 200)
+		return 3;
+	close(fd);
+	waitpid(holder, &st, 0);
+	return 0;
+}
+
+static void
+test_busy_name_waited_for(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(busy_child());
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rx),
 	    cmocka_unit_test(test_gro),
+	    cmocka_unit_test(test_busy_name_waited_for),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

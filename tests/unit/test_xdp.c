@@ -38,7 +38,7 @@
 #define HOST4 "198.51.100.2"
 
 static const uint8_t mac_host4[6] = {2, 0, 0, 0, 0, 2}, mac_c1[6] = {2, 0, 0, 0, 0, 0x11},
-                     mac_c4[6] = {2, 0, 0, 0, 0, 0x14};
+                     mac_c3[6] = {2, 0, 0, 0, 0, 0x13}, mac_c4[6] = {2, 0, 0, 0, 0, 0x14};
 
 static struct xtep *x, *xl; /* server mode; learn mode */
 static int ifindex;
@@ -416,6 +416,148 @@ test_delete(void **state)
 	       XC_drop_no_binding_src, B(1), -1);
 }
 
+/* What one decapsulation must come to, counters included. */
+enum want { FWD, SPOOFED, UNKNOWN, OUTSIDE, CORE };
+
+static void
+decap_is(struct xtep *t, const char *src4, uint16_t sport, const char *src6, enum want w)
+{
+	uint8_t in[2048], out[2048];
+	struct spec s = {.src = src4, .dst = HOST4, .sport = sport, .dport = 9};
+	uint32_t len = frame6(in, src6, 4, &s), olen;
+
+	switch (w) {
+	case FWD:
+		expect(t, true, in, len, XDP_REDIRECT, out, &olen, XC_rx_v6_pkts, B(1),
+		       XC_rx_v6_bytes, B(104), XC_decap_pkts, B(1), XC_decap_bytes, B(64),
+		       XC_xdp_decap_pkts, B(1), -1);
+		break;
+	case SPOOFED:
+	case UNKNOWN:
+	case OUTSIDE:
+		expect(t, true, in, len, XDP_DROP, out, &olen, XC_rx_v6_pkts, B(1), XC_rx_v6_bytes,
+		       B(104),
+		       w == SPOOFED   ? XC_drop_spoofed_v6_src
+		       : w == UNKNOWN ? XC_drop_no_binding_src
+		                      : XC_drop_port_outside_range,
+		       B(1), -1);
+		break;
+	case CORE:
+		expect(t, true, in, len, XDP_PASS, out, &olen, XC_xdp_pass_v6, B(1), -1);
+		break;
+	}
+}
+
+/* An encapsulation toward dst4:dport must reach the client with that MAC. */
+static void
+encap_to(struct xtep *t, const char *dst4, uint16_t dport, const uint8_t *mac)
+{
+	uint8_t in[2048], out[2048];
+	struct spec s = {.src = HOST4, .dst = dst4, .sport = 9, .dport = dport};
+	uint32_t len = frame4(in, &s), olen;
+
+	expect(t, false, in, len, XDP_REDIRECT, out, &olen, XC_rx_v4_pkts, B(1), XC_rx_v4_bytes,
+	       B(64), XC_encap_pkts, B(1), XC_encap_bytes, B(64), XC_xdp_encap_pkts, B(1), -1);
+	assert_memory_equal(out, mac, 6);
+}
+
+/*
+ * The direct indexing at its edges: two pools side by side in the address
+ * array (10.9.0.0/30 at 0..3, 10.9.1.0/29 at 4..11), their first and last
+ * addresses, the addresses just outside them, ranges k > 0 of shared
+ * addresses whose blocks lie side by side, a block reused after its
+ * address went (cleared first), a change of range size, and a range
+ * array too small for one more shared address (the core's, then).
+ */
+static void
+test_direct_edges(void **state)
+{
+	struct xtep_config c = {0};
+	struct in6_addr c1 = v6(C1), c3 = v6(C3), c4 = v6(C4);
+	struct xtep *t;
+
+	if (!usable)
+		skip();
+	c.tep6 = v6(TEP6);
+	c.npools = 2;
+	c.pool_addr[0] = v4("10.9.0.0"), c.pool_plen[0] = 30;
+	c.pool_addr[1] = v4("10.9.1.0"), c.pool_plen[1] = 29;
+	c.mtu = 1500;
+	c.hop_limit = 64;
+	c.max_ranges = 160; /* room for two blocks of 64 and one of 32 */
+	assert_int_equal(xtep_open(&c, &t), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.0.4"), 0, 65535, &c1, 0), -EINVAL);
+	assert_int_equal(xtep_set(t, v4("10.9.0.0"), 0, 65535, &c1, 0), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.0.3"), 0, 65535, &c3, 0), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.1.0"), 0, 65535, &c4, 0), 0);
+	/* 10.9.1.7: block 0..63, ranges k 1 and 3; 10.9.1.6: block 64..127, k 1. */
+	assert_int_equal(xtep_set(t, v4("10.9.1.7"), 1024, 2047, &c4, 0), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.1.7"), 3072, 4095, &c3, 0), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.1.6"), 1024, 2047, &c1, 0), 0);
+	assert_int_equal(xtep_flush(t), 0);
+
+	decap_is(t, "10.9.0.0", 5000, C1, FWD); /* first of pool 0 */
+	decap_is(t, "10.9.0.0", 5000, C3, SPOOFED);
+	decap_is(t, "10.9.0.3", 5000, C3, FWD); /* last of pool 0 */
+	decap_is(t, "10.9.0.3", 5000, C1, SPOOFED);
+	decap_is(t, "10.9.1.0", 5000, C4, FWD);     /* first of pool 1, index 4 */
+	decap_is(t, "10.9.0.4", 5000, C4, UNKNOWN); /* after pool 0: not index 4 */
+	decap_is(t, "10.8.255.255", 5000, C1, UNKNOWN);
+	decap_is(t, "10.9.1.8", 5000, C1, UNKNOWN); /* after pool 1 */
+	decap_is(t, "10.9.0.1", 5000, C1, UNKNOWN);
+	decap_is(t, "10.9.1.1", 5000, C4, UNKNOWN);
+	decap_is(t, "10.9.1.7", 1500, C4, FWD); /* k 1 */
+	decap_is(t, "10.9.1.7", 3500, C3, FWD); /* k 3 */
+	decap_is(t, "10.9.1.7", 1500, C3, SPOOFED);
+	decap_is(t, "10.9.1.7", 2500, C4, OUTSIDE);  /* k 2: absent */
+	decap_is(t, "10.9.1.7", 65535, C4, OUTSIDE); /* k 63, the block's last */
+	decap_is(t, "10.9.1.6", 500, C1, OUTSIDE);   /* k 0, right after it */
+	decap_is(t, "10.9.1.6", 1500, C1, FWD);
+	encap_to(t, "10.9.0.0", 5000, mac_c1);
+	encap_to(t, "10.9.0.3", 5000, mac_c3);
+	encap_to(t, "10.9.1.0", 5000, mac_c4);
+	encap_to(t, "10.9.1.7", 3500, mac_c3);
+	encap_to(t, "10.9.1.7", 1500, mac_c4);
+	encap_to(t, "10.9.1.6", 1500, mac_c1);
+	/* The last range of 10.9.1.7's block, then 10.9.1.6's first stays absent. */
+	assert_int_equal(xtep_set(t, v4("10.9.1.7"), 64512, 65535, &c1, 0), 0);
+	assert_int_equal(xtep_flush(t), 0);
+	decap_is(t, "10.9.1.7", 65535, C1, FWD);
+	decap_is(t, "10.9.1.6", 500, C1, OUTSIDE);
+	/* One range of k > 0 removed, the others stay. */
+	assert_int_equal(xtep_del_range(t, v4("10.9.1.7"), 3072), 0);
+	decap_is(t, "10.9.1.7", 3500, C3, OUTSIDE);
+	decap_is(t, "10.9.1.7", 1500, C4, FWD);
+	/* 10.9.1.7 goes; 10.9.1.5 gets its block, cleared: none of 10.9.1.7's ranges. */
+	assert_int_equal(xtep_del_addr(t, v4("10.9.1.7")), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.1.5"), 2048, 3071, &c3, 0), 0);
+	assert_int_equal(xtep_flush(t), 0);
+	decap_is(t, "10.9.1.7", 1500, C4, UNKNOWN);
+	decap_is(t, "10.9.1.5", 1500, C4, OUTSIDE);
+	decap_is(t, "10.9.1.5", 65535, C1, OUTSIDE);
+	decap_is(t, "10.9.1.5", 2500, C3, FWD);
+	/* 10.9.1.6's ranges change size: the old ones are gone. */
+	assert_int_equal(xtep_set(t, v4("10.9.1.6"), 2048, 4095, &c3, 0), 0);
+	assert_int_equal(xtep_flush(t), 0);
+	decap_is(t, "10.9.1.6", 1500, C1, OUTSIDE);
+	decap_is(t, "10.9.1.6", 3500, C3, FWD);
+	/* No room for 10.9.0.1's block of 128: the userspace core serves it,
+	 * all its ranges, until it is bound whole. */
+	assert_int_equal(xtep_set(t, v4("10.9.0.1"), 512, 1023, &c1, 0), 0);
+	assert_int_equal(xtep_set(t, v4("10.9.0.1"), 1024, 1535, &c3, 0), 0);
+	assert_int_equal(xtep_flush(t), 0);
+	decap_is(t, "10.9.0.1", 600, C1, CORE);
+	decap_is(t, "10.9.0.1", 1100, C3, CORE);
+	assert_int_equal(xtep_set(t, v4("10.9.0.1"), 0, 65535, &c1, 0), 0);
+	assert_int_equal(xtep_flush(t), 0);
+	decap_is(t, "10.9.0.1", 600, C1, FWD);
+	/* Neighbours untouched by all this. */
+	decap_is(t, "10.9.0.0", 5000, C1, FWD);
+	decap_is(t, "10.9.0.3", 5000, C3, FWD);
+	decap_is(t, "10.9.1.0", 5000, C4, FWD);
+	xtep_close(t);
+}
+
 static int
 sh(const char *cmd)
 {
@@ -469,7 +611,6 @@ setup(void **state)
 	c.pool_plen[0] = 24;
 	c.mtu = 1500;
 	c.hop_limit = 64;
-	c.max_addrs = 256;
 	c.max_ranges = 1024;
 	if ((rc = xtep_open(&c, &x)) < 0 || (c.learn = true, rc = xtep_open(&c, &xl)) < 0) {
 		fprintf(stderr, "test_xdp: loading the programs: %s\n", strerror(-rc));
@@ -500,6 +641,7 @@ main(void)
 	    cmocka_unit_test(test_decap_forwards), cmocka_unit_test(test_decap_drops),
 	    cmocka_unit_test(test_decap_passes),   cmocka_unit_test(test_encap),
 	    cmocka_unit_test(test_encap_passes),   cmocka_unit_test(test_delete),
+	    cmocka_unit_test(test_direct_edges),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
