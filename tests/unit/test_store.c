@@ -656,7 +656,8 @@ test_batches_join_while_writer_busy(void **state)
 		assert_int_equal(store_history_add(st, LEASE_EV_GRANT, 100, &r[i]), 0);
 	}
 	assert_int_equal(store_commit_async(st, &t1), 0);
-	/* Three small ones right behind it: the first queues, the others join it. */
+	/* Three small ones right behind it: the first queues (or joins the big
+	 * one if it is still queued), the others join it. */
 	for (unsigned k = 0; k < 3; k++) {
 		uint64_t *t = k == 0 ? &t2 : k == 1 ? &t3 : &t4;
 
@@ -676,7 +677,10 @@ test_batches_join_while_writer_busy(void **state)
 		}
 		assert_int_equal(store_commit_async(st, t), 0);
 	}
-	assert_true(t2 > t1);
+	/* t2 == t1 when the writer had not yet taken the big batch (a slow
+	 * scheduler, a sanitizer): the small ones then join that one, which
+	 * is as right; either way they share one ticket. */
+	assert_true(t2 >= t1);
 	assert_int_equal(t3, t2);
 	assert_int_equal(t4, t2);
 	while (store_async_durable(st) < t4)
