@@ -35,9 +35,6 @@
 # second of the sending period. A reply later than a second is a drop.
 # Also printed: dstmd's leases per commit in its last trial (the
 # lease_commits counter) and the load average around each measurement.
-# perfdhcp's clients are all new ones, so a trial hands out one address an
-# exchange and no server can show more than POOL / SECONDS exchanges/s
-# (15,000/s by default); a note says so when a figure comes near it.
 # Prints figures, never pass/fail; machine-readable lines start with
 # "BENCH " (scripts/bench). Every process it starts (dstmd, kea-dhcp6,
 # perfdhcp, the writer) is stopped on exit and its namespaces
@@ -276,12 +273,6 @@ pair() {
 		return
 	fi
 	python3 -c "k=float('$k'); d=float('$d'); print('ratio dstmd/Kea: %.2f (load %s to %s)' % (d / k, '$l0', '$l1') if k else 'ratio: n/a')"
-	# perfdhcp's clients are new ones, each taking an address: a trial cannot
-	# serve more than POOL exchanges, whichever the server.
-	python3 -c "
-for n, v in (('dstmd', float('$d')), ('kea-dhcp6', float('$k'))):
-    if v * $secs >= 0.9 * $pool:
-        print('note: %s served %.0f of the %d addresses a %d s trial can hand out: its figure is at the bound POOL / SECONDS (%.0f/s), a limit of the pool and maybe not of the server' % (n, v * $secs, $pool, $secs, $pool / $secs))"
 	printf 'BENCH {"name": "DHCPv6 exchanges/s%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "kea-dhcp6 memfile (never fsyncs)", "load": %s, "note": "dstmd durable per lease"}\n' \
 		"$label" "$d" "$k" "$(python3 -c "print('%.2f' % ((float('$l0') + float('$l1')) / 2))")"
 }
