@@ -67,22 +67,8 @@ client_write(struct tsp_client *c, struct iovec *iov, size_t n)
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	size_t i = 0;
 
-	if (c->plain && c->heard && fd >= 0 && evbuffer_get_length(out) == 0) {
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
-		ssize_t w;
-
-		do
-			w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		while (w < 0 && errno == EINTR);
-		for (; w > 0 && i < n; i++) {
-			if ((size_t)w < iov[i].iov_len) {
-				iov[i].iov_base = (char *)iov[i].iov_base + w;
-				iov[i].iov_len -= (size_t)w;
-				break;
-			}
-			w -= (ssize_t)iov[i].iov_len;
-		}
-	}
+	if (c->plain && c->heard && fd >= 0 && evbuffer_get_length(out) == 0)
+		i = tsp_sendv_now(fd, iov, n);
 	for (; i < n; i++)
 		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
 }

@@ -25,6 +25,11 @@
 #define TSP_XML_DEPTH_DEFAULT   16
 #define TSP_AUTH_OK_LINE        "OK Authentication successful"
 
+struct iovec;
+/* One sendmsg() now (tsp_server.c): how many whole iovecs went; a partly
+ * sent one is advanced. The caller queues the rest, in order. */
+size_t tsp_sendv_now(evutil_socket_t fd, struct iovec *iov, size_t n);
+
 /* Fill zero members of a tsp_limits with the defaults of tsp.h. */
 void tsp_limits_fill(struct tsp_limits *out, const struct tsp_limits *in);
 /* Bytes a session must look at to be sure tsp_frame_next() decides. */

@@ -78,6 +78,33 @@ tsp_srv_out(const struct tsp_conn *c)
 }
 
 /*
+ * One sendmsg() of `iov` on a non-blocking socket, now. Returns how many
+ * whole iovecs it took; a partly sent one is advanced past what went, so
+ * the caller queues iov[result..n) and the stream stays in order. An
+ * error takes nothing: the queued bytes meet it again, reported then.
+ */
+size_t
+tsp_sendv_now(evutil_socket_t fd, struct iovec *iov, size_t n)
+{
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+	size_t i = 0;
+	ssize_t w;
+
+	do
+		w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	for (; w > 0 && i < n; i++) {
+		if ((size_t)w < iov[i].iov_len) {
+			iov[i].iov_base = (char *)iov[i].iov_base + w;
+			iov[i].iov_len -= (size_t)w;
+			break;
+		}
+		w -= (ssize_t)iov[i].iov_len;
+	}
+	return i;
+}
+
+/*
  * Output of a stream session: one sendmsg straight to the socket while
  * the bufferevent's output buffer is empty, which is nearly always.
  * Handing the bytes to the bufferevent instead would switch its write
@@ -97,20 +124,7 @@ conn_send(struct tsp_conn *c, struct iovec *iov, size_t n)
 	size_t i = 0;
 
 	if (!c->tls && fd >= 0 && evbuffer_get_length(out) == 0) {
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
-		ssize_t w;
-
-		do
-			w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		while (w < 0 && errno == EINTR);
-		for (; w > 0 && i < n; i++) {
-			if ((size_t)w < iov[i].iov_len) {
-				iov[i].iov_base = (char *)iov[i].iov_base + w;
-				iov[i].iov_len -= (size_t)w;
-				break;
-			}
-			w -= (ssize_t)iov[i].iov_len;
-		}
+		i = tsp_sendv_now(fd, iov, n);
 		if (i == n)
 			return;
 	}
