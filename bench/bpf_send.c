@@ -32,6 +32,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "common/clock.h"
 #include "common/wire.h"
 #include "bsend.skel.h"
 
@@ -39,15 +40,6 @@
 #define MAX_COPIES 64 /* as in bpf_send.bpf.c */
 #define MAX_FLOWS  1024
 #define BASE_PORT  10000
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /*
  * The offset of the UDP header in the frame if it is UDP over IPv4, over
@@ -186,7 +178,7 @@ main(int argc, char **argv)
 	}
 	prog = bpf_program__fd(skel->progs.bpf_send);
 
-	t = now();
+	t = clock_mono_sec();
 	end = t + secs;
 	while (t < end) {
 		LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frames[k++ % flows],
@@ -198,7 +190,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 		/* Calls of about `call` seconds: the last one overruns SECONDS little. */
-		t1 = now();
+		t1 = clock_mono_sec();
 		if (t1 > t) {
 			r = repeat * call / (t1 - t);
 			repeat = r < 16 ? 16 : r > 1 << 22 ? 1 << 22 : (__u32)r;

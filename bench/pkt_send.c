@@ -23,17 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+
 #define BATCH 64
 #define MAXF  2048
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Where the UDP source port of the frame lies, or 0. */
 static size_t
@@ -100,8 +93,8 @@ main(int argc, char **argv)
 		msg[i].msg_hdr.msg_iov = &iov[i];
 		msg[i].msg_hdr.msg_iovlen = 1;
 	}
-	end = now() + secs;
-	while (now() < end) {
+	end = clock_mono_sec() + secs;
+	while (clock_mono_sec() < end) {
 		int r;
 
 		if (flows > 1 && off)
