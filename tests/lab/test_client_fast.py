@@ -9,7 +9,6 @@ it). "fast_path": "off" leaves no program behind.
 Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client_fast.py
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import time
 import pytest
 
 from lab import V44, Lab
-from test_domain import bound, kill_node, start_node, wait_for
+from test_domain import bound, client_changed, kill_node, start_node, wait_for
 
 # argv: outer source (an address of the sending node), outer destination,
 # inner source, inner destination, count. The kernel writes the IPv6 header
@@ -153,14 +152,7 @@ def test_spoofed_4in6_is_not_delivered(lab):
 
 def test_on_demand_first_packet_then_fast(lab):
     node = "c2"
-    kill_node(lab, node, signal.SIGTERM)
-    conf = json.load(open(lab.path(node, node + ".json")))
-    conf["mode"] = "on-demand"
-    path = lab.path(node, "on-demand.json")
-    with open(path, "w") as f:
-        json.dump(conf, f)
-    try:
-        start_node(lab, node, "dstm-client", path)
+    with client_changed(lab, node, "on-demand", mode="on-demand"):
         st = lab.ctl(node, "status")
         assert st["state"] == "idle" and st["fast_bound"] is False
         # The first connection is opened on the placeholder: its packets are
@@ -178,10 +170,6 @@ def test_on_demand_first_packet_then_fast(lab):
         assert r.stdout == "200", r
         n = counters(lab, node)
         assert n["fast_tx_packets"] > before["fast_tx_packets"]
-    finally:
-        kill_node(lab, node, signal.SIGTERM)
-        start_node(lab, node, "dstm-client")
-        bound(lab, node)
 
 
 def test_revoked_lease_leaves_no_binding(lab):
@@ -232,13 +220,7 @@ def test_killed_run_is_replaced_and_off_removes_it(lab):
     bound(lab, node)
     kill_node(lab, node)  # SIGKILL: the ingress filter stays behind
     assert "tc_fast_in" in filters(lab, node, "eth0", "ingress")
-    conf = json.load(open(lab.path(node, node + ".json")))
-    conf["fast_path"] = "off"
-    path = lab.path(node, "off.json")
-    with open(path, "w") as f:
-        json.dump(conf, f)
-    try:
-        start_node(lab, node, "dstm-client", path)
+    with client_changed(lab, node, "off", stop=None, fast_path="off"):
         st = bound(lab, node)
         assert st["fast_path"] is False
         assert "tc_fast_in" not in filters(lab, node, "eth0", "ingress")
@@ -247,8 +229,4 @@ def test_killed_run_is_replaced_and_off_removes_it(lab):
         n = counters(lab, node)
         assert n["fast_tx_packets"] == 0 and n["fast_rx_packets"] == 0
         assert n["tunnel_tx_packets"] - before["tunnel_tx_packets"] >= 3
-    finally:
-        kill_node(lab, node, signal.SIGTERM)
-        start_node(lab, node, "dstm-client")
-        bound(lab, node)
     assert lab.ctl(node, "status")["fast_path"] is True

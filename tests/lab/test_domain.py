@@ -10,6 +10,7 @@ Every case runs twice, once with each server access module of the clients
 Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_domain.py
 """
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -117,6 +118,27 @@ def start_node(lab, node, prog, conf=None):
     return p
 
 
+@contextlib.contextmanager
+def client_changed(lab, node, name, stop=signal.SIGTERM, **changes):
+    """`node`'s dstm-client restarted with its configuration changed (kept
+    as NAME.json beside it); afterwards restarted as it was, and bound.
+    stop=None: it has already been stopped."""
+    if stop is not None:
+        kill_node(lab, node, stop)
+    conf = json.load(open(lab.path(node, node + ".json")))
+    conf.update(changes)
+    path = lab.path(node, name + ".json")
+    with open(path, "w") as f:
+        json.dump(conf, f)
+    try:
+        start_node(lab, node, "dstm-client", path)
+        yield
+    finally:
+        kill_node(lab, node, signal.SIGTERM)
+        start_node(lab, node, "dstm-client")
+        bound(lab, node)
+
+
 def background(lab, node, *cmd):
     return subprocess.Popen([LAB_SCRIPT, "exec", node, *cmd],
                             env=dict(os.environ, DSTM_LAB=lab.name, DSTM_BUILD=lab.build),
@@ -167,14 +189,8 @@ def test_tcp_udp_icmp_both_ways(lab):
 
 def test_on_demand_first_connection_succeeds(lab):
     node = "c2"
-    kill_node(lab, node, signal.SIGTERM)  # releases its lease
-    conf = json.load(open(lab.path(node, node + ".json")))
-    conf["mode"] = "on-demand"
-    path = lab.path(node, "on-demand.json")
-    with open(path, "w") as f:
-        json.dump(conf, f)
-    try:
-        start_node(lab, node, "dstm-client", path)
+    # Stopping it releases its lease.
+    with client_changed(lab, node, "on-demand", mode="on-demand"):
         assert status(lab, node)["state"] == "idle"
         t0 = time.monotonic()
         r = lab.exec(node, "curl", "-sf", "--max-time", "5", "-o", "/dev/null",
@@ -182,10 +198,6 @@ def test_on_demand_first_connection_succeeds(lab):
         assert r.stdout == "200", r
         assert time.monotonic() - t0 < 3
         assert status(lab, node)["state"] == "bound"
-    finally:
-        kill_node(lab, node, signal.SIGTERM)
-        start_node(lab, node, "dstm-client")
-        bound(lab, node)
 
 
 def test_revoke_stops_traffic_at_once(lab):
