@@ -30,8 +30,17 @@ off on its veth (dstm-client(8)); the plain IPv6 baseline is measured with
 it on again, as the lab sets the veth up, so that the baseline is not
 slowed by what the tunnel needs.
 
+With --lab --tep-napi threaded the TEP's interfaces run their NAPI in a
+kernel thread (/sys/class/net/IF/threaded). With an XDP TEP on veths the
+sender's core otherwise carries every frame from the client's socket to
+the IPv4 host's (segmentation, XDP, redirect, delivery) while the other
+core idles; in a thread the TEP's part moves to the idle core. The plain
+IPv6 baseline does not cross the TEP, so it is unchanged by this. Without
+XDP a veth runs no NAPI and the setting changes nothing.
+
 usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|auto]
-       [--throughput-only] [--offload on|off|both] [--fast-path on|off|both]]
+       [--throughput-only] [--offload on|off|both] [--fast-path on|off|both]
+       [--tep-napi default|threaded]]
        [--seconds N] [--runs N]
 """
 import argparse
@@ -130,17 +139,26 @@ def tx_csum(lab, on):
     lab.exec("c1", "ethtool", "-K", "eth0", "tx", "on" if on else "off", check=True)
 
 
+def tep_napi_threaded(lab):
+    """The TEP's interfaces' NAPI in kernel threads (see --tep-napi)."""
+    lab.exec("tep", "sh", "-c", "for f in /sys/class/net/*/threaded; do "
+             "[ \"$f\" = /sys/class/net/lo/threaded ] || echo 1 >\"$f\"; done", check=True)
+
+
 def lab_throughput(lab, a):
     """TCP client->IPv4 host and back, tunnel and plain IPv6 in turn, a.runs times each."""
     from lab import SRV6, V44
 
+    if a.tep_napi == "threaded":
+        tep_napi_threaded(lab)
     pid = int(open(lab.path("c1", "c1.pid")).read())
     st = lab.ctl("c1", "status")
     fast = bool(st.get("fast_bound"))
     # What the client left on its veth for the tunnel; plain IPv6 runs with the lab's default.
     tunnel_csum = "tx-checksumming: on" in lab.exec("c1", "ethtool", "-k", "eth0").stdout
-    print("TCP throughput, %d runs of %d s each way, TEP data plane %s, client fast path %s "
-          "(load before: %s)" % (a.runs, a.seconds, a.dataplane, "on" if fast else "off", load()))
+    print("TCP throughput, %d runs of %d s each way, TEP data plane %s, client fast path %s, "
+          "TEP NAPI %s (load before: %s)"
+          % (a.runs, a.seconds, a.dataplane, "on" if fast else "off", a.tep_napi, load()))
     for reverse, what in ((False, "client->IPv4 host"), (True, "IPv4 host->client")):
         plain, tun, cpu = [], [], []
         for _ in range(a.runs):
@@ -156,8 +174,9 @@ def lab_throughput(lab, a):
         p, t, c = median_spread(plain), median_spread(tun), median_spread(cpu)
         ratios = sorted(x / y for x, y in zip(tun, plain))
         print("BENCH " + json.dumps({
-            "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP%s)"
-                    % (what, a.dataplane, "" if fast else ", client fast path off"),
+            "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP%s%s)"
+                    % (what, a.dataplane, "" if fast else ", client fast path off",
+                       ", its NAPI threaded" if a.tep_napi == "threaded" else ""),
             "ours": round(t[0] / 1e6), "peer": round(p[0] / 1e6), "unit": "Mbit/s",
             "peer_name": "plain IPv6, same veths", "load": load(),
             "note": "median of %d" % a.runs}))
@@ -259,6 +278,8 @@ def main():
     ap.add_argument("--fast-path", choices=("on", "off", "both"), default="on",
                     help="with --lab: the clients' kernel fast path (on: the lab's auto; both: "
                          "a lab with it, then one without)")
+    ap.add_argument("--tep-napi", choices=("default", "threaded"), default="default",
+                    help="with --lab: threaded runs the TEP's NAPI in kernel threads")
     a = ap.parse_args()
     if a.lab:
         lab_main(a)
