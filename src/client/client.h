@@ -91,6 +91,7 @@ struct client_config {
 	struct client_dhcp6 dhcp6;
 	bool lw4o6; /* act as an lwB4 (RFC 7596): client/lw4o6.h */
 	enum client_fast fast_path;
+	int log_level; /* "log_level": 0 info, 1 debug, 2 trace (at least -v's) */
 	struct client_tls tls;
 	char run_as[64]; /* "user": who the client becomes after start-up; "" stays root */
 };

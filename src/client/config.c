@@ -18,8 +18,9 @@
 static const char *const top_keys[] = {
     "access", "server",  "ipv6",  "interface",   "mode",    "auth",        "routes",
     "tep",    "control", "queue", "placeholder", "timeout", "backoff_max", "dhcpv6",
-    "tls",    "user",    "lw4o6", "fast_path",   NULL,
+    "tls",    "user",    "lw4o6", "fast_path",   "log_level", NULL,
 };
+static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const dhcp6_keys[] = {"form", "codes", "rapid_commit", "port", "auth", NULL};
 static const char *const dhcp6_auth_keys[] = {"realm", "key_id", "secret", NULL};
 static const char *const dhcp6_forms[] = {"ia_dstm", "global_v4", NULL};
@@ -252,6 +253,8 @@ client_config_parse(struct cfg *c, struct client_config *out)
 	parse_tls(c, out);
 	if (cfg_enum(c, "/fast_path", false, CLIENT_FAST_AUTO, fast_choices, &idx))
 		out->fast_path = (enum client_fast)idx;
+	if (cfg_enum(c, "/log_level", false, 0, log_levels, &idx))
+		out->log_level = idx;
 	/* The port translation of an lwB4 happens in userspace only. */
 	if (out->lw4o6 && out->fast_path == CLIENT_FAST_BPF)
 		cfg_error(c, "/fast_path",
@@ -314,6 +317,7 @@ client_config_dump(const struct client_config *cc)
 	if (cc->lw4o6)
 		json_object_set_new(o, "lw4o6", json_true());
 	json_object_set_new(o, "fast_path", json_string(fast_choices[cc->fast_path]));
+	json_object_set_new(o, "log_level", json_string(log_levels[cc->log_level]));
 	if (cc->access == CLIENT_ACCESS_DHCPV6) {
 		const struct client_dhcp6 *d = &cc->dhcp6;
 		json_t *h = json_object();

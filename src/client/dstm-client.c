@@ -325,6 +325,7 @@ find_address(struct client *c)
 }
 
 static const char *conffile; /* re-read on SIGHUP */
+static int verbose_cli;       /* -v: the log level never goes below it */
 
 /* SIGHUP: the lease, the session and the interface stay (reload.c). */
 static void
@@ -334,7 +335,8 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 
 	svc_reloading();
 	log_info("SIGHUP: reloading %s", conffile);
-	(void)client_config_reload(conffile, &c->cfg);
+	if (client_config_reload(conffile, &c->cfg) == 0)
+		log_setverbose(verbose_cli > c->cfg.log_level ? verbose_cli : c->cfg.log_level);
 	svc_ready("configuration reloaded or kept (see the log)");
 }
 
@@ -396,6 +398,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cfg_free(cfg);
+	verbose_cli = args.verbose;
+	if (c->cfg.log_level > args.verbose)
+		log_setverbose(c->cfg.log_level);
 	if (args.check) {
 		char *text = client_config_dump(&c->cfg);
 

@@ -1,8 +1,9 @@
 /*
  * dstm-client's SIGHUP: re-read the configuration file and take from it
  * what can change while the client holds a lease — the TSP credentials
- * ("auth": mechanism, user, secret), "timeout" and "backoff_max" — for the
- * next connection; the lease, the tunnel interface and the session stay.
+ * ("auth": mechanism, user, secret), "timeout" and "backoff_max" for the
+ * next connection, and "log_level" at once; the lease, the tunnel
+ * interface and the session stay.
  * Anything else (server, access, addresses, interface, routes, TLS, DHCPv6)
  * needs a restart: the reload is refused with file:line and the client
  * runs on as it was. Kept apart from the client's main so that the rule of
@@ -34,6 +35,7 @@ fixed_part(const struct client_config *c, const struct client_config *from)
 	memcpy(x->secret, from->secret, sizeof(x->secret));
 	x->timeout = from->timeout;
 	x->backoff_max = from->backoff_max;
+	x->log_level = from->log_level;
 	text = client_config_dump(x);
 	free(x);
 	o = text ? json_loads(text, 0, NULL) : NULL;
@@ -91,6 +93,7 @@ client_config_reload(const char *path, struct client_config *cur)
 	memcpy(cur->secret, nc->secret, sizeof(cur->secret));
 	cur->timeout = nc->timeout;
 	cur->backoff_max = nc->backoff_max;
+	cur->log_level = nc->log_level;
 out:
 	json_decref(a);
 	json_decref(b);
@@ -102,7 +105,7 @@ out:
 		log_warnx("reload refused: still running with the configuration loaded before");
 		return -EINVAL;
 	}
-	log_info("configuration reloaded: mechanism %s, timeout %us, backoff_max %us",
-	         cur->mechanism, cur->timeout, cur->backoff_max);
+	log_info("configuration reloaded: mechanism %s, timeout %us, backoff_max %us, log_level %d",
+	         cur->mechanism, cur->timeout, cur->backoff_max, cur->log_level);
 	return 0;
 }

@@ -173,9 +173,15 @@ def test_sighup_reloads_the_tep_and_the_client_in_place(lab):
         mark = hup(lab, "tep")
         wait_for(lambda: "configuration reloaded" in log_since(lab, "tep", mark), 10,
                  "dstm-tep to reload")
-        mark = hup(lab, "c1")
-        wait_for(lambda: "configuration reloaded" in log_since(lab, "c1", mark), 10,
-                 "dstm-client to reload")
+        # The client's log_level is one of what it takes in place.
+        c1_level = edit_config(lab, "c1", lambda c: c.update(log_level="debug"))
+        try:
+            mark = hup(lab, "c1")
+            wait_for(lambda: "configuration reloaded" in log_since(lab, "c1", mark), 10,
+                     "dstm-client to reload")
+            assert "log_level 1" in log_since(lab, "c1", mark)
+        finally:
+            restore_config(lab, "c1", c1_level)
         assert alive(tep_pid) and alive(c1_pid)
         assert lab.ctl("tep", "counters")["bindings"] == bindings
         assert lab.ctl("c1", "status")["ipv4"] == a

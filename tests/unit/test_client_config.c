@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -258,6 +259,55 @@ test_errors(void **state)
 	cfg_free(c);
 }
 
+/* A file of `text` for the reload: its path in `path`. */
+static void
+write_conf(char *path, size_t len, const char *text)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/test_client_config.XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* "log_level": info by default, debug or trace; a reload takes it at once, alone or not at all. */
+static void
+test_log_level(void **state)
+{
+	struct client_config cc;
+	struct cfg *c;
+	char path[64], *dump;
+
+	(void)state;
+	c = load("{\"server\": \"[fd00:d57::1]:3653\"}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_int_equal(cc.log_level, 0);
+	dump = client_config_dump(&cc);
+	assert_non_null(strstr(dump, "\"log_level\": \"info\""));
+	free(dump);
+	cfg_free(c);
+	c = load("{\"server\": \"[fd00:d57::1]:3653\",\n \"log_level\": \"loud\"}");
+	assert_int_not_equal(client_config_parse(c, &cc), 0);
+	assert_non_null(strstr(errors(c), "client.json:2: /log_level"));
+	cfg_free(c);
+
+	c = load("{\"server\": \"[fd00:d57::1]:3653\", \"log_level\": \"debug\"}");
+	assert_int_equal(client_config_parse(c, &cc), 0);
+	assert_int_equal(cc.log_level, 1);
+	cfg_free(c);
+	write_conf(path, sizeof(path), "{\"server\": \"[fd00:d57::1]:3653\", \"log_level\": \"trace\"}");
+	assert_int_equal(client_config_reload(path, &cc), 0);
+	assert_int_equal(cc.log_level, 2);
+	unlink(path);
+	/* With another server the whole reload is refused: the level stays. */
+	write_conf(path, sizeof(path), "{\"server\": \"[fd00:d57::9]:3653\", \"log_level\": \"info\"}");
+	assert_int_not_equal(client_config_reload(path, &cc), 0);
+	assert_int_equal(cc.log_level, 2);
+	unlink(path);
+}
+
 static void
 test_backoff(void **state)
 {
@@ -283,7 +333,7 @@ main(void)
 	    cmocka_unit_test(test_minimal),   cmocka_unit_test(test_full),
 	    cmocka_unit_test(test_errors),    cmocka_unit_test(test_lw4o6),
 	    cmocka_unit_test(test_fast_path), cmocka_unit_test(test_dhcpv6_tls_user),
-	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_backoff),   cmocka_unit_test(test_log_level),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
