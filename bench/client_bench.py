@@ -6,7 +6,12 @@
               address and routes, flush, TEP and back;
   throughput  TCP through the tunnel against plain IPv6 on the same veth
               (iperf3, a ratio);
-  cpu         the client's CPU seconds per gigabit it carried.
+  cpu         the client's CPU seconds per gigabit it carried; with --lab
+              also the whole machine's (every core's busy time from
+              /proc/stat, both ends and the path between), tunnel against
+              plain IPv6: with the client's kernel fast path the client
+              process does no per-packet work at all, and the tunnel's
+              cost is in the kernel, in whoever's context it runs.
 
 With --lab the figures come from the namespace lab of scripts/lab (real
 dstmd and dstm-tep; plain IPv6 is c1 to srv across the same bridge,
@@ -56,6 +61,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def clk_tck():
     return os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds():
+    """Busy time of every core so far (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / clk_tck()
 
 
 def cpu_seconds(pid):
@@ -160,18 +173,23 @@ def lab_throughput(lab, a):
           "TEP NAPI %s (load before: %s)"
           % (a.runs, a.seconds, a.dataplane, "on" if fast else "off", a.tep_napi, load()))
     for reverse, what in ((False, "client->IPv4 host"), (True, "IPv4 host->client")):
-        plain, tun, cpu = [], [], []
+        plain, tun, cpu, mplain, mtun = [], [], [], [], []
+        per_gbit = lambda s, nbytes: s / (nbytes * 8 / 1e9) if nbytes else float("nan")
         for _ in range(a.runs):
             tx_csum(lab, True)
-            bps, _ = lab_iperf(lab, "srv", SRV6, a.seconds, reverse)
+            m0 = machine_busy_seconds()
+            bps, nbytes = lab_iperf(lab, "srv", SRV6, a.seconds, reverse)
+            mplain.append(per_gbit(machine_busy_seconds() - m0, nbytes))
             tx_csum(lab, tunnel_csum)
             plain.append(bps)
-            c0 = cpu_seconds(pid)
+            c0, m0 = cpu_seconds(pid), machine_busy_seconds()
             bps, nbytes = lab_iperf(lab, "v4", V44, a.seconds, reverse)
-            c1 = cpu_seconds(pid)
+            c1, m1 = cpu_seconds(pid), machine_busy_seconds()
             tun.append(bps)
-            cpu.append((c1 - c0) / (nbytes * 8 / 1e9) if nbytes else float("nan"))
+            cpu.append(per_gbit(c1 - c0, nbytes))
+            mtun.append(per_gbit(m1 - m0, nbytes))
         p, t, c = median_spread(plain), median_spread(tun), median_spread(cpu)
+        mp, mt = median_spread(mplain), median_spread(mtun)
         ratios = sorted(x / y for x, y in zip(tun, plain))
         print("BENCH " + json.dumps({
             "name": "TCP %s through the tunnel, Mbit/s (lab, %s TEP%s%s)"
@@ -179,11 +197,13 @@ def lab_throughput(lab, a):
                        ", its NAPI threaded" if a.tep_napi == "threaded" else ""),
             "ours": round(t[0] / 1e6), "peer": round(p[0] / 1e6), "unit": "Mbit/s",
             "peer_name": "plain IPv6, same veths", "load": load(),
-            "note": "median of %d" % a.runs}))
+            "note": "median of %d; all cores %.2f CPU-s/Gbit, plain %.2f" % (a.runs, mt[0], mp[0])}))
         print("  %s: tunnel %.0f Mbit/s (%.0f-%.0f), plain IPv6 %.0f Mbit/s (%.0f-%.0f), "
               "ratio %.3f (%.3f-%.3f); client %.3f CPU-s/Gbit (%.3f-%.3f)"
               % (what, t[0] / 1e6, t[1] / 1e6, t[2] / 1e6, p[0] / 1e6, p[1] / 1e6, p[2] / 1e6,
                  ratios[len(ratios) // 2], ratios[0], ratios[-1], c[0], c[1], c[2]))
+        print("  %s: the machine, all cores: tunnel %.3f CPU-s/Gbit (%.3f-%.3f), plain IPv6 "
+              "%.3f (%.3f-%.3f)" % (what, mt[0], mt[1], mt[2], mp[0], mp[1], mp[2]))
     n = lab.ctl("c1", "counters")
     print("  client: %d TSO super-packets read, %d coalesced TUN writes, %d sendmmsg batches, "
           "%d backpressure waits, drops: offload %d, send %d, tun write %d; load after: %s"
