@@ -31,11 +31,17 @@
  * unheard for UDP_LINGER_S seconds is freed (its lease stays, as when a
  * TCP client closes). Its queue holds UDP_QUEUE_MAX messages of at most
  * the TCP frame size. The hash of sources is seeded at random.
+ *
+ * On a wildcard address ([::] or 0.0.0.0) an answer leaves from the
+ * address the client's datagram was sent to (IPV6_PKTINFO, IP_PKTINFO),
+ * not from whatever the routing would choose: a client's connected UDP
+ * socket takes datagrams from that address only.
  */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -62,6 +68,15 @@ struct udp_msg {
 	size_t len;
 };
 
+/* Where a datagram arrived, for the answer's source (wildcard sockets only). */
+struct udp_local {
+	int family; /* 0: the socket's own address will do */
+	union {
+		struct in6_pktinfo v6;
+		struct in_pktinfo v4;
+	};
+};
+
 struct udp_sess {
 	struct tsp_udp *u;
 	struct udp_sock *sock;          /* replies leave from it */
@@ -69,6 +84,7 @@ struct udp_sess {
 	struct udp_sess *older, *newer; /* recency list */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
+	struct udp_local local;  /* the address its last datagram went to */
 	struct tsp_conn *conn;   /* NULL once the machine ended */
 	bool have_seq, open;     /* open: the last request waits */
 	struct tsp_udp_hdr last; /* the last request's header */
@@ -82,6 +98,7 @@ struct udp_sess {
 struct udp_sock {
 	struct tsp_udp *u;
 	int fd;
+	bool wildcard; /* bound to [::] or 0.0.0.0: answers name their source */
 	struct event *ev;
 };
 
@@ -281,6 +298,41 @@ sess_new(struct tsp_udp *u, struct udp_sock *sock, const struct sockaddr *sa, so
 
 /* ---- answers ---- */
 
+/* One datagram to `peer`, from `local`'s address when it has one. */
+static ssize_t
+udp_send(const struct udp_sock *sock, const void *buf, size_t len, const struct sockaddr *peer,
+         socklen_t peerlen, const struct udp_local *local)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_name = (void *)peer, .msg_namelen = peerlen, .msg_iov = &iov,
+	                    .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (!local->family)
+		return sendto(sock->fd, buf, len, 0, peer, peerlen);
+	memset(&cm, 0, sizeof(cm));
+	mh.msg_control = cm.buf;
+	c = (struct cmsghdr *)cm.buf;
+	if (local->family == AF_INET6) {
+		mh.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+		memcpy(CMSG_DATA(c), &local->v6, sizeof(local->v6));
+	} else {
+		mh.msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+		memcpy(CMSG_DATA(c), &local->v4, sizeof(local->v4));
+	}
+	return sendmsg(sock->fd, &mh, 0);
+}
+
 static void
 send_answer(struct udp_sess *s, const char *msg, size_t len)
 {
@@ -295,8 +347,8 @@ send_answer(struct udp_sess *s, const char *msg, size_t len)
 	s->answer = a;
 	s->answer_len = TSP_UDP_HDR_LEN + len;
 	s->open = false;
-	if (sendto(s->sock->fd, a, s->answer_len, 0, (const struct sockaddr *)&s->peer,
-	           s->peerlen) < 0) {
+	if (udp_send(s->sock, a, s->answer_len, (const struct sockaddr *)&s->peer, s->peerlen,
+	             &s->local) < 0) {
 		s->u->ctr.send_errors++;
 		if (log_rl_allow(&s->u->rl))
 			log_warn("tsp/udp: sendto");
@@ -402,7 +454,7 @@ is_version(const char *msg, size_t len)
 
 static void
 on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct sockaddr *sa,
-            socklen_t salen)
+            socklen_t salen, const struct udp_local *local)
 {
 	struct tsp_udp *u = sock->u;
 	struct tsp_udp_hdr h;
@@ -427,7 +479,8 @@ on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct so
 		/* The same message; the timestamp is this copy's, for the client's RTT. */
 		s->last.timestamp = h.timestamp;
 		tsp_udp_header(&s->last, s->answer);
-		if (sendto(sock->fd, s->answer, s->answer_len, 0, sa, salen) < 0)
+		s->local = *local;
+		if (udp_send(sock, s->answer, s->answer_len, sa, salen, local) < 0)
 			u->ctr.send_errors++;
 		return;
 	}
@@ -454,6 +507,7 @@ on_datagram(struct udp_sock *sock, const uint8_t *buf, size_t n, const struct so
 			return;
 	}
 	recency_touch(s);
+	s->local = *local;
 	s->have_seq = true;
 	s->last = h;
 	s->open = true;
@@ -474,15 +528,39 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	/* A bounded batch per wake-up; the loop comes back for the rest. */
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		ssize_t n =
-		    recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+		union {
+			char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+		struct msghdr mh = {.msg_name = &ss, .msg_namelen = sizeof(ss), .msg_iov = &iov,
+		                    .msg_iovlen = 1, .msg_control = cm.buf,
+		                    .msg_controllen = sizeof(cm.buf)};
+		struct udp_local local = {0};
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
 
 		if (n < 0)
 			return;
 		if (ss.ss_family != AF_INET6 && ss.ss_family != AF_INET)
 			continue;
-		on_datagram(sock, buf, (size_t)n, (const struct sockaddr *)&ss, sl);
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); sock->wildcard && c;
+		     c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+				local.family = AF_INET6;
+				memcpy(&local.v6, CMSG_DATA(c), sizeof(local.v6));
+				/* The interface matters for a link-local source only. */
+				if (!IN6_IS_ADDR_LINKLOCAL(&local.v6.ipi6_addr))
+					local.v6.ipi6_ifindex = 0;
+			} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+				local.family = AF_INET;
+				memcpy(&local.v4, CMSG_DATA(c), sizeof(local.v4));
+				/* From the local address it arrived at (ipi_spec_dst), any interface. */
+				local.v4.ipi_ifindex = 0;
+				local.v4.ipi_addr.s_addr = 0;
+			}
+		}
+		on_datagram(sock, buf, (size_t)n, (const struct sockaddr *)&ss, mh.msg_namelen,
+		            &local);
 	}
 }
 
@@ -497,6 +575,14 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 		u->ctr.expired++;
 		sess_free(u->oldest);
 	}
+}
+
+static bool
+listen_is_wildcard(const struct dstmd_listen *ln)
+{
+	if (ln->addr.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ln->addr)->sin6_addr);
+	return ((const struct sockaddr_in *)&ln->addr)->sin_addr.s_addr == htonl(INADDR_ANY);
 }
 
 int
@@ -542,6 +628,14 @@ tsp_udp_init(struct dstmd *d)
 		}
 		us->u = u;
 		us->fd = fd;
+		us->wildcard = listen_is_wildcard(ln);
+		if (us->wildcard) {
+			/* Answers leave from the address each datagram was sent to. */
+			if (ln->addr.ss_family == AF_INET6)
+				(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+			else
+				(void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+		}
 		us->ev = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, us);
 		if (!us->ev) {
 			close(fd);

@@ -4,7 +4,8 @@ the TCP limits (connections_per_64 here, an idle session of the /64 giving
 its place to a new one); datagrams without the header, a
 first datagram that is no VERSION line, an older sequence number and a
 message over the size limits are dropped, each on its own counter; a
-retransmission gets the answer it had, with its own timestamp."""
+retransmission gets the answer it had, with its own timestamp. On a
+wildcard address the answer leaves from the address the client sent to."""
 
 import os
 import socket
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from dstmd_proc import DSTMD, Dstmd
+from dstmd_proc import DSTMD, Dstmd, free_port
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DSTMD), reason="dstmd is not built")
 
@@ -122,5 +123,32 @@ def test_what_a_stranger_sends_is_dropped_and_counted(tmp):
         assert c["udp_drop_too_long"] == 1 and c["tsp_too_long"] == 1
         assert ask(s, 0xF0, b"VERSION=1.0\r\n")[8:].startswith(b"CAPABILITY")
         s.close()
+    finally:
+        d.kill()
+
+
+def test_wildcard_answers_from_the_address_asked(tmp):
+    """On 0.0.0.0 a datagram to 127.0.0.2 from 127.0.0.1 is answered from
+    127.0.0.2 (IP_PKTINFO): routing alone would pick 127.0.0.1, which the
+    client's connected socket refuses. [::] answers on ::1 as well."""
+    p4, p6 = free_port(), free_port()
+    d = Dstmd(tmp, listen=[{"address": "0.0.0.0:%d" % p4}, {"address": "[::]:%d" % p6}]).start()
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.connect(("127.0.0.2", p4))
+        s.settimeout(2)
+        cap = ask(s, 0xF0, b"VERSION=2.0.0\r\n")
+        assert cap is not None and cap[8:].startswith(b"CAPABILITY"), cap
+        # A retransmission is answered from there too.
+        assert ask(s, 0xF0, b"VERSION=2.0.0\r\n")[8:] == cap[8:]
+        s.close()
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.connect(("::1", p6))
+        s.settimeout(2)
+        cap = ask(s, 0xF0, b"VERSION=2.0.0\r\n")
+        assert cap is not None and cap[8:].startswith(b"CAPABILITY"), cap
+        s.close()
+        assert d.counters()["udp_send_errors"] == 0
     finally:
         d.kill()
