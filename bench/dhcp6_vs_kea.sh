@@ -35,9 +35,11 @@
 # The figure: full 4-way exchanges (Solicit, Advertise, Request, Reply) per
 # second at under 1 % drops, found by doubling the offered rate (-r) until
 # drops reach 1 %, then bisecting; each trial starts from empty lease files
-# and lasts SECONDS. dstmd makes each lease durable (fdatasync'd) before its
-# Reply; Kea's memfile appends its CSV and never fsyncs, so Kea's figure has
-# no disk latency in it: the ratio is printed with that said beside it.
+# and lasts SECONDS, and a rate that fails is tried a second time (the
+# better of the two counts). dstmd makes each lease durable (fdatasync'd)
+# before its Reply; Kea's memfile appends its CSV and never fsyncs, so Kea's
+# figure has no disk latency in it: the ratio is printed with that said
+# beside it.
 # With --busy-disk the two are measured again while a background writer
 # (dd, 16 MiB then fdatasync, in a loop) keeps the lease files' disk busy.
 # perfdhcp waits one second (-W, its drop time) for the replies still on
@@ -260,6 +262,18 @@ step() {
 	got=${res% *} drops=${res#* }
 	printf '  %-5s offered %6d/s: %8s exchanges/s, %6s %% dropped (load %s)\n' \
 		"$which" "${r[$which]}" "$got" "$drops" "$(load1)" >&2
+	# A failed rate is tried once more, from a fresh start, before it bounds
+	# the search: one bad moment of a shared machine (once it stopped Kea's
+	# search at 1,875/s) must not end it. Both servers alike.
+	if ! python3 -c "import sys; sys.exit(0 if float('$drops') < 1 else 1)"; then
+		start_server "$which"
+		res=$(trial "$which" "${r[$which]}") || res="0 100"
+		if python3 -c "import sys; sys.exit(0 if float('${res#* }') < float('$drops') else 1)"; then
+			got=${res% *} drops=${res#* }
+		fi
+		printf '  %-5s offered %6d/s: %8s exchanges/s, %6s %% dropped (load %s), again\n' \
+			"$which" "${r[$which]}" "${res% *}" "${res#* }" "$(load1)" >&2
+	fi
 	if python3 -c "import sys; sys.exit(0 if float('$drops') < 1 else 1)"; then
 		lo[$which]=${r[$which]}
 		best[$which]=$(python3 -c "print(max(float('${best[$which]}'), float('$got')))")
