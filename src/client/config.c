@@ -16,8 +16,8 @@
 #include "tsp/tsp.h"
 
 static const char *const top_keys[] = {
-    "access", "server",  "ipv6",  "interface",   "mode",    "auth",        "routes",
-    "tep",    "control", "queue", "placeholder", "timeout", "backoff_max", "dhcpv6",
+    "access", "server",  "ipv6",  "interface",   "mode",      "auth",        "routes",
+    "tep",    "control", "queue", "placeholder", "timeout",   "backoff_max", "dhcpv6",
     "tls",    "user",    "lw4o6", "fast_path",   "log_level", NULL,
 };
 static const char *const log_levels[] = {"info", "debug", "trace", NULL};

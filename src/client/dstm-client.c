@@ -325,7 +325,7 @@ find_address(struct client *c)
 }
 
 static const char *conffile; /* re-read on SIGHUP */
-static int verbose_cli;       /* -v: the log level never goes below it */
+static int verbose_cli;      /* -v: the log level never goes below it */
 
 /* SIGHUP: the lease, the session and the interface stay (reload.c). */
 static void

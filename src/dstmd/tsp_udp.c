@@ -308,8 +308,8 @@ udp_send(const struct udp_sock *sock, const void *buf, size_t len, const struct 
 		struct cmsghdr align;
 	} cm;
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr mh = {.msg_name = (void *)peer, .msg_namelen = peerlen, .msg_iov = &iov,
-	                    .msg_iovlen = 1};
+	struct msghdr mh = {
+	    .msg_name = (void *)peer, .msg_namelen = peerlen, .msg_iov = &iov, .msg_iovlen = 1};
 	struct cmsghdr *c;
 
 	if (!local->family)
@@ -533,8 +533,11 @@ on_read(evutil_socket_t fd, short what, void *arg)
 			struct cmsghdr align;
 		} cm;
 		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-		struct msghdr mh = {.msg_name = &ss, .msg_namelen = sizeof(ss), .msg_iov = &iov,
-		                    .msg_iovlen = 1, .msg_control = cm.buf,
+		struct msghdr mh = {.msg_name = &ss,
+		                    .msg_namelen = sizeof(ss),
+		                    .msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = cm.buf,
 		                    .msg_controllen = sizeof(cm.buf)};
 		struct udp_local local = {0};
 		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
@@ -581,7 +584,8 @@ static bool
 listen_is_wildcard(const struct dstmd_listen *ln)
 {
 	if (ln->addr.ss_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ln->addr)->sin6_addr);
+		return IN6_IS_ADDR_UNSPECIFIED(
+		    &((const struct sockaddr_in6 *)&ln->addr)->sin6_addr);
 	return ((const struct sockaddr_in *)&ln->addr)->sin_addr.s_addr == htonl(INADDR_ANY);
 }
 
@@ -632,7 +636,8 @@ tsp_udp_init(struct dstmd *d)
 		if (us->wildcard) {
 			/* Answers leave from the address each datagram was sent to. */
 			if (ln->addr.ss_family == AF_INET6)
-				(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+				(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+				                 sizeof(one));
 			else
 				(void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 		}

@@ -297,12 +297,14 @@ test_log_level(void **state)
 	assert_int_equal(client_config_parse(c, &cc), 0);
 	assert_int_equal(cc.log_level, 1);
 	cfg_free(c);
-	write_conf(path, sizeof(path), "{\"server\": \"[fd00:d57::1]:3653\", \"log_level\": \"trace\"}");
+	write_conf(path, sizeof(path),
+	           "{\"server\": \"[fd00:d57::1]:3653\", \"log_level\": \"trace\"}");
 	assert_int_equal(client_config_reload(path, &cc), 0);
 	assert_int_equal(cc.log_level, 2);
 	unlink(path);
 	/* With another server the whole reload is refused: the level stays. */
-	write_conf(path, sizeof(path), "{\"server\": \"[fd00:d57::9]:3653\", \"log_level\": \"info\"}");
+	write_conf(path, sizeof(path),
+	           "{\"server\": \"[fd00:d57::9]:3653\", \"log_level\": \"info\"}");
 	assert_int_not_equal(client_config_reload(path, &cc), 0);
 	assert_int_equal(cc.log_level, 2);
 	unlink(path);
