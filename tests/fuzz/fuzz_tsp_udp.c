@@ -14,8 +14,10 @@
  * of datagram. Control bits 0-1 pick one of four sources (two ports of
  * one address, two addresses); bit 2 answers the pending commands now;
  * bit 3 frees the least recently heard session (its expiry); bit 4 drops
- * the pending answers instead (the application's session ended); bits
- * 5-7 are left to the datagram's first byte. After the input, every
+ * the pending answers instead (the application's session ended); bit 5
+ * says which local address the datagram arrived at (the listener's own, or
+ * one a wildcard listener learns from IPV6_PKTINFO and answers from); bits
+ * 6-7 are unused. After the input, every
  * session is freed and the event loop run: nothing may remain open.
  */
 #include <event2/buffer.h>
@@ -172,13 +174,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t ctl = data[0];
 		size_t len = (size_t)(data[1] << 8 | data[2]);
 		struct sockaddr_in6 sa;
+		struct udp_local local = {0};
 
 		data += 3;
 		size -= 3;
 		if (len > size)
 			len = size;
 		source(ctl & 3, &sa);
-		on_datagram(&usock, data, len, (const struct sockaddr *)&sa, sizeof(sa));
+		if (ctl & 0x20) {
+			local.family = AF_INET6;
+			local.v6.ipi6_addr.s6_addr[0] = 0xfd;
+			local.v6.ipi6_addr.s6_addr[15] = 0xfe;
+		}
+		on_datagram(&usock, data, len, (const struct sockaddr *)&sa, sizeof(sa), &local);
 		data += len;
 		size -= len;
 		event_base_loop(base, EVLOOP_NONBLOCK);
