@@ -100,10 +100,13 @@ struct client_tunnel {
 
 	/* The kernel fast path (tc_fast.c), NULL when off; `fb` is what its
 	 * map holds. `early_seen`: the early translations already known, so
-	 * that a new early flow turns the inbound fast path off at once. */
+	 * that a new early flow turns the inbound fast path off at once.
+	 * `csum_ifindex`: the veth whose transmit checksumming this run
+	 * turned off, to turn on again at exit (0: none). */
 	struct tc_fast *fast;
 	struct tc_fast_binding fb;
 	uint64_t early_seen;
+	unsigned csum_ifindex;
 };
 
 /* Open the TUN device (on-demand: placeholder + routes) and the raw socket. */
@@ -147,6 +150,8 @@ int tc_fast_set(struct tc_fast *f, const struct tc_fast_binding *b);
  * turned off, 0 when nothing needed doing, -errno.
  */
 int tc_fast_veth_csum(const char *ifname);
+/* Transmit checksumming on again, as tc_fast_veth_csum found it; -errno. */
+int tc_fast_veth_csum_restore(unsigned ifindex);
 /* The counters summed over the CPUs (zeros when `f` is NULL). */
 void tc_fast_read(struct tc_fast *f, struct tc_fast_counters *sum);
 

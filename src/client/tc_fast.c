@@ -18,11 +18,13 @@
  * the IPv4 host drops it. So on a veth the fast path turns the device's
  * transmit checksumming off (tc_fast_veth_csum): the kernel then
  * segments our GSO packets and computes their checksums itself, at the
- * device, still without a system call per segment.
+ * device, still without a system call per segment. At exit it is turned
+ * on again (tc_fast_veth_csum_restore) when this run turned it off.
  */
 #include <errno.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,13 +181,29 @@ tc_fast_read(struct tc_fast *f, struct tc_fast_counters *sum)
 	}
 }
 
+/* ETHTOOL_GTXCSUM or ETHTOOL_STXCSUM on `ifname` through `fd`; -errno. */
+static int
+ethtool_value(int fd, const char *ifname, uint32_t cmd, uint32_t *data)
+{
+	struct ethtool_value ev = {.cmd = cmd, .data = *data};
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&ev;
+	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
+		return -errno;
+	*data = ev.data;
+	return 0;
+}
+
 int
 tc_fast_veth_csum(const char *ifname)
 {
 	struct ethtool_drvinfo di = {.cmd = ETHTOOL_GDRVINFO};
-	struct ethtool_value ev = {.cmd = ETHTOOL_GTXCSUM};
 	struct ifreq ifr;
-	int fd, rc = 0;
+	uint32_t on = 0, off = 0;
+	int fd, rc;
 
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -194,22 +212,27 @@ tc_fast_veth_csum(const char *ifname)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	ifr.ifr_data = (void *)&di;
 	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0 || strcmp(di.driver, "veth") != 0)
-		goto out; /* a real device finalises checksums itself */
-	ifr.ifr_data = (void *)&ev;
-	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!ev.data)
-		goto out;
-	ev.cmd = ETHTOOL_STXCSUM;
-	ev.data = 0;
-	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = 1;
-out:
+		rc = 0; /* a real device finalises checksums itself */
+	else if ((rc = ethtool_value(fd, ifname, ETHTOOL_GTXCSUM, &on)) == 0 && on &&
+	         (rc = ethtool_value(fd, ifname, ETHTOOL_STXCSUM, &off)) == 0)
+		rc = 1;
+	close(fd);
+	return rc;
+}
+
+int
+tc_fast_veth_csum_restore(unsigned ifindex)
+{
+	char ifname[IF_NAMESIZE];
+	uint32_t on = 1;
+	int fd, rc;
+
+	if (!if_indextoname(ifindex, ifname))
+		return -errno;
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = ethtool_value(fd, ifname, ETHTOOL_STXCSUM, &on);
 	close(fd);
 	return rc;
 }

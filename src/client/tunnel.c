@@ -390,6 +390,25 @@ hop_limit(const char *ifname)
 	return v > 0 && v < 256 ? (unsigned)v : 64;
 }
 
+/* The veth's transmit checksumming on again, if this run turned it off. */
+static void
+veth_csum_restore(struct client_tunnel *t)
+{
+	char ifname[IF_NAMESIZE];
+	int rc;
+
+	if (!t->csum_ifindex)
+		return;
+	rc = tc_fast_veth_csum_restore(t->csum_ifindex);
+	if (rc < 0)
+		log_warnx("fast path: cannot turn transmit checksumming on again on ifindex %u: %s "
+		          "(ethtool -K IFACE tx on does)",
+		          t->csum_ifindex, strerror(-rc));
+	else if (if_indextoname(t->csum_ifindex, ifname))
+		log_info("%s: transmit checksumming on again", ifname);
+	t->csum_ifindex = 0;
+}
+
 int
 tunnel_fast_open(struct client_tunnel *t)
 {
@@ -418,10 +437,12 @@ tunnel_fast_open(struct client_tunnel *t)
 	ret = tc_fast_veth_csum(ifname);
 	if (ret < 0)
 		goto fail;
-	if (ret > 0)
-		log_info("%s: transmit checksumming off (a veth leaves them to the receiver, "
-		         "which a TEP cannot do)",
+	if (ret > 0) {
+		t->csum_ifindex = (unsigned)idx;
+		log_info("%s: transmit checksumming off until exit (a veth leaves checksums to "
+		         "the receiver, which a TEP cannot do)",
 		         ifname);
+	}
 	ret = tc_fast_open(&t->fast, dti, (unsigned)idx);
 	if (ret < 0)
 		goto fail;
@@ -435,6 +456,7 @@ tunnel_fast_open(struct client_tunnel *t)
 	return 0;
 fail:
 	t->fast = NULL;
+	veth_csum_restore(t);
 	if (want == CLIENT_FAST_BPF) {
 		log_warnx("fast path: cannot load or attach the tc programs: %s", strerror(-ret));
 		return ret;
@@ -448,6 +470,7 @@ tunnel_fast_close(struct client_tunnel *t)
 {
 	tc_fast_close(t->fast);
 	t->fast = NULL;
+	veth_csum_restore(t);
 }
 
 /* ---- The data path ---- */

@@ -414,10 +414,14 @@ static const unsigned long priv_ioctl_common[] = {
     SIOCGIFFLAGS, SIOCGIFMTU, SIOCGIFADDR, SIOCGIFHWADDR, SIOCOUTQ,     SIOCINQ,
 };
 
-/* The TUN device and the interface it makes (seed 002 §4: the DTI). */
+/*
+ * The TUN device and the interface it makes (seed 002 §4: the DTI);
+ * SIOCETHTOOL for dstm-client's fast path, which turns a veth's transmit
+ * checksumming on again at exit (the kernel still wants CAP_NET_ADMIN).
+ */
 static const unsigned long priv_ioctl_dataplane[] = {
     TUNSETIFF,    TUNGETIFF,  TUNSETPERSIST, TUNSETOFFLOAD,  TUNSETVNETHDRSZ, TUNSETQUEUE,
-    SIOCSIFFLAGS, SIOCSIFMTU, SIOCSIFADDR,   SIOCSIFNETMASK, SIOCSIFTXQLEN,
+    SIOCSIFFLAGS, SIOCSIFMTU, SIOCSIFADDR,   SIOCSIFNETMASK, SIOCSIFTXQLEN,   SIOCETHTOOL,
 };
 
 static int

@@ -206,9 +206,12 @@ def test_revoked_lease_leaves_no_binding(lab):
 def test_release_removes_the_programs(lab):
     node = "c2"
     bound(lab, node)
+    assert "tx-checksumming: off" in lab.exec(node, "ethtool", "-k", "eth0").stdout
     kill_node(lab, node, signal.SIGTERM)
     try:
         assert "tc_fast_in" not in filters(lab, node, "eth0", "ingress")
+        # The veth's transmit checksumming, which the fast path turned off, is on again.
+        assert "tx-checksumming: on" in lab.exec(node, "ethtool", "-k", "eth0").stdout
         assert "clsact" not in lab.exec(node, "tc", "qdisc", "show", "dev", "eth0").stdout
     finally:
         start_node(lab, node, "dstm-client")
