@@ -74,6 +74,11 @@
 #   DHCP6_BENCH_START: the first offered rate (default 250/s)
 #   DHCP6_BENCH_GENERATORS: perfdhcp processes at once, 1 or 2 (default 1)
 #   DHCP6_BENCH_THREADS: perfdhcp's -g, single (default) or multi
+#   DHCP6_BENCH_RMEM: bytes; net.core.rmem_default for the run (restored at
+#     exit), the receive buffer of every socket that does not ask for its
+#     own: Kea's and perfdhcp's (dstmd asks for 4 MiB). The kernel's
+#     default (212,992 here) is left alone unless this is given. It is a
+#     host-wide setting (no namespace has its own on this kernel).
 set -u
 busy=0
 if [ "${1:-}" = --busy-disk ]; then
@@ -86,6 +91,7 @@ pool=${3:-131070}
 start=${DHCP6_BENCH_START:-250} # the first offered rate; it doubles until drops reach 1 %
 gens=${DHCP6_BENCH_GENERATORS:-1}
 threads=${DHCP6_BENCH_THREADS:-single}
+rmem=${DHCP6_BENCH_RMEM:-}
 dstmd=$build/src/dstmd/dstmd
 ctl=$build/src/ctl/dstmctl
 for p in "$dstmd" "$ctl" kea-dhcp6 perfdhcp python3; do
@@ -98,6 +104,8 @@ cap=$((pool / secs)) # the highest rate a trial may offer (see above)
 [ "$gens" = 1 ] || [ "$gens" = 2 ] || { echo "bench: DHCP6_BENCH_GENERATORS is 1 or 2" >&2; exit 2; }
 [ "$threads" = single ] || [ "$threads" = multi ] ||
 	{ echo "bench: DHCP6_BENCH_THREADS is single or multi" >&2; exit 2; }
+[ -z "$rmem" ] || [[ "$rmem" =~ ^[0-9]+$ && "$rmem" -ge 4096 ]] ||
+	{ echo "bench: DHCP6_BENCH_RMEM is a number of bytes (4096 or more)" >&2; exit 2; }
 
 tag=${DSTM_LAB:-bench$$}
 for n in pd dstm kea; do
@@ -109,6 +117,7 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dhcp6-bench.XXXXXX")
 spid=
 wpid=
+rmem_was=
 stop_server() {
 	if [ -n "$spid" ]; then
 		kill -TERM "$spid" 2>/dev/null
@@ -126,6 +135,7 @@ cleanup() {
 		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
 		ip netns del "$tag-$n" 2>/dev/null
 	done
+	[ -z "$rmem_was" ] || sysctl -qw net.core.rmem_default="$rmem_was"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -358,7 +368,7 @@ step() {
 
 # pair LABEL: dstmd then Kea, the ratio, and a BENCH line.
 pair() {
-	local label=$1 d k l0 l1 w note="dstmd durable per lease"
+	local label=$1 d k l0 l1 w note="dstmd durable per lease${rmem:+; net.core.rmem_default $rmem}"
 	local -A at=()
 	l0=$(load1)
 	for w in dstm kea; do
@@ -385,7 +395,11 @@ pair() {
 		"$label" "$d" "$k" "$(python3 -c "print('%.2f' % ((float('$l0') + float('$l1')) / 2))")" "$note"
 }
 
-echo "dhcp6_vs_kea: pools of $pool, ${secs}s per trial, $gens perfdhcp at once (-g $threads), leases on disk (dstmd SQLite, Kea memfile) in $tmp"
+if [ -n "$rmem" ]; then
+	rmem_was=$(sysctl -n net.core.rmem_default)
+	sysctl -qw net.core.rmem_default="$rmem" || exit 1
+fi
+echo "dhcp6_vs_kea: pools of $pool, ${secs}s per trial, $gens perfdhcp at once (-g $threads), net.core.rmem_default $(sysctl -n net.core.rmem_default), leases on disk (dstmd SQLite, Kea memfile) in $tmp"
 pair ""
 if ((busy)); then
 	start_writer
