@@ -327,6 +327,13 @@ find_address(struct client *c)
 static const char *conffile; /* re-read on SIGHUP */
 static int verbose_cli;      /* -v: the log level never goes below it */
 
+/* The configuration's "log_level", or -v's when that is higher. */
+static void
+apply_log_level(const struct client *c)
+{
+	log_setverbose(verbose_cli > c->cfg.log_level ? verbose_cli : c->cfg.log_level);
+}
+
 /* SIGHUP: the lease, the session and the interface stay (reload.c). */
 static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -336,7 +343,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	svc_reloading();
 	log_info("SIGHUP: reloading %s", conffile);
 	if (client_config_reload(conffile, &c->cfg) == 0)
-		log_setverbose(verbose_cli > c->cfg.log_level ? verbose_cli : c->cfg.log_level);
+		apply_log_level(c);
 	svc_ready("configuration reloaded or kept (see the log)");
 }
 
@@ -399,8 +406,7 @@ main(int argc, char **argv)
 	}
 	cfg_free(cfg);
 	verbose_cli = args.verbose;
-	if (c->cfg.log_level > args.verbose)
-		log_setverbose(c->cfg.log_level);
+	apply_log_level(c);
 	if (args.check) {
 		char *text = client_config_dump(&c->cfg);
 

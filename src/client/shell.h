@@ -151,7 +151,7 @@ int tc_fast_set(struct tc_fast *f, const struct tc_fast_binding *b);
  */
 int tc_fast_veth_csum(const char *ifname);
 /* Transmit checksumming on again, as tc_fast_veth_csum found it; -errno. */
-int tc_fast_veth_csum_restore(unsigned ifindex);
+int tc_fast_veth_csum_restore(const char *ifname);
 /* The counters summed over the CPUs (zeros when `f` is NULL). */
 void tc_fast_read(struct tc_fast *f, struct tc_fast_counters *sum);
 

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
-#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,58 +180,50 @@ tc_fast_read(struct tc_fast *f, struct tc_fast_counters *sum)
 	}
 }
 
-/* ETHTOOL_GTXCSUM or ETHTOOL_STXCSUM on `ifname` through `fd`; -errno. */
+/* One SIOCETHTOOL request (`cmd` is its struct, its first field the command); -errno. */
 static int
-ethtool_value(int fd, const char *ifname, uint32_t cmd, uint32_t *data)
+ethtool(int fd, const char *ifname, void *cmd)
 {
-	struct ethtool_value ev = {.cmd = cmd, .data = *data};
 	struct ifreq ifr;
 
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_data = (void *)&ev;
-	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
-		return -errno;
-	*data = ev.data;
-	return 0;
+	ifr.ifr_data = cmd;
+	return ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
 }
 
 int
 tc_fast_veth_csum(const char *ifname)
 {
 	struct ethtool_drvinfo di = {.cmd = ETHTOOL_GDRVINFO};
-	struct ifreq ifr;
-	uint32_t on = 0, off = 0;
+	struct ethtool_value ev = {.cmd = ETHTOOL_GTXCSUM};
 	int fd, rc;
 
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_data = (void *)&di;
-	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0 || strcmp(di.driver, "veth") != 0)
+	if (ethtool(fd, ifname, &di) < 0 || strcmp(di.driver, "veth") != 0)
 		rc = 0; /* a real device finalises checksums itself */
-	else if ((rc = ethtool_value(fd, ifname, ETHTOOL_GTXCSUM, &on)) == 0 && on &&
-	         (rc = ethtool_value(fd, ifname, ETHTOOL_STXCSUM, &off)) == 0)
-		rc = 1;
+	else if ((rc = ethtool(fd, ifname, &ev)) == 0 && ev.data) {
+		ev.cmd = ETHTOOL_STXCSUM;
+		ev.data = 0;
+		if ((rc = ethtool(fd, ifname, &ev)) == 0)
+			rc = 1;
+	}
 	close(fd);
 	return rc;
 }
 
 int
-tc_fast_veth_csum_restore(unsigned ifindex)
+tc_fast_veth_csum_restore(const char *ifname)
 {
-	char ifname[IF_NAMESIZE];
-	uint32_t on = 1;
+	struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = 1};
 	int fd, rc;
 
-	if (!if_indextoname(ifindex, ifname))
-		return -errno;
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	rc = ethtool_value(fd, ifname, ETHTOOL_STXCSUM, &on);
+	rc = ethtool(fd, ifname, &ev);
 	close(fd);
 	return rc;
 }

@@ -399,12 +399,12 @@ veth_csum_restore(struct client_tunnel *t)
 
 	if (!t->csum_ifindex)
 		return;
-	rc = tc_fast_veth_csum_restore(t->csum_ifindex);
+	rc = if_indextoname(t->csum_ifindex, ifname) ? tc_fast_veth_csum_restore(ifname) : -errno;
 	if (rc < 0)
 		log_warnx("fast path: cannot turn transmit checksumming on again on ifindex %u: %s "
 		          "(ethtool -K IFACE tx on does)",
 		          t->csum_ifindex, strerror(-rc));
-	else if (if_indextoname(t->csum_ifindex, ifname))
+	else
 		log_info("%s: transmit checksumming on again", ifname);
 	t->csum_ifindex = 0;
 }
