@@ -313,29 +313,32 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 # two searches advance in turn, one trial of dstmd then one of Kea, so that
 # what the rest of the machine does weighs on both alike.
 declare -A lo hi r best fin ntr bound
-step() {
-	local which=$1 res got drops cpu got2 drops2 s0 t0 srv
+# fresh_trial SERVER [SUFFIX]: SERVER started afresh, one trial at its
+# rate r[SERVER], the trial's line (SUFFIX at its end) on stderr; sets
+# tgot and tdrops.
+fresh_trial() {
+	local which=$1 res cpu s0 t0 srv
 	start_server "$which"
 	s0=$(proc_cpu "$spid") t0=$EPOCHREALTIME
 	res=$(trial "$which" "${r[$which]}") || res="0 100 -"
 	srv=$(python3 -c "print('%.0f' % (100 * ($(proc_cpu "$spid") - $s0) / ($EPOCHREALTIME - $t0)))")
-	read -r got drops cpu <<<"$res"
-	printf '  %-5s offered %6d/s: %8s exchanges/s, %6s %% dropped (load %s; CPU: server %s %%, perfdhcp %s %%)\n' \
-		"$which" "${r[$which]}" "$got" "$drops" "$(load1)" "$srv" "$cpu" >&2
+	read -r tgot tdrops cpu <<<"$res"
+	printf '  %-5s offered %6d/s: %8s exchanges/s, %6s %% dropped (load %s; CPU: server %s %%, perfdhcp %s %%)%s\n' \
+		"$which" "${r[$which]}" "$tgot" "$tdrops" "$(load1)" "$srv" "$cpu" "${2:-}" >&2
+}
+
+step() {
+	local which=$1 got drops
+	fresh_trial "$which"
+	got=$tgot drops=$tdrops
 	# A failed rate is tried once more, from a fresh start, before it bounds
 	# the search: one bad moment of a shared machine (once it stopped Kea's
 	# search at 1,875/s) must not end it. Both servers alike.
 	if ! python3 -c "import sys; sys.exit(0 if float('$drops') < 1 else 1)"; then
-		start_server "$which"
-		s0=$(proc_cpu "$spid") t0=$EPOCHREALTIME
-		res=$(trial "$which" "${r[$which]}") || res="0 100 -"
-		srv=$(python3 -c "print('%.0f' % (100 * ($(proc_cpu "$spid") - $s0) / ($EPOCHREALTIME - $t0)))")
-		read -r got2 drops2 cpu <<<"$res"
-		if python3 -c "import sys; sys.exit(0 if float('$drops2') < float('$drops') else 1)"; then
-			got=$got2 drops=$drops2
+		fresh_trial "$which" ", again"
+		if python3 -c "import sys; sys.exit(0 if float('$tdrops') < float('$drops') else 1)"; then
+			got=$tgot drops=$tdrops
 		fi
-		printf '  %-5s offered %6d/s: %8s exchanges/s, %6s %% dropped (load %s; CPU: server %s %%, perfdhcp %s %%), again\n' \
-			"$which" "${r[$which]}" "$got2" "$drops2" "$(load1)" "$srv" "$cpu" >&2
 	fi
 	if python3 -c "import sys; sys.exit(0 if float('$drops') < 1 else 1)"; then
 		lo[$which]=${r[$which]}
