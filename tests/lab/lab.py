@@ -11,6 +11,7 @@ daemons' control sockets through dstmctl, and always take it down again.
 
 import json
 import os
+import select
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,6 +39,25 @@ DOMAIN_PROGRAMS = ("dstmd", "dstm-tep", "dstm-client", "dstmctl")
 def client_ipv6(i):
     """The IPv6 address of client ci (c1 is fd00:d57::11)."""
     return "fd00:d57::%x" % (0x10 + i)
+
+
+def listening(cmd, timeout=10, **popen):
+    """Start `cmd`, a test's server, and return it once it has said "ready" on a line of
+    its own (printed, flushed, after its sockets are bound). Under load, starting Python
+    in a namespace takes longer than any fixed pause, and a client sent on before the
+    server binds meets a refused connection or an unanswered datagram. The server's
+    stdout is a pipe: it should print nothing else, or the test reads it. `popen`: more
+    arguments for subprocess.Popen (env, stderr)."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, **popen)
+    line = ""
+    if select.select([p.stdout], [], [], timeout)[0]:
+        line = p.stdout.readline()
+    if line.strip() != "ready":
+        p.kill()
+        p.wait()
+        raise AssertionError("%s did not say it was ready within %d s (said %r)"
+                             % (" ".join(cmd[:6]), timeout, line))
+    return p
 
 
 class LabError(Exception):

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from lab import listening
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("DSTM_BUILD") or os.path.join(ROOT, "build")
 BUILD = BUILD if os.path.isabs(BUILD) else os.path.join(ROOT, BUILD)
@@ -173,15 +175,16 @@ def test_always_on_binds_and_carries_icmp_udp_tcp(bed):
     assert create["v6"] == "fd00:d57::11" and create["ll"]
     # ICMP, UDP and TCP both ways, through the tunnel
     assert b.cns("ping", "-c", "2", "-W", "2", FAR4, check=False).returncode == 0
-    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
-                            "import socket\n"
-                            "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                            "u.bind(('%s',7)); u.settimeout(5)\n"
-                            "d,a=u.recvfrom(100); u.sendto(d.upper(),a)\n"
-                            "t=socket.socket(); t.bind(('%s',80)); t.listen(1)\n"
-                            "t.settimeout(5); c,a=t.accept(); c.sendall(c.recv(100)[::-1])\n"
-                            % (FAR4, FAR4)])
-    time.sleep(0.3)
+    srv = listening(["ip", "netns", "exec", b.p, "python3", "-c",
+                     "import socket\n"
+                     "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                     "u.bind(('%s',7)); u.settimeout(5)\n"
+                     # listening before the UDP answer, which sends the client on to TCP
+                     "t=socket.socket(); t.bind(('%s',80)); t.listen(1)\n"
+                     "print('ready', flush=True)\n"
+                     "d,a=u.recvfrom(100); u.sendto(d.upper(),a)\n"
+                     "t.settimeout(5); c,a=t.accept(); c.sendall(c.recv(100)[::-1])\n"
+                     % (FAR4, FAR4)])
     out = b.cns("python3", "-c",
                 "import socket\n"
                 "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(3)\n"
@@ -256,12 +259,12 @@ def test_on_demand_first_packet_acquires_and_early_connections_keep_working(bed)
     assert st["state"] == "idle" and st["ipv4"] is None
     assert b.addresses() == ["192.0.0.8"]
     assert [e for e in b.peer_events() if e["event"] == "create"] == []
-    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
-                            "import socket\n"
-                            "t=socket.socket(); t.bind(('%s',80)); t.listen(2); t.settimeout(8)\n"
-                            "for i in range(2):\n"
-                            "  c,a=t.accept(); c.sendall(a[0].encode()); c.close()\n" % FAR4])
-    time.sleep(0.3)
+    srv = listening(["ip", "netns", "exec", b.p, "python3", "-c",
+                     "import socket\n"
+                     "t=socket.socket(); t.bind(('%s',80)); t.listen(2); t.settimeout(8)\n"
+                     "print('ready', flush=True)\n"
+                     "for i in range(2):\n"
+                     "  c,a=t.accept(); c.sendall(a[0].encode()); c.close()\n" % FAR4])
     # a TCP connection opened with no lease: its SYN starts the acquisition;
     # the first connection succeeds and keeps its placeholder source
     out = b.cns("python3", "-c",
@@ -327,11 +330,11 @@ def test_path_mtu_shrinks(bed):
     assert b.cns("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1332", FAR4,
                  check=False).returncode == 0
     # bulk TCP from the far side fits the new MTU
-    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
-                            "import socket\n"
-                            "t=socket.socket(); t.bind(('%s',80)); t.listen(1); t.settimeout(8)\n"
-                            "c,a=t.accept(); c.sendall(bytes(300000)); c.close()\n" % FAR4])
-    time.sleep(0.3)
+    srv = listening(["ip", "netns", "exec", b.p, "python3", "-c",
+                     "import socket\n"
+                     "t=socket.socket(); t.bind(('%s',80)); t.listen(1); t.settimeout(8)\n"
+                     "print('ready', flush=True)\n"
+                     "c,a=t.accept(); c.sendall(bytes(300000)); c.close()\n" % FAR4])
     out = b.cns("python3", "-c",
                 "import socket\nt=socket.create_connection(('%s',80),5); n=0\n"
                 "while True:\n  d=t.recv(65536)\n  if not d: break\n  n+=len(d)\n"
@@ -348,19 +351,19 @@ def test_bulk_tcp_both_ways_through_the_offload_path(bed):
     b = bed(lifetime=60)
     b.wait_bound()
     size = 4 << 20
-    srv = subprocess.Popen(["ip", "netns", "exec", b.p, "python3", "-c",
-                            "import hashlib,socket\n"
-                            "t=socket.socket(); t.bind(('%s',5001)); t.listen(1)\n"
-                            "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
-                            "h=hashlib.sha256(); n=0\n"
-                            "while n < %d:\n"
-                            "    d=c.recv(65536)\n"
-                            "    if not d: break\n"
-                            "    h.update(d); n+=len(d)\n"
-                            "c.sendall(h.hexdigest().encode())\n"
-                            "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d)\n"
-                            "c.close()\n" % (FAR4, size, size // 65536)])
-    time.sleep(0.3)
+    srv = listening(["ip", "netns", "exec", b.p, "python3", "-c",
+                     "import hashlib,socket\n"
+                     "t=socket.socket(); t.bind(('%s',5001)); t.listen(1)\n"
+                     "print('ready', flush=True)\n"
+                     "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
+                     "h=hashlib.sha256(); n=0\n"
+                     "while n < %d:\n"
+                     "    d=c.recv(65536)\n"
+                     "    if not d: break\n"
+                     "    h.update(d); n+=len(d)\n"
+                     "c.sendall(h.hexdigest().encode())\n"
+                     "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d)\n"
+                     "c.close()\n" % (FAR4, size, size // 65536)])
     out = b.cns("python3", "-c",
                 "import hashlib,os,socket\n"
                 "data=os.urandom(%d)\n"

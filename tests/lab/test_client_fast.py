@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from lab import V44, Lab
+from lab import V44, Lab, listening
 from test_domain import bound, client_changed, kill_node, start_node, wait_for
 
 # argv: outer source (an address of the sending node), outer destination,
@@ -85,11 +85,12 @@ def test_upload_segmented_by_the_kernel_arrives_intact(lab):
     bound(lab, "c1")
     before = counters(lab)
     size = 4 << 20
-    srv = subprocess.Popen(
+    srv = listening(
         ["ip", "netns", "exec", lab.netns("v4"), "python3", "-c",
          "import hashlib,socket\n"
          "t=socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
          "t.bind(('%s',5001)); t.listen(1)\n"
+         "print('ready', flush=True)\n"
          "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
          "h=hashlib.sha256(); n=0\n"
          "while n < %d:\n"
@@ -97,7 +98,6 @@ def test_upload_segmented_by_the_kernel_arrives_intact(lab):
          "    if not d: break\n"
          "    h.update(d); n+=len(d)\n"
          "c.sendall(h.hexdigest().encode()); c.close()\n" % (V44, size)])
-    time.sleep(0.3)
     out = lab.exec("c1", "python3", "-c",
                    "import hashlib,os,socket\n"
                    "data=os.urandom(%d)\n"

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from lab import LAB_SCRIPT, POOL, V44, Lab
+from lab import LAB_SCRIPT, POOL, V44, Lab, listening
 
 PING_LOSS_FREE = " 0% packet loss"
 
@@ -162,11 +162,10 @@ def test_tcp_udp_icmp_both_ways(lab):
     r = lab.exec("c1", "sh", "-c", "curl -sf --max-time 10 http://%s/1M.bin | sha256sum" % V44)
     want = open(lab.path("v4", "www", "1M.bin.sha256")).read().split()[0]
     assert r.stdout.split()[0] == want
-    echo = background(lab, "v4", "python3", "-c",
+    echo = listening(["ip", "netns", "exec", lab.netns("v4"), "python3", "-c",
                       "import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                      "u.bind(('%s',7)); u.settimeout(10)\nd,a=u.recvfrom(99); u.sendto(d,a)\n"
-                      % V44)
-    time.sleep(0.3)
+                      "u.bind(('%s',7)); u.settimeout(10)\nprint('ready', flush=True)\n"
+                      "d,a=u.recvfrom(99); u.sendto(d,a)\n" % V44])
     r = lab.exec("c1", "python3", "-c",
                  "import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                  "u.settimeout(5); u.sendto(b'dstm',('%s',7)); print(u.recv(9).decode())\n" % V44)
@@ -174,10 +173,10 @@ def test_tcp_udp_icmp_both_ways(lab):
     assert r.stdout.strip() == "dstm"
     # v4 -> client: ICMP and TCP to the leased address
     assert lab.exec("v4", "ping", "-c", "3", "-W", "2", c1).returncode == 0
-    srv = background(lab, "c1", "python3", "-c",
+    srv = listening(["ip", "netns", "exec", lab.netns("c1"), "python3", "-c",
                      "import socket\nt=socket.socket(); t.bind(('%s',8080)); t.listen(1)\n"
-                     "t.settimeout(10); c,a=t.accept(); c.sendall(a[0].encode())\n" % c1)
-    time.sleep(0.3)
+                     "print('ready', flush=True)\n"
+                     "t.settimeout(10); c,a=t.accept(); c.sendall(a[0].encode())\n" % c1])
     r = lab.exec("v4", "python3", "-c",
                  "import socket\nt=socket.create_connection(('%s',8080),5)\n"
                  "print(t.recv(50).decode())\n" % c1)

@@ -5,6 +5,7 @@ address held twice, no acknowledged lease lost)."""
 
 import ipaddress
 import json
+import math
 import os
 import random
 import signal
@@ -237,7 +238,9 @@ def test_revoke_and_expiry_send_delete(tmp):
         d.ctl("revoke", v4)
         st, xml = a.frame()  # the server's delete on the kept-open session
         assert st == 200 and 'action="delete"' in xml and addr_of(xml) == v4
-        time.sleep(0.3)
+        deadline = time.time() + 5
+        while ("delete", v4) not in tep.commands and time.time() < deadline:
+            time.sleep(0.05)
         assert ("delete", v4) in tep.commands
         # Expiry: lifetime 10 s without renewal ends in a delete too.
         b = Tsp(d.port, timeout=20)
@@ -511,8 +514,10 @@ def test_sessions_per_network_are_limited(tmp):
             s = socket.create_connection(("::1", d.port), timeout=5)
             s.sendall(b"VERSION=2.0.0\r\n")
             socks.append(s)
-        time.sleep(0.3)
-        c = d.ctl("counters")
+        # Until dstmd has taken all eight in (under load, not at once).
+        deadline = time.time() + 5
+        while (c := d.ctl("counters"))["sessions_evicted_idle"] < 3 and time.time() < deadline:
+            time.sleep(0.05)
         # The oldest idle sessions of the /64 make room for its newer ones.
         assert c["sessions_now"] == 5 and c["sessions_evicted_idle"] == 3, c
         # Another network still gets in at once.
@@ -530,13 +535,19 @@ def test_sessions_per_network_are_limited(tmp):
 
 
 def test_allocation_rate_per_64(tmp):
-    d = Dstmd(tmp, limits={"allocations_per_64": 5}).start()
+    d = Dstmd(tmp, limits={"allocations_per_64": 1}).start()
     try:
-        got = [Tsp(d.port).create("fd00:d57:7::%x" % i)[0] for i in range(1, 13)]
-        assert got.count(200) == 10 and got.count(530) == 2, got
+        t0 = time.monotonic()
+        got = [Tsp(d.port).create("fd00:d57:7::%x" % i)[0] for i in range(1, 9)]
+        # A burst of two, then one a second: on a loaded machine the
+        # sessions' own seconds refill the bucket.
+        extra = math.ceil(time.monotonic() - t0)
+        assert got[:2] == [200, 200] and set(got) <= {200, 530}, got
+        assert got.count(200) <= 2 + extra and got.count(530) >= 6 - extra, (got, extra)
+        refused = got.count(530)
         # Renewals are not new allocations; another /64 has its own bucket.
         assert Tsp(d.port).create("fd00:d57:7::1")[0] == 200
         assert Tsp(d.port).create("fd00:d57:8::1")[0] == 200
-        assert d.ctl("counters")["drop_rate_64"] == 2
+        assert d.ctl("counters")["drop_rate_64"] == refused
     finally:
         d.kill()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab import LAB_SCRIPT, TEP4, TEP6, V44, Lab, client_ipv6
+from lab import LAB_SCRIPT, TEP4, TEP6, V44, Lab, client_ipv6, listening
 
 PY = "/usr/bin/python3"  # Debian's, which has python3-scapy
 
@@ -109,12 +109,12 @@ def test_forwarding_and_return_path(lab, tep):
     before = counters(lab)
     b_before = binding_of(lab, c1)
     # v4 echoes one datagram back to where it came from.
-    echo = subprocess.Popen(
+    echo = listening(
         [LAB_SCRIPT, "exec", "v4", PY, "-c",
          "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-         "s.bind(('%s',7777))\ns.settimeout(10)\nd,a=s.recvfrom(2000)\ns.sendto(d,a)\n" % V44],
-        env=lab._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+         "s.bind(('%s',7777))\ns.settimeout(10)\nprint('ready', flush=True)\n"
+         "d,a=s.recvfrom(2000)\ns.sendto(d,a)\n" % V44],
+        env=lab._env(), stderr=subprocess.PIPE)
     r = lab.exec("c1", PY, "-c",
                  "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                  "s.bind(('%s',0))\ns.settimeout(5)\ns.sendto(b'dstm'*10,('%s',7777))\n"
@@ -251,12 +251,12 @@ def test_packet_too_big_reaches_the_ipv4_sender(lab, tep):
     wait_delta(lab, before, {"drop_too_big_df": 1, "icmp4_sent_frag_needed": 1,
                              "encap_pkts": 0})
     # Without DF the IPv6 packet is fragmented (RFC 2473 §7.1) and c2 gets it whole.
-    listener = subprocess.Popen(
+    listener = listening(
         [LAB_SCRIPT, "exec", "c2", PY, "-c",
          "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-         "s.bind(('%s',5001))\ns.settimeout(8)\nprint(len(s.recvfrom(4000)[0]))" % c2v4],
-        env=lab._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+         "s.bind(('%s',5001))\ns.settimeout(8)\nprint('ready', flush=True)\n"
+         "print(len(s.recvfrom(4000)[0]))" % c2v4],
+        env=lab._env(), stderr=subprocess.PIPE)
     before = counters(lab)
     lab.exec("v4", PY, "-c", "from scapy.all import *\nconf.verb=0\n"
              "send(IP(dst='%s')/UDP(sport=80,dport=5001)/Raw(b'z'*1372))" % c2v4, check=True)
