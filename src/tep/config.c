@@ -21,7 +21,7 @@ static const char *const log_levels[] = {"info", "debug", "trace", NULL};
 static const char *const server_keys[] = {"address", "user", "secret", NULL};
 static const char *const mode_choices[] = {"server", "learn", NULL};
 static const char *const scenario_choices[] = {"intranet", "vpn", NULL};
-static const char *const dataplane_choices[] = {"auto", "xdp", "tun", NULL};
+static const char *const dataplane_choices[] = {"auto", "xdp", "tun", "tc", NULL};
 
 static void
 copy_str(struct cfg *c, const char *ptr, const char *s, char *dst, size_t dstlen)

@@ -215,7 +215,8 @@ main(int argc, char **argv)
 	if ((rc = tep_io_start(t)) < 0)
 		fatalx("data plane: %s", strerror(-rc));
 	if ((rc = tep_xdp_start(t)) < 0)
-		fatalx("XDP data plane (\"dataplane\": \"xdp\"): %s", strerror(-rc));
+		fatalx("kernel data plane (\"dataplane\": \"%s\"): %s",
+		       t->cfg.dataplane == TEP_DP_TC ? "tc" : "xdp", strerror(-rc));
 	if ((rc = tep_tsp_start(t)) < 0)
 		fatalx("TSP: %s", strerror(-rc));
 	if ((rc = tep_ctl_start(t)) < 0)

@@ -25,7 +25,7 @@
 
 enum tep_mode { TEP_SERVER, TEP_LEARN };
 /* "dataplane": XDP in front of the TUN path, the TUN path alone, or XDP where it attaches. */
-enum tep_dataplane { TEP_DP_AUTO, TEP_DP_XDP, TEP_DP_TUN };
+enum tep_dataplane { TEP_DP_AUTO, TEP_DP_XDP, TEP_DP_TUN, TEP_DP_TC };
 /* Seed 000: the intranet and the VPN scenario (the latter forbids learn mode). */
 enum tep_scenario { TEP_INTRANET, TEP_VPN };
 
@@ -125,10 +125,10 @@ void tep_io_stop(struct tep *t);
 int tep_sysctl_write(const char *path, const char *val);
 
 /*
- * xdp.c: the XDP data plane in front of io.c's path ("dataplane" key):
- * attach, keep the BPF binding maps in step with t->bt, fold the
- * programs' counters into t->dp.ctr and t->ctr. Every function is a no-op
- * on the TUN data plane.
+ * xdp.c: the kernel data plane (XDP, or tc) in front of io.c's path
+ * ("dataplane" key): attach, keep the BPF binding maps in step with t->bt,
+ * fold the programs' counters into t->dp.ctr and t->ctr. Every function
+ * is a no-op on the TUN data plane.
  */
 int tep_xdp_start(struct tep *t);
 void tep_xdp_stop(struct tep *t);

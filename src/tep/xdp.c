@@ -11,6 +11,12 @@
  *
  * "auto" uses XDP when both programs attach natively and the TUN path
  * alone otherwise (logged); "xdp" makes that failure fatal.
+ *
+ * "tc" attaches the same decisions at tc ingress instead (tcx links,
+ * Linux 6.6), on skbs: a GSO or GRO packet crosses whole, where XDP sees
+ * every wire frame and a veth with XDP takes no GSO packets. Its failure
+ * is fatal; "auto" never picks it. The maps, the counters (under the
+ * same xdp_* names) and the userspace path behind are the same.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +35,7 @@
 
 struct tep_xdp {
 	struct xtep *x;
+	bool tc; /* the tc programs, not XDP */
 	struct event *ev_flush, *ev_fold;
 	bool queued;
 	uint64_t last[XC__COUNT]; /* the programs' counters at the last fold */
@@ -148,13 +155,14 @@ tep_xdp_binding_ctr(const struct tep *t, const struct bt_binding *b, uint64_t ou
 const char *
 tep_dataplane_name(const struct tep *t)
 {
-	return t->xdp ? "xdp" : "tun";
+	return !t->xdp ? "tun" : t->xdp->tc ? "tc" : "xdp";
 }
 
-/* Load and attach; 0 or -errno with the reason logged. */
+/* Load and attach (xd->tc: the tc programs); 0 or -errno with the reason logged. */
 static int
 attach(struct tep *t, struct tep_xdp *xd)
 {
+	const char *what = xd->tc ? "tc" : "XDP";
 	struct xtep_config xc = {0};
 	char if6[IF_NAMESIZE], if4[IF_NAMESIZE], path[128], a[ADDR_STRLEN];
 	int idx6 = nl_addr6_ifindex(t->nl, &t->cfg.ipv6), idx4 = ifindex_v4(t->cfg.ipv4), rc;
@@ -163,11 +171,11 @@ attach(struct tep *t, struct tep_xdp *xd)
 	struct bt_binding *b;
 
 	if (idx6 <= 0 || !if_indextoname((unsigned)idx6, if6)) {
-		log_warnx("XDP: no interface holds %s", addr_fmt_v6(&t->cfg.ipv6, a));
+		log_warnx("%s: no interface holds %s", what, addr_fmt_v6(&t->cfg.ipv6, a));
 		return -ENODEV;
 	}
 	if (idx4 <= 0 || !if_indextoname((unsigned)idx4, if4)) {
-		log_warnx("XDP: no interface holds the \"ipv4\" address %s (the IPv4 side)",
+		log_warnx("%s: no interface holds the \"ipv4\" address %s (the IPv4 side)", what,
 		          addr_fmt_v4(t->cfg.ipv4, a));
 		return -ENODEV;
 	}
@@ -187,24 +195,29 @@ attach(struct tep *t, struct tep_xdp *xd)
 	 * room for every pool address shared that way, at most 2^20 entries
 	 * (56 MiB). A shared address beyond that goes to the userspace core. */
 	if (addrs > XTEP_DIRECT_MAX) {
-		log_warnx("XDP: the pools hold %llu addresses, more than the %u its direct "
+		log_warnx("%s: the pools hold %llu addresses, more than the %u its direct "
 		          "table takes",
-		          (unsigned long long)addrs, XTEP_DIRECT_MAX);
+		          what, (unsigned long long)addrs, XTEP_DIRECT_MAX);
 		return -E2BIG;
 	}
 	xc.max_ranges = addrs * 64 < (1u << 20) ? (uint32_t)addrs * 64 : 1u << 20;
 	if ((rc = xtep_open(&xc, &xd->x)) < 0) {
-		log_warnx("XDP: cannot load the programs: %s", strerror(-rc));
+		log_warnx("%s: cannot load the programs: %s", what, strerror(-rc));
 		return rc;
 	}
 	/* bpf_fib_lookup() for IPv6 asks whether the ingress device forwards
 	 * (DESIGN §8): the encapsulated packets come in on the IPv4 side. */
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", if4);
 	if ((rc = tep_sysctl_write(path, "1")) < 0) {
-		log_warnx("XDP: %s: %s", path, strerror(-rc));
+		log_warnx("%s: %s: %s", what, path, strerror(-rc));
 		return rc;
 	}
-	if ((rc = xtep_attach(xd->x, idx6, idx4)) < 0) {
+	if (xd->tc && (rc = xtep_attach_tc(xd->x, idx6, idx4)) < 0) {
+		log_warnx("tc: attach at tc ingress (tcx, Linux 6.6) of %s and %s failed: %s", if6,
+		          if4, strerror(-rc));
+		return rc;
+	}
+	if (!xd->tc && (rc = xtep_attach(xd->x, idx6, idx4)) < 0) {
 		log_warnx("XDP: native attach on %s and %s failed: %s", if6, if4, strerror(-rc));
 		return rc;
 	}
@@ -218,9 +231,8 @@ attach(struct tep *t, struct tep_xdp *xd)
 	}
 	if ((rc = xtep_flush(xd->x)) < 0)
 		return rc;
-	log_info("data plane: XDP (native) on %s (4in6 in) and %s (IPv4 in), the TUN path "
-	         "behind it",
-	         if6, if4);
+	log_info("data plane: %s on %s (4in6 in) and %s (IPv4 in), the TUN path behind it",
+	         xd->tc ? "tc (ingress)" : "XDP (native)", if6, if4);
 	return 0;
 }
 
@@ -237,6 +249,7 @@ tep_xdp_start(struct tep *t)
 	}
 	if (!(xd = calloc(1, sizeof(*xd))))
 		return -ENOMEM;
+	xd->tc = t->cfg.dataplane == TEP_DP_TC;
 	rc = attach(t, xd);
 	if (rc == 0) {
 		xd->ev_flush = event_new(t->base, -1, 0, on_flush, t);
@@ -253,7 +266,7 @@ tep_xdp_start(struct tep *t)
 			event_free(xd->ev_fold);
 		xtep_close(xd->x);
 		free(xd);
-		if (t->cfg.dataplane == TEP_DP_XDP)
+		if (t->cfg.dataplane == TEP_DP_XDP || t->cfg.dataplane == TEP_DP_TC)
 			return rc;
 		log_info("data plane: TUN (\"dataplane\": \"auto\" and XDP is not available)");
 		return 0;

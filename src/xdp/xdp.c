@@ -186,6 +186,17 @@ link_xdp(int prog, int ifindex)
 	return fd < 0 ? -errno : fd;
 }
 
+/* A tcx link (Linux 6.6): tc ingress without a qdisc, gone with the process as XDP's. */
+#define TCX_INGRESS 46 /* BPF_TCX_INGRESS, newer than Debian 12's uapi headers */
+
+static int
+link_tc(int prog, int ifindex)
+{
+	int fd = bpf_link_create(prog, ifindex, (enum bpf_attach_type)TCX_INGRESS, NULL);
+
+	return fd < 0 ? -errno : fd;
+}
+
 int
 xtep_attach(struct xtep *x, int ifindex6, int ifindex4)
 {
@@ -201,6 +212,20 @@ xtep_attach(struct xtep *x, int ifindex6, int ifindex4)
 }
 
 int
+xtep_attach_tc(struct xtep *x, int ifindex6, int ifindex4)
+{
+	int rc;
+
+	if ((rc = link_tc(bpf_program__fd(x->skel->progs.tc_tep_v6), ifindex6)) < 0)
+		return rc;
+	x->link6 = rc;
+	if ((rc = link_tc(bpf_program__fd(x->skel->progs.tc_tep_v4), ifindex4)) < 0)
+		return rc;
+	x->link4 = rc;
+	return 0;
+}
+
+int
 xtep_prog_v6(const struct xtep *x)
 {
 	return bpf_program__fd(x->skel->progs.xdp_tep_v6);
@@ -210,6 +235,18 @@ int
 xtep_prog_v4(const struct xtep *x)
 {
 	return bpf_program__fd(x->skel->progs.xdp_tep_v4);
+}
+
+int
+xtep_prog_tc_v6(const struct xtep *x)
+{
+	return bpf_program__fd(x->skel->progs.tc_tep_v6);
+}
+
+int
+xtep_prog_tc_v4(const struct xtep *x)
+{
+	return bpf_program__fd(x->skel->progs.tc_tep_v4);
 }
 
 /* The addrs index of v4 (host byte order): 0, or -EINVAL outside the pools. */

@@ -3,8 +3,8 @@
  * libbpf skeleton): load them, attach them in native mode, keep their
  * binding maps in step with the caller's table (updates queued and
  * written in batches, bpf_map_update_batch) and read their counters.
- * dstm-tep uses it for its "xdp" data plane; dp-bench runs the same
- * programs with BPF_PROG_TEST_RUN.
+ * dstm-tep uses it for its "xdp" and "tc" data planes; dp-bench runs the
+ * same programs with BPF_PROG_TEST_RUN.
  */
 #ifndef DSTM_XDP_H
 #define DSTM_XDP_H
@@ -40,10 +40,14 @@ void xtep_close(struct xtep *x);
 
 /* Attach in native (driver) mode: xdp_tep_v6 on ifindex6, xdp_tep_v4 on ifindex4. */
 int xtep_attach(struct xtep *x, int ifindex6, int ifindex4);
+/* Or the tc programs, at tc ingress of the same interfaces (tcx links, Linux 6.6). */
+int xtep_attach_tc(struct xtep *x, int ifindex6, int ifindex4);
 
-/* The program file descriptors (dp-bench's BPF_PROG_TEST_RUN). */
+/* The program file descriptors (dp-bench's and the unit tests' BPF_PROG_TEST_RUN). */
 int xtep_prog_v6(const struct xtep *x);
 int xtep_prog_v4(const struct xtep *x);
+int xtep_prog_tc_v6(const struct xtep *x);
+int xtep_prog_tc_v4(const struct xtep *x);
 
 /*
  * Queue the binding v4[lo..hi] -> v6 (host byte order; lo 0 and hi 65535

@@ -11,7 +11,14 @@
  *    the IPv6 header pushed (TEP source, the client's address) and is
  *    redirected toward it.
  *
- * Whatever is not a plain case is XDP_PASS, unchanged, so the kernel hands
+ * tc_tep_v6 and tc_tep_v4 make the same decisions at tc ingress of the
+ * same interfaces (the "tc" data plane): they see the kernel's skb, so a
+ * GSO or GRO packet of up to 64 KB is judged once and keeps its
+ * segmentation across the tunnel (bpf_skb_adjust_room with the L3
+ * encapsulation flags), where XDP handles every wire frame on its own and
+ * a veth with an XDP program takes no GSO packets at all.
+ *
+ * Whatever is not a plain case is XDP_PASS (TC_ACT_OK), unchanged, so the kernel hands
  * it to dstm-tep's userspace path (raw socket, TUN device) exactly as
  * without XDP: extension headers, fragments, IP options, ICMP (errors,
  * quotes, Packet Too Big), TTL about to expire, packets too big for the
@@ -24,6 +31,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -32,6 +40,12 @@
 
 #define AF_INET  2
 #define AF_INET6 10
+/* Linux 6.3 (uapi newer than Debian 12's headers): the decapsulated packet
+ * is IPv4 and skb->protocol follows (as in client/tc_fast.bpf.c). */
+#define ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+
+/* What a program does with a packet, whichever hook it runs at. */
+enum verdict { V_PASS, V_DROP, V_FWD };
 
 /* Sized by the loader before the maps are created (xdp_tep.h). */
 struct {
@@ -208,17 +222,132 @@ plain4(const __u8 *ip, const void *end, __u32 *ports, int *has_ports)
 	return 1;
 }
 
+/*
+ * A 4in6 packet to the TEP: ip6 its IPv6 header, ip the IPv4 header after
+ * it (end: past at least the 24 bytes plain4 reads, or the packet's end),
+ * whole: the lengths of both headers agree with the packet. V_FWD with
+ * *f the binding and *ports the inner ports; V_DROP counted (the core's
+ * names); V_PASS counted as passed, for the userspace path.
+ */
+static __always_inline int
+decap_verdict(const __u8 *ip6, const __u8 *ip, const void *end, int whole, struct found *f,
+              __u32 *ports)
+{
+	__u32 plen = (__u32)ip6[4] << 8 | ip6[5], src, dst, idx;
+	struct xtep_counters *x;
+	int has_ports, rc;
+
+	/* Padding or a short frame: the core trims and judges it. */
+	if (!whole || !plain4(ip, end, ports, &has_ports))
+		return count(XC_xdp_pass_v6, V_PASS);
+	src = *(__u32 *)(ip + 12);
+	dst = *(__u32 *)(ip + 16);
+	if (martian(dst) || pool_index(dst, &idx))
+		return count(XC_xdp_pass_v6, V_PASS);
+
+	/* The TEP binds only pool addresses: any other source is unknown. */
+	rc = pool_index(src, &idx) ? lookup(idx, bpf_ntohs((__u16)*ports), has_ports, f) : 0;
+	if (!(x = ctrs()))
+		return V_PASS;
+	if (rc == 0 && xtep_cfg.learn)
+		return count(XC_xdp_pass_v6, V_PASS);
+	if (rc == -2 || rc == -3)
+		return count(XC_xdp_pass_v6, V_PASS); /* the core counts drop_v4_no_port */
+	if (rc <= 0 || !eq6(f->v6, ip6 + 8)) {
+		x->c[XC_rx_v6_pkts]++;
+		x->c[XC_rx_v6_bytes] += 40 + plen;
+		if (rc == 0)
+			x->c[XC_drop_no_binding_src]++;
+		else if (rc == -1)
+			x->c[XC_drop_port_outside_range]++;
+		else
+			x->c[XC_drop_spoofed_v6_src]++;
+		return V_DROP;
+	}
+	return V_FWD;
+}
+
+/* Count a decapsulated packet of IPv4 length tot. */
+static __always_inline void
+count_decap(const struct found *f, __u32 tot)
+{
+	struct xtep_counters *x = ctrs();
+
+	if (x) {
+		x->c[XC_rx_v6_pkts]++;
+		x->c[XC_rx_v6_bytes] += 40 + tot;
+		x->c[XC_decap_pkts]++;
+		x->c[XC_xdp_decap_pkts]++;
+		x->c[XC_decap_bytes] += tot;
+	}
+	__sync_fetch_and_add(&f->ctr->pkts_in, 1);
+	__sync_fetch_and_add(&f->ctr->bytes_in, tot);
+}
+
+/*
+ * An IPv4 packet toward the pools (idx: the addrs index of its
+ * destination), ip its header (end as above), seg the largest packet it
+ * leaves as (itself, or a segment of a GSO packet; 0: unknown). V_FWD
+ * with *f the binding, else V_PASS counted: the core answers misses with
+ * ICMP and what is too big with "fragmentation needed".
+ */
+static __always_inline int
+encap_verdict(const __u8 *ip, const void *end, __u32 idx, __u32 seg, struct found *f)
+{
+	__u32 ports = 0, mtu;
+	int has_ports;
+
+	if (!plain4(ip, end, &ports, &has_ports))
+		return count(XC_xdp_pass_v4, V_PASS);
+	if (lookup(idx, bpf_ntohs((__u16)(ports >> 16)), has_ports, f) != 1)
+		return count(XC_xdp_pass_v4, V_PASS);
+	mtu = f->mtu ? f->mtu : xtep_cfg.mtu;
+	if (!seg || seg + 40 > mtu)
+		return count(XC_xdp_pass_v4, V_PASS);
+	return V_FWD;
+}
+
+/* Count an encapsulated packet of IPv4 length tot. */
+static __always_inline void
+count_encap(const struct found *f, __u32 tot)
+{
+	struct xtep_counters *x = ctrs();
+
+	if (x) {
+		x->c[XC_rx_v4_pkts]++;
+		x->c[XC_rx_v4_bytes] += tot;
+		x->c[XC_encap_pkts]++;
+		x->c[XC_xdp_encap_pkts]++;
+		x->c[XC_encap_bytes] += tot;
+	}
+	__sync_fetch_and_add(&f->ctr->pkts_out, 1);
+	__sync_fetch_and_add(&f->ctr->bytes_out, tot);
+}
+
+/* The IPv6 header pushed in front of an IPv4 packet of length tot (dp_push_v6). */
+static __always_inline void
+fill_ip6(__u8 *ip6, __u32 tot, __u32 tclass, const __u8 *dst)
+{
+	/* RFC 2473 §6.6: the traffic class follows the inner packet's. */
+	*(__u32 *)ip6 = bpf_htonl(6u << 28 | tclass << 20);
+	ip6[4] = (__u8)(tot >> 8);
+	ip6[5] = (__u8)tot;
+	ip6[6] = IPPROTO_IPIP;
+	ip6[7] = xtep_cfg.hop_limit;
+	__builtin_memcpy(ip6 + 8, xtep_cfg.tep6, 16);
+	__builtin_memcpy(ip6 + 24, dst, 16);
+}
+
 SEC("xdp")
 int
 xdp_tep_v6(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
-	struct xtep_counters *x;
 	__u8 *eth = data, *ip6 = eth + 14, *ip;
-	__u32 plen, tot, src, dst, ports = 0, idx;
+	__u32 plen, tot, ports = 0;
 	struct found f;
-	int has_ports, rc;
+	int v;
 
 	if ((void *)(ip6 + 40 + 20) > end)
 		return XDP_PASS;
@@ -229,36 +358,9 @@ xdp_tep_v6(struct xdp_md *ctx)
 	ip = ip6 + 40;
 	plen = (__u32)ip6[4] << 8 | ip6[5];
 	tot = (__u32)ip[2] << 8 | ip[3];
-	/* Padding or a short frame: the core trims and judges it. */
-	if (tot != plen || (void *)(ip + tot) != end)
-		return count(XC_xdp_pass_v6, XDP_PASS);
-	if (!plain4(ip, end, &ports, &has_ports))
-		return count(XC_xdp_pass_v6, XDP_PASS);
-	src = *(__u32 *)(ip + 12);
-	dst = *(__u32 *)(ip + 16);
-	if (martian(dst) || pool_index(dst, &idx))
-		return count(XC_xdp_pass_v6, XDP_PASS);
-
-	/* The TEP binds only pool addresses: any other source is unknown. */
-	rc = pool_index(src, &idx) ? lookup(idx, bpf_ntohs((__u16)ports), has_ports, &f) : 0;
-	x = ctrs();
-	if (!x)
-		return XDP_PASS;
-	if (rc == 0 && xtep_cfg.learn)
-		return count(XC_xdp_pass_v6, XDP_PASS);
-	if (rc == -2 || rc == -3)
-		return count(XC_xdp_pass_v6, XDP_PASS); /* the core counts drop_v4_no_port */
-	if (rc <= 0 || !eq6(f.v6, ip6 + 8)) {
-		x->c[XC_rx_v6_pkts]++;
-		x->c[XC_rx_v6_bytes] += 40 + plen;
-		if (rc == 0)
-			x->c[XC_drop_no_binding_src]++;
-		else if (rc == -1)
-			x->c[XC_drop_port_outside_range]++;
-		else
-			x->c[XC_drop_spoofed_v6_src]++;
-		return XDP_DROP;
-	}
+	v = decap_verdict(ip6, ip, end, tot == plen && (void *)(ip + tot) == end, &f, &ports);
+	if (v != V_FWD)
+		return v == V_DROP ? XDP_DROP : XDP_PASS;
 
 	fib.family = AF_INET;
 	fib.tos = ip[1];
@@ -266,19 +368,13 @@ xdp_tep_v6(struct xdp_md *ctx)
 	fib.sport = (__u16)ports;
 	fib.dport = (__u16)(ports >> 16);
 	fib.tot_len = (__u16)tot;
-	fib.ipv4_src = src;
-	fib.ipv4_dst = dst;
+	fib.ipv4_src = *(__u32 *)(ip + 12);
+	fib.ipv4_dst = *(__u32 *)(ip + 16);
 	fib.ifindex = ctx->ingress_ifindex;
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return count(XC_xdp_no_route, XDP_PASS);
 
-	x->c[XC_rx_v6_pkts]++;
-	x->c[XC_rx_v6_bytes] += 40 + plen;
-	x->c[XC_decap_pkts]++;
-	x->c[XC_xdp_decap_pkts]++;
-	x->c[XC_decap_bytes] += tot;
-	__sync_fetch_and_add(&f.ctr->pkts_in, 1);
-	__sync_fetch_and_add(&f.ctr->bytes_in, tot);
+	count_decap(&f, tot);
 	dec_ttl(ip);
 	if (bpf_xdp_adjust_head(ctx, 40))
 		return XDP_ABORTED;
@@ -299,12 +395,10 @@ xdp_tep_v4(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
-	struct xtep_counters *x;
 	__u8 *eth = data, *ip = eth + 14, *ip6;
-	__u32 tot, dst, ports = 0, mtu, len, tclass, idx;
+	__u32 tot, len, tclass, idx;
 	__u8 v6[16];
 	struct found f;
-	int has_ports;
 
 	if ((void *)(ip + 20) > end)
 		return XDP_PASS;
@@ -314,17 +408,10 @@ xdp_tep_v4(struct xdp_md *ctx)
 	len = (__u32)((long)end - (long)ip);
 	if (tot < 20 || tot > len)
 		return XDP_PASS;
-	dst = *(__u32 *)(ip + 16);
-	if (!pool_index(dst, &idx))
+	if (!pool_index(*(__u32 *)(ip + 16), &idx))
 		return XDP_PASS; /* not toward a client: the kernel's */
-	if (!plain4(ip, end, &ports, &has_ports))
-		return count(XC_xdp_pass_v4, XDP_PASS);
-	/* A miss is host unreachable from the core (ICMP, rate-limited). */
-	if (lookup(idx, bpf_ntohs((__u16)(ports >> 16)), has_ports, &f) != 1)
-		return count(XC_xdp_pass_v4, XDP_PASS);
-	mtu = f.mtu ? f.mtu : xtep_cfg.mtu;
-	if (tot + 40 > mtu)
-		return count(XC_xdp_pass_v4, XDP_PASS); /* fragmentation-needed, or fragments */
+	if (encap_verdict(ip, end, idx, tot, &f) != V_FWD)
+		return XDP_PASS;
 
 	__builtin_memcpy(v6, f.v6, 16);
 	fib.family = AF_INET6;
@@ -336,16 +423,7 @@ xdp_tep_v4(struct xdp_md *ctx)
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return count(XC_xdp_no_route, XDP_PASS);
 
-	x = ctrs();
-	if (x) {
-		x->c[XC_rx_v4_pkts]++;
-		x->c[XC_rx_v4_bytes] += tot;
-		x->c[XC_encap_pkts]++;
-		x->c[XC_xdp_encap_pkts]++;
-		x->c[XC_encap_bytes] += tot;
-	}
-	__sync_fetch_and_add(&f.ctr->pkts_out, 1);
-	__sync_fetch_and_add(&f.ctr->bytes_out, tot);
+	count_encap(&f, tot);
 	dec_ttl(ip);
 	tclass = ip[1];
 	/* Ethernet padding after a short packet does not go into the tunnel. */
@@ -362,14 +440,133 @@ xdp_tep_v4(struct xdp_md *ctx)
 	__builtin_memcpy(eth, fib.dmac, 6);
 	__builtin_memcpy(eth + 6, fib.smac, 6);
 	*(__u16 *)(eth + 12) = bpf_htons(ETH_P_IPV6);
-	/* RFC 2473 §6.6: the traffic class follows the inner packet's (dp_push_v6). */
-	*(__u32 *)ip6 = bpf_htonl(6u << 28 | tclass << 20);
-	ip6[4] = (__u8)(tot >> 8);
-	ip6[5] = (__u8)tot;
-	ip6[6] = IPPROTO_IPIP;
-	ip6[7] = xtep_cfg.hop_limit;
-	__builtin_memcpy(ip6 + 8, xtep_cfg.tep6, 16);
-	__builtin_memcpy(ip6 + 24, v6, 16);
+	fill_ip6(ip6, tot, tclass, v6);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/*
+ * The largest packet skb leaves as: itself (len bytes of IPv4), or one
+ * segment of a GSO packet. Only TCP GSO is taken (the header lengths are
+ * known); 0 otherwise.
+ */
+static __always_inline __u32
+tc_seg_len(struct __sk_buff *skb, const __u8 *ip, __u32 l3, __u32 len)
+{
+	__u8 doff;
+
+	if (!skb->gso_size)
+		return len;
+	if (ip[9] != IPPROTO_TCP || bpf_skb_load_bytes(skb, l3 + 20 + 12, &doff, 1) < 0)
+		return 0;
+	return 20 + (__u32)(doff >> 4) * 4 + skb->gso_size;
+}
+
+/*
+ * TTL - 1 of the IPv4 header at offset l3, in the skb, with its checksum
+ * (the header was checked and copied to `ip` by the caller). 0 or < 0.
+ */
+static __always_inline int
+tc_dec_ttl(struct __sk_buff *skb, __u32 l3, __u8 *ip)
+{
+	dec_ttl(ip);
+	return bpf_skb_store_bytes(skb, l3 + 8, ip + 8, 4, 0);
+}
+
+SEC("tc")
+int
+tc_tep_v6(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup fib = {};
+	/* The Ethernet header at 2: the IP headers' words aligned, as the verifier wants. */
+	__u8 b[2 + 14 + 40 + 24] __attribute__((aligned(8))), *h = b + 2, *ip6 = h + 14,
+	                                                      *ip = ip6 + 40;
+	__u32 plen, tot, ports = 0;
+	struct found f;
+	int v;
+
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) ||
+	    bpf_skb_load_bytes(skb, 0, h, 14 + 40 + 24) < 0)
+		return TC_ACT_OK;
+	if ((ip6[0] >> 4) != 6 || ip6[6] != IPPROTO_IPIP || !eq6(ip6 + 24, xtep_cfg.tep6))
+		return TC_ACT_OK;
+	plen = (__u32)ip6[4] << 8 | ip6[5];
+	tot = (__u32)ip[2] << 8 | ip[3];
+	v = decap_verdict(ip6, ip, b + sizeof(b), tot == plen && skb->len == 14 + 40 + tot, &f,
+	                  &ports);
+	if (v != V_FWD)
+		return v == V_DROP ? TC_ACT_SHOT : TC_ACT_OK;
+
+	/* No tot_len: the kernel checks the skb against the route's MTU, GSO included. */
+	fib.family = AF_INET;
+	fib.tos = ip[1];
+	fib.l4_protocol = ip[9];
+	fib.sport = (__u16)ports;
+	fib.dport = (__u16)(ports >> 16);
+	fib.ipv4_src = *(__u32 *)(ip + 12);
+	fib.ipv4_dst = *(__u32 *)(ip + 16);
+	fib.ifindex = skb->ingress_ifindex;
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return count(XC_xdp_no_route, TC_ACT_OK);
+
+	count_decap(&f, tot);
+	/* FIXED_GSO: the segments keep the size the client's TCP gave them. */
+	if (tc_dec_ttl(skb, 14 + 40, ip) < 0 ||
+	    bpf_skb_adjust_room(skb, -40, BPF_ADJ_ROOM_MAC,
+	                        ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(h, fib.dmac, 6);
+	__builtin_memcpy(h + 6, fib.smac, 6);
+	*(__u16 *)(h + 12) = bpf_htons(ETH_P_IP);
+	if (bpf_skb_store_bytes(skb, 0, h, 14, 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+SEC("tc")
+int
+tc_tep_v4(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup fib = {};
+	/* Both with the Ethernet header at 2, as in tc_tep_v6. */
+	__u8 b[2 + 14 + 40] __attribute__((aligned(8))), *h = b + 2, *ip6 = h + 14;
+	__u8 c[2 + 14 + 24] __attribute__((aligned(8))), *ip4 = c + 2 + 14;
+	__u32 tot, len, tclass, idx;
+	struct found f;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP) || bpf_skb_load_bytes(skb, 0, c + 2, 14 + 24) < 0)
+		return TC_ACT_OK;
+	tot = (__u32)ip4[2] << 8 | ip4[3];
+	len = skb->len - 14;
+	if (tot < 20 || tot > len || (skb->gso_size && tot != len))
+		return TC_ACT_OK;
+	if (!pool_index(*(__u32 *)(ip4 + 16), &idx))
+		return TC_ACT_OK; /* not toward a client: the kernel's */
+	if (encap_verdict(ip4, c + sizeof(c), idx, tc_seg_len(skb, ip4, 14, tot), &f) != V_FWD)
+		return TC_ACT_OK;
+
+	fib.family = AF_INET6;
+	fib.l4_protocol = IPPROTO_IPIP;
+	__builtin_memcpy(fib.ipv6_src, xtep_cfg.tep6, 16);
+	__builtin_memcpy(fib.ipv6_dst, f.v6, 16);
+	fib.ifindex = skb->ingress_ifindex;
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return count(XC_xdp_no_route, TC_ACT_OK);
+
+	count_encap(&f, tot);
+	tclass = ip4[1];
+	/* Ethernet padding after a short packet does not go into the tunnel. */
+	if (len > tot && bpf_skb_change_tail(skb, 14 + tot, 0) < 0)
+		return TC_ACT_SHOT;
+	if (tc_dec_ttl(skb, 14, ip4) < 0 ||
+	    bpf_skb_adjust_room(skb, 40, BPF_ADJ_ROOM_MAC,
+	                        BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(h, fib.dmac, 6);
+	__builtin_memcpy(h + 6, fib.smac, 6);
+	*(__u16 *)(h + 12) = bpf_htons(ETH_P_IPV6);
+	fill_ip6(ip6, tot, tclass, f.v6);
+	if (bpf_skb_store_bytes(skb, 0, h, 14 + 40, 0) < 0)
+		return TC_ACT_SHOT;
 	return bpf_redirect(fib.ifindex, 0);
 }
 

@@ -1,6 +1,9 @@
 /*
  * Packet-in, packet-out tests of the TEP's XDP programs (src/xdp), run by
- * the kernel with BPF_PROG_TEST_RUN: the verdict, the exact frame out
+ * the kernel with BPF_PROG_TEST_RUN, and of its tc programs (the "tc"
+ * data plane) on the same cases, their verdicts read as XDP's (TC_ACT_OK
+ * is XDP_PASS, TC_ACT_SHOT XDP_DROP, TC_ACT_REDIRECT XDP_REDIRECT): the
+ * verdict, the exact frame out
  * and the exact counters, as test_dp.c does for the core. What XDP
  * forwards must come out as the core would send it; what it drops must be
  * counted under the core's name; everything else must pass untouched to
@@ -27,6 +30,7 @@
 #include <cmocka.h>
 
 #include <bpf/bpf.h>
+#include <linux/pkt_cls.h>
 
 #include "xdp/xdp.h"
 
@@ -44,6 +48,7 @@ static struct xtep *x, *xl; /* server mode; learn mode */
 static int ifindex;
 static uint8_t dev_mac[6];
 static bool usable;
+static bool tc; /* the second group: the tc programs */
 
 static uint32_t
 v4(const char *s)
@@ -140,16 +145,33 @@ frame4(uint8_t *f, const struct spec *s)
 	return 14 + ip4(f + 14, s);
 }
 
+/* The verdict, as XDP's. */
 static uint32_t
 run(int prog, const uint8_t *in, uint32_t len, uint8_t *out, uint32_t *outlen)
 {
 	struct xdp_md ctx = {.data_end = len, .ingress_ifindex = (uint32_t)ifindex};
+	/* The skb comes in on the veth, as at its tc ingress. */
+	struct __sk_buff skb = {.ifindex = (uint32_t)ifindex, .ingress_ifindex = (uint32_t)ifindex};
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len, .data_out = out,
-	            .data_size_out = 2048, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+	            .data_size_out = 2048, .repeat = 1);
 
+	o.ctx_in = tc ? (void *)&skb : (void *)&ctx;
+	o.ctx_size_in = tc ? sizeof(skb) : sizeof(ctx);
 	assert_int_equal(bpf_prog_test_run_opts(prog, &o), 0);
 	*outlen = o.data_size_out;
-	return o.retval;
+	if (!tc)
+		return o.retval;
+	switch (o.retval) {
+	case TC_ACT_OK:
+		return XDP_PASS;
+	case TC_ACT_SHOT:
+		return XDP_DROP;
+	case TC_ACT_REDIRECT:
+		return XDP_REDIRECT;
+	default:
+		fail_msg("tc verdict %u", o.retval);
+		return XDP_ABORTED;
+	}
 }
 
 /* The counters' change since `before`, as one array. */
@@ -169,12 +191,13 @@ expect(struct xtep *t, bool decap, const uint8_t *in, uint32_t len, uint32_t ver
        uint32_t *outlen, ...)
 {
 	uint64_t before[XC__COUNT], d[XC__COUNT], want[XC__COUNT] = {0};
+	int prog = tc ? (decap ? xtep_prog_tc_v6(t) : xtep_prog_tc_v4(t))
+	              : (decap ? xtep_prog_v6(t) : xtep_prog_v4(t));
 	va_list ap;
 	int c;
 
 	assert_int_equal(xtep_counters(t, before), 0);
-	assert_int_equal(run(decap ? xtep_prog_v6(t) : xtep_prog_v4(t), in, len, out, outlen),
-	                 verdict);
+	assert_int_equal(run(prog, in, len, out, outlen), verdict);
 	va_start(ap, outlen);
 	while ((c = va_arg(ap, int)) >= 0)
 		want[c] = va_arg(ap, uint64_t);
@@ -644,5 +667,9 @@ main(void)
 	    cmocka_unit_test(test_direct_edges),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	int failed = cmocka_run_group_tests_name("xdp", tests, setup, teardown);
+
+	tc = true;
+	usable = false;
+	return failed + cmocka_run_group_tests_name("tc", tests, setup, teardown);
 }
