@@ -61,10 +61,11 @@ def wait_delta(lab, before, want, timeout=3.0):
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module", params=["tun", "xdp"])
+@pytest.fixture(scope="module", params=["tun", "xdp", "tc"])
 def lab(request):
     """The lab of conftest.py, once per TEP data plane: every test here
-    runs against the TUN path alone and against XDP in front of it."""
+    runs against the TUN path alone, against XDP in front of it and
+    against the tc programs in front of it."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces)")
     lab = Lab()
@@ -126,8 +127,9 @@ def test_forwarding_and_return_path(lab, tep):
     b = binding_of(lab, c1)
     assert b["pkts_in"] - b_before["pkts_in"] == 1
     assert b["pkts_out"] - b_before["pkts_out"] == 1
-    # The data plane asked for is the one running; on XDP, once the
-    # neighbours are known, plain datagrams never reach the userspace path.
+    # The data plane asked for is the one running; on XDP or tc, once the
+    # neighbours are known, plain datagrams never reach the userspace path
+    # (the kernel plane's counters keep the xdp_ names).
     dataplane = lab.options["dataplane"]
     assert lab.ctl("tep", "status")["dataplane"] == dataplane
     before = counters(lab)
@@ -137,7 +139,7 @@ def test_forwarding_and_return_path(lab, tep):
              "for i in range(5): s.sendto(b'x'*20,('%s',9))" % (c1v4, V44), check=True)
     after = wait_delta(lab, before, {"decap_pkts": 5})
     by_xdp = {k: after[k] - before[k] for k in ("xdp_decap_pkts", "xdp_pass_v6", "xdp_no_route")}
-    if dataplane == "xdp":
+    if dataplane in ("xdp", "tc"):
         assert by_xdp == {"xdp_decap_pkts": 5, "xdp_pass_v6": 0, "xdp_no_route": 0}
     else:
         assert after["xdp_decap_pkts"] == after["xdp_encap_pkts"] == after["xdp_pass_v6"] == 0
