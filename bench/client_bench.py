@@ -35,6 +35,13 @@ off on its veth (dstm-client(8)); the plain IPv6 baseline is measured with
 it on again, as the lab sets the veth up, so that the baseline is not
 slowed by what the tunnel needs.
 
+With --lab --dataplane tc (the TEP's tc programs, which keep GSO packets
+whole and the kernel's checksum state with them) the tunnel runs leave
+checksums to the device on c1's veth and on the IPv4 host's, as NICs do:
+the XDP and TUN TEPs cannot take that on a veth (they read the unfinished
+checksum), so the client turns it off and so does the lab; the tc plane
+can, and this is what it is for.
+
 With --lab --tep-napi threaded the TEP's interfaces run their NAPI in a
 kernel thread (/sys/class/net/IF/threaded). With an XDP TEP on veths the
 sender's core otherwise carries every frame from the client's socket to
@@ -43,7 +50,7 @@ core idles; in a thread the TEP's part moves to the idle core. The plain
 IPv6 baseline does not cross the TEP, so it is unchanged by this. Without
 XDP a veth runs no NAPI and the setting changes nothing.
 
-usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|auto]
+usage: DSTM_BUILD=build bench/client_bench.py [--lab [--dataplane tun|xdp|tc|auto]
        [--throughput-only] [--offload on|off|both] [--fast-path on|off|both]
        [--tep-napi default|threaded]]
        [--seconds N] [--runs N]
@@ -169,6 +176,13 @@ def lab_throughput(lab, a):
     fast = bool(st.get("fast_bound"))
     # What the client left on its veth for the tunnel; plain IPv6 runs with the lab's default.
     tunnel_csum = "tx-checksumming: on" in lab.exec("c1", "ethtool", "-k", "eth0").stdout
+    if a.dataplane == "tc":
+        # The tc TEP carries the kernel's checksum state end to end, so the
+        # tunnel runs with c1's and the IPv4 host's veths leaving checksums
+        # (and so segmentation) to the device, as NICs do; the client and the
+        # lab turn that off on veths for the paths that read raw sockets.
+        tunnel_csum = True
+        lab.exec("v4", "ethtool", "-K", "eth0", "tx", "on", check=True)
     print("TCP throughput, %d runs of %d s each way, TEP data plane %s, client fast path %s, "
           "TEP NAPI %s (load before: %s)"
           % (a.runs, a.seconds, a.dataplane, "on" if fast else "off", a.tep_napi, load()))
@@ -289,7 +303,7 @@ def main():
     ap.add_argument("--lab", action="store_true")
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--dataplane", default="tun", help="the lab TEP's data plane (tun, xdp, auto)")
+    ap.add_argument("--dataplane", default="tun", help="the lab TEP's data plane (tun, xdp, tc, auto)")
     ap.add_argument("--throughput-only", action="store_true",
                     help="with --lab: skip the on-demand figure")
     ap.add_argument("--offload", choices=("on", "off", "both"), default="on",

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""dstm-tep's two data planes in the lab, side by side in one run: packets
+"""dstm-tep's three data planes in the lab, side by side in one run: packets
 per second that reach the far end for 64-byte inner UDP packets,
 decapsulation (a host on the IPv6 bridge -> the IPv4 host) and
-encapsulation (the IPv4 host -> that host), with the XDP data plane and
-with the TUN one, next to plain veth forwarding of the same 64-byte IPv4
+encapsulation (the IPv4 host -> that host), with the XDP data plane, the
+TUN one and the tc one, next to plain veth forwarding of the same 64-byte IPv4
 packets through a router namespace on the same machine, by the kernel and
 by a minimal XDP program (bench/xdp_fwd.bpf.c: fib lookup, TTL, redirect):
 what these veths carry at best. The baseline has the lab's shape: sender,
@@ -31,8 +31,8 @@ The rate is what the receiving interface counted, divided by the sending
 time; the TEP's own forwarded count is shown beside it, and "offered" is
 what the senders handed to the veth plus what it refused (its peer's ring
 full). The machine's 2 cores are shared by the sender, the TEP and the
-receiver, and by other users: so the four set-ups (the lab with XDP, the
-lab with TUN, the two plain routers) are all up at once and their cases
+receiver, and by other users: so the five set-ups (the lab with XDP, with
+TUN and with tc, the two plain routers) are all up at once and their cases
 are interleaved, one run of each per round, three rounds: each figure is
 the median of its three runs (min-max beside it), each ratio the median of
 the three rounds' ratios, and the load is printed before and after. Three
@@ -50,12 +50,12 @@ thread (their veths have no NAPI), only the TEP process itself.
 
 Lines starting with "BENCH " are for scripts/bench (`--only xdp`): per pass
 and direction, the XDP TEP's median against the TUN TEP's and against plain
-XDP forwarding, from the same run.
+XDP forwarding, and the tc TEP's against the XDP TEP's, from the same run.
 
     DSTM_BUILD=build [DSTM_LAB=NAME] bench/xdp_lab_bench.py [SECONDS]
         [--sender bpf|packet] [--receiver sink|stack]
 
-The labs are named $DSTM_LAB (default xb<pid>) with x or t after it, the
+The labs are named $DSTM_LAB (default xb<pid>) with x, t or c after it, the
 plain set-ups' namespaces $DSTM_LAB then pk- or px-.
 """
 
@@ -175,7 +175,8 @@ class TepLab(Setup):
     def __init__(self, bench, dataplane):
         super().__init__(bench)
         self.dataplane = dataplane
-        self.lab = Lab(name=bench.prefix + dataplane[0], build=bench.build)
+        self.lab = Lab(name=bench.prefix + {"xdp": "x", "tun": "t", "tc": "c"}[dataplane],
+                       build=bench.build)
         self.bx = self.lab.netns("bx")
 
     def up(self):
@@ -335,14 +336,16 @@ def main():
     build = os.path.abspath(os.environ.get("DSTM_BUILD") or "build")
     b = Bench(build, a.sender, a.receiver)
     kernel, xfwd = Plain(b, "kernel"), Plain(b, "xdp")
-    txdp, ttun = TepLab(b, "xdp"), TepLab(b, "tun")
-    setups = [kernel, xfwd, txdp, ttun]
+    txdp, ttun, ttc = TepLab(b, "xdp"), TepLab(b, "tun"), TepLab(b, "tc")
+    setups = [kernel, xfwd, txdp, ttun, ttc]
     cases = [("plain veth, kernel forwarding", kernel, "fwd"),
              ("plain veth, XDP forwarding", xfwd, "fwd"),
              ("TEP xdp decap (bridge -> v4)", txdp, "decap"),
              ("TEP tun decap (bridge -> v4)", ttun, "decap"),
+             ("TEP tc decap (bridge -> v4)", ttc, "decap"),
              ("TEP xdp encap (v4 -> bridge)", txdp, "encap"),
-             ("TEP tun encap (v4 -> bridge)", ttun, "encap")]
+             ("TEP tun encap (v4 -> bridge)", ttun, "encap"),
+             ("TEP tc encap (v4 -> bridge)", ttc, "encap")]
     try:
         for st in setups:
             st.up()
@@ -375,6 +378,7 @@ def main():
             for d, way in (("decap", "bridge -> v4"), ("encap", "v4 -> bridge")):
                 x = [r[0] for r in res["TEP xdp %s (%s)" % (d, way)]]
                 t = [r[0] for r in res["TEP tun %s (%s)" % (d, way)]]
+                c = [r[0] for r in res["TEP tc %s (%s)" % (d, way)]]
                 k = [r[0] for r in res["plain veth, kernel forwarding"]]
                 f = [r[0] for r in res["plain veth, XDP forwarding"]]
                 ratio = statistics.median
@@ -389,6 +393,9 @@ def main():
                            "TEP tun, same run", load_avg, note)
                 bench_line(name + " vs veth", statistics.median(x), statistics.median(f),
                            "plain veth, XDP forwarding, same run", load_avg, note)
+                bench_line("TEP tc %s pps (lab, 64 B, %s) vs XDP" % (d, label),
+                           statistics.median(c), statistics.median(x), "TEP xdp, same run",
+                           load_avg, note)
         print("load after: %s" % load())
     finally:
         for st in setups:
