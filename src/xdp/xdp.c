@@ -197,32 +197,34 @@ link_tc(int prog, int ifindex)
 	return fd < 0 ? -errno : fd;
 }
 
-int
-xtep_attach(struct xtep *x, int ifindex6, int ifindex4)
+/* prog6 on ifindex6, prog4 on ifindex4, by `link`; the links are x's. */
+static int
+attach_pair(struct xtep *x, int (*link)(int, int), const struct bpf_program *prog6,
+            const struct bpf_program *prog4, int ifindex6, int ifindex4)
 {
 	int rc;
 
-	if ((rc = link_xdp(bpf_program__fd(x->skel->progs.xdp_tep_v6), ifindex6)) < 0)
+	if ((rc = link(bpf_program__fd(prog6), ifindex6)) < 0)
 		return rc;
 	x->link6 = rc;
-	if ((rc = link_xdp(bpf_program__fd(x->skel->progs.xdp_tep_v4), ifindex4)) < 0)
+	if ((rc = link(bpf_program__fd(prog4), ifindex4)) < 0)
 		return rc;
 	x->link4 = rc;
 	return 0;
 }
 
 int
+xtep_attach(struct xtep *x, int ifindex6, int ifindex4)
+{
+	return attach_pair(x, link_xdp, x->skel->progs.xdp_tep_v6, x->skel->progs.xdp_tep_v4,
+	                   ifindex6, ifindex4);
+}
+
+int
 xtep_attach_tc(struct xtep *x, int ifindex6, int ifindex4)
 {
-	int rc;
-
-	if ((rc = link_tc(bpf_program__fd(x->skel->progs.tc_tep_v6), ifindex6)) < 0)
-		return rc;
-	x->link6 = rc;
-	if ((rc = link_tc(bpf_program__fd(x->skel->progs.tc_tep_v4), ifindex4)) < 0)
-		return rc;
-	x->link4 = rc;
-	return 0;
+	return attach_pair(x, link_tc, x->skel->progs.tc_tep_v6, x->skel->progs.tc_tep_v4,
+	                   ifindex6, ifindex4);
 }
 
 int

@@ -81,16 +81,19 @@ def test_traffic_takes_the_fast_path(lab):
     assert n["fast_tx_errors"] == 0 and n["fast_rx_errors"] == 0
 
 
-def test_upload_segmented_by_the_kernel_arrives_intact(lab):
-    """4 MB from the client, hashed at v4: TSO packets encapsulated whole."""
-    bound(lab, "c1")
-    before = counters(lab)
-    size = 4 << 20
+# A fixed pattern the IPv4 host sends back, 64 KiB repeated.
+PATTERN = bytes(i * 7 & 255 for i in range(65536))
+
+
+def exchange(lab, port, size, back=0):
+    """size random bytes from c1 to the IPv4 host, which answers their SHA-256,
+    then sends `back` bytes of PATTERN (a multiple of 64 KiB). Returns c1's
+    words: whether the hash matched, and the SHA-256 of what came back."""
     srv = listening(
         ["ip", "netns", "exec", lab.netns("v4"), "python3", "-c",
          "import hashlib,socket\n"
          "t=socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-         "t.bind(('%s',5001)); t.listen(1)\n"
+         "t.bind(('%s',%d)); t.listen(1)\n"
          "print('ready', flush=True)\n"
          "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
          "h=hashlib.sha256(); n=0\n"
@@ -98,20 +101,36 @@ def test_upload_segmented_by_the_kernel_arrives_intact(lab):
          "    d=c.recv(65536)\n"
          "    if not d: break\n"
          "    h.update(d); n+=len(d)\n"
-         "c.sendall(h.hexdigest().encode()); c.close()\n" % (V44, size)])
+         "c.sendall(h.hexdigest().encode())\n"
+         "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d); c.close()\n"
+         % (V44, port, size, back // 65536)])
     out = lab.exec("c1", "python3", "-c",
                    "import hashlib,os,socket\n"
                    "data=os.urandom(%d)\n"
-                   "t=socket.create_connection(('%s',5001),5); t.settimeout(20)\n"
+                   "t=socket.create_connection(('%s',%d),5); t.settimeout(20)\n"
                    "t.sendall(data); got=b''\n"
                    "while len(got) < 64:\n"
                    "    d=t.recv(64-len(got))\n"
                    "    if not d: break\n"
                    "    got+=d\n"
-                   "print(got.decode()==hashlib.sha256(data).hexdigest())\n" % (size, V44),
-                   timeout=60).stdout
+                   "h=hashlib.sha256()\n"
+                   "while True:\n"
+                   "    d=t.recv(65536)\n"
+                   "    if not d: break\n"
+                   "    h.update(d)\n"
+                   "print(got.decode()==hashlib.sha256(data).hexdigest(), h.hexdigest())\n"
+                   % (size, V44, port), timeout=60).stdout
     srv.wait(30)
-    assert out.strip() == "True", out
+    return out.split()
+
+
+def test_upload_segmented_by_the_kernel_arrives_intact(lab):
+    """4 MB from the client, hashed at v4: TSO packets encapsulated whole."""
+    bound(lab, "c1")
+    before = counters(lab)
+    size = 4 << 20
+    out = exchange(lab, 5001, size)
+    assert out[:1] == ["True"], out
     n = counters(lab)
     assert n["fast_tx_gso"] > before["fast_tx_gso"]
     assert n["fast_tx_bytes"] - before["fast_tx_bytes"] >= size
@@ -127,50 +146,18 @@ def test_tc_tep_carries_whole_gso_packets_both_ways(lab):
         pytest.skip("GSO crosses the TEP whole on its tc plane only")
     bound(lab, "c1")
     size = 4 << 20
-    pattern = bytes(i * 7 & 255 for i in range(65536)) * (size // 65536)
     was = {n: "tx-checksumming: on" in lab.exec(n, "ethtool", "-k", "eth0").stdout
            for n in ("c1", "v4")}
     for n in was:
         lab.exec(n, "ethtool", "-K", "eth0", "tx", "on", check=True)
     try:
         before = lab.ctl("tep", "counters")
-        srv = listening(
-            ["ip", "netns", "exec", lab.netns("v4"), "python3", "-c",
-             "import hashlib,socket\n"
-             "t=socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-             "t.bind(('%s',5002)); t.listen(1)\n"
-             "print('ready', flush=True)\n"
-             "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
-             "h=hashlib.sha256(); n=0\n"
-             "while n < %d:\n"
-             "    d=c.recv(65536)\n"
-             "    if not d: break\n"
-             "    h.update(d); n+=len(d)\n"
-             "c.sendall(h.hexdigest().encode())\n"
-             "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d); c.close()\n"
-             % (V44, size, size // 65536)])
-        out = lab.exec("c1", "python3", "-c",
-                       "import hashlib,os,socket\n"
-                       "data=os.urandom(%d)\n"
-                       "t=socket.create_connection(('%s',5002),5); t.settimeout(20)\n"
-                       "t.sendall(data); got=b''\n"
-                       "while len(got) < 64:\n"
-                       "    d=t.recv(64-len(got))\n"
-                       "    if not d: break\n"
-                       "    got+=d\n"
-                       "h=hashlib.sha256()\n"
-                       "while True:\n"
-                       "    d=t.recv(65536)\n"
-                       "    if not d: break\n"
-                       "    h.update(d)\n"
-                       "print(got.decode()==hashlib.sha256(data).hexdigest(), h.hexdigest())\n"
-                       % (size, V44), timeout=60).stdout
-        srv.wait(30)
+        out = exchange(lab, 5002, size, back=size)
         after = lab.ctl("tep", "counters")
     finally:
         for n, on in was.items():
             lab.exec(n, "ethtool", "-K", "eth0", "tx", "on" if on else "off", check=True)
-    assert out.split() == ["True", hashlib.sha256(pattern).hexdigest()], out
+    assert out == ["True", hashlib.sha256(PATTERN * (size // 65536)).hexdigest()], out
     d = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
     # Whole GSO packets: on average beyond the 1500-byte link, which no
     # packet that crossed it one frame at a time can be.
