@@ -125,16 +125,28 @@ tell_client(struct dstmd *d, const struct lease *l)
 		access_notify_delete(d, l);
 }
 
+static void watch_add(struct fo_tep *ft, const char *identity);
+
 static void
 push_run(struct dstmd *d, struct deferred *df)
 {
 	struct fo_push *p = (struct fo_push *)df;
 	const struct dstmd_tep *primary = dstmd_tep_named(d, p->primary);
 	const struct dstmd_tep *backup = dstmd_tep_named(d, p->backup);
+	struct fo_tep *ft = d->failover ? fo_find(d->failover, p->primary) : NULL;
 	const struct lease *l;
 
 	if (dstmd_commit_failed(d)) {
-		free(p); /* the move did not happen: the next look tries again */
+		/*
+		 * The move did not happen here. Either the lease is still on the
+		 * primary and the next look moves it again, or another instance
+		 * moved it first (its commit made ours conflict): the reload shows
+		 * it on the backup, and this instance, which holds the client's
+		 * session, must still tell the client. Watch it again for both.
+		 */
+		if (ft)
+			watch_add(ft, p->identity);
+		free(p);
 		return;
 	}
 	if (backup)
@@ -253,6 +265,22 @@ watch_drop(struct fo_tep *ft)
 	ft->nwatch = 0;
 }
 
+/* Watch `identity` (again): a move of it failed to commit. */
+static void
+watch_add(struct fo_tep *ft, const char *identity)
+{
+	char(*w)[IDENTITY_LEN] = realloc(ft->watch, (ft->nwatch + 1) * sizeof(*w));
+
+	if (!w) {
+		log_warnx("failover: out of memory: %s is not watched; its client learns of a "
+		          "move at its next renewal",
+		          identity);
+		return;
+	}
+	ft->watch = w;
+	snprintf(ft->watch[ft->nwatch++], IDENTITY_LEN, "%s", identity);
+}
+
 /* Remember who is on `t` now (its link was just seen down). */
 static void
 watch_take(struct dstmd *d, struct fo_tep *ft, const struct dstmd_tep *t)
@@ -294,8 +322,12 @@ watch_tell(struct dstmd *d, struct fo_tep *ft, const struct dstmd_tep *t, const 
 			memmove(ft->watch[keep++], ft->watch[i], IDENTITY_LEN);
 			continue;
 		}
-		if (l && l->state == LEASE_ACTIVE && l->tep && !strcmp(l->tep, b->name))
+		if (l && l->state == LEASE_ACTIVE && l->tep && !strcmp(l->tep, b->name)) {
+			log_debug("failover: %s was moved to %s by another instance; its client "
+			          "is told if its session is here",
+			          l->identity, b->name);
 			tell_client(d, l);
+		}
 	}
 	ft->nwatch = keep;
 	if (!keep)
