@@ -480,7 +480,7 @@ tc_tep_v6(struct __sk_buff *skb)
 	/* The Ethernet header at 2: the IP headers' words aligned, as the verifier wants. */
 	__u8 b[2 + 14 + 40 + 24] __attribute__((aligned(8))), *h = b + 2, *ip6 = h + 14,
 	                                                      *ip = ip6 + 40;
-	__u32 plen, tot, ports = 0;
+	__u32 plen, tot, seg, ports = 0;
 	struct found f;
 	int v;
 
@@ -496,12 +496,16 @@ tc_tep_v6(struct __sk_buff *skb)
 	if (v != V_FWD)
 		return v == V_DROP ? TC_ACT_SHOT : TC_ACT_OK;
 
-	/* No tot_len: the kernel checks the skb against the route's MTU, GSO included. */
+	/* The route's MTU is checked against what will leave: the packet, or one
+	 * segment of a GSO packet (XDP's frames are always the former). */
+	if (!(seg = tc_seg_len(skb, ip, 14 + 40, tot)))
+		return count(XC_xdp_pass_v6, TC_ACT_OK);
 	fib.family = AF_INET;
 	fib.tos = ip[1];
 	fib.l4_protocol = ip[9];
 	fib.sport = (__u16)ports;
 	fib.dport = (__u16)(ports >> 16);
+	fib.tot_len = (__u16)seg;
 	fib.ipv4_src = *(__u32 *)(ip + 12);
 	fib.ipv4_dst = *(__u32 *)(ip + 16);
 	fib.ifindex = skb->ingress_ifindex;
@@ -530,7 +534,7 @@ tc_tep_v4(struct __sk_buff *skb)
 	/* Both with the Ethernet header at 2, as in tc_tep_v6. */
 	__u8 b[2 + 14 + 40] __attribute__((aligned(8))), *h = b + 2, *ip6 = h + 14;
 	__u8 c[2 + 14 + 24] __attribute__((aligned(8))), *ip4 = c + 2 + 14;
-	__u32 tot, len, tclass, idx;
+	__u32 tot, len, seg, tclass, idx;
 	struct found f;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP) || bpf_skb_load_bytes(skb, 0, c + 2, 14 + 24) < 0)
@@ -541,11 +545,13 @@ tc_tep_v4(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (!pool_index(*(__u32 *)(ip4 + 16), &idx))
 		return TC_ACT_OK; /* not toward a client: the kernel's */
-	if (encap_verdict(ip4, c + sizeof(c), idx, tc_seg_len(skb, ip4, 14, tot), &f) != V_FWD)
+	seg = tc_seg_len(skb, ip4, 14, tot);
+	if (encap_verdict(ip4, c + sizeof(c), idx, seg, &f) != V_FWD)
 		return TC_ACT_OK;
 
 	fib.family = AF_INET6;
 	fib.l4_protocol = IPPROTO_IPIP;
+	fib.tot_len = (__u16)(seg + 40);
 	__builtin_memcpy(fib.ipv6_src, xtep_cfg.tep6, 16);
 	__builtin_memcpy(fib.ipv6_dst, f.v6, 16);
 	fib.ifindex = skb->ingress_ifindex;
