@@ -368,18 +368,25 @@ def test_group_commit_joins_waiting_requests_and_keeps_them(tmp):
     counts it), and every lease that was answered is on disk after kill -9."""
     d = Dstmd(tmp, pools=[{"name": "t", "prefixes": ["198.18.0.0/20"]}]).start()
     try:
-        out = subprocess.run([TSPLOAD, "-s", "[::1]:%d" % d.port, "-c", "100", "-n", "400",
-                              "--prefix", "fd00:d57:9::"], capture_output=True, text=True,
-                             timeout=120)
-        assert "status 200 Success: 400" in out.stdout, out.stdout + out.stderr
-        c = d.counters()
-        assert c["lease_allocations"] == 400, c
-        assert 0 < c["lease_commits"] < 400, c
-        assert c["commit_joined"] >= 1, c
+        # A join needs dstmd's loop to run while a commit is in flight; on a
+        # machine whose CPU is taken by others the loop may only wake once it
+        # is durable, round after round. Three rounds of 400 at most.
+        for rounds in range(1, 4):
+            out = subprocess.run([TSPLOAD, "-s", "[::1]:%d" % d.port, "-c", "100", "-n", "400",
+                                  "--prefix", "fd00:d57:9:%x::" % rounds], capture_output=True,
+                                 text=True, timeout=120)
+            assert "status 200 Success: 400" in out.stdout, out.stdout + out.stderr
+            c = d.counters()
+            assert c["lease_allocations"] == 400 * rounds, c
+            assert 0 < c["lease_commits"] < 400 * rounds, c
+            if c["commit_joined"] >= 1:
+                break
+        assert c["commit_joined"] >= 1, {k: c[k] for k in ("lease_commits", "commit_joined")}
         d.kill(signal.SIGKILL)
         d.start()
         leases = d.ctl("leases", "all=true")
-        assert len({l["identity"] for l in leases if l["state"] == "active"}) == 400, leases[:3]
+        active = {l["identity"] for l in leases if l["state"] == "active"}
+        assert len(active) == 400 * rounds, leases[:3]
     finally:
         d.kill()
 
