@@ -338,6 +338,50 @@ fill_ip6(__u8 *ip6, __u32 tot, __u32 tclass, const __u8 *dst)
 	__builtin_memcpy(ip6 + 24, dst, 16);
 }
 
+/*
+ * The kernel's route toward the IPv4 header ip's destination (ports: its
+ * TCP/UDP ports), for a packet of len bytes that came in on ifindex
+ * (bpf_fib_lookup checks len against the route's MTU). 1 with fib's
+ * ifindex and MACs when the route and the neighbour are known.
+ */
+static __always_inline int
+route4(void *ctx, struct bpf_fib_lookup *fib, const __u8 *ip, __u32 ports, __u32 len,
+       __u32 ifindex)
+{
+	fib->family = AF_INET;
+	fib->tos = ip[1];
+	fib->l4_protocol = ip[9];
+	fib->sport = (__u16)ports;
+	fib->dport = (__u16)(ports >> 16);
+	fib->tot_len = (__u16)len;
+	fib->ipv4_src = *(__u32 *)(ip + 12);
+	fib->ipv4_dst = *(__u32 *)(ip + 16);
+	fib->ifindex = ifindex;
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS;
+}
+
+/* The same toward client dst6 for 4in6 from the TEP's address, len bytes of it. */
+static __always_inline int
+route6(void *ctx, struct bpf_fib_lookup *fib, const __u8 *dst6, __u32 len, __u32 ifindex)
+{
+	fib->family = AF_INET6;
+	fib->l4_protocol = IPPROTO_IPIP;
+	fib->tot_len = (__u16)len;
+	__builtin_memcpy(fib->ipv6_src, xtep_cfg.tep6, 16);
+	__builtin_memcpy(fib->ipv6_dst, dst6, 16);
+	fib->ifindex = ifindex;
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS;
+}
+
+/* The Ethernet header toward fib's neighbour, for an EtherType proto packet. */
+static __always_inline void
+fill_eth(__u8 *eth, const struct bpf_fib_lookup *fib, __u16 proto)
+{
+	__builtin_memcpy(eth, fib->dmac, 6);
+	__builtin_memcpy(eth + 6, fib->smac, 6);
+	*(__u16 *)(eth + 12) = bpf_htons(proto);
+}
+
 SEC("xdp")
 int
 xdp_tep_v6(struct xdp_md *ctx)
@@ -362,16 +406,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 	if (v != V_FWD)
 		return v == V_DROP ? XDP_DROP : XDP_PASS;
 
-	fib.family = AF_INET;
-	fib.tos = ip[1];
-	fib.l4_protocol = ip[9];
-	fib.sport = (__u16)ports;
-	fib.dport = (__u16)(ports >> 16);
-	fib.tot_len = (__u16)tot;
-	fib.ipv4_src = *(__u32 *)(ip + 12);
-	fib.ipv4_dst = *(__u32 *)(ip + 16);
-	fib.ifindex = ctx->ingress_ifindex;
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (!route4(ctx, &fib, ip, ports, tot, ctx->ingress_ifindex))
 		return count(XC_xdp_no_route, XDP_PASS);
 
 	count_decap(&f, tot);
@@ -383,9 +418,7 @@ xdp_tep_v6(struct xdp_md *ctx)
 	eth = data;
 	if ((void *)(eth + 14) > end)
 		return XDP_ABORTED;
-	__builtin_memcpy(eth, fib.dmac, 6);
-	__builtin_memcpy(eth + 6, fib.smac, 6);
-	*(__u16 *)(eth + 12) = bpf_htons(ETH_P_IP);
+	fill_eth(eth, &fib, ETH_P_IP);
 	return bpf_redirect(fib.ifindex, 0);
 }
 
@@ -414,13 +447,7 @@ xdp_tep_v4(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	__builtin_memcpy(v6, f.v6, 16);
-	fib.family = AF_INET6;
-	fib.l4_protocol = IPPROTO_IPIP;
-	fib.tot_len = (__u16)(tot + 40);
-	__builtin_memcpy(fib.ipv6_src, xtep_cfg.tep6, 16);
-	__builtin_memcpy(fib.ipv6_dst, v6, 16);
-	fib.ifindex = ctx->ingress_ifindex;
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (!route6(ctx, &fib, v6, tot + 40, ctx->ingress_ifindex))
 		return count(XC_xdp_no_route, XDP_PASS);
 
 	count_encap(&f, tot);
@@ -437,9 +464,7 @@ xdp_tep_v4(struct xdp_md *ctx)
 	ip6 = eth + 14;
 	if ((void *)(ip6 + 40) > end)
 		return XDP_ABORTED;
-	__builtin_memcpy(eth, fib.dmac, 6);
-	__builtin_memcpy(eth + 6, fib.smac, 6);
-	*(__u16 *)(eth + 12) = bpf_htons(ETH_P_IPV6);
+	fill_eth(eth, &fib, ETH_P_IPV6);
 	fill_ip6(ip6, tot, tclass, v6);
 	return bpf_redirect(fib.ifindex, 0);
 }
@@ -500,16 +525,7 @@ tc_tep_v6(struct __sk_buff *skb)
 	 * segment of a GSO packet (XDP's frames are always the former). */
 	if (!(seg = tc_seg_len(skb, ip, 14 + 40, tot)))
 		return count(XC_xdp_pass_v6, TC_ACT_OK);
-	fib.family = AF_INET;
-	fib.tos = ip[1];
-	fib.l4_protocol = ip[9];
-	fib.sport = (__u16)ports;
-	fib.dport = (__u16)(ports >> 16);
-	fib.tot_len = (__u16)seg;
-	fib.ipv4_src = *(__u32 *)(ip + 12);
-	fib.ipv4_dst = *(__u32 *)(ip + 16);
-	fib.ifindex = skb->ingress_ifindex;
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (!route4(skb, &fib, ip, ports, seg, skb->ingress_ifindex))
 		return count(XC_xdp_no_route, TC_ACT_OK);
 
 	count_decap(&f, tot);
@@ -518,9 +534,7 @@ tc_tep_v6(struct __sk_buff *skb)
 	    bpf_skb_adjust_room(skb, -40, BPF_ADJ_ROOM_MAC,
 	                        ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return TC_ACT_SHOT;
-	__builtin_memcpy(h, fib.dmac, 6);
-	__builtin_memcpy(h + 6, fib.smac, 6);
-	*(__u16 *)(h + 12) = bpf_htons(ETH_P_IP);
+	fill_eth(h, &fib, ETH_P_IP);
 	if (bpf_skb_store_bytes(skb, 0, h, 14, 0) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(fib.ifindex, 0);
@@ -549,13 +563,7 @@ tc_tep_v4(struct __sk_buff *skb)
 	if (encap_verdict(ip4, c + sizeof(c), idx, seg, &f) != V_FWD)
 		return TC_ACT_OK;
 
-	fib.family = AF_INET6;
-	fib.l4_protocol = IPPROTO_IPIP;
-	fib.tot_len = (__u16)(seg + 40);
-	__builtin_memcpy(fib.ipv6_src, xtep_cfg.tep6, 16);
-	__builtin_memcpy(fib.ipv6_dst, f.v6, 16);
-	fib.ifindex = skb->ingress_ifindex;
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (!route6(skb, &fib, f.v6, seg + 40, skb->ingress_ifindex))
 		return count(XC_xdp_no_route, TC_ACT_OK);
 
 	count_encap(&f, tot);
@@ -567,9 +575,7 @@ tc_tep_v4(struct __sk_buff *skb)
 	    bpf_skb_adjust_room(skb, 40, BPF_ADJ_ROOM_MAC,
 	                        BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return TC_ACT_SHOT;
-	__builtin_memcpy(h, fib.dmac, 6);
-	__builtin_memcpy(h + 6, fib.smac, 6);
-	*(__u16 *)(h + 12) = bpf_htons(ETH_P_IPV6);
+	fill_eth(h, &fib, ETH_P_IPV6);
 	fill_ip6(ip6, tot, tclass, f.v6);
 	if (bpf_skb_store_bytes(skb, 0, h, 14 + 40, 0) < 0)
 		return TC_ACT_SHOT;
