@@ -60,6 +60,52 @@ def listening(cmd, timeout=10, **popen):
     return p
 
 
+# What a test's far end sends back in hashed_exchange: 64 KiB repeated.
+PATTERN = bytes(i * 7 & 255 for i in range(65536))
+
+
+def hashed_exchange(server_ns, run_client, addr, port, size, back=0):
+    """size random bytes from a client to a server in namespace server_ns on
+    addr:port, which answers their SHA-256, then sends `back` bytes of
+    PATTERN (a multiple of 64 KiB) and closes. run_client(*argv, timeout=)
+    runs the client where it belongs (lab.exec for a node, say) and returns
+    its CompletedProcess. Returns the client's words: whether the hash
+    matched, and the SHA-256 of what came back."""
+    srv = listening(
+        ["ip", "netns", "exec", server_ns, "python3", "-c",
+         "import hashlib,socket\n"
+         "t=socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+         "t.bind(('%s',%d)); t.listen(1)\n"
+         "print('ready', flush=True)\n"
+         "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
+         "h=hashlib.sha256(); n=0\n"
+         "while n < %d:\n"
+         "    d=c.recv(65536)\n"
+         "    if not d: break\n"
+         "    h.update(d); n+=len(d)\n"
+         "c.sendall(h.hexdigest().encode())\n"
+         "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d); c.close()\n"
+         % (addr, port, size, back // 65536)])
+    out = run_client("python3", "-c",
+                     "import hashlib,os,socket\n"
+                     "data=os.urandom(%d)\n"
+                     "t=socket.create_connection(('%s',%d),5); t.settimeout(20)\n"
+                     "t.sendall(data); got=b''\n"
+                     "while len(got) < 64:\n"
+                     "    d=t.recv(64-len(got))\n"
+                     "    if not d: break\n"
+                     "    got+=d\n"
+                     "h=hashlib.sha256()\n"
+                     "while True:\n"
+                     "    d=t.recv(65536)\n"
+                     "    if not d: break\n"
+                     "    h.update(d)\n"
+                     "print(got.decode()==hashlib.sha256(data).hexdigest(), h.hexdigest())\n"
+                     % (size, addr, port), timeout=60).stdout
+    srv.wait(30)
+    return out.split()
+
+
 class LabError(Exception):
     """scripts/lab failed; the message holds its output (with the failing node's log)."""
 

@@ -10,6 +10,7 @@ without loss, the server's delete, expiry, release, on-demand.
 Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client.py
 """
 
+import hashlib
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import time
 
 import pytest
 
-from lab import listening
+from lab import PATTERN, hashed_exchange, listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("DSTM_BUILD") or os.path.join(ROOT, "build")
@@ -351,38 +352,9 @@ def test_bulk_tcp_both_ways_through_the_offload_path(bed):
     b = bed(lifetime=60)
     b.wait_bound()
     size = 4 << 20
-    srv = listening(["ip", "netns", "exec", b.p, "python3", "-c",
-                     "import hashlib,socket\n"
-                     "t=socket.socket(); t.bind(('%s',5001)); t.listen(1)\n"
-                     "print('ready', flush=True)\n"
-                     "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
-                     "h=hashlib.sha256(); n=0\n"
-                     "while n < %d:\n"
-                     "    d=c.recv(65536)\n"
-                     "    if not d: break\n"
-                     "    h.update(d); n+=len(d)\n"
-                     "c.sendall(h.hexdigest().encode())\n"
-                     "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d)\n"
-                     "c.close()\n" % (FAR4, size, size // 65536)])
-    out = b.cns("python3", "-c",
-                "import hashlib,os,socket\n"
-                "data=os.urandom(%d)\n"
-                "t=socket.create_connection(('%s',5001),5); t.settimeout(20)\n"
-                "t.sendall(data)\n"
-                "got=b''\n"
-                "while len(got) < 64:\n"
-                "    got+=t.recv(64-len(got))\n"
-                "h=hashlib.sha256(); n=0\n"
-                "while True:\n"
-                "    d=t.recv(65536)\n"
-                "    if not d: break\n"
-                "    h.update(d); n+=len(d)\n"
-                "want=hashlib.sha256(bytes(i*7 & 255 for i in range(65536)) * %d)\n"
-                "print(got.decode()==hashlib.sha256(data).hexdigest(), n,"
-                " h.hexdigest()==want.hexdigest())\n" % (size, FAR4, size // 65536),
-                timeout=60).stdout
-    srv.wait(30)
-    assert out.split() == ["True", str(size), "True"], out
+    out = hashed_exchange(b.p, b.cns, FAR4, 5001, size, back=size)
+    # The upload's hash matched; the download's is the whole pattern's.
+    assert out == ["True", hashlib.sha256(PATTERN * (size // 65536)).hexdigest()], out
     n = b.ctl("counters")
     # Super-packets: cut here (tun_rx_gso), or carried whole by the fast path.
     assert n["tun_rx_gso"] + n["fast_tx_gso"] > 0, n

@@ -12,12 +12,11 @@ Run as root:  DSTM_BUILD=build pytest-3 tests/lab/test_client_fast.py
 import hashlib
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from lab import V44, Lab, listening
+from lab import PATTERN, V44, Lab, hashed_exchange
 from test_domain import bound, client_changed, kill_node, start_node, wait_for
 
 # argv: outer source (an address of the sending node), outer destination,
@@ -81,47 +80,10 @@ def test_traffic_takes_the_fast_path(lab):
     assert n["fast_tx_errors"] == 0 and n["fast_rx_errors"] == 0
 
 
-# A fixed pattern the IPv4 host sends back, 64 KiB repeated.
-PATTERN = bytes(i * 7 & 255 for i in range(65536))
-
-
 def exchange(lab, port, size, back=0):
-    """size random bytes from c1 to the IPv4 host, which answers their SHA-256,
-    then sends `back` bytes of PATTERN (a multiple of 64 KiB). Returns c1's
-    words: whether the hash matched, and the SHA-256 of what came back."""
-    srv = listening(
-        ["ip", "netns", "exec", lab.netns("v4"), "python3", "-c",
-         "import hashlib,socket\n"
-         "t=socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-         "t.bind(('%s',%d)); t.listen(1)\n"
-         "print('ready', flush=True)\n"
-         "t.settimeout(20); c,a=t.accept(); c.settimeout(20)\n"
-         "h=hashlib.sha256(); n=0\n"
-         "while n < %d:\n"
-         "    d=c.recv(65536)\n"
-         "    if not d: break\n"
-         "    h.update(d); n+=len(d)\n"
-         "c.sendall(h.hexdigest().encode())\n"
-         "c.sendall(bytes(i*7 & 255 for i in range(65536)) * %d); c.close()\n"
-         % (V44, port, size, back // 65536)])
-    out = lab.exec("c1", "python3", "-c",
-                   "import hashlib,os,socket\n"
-                   "data=os.urandom(%d)\n"
-                   "t=socket.create_connection(('%s',%d),5); t.settimeout(20)\n"
-                   "t.sendall(data); got=b''\n"
-                   "while len(got) < 64:\n"
-                   "    d=t.recv(64-len(got))\n"
-                   "    if not d: break\n"
-                   "    got+=d\n"
-                   "h=hashlib.sha256()\n"
-                   "while True:\n"
-                   "    d=t.recv(65536)\n"
-                   "    if not d: break\n"
-                   "    h.update(d)\n"
-                   "print(got.decode()==hashlib.sha256(data).hexdigest(), h.hexdigest())\n"
-                   % (size, V44, port), timeout=60).stdout
-    srv.wait(30)
-    return out.split()
+    """hashed_exchange between c1 and the IPv4 host."""
+    return hashed_exchange(lab.netns("v4"), lambda *cmd, **kw: lab.exec("c1", *cmd, **kw), V44,
+                           port, size, back)
 
 
 def test_upload_segmented_by_the_kernel_arrives_intact(lab):
