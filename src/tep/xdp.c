@@ -212,13 +212,11 @@ attach(struct tep *t, struct tep_xdp *xd)
 		log_warnx("%s: %s: %s", what, path, strerror(-rc));
 		return rc;
 	}
-	if (xd->tc && (rc = xtep_attach_tc(xd->x, idx6, idx4)) < 0) {
-		log_warnx("tc: attach at tc ingress (tcx, Linux 6.6) of %s and %s failed: %s", if6,
+	rc = xd->tc ? xtep_attach_tc(xd->x, idx6, idx4) : xtep_attach(xd->x, idx6, idx4);
+	if (rc < 0) {
+		log_warnx("%s: %s %s and %s failed: %s", what,
+		          xd->tc ? "attach at tc ingress (tcx, Linux 6.6) of" : "native attach on", if6,
 		          if4, strerror(-rc));
-		return rc;
-	}
-	if (!xd->tc && (rc = xtep_attach(xd->x, idx6, idx4)) < 0) {
-		log_warnx("XDP: native attach on %s and %s failed: %s", if6, if4, strerror(-rc));
 		return rc;
 	}
 	while ((b = bt_next(t->bt, &cur))) {
