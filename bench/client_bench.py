@@ -255,7 +255,7 @@ def lab_main(a):
 
 
 def lab_one(a):
-    from lab import SRV6, V44, Lab
+    from lab import V44, Lab
 
     lab = Lab(name=os.environ.get("DSTM_LAB") or "bench%d" % os.getpid())
     try:

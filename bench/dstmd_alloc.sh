@@ -12,7 +12,9 @@
 # second on the database's filesystem right before and right after dstmd's
 # run (overwriting a preallocated file, as a commit into dstmd's WAL does,
 # and, for comparison, appending), and dstmd's rate is shown against the
-# overwriting figure's mean too. CPU ms per 1000 sessions of dstmd and of
+# overwriting figure's mean too, and against the serial bound: a lone
+# client's session is the TSP layer's round trips (the peer's session at
+# 1 client) followed by one fdatasync, which cannot overlap them. CPU ms per 1000 sessions of dstmd and of
 # the peer come from /proc/PID/stat: on shared cores the rate alone says
 # little. Also printed: leases per commit (dstmd's
 # lease_commits counter) and the load average. tsp-load's clients all
@@ -136,6 +138,14 @@ JSON
 		echo "dstmd at 1 client / (1 / fdatasync latency) = $(awk -v a="$a" -v b="$f" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
 		printf 'BENCH {"name": "TSP allocations/s, 1 client, vs the disk", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "1/fdatasync (fsync_probe)", "load": %s, "note": "same filesystem"}\n' \
 			"$a" "$f" "$(load1)"
+		# One client waits for each round trip and for the commit in
+		# turn: a session can take no less than the TSP layer's own
+		# session (the peer's, at 1 client) plus one fdatasync.
+		local bound
+		bound=$(awk -v b="$b" -v f="$f" 'BEGIN { printf "%.1f", (b > 0 && f > 0) ? 1 / (1 / b + 1 / f) : 0 }')
+		echo "serial bound (the peer's session + one fdatasync, one after the other): $bound/s; dstmd / bound = $(awk -v a="$a" -v b="$bound" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+		printf 'BENCH {"name": "TSP allocations/s, 1 client, vs its serial bound", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "1/(1/peer + 1/fdatasync)", "load": %s, "note": "round trips then the disk"}\n' \
+			"$a" "$bound" "$(load1)"
 	fi
 }
 

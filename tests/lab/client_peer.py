@@ -28,7 +28,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 
 SERVER6, TEP6, TEP4, FAR4, POOL_FIRST, LIFETIME = sys.argv[1:7]
 LIFETIME = int(LIFETIME)

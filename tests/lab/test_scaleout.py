@@ -10,7 +10,6 @@ and served again once it is back. Also the lab with `--store postgresql
 killed with -9, its TSP client started again toward srv keeps its
 address; over DHCPv6, srv killed with -9, the clients renew at srv2."""
 
-import json
 import os
 import signal
 import subprocess
