@@ -108,24 +108,17 @@ struct dhcp {
 	struct timespec tokens_at;   /* when `tokens` was last refilled */
 	struct dtx *spare;           /* exchanges' records kept for the next messages */
 	unsigned nspare;
-	struct peer **peers; /* where each directly attached DUID was last heard */
-	size_t npeers;
+	struct d6_peers *peers; /* where each directly attached DUID was last heard */
 };
 
 /*
  * The address a client (not relayed) last sent from, by DUID: where a
  * Reconfigure goes when its lease is revoked (RFC 8415 §18.3.11). In
- * memory only, bounded; a client heard through a relay is not reached.
+ * memory only; at most PEER_MAX clients, a new one taking the place of
+ * the one heard longest ago (d6_peers.c). A client heard through a relay
+ * is not reached.
  */
-#define PEER_BUCKETS 4096
-#define PEER_MAX     65536
-
-struct peer {
-	struct peer *next;
-	struct sockaddr_in6 addr;
-	size_t duid_len;
-	uint8_t duid[D6_DUID_MAX + 2];
-};
+#define PEER_MAX 65536
 
 /* One exchange waiting for its commit and its TEP pushes, then for the pacer. */
 struct dtx {
@@ -632,54 +625,22 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 
 /* ---- The socket ---- */
 
-static uint32_t
-duid_hash(const uint8_t *p, size_t n)
-{
-	return (uint32_t)(hash_bytes(p, n) % PEER_BUCKETS);
-}
-
-static struct peer *
-peer_find(struct dhcp *h, const uint8_t *duid, size_t len)
-{
-	struct peer *p;
-
-	if (!h->peers)
-		return NULL;
-	for (p = h->peers[duid_hash(duid, len)]; p; p = p->next)
-		if (p->duid_len == len && !memcmp(p->duid, duid, len))
-			return p;
-	return NULL;
-}
-
 static void
 peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *from)
 {
 	const uint8_t *duid = t->m.clientid;
 	size_t len = t->m.clientid_len;
-	struct peer *p;
 
 	/*
 	 * Only a message that acted on its own lease says where its client is,
 	 * and only a Reply (an Advertise grants nothing; a flood of Solicits
 	 * must not fill this table).
 	 */
-	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY || !duid || !len ||
-	    len > sizeof(p->duid))
+	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY)
 		return;
-	if (!h->peers && !(h->peers = calloc(PEER_BUCKETS, sizeof(*h->peers))))
+	if (!h->peers && !(h->peers = d6_peers_new(PEER_MAX)))
 		return;
-	if ((p = peer_find(h, duid, len))) {
-		p->addr = *from;
-		return;
-	}
-	if (h->npeers >= PEER_MAX || !(p = calloc(1, sizeof(*p))))
-		return;
-	p->addr = *from;
-	p->duid_len = len;
-	memcpy(p->duid, duid, len);
-	p->next = h->peers[duid_hash(duid, len)];
-	h->peers[duid_hash(duid, len)] = p;
-	h->npeers++;
+	(void)d6_peers_note(h->peers, duid, len, from);
 }
 
 int
@@ -687,13 +648,13 @@ dhcp_reconfigure(struct dstmd *d, const char *identity)
 {
 	uint8_t duid[D6_DUID_MAX + 2], out[512];
 	size_t n = 0, len;
-	struct peer *p;
+	const struct sockaddr_in6 *to;
 	char a[ADDR_STRLEN];
 	int rc;
 
 	if (!dh || !d6_identity_duid(identity, duid, sizeof(duid), &n))
 		return -ENOENT;
-	if (!(p = peer_find(dh, duid, n))) {
+	if (!(to = d6_peers_find(dh->peers, duid, n))) {
 		dh->reconf_unreachable++;
 		return -EHOSTUNREACH;
 	}
@@ -703,9 +664,9 @@ dhcp_reconfigure(struct dstmd *d, const char *identity)
 		dh->reconf_unreachable++;
 		return rc;
 	}
-	if (sendto(dh->fd, out, len, 0, (struct sockaddr *)&p->addr, sizeof(p->addr)) < 0) {
+	if (sendto(dh->fd, out, len, 0, (const struct sockaddr *)to, sizeof(*to)) < 0) {
 		dh->tx_errors++;
-		log_warn("reconfigure to %s", addr_fmt_v6(&p->addr.sin6_addr, a));
+		log_warn("reconfigure to %s", addr_fmt_v6(&to->sin6_addr, a));
 		return -errno;
 	}
 	dh->reconf_sent++;
@@ -993,12 +954,7 @@ dhcp_fini(struct dstmd *d)
 	d6_server_free(h->srv);
 	lw4o6_fini();
 	free(h->keys);
-	for (size_t i = 0; h->peers && i < PEER_BUCKETS; i++)
-		for (struct peer *p = h->peers[i], *next; p; p = next) {
-			next = p->next;
-			free(p);
-		}
-	free(h->peers);
+	d6_peers_free(h->peers);
 	free(h);
 }
 
@@ -1028,6 +984,9 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	json_object_set_new(o, "dhcp6_reconfigure_sent", json_integer((json_int_t)dh->reconf_sent));
 	json_object_set_new(o, "dhcp6_reconfigure_unreachable",
 	                    json_integer((json_int_t)dh->reconf_unreachable));
+	json_object_set_new(o, "dhcp6_peers", json_integer((json_int_t)d6_peers_count(dh->peers)));
+	json_object_set_new(o, "dhcp6_peers_evicted",
+	                    json_integer((json_int_t)d6_peers_evicted(dh->peers)));
 #define C(f) json_object_set_new(o, "dhcp6_" #f, json_integer((json_int_t)c->f))
 	C(tx_advertise);
 	C(tx_reply);

@@ -1653,6 +1653,104 @@ test_lw4o6_release_foreign(void **state)
 	env_free(e);
 }
 
+/* A DUID-EN numbered n, and an address ending in n. */
+static void
+peer_of(unsigned n, uint8_t duid[8], struct sockaddr_in6 *sa)
+{
+	static const uint8_t en[4] = {0, 2, 0, 0};
+
+	memcpy(duid, en, 4);
+	for (int i = 0; i < 4; i++)
+		duid[4 + i] = (uint8_t)(n >> (24 - 8 * i));
+	memset(sa, 0, sizeof(*sa));
+	sa->sin6_family = AF_INET6;
+	sa->sin6_port = htons(546);
+	sa->sin6_addr.s6_addr[0] = 0xfe;
+	sa->sin6_addr.s6_addr[1] = 0x80;
+	memcpy(&sa->sin6_addr.s6_addr[12], duid + 4, 4);
+}
+
+static bool
+peer_at(const struct d6_peers *ps, unsigned n)
+{
+	uint8_t duid[8];
+	struct sockaddr_in6 sa;
+	const struct sockaddr_in6 *got;
+
+	peer_of(n, duid, &sa);
+	got = d6_peers_find(ps, duid, sizeof(duid));
+	return got && !memcmp(&got->sin6_addr, &sa.sin6_addr, 16);
+}
+
+/* The Reconfigure address book: bounded, the client heard longest ago gives its place. */
+static void
+test_peers_evict_the_longest_unheard(void **state)
+{
+	struct d6_peers *ps = d6_peers_new(3);
+	uint8_t duid[8], big[D6_DUID_MAX + 3] = {0};
+	struct sockaddr_in6 sa;
+
+	(void)state;
+	assert_non_null(ps);
+	for (unsigned n = 1; n <= 3; n++) {
+		peer_of(n, duid, &sa);
+		assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
+	}
+	assert_int_equal(d6_peers_count(ps), 3);
+	assert_true(peer_at(ps, 1) && peer_at(ps, 2) && peer_at(ps, 3));
+	/* 1 is heard again, so 2 is now the one heard longest ago. */
+	peer_of(1, duid, &sa);
+	assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
+	peer_of(4, duid, &sa);
+	assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
+	assert_int_equal(d6_peers_count(ps), 3);
+	assert_int_equal(d6_peers_evicted(ps), 1);
+	assert_false(peer_at(ps, 2));
+	assert_true(peer_at(ps, 1) && peer_at(ps, 3) && peer_at(ps, 4));
+	/* A client that moved is reached at its new address. */
+	peer_of(3, duid, &sa);
+	sa.sin6_addr.s6_addr[2] = 0x77;
+	assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
+	assert_int_equal(d6_peers_find(ps, duid, sizeof(duid))->sin6_addr.s6_addr[2], 0x77);
+	assert_int_equal(d6_peers_evicted(ps), 1);
+	/* No DUID, or one longer than a DUID can be: refused, nothing changes. */
+	assert_int_equal(d6_peers_note(ps, duid, 0, &sa), -EINVAL);
+	assert_int_equal(d6_peers_note(ps, big, sizeof(big), &sa), -EINVAL);
+	assert_null(d6_peers_find(ps, big, sizeof(big)));
+	assert_int_equal(d6_peers_count(ps), 3);
+	d6_peers_free(ps);
+}
+
+/* Many clients through a small table: it stays full of the newest, chains intact. */
+static void
+test_peers_churn(void **state)
+{
+	struct d6_peers *ps = d6_peers_new(100);
+	uint8_t duid[8];
+	struct sockaddr_in6 sa;
+
+	(void)state;
+	for (unsigned n = 0; n < 10000; n++) {
+		peer_of(n, duid, &sa);
+		assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
+		/* An old client that keeps renewing keeps its place. */
+		if (n % 50 == 0) {
+			peer_of(1000000, duid, &sa);
+			assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
+		}
+	}
+	assert_int_equal(d6_peers_count(ps), 100);
+	assert_true(peer_at(ps, 1000000));
+	for (unsigned n = 0; n < 10000 - 99; n++)
+		assert_false(peer_at(ps, n));
+	for (unsigned n = 10000 - 99; n < 10000; n++)
+		assert_true(peer_at(ps, n));
+	assert_int_equal(d6_peers_evicted(ps), 10000 + 1 - 100);
+	assert_null(d6_peers_new(0));
+	d6_peers_free(ps);
+	d6_peers_free(NULL);
+}
+
 int
 main(void)
 {
@@ -1686,6 +1784,8 @@ main(void)
 	    cmocka_unit_test(test_lw4o6_sender_key),
 	    cmocka_unit_test(test_client_lw4o6),
 	    cmocka_unit_test(test_lw4o6_release_foreign),
+	    cmocka_unit_test(test_peers_evict_the_longest_unheard),
+	    cmocka_unit_test(test_peers_churn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
