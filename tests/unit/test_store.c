@@ -558,9 +558,15 @@ test_wal_gathered_and_checkpointed(void **state)
 		while (store_async_durable(st) < ticket)
 			usleep(1000);
 	}
-	/* 2 pages a batch, a checkpoint every 4000: one went to the writer, or more. */
+	/*
+	 * 2 pages a batch, a checkpoint every 4000: one went to the writer,
+	 * or more. The first found the writer idle and was committed inline;
+	 * how many more were depends on the disk: after a commit slower than
+	 * STORE_INLINE_MAX_US (another process keeping the disk busy) the
+	 * next batch goes to the writer by design, so no share is asserted.
+	 */
 	assert_true(store_inline_commits(st) < batches);
-	assert_true(store_inline_commits(st) > batches / 2);
+	assert_true(store_inline_commits(st) >= 1);
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	assert_int_equal(stat(wal, &sb), 0);
 	assert_true(sb.st_size < 20 << 20);
