@@ -14,10 +14,13 @@
 # and, for comparison, appending), and dstmd's rate is shown against the
 # overwriting figure's mean too, and against the serial bound: a lone
 # client's session is the TSP layer's round trips (the peer's session at
-# 1 client) followed by one fdatasync, which cannot overlap them. CPU ms per 1000 sessions of dstmd and of
-# the peer come from /proc/PID/stat: on shared cores the rate alone says
-# little. Also printed: leases per commit (dstmd's
-# lease_commits counter) and the load average. tsp-load's clients all
+# 1 client) followed by one fdatasync, which cannot overlap them. CPU ms
+# per 1000 sessions of dstmd and of the peer come from /proc/PID/stat: on
+# shared cores the rate alone says little. Also printed: the load
+# generator's share of a core in each of the two runs (tsp-load is one
+# thread: where it nears 100 %, as in the peer's run at 100 clients on 2
+# cores, the generator, not the server, set the rate), leases per commit
+# (dstmd's lease_commits counter) and the load average. tsp-load's clients all
 # connect from ::1, each naming its own IPv6 address in <client>: ::1 is a
 # trusted relay (auth.relays) for the run. Figures, never pass/fail;
 # every figure is measured in this run.
@@ -68,6 +71,16 @@ wait_gone() {
 	wait "$1" 2>/dev/null || true
 }
 
+# Drive the server on port $1 with $2 clients, $3 sessions; tsp-load's
+# report goes to $4, and to $5 the share of one core the generator used
+# (user + system over elapsed, bash's own `time`). tsp-load is one
+# thread: near 100 % it, not the server, sets the rate.
+drive() {
+	local TIMEFORMAT='%R %U %S'
+	{ time "$load" -s "[::1]:$1" -c "$2" -n "$3" >"$4"; } 2>"$5.t"
+	awk '{ printf "%.0f", ($1 > 0 ? ($2 + $3) * 100 / $1 : 0) }' "$5.t" >"$5"
+}
+
 run() {
 	local conc=$1 n=$2 port a b rss commits allocs ld inl c0 c1 cpu pc0 pc1
 	port=$(free_port)
@@ -98,7 +111,8 @@ JSON
 	# 1 client it is probed right before and right after dstmd's run.
 	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe1"
 	c0=$(cpu_ms "$pid")
-	"$load" -s "[::1]:$port" -c "$conc" -n "$n" | tee "$tmp/dstmd.out"
+	drive "$port" "$conc" "$n" "$tmp/dstmd.out" "$tmp/gen1"
+	cat "$tmp/dstmd.out"
 	c1=$(cpu_ms "$pid")
 	((conc == 1)) && python3 "$here/fsync_probe.py" "$tmp" 1 >"$tmp/probe2"
 	rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
@@ -116,7 +130,7 @@ JSON
 	pid=$!
 	sleep 0.3
 	pc0=$(cpu_ms "$pid")
-	"$load" -s "[::1]:$port" -c "$conc" -n "$n" >"$tmp/peer.out"
+	drive "$port" "$conc" "$n" "$tmp/peer.out" "$tmp/gen2"
 	pc1=$(cpu_ms "$pid")
 	wait_gone "$pid"
 	pid=
@@ -125,9 +139,11 @@ JSON
 	ld=$(awk -v x="$ld" -v y="$(load1)" 'BEGIN { printf "%.2f", (x + y) / 2 }')
 	echo "peer (tsp-load --serve, no lease, no disk): $b sessions/s; dstmd/peer = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
 	# CPU per allocation says what the rate alone hides when others share the cores.
+	echo "load generator (tsp-load, one thread): $(cat "$tmp/gen1") % of a core against dstmd, $(cat "$tmp/gen2") % against the peer"
 	echo "CPU ms per 1000 sessions (user + system, /proc/PID/stat): dstmd $(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.0f", c * 1000 / n }'), peer $(awk -v c=$((pc1 - pc0)) -v n="$n" 'BEGIN { printf "%.0f", c * 1000 / n }')"
-	printf 'BENCH {"name": "TSP allocations/s, %d client%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit"}\n' \
-		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')"
+	printf 'BENCH {"name": "TSP allocations/s, %d client%s", "ours": %s, "peer": %s, "unit": "/s", "peer_name": "tsp-load --serve", "load": %s, "note": "%.1f leases a commit; generator %s %% / %s %% of a core"}\n' \
+		"$conc" "$( ((conc == 1)) || echo s)" "$a" "$b" "$ld" "$(awk -v a="$allocs" -v c="$commits" 'BEGIN { printf "%.1f", c ? a / c : 0 }')" \
+		"$(cat "$tmp/gen1")" "$(cat "$tmp/gen2")"
 	if [ "$conc" = 1 ]; then
 		local f
 		echo "disk before: $(head -1 "$tmp/probe1") (overwrite 4 KiB of a preallocated file + fdatasync, on the database's filesystem)"
