@@ -293,29 +293,6 @@ const struct d6_key *d6_key_find(const struct d6_key *keys, size_t n, const char
 int d6_duid_load_or_create(const char *path, const uint8_t *mac, int64_t now, uint8_t *duid,
                            size_t *len);
 
-/* ---- Where clients were last heard (d6_peers.c) ---- */
-
-/*
- * The address each directly attached client last sent from, by DUID:
- * where a Reconfigure goes (RFC 8415 §18.3.11). At most `cap` clients; a
- * new one in a full table takes the place of the client heard longest
- * ago, so clients that come and go never fill it for good while those
- * still renewing keep their place.
- */
-struct d6_peers;
-
-struct d6_peers *d6_peers_new(size_t cap);
-void d6_peers_free(struct d6_peers *ps);
-/* Note that `duid` (1..D6_DUID_MAX + 2 octets) was heard from `addr`: 0, or -EINVAL, -ENOMEM. */
-int d6_peers_note(struct d6_peers *ps, const uint8_t *duid, size_t len,
-                  const struct sockaddr_in6 *addr);
-/* Where `duid` was last heard, NULL when it was not (or no longer is) known. */
-const struct sockaddr_in6 *d6_peers_find(const struct d6_peers *ps, const uint8_t *duid,
-                                         size_t len);
-size_t d6_peers_count(const struct d6_peers *ps);
-/* Clients that lost their place to newer ones. */
-uint64_t d6_peers_evicted(const struct d6_peers *ps);
-
 /* ---- Server engine ---- */
 
 /* What the lease manager says about one identity (dstmd's lease_*). */
@@ -504,10 +481,22 @@ int d6_server_build(struct d6_server *s, struct d6_txn *t, uint8_t *out, size_t 
 /*
  * A Reconfigure (RFC 8415 §18.3.11) asking the client `duid` to send
  * `msg_type` (Renew or Information-request), authenticated with its
- * reconfigure key. -ENOKEY if the client has none.
+ * reconfigure key, and in `to` where it goes (d6_server_note_peer).
+ * -ENOKEY if the client has no key, -EHOSTUNREACH if it was never heard
+ * directly (only through a relay).
  */
 int d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len,
-                          uint8_t msg_type, uint8_t *out, size_t cap, size_t *len);
+                          uint8_t msg_type, uint8_t *out, size_t cap, size_t *len,
+                          struct sockaddr_in6 *to);
+/*
+ * The message of `t` (handled, answered with a Reply) came from `from`:
+ * when it was not relayed and acted on its client's own lease, that is
+ * where the client's Reconfigure goes. An Advertise grants nothing, so a
+ * flood of Solicits moves nothing here; the address is kept with the
+ * DUID's other state and forgotten with it (max_clients).
+ */
+void d6_server_note_peer(struct d6_server *s, const struct d6_txn *t,
+                         const struct sockaddr_in6 *from);
 
 /*
  * The client's verified address (DESIGN §4): the source of the message,

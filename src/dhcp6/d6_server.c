@@ -649,9 +649,21 @@ d6_server_handle(struct d6_server *s, struct d6_txn *t, const void *msg, size_t 
 	return D6_ACT_REPLY;
 }
 
+void
+d6_server_note_peer(struct d6_server *s, const struct d6_txn *t, const struct sockaddr_in6 *from)
+{
+	struct client_ent *e;
+
+	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY || !t->m.clientid ||
+	    !(e = client_get(s, t->m.clientid, t->m.clientid_len, false)))
+		return;
+	e->peer = *from;
+	e->has_peer = true;
+}
+
 int
 d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len, uint8_t msg_type,
-                      uint8_t *out, size_t cap, size_t *len)
+                      uint8_t *out, size_t cap, size_t *len, struct sockaddr_in6 *to)
 {
 	struct client_ent *e = client_get(s, duid, duid_len, false);
 	struct wcur w = wcur_make(out, cap);
@@ -660,6 +672,8 @@ d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len,
 	*len = 0;
 	if (!e || !e->has_reconf || !e->reconf_sent)
 		return -ENOKEY;
+	if (!e->has_peer)
+		return -EHOSTUNREACH;
 	if (msg_type != D6_RENEW && msg_type != D6_INFORMATION_REQUEST && msg_type != D6_REBIND)
 		return -EINVAL;
 	/* RFC 8415 §18.3.11: transaction-id 0, Server and Client Identifier, Reconfigure Message. */
@@ -681,6 +695,7 @@ d6_server_reconfigure(struct d6_server *s, const uint8_t *duid, size_t duid_len,
 		return -EMSGSIZE;
 	*len = w_len(&w);
 	d6_auth_sign(out, *len, e->reconf_key, 16, val);
+	*to = e->peer;
 	s->ctr.tx_reconfigure++;
 	return 0;
 }

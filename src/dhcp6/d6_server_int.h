@@ -19,8 +19,9 @@
  * dstmd(8)). Anyone can make one with a Solicit of a new DUID, so there
  * are at most cfg.max_clients of them: a new one takes the place of the
  * one heard least recently (the LRU list). Forgetting a DUID loses its
- * replay counter, its reconfigure key (no Reconfigure then: it learns at
- * its next Renew) and the IAIDs of the per-DUID limit; the per-/64 limit,
+ * replay counter, its reconfigure key and the address a Reconfigure would
+ * go to (no Reconfigure then: it learns at its next Renew) and the IAIDs
+ * of the per-DUID limit; the per-/64 limit,
  * which the lease manager counts, still bounds what one host holds.
  */
 struct client_ent {
@@ -32,6 +33,8 @@ struct client_ent {
 	bool reconf_sent; /* the key went out once: never again (DESIGN §4) */
 	uint64_t last_replay;
 	uint8_t reconf_key[16];
+	bool has_peer;
+	struct sockaddr_in6 peer; /* where it last sent from, unrelayed: a Reconfigure's way */
 	unsigned niaid;
 	uint32_t iaid[DUID_TRACK_MAX];
 };

@@ -108,17 +108,7 @@ struct dhcp {
 	struct timespec tokens_at;   /* when `tokens` was last refilled */
 	struct dtx *spare;           /* exchanges' records kept for the next messages */
 	unsigned nspare;
-	struct d6_peers *peers; /* where each directly attached DUID was last heard */
 };
-
-/*
- * The address a client (not relayed) last sent from, by DUID: where a
- * Reconfigure goes when its lease is revoked (RFC 8415 §18.3.11). In
- * memory only; at most PEER_MAX clients, a new one taking the place of
- * the one heard longest ago (d6_peers.c). A client heard through a relay
- * is not reached.
- */
-#define PEER_MAX 65536
 
 /* One exchange waiting for its commit and its TEP pushes, then for the pacer. */
 struct dtx {
@@ -625,48 +615,30 @@ dtx_committed(struct dstmd *d, struct deferred *df)
 
 /* ---- The socket ---- */
 
-static void
-peer_note(struct dhcp *h, const struct d6_txn *t, const struct sockaddr_in6 *from)
-{
-	const uint8_t *duid = t->m.clientid;
-	size_t len = t->m.clientid_len;
-
-	/*
-	 * Only a message that acted on its own lease says where its client is,
-	 * and only a Reply (an Advertise grants nothing; a flood of Solicits
-	 * must not fill this table).
-	 */
-	if (t->env.nrelays || !t->verified || t->reply_type != D6_REPLY)
-		return;
-	if (!h->peers && !(h->peers = d6_peers_new(PEER_MAX)))
-		return;
-	(void)d6_peers_note(h->peers, duid, len, from);
-}
-
 int
 dhcp_reconfigure(struct dstmd *d, const char *identity)
 {
 	uint8_t duid[D6_DUID_MAX + 2], out[512];
 	size_t n = 0, len;
-	const struct sockaddr_in6 *to;
+	struct sockaddr_in6 to;
 	char a[ADDR_STRLEN];
 	int rc;
 
 	if (!dh || !d6_identity_duid(identity, duid, sizeof(duid), &n))
 		return -ENOENT;
-	if (!(to = d6_peers_find(dh->peers, duid, n))) {
-		dh->reconf_unreachable++;
-		return -EHOSTUNREACH;
-	}
-	/* RFC 8415 §18.3.11: the client answers with a Renew, which learns the end. */
-	rc = d6_server_reconfigure(dh->srv, duid, n, D6_RENEW, out, sizeof(out), &len);
+	/*
+	 * RFC 8415 §18.3.11: the client answers with a Renew, which learns the
+	 * end. A client without a key, or heard only through a relay, is not
+	 * reached.
+	 */
+	rc = d6_server_reconfigure(dh->srv, duid, n, D6_RENEW, out, sizeof(out), &len, &to);
 	if (rc < 0) {
 		dh->reconf_unreachable++;
 		return rc;
 	}
-	if (sendto(dh->fd, out, len, 0, (const struct sockaddr *)to, sizeof(*to)) < 0) {
+	if (sendto(dh->fd, out, len, 0, (const struct sockaddr *)&to, sizeof(to)) < 0) {
 		dh->tx_errors++;
-		log_warn("reconfigure to %s", addr_fmt_v6(&to->sin6_addr, a));
+		log_warn("reconfigure to %s", addr_fmt_v6(&to.sin6_addr, a));
 		return -errno;
 	}
 	dh->reconf_sent++;
@@ -688,7 +660,7 @@ handle_one(struct dhcp *h, const uint8_t *buf, size_t n, const struct sockaddr_i
 		dtx_put(h, x);
 		return;
 	}
-	peer_note(h, &x->t, from);
+	d6_server_note_peer(h->srv, &x->t, from);
 	h->pending_now++;
 	if (!x->t.wait_commit) {
 		dtx_done(x);
@@ -954,7 +926,6 @@ dhcp_fini(struct dstmd *d)
 	d6_server_free(h->srv);
 	lw4o6_fini();
 	free(h->keys);
-	d6_peers_free(h->peers);
 	free(h);
 }
 
@@ -984,9 +955,6 @@ dhcp_counters(const struct dstmd *d, json_t *o)
 	json_object_set_new(o, "dhcp6_reconfigure_sent", json_integer((json_int_t)dh->reconf_sent));
 	json_object_set_new(o, "dhcp6_reconfigure_unreachable",
 	                    json_integer((json_int_t)dh->reconf_unreachable));
-	json_object_set_new(o, "dhcp6_peers", json_integer((json_int_t)d6_peers_count(dh->peers)));
-	json_object_set_new(o, "dhcp6_peers_evicted",
-	                    json_integer((json_int_t)d6_peers_evicted(dh->peers)));
 #define C(f) json_object_set_new(o, "dhcp6_" #f, json_integer((json_int_t)c->f))
 	C(tx_advertise);
 	C(tx_reply);

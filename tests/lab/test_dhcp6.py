@@ -484,7 +484,6 @@ def test_revoke_sends_reconfigure(lab, cli):
     v4 = rep["ias"][0]["v4"]
     key = first(rep["opts"], 11)[12:28]
     before = counters(lab)["dhcp6_reconfigure_sent"]
-    assert counters(lab)["dhcp6_peers"] >= 1         # where it was heard is known
     ctl(lab["ctl"], "revoke", {"address": v4})
     data = cli.recv(timeout=3)
     assert data and data[0] == 10, data

@@ -1067,6 +1067,18 @@ test_auth_required(void **state)
 	env_free(e);
 }
 
+/* The address a client sent from, fe80::`last` port 546 on interface 2. */
+static struct sockaddr_in6
+peer_addr(uint8_t last)
+{
+	struct sockaddr_in6 sa = {
+	    .sin6_family = AF_INET6, .sin6_port = htons(546), .sin6_scope_id = 2};
+
+	addr_parse_v6("fe80::", &sa.sin6_addr);
+	sa.sin6_addr.s6_addr[15] = last;
+	return sa;
+}
+
 static void
 test_reconfigure_key(void **state)
 {
@@ -1076,6 +1088,7 @@ test_reconfigure_key(void **state)
 	uint8_t rc[512], key[16];
 	size_t n;
 	struct d6_msg r;
+	struct sockaddr_in6 from, to;
 
 	mb_start(&m, D6_REQUEST, 1);
 	mb_ids(&m, true);
@@ -1087,15 +1100,75 @@ test_reconfigure_key(void **state)
 	assert_int_equal(e->rep.auth.protocol, D6_AUTH_PROTO_RECONF);
 	assert_int_equal(e->rep.auth.info[0], 1);
 	memcpy(key, e->rep.auth.info + 1, 16);
+	/* Not yet heard directly: nowhere to send it. */
 	assert_int_equal(
-	    d6_server_reconfigure(e->s, CDUID, sizeof(CDUID), D6_RENEW, rc, sizeof(rc), &n), 0);
+	    d6_server_reconfigure(e->s, CDUID, sizeof(CDUID), D6_RENEW, rc, sizeof(rc), &n, &to),
+	    -EHOSTUNREACH);
+	from = peer_addr(0x11);
+	d6_server_note_peer(e->s, &e->t, &from);
+	assert_int_equal(
+	    d6_server_reconfigure(e->s, CDUID, sizeof(CDUID), D6_RENEW, rc, sizeof(rc), &n, &to),
+	    0);
+	assert_memory_equal(&to, &from, sizeof(to));
 	assert_int_equal(d6_parse(rc, n, &e->cfg.codes, &r), D6_OK);
 	assert_int_equal(r.type, D6_RECONFIGURE);
 	assert_int_equal(r.reconf_msg, D6_RENEW);
 	assert_true(d6_auth_verify(&r, key, 16));
 	assert_int_equal(
-	    d6_server_reconfigure(e->s, SDUID, sizeof(SDUID), D6_RENEW, rc, sizeof(rc), &n),
+	    d6_server_reconfigure(e->s, SDUID, sizeof(SDUID), D6_RENEW, rc, sizeof(rc), &n, &to),
 	    -ENOKEY);
+	env_free(e);
+}
+
+/*
+ * Where a client is reached lives with its DUID's key and is forgotten
+ * with it, least recently heard first (max_clients).
+ */
+static void
+test_reconfigure_peer_forgotten_with_its_duid(void **state)
+{
+	struct env *e = env_new();
+	uint8_t rc[512];
+	size_t n;
+	struct sockaddr_in6 from, to;
+	struct mb m;
+
+	d6_server_free(e->s);
+	e->cfg.max_clients = 2;
+	e->s = d6_server_new(&e->cfg, &fops, &e->f, 1000);
+	for (uint8_t i = 1; i <= 3; i++) {
+		uint8_t duid[10] = {0, 3, 0, 1, 2, 0, 0, 9, 0, i};
+		struct d6_rx rx = rx_global(true);
+
+		rx.src.s6_addr[15] = (uint8_t)(0x20 + i);
+		mb_start(&m, D6_SOLICIT, i);
+		mb_opt(&m, D6_OPT_CLIENTID, duid, sizeof(duid));
+		mb_opt(&m, D6_OPT_RAPID_COMMIT, NULL, 0);
+		mb_opt(&m, D6_OPT_RECONF_ACCEPT, NULL, 0);
+		mb_ia(&m, e->cfg.codes.ia_dstm, 1, 0);
+		assert_int_equal(run(e, &m, &rx), D6_ACT_REPLY);
+		assert_true(e->t.verified);
+		from = peer_addr(i);
+		d6_server_note_peer(e->s, &e->t, &from);
+		/* The client heard first has made room for the third. */
+		if (i == 3) {
+			duid[9] = 1;
+			assert_int_equal(d6_server_reconfigure(e->s, duid, sizeof(duid), D6_RENEW,
+			                                       rc, sizeof(rc), &n, &to),
+			                 -ENOKEY);
+		}
+	}
+	for (uint8_t i = 2; i <= 3; i++) {
+		uint8_t duid[10] = {0, 3, 0, 1, 2, 0, 0, 9, 0, i};
+
+		assert_int_equal(d6_server_reconfigure(e->s, duid, sizeof(duid), D6_RENEW, rc,
+		                                       sizeof(rc), &n, &to),
+		                 0);
+		from = peer_addr(i);
+		assert_memory_equal(&to, &from, sizeof(to));
+	}
+	assert_int_equal(d6_server_counters(e->s)->evicted_clients, 1);
+
 	env_free(e);
 }
 
@@ -1653,104 +1726,6 @@ test_lw4o6_release_foreign(void **state)
 	env_free(e);
 }
 
-/* A DUID-EN numbered n, and an address ending in n. */
-static void
-peer_of(unsigned n, uint8_t duid[8], struct sockaddr_in6 *sa)
-{
-	static const uint8_t en[4] = {0, 2, 0, 0};
-
-	memcpy(duid, en, 4);
-	for (int i = 0; i < 4; i++)
-		duid[4 + i] = (uint8_t)(n >> (24 - 8 * i));
-	memset(sa, 0, sizeof(*sa));
-	sa->sin6_family = AF_INET6;
-	sa->sin6_port = htons(546);
-	sa->sin6_addr.s6_addr[0] = 0xfe;
-	sa->sin6_addr.s6_addr[1] = 0x80;
-	memcpy(&sa->sin6_addr.s6_addr[12], duid + 4, 4);
-}
-
-static bool
-peer_at(const struct d6_peers *ps, unsigned n)
-{
-	uint8_t duid[8];
-	struct sockaddr_in6 sa;
-	const struct sockaddr_in6 *got;
-
-	peer_of(n, duid, &sa);
-	got = d6_peers_find(ps, duid, sizeof(duid));
-	return got && !memcmp(&got->sin6_addr, &sa.sin6_addr, 16);
-}
-
-/* The Reconfigure address book: bounded, the client heard longest ago gives its place. */
-static void
-test_peers_evict_the_longest_unheard(void **state)
-{
-	struct d6_peers *ps = d6_peers_new(3);
-	uint8_t duid[8], big[D6_DUID_MAX + 3] = {0};
-	struct sockaddr_in6 sa;
-
-	(void)state;
-	assert_non_null(ps);
-	for (unsigned n = 1; n <= 3; n++) {
-		peer_of(n, duid, &sa);
-		assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
-	}
-	assert_int_equal(d6_peers_count(ps), 3);
-	assert_true(peer_at(ps, 1) && peer_at(ps, 2) && peer_at(ps, 3));
-	/* 1 is heard again, so 2 is now the one heard longest ago. */
-	peer_of(1, duid, &sa);
-	assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
-	peer_of(4, duid, &sa);
-	assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
-	assert_int_equal(d6_peers_count(ps), 3);
-	assert_int_equal(d6_peers_evicted(ps), 1);
-	assert_false(peer_at(ps, 2));
-	assert_true(peer_at(ps, 1) && peer_at(ps, 3) && peer_at(ps, 4));
-	/* A client that moved is reached at its new address. */
-	peer_of(3, duid, &sa);
-	sa.sin6_addr.s6_addr[2] = 0x77;
-	assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
-	assert_int_equal(d6_peers_find(ps, duid, sizeof(duid))->sin6_addr.s6_addr[2], 0x77);
-	assert_int_equal(d6_peers_evicted(ps), 1);
-	/* No DUID, or one longer than a DUID can be: refused, nothing changes. */
-	assert_int_equal(d6_peers_note(ps, duid, 0, &sa), -EINVAL);
-	assert_int_equal(d6_peers_note(ps, big, sizeof(big), &sa), -EINVAL);
-	assert_null(d6_peers_find(ps, big, sizeof(big)));
-	assert_int_equal(d6_peers_count(ps), 3);
-	d6_peers_free(ps);
-}
-
-/* Many clients through a small table: it stays full of the newest, chains intact. */
-static void
-test_peers_churn(void **state)
-{
-	struct d6_peers *ps = d6_peers_new(100);
-	uint8_t duid[8];
-	struct sockaddr_in6 sa;
-
-	(void)state;
-	for (unsigned n = 0; n < 10000; n++) {
-		peer_of(n, duid, &sa);
-		assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
-		/* An old client that keeps renewing keeps its place. */
-		if (n % 50 == 0) {
-			peer_of(1000000, duid, &sa);
-			assert_int_equal(d6_peers_note(ps, duid, sizeof(duid), &sa), 0);
-		}
-	}
-	assert_int_equal(d6_peers_count(ps), 100);
-	assert_true(peer_at(ps, 1000000));
-	for (unsigned n = 0; n < 10000 - 99; n++)
-		assert_false(peer_at(ps, n));
-	for (unsigned n = 10000 - 99; n < 10000; n++)
-		assert_true(peer_at(ps, n));
-	assert_int_equal(d6_peers_evicted(ps), 10000 + 1 - 100);
-	assert_null(d6_peers_new(0));
-	d6_peers_free(ps);
-	d6_peers_free(NULL);
-}
-
 int
 main(void)
 {
@@ -1784,8 +1759,7 @@ main(void)
 	    cmocka_unit_test(test_lw4o6_sender_key),
 	    cmocka_unit_test(test_client_lw4o6),
 	    cmocka_unit_test(test_lw4o6_release_foreign),
-	    cmocka_unit_test(test_peers_evict_the_longest_unheard),
-	    cmocka_unit_test(test_peers_churn),
+	    cmocka_unit_test(test_reconfigure_peer_forgotten_with_its_duid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
